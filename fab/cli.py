@@ -1,0 +1,152 @@
+"""Fabric-1 style task arguments (`deploy:resume=yes`, `rollback:2026-01-01_00.00.00`).
+
+Fabric 3 (invoke) only knows `task --flag value`. `translate` rewrites the
+Fabric-1 spelling into that before invoke parses the task list, and checks every
+task name and typed value on the way, so a typo is one line, not a traceback.
+Both spellings may be mixed on one command line.
+"""
+from fab.errors import UsageError
+
+_TRUE = {"yes", "y", "true", "t", "on", "1"}
+_FALSE = {"no", "n", "false", "f", "off", "0"}
+
+
+def flag_name(param):
+    return "--" + param.replace("_", "-")
+
+
+def split_fabric1_args(text):
+    """`a,b=c\\,d` -> ['a', 'b=c,d']: commas separate, a backslash escapes one."""
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_bool(task, param, value):
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise UsageError(f"{task}: {param} must be yes or no, got {value!r}")
+
+
+def check_value(task, param, default, value):
+    """Reject a value invoke would choke on (an int parameter given 'abc')."""
+    if isinstance(default, int) and not isinstance(default, bool):
+        if not value.strip().isdigit():
+            raise UsageError(
+                f"{task}: {param} must be a whole number (0 or more), got {value!r}"
+            )
+    return value
+
+
+def translate(argv, tasks, environments=()):
+    """Rewrite `argv` (the tokens after the core flags) into invoke's spelling.
+
+    `tasks` maps each task name to its parameters as (name, default) pairs, in
+    order; a bool default makes a flag. `environments` only improves the message
+    for an unknown name.
+    """
+    out = []
+    current = None  # the task whose flags we are reading
+    tokens = list(argv)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if token.startswith("-"):
+            if current is None:
+                out.append(token)
+                continue
+            consumed = _native_flag(current, tasks[current], token, tokens, index)
+            out.extend(tokens[index - 1 : index + consumed])
+            index += consumed
+            continue
+        name, sep, arg_text = token.partition(":")
+        if name not in tasks:
+            raise UsageError(_unknown(name, tasks, environments))
+        current = name
+        out.append(name)
+        if sep:
+            out.extend(_fabric1_flags(name, tasks[name], arg_text))
+    return out
+
+
+def _native_flag(task, params, token, tokens, index):
+    """Check one `--flag[=value]` of `task`; return how many value tokens follow it."""
+    defaults = dict(params)
+    flag, eq, value = token.partition("=")
+    for param, default in params:
+        if flag == flag_name(param) or (
+            isinstance(default, bool) and flag == "--no-" + param.replace("_", "-")
+        ):
+            if isinstance(default, bool):
+                if eq:
+                    raise UsageError(f"{task}: {flag} takes no value")
+                return 0
+            if eq:
+                check_value(task, param, defaults[param], value)
+                return 0
+            if index >= len(tokens):
+                raise UsageError(f"{task}: {flag} needs a value")
+            check_value(task, param, defaults[param], tokens[index])
+            return 1
+    if flag in ("-h", "--help"):
+        return 0
+    known = ", ".join(flag_name(p) for p, _ in params) or "none"
+    raise UsageError(f"{task}: unknown option {flag} (options: {known})")
+
+
+def _fabric1_flags(task, params, arg_text):
+    if not params:
+        raise UsageError(f"{task} takes no arguments")
+    defaults = dict(params)
+    given = {}
+    positional = []
+    for part in split_fabric1_args(arg_text):
+        key, eq, value = part.partition("=")
+        if eq and key in defaults:
+            if key in given:
+                raise UsageError(f"{task}: {key} given twice")
+            given[key] = value
+        elif eq and key.isidentifier():
+            known = ", ".join(p for p, _ in params)
+            raise UsageError(f"{task}: unknown argument {key!r} (arguments: {known})")
+        else:
+            positional.append(part)
+    free = [p for p, _ in params if p not in given]
+    if len(positional) > len(free):
+        raise UsageError(f"{task}: too many arguments: {','.join(positional)}")
+    given.update(zip(free, positional))
+    flags = []
+    for param, value in given.items():
+        default = defaults[param]
+        if isinstance(default, bool):
+            wanted = parse_bool(task, param, value)
+            if wanted != default:
+                flags.append(flag_name(param) if wanted else "--no-" + param.replace("_", "-"))
+        else:
+            flags.append(f"{flag_name(param)}={check_value(task, param, default, value)}")
+    return flags
+
+
+def _unknown(name, tasks, environments):
+    envs = ", ".join(sorted(environments)) or "none"
+    if not name:
+        return "empty task name"
+    return (
+        f"unknown task or environment {name!r} "
+        f"(environments: {envs}; `fab -l` lists the tasks)"
+    )

@@ -1,0 +1,184 @@
+"""Environment files (`environments/<env>.yml`): schema, loading and validation.
+
+Everything is checked on load, before any host is touched; an invalid file is
+one line naming the file and the field.
+"""
+import os
+import re
+from typing import Dict, List, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fab import PROJECT_ROOT
+from fab.errors import ConfigError
+
+ENVIRONMENTS_DIR = os.path.join(PROJECT_ROOT, "environments")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppConfig(_Strict):
+    repo: str = Field(min_length=1, description="git URL or path the hosts fetch from")
+    branch: str = Field(default="main", min_length=1)
+
+
+class HealthCheck(_Strict):
+    path: str = "/health"
+    #: Also ask /version and require the new commit and release (catches an app
+    #: server still running old code after the swap).
+    version_path: Optional[str] = "/version"
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class Service(_Strict):
+    role: str
+    template: str = Field(description="Jinja2 template under templates/")
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1)
+    health_check: Optional[HealthCheck] = None
+
+    @model_validator(mode="after")
+    def _health_needs_port(self):
+        if self.health_check is not None and self.port is None:
+            raise ValueError("a health_check needs a port")
+        return self
+
+
+class Environment(_Strict):
+    name: str = Field(pattern=_NAME)
+    app: AppConfig
+    code_root: str = Field(min_length=1)
+    ssh_config: Optional[str] = None
+    roles: Dict[str, List[str]]
+    python: str = "python3"
+    virtualenv: str = "virtualenv"
+    requirements: List[str] = ["requirements.txt"]
+    pip_args: List[str] = []
+    build_commands: List[str] = []
+    checks: List[str] = []
+    keep_releases: int = Field(default=3, ge=1)
+    supervisorctl: str = "supervisorctl"
+    services: Dict[str, Service] = {}
+    command_timeout: float = Field(default=600.0, gt=0)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_have_hosts(cls, roles):
+        if not roles:
+            raise ValueError("at least one role with hosts is required")
+        for role, hosts in roles.items():
+            if not re.match(_NAME, role):
+                raise ValueError(f"invalid role name {role!r}")
+            if not hosts:
+                raise ValueError(f"role {role!r} has no hosts")
+            for host in hosts:
+                if not re.match(_NAME, host):
+                    raise ValueError(f"invalid host name {host!r} in role {role!r}")
+        return roles
+
+    @field_validator("code_root")
+    @classmethod
+    def _code_root_is_rooted(cls, value):
+        if not (value.startswith("/") or value.startswith("~/")):
+            raise ValueError("must be absolute or start with ~/")
+        return value.rstrip("/")
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services):
+        for name in services:
+            if not re.match(_NAME, name):
+                raise ValueError(f"invalid service name {name!r}")
+        return services
+
+    @model_validator(mode="after")
+    def _services_use_known_roles(self):
+        for name, service in self.services.items():
+            if service.role not in self.roles:
+                raise ValueError(
+                    f"service {name!r} runs on unknown role {service.role!r} "
+                    f"(roles: {', '.join(sorted(self.roles))})"
+                )
+        return self
+
+    @property
+    def hosts(self):
+        """Every host once, in the order the roles first name them."""
+        seen = []
+        for hosts in self.roles.values():
+            seen.extend(h for h in hosts if h not in seen)
+        return seen
+
+    def roles_of(self, host):
+        return [role for role, hosts in self.roles.items() if host in hosts]
+
+    def hosts_of(self, role):
+        if role not in self.roles:
+            raise ConfigError(
+                f"{self.name}: unknown role {role!r} (roles: {', '.join(sorted(self.roles))})"
+            )
+        return list(self.roles[role])
+
+    def services_on(self, host):
+        roles = self.roles_of(host)
+        return {name: s for name, s in self.services.items() if s.role in roles}
+
+    def program_name(self, service_name):
+        """The supervisor program name of a service in this environment."""
+        return f"{self.name}-{service_name}"
+
+    def ssh_config_path(self):
+        if not self.ssh_config:
+            return None
+        path = os.path.expanduser(self.ssh_config)
+        return path if os.path.isabs(path) else os.path.join(PROJECT_ROOT, path)
+
+
+def available_environments(directory=ENVIRONMENTS_DIR):
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        name[: -len(".yml")] for name in os.listdir(directory) if name.endswith(".yml")
+    )
+
+
+def load_environment(name, directory=ENVIRONMENTS_DIR):
+    """Read and validate `environments/<name>.yml`; ConfigError in one line otherwise."""
+    path = os.path.join(directory, f"{name}.yml")
+    shown = os.path.relpath(path)
+    if not re.match(_NAME, name) or not os.path.isfile(path):
+        known = ", ".join(available_environments(directory)) or "none"
+        raise ConfigError(f"unknown environment {name!r} (environments: {known})")
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{shown}:{where} not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
+    data = {"name": name, **data}
+    try:
+        return Environment.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
+
+
+def describe_validation_error(error):
+    """Pydantic's errors as one line: `field.path: message; ...`."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,44 @@
+"""The errors a user can cause, each reported as one line and a non-zero exit.
+
+Anything else that escapes a task is an internal bug and keeps its traceback.
+"""
+
+
+class DeployError(Exception):
+    """Base for every error the task layer turns into one line and exit code."""
+
+    exit_code = 1
+
+
+class UsageError(DeployError):
+    """Bad command line: unknown task or environment, malformed argument."""
+
+    exit_code = 2
+
+
+class ConfigError(DeployError):
+    """An environment file is missing, malformed or invalid."""
+
+    exit_code = 2
+
+
+class PreflightError(DeployError):
+    """Something found before the first change to any host (bad branch, lock held)."""
+
+
+class LockHeld(PreflightError):
+    """Another deploy holds the environment's lock."""
+
+    exit_code = 3
+
+
+class StepFailed(DeployError):
+    """A step failed on one or more hosts; `failures` maps host -> detail."""
+
+    def __init__(self, step, failures):
+        self.step = step
+        self.failures = dict(failures)
+        hosts = ", ".join(
+            f"{host} ({detail})" for host, detail in sorted(self.failures.items())
+        )
+        super().__init__(f"step '{step}' failed on {hosts}")

@@ -1,0 +1,34 @@
+"""Removing old releases and the virtualenvs no release uses any more.
+
+Runs on: all roles. What to delete is decided by `fab.releases.releases_to_delete`
+from every host's state before any host changes; this only carries it out. Safe
+to rerun.
+"""
+from fab import shell
+from fab.operations import ALL_ROLES
+from fab.releases import validate_release_name
+
+ROLES = ALL_ROLES
+
+
+def delete_releases(host, names):
+    paths = host.facts["paths"]
+    doomed = [paths.release(validate_release_name(name)) for name in names]
+    root = shell.quote(paths.code_root)
+    host.run(
+        f"""
+set -e
+cd {root}
+{shell.command("rm", "-rf", "--", *doomed) if doomed else "true"}
+# A venv no remaining release links to is no longer needed.
+if [ -d venvs ]; then
+  used=$(for link in releases/*/python_env; do [ -L "$link" ] && basename "$(readlink "$link")"; done; true)
+  for venv in venvs/*/; do
+    [ -d "$venv" ] || continue
+    key=$(basename "$venv")
+    printf '%s\\n' "$used" | grep -qxF "$key" || rm -rf "$venv"
+  done
+fi
+"""
+    )
+    return f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"

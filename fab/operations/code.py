@@ -1,0 +1,67 @@
+"""Getting the application's code: resolve the branch once, fill releases from a git cache.
+
+`resolve_commit` runs locally (before any host is touched). `checkout` runs on
+all roles: it updates the host's bare mirror of the app repository (a fetch, not
+a fresh clone) and exports the commit into the release directory, with a
+REVISION file naming it. Safe to rerun: an exported release is not exported again.
+"""
+import re
+import subprocess
+
+from fab import shell
+from fab.errors import PreflightError
+from fab.operations import ALL_ROLES
+from fab.operations.release import once
+
+ROLES = ALL_ROLES
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def resolve_commit(repo, ref):
+    """The commit `ref` (a branch, tag or commit id) names in `repo`, asked once, locally."""
+    if _SHA.match(ref):
+        return ref
+    try:
+        result = subprocess.run(
+            ["git", "ls-remote", "--", repo, ref],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise PreflightError(f"git ls-remote {repo} timed out") from None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PreflightError(f"cannot read repository {repo}: {last}")
+    wanted = {f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}", ref}
+    found = {}
+    for line in result.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name in wanted:
+            found[name] = sha
+    for name in (f"refs/tags/{ref}^{{}}", f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
+        if name in found:
+            return found[name]
+    raise PreflightError(f"branch or tag {ref!r} does not exist in {repo}")
+
+
+def checkout(host, release_name, commit):
+    """Update the git cache and export `commit` into the release. Returns a short note."""
+    paths = host.facts["paths"]
+    repo = host.env.app.repo
+    cache = shell.quote(paths.git_cache)
+    release = shell.quote(paths.release(release_name))
+    body = f"""
+if [ -d {cache}/objects ]; then
+  git --git-dir={cache} remote set-url origin {shell.quote(repo)}
+  git --git-dir={cache} fetch --quiet --prune origin
+else
+  rm -rf {cache}
+  git clone --quiet --mirror {shell.quote(repo)} {cache}
+fi
+if ! git --git-dir={cache} cat-file -e {shell.quote(commit + "^{commit}")} 2>/dev/null; then
+  echo "commit {commit} is not in {repo}" >&2; exit 1
+fi
+git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {release}
+printf '%s\\n' {shell.quote(commit)} > {release}/REVISION
+echo "exported {commit[:12]}"
+"""
+    return once(host, release_name, "code", body)

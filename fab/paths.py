@@ -1,0 +1,85 @@
+"""Every remote path, derived from an environment's code root. No other module joins paths.
+
+    <code_root>/
+      releases/<name>/            one release: code, python_env -> venv, services/, .release/
+      current -> releases/<name>  swapped atomically
+      shared/  log/  venvs/<key>/  git-cache/  .deploy-lock/
+"""
+import posixpath
+
+RELEASE_META_DIR = ".release"
+
+
+class Paths:
+    """Remote paths of one environment on one host; `code_root` is absolute."""
+
+    def __init__(self, code_root):
+        if not posixpath.isabs(code_root):
+            raise ValueError(f"code root must be absolute, got {code_root!r}")
+        self.code_root = posixpath.normpath(code_root)
+
+    def _under(self, *parts):
+        return posixpath.join(self.code_root, *parts)
+
+    @property
+    def releases(self):
+        return self._under("releases")
+
+    @property
+    def current(self):
+        return self._under("current")
+
+    @property
+    def shared(self):
+        return self._under("shared")
+
+    @property
+    def log(self):
+        return self._under("log")
+
+    @property
+    def venvs(self):
+        return self._under("venvs")
+
+    @property
+    def git_cache(self):
+        return self._under("git-cache")
+
+    @property
+    def lock(self):
+        return self._under(".deploy-lock")
+
+    def release(self, name):
+        return posixpath.join(self.releases, name)
+
+    def release_meta(self, name):
+        return posixpath.join(self.release(name), RELEASE_META_DIR, "meta.json")
+
+    def release_steps(self, name):
+        return posixpath.join(self.release(name), RELEASE_META_DIR, "steps")
+
+    def release_step(self, name, step):
+        return posixpath.join(self.release_steps(name), step)
+
+    def release_python_env(self, name):
+        return posixpath.join(self.release(name), "python_env")
+
+    def release_services(self, name):
+        return posixpath.join(self.release(name), "services", "supervisor")
+
+    def venv(self, key):
+        return posixpath.join(self.venvs, key)
+
+    @staticmethod
+    def current_target(name):
+        """The relative target `current` points at, so the tree can be moved whole."""
+        return posixpath.join("releases", name)
+
+
+def expand_home(path, home):
+    """`~/x` on a host whose home is `home` -> `home/x`; absolute paths pass through."""
+    if path == "~":
+        return home
+    if path.startswith("~/"):
+        return posixpath.join(home, path[2:])
+    return path

@@ -1,0 +1,154 @@
+"""Pure decisions about releases: naming, metadata, what cleanup deletes.
+
+Nothing here touches a host; every function is unit-tested without SSH.
+"""
+import dataclasses
+import datetime as dt
+import json
+import re
+
+from fab.errors import UsageError
+
+RELEASE_NAME_FORMAT = "%Y-%m-%d_%H.%M.%S"
+_RELEASE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}\.\d{2}\.\d{2}(-\d+)?$")
+
+BUILDING = "building"
+GOOD = "good"
+FAILED = "failed"
+ROLLED_BACK = "rolled_back"
+PRIVATE = "private"
+STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE)
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def new_release_name(now, existing=()):
+    """The UTC timestamp name for a release started at `now`.
+
+    Two releases started within one second (a deploy right after a setup_release)
+    would collide; the later one gets a `-N` suffix, which still sorts after the
+    plain name and before the next second's.
+    """
+    base = now.astimezone(dt.timezone.utc).strftime(RELEASE_NAME_FORMAT)
+    taken = set(existing)
+    name, counter = base, 1
+    while name in taken:
+        name = f"{base}-{counter}"
+        counter += 1
+    return name
+
+
+def validate_release_name(name):
+    """Return `name` if it is a release name; a user-supplied path never gets through."""
+    if not isinstance(name, str) or not _RELEASE_NAME.match(name):
+        raise UsageError(
+            f"invalid release name {name!r}: expected YYYY-MM-DD_HH.MM.SS "
+            "(see `fab <env> releases`)"
+        )
+    return name
+
+
+def parse_keep_days(value):
+    """`keep_days` from the command line: a non-negative whole number of days."""
+    text = str(value).strip()
+    if not text.isdigit():
+        raise UsageError(f"keep_days must be a whole number of days (0 or more), got {value!r}")
+    return int(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseMeta:
+    """What a release is; identical on every host of a deploy, stored beside its code."""
+
+    name: str
+    commit: str
+    branch: str
+    deployed_by: str
+    created_at: str
+    status: str = BUILDING
+    keep_until: str = None
+    hotfixes: tuple = ()
+
+    def with_status(self, status):
+        if status not in STATUSES:
+            raise ValueError(f"unknown release status {status!r}")
+        return dataclasses.replace(self, status=status)
+
+    def to_json(self):
+        data = dataclasses.asdict(self)
+        data["hotfixes"] = list(self.hotfixes)
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in fields}
+        data["hotfixes"] = tuple(data.get("hotfixes") or ())
+        return cls(**data)
+
+    def protected_at(self, now):
+        """True while keep_days protects this release from cleanup."""
+        if not self.keep_until:
+            return False
+        return dt.datetime.fromisoformat(self.keep_until) > now
+
+
+def keep_until(now, keep_days):
+    """The moment a release made with `keep_days` stops being protected (None for 0)."""
+    if not keep_days:
+        return None
+    return (now + dt.timedelta(days=keep_days)).isoformat()
+
+
+@dataclasses.dataclass(frozen=True)
+class HostRelease:
+    """A release directory as found on one host; `meta` is None if it has none."""
+
+    name: str
+    meta: ReleaseMeta = None
+
+    @property
+    def status(self):
+        # A directory without metadata never finished its first step.
+        return self.meta.status if self.meta else FAILED
+
+
+def releases_to_delete(releases, current, keep, now, rollback_target=None):
+    """Names of releases cleanup removes on one host, oldest first.
+
+    Kept: `current`; `rollback_target`; any release protected by keep_days; the
+    newest `keep` good releases (current counts as one); the newest unfinished
+    (building) release, which a resume may still complete. Failed, rolled-back and
+    expired private releases never count toward `keep`, so a run of failed deploys
+    cannot push the last good release out.
+    """
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    ordered = sorted(releases, key=lambda r: r.name)
+    keep_names = {current, rollback_target}
+    keep_names.update(r.name for r in ordered if r.meta and r.meta.protected_at(now))
+    good = [r.name for r in ordered if r.status == GOOD or r.name == current]
+    keep_names.update(good[-keep:])
+    building = [r.name for r in ordered if r.status == BUILDING]
+    keep_names.update(building[-1:])
+    return [r.name for r in ordered if r.name not in keep_names]
+
+
+def previous_good_release(releases, current):
+    """The newest good release older than `current` (the rollback target), or None."""
+    older_good = [
+        r.name
+        for r in releases
+        if r.status == GOOD and (current is None or r.name < current)
+    ]
+    return max(older_good) if older_good else None
+
+
+def disagreement(values_by_host):
+    """None if every host reports the same value, else a 'host=value, ...' description."""
+    if len(set(values_by_host.values())) <= 1:
+        return None
+    return ", ".join(f"{host}={value}" for host, value in sorted(values_by_host.items()))

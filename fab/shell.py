@@ -1,0 +1,47 @@
+"""Building remote shell commands: the one place that quotes.
+
+Every argument that reaches a remote shell goes through `quote` (directly or via
+`command`). Paths may start with `~/`, which is kept expandable by the remote shell.
+"""
+import base64
+import shlex
+
+
+def quote(value):
+    """Quote one argument for a POSIX shell, keeping a leading `~/` expandable."""
+    value = str(value)
+    if value == "~":
+        return '"$HOME"'
+    if value.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(value[2:])
+    return shlex.quote(value)
+
+
+def command(*args):
+    """One shell command from separate arguments, each quoted."""
+    return " ".join(quote(arg) for arg in args)
+
+
+def script(*lines):
+    """Several commands run as one remote round trip, stopping at the first failure."""
+    return "set -e\n" + "\n".join(line for line in lines if line)
+
+
+def write_file(path, content, mode=None):
+    """Commands that write `content` to `path` atomically (temp file, then rename).
+
+    The content travels base64-encoded, so no byte of it is ever parsed by the shell.
+    """
+    encoded = base64.b64encode(content.encode()).decode()
+    temp = f"{path}.tmp.$$"
+    lines = [f"printf %s {quote(encoded)} | base64 -d > {quote_with_pid(temp)}"]
+    if mode is not None:
+        lines.append(f"chmod {mode:o} {quote_with_pid(temp)}")
+    lines.append(f"mv -f {quote_with_pid(temp)} {quote(path)}")
+    return "\n".join(lines)
+
+
+def quote_with_pid(path_with_pid):
+    """Quote a path that ends in the shell's `$$` (a per-process temporary name)."""
+    base = path_with_pid[: -len("$$")]
+    return quote(base) + "$$"
