@@ -30,13 +30,13 @@ from fab.session import locked, open_fleet, select_environment, selected_environ
 def deploy(c, resume=False):
     """Build a new release on every host, swap current on all of them, restart, verify."""
     env = selected_environment(c)
+    commit = None if resume else code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "deploy"):
         states = fleet.each("state", state.read, quiet=True)
         if resume:
             meta = release_to_resume(states)
             reporter.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
-            commit = code.resolve_commit(env.app.repo, env.app.branch)
             meta = new_release(states, commit, env.app.branch)
             reporter.stage(f"deploying {env.app.branch} at {commit[:12]} as release {meta.name}")
 
@@ -54,9 +54,9 @@ def setup_release(c, keep_days=0):
     """Build a private release (code + virtualenv) without swapping; print its path."""
     env = selected_environment(c)
     days = rel.parse_keep_days(keep_days)
+    commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "setup_release"):
         states = fleet.each("state", state.read, quiet=True)
-        commit = code.resolve_commit(env.app.repo, env.app.branch)
         meta = new_release(states, commit, env.app.branch, status=rel.PRIVATE, keep_days=days)
         reporter.stage(f"building private release {meta.name} at {commit[:12]}")
         build_release(fleet, meta)

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fab import PROJECT_ROOT
 from fab.errors import ConfigError
 
-ENVIRONMENTS_DIR = os.path.join(PROJECT_ROOT, "environments")
+#: Where environment files live; DEPLOY_ENVIRONMENTS points elsewhere (e.g. a
+#: directory kept next to the application instead of next to this project).
+ENVIRONMENTS_DIR = os.environ.get("DEPLOY_ENVIRONMENTS") or os.path.join(PROJECT_ROOT, "environments")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the deployer, its sandbox and its tests need on a fresh Debian
+# machine, as root: system packages, then the project's virtualenv (.venv).
+#   scripts/bootstrap.sh [requirements file]     (default: requirements.txt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requirements=${1:-requirements.txt}
+
+packages=()
+[ -x /usr/sbin/sshd ] || packages+=(openssh-server)
+command -v ssh-keygen >/dev/null || packages+=(openssh-client)
+command -v git >/dev/null || packages+=(git)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+command -v runuser >/dev/null || packages+=(util-linux)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${packages[*]}"
+  # Installing a server package must not start a system-wide service here.
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=yes
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  [ -z "$created_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  python3 -m venv .venv
+fi
+stamp=".venv/.installed-$(cat "$requirements" requirements.txt | sha256sum | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+  echo "bootstrap: installing $requirements"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  touch "$stamp"
+fi

@@ -1,0 +1,175 @@
+"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.0.21-23, each
+with its own unix user and supervisord, a real git repository for the sample app.
+
+The fleet lives for the test session and is destroyed at the end even when tests
+fail; each test gets its own environment (code root, program names, port), which
+is removed from every host afterwards.
+"""
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.request
+
+import pytest
+
+from fab import PROJECT_ROOT, sandbox
+
+TEST_FLEET = sandbox.FleetSpec(
+    root="/srv/fab-test-fleet",
+    user_prefix="fabtest",
+    hosts={"web1": "127.0.0.21", "web2": "127.0.0.22", "pillow1": "127.0.0.23"},
+)
+FAB = os.path.join(os.path.dirname(sys.executable), "fab")
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    if os.geteuid() != 0:
+        pytest.skip("the test fleet needs root (it creates users and runs sshd)")
+    sandbox.destroy(TEST_FLEET)  # whatever a crashed earlier run left behind
+    try:
+        sandbox.up(TEST_FLEET)
+        yield TEST_FLEET
+    finally:
+        sandbox.destroy(TEST_FLEET)
+
+
+class DeployEnv:
+    """One environment on the test fleet, driven through the real `fab` command."""
+
+    def __init__(self, spec, directory, name, port):
+        self.spec = spec
+        self.directory = directory
+        self.name = name
+        self.port = port
+        self.code_root_rel = f"www/{name}"
+        self.extra = {}
+
+    # -- configuration -------------------------------------------------------
+
+    def write_config(self, **overrides):
+        config = {
+            "app": {"repo": self.spec.app_repo, "branch": "main"},
+            "code_root": f"~/{self.code_root_rel}",
+            "ssh_config": self.spec.ssh_config,
+            "roles": {"webworkers": ["web1", "web2"], "pillowtop": ["pillow1"]},
+            "python": "/usr/bin/python3",
+            "virtualenv": f"{sandbox.TOOLS}/bin/virtualenv",
+            "requirements": ["requirements.txt"],
+            "pip_args": ["--no-index", "--find-links", sandbox.WHEELHOUSE],
+            "keep_releases": 3,
+            "supervisorctl": f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
+            "services": {
+                "web": {
+                    "role": "webworkers",
+                    "template": "supervisor/gunicorn.conf.j2",
+                    "port": self.port,
+                    "workers": 1,
+                    "health_check": {"path": "/health", "version_path": "/version", "timeout": 20},
+                },
+                "pillow": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
+            },
+        }
+        config.update(overrides)
+        path = os.path.join(self.directory, f"{self.name}.yml")
+        with open(path, "w") as handle:
+            json.dump(config, handle, indent=2)  # JSON is YAML
+        return path
+
+    # -- driving the deployer ------------------------------------------------
+
+    def fab(self, *args, timeout=300):
+        """Run `fab <env> <args>` as a user would, non-interactively (CI=true)."""
+        return run_fab(self.name, *args, environments=self.directory, timeout=timeout)
+
+    def commit(self, path, content, message="change"):
+        return sandbox.commit_app_change(self.spec, path, content, message)
+
+    def head(self):
+        return sandbox.git("rev-parse", "HEAD", cwd=self.spec.app_workdir)
+
+    # -- looking at the hosts, as a user would -------------------------------
+
+    def remote(self, host, command, check=True):
+        result = subprocess.run(
+            ["ssh", "-F", self.spec.ssh_config, host, command],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{host}: {command!r} failed: {result.stderr}")
+        return result.stdout.strip()
+
+    def code_root(self, host):
+        return os.path.join(self.spec.home(host), self.code_root_rel)
+
+    def current(self, host):
+        """The release name `current` points to on `host` (None if there is none)."""
+        link = os.path.join(self.code_root(host), "current")
+        return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+
+    def releases(self, host):
+        directory = os.path.join(self.code_root(host), "releases")
+        return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+    def meta(self, host, release):
+        path = os.path.join(self.code_root(host), "releases", release, ".release", "meta.json")
+        with open(path) as handle:
+            return json.load(handle)
+
+    def version(self, host):
+        """What the app on a web host answers at /version, over HTTP."""
+        address = self.spec.hosts[host]
+        with urllib.request.urlopen(f"http://{address}:{self.port}/version", timeout=10) as response:
+            return json.loads(response.read().decode())
+
+    def program_status(self, host):
+        out = self.remote(host, f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status", check=False)
+        return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+
+    def remove_from_hosts(self):
+        for host in self.spec.hosts:
+            self.remote(host, textwrap.dedent(f"""
+                rm -rf ~/{self.code_root_rel} ~/.config/pip
+                {sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null
+            """), check=False)
+
+
+def run_fab(*args, environments=None, timeout=300):
+    env = {**os.environ, "CI": "true"}
+    if environments:
+        env["DEPLOY_ENVIRONMENTS"] = environments
+    return subprocess.run(
+        [FAB, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def deploy_env(fleet, tmp_path):
+    number = next(_numbers)
+    env = DeployEnv(fleet, str(tmp_path), f"t{number}", 8100 + number)
+    env.write_config()
+    try:
+        yield env
+    finally:
+        env.remove_from_hosts()
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def assert_one_line_error(result, *fragments):
+    """A user error: non-zero exit, one line on stderr, no traceback."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

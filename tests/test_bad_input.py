@@ -1,0 +1,87 @@
+"""Bad input is one clear line, a non-zero exit, and no change on any host."""
+import os
+
+from conftest import assert_one_line_error, run_fab
+
+
+def nothing_on_hosts(env):
+    return all(not os.path.exists(env.code_root(host)) for host in env.spec.hosts)
+
+
+def test_unknown_environment(deploy_env):
+    result = run_fab("nosuchenv", "deploy", environments=deploy_env.directory)
+    assert_one_line_error(result, "unknown task or environment 'nosuchenv'", deploy_env.name)
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_unknown_task(deploy_env):
+    result = deploy_env.fab("deploi")
+    assert_one_line_error(result, "unknown task or environment 'deploi'")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_keep_days_not_a_number_in_both_spellings(deploy_env):
+    for args in (["setup_release:keep_days=abc"], ["setup_release", "--keep-days", "abc"],
+                 ["setup_release:keep_days=-1"]):
+        result = deploy_env.fab(*args)
+        assert_one_line_error(result, "keep_days must be a whole number")
+        assert result.returncode == 2
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_unknown_task_argument(deploy_env):
+    result = deploy_env.fab("deploy:resum=yes")
+    assert_one_line_error(result, "unknown argument 'resum'")
+    result = deploy_env.fab("deploy:resume=maybe")
+    assert_one_line_error(result, "resume must be yes or no")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_malformed_environment_file(deploy_env):
+    with open(os.path.join(deploy_env.directory, f"{deploy_env.name}.yml"), "w") as handle:
+        handle.write("app: {repo: x\nroles: [\n")
+    assert_one_line_error(deploy_env.fab("deploy"), f"{deploy_env.name}.yml", "not valid YAML")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_invalid_environment_settings(deploy_env):
+    deploy_env.write_config(keep_releases=0, colour="blue")
+    line = assert_one_line_error(deploy_env.fab("deploy"), "keep_releases", "colour: unknown setting")
+    assert f"{deploy_env.name}.yml" in line
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_branch_that_does_not_exist(deploy_env):
+    deploy_env.write_config(app={"repo": deploy_env.spec.app_repo, "branch": "no-such-branch"})
+    assert_one_line_error(deploy_env.fab("deploy"), "'no-such-branch' does not exist")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_unknown_host_key_is_refused(deploy_env, tmp_path):
+    """A host whose key is not in known_hosts is refused, not silently trusted."""
+    spec = deploy_env.spec
+    with open(spec.ssh_config) as handle:
+        config = handle.read().replace(spec.known_hosts, str(tmp_path / "empty_known_hosts"))
+    (tmp_path / "empty_known_hosts").write_text("")
+    (tmp_path / "ssh_config").write_text(config)
+    deploy_env.write_config(ssh_config=str(tmp_path / "ssh_config"))
+    line = assert_one_line_error(deploy_env.fab("deploy"), "unknown host key")
+    assert "web1" in line
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_changed_host_key_is_refused(deploy_env, tmp_path):
+    spec = deploy_env.spec
+    with open(spec.known_hosts) as handle:
+        lines = handle.read().splitlines()
+    # Give web1's address another host's key.
+    web1 = next(i for i, line in enumerate(lines) if spec.hosts["web1"] in line)
+    other = next(line for i, line in enumerate(lines) if i != web1)
+    lines[web1] = lines[web1].split()[0] + " " + " ".join(other.split()[1:])
+    (tmp_path / "known_hosts").write_text("\n".join(lines) + "\n")
+    with open(spec.ssh_config) as handle:
+        config = handle.read().replace(spec.known_hosts, str(tmp_path / "known_hosts"))
+    (tmp_path / "ssh_config").write_text(config)
+    deploy_env.write_config(ssh_config=str(tmp_path / "ssh_config"))
+    assert_one_line_error(deploy_env.fab("deploy"), "host key mismatch")
+    assert nothing_on_hosts(deploy_env)

@@ -1,0 +1,62 @@
+"""Fabric-1 argument translation (`task:a=b`) into invoke's spelling."""
+import pytest
+
+from fab.cli import split_fabric1_args, translate
+from fab.errors import UsageError
+
+TASKS = {
+    "sandbox": [],
+    "deploy": [("resume", False)],
+    "setup_release": [("keep_days", 0)],
+    "rollback": [("release", "")],
+    "manage": [("command", ""), ("host", "")],
+    "safe": [("check", True)],
+}
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["sandbox", "deploy"], ["sandbox", "deploy"]),
+    (["sandbox", "deploy:resume=yes"], ["sandbox", "deploy", "--resume"]),
+    (["sandbox", "deploy:resume=no"], ["sandbox", "deploy"]),
+    (["sandbox", "deploy:yes"], ["sandbox", "deploy", "--resume"]),
+    (["sandbox", "setup_release:keep_days=3"], ["sandbox", "setup_release", "--keep-days=3"]),
+    (["sandbox", "setup_release", "--keep-days", "3"], ["sandbox", "setup_release", "--keep-days", "3"]),
+    (["sandbox", "setup_release", "--keep-days=3"], ["sandbox", "setup_release", "--keep-days=3"]),
+    (["sandbox", "rollback:2026-01-01_00.00.00"], ["sandbox", "rollback", "--release=2026-01-01_00.00.00"]),
+    (["sandbox", "manage:migrate --noinput\\, really,host=web1"],
+     ["sandbox", "manage", "--host=web1", "--command=migrate --noinput, really"]),
+    (["sandbox", "manage:host=web1,check"], ["sandbox", "manage", "--host=web1", "--command=check"]),
+    (["safe:check=no"], ["safe", "--no-check"]),
+    (["-e", "sandbox", "deploy", "--resume"], ["-e", "sandbox", "deploy", "--resume"]),
+    (["sandbox", "deploy", "--help"], ["sandbox", "deploy", "--help"]),
+])
+def test_translate(argv, expected):
+    assert translate(argv, TASKS) == expected
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["nope", "deploy"], "unknown task or environment 'nope'"),
+    (["sandbox", "deploy:resume=maybe"], "resume must be yes or no"),
+    (["sandbox", "deploy:bogus=1"], "unknown argument 'bogus'"),
+    (["sandbox", "deploy:yes,no"], "too many arguments"),
+    (["sandbox", "setup_release:keep_days=abc"], "keep_days must be a whole number"),
+    (["sandbox", "setup_release", "--keep-days", "abc"], "keep_days must be a whole number"),
+    (["sandbox", "setup_release", "--keep-days"], "needs a value"),
+    (["sandbox", "setup_release:keep_days=1,keep_days=2"], "given twice"),
+    (["sandbox", "sandbox:x"], "takes no arguments"),
+    (["sandbox", "deploy", "--resum"], "unknown option --resum"),
+    (["sandbox", "deploy", "--resume=yes"], "takes no value"),
+])
+def test_translate_rejects(argv, message):
+    with pytest.raises(UsageError, match=message):
+        translate(argv, TASKS)
+
+
+def test_unknown_name_lists_environments():
+    with pytest.raises(UsageError, match="environments: prod, sandbox"):
+        translate(["prd", "deploy"], TASKS, ["sandbox", "prod"])
+
+
+def test_split_fabric1_args():
+    assert split_fabric1_args("a,b=c\\,d,") == ["a", "b=c,d", ""]
+    assert split_fabric1_args("x\\\\y") == ["x\\y"]

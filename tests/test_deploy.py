@@ -1,0 +1,98 @@
+"""`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
+import os
+import subprocess
+
+from conftest import FAB, assert_ok
+
+
+def live_release(env):
+    """The one release every host's current points to (fails if hosts differ)."""
+    currents = {host: env.current(host) for host in env.spec.hosts}
+    assert len(set(currents.values())) == 1, currents
+    return next(iter(currents.values()))
+
+
+def test_deploy_puts_the_same_release_live_everywhere(deploy_env):
+    env = deploy_env
+    commit = env.head()
+    result = assert_ok(env.fab("deploy"))
+
+    release = live_release(env)
+    assert release is not None
+    assert "deploy finished" in result.stdout
+    for host in ("web1", "web2"):
+        answer = env.version(host)
+        assert answer["commit"] == commit
+        assert answer["release"] == os.path.join(env.code_root(host), "releases", release)
+    assert env.program_status("pillow1")[f"{env.name}-pillow"] == "RUNNING"
+    for host in env.spec.hosts:
+        meta = env.meta(host, release)
+        assert (meta["status"], meta["commit"]) == ("good", commit)
+        with open(os.path.join(env.code_root(host), "current", "REVISION")) as handle:
+            assert handle.read().strip() == commit
+
+
+def test_second_deploy_switches_every_host_and_reuses_the_virtualenv(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    first = live_release(env)
+    venv = os.path.realpath(os.path.join(env.code_root("web1"), "releases", first, "python_env"))
+    venv_inode = os.stat(venv).st_ino
+
+    new_commit = env.commit("NEWS.txt", "second release\n", "second release")
+    result = assert_ok(env.fab("deploy"))
+
+    second = live_release(env)
+    assert second != first
+    for host in ("web1", "web2"):
+        assert env.version(host)["commit"] == new_commit
+    # Unchanged requirements: the same venv, untouched, and pip never ran.
+    assert "reused venv" in result.stdout and "built venv" not in result.stdout
+    second_venv = os.path.realpath(os.path.join(env.code_root("web1"), "releases", second, "python_env"))
+    assert second_venv == venv and os.stat(venv).st_ino == venv_inode
+    assert env.program_status("pillow1")[f"{env.name}-pillow"] == "RUNNING"
+
+
+def test_a_host_that_cannot_install_requirements_changes_no_host(deploy_env):
+    env = deploy_env
+    old_commit = env.head()
+    assert_ok(env.fab("deploy"))
+    before = live_release(env)
+
+    # web2 alone cannot satisfy the requirements (a pip constraint only it has).
+    env.remote("web2", "mkdir -p ~/.config/pip && printf 'gunicorn==0.0.1\\n' > ~/bad-constraints.txt"
+               " && printf '[install]\\nconstraint = %s\\n' ~/bad-constraints.txt > ~/.config/pip/pip.conf")
+    with open(os.path.join(env.spec.app_workdir, "requirements.txt")) as handle:
+        requirements = handle.read()
+    env.commit("requirements.txt", requirements + "# needs a new venv\n", "touch requirements")
+    result = env.fab("deploy")
+
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert "virtualenv" in error and "web2" in error and "web1" not in error
+    assert "Traceback" not in result.stderr
+    assert live_release(env) == before
+    for host in ("web1", "web2"):
+        assert env.version(host)["commit"] == old_commit
+    failed = [r for r in env.releases("web1") if r != before]
+    assert failed and env.meta("web1", failed[-1])["status"] == "failed"
+    # The lock was released: once web2 is fixed, the next deploy goes through.
+    env.remote("web2", "rm -rf ~/.config/pip")
+    assert_ok(env.fab("deploy"))
+
+
+def test_two_deploys_started_together_exactly_one_runs(deploy_env):
+    env = deploy_env
+    run_env = {**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory}
+    procs = [
+        subprocess.Popen([FAB, env.name, "deploy"], cwd=os.path.dirname(os.path.dirname(__file__)),
+                         env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _, _ in outcomes)
+    assert codes == [0, 3], outcomes
+    loser = next(err for code, _, err in outcomes if code == 3)
+    assert "is locked by" in loser and "deploy" in loser
+    assert len(env.releases("web1")) == 1
+    assert live_release(env) is not None

@@ -1,0 +1,86 @@
+"""Parsers of remote output and command builders, on captured text (no SSH)."""
+import base64
+import subprocess
+
+import pytest
+
+from fab import shell
+from fab.errors import ConfigError
+from fab.operations import state, supervisor
+from fab.operations.health import version_mismatch
+from fab.paths import Paths, expand_home
+from fab.releases import GOOD, ReleaseMeta
+from fab import templates
+
+
+def test_parse_host_state():
+    meta = ReleaseMeta("2026-11-22_03.00.00", "a" * 40, "main", "me", "2026-11-22T03:00:00+00:00", GOOD)
+    encoded = base64.b64encode(meta.to_json().encode()).decode()
+    output = "\n".join([
+        "home /home/web1",
+        "cpus 4",
+        "current releases/2026-11-22_03.00.00",
+        "release 2026-11-22_03.00.00",
+        f"meta 2026-11-22_03.00.00 {encoded}",
+        "step 2026-11-22_03.00.00 code",
+        "step 2026-11-22_03.00.00 virtualenv",
+        "release 2026-11-22_04.00.00",
+        "meta 2026-11-22_04.00.00 bm90IGpzb24=",
+    ])
+    parsed = state.parse(output, "~/www/prod")
+    assert parsed.paths.code_root == "/home/web1/www/prod"
+    assert parsed.current == "2026-11-22_03.00.00" and parsed.cpus == 4
+    assert parsed.releases["2026-11-22_03.00.00"].meta == meta
+    assert parsed.steps["2026-11-22_03.00.00"] == {"code", "virtualenv"}
+    assert parsed.releases["2026-11-22_04.00.00"].meta is None  # unreadable -> failed
+    assert parsed.steps["2026-11-22_04.00.00"] == set()
+
+
+def test_parse_supervisor_status():
+    output = (
+        "prod-web                         RUNNING   pid 123, uptime 0:00:05\n"
+        "prod-pillow                      FATAL     Exited too quickly\n"
+        "other:worker_00                  STOPPED   Not started\n"
+    )
+    assert supervisor.parse_status(output) == {
+        "prod-web": "RUNNING", "prod-pillow": "FATAL", "other:worker_00": "STOPPED"}
+
+
+def test_version_mismatch():
+    assert version_mismatch({"commit": "a" * 40, "release": "/r/1"}, "a" * 40, "/r/1") is None
+    assert "serves commit bbbbbbbbbbbb" in version_mismatch({"commit": "b" * 40, "release": "/r/1"}, "a" * 40, "/r/1")
+    assert "runs from /r/0" in version_mismatch({"commit": "a" * 40, "release": "/r/0"}, "a" * 40, "/r/1")
+    assert version_mismatch(None, "a", "/r") is None
+
+
+@pytest.mark.parametrize("value", ["plain", "with space", "it's", "$(rm -rf /)", "`x`", "a\nb", "~/x y", "-n"])
+def test_quote_survives_a_real_shell(value):
+    out = subprocess.run(["bash", "-c", "printf %s " + shell.quote(value)], capture_output=True, text=True,
+                         env={"HOME": "/home/u", "PATH": "/usr/bin:/bin"}).stdout
+    assert out == (("/home/u/" + value[2:]) if value.startswith("~/") else value)
+
+
+def test_write_file_is_atomic_and_exact(tmp_path):
+    target = tmp_path / "dir with space" / "file"
+    target.parent.mkdir()
+    content = "line 'one'\n$HOME `two`\n\\three\n"
+    subprocess.run(["bash", "-c", shell.script(shell.write_file(str(target), content, mode=0o640))], check=True)
+    assert target.read_text() == content
+    assert oct(target.stat().st_mode & 0o777) == "0o640"
+    assert [p.name for p in target.parent.iterdir()] == ["file"]
+
+
+def test_paths():
+    paths = Paths(expand_home("~/www/prod", "/home/u"))
+    assert paths.release("2026-11-22_03.00.00") == "/home/u/www/prod/releases/2026-11-22_03.00.00"
+    assert paths.current == "/home/u/www/prod/current"
+    assert Paths.current_target("x") == "releases/x"
+    with pytest.raises(ValueError):
+        Paths("www/prod")
+
+
+def test_template_missing_variable_names_template_and_variable():
+    with pytest.raises(ConfigError, match=r"template supervisor/gunicorn.conf.j2: .*'host' is undefined"):
+        templates.render("supervisor/gunicorn.conf.j2", program="p", release={}, service={}, paths={}, env={})
+    with pytest.raises(ConfigError, match="not found"):
+        templates.render("supervisor/nope.j2")

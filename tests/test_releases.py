@@ -1,0 +1,151 @@
+"""Pure release decisions: naming, keep_days, what cleanup deletes, rollback target."""
+import datetime as dt
+
+import pytest
+from hypothesis import given, strategies as st
+
+from fab.errors import UsageError
+from fab.releases import (
+    BUILDING, FAILED, GOOD, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, disagreement,
+    keep_until, new_release_name, parse_keep_days, previous_good_release, releases_to_delete,
+    validate_release_name,
+)
+
+NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def release(name, status=GOOD, keep=None):
+    return HostRelease(name, ReleaseMeta(name, "c" * 40, "main", "me", NOW.isoformat(), status, keep))
+
+
+def name(day, second=0):
+    return f"2026-11-{day:02d}_00.00.{second:02d}"
+
+
+def test_release_name_is_utc_seconds():
+    local = NOW.astimezone(dt.timezone(dt.timedelta(hours=5)))
+    assert new_release_name(local) == "2026-11-22_03.00.00"
+
+
+def test_release_name_collision_gets_a_suffix_that_sorts_between():
+    first = new_release_name(NOW)
+    second = new_release_name(NOW, {first})
+    third = new_release_name(NOW, {first, second})
+    assert (second, third) == ("2026-11-22_03.00.00-1", "2026-11-22_03.00.00-2")
+    following = new_release_name(NOW + dt.timedelta(seconds=1))
+    assert sorted([following, third, first, second]) == [first, second, third, following]
+    for made in (first, second, third):
+        assert validate_release_name(made) == made
+
+
+@pytest.mark.parametrize("bad", ["../etc", "2026-11-22_03.00.00/..", "", "current", "2026-11-22",
+                                 "2026-11-22_03.00.00 ", "/abs", None])
+def test_release_names_from_users_are_validated(bad):
+    with pytest.raises(UsageError):
+        validate_release_name(bad)
+
+
+@pytest.mark.parametrize("value,days", [("0", 0), ("3", 3), (10, 10), (" 7 ", 7)])
+def test_keep_days(value, days):
+    assert parse_keep_days(value) == days
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "", "3d"])
+def test_keep_days_rejects(value):
+    with pytest.raises(UsageError, match="keep_days"):
+        parse_keep_days(value)
+
+
+def test_keep_until():
+    assert keep_until(NOW, 0) is None
+    assert keep_until(NOW, 2) == "2026-11-24T03:00:00+00:00"
+
+
+def test_meta_round_trips_through_json():
+    meta = ReleaseMeta("n", "c", "main", "me", NOW.isoformat(), PRIVATE, "2026-12-01T00:00:00+00:00", ("abc",))
+    assert ReleaseMeta.from_json(meta.to_json()) == meta
+    assert meta.with_status(GOOD).status == GOOD
+    with pytest.raises(ValueError):
+        meta.with_status("bogus")
+
+
+def test_cleanup_keeps_newest_good_and_deletes_failed():
+    releases = [release(name(d)) for d in range(1, 6)] + [release(name(6), FAILED), release(name(7), FAILED)]
+    doomed = releases_to_delete(releases, current=name(5), keep=3, now=NOW)
+    assert doomed == [name(1), name(2), name(6), name(7)]
+
+
+def test_failed_releases_do_not_push_out_the_last_good_one():
+    releases = [release(name(1)), release(name(2))] + [release(name(d), FAILED) for d in range(3, 10)]
+    doomed = releases_to_delete(releases, current=name(2), keep=2, now=NOW)
+    assert name(1) not in doomed and name(2) not in doomed
+    assert set(doomed) == {name(d) for d in range(3, 10)}
+
+
+def test_cleanup_never_deletes_current_or_rollback_target_even_if_failed():
+    releases = [release(name(1)), release(name(2), ROLLED_BACK), release(name(3))]
+    doomed = releases_to_delete(releases, current=name(3), keep=1, now=NOW, rollback_target=name(1))
+    assert doomed == [name(2)]
+
+
+def test_keep_days_protects_until_it_passes():
+    later = (NOW + dt.timedelta(days=2)).isoformat()
+    releases = [release(name(1), PRIVATE, later), release(name(2)), release(name(3))]
+    assert releases_to_delete(releases, current=name(3), keep=1, now=NOW) == [name(2)]
+    after = NOW + dt.timedelta(days=3)
+    assert releases_to_delete(releases, current=name(3), keep=1, now=after) == [name(1), name(2)]
+
+
+def test_private_release_without_keep_days_is_not_protected():
+    releases = [release(name(1), PRIVATE), release(name(2))]
+    assert releases_to_delete(releases, current=name(2), keep=5, now=NOW) == [name(1)]
+
+
+def test_newest_unfinished_release_is_kept_for_resume():
+    releases = [release(name(1)), release(name(2), BUILDING), release(name(3), BUILDING)]
+    assert releases_to_delete(releases, current=name(1), keep=3, now=NOW) == [name(2)]
+
+
+def test_directory_without_metadata_counts_as_failed():
+    releases = [release(name(1)), HostRelease(name(2))]
+    assert releases_to_delete(releases, current=name(1), keep=3, now=NOW) == [name(2)]
+
+
+statuses = st.sampled_from([BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE])
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 28), st.integers(0, 59), statuses, st.integers(-3, 3)),
+             min_size=1, max_size=30, unique_by=lambda t: (t[0], t[1])),
+    st.integers(1, 5), st.data(),
+)
+def test_cleanup_property_current_rollback_target_and_protected_survive(history, keep, data):
+    releases = [
+        release(name(day, sec), status,
+                (NOW + dt.timedelta(days=offset)).isoformat() if offset else None)
+        for day, sec, status, offset in history
+    ]
+    current = data.draw(st.sampled_from([r.name for r in releases]))
+    target = previous_good_release(releases, current)
+    doomed = releases_to_delete(releases, current, keep, NOW, rollback_target=target)
+    assert current not in doomed
+    assert target not in doomed
+    for r in releases:
+        if r.meta.protected_at(NOW):
+            assert r.name not in doomed
+    good_kept = [r for r in releases if r.status == GOOD and r.name not in doomed]
+    all_good = [r for r in releases if r.status == GOOD]
+    assert len(good_kept) >= min(keep - 1, len(all_good))
+    assert doomed == sorted(doomed)
+
+
+def test_previous_good_release():
+    releases = [release(name(1)), release(name(2), FAILED), release(name(3), ROLLED_BACK), release(name(4))]
+    assert previous_good_release(releases, name(4)) == name(1)
+    assert previous_good_release(releases, name(1)) is None
+    assert previous_good_release([], None) is None
+
+
+def test_disagreement():
+    assert disagreement({"a": "x", "b": "x"}) is None
+    assert disagreement({"b": "y", "a": "x"}) == "a=x, b=y"
