@@ -1,8 +1,10 @@
 """Tasks. Each is a readable composition of operations from fab/operations/.
 
     fab <env> deploy                     fab <env> setup_release:keep_days=N
-    fab <env> deploy:resume=yes          fab <env> releases
-    fab -l                               fab <env> unlock
+    fab <env> deploy:resume=yes          fab <env> clean_releases
+    fab <env> rollback[:<release>]       fab <env> hotfix_deploy[:<commit>]
+    fab <env> releases                   fab <env> unlock
+    fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
 Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
@@ -28,7 +30,7 @@ from fab.session import locked, open_fleet, select_environment, selected_environ
 @task
 @user_errors
 def deploy(c, resume=False):
-    """Build a new release on every host, swap current on all of them, restart, verify."""
+    """Build, swap and restart a new release on every host."""
     env = selected_environment(c)
     commit = None if resume else code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "deploy"):
@@ -41,7 +43,11 @@ def deploy(c, resume=False):
             reporter.stage(f"deploying {env.app.branch} at {commit[:12]} as release {meta.name}")
 
         build_release(fleet, meta)
-        go_live(fleet, meta, states)
+        try:
+            go_live(fleet, meta, states)
+        except DeployError:
+            mark(fleet, meta.with_status(rel.FAILED), quietly=True)
+            raise
         mark(fleet, meta.with_status(rel.GOOD))
         clean_old_releases(fleet)
     reporter.stage(f"deploy finished: release {meta.name} ({meta.commit[:12]}) is live on "
@@ -50,8 +56,59 @@ def deploy(c, resume=False):
 
 @task
 @user_errors
+def rollback(c, release=""):
+    """Swap every host back to the previous (or named) release."""
+    env = selected_environment(c)
+    wanted = rel.validate_release_name(release) if release else None
+    with open_fleet(env) as fleet, locked(fleet, "rollback"):
+        states = fleet.each("state", state.read, quiet=True)
+        currents = {name: s.current for name, s in states.items()}
+        target = rel.rollback_target(
+            {name: list(s.releases.values()) for name, s in states.items()}, currents, wanted)
+        leaving = rel.agreed_current(currents)
+        any_state = states[env.hosts[0]]
+        target_meta = any_state.release(target).meta
+        reporter.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
+
+        go_live(fleet, target_meta, states)
+        mark(fleet, any_state.release(leaving).meta.with_status(rel.ROLLED_BACK))
+        mark(fleet, target_meta.with_status(rel.GOOD))
+    reporter.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
+                   f"{leaving} is kept, marked rolled_back")
+
+
+@task
+@user_errors
+def clean_releases(c):
+    """Delete old and failed releases, keeping protected ones."""
+    env = selected_environment(c)
+    with open_fleet(env) as fleet, locked(fleet, "clean_releases"):
+        clean_old_releases(fleet)
+
+
+@task
+@user_errors
+def hotfix_deploy(c, commit=""):
+    """Update only the current release's code, then restart."""
+    env = selected_environment(c)
+    new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
+    with open_fleet(env) as fleet, locked(fleet, "hotfix_deploy"):
+        states = fleet.each("state", state.read, quiet=True)
+        live = rel.agreed_current({name: s.current for name, s in states.items()})
+        meta = states[env.hosts[0]].release(live).meta
+        reporter.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
+
+        fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+        fleet.each("restart", supervisor.restart)
+        fleet.each("health", lambda host: health.check(host, live, new_commit))
+        mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+    reporter.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
+
+
+@task
+@user_errors
 def setup_release(c, keep_days=0):
-    """Build a private release (code + virtualenv) without swapping; print its path."""
+    """Build a private release (no swap) and print its path."""
     env = selected_environment(c)
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
@@ -69,7 +126,7 @@ def setup_release(c, keep_days=0):
 @task
 @user_errors
 def releases(c):
-    """List every host's releases: commit, status, keep-until, which is current."""
+    """Show every host's releases, their status, and drift."""
     env = selected_environment(c)
     with open_fleet(env) as fleet:
         states = fleet.each("state", state.read, quiet=True)
@@ -92,15 +149,14 @@ def releases(c):
 @task
 @user_errors
 def unlock(c):
-    """Break the environment's deploy lock left by a dead deploy (says whose it was)."""
+    """Remove a dead deploy's lock, saying whose it was."""
     env = selected_environment(c)
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lock.force_release, quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked")
     else:
-        print(f"removed the lock of {lock.describe(removed)}, broken by "
-              f"{getpass.getuser()}@{socket.gethostname()}")
+        print(f"removed the lock of {lock.describe(removed)}, broken by {who_am_i()}")
 
 
 # --- the stages tasks share ---------------------------------------------------
@@ -114,11 +170,15 @@ def new_release(states, commit, branch, status=rel.BUILDING, keep_days=0):
         name=rel.new_release_name(now, existing),
         commit=commit,
         branch=branch,
-        deployed_by=f"{getpass.getuser()}@{socket.gethostname()}",
+        deployed_by=who_am_i(),
         created_at=now.isoformat(),
         status=status,
         keep_until=rel.keep_until(now, keep_days),
     )
+
+
+def who_am_i():
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def release_to_resume(states):
@@ -162,7 +222,6 @@ def go_live(fleet, meta, states):
     except DeployError as error:
         reporter.stage("going live failed: putting every host back on its previous release")
         restored = restore_previous(fleet, states)
-        mark(fleet, meta.with_status(rel.FAILED), quietly=True)
         outcome = ("every host is back on its previous release" if restored
                    else "NOT every host could be restored: check `fab <env> releases`")
         raise DeployError(f"{error}; {outcome}") from None
@@ -218,7 +277,7 @@ def _environment_task(name):
     def select(c):
         select_environment(c, name)
 
-    select.__doc__ = f"Select the {name} environment (environments/{name}.yml) for the tasks that follow."
+    select.__doc__ = f"Select environment {name} (environments/{name}.yml)."
     return Task(user_errors(select), name=name)
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 
-from fab.errors import UsageError
+from fab.errors import PreflightError, UsageError
 
 RELEASE_NAME_FORMAT = "%Y-%m-%d_%H.%M.%S"
 _RELEASE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}\.\d{2}\.\d{2}(-\d+)?$")
@@ -70,6 +70,11 @@ class ReleaseMeta:
     status: str = BUILDING
     keep_until: str = None
     hotfixes: tuple = ()
+
+    def hotfixed(self, new_commit, who, when):
+        """This release after its code was replaced in place by `new_commit`."""
+        entry = f"{when.isoformat()} {who}: {self.commit} -> {new_commit}"
+        return dataclasses.replace(self, commit=new_commit, hotfixes=self.hotfixes + (entry,))
 
     def with_status(self, status):
         if status not in STATUSES:
@@ -152,3 +157,54 @@ def disagreement(values_by_host):
     if len(set(values_by_host.values())) <= 1:
         return None
     return ", ".join(f"{host}={value}" for host, value in sorted(values_by_host.items()))
+
+
+#: Statuses of a release that finished building and may go live again.
+COMPLETE = (GOOD, ROLLED_BACK, PRIVATE)
+
+
+def agreed_current(currents):
+    """The release every host has as current; PreflightError saying what differs otherwise."""
+    from fab.errors import PreflightError
+
+    missing = sorted(host for host, name in currents.items() if not name)
+    if missing:
+        raise PreflightError(f"no current release on {', '.join(missing)}")
+    drift = disagreement(currents)
+    if drift:
+        raise PreflightError(f"hosts disagree on the current release: {drift}")
+    return next(iter(currents.values()))
+
+
+def rollback_target(host_releases, currents, wanted=None):
+    """The release rollback goes to, decided once from every host's state.
+
+    `host_releases` maps host -> [HostRelease]; `currents` host -> current name.
+    Without `wanted`: the newest good release older than current, which must be
+    the same on every host. With `wanted`: that release, complete on every host.
+    Raises PreflightError naming what differs per host.
+    """
+    current = agreed_current(currents)
+    if wanted:
+        if wanted == current:
+            raise PreflightError(f"{wanted} is already the current release")
+        problems = []
+        for host, found in sorted(host_releases.items()):
+            statuses = {r.name: r.status for r in found}
+            if wanted not in statuses:
+                problems.append(f"{host}: missing")
+            elif statuses[wanted] not in COMPLETE:
+                problems.append(f"{host}: {statuses[wanted]}")
+        if problems:
+            raise PreflightError(f"cannot roll back to {wanted}: {'; '.join(problems)}")
+        return wanted
+    targets = {host: previous_good_release(found, current) for host, found in host_releases.items()}
+    missing = sorted(host for host, target in targets.items() if target is None)
+    if missing:
+        raise PreflightError(
+            f"no good release older than {current} on {', '.join(missing)}: nothing to roll back to"
+        )
+    drift = disagreement(targets)
+    if drift:
+        raise PreflightError(f"hosts disagree on the previous good release: {drift}")
+    return next(iter(targets.values()))

@@ -149,3 +149,46 @@ def test_previous_good_release():
 def test_disagreement():
     assert disagreement({"a": "x", "b": "x"}) is None
     assert disagreement({"b": "y", "a": "x"}) == "a=x, b=y"
+
+
+from fab.errors import PreflightError  # noqa: E402
+from fab.releases import agreed_current, rollback_target  # noqa: E402
+
+
+def fleet_of(**hosts):
+    return {host: [release(n, s) for n, s in found] for host, found in hosts.items()}
+
+
+def test_rollback_goes_to_previous_good_skipping_failed_and_rolled_back():
+    found = [(name(1), GOOD), (name(2), ROLLED_BACK), (name(3), GOOD), (name(4), FAILED), (name(5), GOOD)]
+    releases = fleet_of(a=found, b=found)
+    assert rollback_target(releases, {"a": name(5), "b": name(5)}) == name(3)
+    # After rolling back to 3 (5 is now rolled back), the next rollback goes to 1.
+    after = [(n, ROLLED_BACK if n == name(5) else s) for n, s in found]
+    assert rollback_target(fleet_of(a=after, b=after), {"a": name(3), "b": name(3)}) == name(1)
+
+
+def test_rollback_refuses_when_hosts_differ():
+    releases = fleet_of(a=[(name(1), GOOD), (name(2), GOOD)], b=[(name(2), GOOD)])
+    with pytest.raises(PreflightError, match=r"no good release older than .* on b"):
+        rollback_target(releases, {"a": name(2), "b": name(2)})
+    releases = fleet_of(a=[(name(1), GOOD), (name(3), GOOD)], b=[(name(2), GOOD), (name(3), GOOD)])
+    with pytest.raises(PreflightError, match="disagree on the previous good release: a=.*01.*b=.*02"):
+        rollback_target(releases, {"a": name(3), "b": name(3)})
+    with pytest.raises(PreflightError, match="disagree on the current release"):
+        rollback_target(releases, {"a": name(3), "b": name(2)})
+    with pytest.raises(PreflightError, match="no current release on b"):
+        agreed_current({"a": name(3), "b": None})
+
+
+def test_rollback_to_a_named_release():
+    found = [(name(1), GOOD), (name(2), ROLLED_BACK), (name(3), FAILED), (name(4), GOOD)]
+    releases = fleet_of(a=found, b=found[1:])
+    currents = {"a": name(4), "b": name(4)}
+    assert rollback_target(releases, currents, name(2)) == name(2)
+    with pytest.raises(PreflightError, match="b: missing"):
+        rollback_target(releases, currents, name(1))
+    with pytest.raises(PreflightError, match="a: failed; b: failed"):
+        rollback_target(releases, currents, name(3))
+    with pytest.raises(PreflightError, match="already the current"):
+        rollback_target(releases, currents, name(4))

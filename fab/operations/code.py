@@ -43,13 +43,11 @@ def resolve_commit(repo, ref):
     raise PreflightError(f"branch or tag {ref!r} does not exist in {repo}")
 
 
-def checkout(host, release_name, commit):
-    """Update the git cache and export `commit` into the release. Returns a short note."""
-    paths = host.facts["paths"]
+def _update_cache(host, commit):
+    """Commands: fetch into the host's bare mirror (clone it the first time), check `commit`."""
     repo = host.env.app.repo
-    cache = shell.quote(paths.git_cache)
-    release = shell.quote(paths.release(release_name))
-    body = f"""
+    cache = shell.quote(host.facts["paths"].git_cache)
+    return f"""
 if [ -d {cache}/objects ]; then
   git --git-dir={cache} remote set-url origin {shell.quote(repo)}
   git --git-dir={cache} fetch --quiet --prune origin
@@ -60,8 +58,39 @@ fi
 if ! git --git-dir={cache} cat-file -e {shell.quote(commit + "^{commit}")} 2>/dev/null; then
   echo "commit {commit} is not in {repo}" >&2; exit 1
 fi
-git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {release}
-printf '%s\\n' {shell.quote(commit)} > {release}/REVISION
-echo "exported {commit[:12]}"
 """
+
+
+def _export(host, commit, release_dir):
+    """Commands: write `commit`'s files (and REVISION) into `release_dir`."""
+    cache = shell.quote(host.facts["paths"].git_cache)
+    target = shell.quote(release_dir)
+    return f"""
+git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {target}
+printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
+"""
+
+
+def checkout(host, release_name, commit):
+    """Update the git cache and export `commit` into the release. Returns a short note."""
+    release_dir = host.facts["paths"].release(release_name)
+    body = _update_cache(host, commit) + _export(host, commit, release_dir) + f'echo "exported {commit[:12]}"'
     return once(host, release_name, "code", body)
+
+
+def hotfix(host, release_name, old_commit, new_commit):
+    """Replace the release's code from `old_commit` with `new_commit`, in place.
+
+    Files `new_commit` deleted are removed; the virtualenv, services and metadata
+    are untouched. Safe to rerun (the second run finds nothing left to delete).
+    """
+    cache = shell.quote(host.facts["paths"].git_cache)
+    release_dir = host.facts["paths"].release(release_name)
+    host.run(shell.script(
+        _update_cache(host, new_commit),
+        f"cd {shell.quote(release_dir)}",
+        f"git --git-dir={cache} diff --no-renames --name-only --diff-filter=D -z "
+        f"{shell.quote(old_commit)} {shell.quote(new_commit)} | xargs -0 -r rm -f --",
+        _export(host, new_commit, release_dir),
+    ))
+    return f"code {old_commit[:12]} -> {new_commit[:12]}"

@@ -50,6 +50,15 @@ def install_programs(host, release_name):
     return once(host, release_name, "services", body)
 
 
+def restart(host, timeout=60):
+    """Restart this environment's programs on the host (their config is unchanged)."""
+    programs = [host.env.program_name(name) for name in host.env.services_on(host.name)]
+    if not programs:
+        return "no programs"
+    host.run(f"{host.env.supervisorctl} restart {shell.command(*programs)}", timeout=timeout)
+    return apply(host, timeout=timeout)
+
+
 def apply(host, timeout=60, expect_programs=True):
     """reread + update, then wait until this environment's programs are RUNNING.
 

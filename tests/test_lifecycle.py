@@ -1,0 +1,172 @@
+"""Release lifecycle on a real fleet: resume, rollback, setup_release, cleanup, hotfix."""
+import os
+
+from conftest import assert_ok, assert_one_line_error
+from test_deploy import live_release
+
+
+def deploy_new_commit(env, label):
+    commit = env.commit("NEWS.txt", f"{label}\n", label)
+    assert_ok(env.fab("deploy"))
+    return live_release(env), commit
+
+
+def served_commits(env):
+    return {host: env.version(host)["commit"] for host in ("web1", "web2")}
+
+
+def test_resume_continues_the_failed_release_without_rebuilding_its_venv(deploy_env):
+    env = deploy_env
+    first, _ = deploy_new_commit(env, "first")
+    # A pre-swap check that fails until the operator fixes the cause.
+    env.write_config(checks=["test -e ~/swap-allowed || { echo 'swap not allowed yet' >&2; exit 1; }"],
+                     requirements=["requirements.txt", "extra-requirements.txt"])
+    commit = env.commit("extra-requirements.txt", "# a new requirements file: a new venv\n", "extra")
+    failed = env.fab("deploy")
+    assert failed.returncode == 1
+    assert "step 'check' failed" in failed.stderr and "swap not allowed yet" in failed.stderr
+    assert live_release(env) == first
+    building = max(env.releases("web1"))
+    venv = os.path.realpath(os.path.join(env.code_root("web1"), "releases", building, "python_env"))
+    stamp = os.stat(venv).st_mtime_ns, os.stat(venv).st_ino
+
+    for host in env.spec.hosts:
+        env.remote(host, "touch ~/swap-allowed")
+    resumed = assert_ok(env.fab("deploy:resume=yes"))
+
+    assert f"resuming release {building}" in resumed.stdout
+    assert resumed.stdout.count("virtualenv   skipped (already done)") == 3
+    assert "built venv" not in resumed.stdout and "reused venv" not in resumed.stdout
+    assert (os.stat(venv).st_mtime_ns, os.stat(venv).st_ino) == stamp
+    assert live_release(env) == building
+    assert set(served_commits(env).values()) == {commit}
+    assert env.meta("web1", building)["status"] == "good"
+    for host in env.spec.hosts:
+        env.remote(host, "rm -f ~/swap-allowed")
+
+    nothing = env.fab("deploy:resume=yes")
+    assert_one_line_error(nothing, "nothing to resume")
+
+
+def test_deploy_deploy_rollback_rollback_walks_back_two_releases(deploy_env):
+    env = deploy_env
+    one, c1 = deploy_new_commit(env, "one")
+    two, c2 = deploy_new_commit(env, "two")
+    three, c3 = deploy_new_commit(env, "three")
+    assert set(served_commits(env).values()) == {c3}
+
+    assert_ok(env.fab("rollback"))
+    assert live_release(env) == two
+    assert set(served_commits(env).values()) == {c2}
+    assert env.meta("web1", three)["status"] == "rolled_back"
+    assert three in env.releases("web2")  # kept for inspection, not deleted
+
+    assert_ok(env.fab("rollback"))
+    assert live_release(env) == one
+    assert set(served_commits(env).values()) == {c1}
+    assert {env.meta(h, two)["status"] for h in env.spec.hosts} == {"rolled_back"}
+
+    # Back to a named release, in both spellings.
+    assert_ok(env.fab(f"rollback:{three}"))
+    assert live_release(env) == three and set(served_commits(env).values()) == {c3}
+    assert env.meta("web1", three)["status"] == "good"
+    assert_ok(env.fab("rollback", "--release", two))
+    assert live_release(env) == two and set(served_commits(env).values()) == {c2}
+
+
+def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
+    env = deploy_env
+    one, _ = deploy_new_commit(env, "one")
+    two, c2 = deploy_new_commit(env, "two")
+    env.remote("web2", f"rm -rf ~/{env.code_root_rel}/releases/{one}")
+
+    line = assert_one_line_error(env.fab("rollback"), "web2")
+    assert "nothing to roll back to" in line
+    assert_one_line_error(env.fab(f"rollback:{one}"), f"cannot roll back to {one}", "web2: missing")
+    assert_one_line_error(env.fab("rollback:../../etc"), "invalid release name")
+    assert live_release(env) == two and set(served_commits(env).values()) == {c2}
+    assert env.meta("web1", two)["status"] == "good"
+
+
+def test_setup_release_is_private_and_kept_for_its_days(deploy_env):
+    env = deploy_env
+    live, _ = deploy_new_commit(env, "live")
+    result = assert_ok(env.fab("setup_release:keep_days=3"))
+    private = max(env.releases("web1"))
+    assert private != live
+    for host in env.spec.hosts:
+        path = os.path.join(env.code_root(host), "releases", private)
+        assert f"{host}: {path}" in result.stdout
+        assert os.path.isfile(os.path.join(path, "python_env", "bin", "python"))
+        assert env.meta(host, private)["status"] == "private"
+        assert env.meta(host, private)["keep_until"]
+    assert live_release(env) == live  # current untouched
+
+    unprotected = assert_ok(env.fab("setup_release", "--keep-days", "0"))
+    unprotected_name = max(env.releases("web1"))
+    assert unprotected_name in unprotected.stdout
+    assert_ok(env.fab("clean_releases"))
+    for host in env.spec.hosts:
+        assert private in env.releases(host)
+        assert unprotected_name not in env.releases(host)
+        assert live in env.releases(host)
+
+
+def test_cleanup_keeps_good_releases_and_deletes_failed_ones(deploy_env):
+    env = deploy_env
+    env.write_config(keep_releases=2)
+    good = [deploy_new_commit(env, f"good {i}")[0] for i in range(3)]
+    # Two failed deploys: they must not push the last good releases out.
+    env.write_config(keep_releases=2, checks=["false"])
+    for i in range(2):
+        env.commit("NEWS.txt", f"broken {i}\n", f"broken {i}")
+        assert env.fab("deploy").returncode == 1
+    env.write_config(keep_releases=2)
+    assert_ok(env.fab("clean_releases"))
+    for host in env.spec.hosts:
+        assert env.releases(host) == good[1:], host
+    assert live_release(env) == good[2]
+
+
+def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
+    env = deploy_env
+    env.commit("obsolete.txt", "to be deleted\n", "add obsolete file")
+    live, old_commit = deploy_new_commit(env, "before hotfix")
+    venv = os.path.realpath(os.path.join(env.code_root("web1"), "current", "python_env"))
+    venv_inode = os.stat(venv).st_ino
+    pids = {host: env.version(host)["pid"] for host in ("web1", "web2")}
+
+    os.remove(os.path.join(env.spec.app_workdir, "obsolete.txt"))
+    fix = env.commit("NEWS.txt", "hotfix\n", "hotfix")
+    result = assert_ok(env.fab("hotfix_deploy"))
+
+    assert "virtualenv" not in result.stdout and "cleanup" not in result.stdout
+    assert live_release(env) == live and env.releases("web1") == [live]
+    for host in ("web1", "web2"):
+        answer = env.version(host)
+        assert answer["commit"] == fix and answer["pid"] != pids[host]
+    for host in env.spec.hosts:
+        release_dir = os.path.join(env.code_root(host), "releases", live)
+        assert not os.path.exists(os.path.join(release_dir, "obsolete.txt"))
+        with open(os.path.join(release_dir, "NEWS.txt")) as handle:
+            assert handle.read() == "hotfix\n"
+        meta = env.meta(host, live)
+        assert meta["commit"] == fix
+        assert len(meta["hotfixes"]) == 1 and f"{old_commit} -> {fix}" in meta["hotfixes"][0]
+    assert os.stat(venv).st_ino == venv_inode
+
+    # A named commit works too (here: back to the one the release was built from).
+    assert_ok(env.fab(f"hotfix_deploy:{old_commit}"))
+    assert set(served_commits(env).values()) == {old_commit}
+
+
+def test_releases_view_flags_drift(deploy_env):
+    env = deploy_env
+    one, _ = deploy_new_commit(env, "one")
+    two, _ = deploy_new_commit(env, "two")
+    view = assert_ok(env.fab("releases")).stdout
+    assert f"* {two}" in view and "DRIFT" not in view
+    env.remote("web2", f"cd ~/{env.code_root_rel} && ln -sfn releases/{one} current")
+    view = assert_ok(env.fab("releases")).stdout
+    assert "DRIFT" in view and f"web2={one}" in view
+    assert_one_line_error(env.fab("rollback"), "disagree on the current release")
