@@ -3,6 +3,9 @@
     fab <env> deploy                     fab <env> setup_release:keep_days=N
     fab <env> deploy:resume=yes          fab <env> clean_releases
     fab <env> rollback[:<release>]       fab <env> hotfix_deploy[:<commit>]
+    fab <env> restart_services           fab <env> set_supervisor_config
+    fab <env> start_pillows              fab <env> stop_pillows
+    fab <env> supervisorctl:"status"     fab <env> manage:"<command>"
     fab <env> releases                   fab <env> unlock
     fab -l
 
@@ -10,16 +13,22 @@
 Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 (`task --name value`).
 """
+import concurrent.futures
 import getpass
+import shlex
 import socket
 
 from fabric import task
-from invoke import Task
+from invoke import Exit, Task
 
 from fab import cli, releases as rel
 from fab.config import available_environments
-from fab.errors import DeployError, PreflightError, StepFailed
-from fab.operations import build, cleanup, code, current, health, lock, release, state, supervisor, virtualenv
+from fab.errors import ConfigError, DeployError, PreflightError, StepFailed, UsageError
+from fab.operations import (
+    build, cleanup, code, current, health, lock, portservice, release, state, supervisor, virtualenv,
+)
+from fab.operations import manage as manage_ops
+from fab.operations import proxy as proxy_ops
 from fab.report import reporter
 from fab.session import locked, open_fleet, select_environment, selected_environment, user_errors
 
@@ -30,7 +39,14 @@ from fab.session import locked, open_fleet, select_environment, selected_environ
 @task
 @user_errors
 def deploy(c, resume=False):
-    """Build, swap and restart a new release on every host."""
+    """Build, swap and restart a new release everywhere.
+
+    Stages: lock; resolve the branch to one commit; build the release on every
+    host; swap `current` on all of them; restart without dropping requests and
+    check health; mark the release good; clean old releases; unlock. A failure
+    before the swap changes no host's `current`; after it, every host goes back.
+    With --resume, continue the newest unfinished release instead.
+    """
     env = selected_environment(c)
     commit = None if resume else code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "deploy"):
@@ -57,7 +73,7 @@ def deploy(c, resume=False):
 @task
 @user_errors
 def rollback(c, release=""):
-    """Swap every host back to the previous (or named) release."""
+    """Go back to the previous (or a named) release."""
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
     with open_fleet(env) as fleet, locked(fleet, "rollback"):
@@ -80,7 +96,7 @@ def rollback(c, release=""):
 @task
 @user_errors
 def clean_releases(c):
-    """Delete old and failed releases, keeping protected ones."""
+    """Delete old and failed releases (safe ones kept)."""
     env = selected_environment(c)
     with open_fleet(env) as fleet, locked(fleet, "clean_releases"):
         clean_old_releases(fleet)
@@ -89,7 +105,7 @@ def clean_releases(c):
 @task
 @user_errors
 def hotfix_deploy(c, commit=""):
-    """Update only the current release's code, then restart."""
+    """Put new code into the current release; restart."""
     env = selected_environment(c)
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "hotfix_deploy"):
@@ -98,9 +114,14 @@ def hotfix_deploy(c, commit=""):
         meta = states[env.hosts[0]].release(live).meta
         reporter.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
-        fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
-        fleet.each("restart", supervisor.restart)
-        fleet.each("health", lambda host: health.check(host, live, new_commit))
+        try:
+            fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+            restart_in_order(fleet, "graceful", {name: (live, new_commit) for name in fleet.names})
+        except DeployError as error:
+            reporter.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
+            fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
+            restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
+            raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
         mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
     reporter.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
@@ -108,7 +129,7 @@ def hotfix_deploy(c, commit=""):
 @task
 @user_errors
 def setup_release(c, keep_days=0):
-    """Build a private release (no swap) and print its path."""
+    """Build a private release; print its path."""
     env = selected_environment(c)
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
@@ -126,7 +147,7 @@ def setup_release(c, keep_days=0):
 @task
 @user_errors
 def releases(c):
-    """Show every host's releases, their status, and drift."""
+    """Show each host's releases, statuses and drift."""
     env = selected_environment(c)
     with open_fleet(env) as fleet:
         states = fleet.each("state", state.read, quiet=True)
@@ -149,14 +170,115 @@ def releases(c):
 @task
 @user_errors
 def unlock(c):
-    """Remove a dead deploy's lock, saying whose it was."""
+    """Remove a dead deploy's lock (says whose)."""
     env = selected_environment(c)
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
-        removed = fleet.each("unlock", lock.force_release, quiet=True)[env.hosts[0]]
+        removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
+                             quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked")
     else:
-        print(f"removed the lock of {lock.describe(removed)}, broken by {who_am_i()}")
+        print(f"removed the lock of {lock.describe(removed)}; recorded in log/lock-breaks.log "
+              f"on {env.hosts[0]}")
+
+
+# --- services -----------------------------------------------------------------
+
+
+@task
+@user_errors
+def restart_services(c):
+    """Restart services without dropping requests."""
+    env = selected_environment(c)
+    with open_fleet(env) as fleet, locked(fleet, "restart_services"):
+        states = fleet.each("state", state.read, quiet=True)
+        live = rel.agreed_current({name: s.current for name, s in states.items()})
+        commit = states[env.hosts[0]].release(live).meta.commit
+        restart_in_order(fleet, "graceful", {name: (live, commit) for name in fleet.names})
+    reporter.stage(f"services restarted: every host runs release {live} ({commit[:12]})")
+
+
+@task
+@user_errors
+def set_supervisor_config(c):
+    """Render service configs and apply the changes."""
+    env = selected_environment(c)
+    with open_fleet(env) as fleet, locked(fleet, "set_supervisor_config"):
+        states = fleet.each("state", state.read, quiet=True)
+        live = rel.agreed_current({name: s.current for name, s in states.items()})
+        commit = states[env.hosts[0]].release(live).meta.commit
+        fleet.each("render", supervisor.rerender_current)
+        restart_in_order(fleet, "changed", {name: (live, commit) for name in fleet.names})
+
+
+@task
+@user_errors
+def start_pillows(c):
+    """Start the pillows (background workers)."""
+    on_pillows(selected_environment(c), supervisor.start_programs)
+
+
+@task
+@user_errors
+def stop_pillows(c):
+    """Stop the pillows and wait until they exit."""
+    on_pillows(selected_environment(c), supervisor.stop_programs)
+
+
+@task
+@user_errors
+def supervisorctl(c, command="status"):
+    """Run supervisorctl on every host with services."""
+    env = selected_environment(c)
+    words = split_command(command)
+    hosts = [name for name in env.hosts if env.supervised_on(name)]
+    with open_fleet(env, hosts=hosts) as fleet:
+        outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
+    for name in hosts:
+        code_, output = outcomes[name]
+        print(f"--- {name} (exit {code_})")
+        print(output)
+    failed = sorted(name for name, (code_, _) in outcomes.items() if code_ != 0)
+    if failed:
+        raise DeployError(f"supervisorctl {command} exited non-zero on {', '.join(failed)}")
+
+
+@task
+@user_errors
+def manage(c, command, host=""):
+    """Run a management command in the current release."""
+    env = selected_environment(c)
+    if env.manage is None:
+        raise ConfigError(f"{env.name}: no `manage` setting (role and command) in its environment file")
+    candidates = env.hosts_of(env.manage.role)
+    target = host or candidates[0]
+    if target not in candidates:
+        raise UsageError(f"manage: host {target!r} is not in role {env.manage.role} ({', '.join(candidates)})")
+    with open_fleet(env, hosts=[target]) as fleet:
+        fleet.each("state", state.read, quiet=True)
+        exit_code = manage_ops.run(fleet[target], split_command(command))
+    if exit_code:
+        raise Exit(code=exit_code)
+
+
+def on_pillows(env, operation):
+    """Run `operation(host, programs)` on every host of the pillow role."""
+    hosts = [name for name in env.hosts if env.pillows_on(name)]
+    if not hosts:
+        raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
+    with open_fleet(env, hosts=hosts) as fleet:
+        fleet.each("state", state.read, quiet=True)
+        fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
+
+
+def split_command(command):
+    try:
+        words = shlex.split(command)
+    except ValueError as error:
+        raise UsageError(f"cannot parse command {command!r}: {error}") from None
+    if not words:
+        raise UsageError("empty command")
+    return words
 
 
 # --- the stages tasks share ---------------------------------------------------
@@ -202,9 +324,9 @@ def build_release(fleet, meta):
         fleet.each("code", lambda host: code.checkout(host, meta.name, meta.commit))
         fleet.each("virtualenv", lambda host: virtualenv.ensure(host, meta.name))
         fleet.each("build", lambda host: build.run_build_commands(host, meta.name))
-        fleet.each("services", lambda host: supervisor.install_programs(host, meta.name))
+        fleet.each("services", lambda host: supervisor.install_service_configs(host, meta.name))
         fleet.each("check", lambda host: build.preswap_check(
-            host, meta.name, [env.program_name(s) for s in env.services_on(host.name)]))
+            host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
     except DeployError:
         mark(fleet, meta.with_status(rel.FAILED), quietly=True)
         reporter.stage(f"no host was changed: current is untouched; `fab {env.name} "
@@ -217,8 +339,7 @@ def go_live(fleet, meta, states):
     try:
         fleet.each("swap", lambda host: current.swap(host, meta.name) and None
                    or f"current -> {meta.name}")
-        fleet.each("restart", supervisor.apply)
-        fleet.each("health", lambda host: health.check(host, meta.name, meta.commit))
+        restart_in_order(fleet, "all", {name: (meta.name, meta.commit) for name in fleet.names})
     except DeployError as error:
         reporter.stage("going live failed: putting every host back on its previous release")
         restored = restore_previous(fleet, states)
@@ -229,21 +350,87 @@ def go_live(fleet, meta, states):
 
 def restore_previous(fleet, states):
     """Point every host back at the release it had before; True if all of them made it."""
-    def restore(host):
-        previous = states[host.name].current
-        if previous:
-            current.swap(host, previous)
-        else:
-            current.remove(host)
-        supervisor.apply(host, expect_programs=previous is not None)
-        return f"current -> {previous or '(none: first deploy)'}"
+    previous = {name: s.current for name, s in states.items()}
+
+    def point_back(host):
+        if previous[host.name]:
+            current.swap(host, previous[host.name])
+            return f"current -> {previous[host.name]}"
+        current.remove(host)
+        supervisor.restart(host, expect_programs=False)
+        return "current removed (it was the first deploy)"
 
     try:
-        fleet.each("revert", restore)
+        fleet.each("revert", point_back)
+        expected = {name: (p, states[name].release(p).meta.commit) for name, p in previous.items() if p}
+        restart_in_order(fleet, "all", expected, hosts=[fleet[name] for name in expected])
     except StepFailed as error:
         reporter.stage(f"WARNING: could not restore every host: {error}")
         return False
     return True
+
+
+def restart_in_order(fleet, mode, expected, hosts=None):
+    """Restart the environment's services without dropping requests, then health-check.
+
+    Hosts without web services in parallel (in the background); each web host alone,
+    drained from the proxies balancing it unless it reloads in place, and put
+    back only once its health check passes; then the proxies (port services).
+    `expected` maps host -> (release, commit) the health checks must see.
+    """
+    env = fleet.env
+    hosts = list(hosts if hosts is not None else fleet.hosts.values())
+    web_hosts = [h for h in hosts if any(s.port for s in env.supervised_on(h.name).values())]
+    other_hosts = [h for h in hosts if h not in web_hosts and env.supervised_on(h.name)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as background:
+        # Hosts without web services do not wait for the one-at-a-time web restarts.
+        others = background.submit(fleet.each, "restart", lambda host: supervisor.restart(host, mode),
+                                   hosts=other_hosts)
+        for host in web_hosts:
+            in_place = supervisor.reloads_in_place(host, mode)
+            if not in_place:
+                set_drained(fleet, host)
+            fleet.each("restart", lambda h: supervisor.restart(h, mode), hosts=[host])
+            fleet.each("health", lambda h: health.check(h, *expected[h.name]), hosts=[host])
+            if not in_place:
+                set_drained(fleet, None)
+        others.result()
+    fleet.each("proxy", lambda host: start_port_services(fleet, host),
+               hosts=[h for h in hosts if env.port_services_on(h.name)])
+    fleet.each("health", lambda host: health.check(host, *expected[host.name]),
+               hosts=[h for h in hosts if h not in web_hosts])
+
+
+def backends_of(fleet, service_name):
+    """[(host, (address, port))] of the hosts running `service_name`."""
+    service = fleet.env.services[service_name]
+    return [(host, (host.address, service.port)) for host in fleet.of_role(service.role)]
+
+
+def set_drained(fleet, drained_host):
+    """Point every proxy at all backends except `drained_host` (None: put all back)."""
+    for proxy_name, proxy in fleet.env.services.items():
+        if not proxy.balances:
+            continue
+        backends = backends_of(fleet, proxy.balances)
+        if drained_host is not None and drained_host not in [h for h, _ in backends]:
+            continue
+        drained = {drained_host.address} if drained_host else set()
+        fleet.each("drain" if drained_host else "undrain",
+                   lambda host: proxy_ops.write_upstream(
+                       host, proxy_name, proxy, [b for _, b in backends], drained),
+                   hosts=fleet.of_role(proxy.role))
+
+
+def start_port_services(fleet, host):
+    """Start or reload every port-controlled service on the host (proxies included)."""
+    notes = []
+    for name, service in fleet.env.port_services_on(host.name).items():
+        if service.balances:
+            backends = [b for _, b in backends_of(fleet, service.balances)]
+            proxy_ops.write_upstream(host, name, service, backends, reload=False)
+        notes.append(portservice.start_or_reload(host, name, service))
+    return "; ".join(notes)
 
 
 def mark(fleet, meta, quietly=False):
@@ -277,7 +464,7 @@ def _environment_task(name):
     def select(c):
         select_environment(c, name)
 
-    select.__doc__ = f"Select environment {name} (environments/{name}.yml)."
+    select.__doc__ = f"Select environments/{name}.yml."
     return Task(user_errors(select), name=name)
 
 

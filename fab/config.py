@@ -5,7 +5,7 @@ one line naming the file and the field.
 """
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,25 +29,63 @@ class AppConfig(_Strict):
 
 
 class HealthCheck(_Strict):
-    path: str = "/health"
-    #: Also ask /version and require the new commit and release (catches an app
-    #: server still running old code after the swap).
-    version_path: Optional[str] = "/version"
+    #: HTTP path that must answer 200; None checks only that the port accepts connections.
+    path: Optional[str] = "/health"
+    #: If set, the body of `path` must contain this text.
+    expect_body: Optional[str] = None
+    #: Also ask this path for JSON {"commit", "release"} and require the new ones
+    #: (catches an app server still running old code after the swap).
+    version_path: Optional[str] = None
+    #: Seconds to keep retrying before the check fails.
     timeout: float = Field(default=30.0, gt=0)
 
 
 class Service(_Strict):
     role: str
-    template: str = Field(description="Jinja2 template under templates/")
+    #: supervisor: a program rendered from `template` and run by supervisord.
+    #: port: pbdeploy-style, "running" means something listens on `port`.
+    control: Literal["supervisor", "port"] = "supervisor"
+    template: Optional[str] = Field(default=None, description="Jinja2 template under templates/")
     port: Optional[int] = Field(default=None, ge=1, le=65535)
-    workers: int = Field(default=2, ge=1)
+    workers: Union[int, Literal["auto"]] = 2
+    #: rolling: one host at a time, drained from the proxies that balance it.
+    #: reload: graceful in-place reload (SIGHUP) when the release did not change.
+    restart: Literal["rolling", "reload"] = "rolling"
+    #: For a proxy: the service whose hosts it balances (drained while they restart).
+    balances: Optional[str] = None
+    start: Optional[str] = None
+    reload: Optional[str] = None
+    daemonizes: bool = True
+    before: Optional[str] = None
+    after: Optional[str] = None
     health_check: Optional[HealthCheck] = None
 
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 or 'auto'")
+        return value
+
     @model_validator(mode="after")
-    def _health_needs_port(self):
+    def _consistent(self):
         if self.health_check is not None and self.port is None:
             raise ValueError("a health_check needs a port")
+        if self.control == "supervisor" and not self.template:
+            raise ValueError("a supervisor service needs a template")
+        if self.control == "port" and (self.port is None or not self.start):
+            raise ValueError("a port-controlled service needs a port and a start command")
         return self
+
+    def workers_for(self, cpus):
+        """Worker processes on a host with `cpus` CPUs (`auto`: 2 per CPU + 1)."""
+        return 2 * cpus + 1 if self.workers == "auto" else self.workers
+
+
+class Manage(_Strict):
+    role: str
+    #: Run in the current release; the user's command's words are appended, quoted.
+    command: str = "python_env/bin/python manage.py"
 
 
 class Environment(_Strict):
@@ -65,6 +103,8 @@ class Environment(_Strict):
     keep_releases: int = Field(default=3, ge=1)
     supervisorctl: str = "supervisorctl"
     services: Dict[str, Service] = {}
+    manage: Optional[Manage] = None
+    pillow_role: str = "pillowtop"
     command_timeout: float = Field(default=600.0, gt=0)
 
     @field_validator("roles")
@@ -98,13 +138,20 @@ class Environment(_Strict):
         return services
 
     @model_validator(mode="after")
-    def _services_use_known_roles(self):
+    def _references_exist(self):
+        known = ", ".join(sorted(self.roles))
         for name, service in self.services.items():
             if service.role not in self.roles:
-                raise ValueError(
-                    f"service {name!r} runs on unknown role {service.role!r} "
-                    f"(roles: {', '.join(sorted(self.roles))})"
-                )
+                raise ValueError(f"service {name!r} runs on unknown role {service.role!r} (roles: {known})")
+            if service.balances is not None:
+                target = self.services.get(service.balances)
+                if target is None or target.port is None or target.control != "supervisor":
+                    raise ValueError(
+                        f"service {name!r} balances {service.balances!r}, which is not a "
+                        "supervisor service with a port"
+                    )
+        if self.manage and self.manage.role not in self.roles:
+            raise ValueError(f"manage runs on unknown role {self.manage.role!r} (roles: {known})")
         return self
 
     @property
@@ -129,6 +176,23 @@ class Environment(_Strict):
         roles = self.roles_of(host)
         return {name: s for name, s in self.services.items() if s.role in roles}
 
+    def supervised_on(self, host):
+        return {n: s for n, s in self.services_on(host).items() if s.control == "supervisor"}
+
+    def port_services_on(self, host):
+        return {n: s for n, s in self.services_on(host).items() if s.control == "port"}
+
+    def balancers_of(self, service_name):
+        """Names of the proxy services that balance `service_name`."""
+        return [n for n, s in self.services.items() if s.balances == service_name]
+
+    def pillows_on(self, host):
+        """Supervisor programs of the pillow role on `host`."""
+        if host not in self.roles.get(self.pillow_role, []):
+            return []
+        return [self.program_name(n) for n, s in self.services.items()
+                if s.role == self.pillow_role and s.control == "supervisor"]
+
     def program_name(self, service_name):
         """The supervisor program name of a service in this environment."""
         return f"{self.name}-{service_name}"
@@ -151,7 +215,7 @@ def available_environments(directory=ENVIRONMENTS_DIR):
 def load_environment(name, directory=ENVIRONMENTS_DIR):
     """Read and validate `environments/<name>.yml`; ConfigError in one line otherwise."""
     path = os.path.join(directory, f"{name}.yml")
-    shown = os.path.relpath(path)
+    shown = os.path.relpath(path) if os.path.abspath(path).startswith(os.getcwd() + os.sep) else path
     if not re.match(_NAME, name) or not os.path.isfile(path):
         known = ", ".join(available_environments(directory)) or "none"
         raise ConfigError(f"unknown environment {name!r} (environments: {known})")

@@ -13,7 +13,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from fab.errors import StepFailed
+from fab.errors import ConfigError, StepFailed
 from fab.report import reporter
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
@@ -85,6 +85,8 @@ def known_hosts_files(ssh_config):
 
 def connect(name, env):
     """A Connection to host `name` with its host key checked against known_hosts."""
+    if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
+        raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
     config = Config(runtime_ssh_path=env.ssh_config_path()) if env.ssh_config else Config()
     connection = Connection(name, config=config, connect_timeout=10)
     client = connection.client

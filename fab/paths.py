@@ -64,8 +64,17 @@ class Paths:
     def release_python_env(self, name):
         return posixpath.join(self.release(name), "python_env")
 
-    def release_services(self, name):
-        return posixpath.join(self.release(name), "services", "supervisor")
+    def release_services(self, name, control="supervisor"):
+        """Where a release keeps its rendered service configs (supervisor/ or port/)."""
+        return posixpath.join(self.release(name), "services", control)
+
+    def current_service_config(self, control, program):
+        """A service config as seen through `current` (what a reload re-reads)."""
+        return posixpath.join(self.current, "services", control, f"{program}.conf")
+
+    def proxy_upstream(self, program):
+        """The upstream list a proxy includes; rewritten to drain hosts, so not per release."""
+        return posixpath.join(self.shared, "proxy", f"{program}-upstream.conf")
 
     def venv(self, key):
         return posixpath.join(self.venvs, key)

@@ -79,7 +79,7 @@ class FleetSpec:
 SANDBOX = FleetSpec(
     root="/srv/fab-sandbox",
     user_prefix="fabsbx",
-    hosts={"web1": "127.0.0.11", "web2": "127.0.0.12", "pillow1": "127.0.0.13"},
+    hosts={"web1": "127.0.0.11", "web2": "127.0.0.12", "pillow1": "127.0.0.13", "proxy1": "127.0.0.14"},
 )
 
 WHEELHOUSE = os.path.join(TOOLS, "wheelhouse")

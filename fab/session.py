@@ -46,6 +46,8 @@ def open_fleet(env, hosts=None):
     """Connections to the environment's hosts, closed on the way out."""
     try:
         fleet = Fleet.open(env, hosts)
+    except DeployError:
+        raise
     except Exception as error:  # noqa: BLE001 - a bad ssh_config is a user error
         message = describe_error(error)
         if message is None:

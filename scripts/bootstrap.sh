@@ -12,6 +12,8 @@ command -v ssh-keygen >/dev/null || packages+=(openssh-client)
 command -v git >/dev/null || packages+=(git)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 command -v runuser >/dev/null || packages+=(util-linux)
+command -v ss >/dev/null || packages+=(iproute2)
+[ -x /usr/sbin/nginx ] || packages+=(nginx)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "bootstrap: installing ${packages[*]}"
   # Installing a server package must not start a system-wide service here.

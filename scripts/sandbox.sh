@@ -8,8 +8,7 @@ bash scripts/bootstrap.sh requirements.txt
 .venv/bin/python -m fab.sandbox up
 .venv/bin/fab sandbox deploy
 echo
-echo "The sample app answers at:"
-for address in 127.0.0.11 127.0.0.12; do
-  echo "  http://$address:8000/        (/health, /version)"
-done
+echo "The sample app answers through the proxy at http://127.0.0.14:8080/ (/health, /version)"
+echo "and on each web host at http://127.0.0.11:8000/ and http://127.0.0.12:8000/."
+echo "Commit changes to the app in /srv/fab-sandbox/app-src (git push), then deploy again."
 echo "Try: .venv/bin/fab sandbox releases    Stop the fleet: .venv/bin/python -m fab.sandbox down"

@@ -5,7 +5,6 @@ The fleet lives for the test session and is destroyed at the end even when tests
 fail; each test gets its own environment (code root, program names, port), which
 is removed from every host afterwards.
 """
-import itertools
 import json
 import os
 import subprocess
@@ -20,10 +19,9 @@ from fab import PROJECT_ROOT, sandbox
 TEST_FLEET = sandbox.FleetSpec(
     root="/srv/fab-test-fleet",
     user_prefix="fabtest",
-    hosts={"web1": "127.0.0.21", "web2": "127.0.0.22", "pillow1": "127.0.0.23"},
+    hosts={"web1": "127.0.0.21", "web2": "127.0.0.22", "pillow1": "127.0.0.23", "proxy1": "127.0.0.24"},
 )
 FAB = os.path.join(os.path.dirname(sys.executable), "fab")
-_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +45,12 @@ class DeployEnv:
         self.name = name
         self.port = port
         self.code_root_rel = f"www/{name}"
-        self.extra = {}
+        self.proxy_port = port + 1000
 
     # -- configuration -------------------------------------------------------
 
-    def write_config(self, **overrides):
+    def write_config(self, with_proxy=False, **overrides):
+        """The environment file; `with_proxy` adds proxy1 running nginx in front of the web hosts."""
         config = {
             "app": {"repo": self.spec.app_repo, "branch": "main"},
             "code_root": f"~/{self.code_root_rel}",
@@ -74,7 +73,21 @@ class DeployEnv:
                 "pillow": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
             },
         }
+        if with_proxy:
+            config["roles"]["proxy"] = ["proxy1"]
+            config["services"]["proxy"] = {
+                "role": "proxy",
+                "control": "port",
+                "port": self.proxy_port,
+                "template": "nginx/proxy.conf.j2",
+                "balances": "web",
+                "before": "mkdir -p {shared}/proxy/tmp && /usr/sbin/nginx -t -q -c {conf} -e {log}/{program}-error.log",
+                "start": "/usr/sbin/nginx -c {conf} -e {log}/{program}-error.log",
+                "reload": "kill -HUP {pid}",
+                "health_check": {"path": "/health", "timeout": 20},
+            }
         config.update(overrides)
+        self.hosts = sorted({h for hosts in config["roles"].values() for h in hosts})
         path = os.path.join(self.directory, f"{self.name}.yml")
         with open(path, "w") as handle:
             json.dump(config, handle, indent=2)  # JSON is YAML
@@ -131,9 +144,18 @@ class DeployEnv:
         return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
     def remove_from_hosts(self):
+        """Stop what this environment started on every host and delete its files."""
         for host in self.spec.hosts:
             self.remote(host, textwrap.dedent(f"""
-                rm -rf ~/{self.code_root_rel} ~/.config/pip
+                for port in {self.proxy_port} {self.port + 2000}; do
+                  for pid in $(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+                    kill "$pid" 2>/dev/null || true
+                  done
+                done
+                if [ -d ~/{self.code_root_rel} ]; then
+                  find ~/{self.code_root_rel} -mindepth 1 -maxdepth 1 ! -name venvs ! -name git-cache -exec rm -rf {{}} +
+                fi
+                rm -rf ~/.config/pip
                 {sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null
             """), check=False)
 
@@ -150,8 +172,10 @@ def run_fab(*args, environments=None, timeout=300):
 
 @pytest.fixture
 def deploy_env(fleet, tmp_path):
-    number = next(_numbers)
-    env = DeployEnv(fleet, str(tmp_path), f"t{number}", 8100 + number)
+    """A fresh environment on the fleet. Every test uses the same name (so the
+    hosts' virtualenvs and git caches are reused across tests, as across real
+    deploys), but starts with no release, no current and no programs."""
+    env = DeployEnv(fleet, str(tmp_path), "fabtest", 8100)
     env.write_config()
     try:
         yield env

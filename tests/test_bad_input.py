@@ -5,7 +5,11 @@ from conftest import assert_one_line_error, run_fab
 
 
 def nothing_on_hosts(env):
-    return all(not os.path.exists(env.code_root(host)) for host in env.spec.hosts)
+    """No release, current or lock anywhere (earlier tests' venvs and git cache may remain)."""
+    return all(
+        not os.path.exists(os.path.join(env.code_root(host), name))
+        for host in env.spec.hosts for name in ("releases", "current", ".deploy-lock")
+    )
 
 
 def test_unknown_environment(deploy_env):
@@ -84,4 +88,10 @@ def test_changed_host_key_is_refused(deploy_env, tmp_path):
     (tmp_path / "ssh_config").write_text(config)
     deploy_env.write_config(ssh_config=str(tmp_path / "ssh_config"))
     assert_one_line_error(deploy_env.fab("deploy"), "host key mismatch")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_missing_ssh_config_file(deploy_env, tmp_path):
+    deploy_env.write_config(ssh_config=str(tmp_path / "nope"))
+    assert_one_line_error(deploy_env.fab("deploy"), "ssh_config file", "does not exist")
     assert nothing_on_hosts(deploy_env)

@@ -1,5 +1,7 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
+import json
 import os
+import socket
 import subprocess
 
 from conftest import FAB, assert_ok
@@ -7,7 +9,7 @@ from conftest import FAB, assert_ok
 
 def live_release(env):
     """The one release every host's current points to (fails if hosts differ)."""
-    currents = {host: env.current(host) for host in env.spec.hosts}
+    currents = {host: env.current(host) for host in env.hosts}
     assert len(set(currents.values())) == 1, currents
     return next(iter(currents.values()))
 
@@ -25,7 +27,7 @@ def test_deploy_puts_the_same_release_live_everywhere(deploy_env):
         assert answer["commit"] == commit
         assert answer["release"] == os.path.join(env.code_root(host), "releases", release)
     assert env.program_status("pillow1")[f"{env.name}-pillow"] == "RUNNING"
-    for host in env.spec.hosts:
+    for host in env.hosts:
         meta = env.meta(host, release)
         assert (meta["status"], meta["commit"]) == ("good", commit)
         with open(os.path.join(env.code_root(host), "current", "REVISION")) as handle:
@@ -96,3 +98,27 @@ def test_two_deploys_started_together_exactly_one_runs(deploy_env):
     assert "is locked by" in loser and "deploy" in loser
     assert len(env.releases("web1")) == 1
     assert live_release(env) is not None
+
+
+def test_a_dead_deploys_lock_is_detected_and_broken_with_an_audit_line(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    # A deploy that died holding the lock: its pid no longer exists on this machine.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = {"token": "x", "owner": f"someone@{socket.gethostname()}", "pid": dead.pid,
+             "task": "deploy", "since": "2026-01-01T00:00:00+00:00"}
+    env.remote("web1", f"mkdir ~/{env.code_root_rel}/.deploy-lock && "
+               f"echo '{json.dumps(owner)}' > ~/{env.code_root_rel}/.deploy-lock/owner")
+    refused = env.fab("deploy")
+    assert refused.returncode == 3
+    assert f"locked by someone@{socket.gethostname()} (pid {dead.pid}" in refused.stderr
+    assert "its process is gone" in refused.stderr
+
+    broken = assert_ok(env.fab("unlock"))
+    assert "removed the lock of someone@" in broken.stdout
+    with open(os.path.join(env.code_root("web1"), "log", "lock-breaks.log")) as handle:
+        audit = handle.read()
+    assert "lock broken by" in audit and f'"pid": {dead.pid}' in audit
+    assert_ok(env.fab("deploy"))
+    assert "was not locked" in assert_ok(env.fab("unlock")).stdout

@@ -30,7 +30,7 @@ def test_resume_continues_the_failed_release_without_rebuilding_its_venv(deploy_
     venv = os.path.realpath(os.path.join(env.code_root("web1"), "releases", building, "python_env"))
     stamp = os.stat(venv).st_mtime_ns, os.stat(venv).st_ino
 
-    for host in env.spec.hosts:
+    for host in env.hosts:
         env.remote(host, "touch ~/swap-allowed")
     resumed = assert_ok(env.fab("deploy:resume=yes"))
 
@@ -41,7 +41,7 @@ def test_resume_continues_the_failed_release_without_rebuilding_its_venv(deploy_
     assert live_release(env) == building
     assert set(served_commits(env).values()) == {commit}
     assert env.meta("web1", building)["status"] == "good"
-    for host in env.spec.hosts:
+    for host in env.hosts:
         env.remote(host, "rm -f ~/swap-allowed")
 
     nothing = env.fab("deploy:resume=yes")
@@ -64,7 +64,7 @@ def test_deploy_deploy_rollback_rollback_walks_back_two_releases(deploy_env):
     assert_ok(env.fab("rollback"))
     assert live_release(env) == one
     assert set(served_commits(env).values()) == {c1}
-    assert {env.meta(h, two)["status"] for h in env.spec.hosts} == {"rolled_back"}
+    assert {env.meta(h, two)["status"] for h in env.hosts} == {"rolled_back"}
 
     # Back to a named release, in both spellings.
     assert_ok(env.fab(f"rollback:{three}"))
@@ -94,7 +94,7 @@ def test_setup_release_is_private_and_kept_for_its_days(deploy_env):
     result = assert_ok(env.fab("setup_release:keep_days=3"))
     private = max(env.releases("web1"))
     assert private != live
-    for host in env.spec.hosts:
+    for host in env.hosts:
         path = os.path.join(env.code_root(host), "releases", private)
         assert f"{host}: {path}" in result.stdout
         assert os.path.isfile(os.path.join(path, "python_env", "bin", "python"))
@@ -106,7 +106,7 @@ def test_setup_release_is_private_and_kept_for_its_days(deploy_env):
     unprotected_name = max(env.releases("web1"))
     assert unprotected_name in unprotected.stdout
     assert_ok(env.fab("clean_releases"))
-    for host in env.spec.hosts:
+    for host in env.hosts:
         assert private in env.releases(host)
         assert unprotected_name not in env.releases(host)
         assert live in env.releases(host)
@@ -123,7 +123,7 @@ def test_cleanup_keeps_good_releases_and_deletes_failed_ones(deploy_env):
         assert env.fab("deploy").returncode == 1
     env.write_config(keep_releases=2)
     assert_ok(env.fab("clean_releases"))
-    for host in env.spec.hosts:
+    for host in env.hosts:
         assert env.releases(host) == good[1:], host
     assert live_release(env) == good[2]
 
@@ -145,7 +145,7 @@ def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
     for host in ("web1", "web2"):
         answer = env.version(host)
         assert answer["commit"] == fix and answer["pid"] != pids[host]
-    for host in env.spec.hosts:
+    for host in env.hosts:
         release_dir = os.path.join(env.code_root(host), "releases", live)
         assert not os.path.exists(os.path.join(release_dir, "obsolete.txt"))
         with open(os.path.join(release_dir, "NEWS.txt")) as handle:
@@ -170,3 +170,27 @@ def test_releases_view_flags_drift(deploy_env):
     view = assert_ok(env.fab("releases")).stdout
     assert "DRIFT" in view and f"web2={one}" in view
     assert_one_line_error(env.fab("rollback"), "disagree on the current release")
+
+
+def test_failed_hotfix_puts_the_previous_code_back(deploy_env):
+    env = deploy_env
+    live, good = deploy_new_commit(env, "before a bad hotfix")
+    with open(os.path.join(env.spec.app_workdir, "app.py")) as handle:
+        app = handle.read()
+    broken = app.replace('status, body, kind = "200 OK", b"ok\\n", "text/plain"',
+                         'status, body, kind = "500 Internal Server Error", b"broken\\n", "text/plain"')
+    assert broken != app
+    env.commit("app.py", broken, "bad hotfix")
+    env.write_config(services={
+        "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
+                "health_check": {"path": "/health", "version_path": "/version", "timeout": 3}},
+    })
+    result = env.fab("hotfix_deploy")
+    assert result.returncode == 1
+    assert f"release {live} runs {good[:12]} again" in result.stderr.strip().splitlines()[-1]
+    assert set(served_commits(env).values()) == {good}
+    for host in env.hosts:
+        assert env.meta(host, live)["commit"] == good and env.meta(host, live)["hotfixes"] == []
+        with open(os.path.join(env.code_root(host), "current", "app.py")) as handle:
+            assert handle.read() == app
+    env.commit("app.py", app, "repair")

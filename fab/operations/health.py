@@ -1,9 +1,10 @@
-"""Health checks after a restart: the port answers, /health is 200, and /version
-proves the process serves the release `current` points to.
+"""Health checks after a restart: the port accepts connections, the health path
+answers 200 (with the expected body), and /version proves the process serves the
+release `current` points to.
 
 Runs on: the hosts of roles whose services have a health_check. The requests are
 made on the host itself (with the host's python), so they work wherever the
-deployer runs; one round trip per host, polling until a timeout.
+deployer runs; one round trip per host, retrying until each check's timeout.
 """
 import json
 
@@ -13,23 +14,34 @@ from fab.hosts import RemoteCommandFailed
 ROLES = "roles with health-checked services"
 
 _PROBE = r"""
-import json, sys, time, urllib.request
-checks = json.loads(sys.argv[1])
+import json, socket, sys, time, urllib.request
+
+def attempt(check, base):
+    with socket.create_connection((check["address"], check["port"]), timeout=5):
+        pass
+    if not check["path"]:
+        return None
+    with urllib.request.urlopen(base + check["path"], timeout=5) as response:
+        body = response.read().decode(errors="replace")
+        if response.status != 200:
+            return "HTTP %d" % response.status
+    if check["expect_body"] and check["expect_body"] not in body:
+        return "body lacks %r" % check["expect_body"]
+    return None
+
 results = []
-for check in checks:
-    deadline = time.monotonic() + check["timeout"]
+for check in json.loads(sys.argv[1]):
     base = "http://%s:%d" % (check["address"], check["port"])
-    last = "no answer"
+    deadline = time.monotonic() + check["timeout"]
     while True:
         try:
-            with urllib.request.urlopen(base + check["path"], timeout=5) as response:
-                if response.status == 200:
-                    break
-                last = "HTTP %d" % response.status
+            problem = attempt(check, base)
         except Exception as error:
-            last = str(error)
+            problem = str(error) or type(error).__name__
+        if problem is None:
+            break
         if time.monotonic() > deadline:
-            print("%s%s: %s after %ds" % (base, check["path"], last, check["timeout"]), file=sys.stderr)
+            print("%s%s: %s after %ds" % (base, check["path"] or "", problem, check["timeout"]), file=sys.stderr)
             sys.exit(1)
         time.sleep(0.2)
     version = None
@@ -48,6 +60,7 @@ def checks_for(host):
             "address": host.address,
             "port": service.port,
             "path": service.health_check.path,
+            "expect_body": service.health_check.expect_body,
             "version_path": service.health_check.version_path,
             "timeout": service.health_check.timeout,
         }
@@ -56,24 +69,26 @@ def checks_for(host):
     ]
 
 
-def check(host, release_name, commit):
-    """Wait for every health-checked service on the host; verify the version it serves."""
+def check(host, release_name=None, commit=None):
+    """Wait for every health-checked service on the host; if a release is given,
+    verify that each version endpoint reports it and its commit."""
     checks = checks_for(host)
     if not checks:
         return "no health checks"
-    timeout = max(c["timeout"] for c in checks) * len(checks) + 30
-    output = host.run(
-        shell.command(host.env.python, "-c", _PROBE, json.dumps(checks)), timeout=timeout
-    )
-    expected_release = host.facts["paths"].release(release_name)
+    timeout = sum(c["timeout"] for c in checks) + 30
+    output = host.run(shell.command(host.env.python, "-c", _PROBE, json.dumps(checks)), timeout=timeout)
+    results = json.loads(output.strip().splitlines()[-1])
     problems = []
-    for result in json.loads(output.strip().splitlines()[-1]):
-        problem = version_mismatch(result["version"], commit, expected_release)
-        if problem:
-            problems.append(f"{result['service']} at {result['url']} {problem}")
+    if release_name:
+        expected_release = host.facts["paths"].release(release_name)
+        for result in results:
+            problem = version_mismatch(result["version"], commit, expected_release)
+            if problem:
+                problems.append(f"{result['service']} at {result['url']} {problem}")
     if problems:
         raise RemoteCommandFailed("; ".join(problems))
-    return f"healthy at {commit[:12]}"
+    verified = release_name and any(r["version"] for r in results)
+    return f"healthy, serving {commit[:12]}" if verified else "healthy"
 
 
 def version_mismatch(reported, commit, release_path):

@@ -48,10 +48,25 @@ fi
         holder = json.loads(output.strip().splitlines()[-1])
     except (ValueError, IndexError):
         holder = {}
+    advice = "if that deploy is dead" if holder_may_be_alive(holder) else "its process is gone"
     raise LockHeld(
         f"environment {host.env.name} is locked by {describe(holder)}; "
-        f"if that deploy is dead, run `fab {host.env.name} unlock`"
+        f"{advice}, run `fab {host.env.name} unlock`"
     )
+
+
+def holder_may_be_alive(holder):
+    """False only when the holder ran on this machine and its process is gone."""
+    owner, pid = holder.get("owner", ""), holder.get("pid")
+    if not owner.endswith("@" + socket.gethostname()) or not isinstance(pid, int):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def describe(holder):
@@ -75,14 +90,21 @@ fi
     )
 
 
-def force_release(host):
-    """Break the lock whoever holds it; returns the holder that was removed (or None)."""
+def force_release(host, breaker):
+    """Break the lock whoever holds it, leaving a line in log/lock-breaks.log.
+
+    Returns the holder that was removed (or None if there was no lock).
+    """
     root = shell.quote(host.env.code_root)
+    audit = f"{utcnow().isoformat()} lock broken by {breaker}: "
     output = host.run(
         f"""
 if [ -d {root}/.deploy-lock ]; then
-  cat {root}/.deploy-lock/owner 2>/dev/null || echo '{{}}'
+  holder=$(cat {root}/.deploy-lock/owner 2>/dev/null || echo '{{}}')
+  mkdir -p {root}/log
+  printf '%s%s\n' {shell.quote(audit)} "$holder" >> {root}/log/lock-breaks.log
   rm -rf {root}/.deploy-lock
+  printf '%s\n' "$holder"
 fi
 """
     )

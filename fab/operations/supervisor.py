@@ -1,80 +1,152 @@
-"""Supervisor programs: rendered per host and release, applied with reread/update.
+"""Service configs rendered per host and release; supervisor programs applied and restarted.
 
-Runs on: the hosts of the roles that have services (every host with a service).
-supervisord includes `<code_root>/current/services/supervisor/*.conf`, so the
-swap of `current` switches service definitions together with the code; each
-program's config names its release's absolute path, so `update` restarts every
-program whose release changed and removes programs that no longer exist.
+Runs on: the hosts of the roles that have services. supervisord includes
+`<code_root>/current/services/supervisor/*.conf`, so the swap of `current`
+switches service definitions together with the code. Each program's config names
+its release's absolute path: after a swap `update` restarts every program whose
+release changed (no process keeps old code through a resolved symlink), and
+removes programs that no longer exist.
 """
 import re
 
 from fab import shell, templates
+from fab.commands import hook
+from fab.hosts import RemoteCommandFailed
+from fab.operations.proxy import upstream_name
 from fab.operations.release import once
 
 ROLES = "roles with services"
 
+#: How `restart` treats programs: "changed" restarts only programs whose config
+#: changed; "all" restarts every program; "graceful" sends SIGHUP instead of a
+#: restart to unchanged programs of services with `restart: reload`.
+RESTART_MODES = ("changed", "all", "graceful")
 
-def render_programs(host, release_name):
-    """{program name: config text} for this host's services (local, no round trip)."""
+
+def render_service_configs(host, release_name):
+    """{remote path: text} of every service config for this host (local, no round trip)."""
     env = host.env
     paths = host.facts["paths"]
-    state = host.facts["state"]
+    cpus = host.facts["state"].cpus
     rendered = {}
     for service_name, service in env.services_on(host.name).items():
+        if not service.template:
+            continue
         program = env.program_name(service_name)
-        rendered[program] = templates.render(
-            service.template,
+        context = dict(
             env={"name": env.name, "code_root": paths.code_root},
-            host={"name": host.name, "address": host.address, "cpus": state.cpus},
-            service={"name": service_name, **service.model_dump()},
+            host={"name": host.name, "address": host.address, "cpus": cpus},
+            service={**service.model_dump(), "name": service_name, "workers": service.workers_for(cpus)},
             program=program,
             release={"name": release_name, "path": paths.release(release_name)},
             paths=paths,
         )
+        if service.balances:
+            context["upstream"] = {
+                "name": upstream_name(env.name, service.balances),
+                "file": paths.proxy_upstream(program),
+            }
+        path = f"{paths.release_services(release_name, service.control)}/{program}.conf"
+        rendered[path] = templates.render(service.template, **context)
     return rendered
 
 
-def install_programs(host, release_name):
-    """Write this host's rendered programs into the release's services/supervisor/."""
-    programs = render_programs(host, release_name)
-    services = host.facts["paths"].release_services(release_name)
-    writes = [
-        shell.write_file(f"{services}/{program}.conf", text) for program, text in programs.items()
-    ]
-    body = "\n".join([
-        shell.command("rm", "-rf", services),
-        shell.command("mkdir", "-p", services),
-        *writes,
-        f"echo '{len(programs)} program(s) rendered'",
+def _write_configs_script(host, release_name):
+    paths = host.facts["paths"]
+    rendered = render_service_configs(host, release_name)
+    services_dir = paths.release_services(release_name).rsplit("/", 1)[0]
+    dirs = sorted({path.rsplit("/", 1)[0] for path in rendered})
+    return "\n".join([
+        shell.command("rm", "-rf", services_dir),
+        shell.command("mkdir", "-p", paths.release_services(release_name), *dirs),
+        *(shell.write_file(path, text) for path, text in rendered.items()),
+        f"echo '{len(rendered)} service config(s) rendered'",
     ])
-    return once(host, release_name, "services", body)
 
 
-def restart(host, timeout=60):
-    """Restart this environment's programs on the host (their config is unchanged)."""
-    programs = [host.env.program_name(name) for name in host.env.services_on(host.name)]
-    if not programs:
-        return "no programs"
-    host.run(f"{host.env.supervisorctl} restart {shell.command(*programs)}", timeout=timeout)
-    return apply(host, timeout=timeout)
+def install_service_configs(host, release_name):
+    """Render this host's service configs into a new release (once per release)."""
+    return once(host, release_name, "services", _write_configs_script(host, release_name))
 
 
-def apply(host, timeout=60, expect_programs=True):
-    """reread + update, then wait until this environment's programs are RUNNING.
+def rerender_current(host):
+    """Render the service configs again into the current release (set_supervisor_config)."""
+    release_name = host.facts["state"].current
+    if not release_name:
+        raise RuntimeError("no current release")
+    output = host.run("set -e\n" + _write_configs_script(host, release_name))
+    return output.strip().splitlines()[-1]
+
+
+def programs_on(host):
+    return [host.env.program_name(name) for name in host.env.supervised_on(host.name)]
+
+
+def changed_programs(host):
+    """Programs whose config on disk differs from what supervisord runs (reread)."""
+    return parse_reread(host.run(f"{host.env.supervisorctl} reread"))
+
+
+def reloads_in_place(host, mode):
+    """True if `restart(host, mode)` restarts no program with a port (no drain needed)."""
+    if mode == "all":
+        return False
+    env = host.env
+    web = {env.program_name(n): s for n, s in env.supervised_on(host.name).items() if s.port}
+    changed = set(changed_programs(host)) & set(web)
+    if changed:
+        return False
+    return mode == "changed" or all(s.restart == "reload" for s in web.values())
+
+
+def restart(host, mode="all", timeout=60, expect_programs=True):
+    """Apply config changes (reread/update) and restart programs as `mode` says,
+    with the services' before/after hooks; wait until every program is RUNNING.
 
     With `expect_programs` false (no release is current any more) it only applies
-    the removal. Safe to rerun: with nothing changed, `update` does nothing.
+    the removal. Safe to rerun.
     """
+    if mode not in RESTART_MODES:
+        raise ValueError(f"unknown restart mode {mode!r}")
     env = host.env
     ctl = env.supervisorctl  # a trusted command prefix from the environment file
-    programs = [env.program_name(name) for name in env.services_on(host.name)] if expect_programs else []
-    expected = " ".join(shell.quote(p) for p in programs) or '""' 
-    output = host.run(
-        f"""
+    services = env.supervised_on(host.name) if expect_programs else {}
+    programs = [env.program_name(name) for name in services]
+    per_program = []
+    for name, service in services.items():
+        program = shell.quote(env.program_name(name))
+        if mode == "changed":
+            continue
+        if mode == "graceful" and service.restart == "reload":
+            action = f"{ctl} signal HUP {program} >/dev/null"
+        else:
+            action = f"{ctl} restart {program} >/dev/null"
+        per_program.append(f'case " $changed " in *" "{program}" "*) ;; *) {action} ;; esac')
+    hooks_before = [hook(host, n, s, "before") for n, s in services.items()]
+    hooks_after = [hook(host, n, s, "after") for n, s in services.items()]
+    cwd = host.facts["paths"].current if expect_programs else host.facts["paths"].code_root
+    output = host.run(f"""
 set -e
-{ctl} reread >/dev/null
-{ctl} update
+cd {shell.quote(cwd)}
+{chr(10).join(h for h in hooks_before if h)}
+changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1/p' | tr '\\n' ' ')
+{ctl} update >/dev/null
+{chr(10).join(per_program)}
+{wait_running_script(ctl, programs, timeout)}
+{chr(10).join(h for h in hooks_after if h)}
+printf '%s\\n' "$out"
+""")
+    states = parse_status(output)
+    running = sorted(p for p in programs if states.get(p) == "RUNNING")
+    return f"running: {', '.join(running) or 'no programs'}"
+
+
+def wait_running_script(ctl, programs, timeout, steady=0):
+    """Shell: poll `status` until every program is RUNNING (and still is `steady` s later)."""
+    expected = " ".join(shell.quote(p) for p in programs) or '""'
+    return f"""
 deadline=$(( $(date +%s) + {int(timeout)} ))
+steadied=0
 while :; do
   out=$({ctl} status 2>&1 || true)
   missing=""
@@ -82,23 +154,58 @@ while :; do
     [ -n "$program" ] || continue
     printf '%s\\n' "$out" | grep -Eq "^$program +RUNNING" || missing="$missing $program"
   done
-  [ -z "$missing" ] && break
+  if [ -z "$missing" ]; then
+    [ "$steadied" = 1 ] || [ {int(steady)} -eq 0 ] && break
+    sleep {int(steady)}; steadied=1; continue
+  fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     printf '%s\\n' "$out" >&2
     echo "not RUNNING after {int(timeout)}s:$missing" >&2
     exit 1
   fi
+  steadied=0
   sleep 0.2
 done
-printf '%s\\n' "$out"
 """
-    )
+
+
+def start_programs(host, programs, timeout=60, steady=2):
+    """Start programs and check they stay RUNNING for `steady` seconds."""
+    if not programs:
+        return "no programs"
+    ctl = host.env.supervisorctl
+    host.run(f"""
+set -e
+{ctl} start {shell.command(*programs)} >/dev/null || true
+{wait_running_script(ctl, programs, timeout, steady=steady)}
+""")
+    return f"running: {', '.join(programs)}"
+
+
+def stop_programs(host, programs):
+    """Stop programs; supervisorctl waits for each to exit. Returns their states."""
+    if not programs:
+        return "no programs"
+    ctl = host.env.supervisorctl
+    output = host.run(f"{ctl} stop {shell.command(*programs)} >/dev/null || true\n{ctl} status {shell.command(*programs)} || true")
     states = parse_status(output)
-    running = sorted(p for p in programs if states.get(p) == "RUNNING")
-    return f"running: {', '.join(running) or 'no programs'}"
+    not_stopped = [p for p in programs if states.get(p) not in ("STOPPED", "EXITED")]
+    if not_stopped:
+        raise RemoteCommandFailed(f"still running: {', '.join(not_stopped)}", output)
+    return f"stopped: {', '.join(programs)}"
+
+
+def run_ctl(host, words):
+    """Any supervisorctl command (words quoted); returns (exit code, output)."""
+    result = host.connection.run(
+        f"{host.env.supervisorctl} {shell.command(*words)}",
+        hide=True, warn=True, in_stream=False, timeout=host.env.command_timeout,
+    )
+    return result.exited, (result.stdout + result.stderr).rstrip()
 
 
 _STATUS_LINE = re.compile(r"^(\S+)\s+([A-Z]+)\b")
+_REREAD_LINE = re.compile(r"^([^:\s]+): (changed|available|disappeared)$")
 
 
 def parse_status(output):
@@ -109,3 +216,9 @@ def parse_status(output):
         if match:
             states[match.group(1)] = match.group(2)
     return states
+
+
+def parse_reread(output):
+    """`supervisorctl reread` output -> [programs added or changed]."""
+    return [m.group(1) for m in map(_REREAD_LINE.match, output.splitlines())
+            if m and m.group(2) != "disappeared"]

@@ -1,0 +1,39 @@
+"""Service commands from environment files (start, reload, stop, before, after).
+
+They are shell text the user wrote; `{name}` placeholders are filled from the
+service and host. `{pid}` becomes the shell variable the remote script sets.
+"""
+import re
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def service_variables(host, service_name, service):
+    env = host.env
+    paths = host.facts["paths"]
+    program = env.program_name(service_name)
+    return {
+        "pid": '"$pid"',
+        "port": str(service.port or ""),
+        "program": program,
+        "service": service_name,
+        "conf": paths.current_service_config(service.control, program),
+        "current": paths.current,
+        "shared": paths.shared,
+        "log": paths.log,
+        "address": host.address,
+    }
+
+
+def expand(command, variables):
+    """Fill known `{name}` placeholders; leave other braces (awk, shell) alone."""
+    return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), command)
+
+
+def hook(host, service_name, service, which):
+    """The before/after hook of a service as a shell line (empty if none)."""
+    command = getattr(service, which)
+    if not command:
+        return ""
+    expanded = expand(command, service_variables(host, service_name, service))
+    return f"( {expanded} ) || {{ echo '{which} hook of {service_name} failed' >&2; exit 1; }}"

@@ -1,0 +1,44 @@
+"""Draining hosts from the proxies that balance a service, and putting them back.
+
+Runs on: the hosts of proxy services (`balances: <service>`). The upstream list
+lives in shared/ (it is about hosts, not releases); rewriting it and reloading
+the proxy gracefully takes a host out of (or back into) rotation. Safe to rerun.
+"""
+from fab import shell
+from fab.commands import expand, service_variables
+from fab.operations.portservice import pid_on_port_script
+
+ROLES = "roles of proxy services"
+
+
+def upstream_name(env_name, service_name):
+    return f"{env_name}_{service_name}".replace("-", "_").replace(".", "_")
+
+
+def upstream_config(name, backends, drained=()):
+    """The nginx upstream block for `backends` [(address, port)], `drained` marked down."""
+    lines = [f"upstream {name} {{"]
+    for address, port in backends:
+        state = " down" if address in drained else ""
+        lines.append(f"    server {address}:{port} max_fails=0{state};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_upstream(host, proxy_name, proxy_service, backends, drained=(), reload=True):
+    """Write the proxy's upstream list; if the proxy runs and `reload`, reload it."""
+    env = host.env
+    variables = service_variables(host, proxy_name, proxy_service)
+    path = host.facts["paths"].proxy_upstream(variables["program"])
+    text = upstream_config(upstream_name(env.name, proxy_service.balances), backends, drained)
+    reload_command = expand(proxy_service.reload, variables) if (reload and proxy_service.reload) else ""
+    host.run(f"""
+set -e
+mkdir -p {shell.quote(path.rsplit("/", 1)[0])}
+{shell.write_file(path, text)}
+{pid_on_port_script(proxy_service.port) if reload_command else ""}
+# The reload is asynchronous: give the proxy a moment to start its new workers.
+{f'if [ -n "$pid" ]; then {reload_command}; sleep 0.3; fi' if reload_command else ""}
+""")
+    down = ", ".join(sorted(drained)) or "none"
+    return f"{proxy_name}: drained {down}"

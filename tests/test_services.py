@@ -1,0 +1,232 @@
+"""Services on a real fleet: supervisor configs, restarts under load, pillows,
+supervisorctl, manage, port-controlled services and health checks."""
+import json
+import os
+import time
+import urllib.request
+
+from conftest import assert_ok
+from loadgen import Load
+from test_deploy import live_release
+
+
+def supervisor_pid(env, host, program):
+    out = env.remote(host, f"/opt/fab-sandbox-tools/bin/supervisorctl -c ~/supervisor/supervisord.conf pid {program}")
+    return int(out)
+
+
+def test_set_supervisor_config_removes_programs_and_sizes_workers_by_cpu(deploy_env):
+    env = deploy_env
+    services = {
+        "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
+                "workers": "auto", "health_check": {"path": "/health", "version_path": "/version"}},
+        "pillow": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
+        "pillow2": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
+    }
+    env.write_config(services=services)
+    assert_ok(env.fab("deploy"))
+    status = env.program_status("pillow1")
+    assert status[f"{env.name}-pillow"] == status[f"{env.name}-pillow2"] == "RUNNING"
+    conf = os.path.join(env.code_root("web1"), "current", "services", "supervisor", f"{env.name}-web.conf")
+    with open(conf) as handle:
+        assert f"--workers {2 * os.cpu_count() + 1} " in handle.read()
+    pillow_pid = supervisor_pid(env, "pillow1", f"{env.name}-pillow")
+    removed_pid = supervisor_pid(env, "pillow1", f"{env.name}-pillow2")
+
+    del services["pillow2"]
+    env.write_config(services=services)
+    result = assert_ok(env.fab("set_supervisor_config"))
+
+    status = env.program_status("pillow1")
+    assert f"{env.name}-pillow2" not in status, status
+    assert not os.path.exists(f"/proc/{removed_pid}")
+    # An unchanged program is left alone.
+    assert status[f"{env.name}-pillow"] == "RUNNING"
+    assert supervisor_pid(env, "pillow1", f"{env.name}-pillow") == pillow_pid
+    assert not os.path.exists(conf.replace("-web.conf", "-pillow2.conf"))
+    assert "healthy" in result.stdout
+
+
+def test_deploy_and_restarts_under_load_drop_no_request(deploy_env):
+    env = deploy_env
+    env.write_config(with_proxy=True)
+    first = env.head()
+    assert_ok(env.fab("deploy"))
+    proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    load = Load(proxy, threads=2, max_requests=5000, max_seconds=120, pause=0.05).start()
+    try:
+        time.sleep(0.5)
+        assert_ok(env.fab("restart_services"))
+        second = env.commit("NEWS.txt", "under load\n", "deploy under load")
+        assert_ok(env.fab("deploy"))
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    assert load.failures == [], load.summary()
+    assert load.answered > 50, load.summary()
+    assert {first[:12], second[:12]} <= set(load.versions), load.summary()
+    release = live_release(env)
+    for host in ("web1", "web2"):
+        assert env.version(host)["release"] == os.path.join(env.code_root(host), "releases", release)
+        assert env.version(host)["commit"] == second
+
+
+def test_restart_services_runs_the_release_current_points_to(deploy_env):
+    """The stale-symlink trap: current moved but the app server was never told."""
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    old = live_release(env)
+    env.commit("NEWS.txt", "newer\n", "newer")
+    assert_ok(env.fab("deploy"))
+    for host in env.hosts:
+        env.remote(host, f"cd ~/{env.code_root_rel} && ln -sfn releases/{old} .tmp && mv -Tf .tmp current")
+    assert env.version("web1")["release"].endswith(live_release(env)) is False
+
+    assert_ok(env.fab("restart_services"))
+
+    for host in ("web1", "web2"):
+        assert env.version(host)["release"] == os.path.join(env.code_root(host), "releases", old)
+
+
+def test_graceful_reload_keeps_the_master_and_replaces_workers(deploy_env):
+    env = deploy_env
+    env.write_config(with_proxy=True)
+    config_path = os.path.join(env.directory, f"{env.name}.yml")
+    with open(config_path) as handle:
+        config = json.load(handle)
+    config["services"]["web"]["restart"] = "reload"
+    with open(config_path, "w") as handle:
+        json.dump(config, handle)
+    assert_ok(env.fab("deploy"))
+    masters = {h: supervisor_pid(env, h, f"{env.name}-web") for h in ("web1", "web2")}
+    workers = {h: env.version(h)["pid"] for h in ("web1", "web2")}
+    proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    load = Load(proxy, threads=2, max_requests=2000, max_seconds=60, pause=0.05).start()
+    try:
+        result = assert_ok(env.fab("restart_services"))
+    finally:
+        load.stop()
+    assert "drain" not in result.stdout  # reloaded in place, no need to drain
+    assert load.failures == [], load.summary()
+    for host in ("web1", "web2"):
+        assert supervisor_pid(env, host, f"{env.name}-web") == masters[host]
+        assert env.version(host)["pid"] != workers[host]
+
+
+def test_pillows_stop_and_start(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    program = f"{env.name}-pillow"
+    pid = supervisor_pid(env, "pillow1", program)
+    assert_ok(env.fab("stop_pillows"))
+    assert env.program_status("pillow1")[program] == "STOPPED"
+    assert not os.path.exists(f"/proc/{pid}")
+    result = assert_ok(env.fab("start_pillows"))
+    assert env.program_status("pillow1")[program] == "RUNNING"
+    assert f"running: {program}" in result.stdout
+    # Web programs were never touched.
+    assert env.program_status("web1")[f"{env.name}-web"] == "RUNNING"
+
+
+def test_supervisorctl_shows_each_host(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    for args in (["supervisorctl:status"], ["supervisorctl", "--command", "status"]):
+        out = assert_ok(env.fab(*args)).stdout
+        for host in ("web1", "web2", "pillow1"):
+            assert f"--- {host} (exit 0)" in out
+        assert f"{env.name}-pillow" in out and "RUNNING" in out
+    failed = env.fab(f"supervisorctl:status {env.name}-nosuch")
+    assert failed.returncode != 0 and "exited non-zero" in failed.stderr
+
+
+def test_manage_streams_output_and_passes_the_exit_code(deploy_env):
+    env = deploy_env
+    env.write_config(manage={"role": "webworkers", "command": "python_env/bin/python manage.py"})
+    assert_ok(env.fab("deploy"))
+    checked = assert_ok(env.fab("manage:check"))
+    assert f"{env.code_root('web1')}/releases/{live_release(env)}" in checked.stdout
+    failed = env.fab("manage:fail 3")
+    assert failed.returncode == 3 and "failing with exit code 3" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    echoed = assert_ok(env.fab("manage", "--command", "echo 'two words' $HOME", "--host", "web2"))
+    assert echoed.stdout.splitlines()[:2] == ["two words", "$HOME"]
+    wrong = env.fab("manage:check,host=pillow1")
+    assert wrong.returncode == 2 and "not in role webworkers" in wrong.stderr
+
+
+def test_port_service_is_started_when_down_and_reloaded_when_up(deploy_env):
+    env = deploy_env
+    port = env.port + 2000
+    hooks = "{log}/portd-hooks.txt"
+    services = {
+        "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
+                "health_check": {"path": "/health", "version_path": "/version"}},
+        "portd": {"role": "pillowtop", "control": "port", "port": port, "daemonizes": False,
+                  "start": "python_env/bin/python portd.py {address} {port} {current}",
+                  "reload": "kill -HUP {pid}",
+                  "before": f"echo before >> {hooks}", "after": f"echo after >> {hooks}",
+                  "health_check": {"path": "/", "expect_body": "revision", "timeout": 20}},
+    }
+    env.write_config(services=services)
+    url = f"http://{env.spec.hosts['pillow1']}:{port}/"
+
+    def portd():
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    first = env.head()
+    result = assert_ok(env.fab("deploy"))
+    assert "portd: started pid" in result.stdout
+    started = portd()
+    assert (started["reloads"], started["revision"]) == (0, first)
+
+    second = env.commit("NEWS.txt", "port service\n", "port service")
+    result = assert_ok(env.fab("deploy"))
+    assert f"portd: reloaded pid {started['pid']}" in result.stdout
+    reloaded = portd()
+    assert reloaded["pid"] == started["pid"]
+    assert (reloaded["reloads"], reloaded["revision"]) == (1, second)
+
+    os.kill(started["pid"], 15)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{started['pid']}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result = assert_ok(env.fab("restart_services"))
+    assert "portd: started pid" in result.stdout
+    restarted = portd()
+    assert restarted["pid"] != started["pid"] and restarted["revision"] == second
+    with open(os.path.join(env.code_root("pillow1"), "log", "portd-hooks.txt")) as handle:
+        assert handle.read().split() == ["before", "after"] * 3
+
+
+def test_failed_health_check_names_the_host_and_restores_the_previous_release(deploy_env):
+    env = deploy_env
+    good = env.head()
+    assert_ok(env.fab("deploy"))
+    before = live_release(env)
+    with open(os.path.join(env.spec.app_workdir, "app.py")) as handle:
+        app = handle.read()
+    broken = app.replace('status, body, kind = "200 OK", b"ok\\n", "text/plain"',
+                         'status, body, kind = "503 Service Unavailable", b"broken\\n", "text/plain"')
+    assert broken != app
+    env.commit("app.py", broken, "break /health")
+    services = {
+        "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
+                "health_check": {"path": "/health", "version_path": "/version", "timeout": 3}},
+        "pillow": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
+    }
+    env.write_config(services=services)
+    result = env.fab("deploy")
+
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert "step 'health' failed on web1" in error and "HTTP Error 503" in error
+    assert "every host is back on its previous release" in error
+    assert live_release(env) == before
+    for host in ("web1", "web2"):
+        assert env.version(host)["commit"] == good
+    failed = max(env.releases("web1"))
+    assert env.meta("web1", failed)["status"] == "failed"
+    # Leave the app healthy for the tests after this one.
+    env.commit("app.py", app, "repair /health")
