@@ -87,7 +87,9 @@ def rollback(c, release=""):
         reporter.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
         go_live(fleet, target_meta, states)
-        mark(fleet, any_state.release(leaving).meta.with_status(rel.ROLLED_BACK))
+        leaving_meta = any_state.release(leaving).meta if any_state.release(leaving) else None
+        if leaving_meta:
+            mark(fleet, leaving_meta.with_status(rel.ROLLED_BACK))
         mark(fleet, target_meta.with_status(rel.GOOD))
     reporter.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                    f"{leaving} is kept, marked rolled_back")
@@ -109,9 +111,7 @@ def hotfix_deploy(c, commit=""):
     env = selected_environment(c)
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "hotfix_deploy"):
-        states = fleet.each("state", state.read, quiet=True)
-        live = rel.agreed_current({name: s.current for name, s in states.items()})
-        meta = states[env.hosts[0]].release(live).meta
+        live, meta = live_release(fleet)
         reporter.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         try:
@@ -191,11 +191,9 @@ def restart_services(c):
     """Restart services without dropping requests."""
     env = selected_environment(c)
     with open_fleet(env) as fleet, locked(fleet, "restart_services"):
-        states = fleet.each("state", state.read, quiet=True)
-        live = rel.agreed_current({name: s.current for name, s in states.items()})
-        commit = states[env.hosts[0]].release(live).meta.commit
-        restart_in_order(fleet, "graceful", {name: (live, commit) for name in fleet.names})
-    reporter.stage(f"services restarted: every host runs release {live} ({commit[:12]})")
+        live, meta = live_release(fleet)
+        restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
+    reporter.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
 @task
@@ -204,11 +202,9 @@ def set_supervisor_config(c):
     """Render service configs and apply the changes."""
     env = selected_environment(c)
     with open_fleet(env) as fleet, locked(fleet, "set_supervisor_config"):
-        states = fleet.each("state", state.read, quiet=True)
-        live = rel.agreed_current({name: s.current for name, s in states.items()})
-        commit = states[env.hosts[0]].release(live).meta.commit
+        live, meta = live_release(fleet)
         fleet.each("render", supervisor.rerender_current)
-        restart_in_order(fleet, "changed", {name: (live, commit) for name in fleet.names})
+        restart_in_order(fleet, "changed", {name: (live, meta.commit) for name in fleet.names})
 
 
 @task
@@ -297,6 +293,16 @@ def new_release(states, commit, branch, status=rel.BUILDING, keep_days=0):
         status=status,
         keep_until=rel.keep_until(now, keep_days),
     )
+
+
+def live_release(fleet):
+    """Read every host's state: the release current on all of them, and its metadata."""
+    states = fleet.each("state", state.read, quiet=True)
+    live = rel.agreed_current({name: s.current for name, s in states.items()})
+    missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
+    if missing:
+        raise PreflightError(f"current release {live} has no metadata on {', '.join(missing)}")
+    return live, states[fleet.names[0]].release(live).meta
 
 
 def who_am_i():

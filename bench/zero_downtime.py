@@ -17,7 +17,8 @@ PROXY = "http://127.0.0.14:8080/version"
 
 
 def phase(name, args, requests, seconds):
-    load = Load(PROXY, threads=4, max_requests=requests, max_seconds=seconds).start()
+    # Paced (~100 requests/s) so the load spans the whole task, within the bounds.
+    load = Load(PROXY, threads=4, max_requests=requests, max_seconds=seconds, pause=0.04).start()
     time.sleep(0.5)
     took, _ = fab(*args)
     time.sleep(0.5)

@@ -229,7 +229,9 @@ def load_environment(name, directory=ENVIRONMENTS_DIR):
         raise ConfigError(f"{shown}:{where} not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
-    data = {"name": name, **data}
+    if "name" in data:
+        raise ConfigError(f"{shown}: name: unknown setting (the file name names the environment)")
+    data = {**data, "name": name}
     try:
         return Environment.model_validate(data)
     except ValidationError as error:

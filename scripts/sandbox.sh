@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up and deploys the sample app to the built-in sandbox:
-# three local SSH hosts (web1, web2 on webworkers; pillow1 on pillowtop).
+# four local SSH hosts (web1, web2: webworkers; pillow1: pillowtop; proxy1: proxy, nginx).
 # Safe to run again: each run makes and deploys a new release.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.0.21-23, each
+"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.0.21-24, each
 with its own unix user and supervisord, a real git repository for the sample app.
 
 The fleet lives for the test session and is destroyed at the end even when tests

@@ -37,6 +37,7 @@ def test_valid_environment(tmp_path):
     (VALID.replace("code_root: ~/www/prod", "code_root: www/prod"), ["code_root", "absolute"]),
     (VALID + "keep_releases: 0\n", ["keep_releases", "greater than or equal to 1"]),
     (VALID + "colour: blue\n", ["colour: unknown setting"]),
+    (VALID + "name: other\n", ["name: unknown setting"]),
     (VALID.replace("role: webworkers", "role: web"), ["unknown role 'web'"]),
     (VALID.replace("[web1, web2]", "[]"), ["role 'webworkers' has no hosts"]),
     (VALID.replace("port: 8000", "port: http"), ["services.web.port"]),
