@@ -343,8 +343,7 @@ def build_release(fleet, meta):
 def go_live(fleet, meta, states):
     """Swap current on every host, restart, health-check; on failure put every host back."""
     try:
-        fleet.each("swap", lambda host: current.swap(host, meta.name) and None
-                   or f"current -> {meta.name}")
+        fleet.each("swap", lambda host: current.swap(host, meta.name))
         restart_in_order(fleet, "all", {name: (meta.name, meta.commit) for name in fleet.names})
     except DeployError as error:
         reporter.stage("going live failed: putting every host back on its previous release")
@@ -360,8 +359,7 @@ def restore_previous(fleet, states):
 
     def point_back(host):
         if previous[host.name]:
-            current.swap(host, previous[host.name])
-            return f"current -> {previous[host.name]}"
+            return current.swap(host, previous[host.name])
         current.remove(host)
         supervisor.restart(host, expect_programs=False)
         return "current removed (it was the first deploy)"
@@ -396,8 +394,13 @@ def restart_in_order(fleet, mode, expected, hosts=None):
             in_place = supervisor.reloads_in_place(host, mode)
             if not in_place:
                 set_drained(fleet, host)
-            fleet.each("restart", lambda h: supervisor.restart(h, mode), hosts=[host])
-            fleet.each("health", lambda h: health.check(h, *expected[h.name]), hosts=[host])
+            try:
+                fleet.each("restart", lambda h: supervisor.restart(h, mode), hosts=[host])
+                fleet.each("health", lambda h: health.check(h, *expected[h.name]), hosts=[host])
+            except DeployError:
+                if not in_place:
+                    put_back_if_healthy(fleet, host)
+                raise
             if not in_place:
                 set_drained(fleet, None)
         others.result()
@@ -426,6 +429,16 @@ def set_drained(fleet, drained_host):
                    lambda host: proxy_ops.write_upstream(
                        host, proxy_name, proxy, [b for _, b in backends], drained),
                    hosts=fleet.of_role(proxy.role))
+
+
+def put_back_if_healthy(fleet, host):
+    """After a failed restart: back into rotation if whatever runs there is healthy."""
+    try:
+        fleet.each("recheck", health.check, hosts=[host])
+    except StepFailed:
+        reporter.host(host.name, "recheck", "left out of rotation: not healthy")
+        return
+    set_drained(fleet, None)
 
 
 def start_port_services(fleet, host):

@@ -182,10 +182,6 @@ class Environment(_Strict):
     def port_services_on(self, host):
         return {n: s for n, s in self.services_on(host).items() if s.control == "port"}
 
-    def balancers_of(self, service_name):
-        """Names of the proxy services that balance `service_name`."""
-        return [n for n, s in self.services.items() if s.balances == service_name]
-
     def pillows_on(self, host):
         """Supervisor programs of the pillow role on `host`."""
         if host not in self.roles.get(self.pillow_role, []):

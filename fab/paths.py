@@ -61,9 +61,6 @@ class Paths:
     def release_step(self, name, step):
         return posixpath.join(self.release_steps(name), step)
 
-    def release_python_env(self, name):
-        return posixpath.join(self.release(name), "python_env")
-
     def release_services(self, name, control="supervisor"):
         """Where a release keeps its rendered service configs (supervisor/ or port/)."""
         return posixpath.join(self.release(name), "services", control)

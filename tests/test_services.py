@@ -230,3 +230,30 @@ def test_failed_health_check_names_the_host_and_restores_the_previous_release(de
     assert env.meta("web1", failed)["status"] == "failed"
     # Leave the app healthy for the tests after this one.
     env.commit("app.py", app, "repair /health")
+
+
+def test_a_host_whose_restart_fails_goes_back_into_rotation_once_healthy(deploy_env):
+    env = deploy_env
+    env.write_config(with_proxy=True)
+    config_path = os.path.join(env.directory, f"{env.name}.yml")
+    with open(config_path) as handle:
+        config = json.load(handle)
+    config["services"]["web"]["before"] = "test ! -e ~/block-restart || { echo 'restart blocked' >&2; exit 1; }"
+    with open(config_path, "w") as handle:
+        json.dump(config, handle)
+    assert_ok(env.fab("deploy"))
+    env.remote("web1", "touch ~/block-restart")
+    try:
+        failed = env.fab("restart_services")
+    finally:
+        env.remote("web1", "rm -f ~/block-restart")
+    assert failed.returncode == 1 and "before hook of web failed" in failed.stderr
+    assert "restart blocked" in failed.stdout  # the host's own output, shown above the error
+    # web1 kept running its old, healthy processes: it is back in the upstream list.
+    upstream = os.path.join(env.code_root("proxy1"), "shared", "proxy", f"{env.name}-proxy-upstream.conf")
+    with open(upstream) as handle:
+        text = handle.read()
+    assert "down" not in text and env.spec.hosts["web1"] in text
+    proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    with urllib.request.urlopen(proxy, timeout=5) as response:
+        assert response.status == 200

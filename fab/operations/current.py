@@ -10,7 +10,7 @@ ROLES = ALL_ROLES
 
 
 def swap(host, release_name):
-    """Point `current` at `release_name`; returns what it pointed at before."""
+    """Point `current` at `release_name`; returns "current -> <new> (was <old>)"."""
     paths = host.facts["paths"]
     root = shell.quote(paths.code_root)
     target = shell.quote(paths.current_target(release_name))
@@ -25,8 +25,8 @@ mv -Tf .current.tmp.$$ current
 echo "previous=$previous"
 """
     )
-    previous = output.strip().splitlines()[-1].partition("=")[2]
-    return previous.rstrip("/").split("/")[-1] or None
+    previous = output.strip().splitlines()[-1].partition("=")[2].rstrip("/").split("/")[-1]
+    return f"current -> {release_name} (was {previous or 'nothing'})"
 
 
 def remove(host):
