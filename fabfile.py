@@ -38,25 +38,29 @@ from fab.session import locked, open_fleet, select_environment, selected_environ
 
 @task
 @user_errors
-def deploy(c, resume=False):
+def deploy(c, resume=False, rev=""):
     """Build, swap and restart a new release everywhere.
 
-    Stages: lock; resolve the branch to one commit; build the release on every
-    host; swap `current` on all of them; restart without dropping requests and
-    check health; mark the release good; clean old releases; unlock. A failure
-    before the swap changes no host's `current`; after it, every host goes back.
-    With --resume, continue the newest unfinished release instead.
+    Stages: lock; resolve the branch (or --rev: a full commit, tag or branch) to
+    one commit; build the release on every host; swap `current` on all of them;
+    restart without dropping requests and check health; mark the release good;
+    clean old releases; unlock. A failure before the swap changes no host's
+    `current`; after it, every host goes back. With --resume, continue the
+    newest unfinished release instead.
     """
     env = selected_environment(c)
-    commit = None if resume else code.resolve_commit(env.app.repo, env.app.branch)
+    if resume and rev:
+        raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
+    ref = rev or env.app.branch
+    commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env) as fleet, locked(fleet, "deploy"):
         states = fleet.each("state", state.read, quiet=True)
         if resume:
             meta = release_to_resume(states)
             reporter.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
-            meta = new_release(states, commit, env.app.branch)
-            reporter.stage(f"deploying {env.app.branch} at {commit[:12]} as release {meta.name}")
+            meta = new_release(states, commit, ref)
+            reporter.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
 
         build_release(fleet, meta)
         try:
@@ -135,7 +139,7 @@ def setup_release(c, keep_days=0):
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "setup_release"):
         states = fleet.each("state", state.read, quiet=True)
-        meta = new_release(states, commit, env.app.branch, status=rel.PRIVATE, keep_days=days)
+        meta = new_release(states, commit, env.app.branch, private=True, keep_days=days)
         reporter.stage(f"building private release {meta.name} at {commit[:12]}")
         build_release(fleet, meta)
     kept = f"kept until {meta.keep_until}" if meta.keep_until else "not protected from cleanup"
@@ -280,7 +284,7 @@ def split_command(command):
 # --- the stages tasks share ---------------------------------------------------
 
 
-def new_release(states, commit, branch, status=rel.BUILDING, keep_days=0):
+def new_release(states, commit, branch, private=False, keep_days=0):
     """Metadata for a new release, named so it collides with nothing on any host."""
     now = rel.utcnow()
     existing = {name for s in states.values() for name in s.releases}
@@ -290,8 +294,9 @@ def new_release(states, commit, branch, status=rel.BUILDING, keep_days=0):
         branch=branch,
         deployed_by=who_am_i(),
         created_at=now.isoformat(),
-        status=status,
+        status=rel.PRIVATE if private else rel.BUILDING,
         keep_until=rel.keep_until(now, keep_days),
+        private=private,
     )
 
 
@@ -315,7 +320,8 @@ def release_to_resume(states):
     for host_state in states.values():
         for name, found in host_state.releases.items():
             newer = host_state.current is None or name > host_state.current
-            if found.meta and found.status in (rel.BUILDING, rel.FAILED) and newer:
+            resumable = found.meta and not found.meta.private
+            if resumable and found.status in (rel.BUILDING, rel.FAILED) and newer:
                 candidates[name] = found.meta
     if not candidates:
         raise PreflightError("nothing to resume: no unfinished release newer than current")
@@ -335,8 +341,8 @@ def build_release(fleet, meta):
             host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
     except DeployError:
         mark(fleet, meta.with_status(rel.FAILED), quietly=True)
-        reporter.stage(f"no host was changed: current is untouched; `fab {env.name} "
-                       "deploy:resume=yes` continues this release")
+        resume = "" if meta.private else f"; `fab {env.name} deploy:resume=yes` continues this release"
+        reporter.stage(f"no host was changed: current is untouched{resume}")
         raise
 
 

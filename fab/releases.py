@@ -64,12 +64,14 @@ class ReleaseMeta:
 
     name: str
     commit: str
-    branch: str
+    branch: str  # the branch, tag or commit the deploy was asked for
     deployed_by: str
     created_at: str
     status: str = BUILDING
     keep_until: str = None
     hotfixes: tuple = ()
+    #: Made by setup_release: never resumed into a deploy.
+    private: bool = False
 
     def hotfixed(self, new_commit, who, when):
         """This release after its code was replaced in place by `new_commit`."""

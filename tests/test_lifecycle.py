@@ -2,6 +2,7 @@
 import os
 
 from conftest import assert_ok, assert_one_line_error
+from fab import sandbox
 from test_deploy import live_release
 
 
@@ -194,3 +195,34 @@ def test_failed_hotfix_puts_the_previous_code_back(deploy_env):
         with open(os.path.join(env.code_root(host), "current", "app.py")) as handle:
             assert handle.read() == app
     env.commit("app.py", app, "repair")
+
+
+def test_deploy_a_given_revision(deploy_env):
+    env = deploy_env
+    first, c1 = deploy_new_commit(env, "revision one")
+    second, c2 = deploy_new_commit(env, "revision two")
+    result = assert_ok(env.fab(f"deploy:rev={c1}"))
+    third = live_release(env)
+    assert third not in (first, second)
+    assert f"deploying {c1} at {c1[:12]}" in result.stdout
+    assert set(served_commits(env).values()) == {c1}
+    assert env.meta("web1", third)["commit"] == c1
+    sandbox.git("tag", "-f", "fabtest-tag", c2, cwd=env.spec.app_workdir)
+    sandbox.git("push", "-q", "-f", "origin", "fabtest-tag", cwd=env.spec.app_workdir)
+    assert_ok(env.fab("deploy", "--rev", "fabtest-tag"))
+    assert set(served_commits(env).values()) == {c2}
+    assert_one_line_error(env.fab("deploy:rev=no-such-tag"), "'no-such-tag' does not exist")
+    assert_one_line_error(env.fab("deploy:resume=yes,rev=main"), "do not give rev")
+
+
+def test_a_failed_private_release_is_never_resumed_into_a_deploy(deploy_env):
+    env = deploy_env
+    live, _ = deploy_new_commit(env, "live")
+    env.write_config(checks=["false"])
+    failed = env.fab("setup_release:keep_days=1")
+    assert failed.returncode == 1 and "deploy:resume=yes" not in failed.stdout
+    private = max(env.releases("web1"))
+    assert env.meta("web1", private)["status"] == "failed" and env.meta("web1", private)["private"]
+    env.write_config()
+    assert_one_line_error(env.fab("deploy:resume=yes"), "nothing to resume")
+    assert live_release(env) == live

@@ -62,8 +62,11 @@ def test_keep_until():
 
 
 def test_meta_round_trips_through_json():
-    meta = ReleaseMeta("n", "c", "main", "me", NOW.isoformat(), PRIVATE, "2026-12-01T00:00:00+00:00", ("abc",))
+    meta = ReleaseMeta("n", "c", "main", "me", NOW.isoformat(), PRIVATE, "2026-12-01T00:00:00+00:00", ("abc",), True)
     assert ReleaseMeta.from_json(meta.to_json()) == meta
+    # Metadata written before a field existed still reads, with its default.
+    assert ReleaseMeta.from_json('{"name": "n", "commit": "c", "branch": "b", "deployed_by": "me", '
+                                 '"created_at": "t"}').private is False
     assert meta.with_status(GOOD).status == GOOD
     with pytest.raises(ValueError):
         meta.with_status("bogus")
