@@ -5,6 +5,7 @@ The fleet lives for the test session and is destroyed at the end even when tests
 fail; each test gets its own environment (code root, program names, port), which
 is removed from every host afterwards.
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -49,8 +50,9 @@ class DeployEnv:
 
     # -- configuration -------------------------------------------------------
 
-    def write_config(self, with_proxy=False, **overrides):
-        """The environment file; `with_proxy` adds proxy1 running nginx in front of the web hosts."""
+    def write_config(self, with_proxy=False, service_settings=None, **overrides):
+        """The environment file; `with_proxy` adds proxy1 running nginx in front of the web
+        hosts; `service_settings` updates services' settings ({"web": {"restart": "reload"}})."""
         config = {
             "app": {"repo": self.spec.app_repo, "branch": "main"},
             "code_root": f"~/{self.code_root_rel}",
@@ -86,6 +88,8 @@ class DeployEnv:
                 "reload": "kill -HUP {pid}",
                 "health_check": {"path": "/health", "timeout": 20},
             }
+        for name, settings in (service_settings or {}).items():
+            config["services"][name].update(settings)
         config.update(overrides)
         self.hosts = sorted({h for hosts in config["roles"].values() for h in hosts})
         path = os.path.join(self.directory, f"{self.name}.yml")
@@ -101,6 +105,21 @@ class DeployEnv:
 
     def commit(self, path, content, message="change"):
         return sandbox.commit_app_change(self.spec, path, content, message)
+
+    @contextlib.contextmanager
+    def unhealthy_app(self, status):
+        """Commit an app whose /health answers `status`; commit the healthy app back after."""
+        path = os.path.join(self.spec.app_workdir, "app.py")
+        with open(path) as handle:
+            app = handle.read()
+        broken = app.replace('status, body, kind = "200 OK", b"ok\\n", "text/plain"',
+                             f'status, body, kind = "{status}", b"broken\\n", "text/plain"')
+        assert broken != app
+        commit = self.commit("app.py", broken, f"/health answers {status}")
+        try:
+            yield commit
+        finally:
+            self.commit("app.py", app, "repair /health")
 
     def head(self):
         return sandbox.git("rev-parse", "HEAD", cwd=self.spec.app_workdir)

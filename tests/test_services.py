@@ -90,13 +90,7 @@ def test_restart_services_runs_the_release_current_points_to(deploy_env):
 
 def test_graceful_reload_keeps_the_master_and_replaces_workers(deploy_env):
     env = deploy_env
-    env.write_config(with_proxy=True)
-    config_path = os.path.join(env.directory, f"{env.name}.yml")
-    with open(config_path) as handle:
-        config = json.load(handle)
-    config["services"]["web"]["restart"] = "reload"
-    with open(config_path, "w") as handle:
-        json.dump(config, handle)
+    env.write_config(with_proxy=True, service_settings={"web": {"restart": "reload"}})
     assert_ok(env.fab("deploy"))
     masters = {h: supervisor_pid(env, h, f"{env.name}-web") for h in ("web1", "web2")}
     workers = {h: env.version(h)["pid"] for h in ("web1", "web2")}
@@ -205,19 +199,10 @@ def test_failed_health_check_names_the_host_and_restores_the_previous_release(de
     good = env.head()
     assert_ok(env.fab("deploy"))
     before = live_release(env)
-    with open(os.path.join(env.spec.app_workdir, "app.py")) as handle:
-        app = handle.read()
-    broken = app.replace('status, body, kind = "200 OK", b"ok\\n", "text/plain"',
-                         'status, body, kind = "503 Service Unavailable", b"broken\\n", "text/plain"')
-    assert broken != app
-    env.commit("app.py", broken, "break /health")
-    services = {
-        "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
-                "health_check": {"path": "/health", "version_path": "/version", "timeout": 3}},
-        "pillow": {"role": "pillowtop", "template": "supervisor/pillow.conf.j2"},
-    }
-    env.write_config(services=services)
-    result = env.fab("deploy")
+    env.write_config(service_settings={
+        "web": {"health_check": {"path": "/health", "version_path": "/version", "timeout": 3}}})
+    with env.unhealthy_app("503 Service Unavailable"):
+        result = env.fab("deploy")
 
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
@@ -228,19 +213,12 @@ def test_failed_health_check_names_the_host_and_restores_the_previous_release(de
         assert env.version(host)["commit"] == good
     failed = max(env.releases("web1"))
     assert env.meta("web1", failed)["status"] == "failed"
-    # Leave the app healthy for the tests after this one.
-    env.commit("app.py", app, "repair /health")
 
 
 def test_a_host_whose_restart_fails_goes_back_into_rotation_once_healthy(deploy_env):
     env = deploy_env
-    env.write_config(with_proxy=True)
-    config_path = os.path.join(env.directory, f"{env.name}.yml")
-    with open(config_path) as handle:
-        config = json.load(handle)
-    config["services"]["web"]["before"] = "test ! -e ~/block-restart || { echo 'restart blocked' >&2; exit 1; }"
-    with open(config_path, "w") as handle:
-        json.dump(config, handle)
+    blocked = "test ! -e ~/block-restart || { echo 'restart blocked' >&2; exit 1; }"
+    env.write_config(with_proxy=True, service_settings={"web": {"before": blocked}})
     assert_ok(env.fab("deploy"))
     env.remote("web1", "touch ~/block-restart")
     try:

@@ -21,7 +21,7 @@ def ensure(host, release_name):
     pip_args = " ".join(shell.quote(a) for a in env.pip_args)
     python = shell.quote(env.python)
     install = (
-        f'"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
+        '"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
         + " ".join(f"-r {shell.quote(r)}" for r in env.requirements)
         + (f" {pip_args}" if pip_args else "")
     ) if env.requirements else "true"
