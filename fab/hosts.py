@@ -42,18 +42,26 @@ class Host:
         """The network address ssh_config resolves this host to."""
         return self.connection.host
 
+    def execute(self, script, timeout=None, stream=False):
+        """Run a shell script in one round trip; return its Result whatever its exit code.
+
+        Output is captured, or with `stream` shown as it comes. Never reads stdin,
+        so nothing can wait for input. A timeout raises RemoteCommandFailed.
+        """
+        timeout = timeout or self.env.command_timeout
+        try:
+            return self.connection.run(
+                script, hide=not stream, warn=True, in_stream=False, timeout=timeout
+            )
+        except CommandTimedOut:
+            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s") from None
+
     def run(self, script, timeout=None, check=True):
         """Run a shell script in one round trip; return its stdout.
 
         Raises RemoteCommandFailed with the script's last error line when it fails.
         """
-        timeout = timeout or self.env.command_timeout
-        try:
-            result = self.connection.run(
-                script, hide=True, warn=True, in_stream=False, timeout=timeout
-            )
-        except CommandTimedOut:
-            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s") from None
+        result = self.execute(script, timeout)
         if check and result.exited != 0:
             output = (result.stderr + result.stdout).strip()
             last = output.splitlines()[-1] if output else f"exit status {result.exited}"

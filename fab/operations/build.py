@@ -34,7 +34,6 @@ python_env/bin/python -c 'import sys' || {{ echo "python_env does not run" >&2; 
 for conf in {confs}; do [ -f "$conf" ] || {{ echo "missing $conf" >&2; exit 1; }}; done
 {_WITH_VENV}
 {chr(10).join(host.env.checks)}
-""",
-        timeout=host.env.command_timeout,
+"""
     )
     return "ready"

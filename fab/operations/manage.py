@@ -11,10 +11,10 @@ ROLES = "the manage role (one host)"
 def run(host, words):
     """Run `<manage.command> <words...>` in `current`, with its virtualenv on PATH."""
     paths = host.facts["paths"]
-    result = host.connection.run(
+    result = host.execute(
         f"cd {shell.quote(paths.current)} && "
         f'export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env" && '
         f"{host.env.manage.command} {shell.command(*words)}",
-        warn=True, in_stream=False, pty=False, timeout=host.env.command_timeout,
+        stream=True,
     )
     return result.exited

@@ -78,10 +78,6 @@ def rerender_current(host):
     return output.strip().splitlines()[-1]
 
 
-def programs_on(host):
-    return [host.env.program_name(name) for name in host.env.supervised_on(host.name)]
-
-
 def changed_programs(host):
     """Programs whose config on disk differs from what supervisord runs (reread)."""
     return parse_reread(host.run(f"{host.env.supervisorctl} reread"))
@@ -112,11 +108,11 @@ def restart(host, mode="all", timeout=60, expect_programs=True):
     ctl = env.supervisorctl  # a trusted command prefix from the environment file
     services = env.supervised_on(host.name) if expect_programs else {}
     programs = [env.program_name(name) for name in services]
+    # Programs `update` did not already restart; "changed" leaves them alone.
+    untouched_by_update = {} if mode == "changed" else services
     per_program = []
-    for name, service in services.items():
+    for name, service in untouched_by_update.items():
         program = shell.quote(env.program_name(name))
-        if mode == "changed":
-            continue
         if mode == "graceful" and service.restart == "reload":
             action = f"{ctl} signal HUP {program} >/dev/null"
         else:
@@ -197,10 +193,7 @@ def stop_programs(host, programs):
 
 def run_ctl(host, words):
     """Any supervisorctl command (words quoted); returns (exit code, output)."""
-    result = host.connection.run(
-        f"{host.env.supervisorctl} {shell.command(*words)}",
-        hide=True, warn=True, in_stream=False, timeout=host.env.command_timeout,
-    )
+    result = host.execute(f"{host.env.supervisorctl} {shell.command(*words)}")
     return result.exited, (result.stdout + result.stderr).rstrip()
 
 
