@@ -14,14 +14,12 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 (`task --name value`).
 """
 import concurrent.futures
-import getpass
 import shlex
-import socket
 
 from fabric import task
 from invoke import Exit, Task
 
-from fab import cli, releases as rel
+from fab import cli, events, releases as rel
 from fab.config import available_environments
 from fab.errors import ConfigError, DeployError, PreflightError, StepFailed, UsageError
 from fab.operations import (
@@ -29,15 +27,17 @@ from fab.operations import (
 )
 from fab.operations import manage as manage_ops
 from fab.operations import proxy as proxy_ops
-from fab.report import reporter
-from fab.session import locked, open_fleet, select_environment, selected_environment, user_errors
+from fab.events import stream
+from fab.session import (
+    locked, open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i,
+)
 
 
 # --- deploy -------------------------------------------------------------------
 
 
 @task
-@user_errors
+@reported
 def deploy(c, resume=False, rev=""):
     """Build, swap and restart a new release everywhere.
 
@@ -57,10 +57,12 @@ def deploy(c, resume=False, rev=""):
         states = fleet.each("state", state.read, quiet=True)
         if resume:
             meta = release_to_resume(states)
-            reporter.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
+            stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
             meta = new_release(states, commit, ref)
-            reporter.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
+            stream.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
+        stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
+                                            previous=agreed_or_none(states)))
 
         build_release(fleet, meta)
         try:
@@ -70,12 +72,12 @@ def deploy(c, resume=False, rev=""):
             raise
         mark(fleet, meta.with_status(rel.GOOD))
         clean_old_releases(fleet)
-    reporter.stage(f"deploy finished: release {meta.name} ({meta.commit[:12]}) is live on "
+    stream.stage(f"deploy finished: release {meta.name} ({meta.commit[:12]}) is live on "
                    f"{', '.join(env.hosts)}")
 
 
 @task
-@user_errors
+@reported
 def rollback(c, release=""):
     """Go back to the previous (or a named) release."""
     env = selected_environment(c)
@@ -88,19 +90,20 @@ def rollback(c, release=""):
         leaving = rel.agreed_current(currents)
         any_state = states[env.hosts[0]]
         target_meta = any_state.release(target).meta
-        reporter.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
+        stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
+        stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
         go_live(fleet, target_meta, states)
         leaving_meta = any_state.release(leaving).meta if any_state.release(leaving) else None
         if leaving_meta:
             mark(fleet, leaving_meta.with_status(rel.ROLLED_BACK))
         mark(fleet, target_meta.with_status(rel.GOOD))
-    reporter.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
+    stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                    f"{leaving} is kept, marked rolled_back")
 
 
 @task
-@user_errors
+@reported
 def clean_releases(c):
     """Delete old and failed releases (safe ones kept)."""
     env = selected_environment(c)
@@ -109,29 +112,30 @@ def clean_releases(c):
 
 
 @task
-@user_errors
+@reported
 def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
     with open_fleet(env) as fleet, locked(fleet, "hotfix_deploy"):
         live, meta = live_release(fleet)
-        reporter.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
+        stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
+        stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         try:
             fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
             restart_in_order(fleet, "graceful", {name: (live, new_commit) for name in fleet.names})
         except DeployError as error:
-            reporter.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
+            stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
             fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
             restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
             raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
         mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
-    reporter.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
+    stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
 
 @task
-@user_errors
+@reported
 def setup_release(c, keep_days=0):
     """Build a private release; print its path."""
     env = selected_environment(c)
@@ -140,16 +144,17 @@ def setup_release(c, keep_days=0):
     with open_fleet(env) as fleet, locked(fleet, "setup_release"):
         states = fleet.each("state", state.read, quiet=True)
         meta = new_release(states, commit, env.app.branch, private=True, keep_days=days)
-        reporter.stage(f"building private release {meta.name} at {commit[:12]}")
+        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch, previous=agreed_or_none(states)))
+        stream.stage(f"building private release {meta.name} at {commit[:12]}")
         build_release(fleet, meta)
     kept = f"kept until {meta.keep_until}" if meta.keep_until else "not protected from cleanup"
     for name, host_state in states.items():
         print(f"{name}: {host_state.paths.release(meta.name)}")
-    reporter.stage(f"private release {meta.name} ready ({kept})")
+    stream.stage(f"private release {meta.name} ready ({kept})")
 
 
 @task
-@user_errors
+@reported
 def releases(c):
     """Show each host's releases, statuses and drift."""
     env = selected_environment(c)
@@ -172,7 +177,7 @@ def releases(c):
 
 
 @task
-@user_errors
+@reported
 def unlock(c):
     """Remove a dead deploy's lock (says whose)."""
     env = selected_environment(c)
@@ -190,18 +195,18 @@ def unlock(c):
 
 
 @task
-@user_errors
+@reported
 def restart_services(c):
     """Restart services without dropping requests."""
     env = selected_environment(c)
     with open_fleet(env) as fleet, locked(fleet, "restart_services"):
         live, meta = live_release(fleet)
         restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
-    reporter.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
+    stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
 @task
-@user_errors
+@reported
 def set_supervisor_config(c):
     """Render service configs and apply the changes."""
     env = selected_environment(c)
@@ -212,21 +217,21 @@ def set_supervisor_config(c):
 
 
 @task
-@user_errors
+@reported
 def start_pillows(c):
     """Start the pillows (background workers)."""
     on_pillows(selected_environment(c), supervisor.start_programs)
 
 
 @task
-@user_errors
+@reported
 def stop_pillows(c):
     """Stop the pillows and wait until they exit."""
     on_pillows(selected_environment(c), supervisor.stop_programs)
 
 
 @task
-@user_errors
+@reported
 def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
@@ -244,7 +249,7 @@ def supervisorctl(c, command="status"):
 
 
 @task
-@user_errors
+@reported
 def manage(c, command, host=""):
     """Run a management command in the current release."""
     env = selected_environment(c)
@@ -300,6 +305,12 @@ def new_release(states, commit, branch, private=False, keep_days=0):
     )
 
 
+def agreed_or_none(states):
+    """The release every host has as current, or None (first deploy, or drift)."""
+    currents = {s.current for s in states.values()}
+    return currents.pop() if len(currents) == 1 else None
+
+
 def live_release(fleet):
     """Read every host's state: the release current on all of them, and its metadata."""
     states = fleet.each("state", state.read, quiet=True)
@@ -308,10 +319,6 @@ def live_release(fleet):
     if missing:
         raise PreflightError(f"current release {live} has no metadata on {', '.join(missing)}")
     return live, states[fleet.names[0]].release(live).meta
-
-
-def who_am_i():
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def release_to_resume(states):
@@ -342,7 +349,7 @@ def build_release(fleet, meta):
     except DeployError:
         mark(fleet, meta.with_status(rel.FAILED), quietly=True)
         resume = "" if meta.private else f"; `fab {env.name} deploy:resume=yes` continues this release"
-        reporter.stage(f"no host was changed: current is untouched{resume}")
+        stream.stage(f"no host was changed: current is untouched{resume}")
         raise
 
 
@@ -352,7 +359,7 @@ def go_live(fleet, meta, states):
         fleet.each("swap", lambda host: current.swap(host, meta.name))
         restart_in_order(fleet, "all", {name: (meta.name, meta.commit) for name in fleet.names})
     except DeployError as error:
-        reporter.stage("going live failed: putting every host back on its previous release")
+        stream.stage("going live failed: putting every host back on its previous release")
         restored = restore_previous(fleet, states)
         outcome = ("every host is back on its previous release" if restored
                    else "NOT every host could be restored: check `fab <env> releases`")
@@ -375,7 +382,7 @@ def restore_previous(fleet, states):
         expected = {name: (p, states[name].release(p).meta.commit) for name, p in previous.items() if p}
         restart_in_order(fleet, "all", expected, hosts=[fleet[name] for name in expected])
     except StepFailed as error:
-        reporter.stage(f"WARNING: could not restore every host: {error}")
+        stream.warning(f"could not restore every host: {error}")
         return False
     return True
 
@@ -442,7 +449,7 @@ def put_back_if_healthy(fleet, host):
     try:
         fleet.each("recheck", health.check, hosts=[host])
     except StepFailed:
-        reporter.host(host.name, "recheck", "left out of rotation: not healthy")
+        stream.warning("left out of rotation: not healthy", host=host.name)
         return
     set_drained(fleet, None)
 
@@ -464,7 +471,7 @@ def mark(fleet, meta, quietly=False):
     except StepFailed as error:
         if not quietly:
             raise
-        reporter.stage(f"WARNING: could not mark release {meta.name} {meta.status}: {error}")
+        stream.warning(f"could not mark release {meta.name} {meta.status}: {error}")
 
 
 def clean_old_releases(fleet):

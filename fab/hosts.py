@@ -14,7 +14,8 @@ from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
 from fab.errors import ConfigError, StepFailed
-from fab.report import reporter
+from fab import events
+from fab.events import stream
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
@@ -153,6 +154,7 @@ class Fleet:
         results, failures = {}, {}
 
         def timed(host):
+            stream.publish(events.StepStarted(host.name, step))
             started = time.monotonic()
             value = action(host)
             return value, time.monotonic() - started
@@ -170,15 +172,15 @@ class Fleet:
                     if message is None:
                         raise
                     failures[host.name] = message
-                    output = getattr(error, "output", "")
-                    for detail in output.splitlines()[-15:]:
-                        reporter.host(host.name, step, f"| {detail}")
-                    reporter.host(host.name, step, f"FAILED: {message}")
+                    stream.publish(events.StepFinished(
+                        host.name, step, events.FAILED, note=message,
+                        output=getattr(error, "output", "")))
                     continue
                 results[host.name] = value
-                if not quiet:
-                    note = value if isinstance(value, str) and value else "ok"
-                    reporter.host(host.name, step, f"{note} ({seconds:.1f}s)")
+                note = value if isinstance(value, str) and value else "ok"
+                outcome = events.SKIPPED if note.startswith("skipped") else events.OK
+                stream.publish(events.StepFinished(
+                    host.name, step, outcome, note=note, seconds=seconds, quiet=quiet))
         if failures:
             raise StepFailed(step, failures)
         return results

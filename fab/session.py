@@ -4,14 +4,19 @@ Kept out of fabfile.py so that file reads as the story of each task.
 """
 import contextlib
 import functools
+import getpass
+import socket
+import time
 
 from invoke.exceptions import Exit
 
+from fab import events
 from fab.config import load_environment
-from fab.errors import DeployError, UsageError
+from fab.errors import ConfigError, DeployError, PreflightError, UsageError
 from fab.hosts import Fleet, describe_error
 from fab.operations import lock
-from fab.report import reporter
+from fab.events import stream
+from fab.report import PlainLines
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -21,8 +26,12 @@ def select_environment(c, name):
     c.config[_CONFIG_KEY] = load_environment(name)
 
 
+def selected_environment_or_none(c):
+    return c.config.get(_CONFIG_KEY)
+
+
 def selected_environment(c):
-    env = c.config.get(_CONFIG_KEY)
+    env = selected_environment_or_none(c)
     if env is None:
         raise UsageError("no environment selected: run `fab <env> <task>`, e.g. `fab sandbox deploy`")
     return env
@@ -39,6 +48,61 @@ def user_errors(task_body):
             raise Exit(f"error: {error}", code=error.exit_code) from None
 
     return wrapper
+
+
+def reported(task_body):
+    """A task whose run is published on the event stream, start to finish.
+
+    Subscribes the outputs, publishes TaskStarted and TaskFinished (succeeded,
+    failed, refused or interrupted, with the exit code), and turns a user's
+    error into one line on stderr.
+    """
+
+    @functools.wraps(task_body)
+    def wrapper(c, *args, **kwargs):
+        env = selected_environment_or_none(c)
+        ensure_outputs()
+        started = time.monotonic()
+        stream.publish(events.TaskStarted(
+            task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
+            socket.gethostname(), tuple(env.hosts) if env else ()))
+
+        def finished(outcome, code, error=""):
+            stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
+
+        try:
+            result = task_body(c, *args, **kwargs)
+        except DeployError as error:
+            outcome = events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else events.FAILED
+            finished(outcome, error.exit_code, str(error))
+            raise Exit(f"error: {error}", code=error.exit_code) from None
+        except Exit as exit_:
+            finished(events.SUCCEEDED if not exit_.code else events.FAILED, exit_.code or 0)
+            raise
+        except KeyboardInterrupt:
+            finished(events.INTERRUPTED, 130, "interrupted")
+            raise Exit("error: interrupted", code=130) from None
+        except BaseException as error:
+            finished(events.FAILED, 1, f"internal error: {type(error).__name__}: {error}")
+            raise
+        finished(events.SUCCEEDED, 0)
+        return result
+
+    return wrapper
+
+
+_outputs = []
+
+
+def ensure_outputs():
+    """Subscribe this process's outputs to the stream, once."""
+    if not _outputs:
+        _outputs.append(stream.subscribe(PlainLines()))
+
+
+def who_am_i():
+    """The person (or CI job) running the deployer: user@machine."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @contextlib.contextmanager
@@ -71,4 +135,4 @@ def locked(fleet, task):
         try:
             fleet.each("unlock", lambda host: lock.release(host, record) or "released", hosts=[lock_host])
         except DeployError as error:
-            reporter.line(f"warning: could not release the lock: {error}")
+            stream.warning(f"could not release the lock: {error}")

@@ -17,11 +17,19 @@ import pytest
 
 from fab import PROJECT_ROOT, sandbox
 
-TEST_FLEET = sandbox.FleetSpec(
-    root="/srv/fab-test-fleet",
-    user_prefix="fabtest",
-    hosts={"web1": "127.0.0.21", "web2": "127.0.0.22", "pillow1": "127.0.0.23", "proxy1": "127.0.0.24"},
-)
+def test_fleet_spec(run_id):
+    """The test fleet of run `run_id` (FAB_TEST_FLEET, default 0): its own root, users
+    and loopback addresses, so two runs on one machine never touch each other's hosts."""
+    suffix = str(run_id) if run_id else ""
+    return sandbox.FleetSpec(
+        root=f"/srv/fab-test-fleet{suffix}",
+        user_prefix=f"fabtest{suffix}",
+        hosts={name: f"127.0.{run_id}.{21 + index}"
+               for index, name in enumerate(("web1", "web2", "pillow1", "proxy1"))},
+    )
+
+
+TEST_FLEET = test_fleet_spec(int(os.environ.get("FAB_TEST_FLEET", "0")))
 FAB = os.path.join(os.path.dirname(sys.executable), "fab")
 
 

@@ -1,0 +1,165 @@
+"""One stream of events for everything a task does; every output subscribes to it.
+
+Operations and the runner publish what happened once (a stage began, a host's
+step finished, a warning); the plain lines, the live view, the JSON summary and
+the history store are subscribers that each turn the same events into their
+own form. No subscriber knows about SSH, and nothing that publishes knows who
+listens.
+
+Events are small frozen dataclasses with a `kind` and `to_dict()`, so a
+subscriber can store or serialise them without knowing each type.
+"""
+import dataclasses
+import threading
+import time
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    #: Wall-clock time (epoch seconds) the event happened.
+    at: float = dataclasses.field(default_factory=time.time, kw_only=True)
+
+    kind = "event"
+
+    def to_dict(self):
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskStarted(Event):
+    """A task began: `fab <environment> <task>` with its arguments."""
+
+    task: str
+    environment: str
+    arguments: dict
+    performer: str  # user@machine of the person or CI job
+    controller: str  # the machine the deployer runs on
+    hosts: tuple = ()
+
+    kind = "task_started"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseChosen(Event):
+    """The release (and commit, and the ref it came from) this task works on."""
+
+    release: str
+    commit: str
+    ref: str = ""
+    previous: Optional[str] = None  # the release live before, if any
+
+    kind = "release_chosen"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage(Event):
+    """A headline: what the task is doing now (or has done)."""
+
+    text: str
+
+    kind = "stage"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepStarted(Event):
+    host: str
+    step: str
+
+    kind = "step_started"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFinished(Event):
+    """One host's step ended. `outcome` is ok, skipped or failed; a failure's
+    `output` holds the last lines the step printed."""
+
+    host: str
+    step: str
+    outcome: str
+    note: str = ""
+    seconds: float = 0.0
+    output: str = ""
+    quiet: bool = False  # routine reads the plain lines leave out
+
+    kind = "step_finished"
+
+
+@dataclasses.dataclass(frozen=True)
+class Note(Event):
+    """A free line: a warning, a hint, what a refusal means (`host` if about one)."""
+
+    text: str
+    host: Optional[str] = None
+    level: str = "info"  # info or warning
+
+    kind = "note"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFinished(Event):
+    """The task ended. `outcome`: succeeded, failed, interrupted or refused."""
+
+    outcome: str
+    exit_code: int
+    error: str = ""
+    seconds: float = 0.0
+
+    kind = "task_finished"
+
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+SUCCEEDED, INTERRUPTED, REFUSED = "succeeded", "interrupted", "refused"
+
+
+class Stream:
+    """Delivers each published event to every subscriber, in order, one at a time.
+
+    A subscriber is a callable taking an event. Publishing is serialised, so a
+    subscriber sees events in one order even when hosts report from threads. A
+    subscriber that raises is dropped with a warning to the others: an output
+    that breaks (a full disk, a lost database) must not stop a deploy half-way.
+    """
+
+    def __init__(self):
+        self._subscribers = []
+        self._lock = threading.RLock()
+
+    def subscribe(self, subscriber):
+        with self._lock:
+            self._subscribers.append(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber):
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+    def publish(self, event):
+        with self._lock:
+            broken = []
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception as error:  # noqa: BLE001 - one broken output must not stop the task
+                    broken.append((subscriber, error))
+            for subscriber, error in broken:
+                self._subscribers.remove(subscriber)
+                name = getattr(subscriber, "name", type(subscriber).__name__)
+                self.publish(Note(f"output {name} stopped: {error}", level="warning"))
+        return event
+
+    # Shorthands for the events published most.
+
+    def stage(self, text):
+        return self.publish(Stage(text))
+
+    def note(self, text, host=None, level="info"):
+        return self.publish(Note(text, host=host, level=level))
+
+    def warning(self, text, host=None):
+        return self.publish(Note(text, host=host, level="warning"))
+
+
+#: The one stream a process publishes to.
+stream = Stream()
