@@ -13,7 +13,6 @@
 Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 (`task --name value`).
 """
-import concurrent.futures
 import shlex
 
 from fabric import task
@@ -21,16 +20,14 @@ from invoke import Exit, Task
 
 from fab import cli, events, releases as rel
 from fab.config import available_environments
-from fab.errors import ConfigError, DeployError, PreflightError, StepFailed, UsageError
-from fab.operations import (
-    build, cleanup, code, current, health, lock, portservice, release, state, supervisor, virtualenv,
+from fab import rollout, waves
+from fab.errors import (
+    ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
 )
+from fab.operations import build, cleanup, code, lock, release, state, supervisor, virtualenv
 from fab.operations import manage as manage_ops
-from fab.operations import proxy as proxy_ops
 from fab.events import stream
-from fab.session import (
-    locked, open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i,
-)
+from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
 
 
 # --- deploy -------------------------------------------------------------------
@@ -38,42 +35,43 @@ from fab.session import (
 
 @task
 @reported
-def deploy(c, resume=False, rev=""):
+def deploy(c, resume=False, rev="", hosts=""):
     """Build, swap and restart a new release everywhere.
 
-    Stages: lock; resolve the branch (or --rev: a full commit, tag or branch) to
-    one commit; build the release on every host; swap `current` on all of them;
-    restart without dropping requests and check health; mark the release good;
-    clean old releases; unlock. A failure before the swap changes no host's
-    `current`; after it, every host goes back. With --resume, continue the
-    newest unfinished release instead.
+    Stages: resolve the branch (or --rev: a full commit, tag or branch) to one
+    commit; connect to every host (keys verified); lock; build the release on
+    every host; go live wave by wave (canary first: swap, restart without
+    dropping requests, health checks); mark the release good; clean old
+    releases; unlock. A failure or an interrupt before the swap changes no
+    host's `current`; after it, every host goes back. --resume continues the
+    newest unfinished release; --hosts "web3;web4" (hosts or roles) limits the
+    deploy to some hosts, for emergencies.
     """
     env = selected_environment(c)
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
+    targets = limited_hosts(env, hosts)
     ref = rev or env.app.branch
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env) as fleet, locked(fleet, "deploy"):
-        states = fleet.each("state", state.read, quiet=True)
+    with open_fleet(env, targets, lock="deploy") as fleet:
         if resume:
-            meta = release_to_resume(states)
+            meta = release_to_resume(fleet.states)
             stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
-            meta = new_release(states, commit, ref)
+            meta = new_release(fleet.states, commit, ref)
             stream.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
+        previous = previous_releases(fleet)
         stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
-                                            previous=agreed_or_none(states)))
+                                            previous=agreed_or_none(fleet.states)))
 
         build_release(fleet, meta)
-        try:
-            go_live(fleet, meta, states)
-        except DeployError:
-            mark(fleet, meta.with_status(rel.FAILED), quietly=True)
-            raise
-        mark(fleet, meta.with_status(rel.GOOD))
+        failed = go_live(fleet, meta, previous)
         clean_old_releases(fleet)
+    if failed:
+        raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
+                                "failed within the failure limit and run their previous release")
     stream.stage(f"deploy finished: release {meta.name} ({meta.commit[:12]}) is live on "
-                   f"{', '.join(env.hosts)}")
+                 f"{', '.join(fleet.names)}")
 
 
 @task
@@ -82,8 +80,8 @@ def rollback(c, release=""):
     """Go back to the previous (or a named) release."""
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
-    with open_fleet(env) as fleet, locked(fleet, "rollback"):
-        states = fleet.each("state", state.read, quiet=True)
+    with open_fleet(env, lock="rollback") as fleet:
+        states = fleet.states
         currents = {name: s.current for name, s in states.items()}
         target = rel.rollback_target(
             {name: list(s.releases.values()) for name, s in states.items()}, currents, wanted)
@@ -93,13 +91,12 @@ def rollback(c, release=""):
         stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
         stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
-        go_live(fleet, target_meta, states)
-        leaving_meta = any_state.release(leaving).meta if any_state.release(leaving) else None
+        leaving_meta = any_state.release(leaving).meta
+        go_live(fleet, target_meta, previous_releases(fleet), on_failure=None)
         if leaving_meta:
             mark(fleet, leaving_meta.with_status(rel.ROLLED_BACK))
-        mark(fleet, target_meta.with_status(rel.GOOD))
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
-                   f"{leaving} is kept, marked rolled_back")
+                 f"{leaving} is kept, marked rolled_back")
 
 
 @task
@@ -107,7 +104,7 @@ def rollback(c, release=""):
 def clean_releases(c):
     """Delete old and failed releases (safe ones kept)."""
     env = selected_environment(c)
-    with open_fleet(env) as fleet, locked(fleet, "clean_releases"):
+    with open_fleet(env, lock="clean_releases") as fleet:
         clean_old_releases(fleet)
 
 
@@ -117,18 +114,18 @@ def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
-    with open_fleet(env) as fleet, locked(fleet, "hotfix_deploy"):
+    with open_fleet(env, lock="hotfix_deploy") as fleet:
         live, meta = live_release(fleet)
         stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         try:
             fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
-            restart_in_order(fleet, "graceful", {name: (live, new_commit) for name in fleet.names})
+            restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit))
         except DeployError as error:
             stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
             fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
-            restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
+            restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
             raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
         mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
@@ -141,25 +138,25 @@ def setup_release(c, keep_days=0):
     env = selected_environment(c)
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
-    with open_fleet(env) as fleet, locked(fleet, "setup_release"):
-        states = fleet.each("state", state.read, quiet=True)
-        meta = new_release(states, commit, env.app.branch, private=True, keep_days=days)
-        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch, previous=agreed_or_none(states)))
+    with open_fleet(env, lock="setup_release") as fleet:
+        meta = new_release(fleet.states, commit, env.app.branch, private=True, keep_days=days)
+        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
+                                            previous=agreed_or_none(fleet.states)))
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
         build_release(fleet, meta)
     kept = f"kept until {meta.keep_until}" if meta.keep_until else "not protected from cleanup"
-    for name, host_state in states.items():
-        print(f"{name}: {host_state.paths.release(meta.name)}")
+    for name, host in fleet.hosts.items():
+        print(f"{name}: {host.paths.release(meta.name)}")
     stream.stage(f"private release {meta.name} ready ({kept})")
 
 
 @task
-@reported
+@user_errors
 def releases(c):
     """Show each host's releases, statuses and drift."""
     env = selected_environment(c)
     with open_fleet(env) as fleet:
-        states = fleet.each("state", state.read, quiet=True)
+        states = fleet.states
     for name in env.hosts:
         host_state = states[name]
         print(f"{name}:")
@@ -179,7 +176,7 @@ def releases(c):
 @task
 @reported
 def unlock(c):
-    """Remove a dead deploy's lock (says whose)."""
+    """Stop a hung task holding the lock (says whose)."""
     env = selected_environment(c)
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
@@ -187,7 +184,7 @@ def unlock(c):
     if removed is None:
         print(f"{env.name} was not locked")
     else:
-        print(f"removed the lock of {lock.describe(removed)}; recorded in log/lock-breaks.log "
+        print(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
               f"on {env.hosts[0]}")
 
 
@@ -196,12 +193,12 @@ def unlock(c):
 
 @task
 @reported
-def restart_services(c):
+def restart_services(c, hosts=""):
     """Restart services without dropping requests."""
     env = selected_environment(c)
-    with open_fleet(env) as fleet, locked(fleet, "restart_services"):
+    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services") as fleet:
         live, meta = live_release(fleet)
-        restart_in_order(fleet, "graceful", {name: (live, meta.commit) for name in fleet.names})
+        restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
@@ -210,10 +207,10 @@ def restart_services(c):
 def set_supervisor_config(c):
     """Render service configs and apply the changes."""
     env = selected_environment(c)
-    with open_fleet(env) as fleet, locked(fleet, "set_supervisor_config"):
+    with open_fleet(env, lock="set_supervisor_config") as fleet:
         live, meta = live_release(fleet)
         fleet.each("render", supervisor.rerender_current)
-        restart_in_order(fleet, "changed", {name: (live, meta.commit) for name in fleet.names})
+        restart_everywhere(fleet, "changed", rollout.Target(live, meta.commit))
 
 
 @task
@@ -231,7 +228,7 @@ def stop_pillows(c):
 
 
 @task
-@reported
+@user_errors
 def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
@@ -249,7 +246,7 @@ def supervisorctl(c, command="status"):
 
 
 @task
-@reported
+@user_errors
 def manage(c, command, host=""):
     """Run a management command in the current release."""
     env = selected_environment(c)
@@ -260,7 +257,6 @@ def manage(c, command, host=""):
     if target not in candidates:
         raise UsageError(f"manage: host {target!r} is not in role {env.manage.role} ({', '.join(candidates)})")
     with open_fleet(env, hosts=[target]) as fleet:
-        fleet.each("state", state.read, quiet=True)
         exit_code = manage_ops.run(fleet[target], split_command(command))
     if exit_code:
         raise Exit(code=exit_code)
@@ -272,7 +268,6 @@ def on_pillows(env, operation):
     if not hosts:
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("state", state.read, quiet=True)
         fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
 
 
@@ -312,8 +307,8 @@ def agreed_or_none(states):
 
 
 def live_release(fleet):
-    """Read every host's state: the release current on all of them, and its metadata."""
-    states = fleet.each("state", state.read, quiet=True)
+    """The release current on every host, and its metadata."""
+    states = fleet.states
     live = rel.agreed_current({name: s.current for name, s in states.items()})
     missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
     if missing:
@@ -321,22 +316,34 @@ def live_release(fleet):
     return live, states[fleet.names[0]].release(live).meta
 
 
+def previous_releases(fleet):
+    """{host: Target} of what each host runs now: where a failed go-live puts it back."""
+    targets = {}
+    for name, host_state in fleet.states.items():
+        back_to = rel.fallback_release(list(host_state.releases.values()), host_state.current)
+        if back_to != host_state.current:
+            stream.warning(f"current release {host_state.current} is unfinished (a deploy died after "
+                           f"swapping it); {back_to or 'no release'} is what a failure puts back", host=name)
+        found = host_state.release(back_to) if back_to else None
+        targets[name] = rollout.Target(back_to, found.meta.commit if found and found.meta else None)
+    return targets
+
+
 def release_to_resume(states):
-    """The newest unfinished release newer than every host's current one."""
+    """The release every host would resume: the newest unfinished one newer than current."""
     candidates = {}
     for host_state in states.values():
-        for name, found in host_state.releases.items():
-            newer = host_state.current is None or name > host_state.current
-            resumable = found.meta and not found.meta.private
-            if resumable and found.status in (rel.BUILDING, rel.FAILED) and newer:
-                candidates[name] = found.meta
+        name = rel.resumable_release(list(host_state.releases.values()), host_state.current)
+        if name:
+            candidates[name] = host_state.release(name).meta
     if not candidates:
         raise PreflightError("nothing to resume: no unfinished release newer than current")
     return candidates[max(candidates)].with_status(rel.BUILDING)
 
 
 def build_release(fleet, meta):
-    """Every host gets the release ready to go live; any failure marks it failed."""
+    """Every host gets the release ready to go live; a failure marks it failed (an
+    interrupt, interrupted) and changes no host's `current`."""
     env = fleet.env
     try:
         fleet.each("release", lambda host: release.create(host, meta))
@@ -346,123 +353,39 @@ def build_release(fleet, meta):
         fleet.each("services", lambda host: supervisor.install_service_configs(host, meta.name))
         fleet.each("check", lambda host: build.preswap_check(
             host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
-    except DeployError:
-        mark(fleet, meta.with_status(rel.FAILED), quietly=True)
+    except DeployError as error:
+        mark(fleet, meta.with_status(status_after(error)), quietly=True)
         resume = "" if meta.private else f"; `fab {env.name} deploy:resume=yes` continues this release"
         stream.stage(f"no host was changed: current is untouched{resume}")
         raise
 
 
-def go_live(fleet, meta, states):
-    """Swap current on every host, restart, health-check; on failure put every host back."""
-    try:
-        fleet.each("swap", lambda host: current.swap(host, meta.name))
-        restart_in_order(fleet, "all", {name: (meta.name, meta.commit) for name in fleet.names})
-    except DeployError as error:
-        stream.stage("going live failed: putting every host back on its previous release")
-        restored = restore_previous(fleet, states)
-        outcome = ("every host is back on its previous release" if restored
-                   else "NOT every host could be restored: check `fab <env> releases`")
-        raise DeployError(f"{error}; {outcome}") from None
+def go_live(fleet, meta, previous, on_failure=rel.FAILED):
+    """Every host goes to `meta`'s release, wave by wave; then it is marked good.
 
-
-def restore_previous(fleet, states):
-    """Point every host back at the release it had before; True if all of them made it."""
-    previous = {name: s.current for name, s in states.items()}
-
-    def point_back(host):
-        if previous[host.name]:
-            return current.swap(host, previous[host.name])
-        current.remove(host)
-        supervisor.restart(host, expect_programs=False)
-        return "current removed (it was the first deploy)"
-
-    try:
-        fleet.each("revert", point_back)
-        expected = {name: (p, states[name].release(p).meta.commit) for name, p in previous.items() if p}
-        restart_in_order(fleet, "all", expected, hosts=[fleet[name] for name in expected])
-    except StepFailed as error:
-        stream.warning(f"could not restore every host: {error}")
-        return False
-    return True
-
-
-def restart_in_order(fleet, mode, expected, hosts=None):
-    """Restart the environment's services without dropping requests, then health-check.
-
-    Hosts without web services in parallel (in the background); each web host alone,
-    drained from the proxies balancing it unless it reloads in place, and put
-    back only once its health check passes; then the proxies (port services).
-    `expected` maps host -> (release, commit) the health checks must see.
+    On a failure or an interrupt every host is put back on `previous` and the
+    release is marked `on_failure` (or interrupted). Returns {host: failure} of
+    hosts that failed within the failure limit.
     """
-    env = fleet.env
-    hosts = list(hosts if hosts is not None else fleet.hosts.values())
-    web_hosts = [h for h in hosts if any(s.port for s in env.supervised_on(h.name).values())]
-    other_hosts = [h for h in hosts if h not in web_hosts and env.supervised_on(h.name)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as background:
-        # Hosts without web services do not wait for the one-at-a-time web restarts.
-        others = background.submit(fleet.each, "restart", lambda host: supervisor.restart(host, mode),
-                                   hosts=other_hosts)
-        for host in web_hosts:
-            in_place = supervisor.reloads_in_place(host, mode)
-            if not in_place:
-                set_drained(fleet, host)
-            try:
-                fleet.each("restart", lambda h: supervisor.restart(h, mode), hosts=[host])
-                fleet.each("health", lambda h: health.check(h, *expected[h.name]), hosts=[host])
-            except DeployError:
-                if not in_place:
-                    put_back_if_healthy(fleet, host)
-                raise
-            if not in_place:
-                set_drained(fleet, None)
-        others.result()
-    fleet.each("proxy", lambda host: start_port_services(fleet, host),
-               hosts=[h for h in hosts if env.port_services_on(h.name)])
-    fleet.each("health", lambda host: health.check(host, *expected[host.name]),
-               hosts=[h for h in hosts if h not in web_hosts])
-
-
-def backends_of(fleet, service_name):
-    """[(host, (address, port))] of the hosts running `service_name`."""
-    service = fleet.env.services[service_name]
-    return [(host, (host.address, service.port)) for host in fleet.of_role(service.role)]
-
-
-def set_drained(fleet, drained_host):
-    """Point every proxy at all backends except `drained_host` (None: put all back)."""
-    for proxy_name, proxy in fleet.env.services.items():
-        if not proxy.balances:
-            continue
-        backends = backends_of(fleet, proxy.balances)
-        if drained_host is not None and drained_host not in [h for h, _ in backends]:
-            continue
-        drained = {drained_host.address} if drained_host else set()
-        fleet.each("drain" if drained_host else "undrain",
-                   lambda host: proxy_ops.write_upstream(
-                       host, proxy_name, proxy, [b for _, b in backends], drained),
-                   hosts=fleet.of_role(proxy.role))
-
-
-def put_back_if_healthy(fleet, host):
-    """After a failed restart: back into rotation if whatever runs there is healthy."""
+    goal = {name: rollout.Target(meta.name, meta.commit) for name in fleet.names}
+    stream.stage(f"waves: {waves.describe(rollout.plan(fleet))}")
     try:
-        fleet.each("recheck", health.check, hosts=[host])
-    except StepFailed:
-        stream.warning("left out of rotation: not healthy", host=host.name)
-        return
-    set_drained(fleet, None)
+        failed = rollout.go_live(fleet, rollout.plan(fleet), goal, previous)
+    except DeployError as error:
+        if on_failure:
+            mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
+        raise
+    mark(fleet, meta.with_status(rel.GOOD))
+    return failed
 
 
-def start_port_services(fleet, host):
-    """Start or reload every port-controlled service on the host (proxies included)."""
-    notes = []
-    for name, service in fleet.env.port_services_on(host.name).items():
-        if service.balances:
-            backends = [b for _, b in backends_of(fleet, service.balances)]
-            proxy_ops.write_upstream(host, name, service, backends, reload=False)
-        notes.append(portservice.start_or_reload(host, name, service))
-    return "; ".join(notes)
+def status_after(error, otherwise=rel.FAILED):
+    return rel.INTERRUPTED if isinstance(error, Interrupted) else otherwise
+
+
+def restart_everywhere(fleet, mode, target):
+    """Restart every host's services in place, wave by wave, without dropping requests."""
+    rollout.restart(fleet, rollout.plan(fleet), {name: target for name in fleet.names}, mode)
 
 
 def mark(fleet, meta, quietly=False):
@@ -487,6 +410,22 @@ def clean_old_releases(fleet):
             rollback_target=rel.previous_good_release(listed, host_state.current),
         )
     fleet.each("cleanup", lambda host: cleanup.delete_releases(host, doomed[host.name]))
+
+
+def limited_hosts(env, hosts):
+    """The hosts a `hosts="web3;webworkers"` limit names (hosts or roles); None: all."""
+    if not hosts:
+        return None
+    chosen = []
+    for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
+        if word in env.roles:
+            chosen.extend(env.hosts_of(word))
+        elif word in env.hosts:
+            chosen.append(word)
+        else:
+            raise UsageError(f"unknown host or role {word!r} (hosts: {', '.join(env.hosts)}; "
+                             f"roles: {', '.join(env.roles)})")
+    return [h for h in env.hosts if h in chosen]
 
 
 # --- environments and Fabric-1 arguments --------------------------------------

@@ -10,7 +10,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 def service_variables(host, service_name, service):
     env = host.env
-    paths = host.facts["paths"]
+    paths = host.paths
     program = env.program_name(service_name)
     return {
         "pid": '"$pid"',

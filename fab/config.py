@@ -82,6 +82,41 @@ class Service(_Strict):
         return 2 * cpus + 1 if self.workers == "auto" else self.workers
 
 
+_SIZE = r"^(\d+|\d+(\.\d+)?%)$"
+
+
+class Rollout(_Strict):
+    """How a release goes live: a canary wave, then waves of `batch` hosts."""
+
+    #: Host names, or how many hosts (web hosts first) go live first, alone.
+    canary: Union[int, List[str]] = 1
+    #: Hosts per wave after the canary: a number or a percentage of all hosts.
+    batch: Union[int, str] = "25%"
+    #: How many hosts may fail (a number or a percentage) while the rollout goes
+    #: on; failed hosts are put back on their previous release. The canary may not fail.
+    failure_limit: Union[int, str] = 0
+    #: Seconds the canary's health checks must keep passing before the next wave.
+    canary_watch: float = Field(default=0, ge=0)
+
+    @field_validator("batch", "failure_limit")
+    @classmethod
+    def _size(cls, value, info):
+        if isinstance(value, bool) or not re.match(_SIZE, str(value)):
+            raise ValueError("must be a whole number or a percentage such as 25%")
+        if info.field_name == "batch" and str(value).rstrip("%") in ("0", "0.0"):
+            raise ValueError("must be at least 1 host")
+        if str(value).endswith("%") and float(str(value)[:-1]) > 100:
+            raise ValueError("a percentage may not exceed 100%")
+        return value
+
+    @field_validator("canary")
+    @classmethod
+    def _canary(cls, value):
+        if isinstance(value, int) and (isinstance(value, bool) or value < 0):
+            raise ValueError("must be a number of hosts (0 or more) or a list of host names")
+        return value
+
+
 class Manage(_Strict):
     role: str
     #: Run in the current release; the user's command's words are appended, quoted.
@@ -105,6 +140,7 @@ class Environment(_Strict):
     services: Dict[str, Service] = {}
     manage: Optional[Manage] = None
     pillow_role: str = "pillowtop"
+    rollout: Rollout = Rollout()
     command_timeout: float = Field(default=600.0, gt=0)
 
     @field_validator("roles")
@@ -150,6 +186,11 @@ class Environment(_Strict):
                         f"service {name!r} balances {service.balances!r}, which is not a "
                         "supervisor service with a port"
                     )
+        if isinstance(self.rollout.canary, list):
+            unknown = [h for h in self.rollout.canary if h not in self.hosts]
+            if unknown:
+                raise ValueError(f"rollout.canary names unknown host(s) {', '.join(unknown)} "
+                                 f"(hosts: {', '.join(self.hosts)})")
         if self.manage and self.manage.role not in self.roles:
             raise ValueError(f"manage runs on unknown role {self.manage.role!r} (roles: {known})")
         return self

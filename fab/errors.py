@@ -42,3 +42,30 @@ class StepFailed(DeployError):
             f"{host} ({detail})" for host, detail in sorted(self.failures.items())
         )
         super().__init__(f"step '{step}' failed on {hosts}")
+
+
+class RemoteCommandFailed(DeployError):
+    """A command exited non-zero on one host; the message is its last output line.
+
+    Raised inside one host's step; `Fleet.each` gathers these into StepFailed.
+    """
+
+    def __init__(self, message, output=""):
+        super().__init__(message)
+        self.output = output
+
+
+class ConnectionLost(RemoteCommandFailed):
+    """The SSH connection to a host dropped while a step ran on it."""
+
+
+class Interrupted(DeployError):
+    """SIGINT or SIGTERM reached the deployer."""
+
+    exit_code = 130
+
+
+class FleetInconsistent(DeployError):
+    """The fleet could not be put back on one release: hosts run different ones."""
+
+    exit_code = 4

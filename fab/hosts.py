@@ -13,61 +13,89 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from fab.errors import ConfigError, StepFailed
+from fab import shell
+from fab.errors import ConfigError, ConnectionLost, Interrupted, RemoteCommandFailed, StepFailed
 from fab import events
 from fab.events import stream
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
 
-class RemoteCommandFailed(Exception):
-    """A command exited non-zero on a host; the message is its last output line."""
-
-    def __init__(self, message, output=""):
-        super().__init__(message)
-        self.output = output
-
-
 class Host:
-    """One open SSH connection to one host of an environment."""
+    """One SSH connection to one host of an environment.
+
+    `paths` and `state` are filled when the fleet opens (one read of the host's
+    state), so every operation can rely on them.
+    """
 
     def __init__(self, name, env, connection):
         self.name = name
         self.env = env
         self.connection = connection
-        #: Filled by the preflight step: facts about this host (home, paths, ...).
-        self.facts = {}
+        self.state = None  # fab.operations.state.HostState, read when the fleet opens
+        #: What `current` was last set to by this task (None: untouched).
+        self.placed = None
+
+    @property
+    def paths(self):
+        return self.state.paths
 
     @property
     def address(self):
         """The network address ssh_config resolves this host to."""
         return self.connection.host
 
-    def execute(self, script, timeout=None, stream=False):
-        """Run a shell script in one round trip; return its Result whatever its exit code.
+    def execute(self, script, args=(), timeout=None, stream=False):
+        """Run a shell script (with `args` as $1...) in one round trip; return its Result
+        whatever its exit code.
 
-        Output is captured, or with `stream` shown as it comes. Never reads stdin,
-        so nothing can wait for input. A timeout raises RemoteCommandFailed.
+        Output is captured, or with `stream` shown as it comes. The script never
+        reads stdin, and it stops when its connection closes (a timeout, an
+        interrupt, a dead deployer). Raises RemoteCommandFailed on a timeout and
+        ConnectionLost if the connection dropped.
         """
         timeout = timeout or self.env.command_timeout
         try:
-            return self.connection.run(
-                script, hide=not stream, warn=True, in_stream=False, timeout=timeout
+            result = self.connection.run(
+                shell.step_command(script, args), hide=not stream, warn=True,
+                in_stream=False, timeout=timeout,
             )
         except CommandTimedOut:
-            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s") from None
+            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s (stopped)") from None
+        except (socket.error, EOFError, paramiko.SSHException) as error:
+            raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
+        if result.exited == -1 or not self._transport_active():
+            raise ConnectionLost(f"connection to {self.name} lost during the step",
+                                 (result.stderr + result.stdout).strip())
+        return result
 
-    def run(self, script, timeout=None, check=True):
+    def run(self, script, args=(), timeout=None, check=True):
         """Run a shell script in one round trip; return its stdout.
 
         Raises RemoteCommandFailed with the script's last error line when it fails.
         """
-        result = self.execute(script, timeout)
+        result = self.execute(script, args, timeout)
         if check and result.exited != 0:
             output = (result.stderr + result.stdout).strip()
             last = output.splitlines()[-1] if output else f"exit status {result.exited}"
             raise RemoteCommandFailed(last, output)
         return result.stdout
+
+    def _transport_active(self):
+        transport = self.connection.transport
+        return transport is not None and transport.is_active()
+
+    def open(self):
+        """Connect (verifying the host key) unless already connected."""
+        if not self._transport_active():
+            self.connection.open()
+
+    def interrupt(self):
+        """Stop whatever step runs here: closing the connection ends it on the host.
+
+        The next command reconnects (and verifies the host key again).
+        """
+        self.connection.close()
 
     def close(self):
         self.connection.close()
@@ -109,7 +137,7 @@ def connect(name, env):
 
 def describe_error(error):
     """One line for an exception raised while working on a host."""
-    if isinstance(error, RemoteCommandFailed):
+    if isinstance(error, (RemoteCommandFailed, Interrupted)):
         return str(error)
     if isinstance(error, paramiko.BadHostKeyException):
         return f"host key mismatch for {error.hostname}: refusing to connect"
@@ -130,9 +158,14 @@ class Fleet:
         self.hosts = {host.name: host for host in hosts}
 
     @classmethod
-    def open(cls, env, names=None):
-        names = list(names or env.hosts)
-        return cls(env, [connect(name, env) for name in names])
+    def connect(cls, env, names=None):
+        """Connections to `names` (default: every host), opened in parallel.
+
+        Every host key is verified here, before any host is changed.
+        """
+        fleet = cls(env, [connect(name, env) for name in (names or env.hosts)])
+        fleet.each("connect", lambda host: host.open(), quiet=True)
+        return fleet
 
     def __getitem__(self, name):
         return self.hosts[name]
@@ -140,6 +173,17 @@ class Fleet:
     @property
     def names(self):
         return list(self.hosts)
+
+    @property
+    def states(self):
+        """{host name: HostState} as last read."""
+        return {name: host.state for name, host in self.hosts.items()}
+
+    def address_of(self, name):
+        """The address of host `name`, connected or not (ssh_config resolves it)."""
+        if name in self.hosts:
+            return self.hosts[name].address
+        return connect(name, self.env).address
 
     def of_role(self, role):
         return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]
@@ -150,8 +194,22 @@ class Fleet:
         Every host runs to the end of the step before any failure is raised, and
         then all of them are raised together: a failure is never hidden.
         """
+        results, failures = self.attempt(step, action, hosts, quiet)
+        if failures:
+            raise StepFailed(step, failures)
+        return results
+
+    def attempt(self, step, action, hosts=None, quiet=False):
+        """Like `each`, but return ({host: result}, {host: failure line}) without raising.
+
+        If the deployer is interrupted meanwhile, the steps still running are
+        stopped on their hosts (their connections closed) before the interrupt
+        goes on: no thread keeps changing a host after that.
+        """
         targets = list(hosts) if hosts is not None else list(self.hosts.values())
         results, failures = {}, {}
+        if not targets:
+            return results, failures
 
         def timed(host):
             stream.publish(events.StepStarted(host.name, step))
@@ -159,10 +217,9 @@ class Fleet:
             value = action(host)
             return value, time.monotonic() - started
 
-        if not targets:
-            return results
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
-            futures = {pool.submit(timed, host): host for host in targets}
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(targets)))
+        futures = {pool.submit(timed, host): host for host in targets}
+        try:
             for future in concurrent.futures.as_completed(futures):
                 host = futures[future]
                 try:
@@ -181,9 +238,15 @@ class Fleet:
                 outcome = events.SKIPPED if note.startswith("skipped") else events.OK
                 stream.publish(events.StepFinished(
                     host.name, step, outcome, note=note, seconds=seconds, quiet=quiet))
-        if failures:
-            raise StepFailed(step, failures)
-        return results
+        except BaseException:
+            for future, host in futures.items():
+                if not future.done():
+                    host.interrupt()
+                    stream.publish(events.StepFinished(host.name, step, events.FAILED, note="stopped"))
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return results, failures
 
     def close(self):
         for host in self.hosts.values():

@@ -17,7 +17,10 @@ GOOD = "good"
 FAILED = "failed"
 ROLLED_BACK = "rolled_back"
 PRIVATE = "private"
-STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE)
+INTERRUPTED = "interrupted"
+STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED)
+#: Statuses of a release that did not finish: a resume may complete it.
+UNFINISHED = (BUILDING, FAILED, INTERRUPTED)
 
 
 def utcnow():
@@ -127,10 +130,10 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
     """Names of releases cleanup removes on one host, oldest first.
 
     Kept: `current`; `rollback_target`; any release protected by keep_days; the
-    newest `keep` good releases (current counts as one); the newest unfinished
-    (building) release, which a resume may still complete. Failed, rolled-back and
-    expired private releases never count toward `keep`, so a run of failed deploys
-    cannot push the last good release out.
+    newest `keep` good releases (current counts as one); the release a resume
+    would continue (`resumable_release`). Other unfinished, rolled-back and
+    expired private releases never count toward `keep`, so a run of failed
+    deploys cannot push the last good release out.
     """
     if keep < 1:
         raise ValueError("keep must be at least 1")
@@ -139,9 +142,22 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
     keep_names.update(r.name for r in ordered if r.meta and r.meta.protected_at(now))
     good = [r.name for r in ordered if r.status == GOOD or r.name == current]
     keep_names.update(good[-keep:])
-    building = [r.name for r in ordered if r.status == BUILDING]
-    keep_names.update(building[-1:])
+    keep_names.add(resumable_release(ordered, current))
     return [r.name for r in ordered if r.name not in keep_names]
+
+
+def resumable_release(releases, current):
+    """The release `deploy:resume` continues on one host: the newest unfinished,
+    non-private release newer than `current` (None if there is none).
+
+    Cleanup keeps exactly this one, so a release is never both unresumable and
+    undeletable."""
+    unfinished = [
+        r.name for r in releases
+        if r.meta and not r.meta.private and r.status in UNFINISHED
+        and (current is None or r.name > current)
+    ]
+    return max(unfinished) if unfinished else None
 
 
 def previous_good_release(releases, current):
@@ -154,11 +170,30 @@ def previous_good_release(releases, current):
     return max(older_good) if older_good else None
 
 
+def fallback_release(releases, current):
+    """The release a host goes back to if a go-live fails: its current release if
+    that one is complete, else (a deploy died after swapping it) its newest good one."""
+    found = {r.name: r for r in releases}
+    if current is None or (current in found and found[current].status in COMPLETE):
+        return current
+    return previous_good_release(releases, None)
+
+
 def disagreement(values_by_host):
-    """None if every host reports the same value, else a 'host=value, ...' description."""
-    if len(set(values_by_host.values())) <= 1:
+    """None if every host reports the same value; else a line naming the hosts that
+    differ from the rest: "web2 has X where web1, pillow1 have Y"."""
+    groups = {}
+    for host, value in sorted(values_by_host.items()):
+        groups.setdefault(value, []).append(host)
+    if len(groups) <= 1:
         return None
-    return ", ".join(f"{host}={value}" for host, value in sorted(values_by_host.items()))
+    usual = max(groups, key=lambda value: len(groups[value]))  # ties: the first host's
+
+    def have(hosts, value):
+        return f"{', '.join(hosts)} {'has' if len(hosts) == 1 else 'have'} {value or 'none'}"
+
+    odd = [have(hosts, value) for value, hosts in groups.items() if value != usual]
+    return f"{'; '.join(odd)} where {have(groups[usual], usual)}"
 
 
 #: Statuses of a release that finished building and may go live again.

@@ -5,6 +5,7 @@ Kept out of fabfile.py so that file reads as the story of each task.
 import contextlib
 import functools
 import getpass
+import signal
 import socket
 import time
 
@@ -12,9 +13,9 @@ from invoke.exceptions import Exit
 
 from fab import events
 from fab.config import load_environment
-from fab.errors import ConfigError, DeployError, PreflightError, UsageError
-from fab.hosts import Fleet, describe_error
-from fab.operations import lock
+from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
+from fab.hosts import Fleet, connect, describe_error
+from fab.operations import lock, state
 from fab.events import stream
 from fab.report import PlainLines
 
@@ -70,10 +71,13 @@ def reported(task_body):
         def finished(outcome, code, error=""):
             stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
 
+        previous_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in INTERRUPTS}
         try:
             result = task_body(c, *args, **kwargs)
         except DeployError as error:
-            outcome = events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else events.FAILED
+            outcome = (events.INTERRUPTED if isinstance(error, Interrupted) else
+                       events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else
+                       events.FAILED)
             finished(outcome, error.exit_code, str(error))
             raise Exit(f"error: {error}", code=error.exit_code) from None
         except Exit as exit_:
@@ -85,10 +89,22 @@ def reported(task_body):
         except BaseException as error:
             finished(events.FAILED, 1, f"internal error: {type(error).__name__}: {error}")
             raise
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
         finished(events.SUCCEEDED, 0)
         return result
 
     return wrapper
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+def raise_interrupted(signum, frame):
+    """SIGINT and SIGTERM become Interrupted wherever the task is: each stage
+    decides what an interrupt there means (nothing changed, or put every host back)."""
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
 _outputs = []
@@ -106,10 +122,15 @@ def who_am_i():
 
 
 @contextlib.contextmanager
-def open_fleet(env, hosts=None):
-    """Connections to the environment's hosts, closed on the way out."""
+def open_fleet(env, hosts=None, lock=None):
+    """The environment's hosts, connected and read: each host's state and paths.
+
+    Every host key is verified before anything is written anywhere. With `lock`
+    (the task's name), the environment's deploy lock is held from before the
+    hosts are read until the fleet closes.
+    """
     try:
-        fleet = Fleet.open(env, hosts)
+        fleet = Fleet.connect(env, hosts)
     except DeployError:
         raise
     except Exception as error:  # noqa: BLE001 - a bad ssh_config is a user error
@@ -118,21 +139,23 @@ def open_fleet(env, hosts=None):
             raise
         raise DeployError(message) from None
     try:
-        yield fleet
+        with locked(env, lock) if lock else contextlib.nullcontext():
+            fleet.each("state", state.read, quiet=True)
+            yield fleet
     finally:
         fleet.close()
 
 
 @contextlib.contextmanager
-def locked(fleet, task):
+def locked(env, task):
     """Hold the environment's deploy lock (on its first host) for the duration."""
-    lock_host = fleet[fleet.env.hosts[0]]
-    record = lock.owner_record(task)
-    fleet.each("lock", lambda host: lock.acquire(host, record) and "acquired", hosts=[lock_host])
+    held = lock.HeldLock(connect(env.hosts[0], env), lock.owner_record(task, who_am_i()))
+    lock_fleet = Fleet(env, [held.host])
+    lock_fleet.each("lock", lambda host: held.acquire())
     try:
         yield
     finally:
         try:
-            fleet.each("unlock", lambda host: lock.release(host, record) or "released", hosts=[lock_host])
+            lock_fleet.each("unlock", lambda host: held.release() or "released")
         except DeployError as error:
-            stream.warning(f"could not release the lock: {error}")
+            stream.warning(f"could not release the lock cleanly (it frees itself): {error}")

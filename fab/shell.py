@@ -1,10 +1,15 @@
 """Building remote shell commands: the one place that quotes.
 
-Every argument that reaches a remote shell goes through `quote` (directly or via
-`command`). Paths may start with `~/`, which is kept expandable by the remote shell.
+Every value that reaches a remote shell goes through `quote` (directly, via
+`command`, or as an argument of a script in fab/remote/). Paths may start with
+`~/`, which is kept expandable by the remote shell.
 """
 import base64
+import functools
+import os
 import shlex
+
+REMOTE_SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote")
 
 
 def quote(value):
@@ -25,6 +30,22 @@ def command(*args):
 def script(*lines):
     """Several commands run as one remote round trip, stopping at the first failure."""
     return "set -e\n" + "\n".join(line for line in lines if line)
+
+
+@functools.lru_cache(maxsize=None)
+def remote_script(name):
+    """The text of fab/remote/<name>.sh: a script that takes its values as arguments."""
+    with open(os.path.join(REMOTE_SCRIPTS, f"{name}.sh")) as handle:
+        return handle.read()
+
+
+def step_command(text, args=()):
+    """The command that runs script `text` with `args` ($1...) as one step on a host.
+
+    The script and each argument travel as separate quoted words, so no value is
+    ever parsed as shell; fab/remote/step.sh makes the step die with its connection.
+    """
+    return command("bash", "-c", remote_script("step"), "fab", text, *args)
 
 
 def write_file(path, content, mode=None):

@@ -1,4 +1,5 @@
 """Pure release decisions: naming, keep_days, what cleanup deletes, rollback target."""
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -6,9 +7,9 @@ from hypothesis import given, strategies as st
 
 from fab.errors import UsageError
 from fab.releases import (
-    BUILDING, FAILED, GOOD, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, disagreement,
-    keep_until, new_release_name, parse_keep_days, previous_good_release, releases_to_delete,
-    validate_release_name,
+    BUILDING, FAILED, GOOD, INTERRUPTED, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, disagreement,
+    fallback_release, keep_until, new_release_name, parse_keep_days, previous_good_release,
+    releases_to_delete, resumable_release, validate_release_name,
 )
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
@@ -72,17 +73,18 @@ def test_meta_round_trips_through_json():
         meta.with_status("bogus")
 
 
-def test_cleanup_keeps_newest_good_and_deletes_failed():
+def test_cleanup_keeps_newest_good_and_deletes_failed_except_the_one_resume_continues():
     releases = [release(name(d)) for d in range(1, 6)] + [release(name(6), FAILED), release(name(7), FAILED)]
     doomed = releases_to_delete(releases, current=name(5), keep=3, now=NOW)
-    assert doomed == [name(1), name(2), name(6), name(7)]
+    assert doomed == [name(1), name(2), name(6)]
+    assert resumable_release(releases, name(5)) == name(7)
 
 
 def test_failed_releases_do_not_push_out_the_last_good_one():
     releases = [release(name(1)), release(name(2))] + [release(name(d), FAILED) for d in range(3, 10)]
     doomed = releases_to_delete(releases, current=name(2), keep=2, now=NOW)
     assert name(1) not in doomed and name(2) not in doomed
-    assert set(doomed) == {name(d) for d in range(3, 10)}
+    assert set(doomed) == {name(d) for d in range(3, 9)}  # 9: what a resume continues
 
 
 def test_cleanup_never_deletes_current_or_rollback_target_even_if_failed():
@@ -109,12 +111,35 @@ def test_newest_unfinished_release_is_kept_for_resume():
     assert releases_to_delete(releases, current=name(1), keep=3, now=NOW) == [name(2)]
 
 
+def test_a_dead_deploy_older_than_current_is_neither_resumed_nor_kept():
+    # A deploy died (building); a later deploy succeeded: resume has nothing to do,
+    # so cleanup must not keep the dead release forever.
+    releases = [release(name(1)), release(name(2), BUILDING), release(name(3)), release(name(4), INTERRUPTED)]
+    assert resumable_release(releases, current=name(3)) == name(4)
+    assert releases_to_delete(releases, current=name(3), keep=3, now=NOW) == [name(2)]
+    assert resumable_release(releases[:3], current=name(3)) is None
+    assert releases_to_delete(releases[:3], current=name(3), keep=3, now=NOW) == [name(2)]
+
+
+def test_a_private_release_is_never_what_resume_continues():
+    releases = [release(name(1)), release(name(2), FAILED)]
+    releases[1] = HostRelease(name(2), dataclasses.replace(releases[1].meta, private=True))
+    assert resumable_release(releases, current=name(1)) is None
+
+
+def test_fallback_is_current_unless_a_dead_deploy_swapped_it():
+    releases = [release(name(1)), release(name(2)), release(name(3), BUILDING)]
+    assert fallback_release(releases, name(2)) == name(2)
+    assert fallback_release(releases, name(3)) == name(2)
+    assert fallback_release(releases, None) is None
+
+
 def test_directory_without_metadata_counts_as_failed():
     releases = [release(name(1)), HostRelease(name(2))]
     assert releases_to_delete(releases, current=name(1), keep=3, now=NOW) == [name(2)]
 
 
-statuses = st.sampled_from([BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE])
+statuses = st.sampled_from([BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED])
 
 
 @given(
@@ -140,6 +165,7 @@ def test_cleanup_property_current_rollback_target_and_protected_survive(history,
     all_good = [r for r in releases if r.status == GOOD]
     assert len(good_kept) >= min(keep - 1, len(all_good))
     assert doomed == sorted(doomed)
+    assert resumable_release(releases, current) not in doomed
 
 
 def test_previous_good_release():
@@ -151,7 +177,9 @@ def test_previous_good_release():
 
 def test_disagreement():
     assert disagreement({"a": "x", "b": "x"}) is None
-    assert disagreement({"b": "y", "a": "x"}) == "a=x, b=y"
+    assert disagreement({"b": "y", "a": "x"}) == "b has y where a has x"
+    assert disagreement({"w1": "r2", "w2": "r1", "w3": "r2", "p1": None}) == (
+        "p1 has none; w2 has r1 where w1, w3 have r2")
 
 
 from fab.errors import PreflightError  # noqa: E402
@@ -176,7 +204,7 @@ def test_rollback_refuses_when_hosts_differ():
     with pytest.raises(PreflightError, match=r"no good release older than .* on b"):
         rollback_target(releases, {"a": name(2), "b": name(2)})
     releases = fleet_of(a=[(name(1), GOOD), (name(3), GOOD)], b=[(name(2), GOOD), (name(3), GOOD)])
-    with pytest.raises(PreflightError, match="disagree on the previous good release: a=.*01.*b=.*02"):
+    with pytest.raises(PreflightError, match="disagree on the previous good release: b has .*-02_.* where a has .*-01_"):
         rollback_target(releases, {"a": name(3), "b": name(3)})
     with pytest.raises(PreflightError, match="disagree on the current release"):
         rollback_target(releases, {"a": name(3), "b": name(2)})

@@ -22,7 +22,7 @@ def run_build_commands(host, release_name):
 
 def preswap_check(host, release_name, programs):
     """Check the release can run: its python starts and its service configs exist."""
-    paths = host.facts["paths"]
+    paths = host.paths
     confs = " ".join(
         shell.quote(f"{paths.release_services(release_name)}/{program}.conf") for program in programs
     )

@@ -12,7 +12,7 @@ ROLES = ALL_ROLES
 
 
 def delete_releases(host, names):
-    paths = host.facts["paths"]
+    paths = host.paths
     doomed = [paths.release(validate_release_name(name)) for name in names]
     root = shell.quote(paths.code_root)
     host.run(

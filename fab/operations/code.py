@@ -46,7 +46,7 @@ def resolve_commit(repo, ref):
 def _update_cache(host, commit):
     """Commands: fetch into the host's bare mirror (clone it the first time), check `commit`."""
     repo = host.env.app.repo
-    cache = shell.quote(host.facts["paths"].git_cache)
+    cache = shell.quote(host.paths.git_cache)
     return f"""
 if [ -d {cache}/objects ]; then
   git --git-dir={cache} remote set-url origin {shell.quote(repo)}
@@ -63,7 +63,7 @@ fi
 
 def _export(host, commit, release_dir):
     """Commands: write `commit`'s files (and REVISION) into `release_dir`."""
-    cache = shell.quote(host.facts["paths"].git_cache)
+    cache = shell.quote(host.paths.git_cache)
     target = shell.quote(release_dir)
     return f"""
 git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {target}
@@ -73,7 +73,7 @@ printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
 
 def checkout(host, release_name, commit):
     """Update the git cache and export `commit` into the release. Returns a short note."""
-    release_dir = host.facts["paths"].release(release_name)
+    release_dir = host.paths.release(release_name)
     body = _update_cache(host, commit) + _export(host, commit, release_dir) + f'echo "exported {commit[:12]}"'
     return once(host, release_name, "code", body)
 
@@ -84,8 +84,8 @@ def hotfix(host, release_name, old_commit, new_commit):
     Files `new_commit` deleted are removed; the virtualenv, services and metadata
     are untouched. Safe to rerun (the second run finds nothing left to delete).
     """
-    cache = shell.quote(host.facts["paths"].git_cache)
-    release_dir = host.facts["paths"].release(release_name)
+    cache = shell.quote(host.paths.git_cache)
+    release_dir = host.paths.release(release_name)
     host.run(shell.script(
         _update_cache(host, new_commit),
         f"cd {shell.quote(release_dir)}",

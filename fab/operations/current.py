@@ -11,7 +11,7 @@ ROLES = ALL_ROLES
 
 def swap(host, release_name):
     """Point `current` at `release_name`; returns "current -> <new> (was <old>)"."""
-    paths = host.facts["paths"]
+    paths = host.paths
     root = shell.quote(paths.code_root)
     target = shell.quote(paths.current_target(release_name))
     output = host.run(
@@ -31,4 +31,4 @@ echo "previous=$previous"
 
 def remove(host):
     """Remove `current` (used to undo the very first deploy, which had no previous release)."""
-    host.run(shell.command("rm", "-f", host.facts["paths"].current))
+    host.run(shell.command("rm", "-f", host.paths.current))

@@ -69,10 +69,13 @@ def checks_for(host):
     ]
 
 
-def check(host, release_name=None, commit=None):
+def check(host, release_name=None, commit=None, patience=None):
     """Wait for every health-checked service on the host; if a release is given,
-    verify that each version endpoint reports it and its commit."""
+    verify that each version endpoint reports it and its commit. `patience`
+    (seconds) replaces each check's own timeout, e.g. for a quick recheck."""
     checks = checks_for(host)
+    if patience is not None:
+        checks = [{**c, "timeout": patience} for c in checks]
     if not checks:
         return "no health checks"
     timeout = sum(c["timeout"] for c in checks) + 30
@@ -80,7 +83,7 @@ def check(host, release_name=None, commit=None):
     results = json.loads(output.strip().splitlines()[-1])
     problems = []
     if release_name:
-        expected_release = host.facts["paths"].release(release_name)
+        expected_release = host.paths.release(release_name)
         for result in results:
             problem = version_mismatch(result["version"], commit, expected_release)
             if problem:

@@ -1,116 +1,98 @@
-"""The environment's deploy lock: a directory on the environment's first host.
+"""The environment's deploy lock: an flock on the environment's first host.
 
-Runs on: the first host of the environment (the lock host). `mkdir` is atomic,
-so of two deploys started together exactly one gets it; the other is told who
-holds it. Releasing is safe to rerun and only removes a lock we own.
+Runs on: the first host of the environment (the lock host), over a connection
+of its own that lives as long as the task. The lock is held by a process in
+that connection's session (fab/remote/lock.sh): when the deployer ends, is
+killed, or loses its connection, the process ends and the kernel frees the lock.
+Of two deploys started together exactly one gets it; the other is told who
+holds it, since when, from where and for what.
 """
-import getpass
+import base64
+import binascii
 import json
 import os
 import socket
-import uuid
 
 from fab import shell
-from fab.errors import LockHeld
+from fab.errors import LockHeld, PreflightError
 from fab.releases import utcnow
 
 ROLES = "first host"
 
 
-def owner_record(task):
+def owner_record(task, performer):
     return {
-        "token": uuid.uuid4().hex,
-        "owner": f"{getpass.getuser()}@{socket.gethostname()}",
+        "owner": performer,
+        "machine": socket.gethostname(),
         "pid": os.getpid(),
         "task": task,
         "since": utcnow().isoformat(),
     }
 
 
-def acquire(host, record):
-    """Take the lock for `record`; raise LockHeld naming the holder if it is taken."""
-    root = shell.quote(host.env.code_root)
-    lock = f"{root}/.deploy-lock"
-    output = host.run(
-        f"""
-mkdir -p {root}
-if mkdir {lock} 2>/dev/null; then
-  {shell.write_file(host.env.code_root + "/.deploy-lock/owner", json.dumps(record))}
-  echo acquired
-else
-  cat {lock}/owner 2>/dev/null || echo '{{}}'
-fi
-"""
-    )
-    if output.strip() == "acquired":
-        return record
-    try:
-        holder = json.loads(output.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        holder = {}
-    advice = "if that deploy is dead" if holder_may_be_alive(holder) else "its process is gone"
-    raise LockHeld(
-        f"environment {host.env.name} is locked by {describe(holder)}; "
-        f"{advice}, run `fab {host.env.name} unlock`"
-    )
+class HeldLock:
+    """The lock, held through `host` (a connection used for nothing else)."""
+
+    def __init__(self, host, record):
+        self.host = host
+        self.record = record
+        self._channel = None
+
+    def acquire(self, timeout=30):
+        """Take the lock; raise LockHeld naming the holder if another task has it."""
+        self.host.open()
+        channel = self.host.connection.transport.open_session()
+        channel.settimeout(timeout)
+        channel.exec_command(shell.step_command(
+            shell.remote_script("lock"), [self.host.env.code_root, json.dumps(self.record)]))
+        answer = channel.makefile("r").readline().strip()
+        if answer == "acquired":
+            self._channel = channel
+            return "acquired"
+        error = channel.makefile_stderr("r").read().decode(errors="replace").strip()
+        channel.close()
+        if answer.startswith("held"):
+            holder = decode_record(answer.partition(" ")[2])
+            env = self.host.env.name
+            raise LockHeld(
+                f"environment {env} is locked by {describe(holder)}; the lock frees itself "
+                f"when that task ends or its connection drops (if it hangs: `fab {env} unlock`)")
+        raise PreflightError(f"cannot take the deploy lock on {self.host.name}: "
+                             f"{error.splitlines()[-1] if error else 'no answer'}")
+
+    def release(self):
+        """Let go: our end of the stream closes, the holding process ends, the kernel frees it."""
+        if self._channel is not None:
+            try:
+                self._channel.shutdown_write()
+                self._channel.recv_exit_status()  # the holder has ended: the lock is free
+            finally:
+                self._channel.close()
+                self._channel = None
+        self.host.close()
 
 
-def holder_may_be_alive(holder):
-    """False only when the holder ran on this machine and its process is gone."""
-    owner, pid = holder.get("owner", ""), holder.get("pid")
-    if not owner.endswith("@" + socket.gethostname()) or not isinstance(pid, int):
-        return True
+def force_release(host, breaker):
+    """Break the lock whoever holds it (stopping its holder), with an audit line in
+    log/lock-breaks.log. Returns the holder's record, or None if it was free."""
+    audit = f"{utcnow().isoformat()} lock broken by {breaker}:"
+    output = host.run(shell.remote_script("unlock"), [host.env.code_root, audit]).strip()
+    if output.startswith("broken"):
+        return decode_record(output.partition(" ")[2])
+    return None
+
+
+def decode_record(encoded):
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+        return json.loads(base64.b64decode(encoded).decode())
+    except (ValueError, binascii.Error):
+        return {}
 
 
 def describe(holder):
     if not holder.get("owner"):
-        return "an unknown deploy"
+        return "an unknown task"
     return (
-        f"{holder['owner']} (pid {holder.get('pid', '?')}, {holder.get('task', '?')}, "
-        f"since {holder.get('since', '?')})"
+        f"{holder['owner']} ({holder.get('task', '?')}, pid {holder.get('pid', '?')} "
+        f"on {holder.get('machine', '?')}, since {holder.get('since', '?')})"
     )
-
-
-def release(host, record):
-    """Remove the lock if `record` still owns it."""
-    root = shell.quote(host.env.code_root)
-    host.run(
-        f"""
-if grep -q {shell.quote(record["token"])} {root}/.deploy-lock/owner 2>/dev/null; then
-  rm -rf {root}/.deploy-lock
-fi
-"""
-    )
-
-
-def force_release(host, breaker):
-    """Break the lock whoever holds it, leaving a line in log/lock-breaks.log.
-
-    Returns the holder that was removed (or None if there was no lock).
-    """
-    root = shell.quote(host.env.code_root)
-    audit = f"{utcnow().isoformat()} lock broken by {breaker}: "
-    output = host.run(
-        f"""
-if [ -d {root}/.deploy-lock ]; then
-  holder=$(cat {root}/.deploy-lock/owner 2>/dev/null || echo '{{}}')
-  mkdir -p {root}/log
-  printf '%s%s\n' {shell.quote(audit)} "$holder" >> {root}/log/lock-breaks.log
-  rm -rf {root}/.deploy-lock
-  printf '%s\n' "$holder"
-fi
-"""
-    )
-    if not output.strip():
-        return None
-    try:
-        return json.loads(output.strip().splitlines()[-1])
-    except ValueError:
-        return {}

@@ -10,7 +10,7 @@ ROLES = "the manage role (one host)"
 
 def run(host, words):
     """Run `<manage.command> <words...>` in `current`, with its virtualenv on PATH."""
-    paths = host.facts["paths"]
+    paths = host.paths
     result = host.execute(
         f"cd {shell.quote(paths.current)} && "
         f'export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env" && '

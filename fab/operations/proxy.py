@@ -29,7 +29,7 @@ def write_upstream(host, proxy_name, proxy_service, backends, drained=(), reload
     """Write the proxy's upstream list; if the proxy runs and `reload`, reload it."""
     env = host.env
     variables = service_variables(host, proxy_name, proxy_service)
-    path = host.facts["paths"].proxy_upstream(variables["program"])
+    path = host.paths.proxy_upstream(variables["program"])
     text = upstream_config(upstream_name(env.name, proxy_service.balances), backends, drained)
     reload_command = expand(proxy_service.reload, variables) if (reload and proxy_service.reload) else ""
     host.run(f"""

@@ -13,7 +13,7 @@ SKIPPED = "__skipped__"
 
 def create(host, meta):
     """Create the release directory with its metadata. Safe to rerun."""
-    paths = host.facts["paths"]
+    paths = host.paths
     host.run(
         shell.script(
             shell.command("mkdir", "-p", paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)),
@@ -25,7 +25,7 @@ def create(host, meta):
 
 def write_meta(host, meta):
     """Rewrite the release's metadata (e.g. its new status), atomically."""
-    paths = host.facts["paths"]
+    paths = host.paths
     host.run(shell.script(
         f"[ -d {shell.quote(paths.release(meta.name))} ] || exit 0",
         shell.write_file(paths.release_meta(meta.name), meta.to_json()),
@@ -39,12 +39,12 @@ def once(host, release_name, step, body):
     The check, the work and the marker are one round trip. Returns the body's last
     output line, or "skipped (already done)".
     """
-    marker = shell.quote(host.facts["paths"].release_step(release_name, step))
+    marker = shell.quote(host.paths.release_step(release_name, step))
     output = host.run(
         f"""
 if [ -e {marker} ]; then echo {SKIPPED}; exit 0; fi
 set -e
-cd {shell.quote(host.facts["paths"].release(release_name))}
+cd {shell.quote(host.paths.release(release_name))}
 {body}
 touch {marker}
 """

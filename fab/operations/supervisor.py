@@ -26,8 +26,8 @@ RESTART_MODES = ("changed", "all", "graceful")
 def render_service_configs(host, release_name):
     """{remote path: text} of every service config for this host (local, no round trip)."""
     env = host.env
-    paths = host.facts["paths"]
-    cpus = host.facts["state"].cpus
+    paths = host.paths
+    cpus = host.state.cpus
     rendered = {}
     for service_name, service in env.services_on(host.name).items():
         if not service.template:
@@ -52,7 +52,7 @@ def render_service_configs(host, release_name):
 
 
 def _write_configs_script(host, release_name):
-    paths = host.facts["paths"]
+    paths = host.paths
     rendered = render_service_configs(host, release_name)
     services_dir = paths.release_services(release_name).rsplit("/", 1)[0]
     dirs = sorted({path.rsplit("/", 1)[0] for path in rendered})
@@ -71,7 +71,7 @@ def install_service_configs(host, release_name):
 
 def rerender_current(host):
     """Render the service configs again into the current release (set_supervisor_config)."""
-    release_name = host.facts["state"].current
+    release_name = host.state.current
     if not release_name:
         raise RuntimeError("no current release")
     output = host.run("set -e\n" + _write_configs_script(host, release_name))
@@ -120,7 +120,7 @@ def restart(host, mode="all", timeout=60, expect_programs=True):
         per_program.append(f'case " $changed " in *" "{program}" "*) ;; *) {action} ;; esac')
     hooks_before = [hook(host, n, s, "before") for n, s in services.items()]
     hooks_after = [hook(host, n, s, "after") for n, s in services.items()]
-    cwd = host.facts["paths"].current if expect_programs else host.facts["paths"].code_root
+    cwd = host.paths.current if expect_programs else host.paths.code_root
     output = host.run(f"""
 set -e
 cd {shell.quote(cwd)}

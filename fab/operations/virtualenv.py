@@ -16,7 +16,7 @@ ROLES = ALL_ROLES
 def ensure(host, release_name):
     """Link the release to a matching complete venv, building it first if needed."""
     env = host.env
-    paths = host.facts["paths"]
+    paths = host.paths
     requirements = " ".join(shell.quote(r) for r in env.requirements)
     pip_args = " ".join(shell.quote(a) for a in env.pip_args)
     python = shell.quote(env.python)

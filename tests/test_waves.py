@@ -1,0 +1,69 @@
+"""The rollout plan: which hosts go live in which wave (pure, no SSH)."""
+from hypothesis import given, strategies as st
+
+from fab.waves import Wave, describe, failure_budget, parse_size, plan_waves
+
+
+def test_canary_first_then_batches_then_proxies():
+    waves = plan_waves(["web1", "web2", "web3", "pillow1", "proxy1"], canary=1, batch=2,
+                       balanced=["web1", "web2", "web3"], last=["proxy1"])
+    assert waves == [
+        Wave("canary", ("web1",), canary=True),
+        Wave("wave 1", ("web2", "web3")),
+        Wave("wave 2", ("pillow1",)),
+        Wave("proxies", ("proxy1",)),
+    ]
+    assert describe(waves) == "canary: web1 | wave 1: web2, web3 | wave 2: pillow1 | proxies: proxy1"
+
+
+def test_named_canary_and_percentages():
+    hosts = [f"web{i}" for i in range(1, 11)]
+    waves = plan_waves(hosts, canary=["web7"], batch="30%")
+    assert waves[0] == Wave("canary", ("web7",), canary=True)
+    assert [len(w.hosts) for w in waves[1:]] == [3, 3, 3]
+
+
+def test_a_count_canary_prefers_hosts_that_serve_traffic():
+    waves = plan_waves(["pillow1", "web1", "web2"], canary=1, batch=1, balanced=["web1", "web2"])
+    assert waves[0].hosts == ("web1",)
+
+
+def test_no_wave_drains_every_balanced_host():
+    waves = plan_waves(["web1", "web2"], canary=0, batch="100%", balanced=["web1", "web2"])
+    assert [w.hosts for w in waves] == [("web1",), ("web2",)]
+    # A lone web host has nothing to stand in for it: it goes alone.
+    assert plan_waves(["web1"], canary=1, batch=1, balanced=["web1"]) == [Wave("canary", ("web1",), True)]
+
+
+def test_sizes_and_failure_budget():
+    assert parse_size("25%", 10, minimum=1) == 3  # batches round up
+    assert parse_size("1%", 10, minimum=1) == 1
+    assert failure_budget("25%", 10) == 2  # limits round down
+    assert failure_budget(0, 10) == 0
+    assert failure_budget(3, 10) == 3
+
+
+host_names = st.lists(st.sampled_from([f"h{i}" for i in range(40)]), min_size=1, max_size=40, unique=True)
+
+
+@given(host_names, st.data())
+def test_plan_property_every_host_once_canary_first_sizes_respected(hosts, data):
+    balanced = data.draw(st.lists(st.sampled_from(hosts), unique=True))
+    last = data.draw(st.lists(st.sampled_from(hosts), unique=True, max_size=2))
+    canary = data.draw(st.one_of(st.integers(0, 5), st.lists(st.sampled_from(hosts), unique=True, max_size=3)))
+    batch = data.draw(st.one_of(st.integers(1, 10), st.sampled_from(["10%", "25%", "50%", "100%"])))
+    waves = plan_waves(hosts, canary, batch, balanced=balanced, last=last)
+
+    placed = [h for wave in waves for h in wave.hosts]
+    assert sorted(placed) == sorted(hosts)  # every host in exactly one wave
+    assert all(wave.hosts for wave in waves)
+    assert [w for w in waves if w.canary] in ([], [waves[0]])  # the canary, if any, is first
+    if last:
+        assert set(waves[-1].hosts) == set(last)
+    size = parse_size(batch, len(hosts), minimum=1)
+    serving = [h for h in balanced if h not in last]
+    for wave in waves:
+        if not wave.canary and wave.name != "proxies":
+            assert len(wave.hosts) <= size
+        if len(serving) > 1:
+            assert not set(serving) <= set(wave.hosts)  # some balanced host always serves
