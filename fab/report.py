@@ -7,10 +7,14 @@ import sys
 import time
 
 from fab import events
+from fab.secrets import mask
 
 
 class PlainLines:
-    """Turns events into timestamped lines: stages, host steps, failures, notes."""
+    """Turns events into timestamped lines: stages, host steps, failures, notes.
+
+    Every line is masked (fab.secrets): no credential reaches a terminal or CI log.
+    """
 
     name = "plain lines"
 
@@ -21,7 +25,7 @@ class PlainLines:
     def __call__(self, event):
         for text in self.lines(event):
             elapsed = time.monotonic() - self._started
-            self.stream.write(f"[{elapsed:6.1f}s] {text}\n")
+            self.stream.write(f"[{elapsed:6.1f}s] {mask(text)}\n")
         self.stream.flush()
 
     @staticmethod

@@ -17,6 +17,7 @@ from fab.hosts import Fleet, describe_error
 from fab.operations import lock
 from fab.events import stream
 from fab.report import PlainLines
+from fab.secrets import mask
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -45,7 +46,7 @@ def user_errors(task_body):
         try:
             return task_body(*args, **kwargs)
         except DeployError as error:
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
 
     return wrapper
 
@@ -74,8 +75,8 @@ def reported(task_body):
             result = task_body(c, *args, **kwargs)
         except DeployError as error:
             outcome = events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else events.FAILED
-            finished(outcome, error.exit_code, str(error))
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            finished(outcome, error.exit_code, mask(error))
+            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
         except Exit as exit_:
             finished(events.SUCCEEDED if not exit_.code else events.FAILED, exit_.code or 0)
             raise
@@ -83,7 +84,7 @@ def reported(task_body):
             finished(events.INTERRUPTED, 130, "interrupted")
             raise Exit("error: interrupted", code=130) from None
         except BaseException as error:
-            finished(events.FAILED, 1, f"internal error: {type(error).__name__}: {error}")
+            finished(events.FAILED, 1, mask(f"internal error: {type(error).__name__}: {error}"))
             raise
         finished(events.SUCCEEDED, 0)
         return result
