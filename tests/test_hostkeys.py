@@ -6,8 +6,10 @@ jump host on 127.0.8.31-33), started for this module and always destroyed.
 """
 import concurrent.futures
 import os
+import pwd
 import re
 import stat
+import time
 import warnings
 
 import paramiko
@@ -212,12 +214,30 @@ def test_secure_covers_every_hop_of_a_chained_proxyjump(tmp_path):
 def hk_fleet():
     if os.geteuid() != 0:
         pytest.skip("the host-key fleet needs root (it creates users and runs sshd)")
-    sandbox.destroy(HK_FLEET)  # whatever a crashed earlier run left behind
+    destroy_fleet(HK_FLEET)  # whatever a crashed earlier run left behind
     try:
         sandbox.up(HK_FLEET)
         yield HK_FLEET
     finally:
-        sandbox.destroy(HK_FLEET)
+        destroy_fleet(HK_FLEET)
+
+
+def destroy_fleet(spec, tries=50):
+    """sandbox.destroy, again while a host's user remains: userdel refuses a user whose
+    last sshd session process is still exiting."""
+    for _ in range(tries):
+        sandbox.destroy(spec)
+        if not any(user_exists(spec.user(host)) for host in spec.hosts):
+            return
+        time.sleep(0.1)
+
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def real_known_hosts_lines(spec):
@@ -257,7 +277,14 @@ def whoami(name, env):
     try:
         return host.run("id -un").strip()
     finally:
-        host.close()
+        close_every_hop(host.connection)
+
+
+def close_every_hop(connection):
+    """Close `connection` and its ProxyJump gateways (Fabric's close leaves them open)."""
+    while isinstance(connection, Connection):
+        connection.close()
+        connection = connection.gateway
 
 
 @pytest.mark.fleet
