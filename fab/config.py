@@ -10,7 +10,7 @@ from typing import Dict, List, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fab import PROJECT_ROOT
+from fab import PROJECT_ROOT, secrets
 from fab.errors import ConfigError
 
 #: Where environment files live; DEPLOY_ENVIRONMENTS points elsewhere (e.g. a
@@ -270,9 +270,12 @@ def load_environment(name, directory=ENVIRONMENTS_DIR):
         raise ConfigError(f"{shown}: name: unknown setting (the file name names the environment)")
     data = {**data, "name": name}
     try:
-        return Environment.model_validate(data)
+        env = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
+    # pip echoes its index URLs (and their passwords or tokens) in its errors.
+    secrets.register_credentials_in([*env.pip_args, env.app.repo])
+    return env
 
 
 def describe_validation_error(error):

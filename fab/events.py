@@ -7,12 +7,15 @@ own form. No subscriber knows about SSH, and nothing that publishes knows who
 listens.
 
 Events are small frozen dataclasses with a `kind` and `to_dict()`, so a
-subscriber can store or serialise them without knowing each type.
+subscriber can store or serialise them without knowing each type. Secrets are
+masked as an event is published, so no subscriber ever sees them.
 """
 import dataclasses
 import threading
 import time
 from typing import Optional
+
+from fab.secrets import mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Stream:
                 self._subscribers.remove(subscriber)
 
     def publish(self, event):
+        event = masked(event)
         with self._lock:
             broken = []
             for subscriber in list(self._subscribers):
@@ -159,6 +163,22 @@ class Stream:
 
     def warning(self, text, host=None):
         return self.publish(Note(text, host=host, level="warning"))
+
+
+def masked(event):
+    """`event` with secrets masked in its text, so no output can leak them."""
+    changes = {}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        if isinstance(value, str):
+            hidden = mask(value)
+        elif isinstance(value, dict):
+            hidden = {key: mask(item) if isinstance(item, str) else item for key, item in value.items()}
+        else:
+            continue
+        if hidden != value:
+            changes[field.name] = hidden
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 #: The one stream a process publishes to.

@@ -13,12 +13,9 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from fab import shell
+from fab import events, hostkeys, shell
 from fab.errors import ConfigError, ConnectionLost, Interrupted, RemoteCommandFailed, StepFailed
-from fab import events
 from fab.events import stream
-
-DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
 
 class Host:
@@ -98,41 +95,20 @@ class Host:
         self.connection.close()
 
     def close(self):
-        self.connection.close()
-
-
-def host_key_policy(ssh_config):
-    """OpenSSH's StrictHostKeyChecking, mapped onto paramiko; strict unless told otherwise."""
-    setting = str(ssh_config.get("stricthostkeychecking", "yes")).lower()
-    if setting in ("no", "off"):
-        return paramiko.WarningPolicy()
-    if setting == "accept-new":
-        return paramiko.AutoAddPolicy()
-    return paramiko.RejectPolicy()
-
-
-def known_hosts_files(ssh_config):
-    files = []
-    for key in ("userknownhostsfile", "globalknownhostsfile"):
-        value = ssh_config.get(key)
-        if value:
-            files.extend(value if isinstance(value, list) else value.split())
-    return files or list(DEFAULT_KNOWN_HOSTS)
+        """Close the connection and every ProxyJump hop under it (Fabric leaves those open)."""
+        connection = self.connection
+        while isinstance(connection, Connection):
+            connection.close()
+            connection = connection.gateway
 
 
 def connect(name, env):
-    """A Connection to host `name` with its host key checked against known_hosts."""
+    """A Connection to host `name`; every hop's host key is checked (see fab.hostkeys)."""
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
         raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
     config = Config(runtime_ssh_path=env.ssh_config_path()) if env.ssh_config else Config()
     connection = Connection(name, config=config, connect_timeout=10)
-    client = connection.client
-    client.set_missing_host_key_policy(host_key_policy(connection.ssh_config))
-    for path in known_hosts_files(connection.ssh_config):
-        path = os.path.expanduser(path)
-        if os.path.isfile(path):
-            client.load_system_host_keys(path)
-    return Host(name, env, connection)
+    return Host(name, env, hostkeys.secure(connection))
 
 
 def describe_error(error):
@@ -156,6 +132,7 @@ class Fleet:
     def __init__(self, env, hosts):
         self.env = env
         self.hosts = {host.name: host for host in hosts}
+        self._addresses = {}
 
     @classmethod
     def connect(cls, env, names=None):
@@ -183,7 +160,9 @@ class Fleet:
         """The address of host `name`, connected or not (ssh_config resolves it)."""
         if name in self.hosts:
             return self.hosts[name].address
-        return connect(name, self.env).address
+        if name not in self._addresses:
+            self._addresses[name] = connect(name, self.env).address
+        return self._addresses[name]
 
     def of_role(self, role):
         return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]

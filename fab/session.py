@@ -18,6 +18,7 @@ from fab.hosts import Fleet, connect, describe_error
 from fab.operations import lock, state
 from fab.events import stream
 from fab.report import PlainLines
+from fab.secrets import mask
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -46,7 +47,7 @@ def user_errors(task_body):
         try:
             return task_body(*args, **kwargs)
         except DeployError as error:
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
 
     return wrapper
 
@@ -78,8 +79,8 @@ def reported(task_body):
             outcome = (events.INTERRUPTED if isinstance(error, Interrupted) else
                        events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else
                        events.FAILED)
-            finished(outcome, error.exit_code, str(error))
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            finished(outcome, error.exit_code, mask(error))
+            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
         except Exit as exit_:
             finished(events.SUCCEEDED if not exit_.code else events.FAILED, exit_.code or 0)
             raise
@@ -87,7 +88,7 @@ def reported(task_body):
             finished(events.INTERRUPTED, 130, "interrupted")
             raise Exit("error: interrupted", code=130) from None
         except BaseException as error:
-            finished(events.FAILED, 1, f"internal error: {type(error).__name__}: {error}")
+            finished(events.FAILED, 1, mask(f"internal error: {type(error).__name__}: {error}"))
             raise
         finally:
             for sig, handler in previous_handlers.items():

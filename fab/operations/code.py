@@ -12,6 +12,7 @@ from fab import shell
 from fab.errors import PreflightError
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
+from fab.secrets import mask, mask_url
 
 ROLES = ALL_ROLES
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -27,10 +28,10 @@ def resolve_commit(repo, ref):
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        raise PreflightError(f"git ls-remote {repo} timed out") from None
+        raise PreflightError(f"git ls-remote {mask_url(repo)} timed out") from None
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PreflightError(f"cannot read repository {repo}: {last}")
+        raise PreflightError(mask(f"cannot read repository {repo}: {last}"))
     wanted = {f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}", ref}
     found = {}
     for line in result.stdout.splitlines():
@@ -40,7 +41,7 @@ def resolve_commit(repo, ref):
     for name in (f"refs/tags/{ref}^{{}}", f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
         if name in found:
             return found[name]
-    raise PreflightError(f"branch or tag {ref!r} does not exist in {repo}")
+    raise PreflightError(f"branch or tag {ref!r} does not exist in {mask_url(repo)}")
 
 
 def _update_cache(host, commit):
@@ -56,7 +57,7 @@ else
   git clone --quiet --mirror {shell.quote(repo)} {cache}
 fi
 if ! git --git-dir={cache} cat-file -e {shell.quote(commit + "^{commit}")} 2>/dev/null; then
-  echo "commit {commit} is not in {repo}" >&2; exit 1
+  echo {shell.quote(f"commit {commit} is not in {mask_url(repo)}")} >&2; exit 1
 fi
 """
 

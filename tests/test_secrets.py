@@ -1,0 +1,117 @@
+"""Secrets never reach output: credential URLs and registered values are masked."""
+import io
+import json
+
+import pytest
+from invoke.exceptions import Exit
+
+from fab import events, secrets
+from fab.config import load_environment
+from fab.errors import PreflightError
+from fab.operations.code import resolve_commit
+from fab.report import PlainLines
+from fab.session import user_errors
+
+
+@pytest.fixture(autouse=True)
+def no_registered_secrets(monkeypatch):
+    """Each test starts with nothing registered (registration is process-wide)."""
+    monkeypatch.setattr(secrets, "_registered", set())
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("https://deploy:hunter22@git.example.com/app.git", "https://deploy:***@git.example.com/app.git"),
+    ("https://ghp_abcdef123456@github.com/me/app.git", "https://***@github.com/me/app.git"),
+    ("http://token@pypi.internal/simple", "http://***@pypi.internal/simple"),
+    ("git+https://user:pw@git.example.com/lib.git#egg=lib", "git+https://user:***@git.example.com/lib.git#egg=lib"),
+    ("ssh://git:secret@git.example.com:2222/app.git", "ssh://git:***@git.example.com:2222/app.git"),
+    ("postgresql://app:s3cr:et@db.internal:5432/history", "postgresql://app:***@db.internal:5432/history"),
+    ("https://user:@host/x", "https://user:***@host/x"),
+    # A bare user name outside http(s) is a login, not a secret.
+    ("ssh://git@github.com/me/app.git", "ssh://git@github.com/me/app.git"),
+    ("postgresql://app@db.internal/history", "postgresql://app@db.internal/history"),
+    # Nothing to mask.
+    ("git@github.com:me/app.git", "git@github.com:me/app.git"),
+    ("https://github.com/me/app.git", "https://github.com/me/app.git"),
+    ("/srv/repos/app.git", "/srv/repos/app.git"),
+])
+def test_mask_url(url, masked):
+    assert secrets.mask_url(url) == masked
+
+
+def test_mask_finds_every_url_in_free_text():
+    text = ("fatal: could not read 'https://me:pw1@a.example/x.git' nor "
+            "\"http://tok2@b.example/y\"; see postgresql://u:pw3@db/z\n"
+            "next line: git+https://u:pw4@c.example/w")
+    masked = secrets.mask(text)
+    for secret in ("pw1", "tok2", "pw3", "pw4"):
+        assert secret not in masked
+    assert masked.count("***") == 4
+    assert masked.startswith("fatal: could not read 'https://me:***@a.example/x.git'")
+
+
+def test_registered_values_are_masked_longest_first():
+    secrets.register("s3cret-value")
+    secrets.register("s3cret-value-longer")
+    assert secrets.mask("a s3cret-value-longer and s3cret-value") == "a *** and ***"
+
+
+def test_registering_a_url_masks_its_credentials_anywhere():
+    secrets.register("https://ci:Tok3n-xyz@pypi.internal/simple")
+    assert secrets.mask("auth failed with password Tok3n-xyz") == "auth failed with password ***"
+
+
+def test_very_short_values_are_not_registered():
+    secrets.register("ab")
+    assert secrets.mask("a tab") == "a tab"
+
+
+def test_every_published_event_is_masked_before_any_output_sees_it():
+    secrets.register("service-secret-42")
+    out = io.StringIO()
+    stream = events.Stream()
+    stream.subscribe(PlainLines(out))
+    seen = stream.subscribe([].append)
+    lines = stream.publish
+    lines(events.Stage("fetching https://me:hunter22@git.example.com/app.git"))
+    lines(events.StepFinished("web1", "build", events.FAILED, note="exit 1",
+                              output="Looking in indexes: https://ci:tok55@pypi.internal/simple\n"
+                                     "ERROR: env has service-secret-42"))
+    lines(events.Note("token is https://tokentoken@h/x", host="web1", level="warning"))
+    printed = out.getvalue() + repr(seen.__self__)
+    for secret in ("hunter22", "tok55", "service-secret-42", "tokentoken"):
+        assert secret not in printed
+    assert "https://me:***@git.example.com/app.git" in printed
+
+
+def test_user_errors_are_masked():
+    @user_errors
+    def task():
+        raise PreflightError("cannot read repository https://me:hunter22@git.example.com/app.git")
+
+    with pytest.raises(Exit) as raised:
+        task()
+    assert raised.value.message == "error: cannot read repository https://me:***@git.example.com/app.git"
+
+
+def test_unreadable_repository_is_reported_without_its_password():
+    # Port 9 on loopback refuses at once: git fails, and its error names the URL.
+    repo = "http://deploy:hunter22@127.0.0.1:9/app.git"
+    with pytest.raises(PreflightError) as raised:
+        resolve_commit(repo, "main")
+    assert "hunter22" not in str(raised.value)
+    assert "http://deploy:***@127.0.0.1:9/app.git" in str(raised.value)
+
+
+def test_pip_index_credentials_are_registered_when_the_environment_loads(tmp_path):
+    config = {
+        "app": {"repo": "https://ghp_repotoken99@github.com/me/app.git"},
+        "code_root": "~/www/app",
+        "roles": {"webworkers": ["web1"]},
+        "pip_args": ["--index-url", "https://ci:pipPassw0rd@pypi.internal/simple",
+                     "--extra-index-url=https://extraT0ken@more.internal/simple"],
+    }
+    (tmp_path / "prod.yml").write_text(json.dumps(config))
+    load_environment("prod", directory=str(tmp_path))
+    masked = secrets.mask("pip said pipPassw0rd, extraT0ken and ghp_repotoken99")
+    assert masked == "pip said ***, *** and ***"
