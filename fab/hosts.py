@@ -52,6 +52,7 @@ class Host:
         ConnectionLost if the connection dropped.
         """
         timeout = timeout or self.env.command_timeout
+        self.open()  # connection errors (a host key, a refused port) are not a lost connection
         try:
             result = self.connection.run(
                 shell.step_command(script, args), hide=not stream, warn=True,

@@ -77,7 +77,8 @@ def go_live(fleet, waves, goal, previous):
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
         stream.stage(f"{stopped}: putting every started wave back on its previous release")
         put_back(fleet, rotation, [list(w.hosts) for w in reversed(started)], previous)
-        raise
+        back = "every host is back on its previous release"
+        raise (Interrupted if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
     return failed
 
 

@@ -1,10 +1,10 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
 import json
 import os
-import socket
+import shlex
 import subprocess
 
-from conftest import FAB, assert_ok
+from conftest import FAB, PROJECT_ROOT, assert_ok
 
 
 def live_release(env):
@@ -100,25 +100,33 @@ def test_two_deploys_started_together_exactly_one_runs(deploy_env):
     assert live_release(env) is not None
 
 
-def test_a_dead_deploys_lock_is_detected_and_broken_with_an_audit_line(deploy_env):
+def test_a_hung_lock_holder_is_named_and_can_be_stopped_with_an_audit_line(deploy_env):
     env = deploy_env
     assert_ok(env.fab("deploy"))
-    # A deploy that died holding the lock: its pid no longer exists on this machine.
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    owner = {"token": "x", "owner": f"someone@{socket.gethostname()}", "pid": dead.pid,
-             "task": "deploy", "since": "2026-01-01T00:00:00+00:00"}
-    env.remote("web1", f"mkdir ~/{env.code_root_rel}/.deploy-lock && "
-               f"echo '{json.dumps(owner)}' > ~/{env.code_root_rel}/.deploy-lock/owner")
-    refused = env.fab("deploy")
-    assert refused.returncode == 3
-    assert f"locked by someone@{socket.gethostname()} (pid {dead.pid}" in refused.stderr
-    assert "its process is gone" in refused.stderr
+    # A deploy on another machine that hangs while it holds the lock (its
+    # connection still open): the lock script, run over ssh as a deployer runs it.
+    record = {"owner": "someone@elsewhere", "machine": "elsewhere", "pid": 4242, "task": "deploy",
+              "since": "2026-01-01T00:00:00+00:00"}
+    with open(os.path.join(PROJECT_ROOT, "fab", "remote", "lock.sh")) as handle:
+        script = handle.read()
+    holder = subprocess.Popen(
+        ["ssh", "-F", env.spec.ssh_config, "web1",
+         shlex.join(["bash", "-c", script, "lock", env.code_root("web1"), json.dumps(record)])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "acquired"
+        refused = env.fab("deploy")
+        assert refused.returncode == 3
+        assert "locked by someone@elsewhere (deploy, pid 4242 on elsewhere" in refused.stderr
 
-    broken = assert_ok(env.fab("unlock"))
-    assert "removed the lock of someone@" in broken.stdout
+        broken = assert_ok(env.fab("unlock"))
+        assert "stopped the lock holder someone@elsewhere" in broken.stdout
+        assert holder.wait(timeout=30) is not None  # its remote side is gone
+    finally:
+        holder.kill()
+        holder.wait()
     with open(os.path.join(env.code_root("web1"), "log", "lock-breaks.log")) as handle:
         audit = handle.read()
-    assert "lock broken by" in audit and f'"pid": {dead.pid}' in audit
+    assert "lock broken by" in audit and '"owner": "someone@elsewhere"' in audit
     assert_ok(env.fab("deploy"))
     assert "was not locked" in assert_ok(env.fab("unlock")).stdout

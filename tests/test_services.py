@@ -206,7 +206,7 @@ def test_failed_health_check_names_the_host_and_restores_the_previous_release(de
 
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert "step 'health' failed on web1" in error and "HTTP Error 503" in error
+    assert "the canary failed: web1 (" in error and "HTTP Error 503" in error
     assert "every host is back on its previous release" in error
     assert live_release(env) == before
     for host in ("web1", "web2"):

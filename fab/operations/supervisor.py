@@ -140,6 +140,7 @@ printf '%s\\n' "$out"
 def wait_running_script(ctl, programs, timeout, steady=0):
     """Shell: poll `status` until every program is RUNNING (and still is `steady` s later)."""
     expected = " ".join(shell.quote(p) for p in programs) or '""'
+    expected_pattern = "|".join(re.escape(p) for p in programs) or "-"
     return f"""
 deadline=$(( $(date +%s) + {int(timeout)} ))
 steadied=0
@@ -153,6 +154,12 @@ while :; do
   if [ -z "$missing" ]; then
     [ "$steadied" = 1 ] || [ {int(steady)} -eq 0 ] && break
     sleep {int(steady)}; steadied=1; continue
+  fi
+  fatal=$(printf '%s\n' "$out" | grep -E "^({expected_pattern}) +FATAL" || true)
+  if [ -n "$fatal" ]; then
+    printf '%s\n' "$out" >&2
+    echo "gave up starting (FATAL): $(printf '%s' "$fatal" | cut -d' ' -f1 | tr '\n' ' ')" >&2
+    exit 1
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     printf '%s\\n' "$out" >&2

@@ -1,0 +1,374 @@
+"""The fault matrix: faults injected at each stage of a deploy on the real fleet.
+
+Whatever happens, checked from outside (ssh, the hosts' files, HTTP): every host
+serves one release (the old one, or the new one after a completed rollout), no
+release that was good is gone, the lock is free, the new release's recorded
+status says what happened, and a resume or a new deploy then succeeds.
+
+Faults are timed with marker files in a host's home: the environment's build
+command and the web service's `before` hook wait while a marker exists, and
+say so by touching a `...-started` file; the test app exits at start or answers
+503 on /health while a marker exists. (The hosts' homes are directories on this
+machine, so the test reads and writes them directly.)
+"""
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import FAB, PROJECT_ROOT, assert_ok
+
+pytestmark = pytest.mark.fleet
+
+SLOW_BUILD = ("if [ -e ~/fault-slow-build ]; then touch ~/fault-build-started; "
+              "for i in $(seq 300); do [ -e ~/fault-slow-build ] || break; sleep 0.1; done; fi")
+SLOW_RESTART = ("if [ -e ~/fault-slow-restart ]; then touch ~/fault-restart-started; "
+                "for i in $(seq 300); do [ -e ~/fault-slow-restart ] || break; sleep 0.1; done; fi")
+
+# A fault marker holds the commit it targets, so the release a failed deploy is
+# put back on (an older commit) runs normally while the marker is still there.
+FAULTY_APP_PRELUDE = '''import os as _os
+import sys as _sys
+
+
+def _fault(name):
+    here = _os.path.dirname(_os.path.realpath(__file__))
+    try:
+        with open(_os.path.expanduser("~/" + name)) as marker, open(_os.path.join(here, "REVISION")) as rev:
+            return marker.read().strip() == rev.read().strip()
+    except OSError:
+        return False
+
+
+if _fault("fault-crash"):
+    _sys.exit("fault injected: the app exits at start")
+'''
+
+
+@pytest.fixture
+def faulty_env(deploy_env):
+    """The test environment with the fault hooks, behind the proxy, in waves
+    (canary web1 | web2 + pillow1 | proxy1), one good release deployed."""
+    env = deploy_env
+    env.write_config(
+        with_proxy=True,
+        build_commands=[SLOW_BUILD],
+        service_settings={"web": {"before": SLOW_RESTART,
+                                  "health_check": {"path": "/health", "version_path": "/version",
+                                                   "timeout": 4}}},
+        rollout={"canary": ["web1"], "batch": 2},
+    )
+    app_path = os.path.join(env.spec.app_workdir, "app.py")
+    with open(app_path) as handle:
+        original = handle.read()
+    unhealthy = original.replace(
+        'if path == "/health":\n        status, body, kind = "200 OK", b"ok\\n", "text/plain"',
+        'if path == "/health" and _fault("fault-unhealthy"):\n'
+        '        status, body, kind = "503 Service Unavailable", b"fault\\n", "text/plain"\n'
+        '    elif path == "/health":\n        status, body, kind = "200 OK", b"ok\\n", "text/plain"')
+    assert unhealthy != original
+    env.commit("app.py", FAULTY_APP_PRELUDE + unhealthy, "app with fault hooks")
+    try:
+        assert_ok(env.fab("deploy"))
+        yield env
+    finally:
+        for host in env.spec.hosts:
+            for marker in ("fault-slow-build", "fault-build-started", "fault-slow-restart",
+                           "fault-restart-started", "fault-crash", "fault-unhealthy"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(env.spec.home(host), marker))
+        env.commit("app.py", original, "app without fault hooks")
+
+
+# --- injecting faults --------------------------------------------------------
+
+
+def marker(env, host, name):
+    return os.path.join(env.spec.home(host), name)
+
+
+def touch(env, host, name, content=""):
+    path = marker(env, host, name)
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chown(path, *owner_ids(env, host))
+
+
+def owner_ids(env, host):
+    stat = os.stat(env.spec.home(host))
+    return stat.st_uid, stat.st_gid
+
+
+def wait_for(path, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def start_fab(env, *args):
+    return subprocess.Popen(
+        [FAB, env.name, *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory},
+    )
+
+
+def finish(process, timeout=240):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def drop_connections(env, host):
+    """Cut every SSH session to `host` (its sshd keeps listening)."""
+    subprocess.run(["pkill", "-KILL", "-u", env.spec.user(host), "-x", "sshd"], check=False)
+
+
+@contextlib.contextmanager
+def sshd_stopped(env, host):
+    from fab import sandbox
+
+    pidfile = os.path.join(env.spec.host_dir(host), "sshd", "sshd.pid")
+    with open(pidfile) as handle:
+        os.kill(int(handle.read()), signal.SIGTERM)
+    try:
+        yield
+    finally:
+        sandbox.ensure_sshd(env.spec, host, env.spec.hosts[host])
+
+
+@contextlib.contextmanager
+def disk_full(env, host):
+    """A small tmpfs as `host`'s code root, holding one good release, then filled up."""
+    root = env.code_root(host)
+    saved = os.path.join(env.spec.home(host), "code-root-saved")  # outside supervisord's www/* glob
+    os.rename(root, saved)
+    os.makedirs(root)
+    uid, gid = owner_ids(env, host)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=48m,uid={uid},gid={gid},mode=0755",
+                    "fabtest-full", root], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", root], check=False)
+        os.rmdir(root)
+        os.rename(saved, root)
+
+
+def fill(path):
+    filler = os.path.join(path, "filler")
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=100"],
+                   capture_output=True, check=False)
+
+
+# --- what a user checks from outside ------------------------------------------
+
+
+def currents(env):
+    return {host: env.current(host) for host in env.hosts}
+
+
+def good_releases(env):
+    return {(host, r) for host in env.hosts for r in env.releases(host)
+            if env.meta(host, r).get("status") == "good"}
+
+
+def lock_is_free(env):
+    lockfile = os.path.join(env.code_root("web1"), ".deploy.lock")
+    result = subprocess.run(["flock", "-n", lockfile, "true"], check=False)
+    return result.returncode == 0
+
+
+def served_commits(env):
+    commits = {host: env.version(host)["commit"] for host in ("web1", "web2")}
+    url = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        import json
+
+        commits["proxy"] = json.loads(response.read().decode())["commit"]
+    return commits
+
+
+def assert_fleet_on(env, release, commit, good_before):
+    assert set(currents(env).values()) == {release}, currents(env)
+    assert set(served_commits(env).values()) == {commit}
+    assert good_before <= good_releases(env) | {(h, r) for h, r in good_before if r == release}
+    for host, name in good_before:
+        assert name in env.releases(host), f"good release {name} is gone from {host}"
+    assert lock_is_free(env)
+
+
+def new_release_of(env, before):
+    made = sorted(set(env.releases("web1")) - set(before))
+    assert len(made) == 1, made
+    return made[0]
+
+
+# --- the matrix -------------------------------------------------------------------
+
+#: (fault, stage) -> what the fault does once the deploy is running.
+CASES = [
+    ("unreachable", "before the build"),
+    ("connection drop", "mid-build"),
+    ("connection drop", "during the restart waves"),
+    ("disk full", "mid-build"),
+    ("program exits at once", "canary"),
+    ("program exits at once", "during the restart waves"),
+    ("health check fails", "after the swap"),
+    ("SIGINT", "mid-build"),
+    ("SIGTERM", "during the restart waves"),
+    ("SIGINT", "after the health checks"),
+    ("SIGKILL", "mid-build"),
+    ("SIGKILL", "during the restart waves"),
+]
+
+
+@pytest.mark.parametrize("fault,stage", CASES, ids=[f"{f}@{s}" for f, s in CASES])
+def test_fault_matrix(faulty_env, fault, stage):
+    env = faulty_env
+    old_release, old_commit = env.current("web1"), env.head()
+    good_before = good_releases(env)
+    releases_before = env.releases("web1")
+    new_commit = env.commit("NEWS.txt", f"{fault} {stage}\n", f"release under fault: {fault} {stage}")
+    outcome = inject(env, fault, stage)
+
+    if outcome == "completed":
+        # The interrupt came after every wave was live and healthy: the new release stays.
+        release = new_release_of(env, releases_before)
+        assert_fleet_on(env, release, new_commit, good_before)
+        return
+    if outcome == "recovered":
+        assert_fleet_on(env, env.current("web1"), env.head(), good_before)
+        return
+
+    made = sorted(set(env.releases("web1")) - set(releases_before))
+    if outcome != "killed":  # a SIGKILLed deployer can put nothing back: the next deploy does
+        assert_fleet_on(env, old_release, old_commit, good_before)
+        if made:
+            status = env.meta("web1", made[0])["status"]
+            assert status == outcome, f"release {made[0]} is {status}, expected {outcome}"
+    # The fault is gone: the fleet deploys again (no unlock), resuming where it can.
+    assert_ok(env.fab("deploy:resume=yes" if made and outcome != "killed" else "deploy"))
+    release = env.current("web1")
+    assert release != old_release
+    assert_fleet_on(env, release, new_commit, good_before)
+
+
+def inject(env, fault, stage):
+    """Run a deploy with `fault` at `stage`; return the status its release should
+    have ("completed" if the rollout finished)."""
+    if fault == "unreachable":
+        with sshd_stopped(env, "web2"):
+            code, _, err = finish(start_fab(env, "deploy"))
+        assert code == 1 and "web2" in err and "cannot connect" in err, err
+        return "none"
+
+    if fault == "disk full":
+        # Its own code root: a small tmpfs with one good release on it, then full.
+        with disk_full(env, "web2") as root:
+            assert_ok(env.fab("deploy"))
+            good = env.current("web2")
+            fill(root)
+            env.commit("NEWS.txt", "more news\n", "another release under a full disk")
+            code, out, err = finish(start_fab(env, "deploy"))
+            assert code == 1 and "web2" in err, err
+            assert "No space left" in out + err
+            assert env.current("web2") == good and env.current("web1") == good
+            os.remove(os.path.join(root, "filler"))
+            assert_ok(env.fab("deploy:resume=yes"))
+            assert len(set(currents(env).values())) == 1
+            assert lock_is_free(env)
+        # Back on its real disk web2 runs the release it had: a deploy brings it level.
+        assert_ok(env.fab("deploy"))
+        return "recovered"
+
+    if stage == "mid-build":
+        touch(env, "web2", "fault-slow-build")
+        process = start_fab(env, "deploy")
+        wait_for(marker(env, "web2", "fault-build-started"), "the build to start")
+        if fault == "connection drop":
+            drop_connections(env, "web2")
+            code, out, err = finish(process)
+            assert code == 1 and "connection to web2 lost" in err, err
+            os.remove(marker(env, "web2", "fault-slow-build"))
+            return "failed"
+        process.send_signal({"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}[fault])
+        code, out, err = finish(process)
+        os.remove(marker(env, "web2", "fault-slow-build"))
+        if fault == "SIGKILL":
+            assert code == -signal.SIGKILL
+            return "building"
+        assert code == 130 and "interrupted" in err and "deploy:resume=yes" in out, (out, err)
+        return "interrupted"
+
+    if stage in ("during the restart waves", "canary") and fault != "program exits at once":
+        host = "web2"
+        touch(env, host, "fault-slow-restart")
+        process = start_fab(env, "deploy")
+        wait_for(marker(env, host, "fault-restart-started"), "the restart to start")
+        if fault == "connection drop":
+            drop_connections(env, host)
+        else:
+            process.send_signal({"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}[fault])
+        if fault == "SIGKILL":
+            finish(process)
+            os.remove(marker(env, host, "fault-slow-restart"))
+            # Nothing could put the fleet back: the next deploy must run (no unlock
+            # needed) and leave every host on one release.
+            return "killed"
+        os.remove(marker(env, host, "fault-slow-restart"))
+        code, out, err = finish(process)
+        assert "every host is back on its previous release" in err, (out, err)
+        if fault == "SIGTERM":
+            assert code == 130, err
+            return "interrupted"
+        assert code == 1 and "web2" in err, err
+        return "failed"
+
+    if fault == "program exits at once":
+        host = "web1" if stage == "canary" else "web2"
+        untouched = {h: env.version(h)["pid"] for h in ("web1", "web2") if h != host}
+        touch(env, host, "fault-crash", env.head())
+        try:
+            code, out, err = finish(start_fab(env, "deploy"))
+        finally:
+            os.remove(marker(env, host, "fault-crash"))
+        assert code == 1 and f"{host} (" in err and "FATAL" in out + err, (out, err)
+        if stage == "canary":
+            assert "the canary failed" in err
+            # No other host was touched: same processes, never swapped.
+            for other, pid in untouched.items():
+                assert env.version(other)["pid"] == pid
+            assert "web2       swap" not in out and "pillow1    swap" not in out
+        else:
+            assert "more than the failure limit" in err
+        return "failed"
+
+    if fault == "health check fails":
+        touch(env, "web2", "fault-unhealthy", env.head())
+        try:
+            code, out, err = finish(start_fab(env, "deploy"))
+        finally:
+            os.remove(marker(env, "web2", "fault-unhealthy"))
+        assert code == 1 and "web2" in err and "503" in err, err
+        return "failed"
+
+    if fault == "SIGINT" and stage == "after the health checks":
+        # Every web wave is live and healthy; the proxy wave is being restarted.
+        process = start_fab(env, "deploy")
+        deadline = time.monotonic() + 120
+        seen = ""
+        while "proxies: proxy1 going live" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=240)
+        # Interrupted while the proxy went live, every wave is put back; interrupted
+        # later (marking, cleaning), the release is already good everywhere.
+        live = set(currents(env).values())
+        return "completed" if live != {None} and env.head() == env.version("web1")["commit"] else "interrupted"
+    raise AssertionError(f"no injection for {fault} at {stage}")
