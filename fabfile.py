@@ -21,7 +21,9 @@ from invoke import Exit, Task
 
 from fab import cli, events, releases as rel
 from fab.config import available_environments
-from fab.errors import ConfigError, DeployError, PreflightError, StepFailed, UsageError
+from fab.errors import (
+    ConfigError, DeployError, FleetInconsistent, PreflightError, StepFailed, UsageError,
+)
 from fab.operations import (
     build, cleanup, code, current, health, lock, portservice, release, state, supervisor, virtualenv,
 )
@@ -350,10 +352,10 @@ def go_live(fleet, meta, states):
         restart_in_order(fleet, "all", {name: (meta.name, meta.commit) for name in fleet.names})
     except DeployError as error:
         stream.stage("going live failed: putting every host back on its previous release")
-        restored = restore_previous(fleet, states)
-        outcome = ("every host is back on its previous release" if restored
-                   else "NOT every host could be restored: check `fab <env> releases`")
-        raise DeployError(f"{error}; {outcome}") from None
+        if not restore_previous(fleet, states):
+            raise FleetInconsistent(
+                f"{error}; NOT every host could be restored: check `fab {fleet.env.name} releases`") from None
+        raise DeployError(f"{error}; every host is back on its previous release") from None
 
 
 def restore_previous(fleet, states):
