@@ -99,9 +99,11 @@ def test_choose(environ, json_flag, stdout_tty, stderr_tty, expected):
     ({"FAB_COLOR": "sometimes"}, "FAB_COLOR must be auto, always or never"),
     ({"FAB_JSON": "/no/such/dir/summary.json"}, "FAB_JSON: directory /no/such/dir does not exist"),
 ])
-def test_choose_rejects_settings_no_one_could_mean(environ, message):
+def test_settings_no_one_could_mean_are_refused_before_anything_listens(environ, message):
+    stream = ev.Stream()
     with pytest.raises(UsageError, match=message):
-        choose(environ, False, True, True)
+        attach(stream, environ=environ)
+    assert not stream._subscribers
 
 
 def test_every_reported_task_takes_json_in_both_spellings():
@@ -319,8 +321,8 @@ def test_releases_in_plain_and_json_with_markers_and_drift(deploy_env):
     for host in env.hosts:
         assert host in plain.stdout.splitlines()
     rows = [line.split() for line in plain.stdout.splitlines()]
-    assert [second, "good", env.meta("web1", second)["commit"][:12]] == rows[3][:3]  # oldest first
-    assert any(r[:2] == [second, "good"] and r[-1] == "current" for r in rows)
+    assert ["*", second, "good", env.meta("web1", second)["commit"][:12]] == rows[3][:4]  # oldest first
+    assert any(r[:3] == ["*", second, "good"] and r[-1] == "current" for r in rows)
     assert any(r[:2] == [first, "good"] and r[-2:] == ["rollback", "target"] for r in rows)
     assert "DRIFT" not in plain.stdout and "\x1b" not in plain.stdout
 

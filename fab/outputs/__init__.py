@@ -68,9 +68,6 @@ def _json_target(value):
         return None
     if text.lower() in _YES:
         return STDOUT
-    directory = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(directory):
-        raise UsageError(f"FAB_JSON: directory {directory} does not exist")
     return text
 
 
@@ -99,6 +96,10 @@ def attach(stream, json_requested=False, environ=None):
     environ = os.environ if environ is None else environ
     stdout, stderr = sys.stdout, sys.stderr
     choice = choose(environ, json_requested, _isatty(stdout), _isatty(stderr))
+    if choice.json not in (None, STDOUT):
+        directory = os.path.dirname(os.path.abspath(choice.json))
+        if not os.path.isdir(directory):
+            raise UsageError(f"FAB_JSON: directory {directory} does not exist")
     outputs = subscribers(choice, stdout, stderr)
     stack = contextlib.ExitStack()
     if choice.people_on_stderr:

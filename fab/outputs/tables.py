@@ -75,7 +75,8 @@ def releases_tables(listed, now, styled=True):
     renderables = []
     for host, listing in listed.hosts.items():
         table = _table(styled)
-        for column in ("release", "status", "commit", "age", "keep until (UTC)", "marker"):
+        # "* " before the current release, as `releases` has always shown it.
+        for column in ("  release", "status", "commit", "age", "keep until (UTC)", "marker"):
             table.add_column(column)
         for release in listing["releases"]:
             is_current = release["name"] == listing["current"]
@@ -87,7 +88,7 @@ def releases_tables(listed, now, styled=True):
             if is_current and listed.drift:
                 marker += " (drift)"
             table.add_row(
-                release["name"],
+                f"{'*' if is_current else ' '} {release['name']}",
                 Text(release["status"], style=_status_style(release["status"]) if styled else ""),
                 short_commit(release["commit"]),
                 age(release["created_at"], now),
@@ -95,7 +96,7 @@ def releases_tables(listed, now, styled=True):
                 Text(marker, style=marker_style),
             )
         if not listing["releases"]:
-            table.add_row("(no releases)", "", "", "", "", "")
+            table.add_row("  (no releases)", "", "", "", "", "")
         renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
     if listed.drift:
         renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
