@@ -151,26 +151,16 @@ def setup_release(c, keep_days=0):
 
 
 @task
-@user_errors
+@reported
 def releases(c):
     """Show each host's releases, statuses and drift."""
     env = selected_environment(c)
     with open_fleet(env) as fleet:
         states = fleet.states
-    for name in env.hosts:
-        host_state = states[name]
-        print(f"{name}:")
-        for release_name in sorted(host_state.releases):
-            meta = host_state.releases[release_name].meta
-            marker = "*" if release_name == host_state.current else " "
-            if meta:
-                keep = f" keep-until {meta.keep_until}" if meta.keep_until else ""
-                print(f"  {marker} {release_name}  {meta.commit[:12]}  {meta.status}{keep}")
-            else:
-                print(f"  {marker} {release_name}  (no metadata)")
-    drift = rel.disagreement({name: s.current for name, s in states.items()})
-    if drift:
-        print(f"DRIFT: hosts disagree on current: {drift}")
+    stream.publish(events.ReleasesListed(
+        {name: rel.host_listing(list(states[name].releases.values()), states[name].current)
+         for name in env.hosts},
+        drift=rel.disagreement({name: s.current for name, s in states.items()})))
 
 
 @task
@@ -228,7 +218,7 @@ def stop_pillows(c):
 
 
 @task
-@user_errors
+@reported
 def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
@@ -246,7 +236,7 @@ def supervisorctl(c, command="status"):
 
 
 @task
-@user_errors
+@reported
 def manage(c, command, host=""):
     """Run a management command in the current release."""
     env = selected_environment(c)

@@ -10,13 +10,14 @@ sys.path.insert(0, os.path.join(PROJECT, "tests"))
 sys.path.insert(0, PROJECT)
 
 
-def fab(*args):
-    """Run `fab sandbox <args>`; return (seconds, result)."""
+def fab(*args, environ=None, environment="sandbox"):
+    """Run `fab <environment> <args>` (CI=true, plus `environ`); return (seconds, result)."""
     started = time.monotonic()
-    result = subprocess.run([FAB, "sandbox", *args], cwd=PROJECT, capture_output=True, text=True,
-                            env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL, timeout=600)
+    result = subprocess.run([FAB, environment, *args], cwd=PROJECT, capture_output=True, text=True,
+                            env={**os.environ, "CI": "true", **(environ or {})},
+                            stdin=subprocess.DEVNULL, timeout=600)
     if result.returncode != 0:
-        sys.exit(f"fab sandbox {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr}")
+        sys.exit(f"fab {environment} {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr}")
     return time.monotonic() - started, result
 
 

@@ -32,6 +32,14 @@ class LockHeld(PreflightError):
     exit_code = 3
 
 
+class FleetInconsistent(DeployError):
+    """A deploy failed after changing hosts and could not put every host back: the
+    hosts now differ (see `fab <env> releases`). Distinct from a failure that
+    left the fleet as it was (exit 1), so CI can page someone."""
+
+    exit_code = 4
+
+
 class StepFailed(DeployError):
     """A step failed on one or more hosts; `failures` maps host -> detail."""
 
@@ -63,9 +71,3 @@ class Interrupted(DeployError):
     """SIGINT or SIGTERM reached the deployer."""
 
     exit_code = 130
-
-
-class FleetInconsistent(DeployError):
-    """The fleet could not be put back on one release: hosts run different ones."""
-
-    exit_code = 4

@@ -100,6 +100,21 @@ class Note(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class ReleasesListed(Event):
+    """Every host's releases, as `fab <env> releases` found them.
+
+    `hosts` maps host -> `fab.releases.host_listing(...)` (its current release,
+    its rollback target and each release's metadata); `drift` says how the hosts
+    disagree on their current release, or is None.
+    """
+
+    hosts: dict
+    drift: Optional[str] = None
+
+    kind = "releases_listed"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskFinished(Event):
     """The task ended. `outcome`: succeeded, failed, interrupted or refused."""
 

@@ -245,3 +245,28 @@ def rollback_target(host_releases, currents, wanted=None):
     if drift:
         raise PreflightError(f"hosts disagree on the previous good release: {drift}")
     return next(iter(targets.values()))
+
+
+def host_listing(releases, current):
+    """What one host has, as `fab <env> releases` shows it: plain data, oldest first.
+
+    `releases` are the host's HostRelease; the rollback target is the one
+    `previous_good_release` picks, so the listing and `rollback` never disagree.
+    """
+    listed = []
+    for found in sorted(releases, key=lambda r: r.name):
+        meta = found.meta
+        listed.append({
+            "name": found.name,
+            "status": found.status,
+            "commit": meta.commit if meta else None,
+            "branch": meta.branch if meta else None,
+            "deployed_by": meta.deployed_by if meta else None,
+            "created_at": meta.created_at if meta else None,
+            "keep_until": meta.keep_until if meta else None,
+        })
+    return {
+        "current": current,
+        "rollback_target": previous_good_release(releases, current),
+        "releases": listed,
+    }

@@ -5,19 +5,19 @@ Kept out of fabfile.py so that file reads as the story of each task.
 import contextlib
 import functools
 import getpass
+import inspect
 import signal
 import socket
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events
+from fab import events, outputs
 from fab.config import load_environment
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
 from fab.operations import lock, state
 from fab.events import stream
-from fab.report import PlainLines
 from fab.secrets import mask
 
 _CONFIG_KEY = "deploy_environment"
@@ -55,15 +55,16 @@ def user_errors(task_body):
 def reported(task_body):
     """A task whose run is published on the event stream, start to finish.
 
-    Subscribes the outputs, publishes TaskStarted and TaskFinished (succeeded,
-    failed, refused or interrupted, with the exit code), and turns a user's
-    error into one line on stderr.
+    Subscribes the task's outputs for its duration (see `task_outputs`),
+    publishes TaskStarted and TaskFinished (succeeded, failed, refused or
+    interrupted, with the exit code), and turns a user's error into one line on
+    stderr. Every reported task takes `json` (`task:json=yes`, `task --json`).
     """
 
     @functools.wraps(task_body)
-    def wrapper(c, *args, **kwargs):
+    def wrapper(c, *args, json=False, **kwargs):
         env = selected_environment_or_none(c)
-        ensure_outputs()
+        subscribed = task_outputs(json)
         started = time.monotonic()
         stream.publish(events.TaskStarted(
             task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
@@ -90,12 +91,19 @@ def reported(task_body):
         except BaseException as error:
             finished(events.FAILED, 1, mask(f"internal error: {type(error).__name__}: {error}"))
             raise
+        else:
+            finished(events.SUCCEEDED, 0)
         finally:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
-        finished(events.SUCCEEDED, 0)
+            subscribed.close()
         return result
 
+    # invoke reads a task's flags from its signature: add `json` to every reported task's.
+    signature = inspect.signature(task_body)
+    wrapper.__signature__ = signature.replace(parameters=[
+        *signature.parameters.values(),
+        inspect.Parameter("json", inspect.Parameter.KEYWORD_ONLY, default=False)])
     return wrapper
 
 
@@ -108,13 +116,12 @@ def raise_interrupted(signum, frame):
     raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
-_outputs = []
-
-
-def ensure_outputs():
-    """Subscribe this process's outputs to the stream, once."""
-    if not _outputs:
-        _outputs.append(stream.subscribe(PlainLines()))
+@user_errors
+def task_outputs(json=False):
+    """Subscribe one task's outputs to the stream: the live view or plain lines, and the
+    JSON summary if asked (`json=yes` or FAB_JSON). Close the returned stack to detach
+    them. Every output, and where it writes, is chosen in `fab.outputs`."""
+    return outputs.attach(stream, json_requested=json)
 
 
 def who_am_i():

@@ -107,9 +107,10 @@ class DeployEnv:
 
     # -- driving the deployer ------------------------------------------------
 
-    def fab(self, *args, timeout=300):
-        """Run `fab <env> <args>` as a user would, non-interactively (CI=true)."""
-        return run_fab(self.name, *args, environments=self.directory, timeout=timeout)
+    def fab(self, *args, timeout=300, environ=None):
+        """Run `fab <env> <args>` as a user would, non-interactively (CI=true);
+        `environ` adds environment variables (FAB_JSON=...)."""
+        return run_fab(self.name, *args, environments=self.directory, timeout=timeout, environ=environ)
 
     def commit(self, path, content, message="change"):
         return sandbox.commit_app_change(self.spec, path, content, message)
@@ -187,8 +188,8 @@ class DeployEnv:
             """), check=False)
 
 
-def run_fab(*args, environments=None, timeout=300):
-    env = {**os.environ, "CI": "true"}
+def run_fab(*args, environments=None, timeout=300, environ=None):
+    env = {**os.environ, "CI": "true", **(environ or {})}
     if environments:
         env["DEPLOY_ENVIRONMENTS"] = environments
     return subprocess.run(

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from fab.errors import UsageError
 from fab.releases import (
     BUILDING, FAILED, GOOD, INTERRUPTED, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, disagreement,
-    fallback_release, keep_until, new_release_name, parse_keep_days, previous_good_release,
+    fallback_release, host_listing, keep_until, new_release_name, parse_keep_days, previous_good_release,
     releases_to_delete, resumable_release, validate_release_name,
 )
 
@@ -223,3 +223,14 @@ def test_rollback_to_a_named_release():
         rollback_target(releases, currents, name(3))
     with pytest.raises(PreflightError, match="already the current"):
         rollback_target(releases, currents, name(4))
+
+
+def test_host_listing_marks_current_and_the_rollback_target():
+    found = [release(name(3)), release(name(1)), release(name(2), FAILED), HostRelease(name(4))]
+    listing = host_listing(found, name(3))
+    assert [r["name"] for r in listing["releases"]] == [name(1), name(2), name(3), name(4)]
+    assert (listing["current"], listing["rollback_target"]) == (name(3), name(1))
+    assert listing["rollback_target"] == previous_good_release(found, name(3))
+    assert listing["releases"][3] == {"name": name(4), "status": FAILED, "commit": None, "branch": None,
+                                      "deployed_by": None, "created_at": None, "keep_until": None}
+    assert host_listing([], None) == {"current": None, "rollback_target": None, "releases": []}

@@ -9,7 +9,7 @@ from fab import events, secrets
 from fab.config import load_environment
 from fab.errors import PreflightError
 from fab.operations.code import resolve_commit
-from fab.report import PlainLines
+from fab.outputs.plain import PlainLines
 from fab.session import user_errors
 
 

@@ -1,0 +1,82 @@
+"""Plain progress lines for CI logs, pipes and anyone who asks: one subscriber of the stream.
+
+Lines are written as they happen (so a log shows a live deploy) and are never
+rewritten in place, so a CI log keeps exactly what a terminal showed. Colour
+only when the console says so (a terminal, FORCE_COLOR, FAB_COLOR=always).
+"""
+import time
+
+from rich.console import Console
+
+from fab import events
+from fab.outputs import tables
+from fab.releases import utcnow
+
+
+PLAIN_WIDTH = 200
+
+
+class PlainLines:
+    """Turns events into timestamped lines: stages, host steps, failures, notes."""
+
+    name = "plain lines"
+
+    def __init__(self, console=None):
+        self.console = console or plain_console()
+        self._started = time.monotonic()
+
+    def __call__(self, event):
+        style = self.style(event)
+        for text in self.lines(event):
+            elapsed = time.monotonic() - self._started
+            self.console.print(f"[{elapsed:6.1f}s] {text}", style=style)
+        if isinstance(event, events.ReleasesListed):
+            # A listing is data, not progress: no timestamps, columns aligned.
+            for table in tables.releases_tables(event, utcnow(), styled=False):
+                self.console.print(table)
+        self.console.file.flush()
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def lines(event):
+        if isinstance(event, events.Stage):
+            return [f"== {event.text}"]
+        if isinstance(event, events.StepFinished):
+            if event.outcome == events.FAILED:
+                details = [f"| {line}" for line in event.output.splitlines()[-15:]]
+                return [host_line(event.host, event.step, text)
+                        for text in details + [f"FAILED: {event.note}"]]
+            if event.quiet:
+                return []
+            return [host_line(event.host, event.step, f"{event.note or 'ok'} ({event.seconds:.1f}s)")]
+        if isinstance(event, events.Note):
+            text = f"warning: {event.text}" if event.level == "warning" else event.text
+            return [host_line(event.host, "", text) if event.host else text]
+        return []
+
+    @staticmethod
+    def style(event):
+        if isinstance(event, events.Stage):
+            return "bold"
+        if isinstance(event, events.StepFinished) and event.outcome == events.FAILED:
+            return "red"
+        if isinstance(event, events.Note) and event.level == "warning":
+            return "yellow"
+        return None
+
+
+def plain_console(file=None, color=None):
+    """A console that writes text as given: no wrapping, markup, highlighting or emoji.
+
+    `color`: True forces colour codes, False forbids them, None lets rich decide
+    (only at a terminal, or with FORCE_COLOR; never with NO_COLOR). Wide, so a
+    table is never squeezed to a pipe's default 80 columns.
+    """
+    return Console(file=file, force_terminal=True if color else None, no_color=color is False,
+                   width=PLAIN_WIDTH, soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+def host_line(host, step, text):
+    return f"{host:<10} {step:<12} {text}"

@@ -1,0 +1,109 @@
+"""The tables people read: the end-of-task summary and the `releases` listing.
+
+Built once here with rich, and shown both at a terminal (styled, boxed) and in
+plain output (`styled=False`: no box, no colour, columns aligned by rich).
+"""
+import datetime as dt
+
+from rich import box
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from fab import events
+from fab import releases as rel
+
+OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red",
+                  events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow"}
+
+
+def _table(styled, **options):
+    return Table(box=box.SIMPLE_HEAD if styled else None, show_edge=False,
+                 header_style="bold" if styled else "", pad_edge=False, **options)
+
+
+def short_commit(commit):
+    return commit[:12] if commit else "-"
+
+
+def summary_table(record, styled=True):
+    """Per host: the release and commit the task worked on, its outcome, its seconds."""
+    finished = record.finished
+    outcome = finished.outcome if finished else "running"
+    title = f"{record.task} {record.started.environment}: {outcome}"
+    if finished:
+        title += f" (exit {finished.exit_code}) in {finished.seconds:.1f}s"
+    table = _table(styled, title=title, title_justify="left",
+                   title_style=OUTCOME_STYLES.get(outcome, "") if styled else "")
+    for column in ("host", "release", "commit", "outcome", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    release = record.release.release if record.release else "-"
+    commit = short_commit(record.release.commit if record.release else None)
+    for host in record.hosts.values():
+        failed = host.failed_step
+        text = f"failed at {failed.step}" if failed else host.outcome
+        table.add_row(host.name, release, commit,
+                      Text(text, style=OUTCOME_STYLES.get(host.outcome, "") if styled else ""),
+                      f"{host.seconds:.1f}")
+    return table
+
+
+def age(created_at, now):
+    """'3d 4h', '5h 2m', '7m', '12s' since an ISO timestamp ('-' if unknown)."""
+    if not created_at:
+        return "-"
+    seconds = max(0, int((now - dt.datetime.fromisoformat(created_at)).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{seconds}s"
+
+
+def moment(timestamp):
+    """An ISO timestamp to the minute, in UTC, for people ('-' if none)."""
+    if not timestamp:
+        return "-"
+    return dt.datetime.fromisoformat(timestamp).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def releases_tables(listed, now, styled=True):
+    """One table per host from a ReleasesListed event, then a drift line if hosts disagree."""
+    renderables = []
+    for host, listing in listed.hosts.items():
+        table = _table(styled)
+        # "* " before the current release, as `releases` has always shown it.
+        for column in ("  release", "status", "commit", "age", "keep until (UTC)", "marker"):
+            table.add_column(column)
+        for release in listing["releases"]:
+            is_current = release["name"] == listing["current"]
+            is_target = release["name"] == listing["rollback_target"]
+            marker = "current" if is_current else "rollback target" if is_target else ""
+            marker_style = ""
+            if styled:
+                marker_style = ("bold red" if listed.drift else "bold green") if is_current else "cyan"
+            if is_current and listed.drift:
+                marker += " (drift)"
+            table.add_row(
+                f"{'*' if is_current else ' '} {release['name']}",
+                Text(release["status"], style=_status_style(release["status"]) if styled else ""),
+                short_commit(release["commit"]),
+                age(release["created_at"], now),
+                moment(release["keep_until"]),
+                Text(marker, style=marker_style),
+            )
+        if not listing["releases"]:
+            table.add_row("  (no releases)", "", "", "", "", "")
+        renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
+    if listed.drift:
+        renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
+                                style="bold red" if styled else ""))
+    return renderables
+
+
+def _status_style(status):
+    return {rel.GOOD: "green", rel.FAILED: "red", rel.BUILDING: "yellow",
+            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan"}.get(status, "")

@@ -1,0 +1,344 @@
+"""What the operator and CI see: choosing outputs, the live view, plain lines, the JSON
+summary and the `releases` listing; first from events alone, then on the real fleet."""
+import io
+import json
+import os
+import sys
+import time
+
+import jsonschema
+import pytest
+from rich.console import Console
+
+from conftest import assert_ok
+from fab import events as ev
+from fab import releases as rel
+from fab.cli import translate
+from fab.errors import DeployError, FleetInconsistent, LockHeld, StepFailed, UsageError
+from fab.outputs import LIVE, PLAIN, STDOUT, attach, choose
+from fab.outputs.live import LiveView
+from fab.outputs.plain import PlainLines, plain_console
+from fab.outputs.summary import SCHEMA_PATH, document
+from fab.outputs.record import TaskRecord
+from test_deploy import live_release
+
+HOSTS = ("web1", "web2", "pillow1", "proxy1")
+RELEASE, COMMIT = "2026-11-22_03.00.00", "c0ffee" * 6 + "abcd"
+
+with open(SCHEMA_PATH) as _handle:
+    SCHEMA = json.load(_handle)
+
+
+def validate(doc):
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    return doc
+
+
+def a_failed_deploy():
+    """The events of a deploy whose pre-swap check fails on web2."""
+    at = time.time() - 30
+
+    def step(host, name, outcome=ev.OK, note="ok", output="", quiet=False, seconds=0.5):
+        nonlocal at
+        at += 0.01
+        started = ev.StepStarted(host, name, at=at)
+        at += seconds
+        failed = outcome == ev.FAILED
+        return [started, ev.StepFinished(host, name, outcome, note=note, output=output, quiet=quiet,
+                                         seconds=0.0 if failed else seconds, at=at)]
+
+    happened = [ev.TaskStarted("deploy", "prod", {"resume": False}, "me@laptop", "laptop", HOSTS, at=at)]
+    happened += step("web1", "lock", note="acquired")
+    for host in HOSTS:
+        happened += step(host, "state", quiet=True, seconds=0.1)
+    happened.append(ev.Stage(f"deploying main at {COMMIT[:12]} as release {RELEASE}", at=at))
+    happened.append(ev.ReleaseChosen(RELEASE, COMMIT, "main", previous=None, at=at))
+    for host in HOSTS:
+        happened += step(host, "release", note="created")
+        happened += step(host, "virtualenv", ev.SKIPPED if host == "proxy1" else ev.OK,
+                         note="skipped (no services)" if host == "proxy1" else "reused venv")
+    for host in HOSTS:
+        if host == "web2":
+            happened += step(host, "check", ev.FAILED, note="swap not allowed yet",
+                             output="checking\nstill checking\nswap not allowed yet", seconds=1.5)
+        else:
+            happened += step(host, "check")
+    happened.append(ev.Stage("no host was changed: current is untouched", at=at))
+    happened += step("web1", "unlock", note="released")
+    happened.append(ev.TaskFinished(ev.FAILED, 1, "step 'check' failed on web2 (swap not allowed yet)",
+                                    seconds=8.0, at=at))
+    return happened
+
+
+# --- choosing the outputs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environ,json_flag,stdout_tty,stderr_tty,expected", [
+    ({}, False, True, True, (LIVE, False, None)),
+    ({"CI": "true"}, False, True, True, (PLAIN, False, None)),
+    ({"CI": "false"}, False, True, True, (LIVE, False, None)),
+    ({}, False, False, True, (PLAIN, False, None)),
+    ({"TERM": "dumb"}, False, True, True, (PLAIN, False, None)),
+    ({"FAB_OUTPUT": "plain"}, False, True, True, (PLAIN, False, None)),
+    ({"FAB_OUTPUT": "live", "CI": "1"}, False, False, False, (LIVE, False, None)),
+    # JSON on stdout: people read stderr, live if that is a terminal.
+    ({}, True, False, True, (LIVE, True, STDOUT)),
+    ({"FAB_JSON": "1"}, False, True, False, (PLAIN, True, STDOUT)),
+    ({"FAB_JSON": "no"}, False, True, True, (LIVE, False, None)),
+    ({"FAB_JSON": "summary.json", "CI": "true"}, False, False, False, (PLAIN, False, "summary.json")),
+    ({"FAB_JSON": "summary.json"}, True, False, False, (PLAIN, True, STDOUT)),  # the flag wins
+])
+def test_choose(environ, json_flag, stdout_tty, stderr_tty, expected):
+    choice = choose(environ, json_flag, stdout_tty, stderr_tty)
+    assert (choice.people, choice.people_on_stderr, choice.json) == expected
+    assert choice.forced_live == (environ.get("FAB_OUTPUT") == "live" and not stdout_tty)
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({"FAB_OUTPUT": "fancy"}, "FAB_OUTPUT must be auto, live or plain"),
+    ({"FAB_COLOR": "sometimes"}, "FAB_COLOR must be auto, always or never"),
+    ({"FAB_JSON": "/no/such/dir/summary.json"}, "FAB_JSON: directory /no/such/dir does not exist"),
+])
+def test_settings_no_one_could_mean_are_refused_before_anything_listens(environ, message):
+    stream = ev.Stream()
+    with pytest.raises(UsageError, match=message):
+        attach(stream, environ=environ)
+    assert not stream._subscribers
+
+
+def test_every_reported_task_takes_json_in_both_spellings():
+    import fabfile
+
+    params = {task.name: [(p.name, p.default) for p in task.argspec(task.body).parameters.values()]
+              for task in (fabfile.deploy, fabfile.releases, fabfile.rollback, fabfile.manage)}
+    assert all(("json", False) in listed for listed in params.values())
+    assert translate(["deploy:json=yes"], params) == ["deploy", "--json"]
+    translated = translate(["rollback:2026-01-01_00.00.00,json=yes"], params)
+    assert translated[0] == "rollback"
+    assert sorted(translated[1:]) == ["--json", "--release=2026-01-01_00.00.00"]
+
+
+def test_exit_codes_are_distinct():
+    codes = [DeployError.exit_code, StepFailed.exit_code, UsageError.exit_code, LockHeld.exit_code,
+             FleetInconsistent.exit_code]
+    assert codes == [1, 1, 2, 3, 4]
+    assert issubclass(FleetInconsistent, DeployError)
+
+
+def test_json_on_stdout_sends_everything_else_to_stderr(monkeypatch):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    stream = ev.Stream()
+    with attach(stream, json_requested=True, environ={"CI": "true"}):
+        for event in a_failed_deploy():
+            stream.publish(event)
+        print("a task's own print")
+    assert sys.stdout is stdout
+    assert validate(json.loads(stdout.getvalue()))["outcome"] == ev.FAILED
+    assert "FAILED: swap not allowed yet" in stderr.getvalue()
+    assert "a task's own print" in stderr.getvalue()
+    stream.publish(ev.Stage("after the task"))  # detached: nobody writes any more
+    assert "after the task" not in stdout.getvalue() + stderr.getvalue()
+
+
+# --- plain lines ----------------------------------------------------------------------
+
+
+def test_plain_lines_are_timestamped_and_uncoloured_unless_asked():
+    text = io.StringIO()
+    output = PlainLines(plain_console(text))
+    for event in a_failed_deploy():
+        output(event)
+    lines = text.getvalue().splitlines()
+    assert all(line.startswith("[") and "s] " in line[:10] for line in lines)
+    assert any(line.endswith(f"== deploying main at {COMMIT[:12]} as release {RELEASE}") for line in lines)
+    assert any(line.endswith("web1       virtualenv   reused venv (0.5s)") for line in lines)
+    assert any(line.endswith("web2       check        | still checking") for line in lines)
+    assert any(line.endswith("web2       check        FAILED: swap not allowed yet") for line in lines)
+    assert not any("state" in line for line in lines)  # routine reads are left out
+    assert "\x1b" not in text.getvalue()
+
+    coloured = io.StringIO()
+    output = PlainLines(plain_console(coloured, color=True))
+    for event in a_failed_deploy():
+        output(event)
+    assert "\x1b[31m" in coloured.getvalue()  # the failure in red
+    assert [line for line in coloured.getvalue().splitlines() if "\x1b" not in line]  # no redraws
+
+
+# --- the live view --------------------------------------------------------------------
+
+
+def recorded_console():
+    return Console(record=True, width=120, force_terminal=True, color_system="truecolor")
+
+
+def test_live_view_shows_every_host_failures_and_the_final_table():
+    console = recorded_console()
+    view = LiveView(console, refresh_per_second=20)
+    happened = a_failed_deploy()
+    checks_started = next(i for i, e in enumerate(happened)
+                          if isinstance(e, ev.StepStarted) and e.step == "check")
+    for event in happened[:checks_started + 1]:
+        view(event)
+    # While web1's check runs: every host has a row, web1 with a spinner and its time.
+    mid = Console(record=True, width=120, force_terminal=True)
+    mid.print(view.table())
+    drawn = mid.export_text()
+    rows = {line.split()[0]: line for line in drawn.splitlines()
+            if line.split() and line.split()[0] in HOSTS}
+    assert set(rows) == set(HOSTS)
+    assert "check" in rows["web1"] and any(frame in rows["web1"] for frame in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+    assert "virtualenv" in rows["web2"] and "reused venv" in rows["web2"]
+    assert f"release {RELEASE} ({COMMIT[:12]})" in drawn
+
+    for event in happened[checks_started + 1:]:
+        view(event)
+    styled = console.export_text(styles=True, clear=False)
+    text = console.export_text()
+    assert f"deploying main at {COMMIT[:12]} as release {RELEASE}" in text  # a stage header
+    assert "✗ web2  check failed: swap not allowed yet" in text
+    assert "still checking" in text  # the failed step's last output lines
+    final = text[text.index("deploy prod: failed (exit 1) in 8.0s"):]
+    assert final.split("\n")[1].split() == ["host", "release", "commit", "outcome", "seconds"]
+    summary = {line.split()[0]: line.split() for line in final.splitlines()[2:] if line.strip()
+               and line.split()[0] in HOSTS}
+    assert set(summary) == set(HOSTS)
+    assert summary["web2"][1:5] == [RELEASE, COMMIT[:12], "failed", "at"]
+    assert summary["web1"][1:4] == [RELEASE, COMMIT[:12], "ok"]
+    assert "\x1b[1;31m" in styled  # failures in red
+    assert view._live is None  # the live area is gone
+
+
+def test_live_view_prints_no_progress_table_for_a_read_only_task():
+    console = recorded_console()
+    view = LiveView(console, refresh_per_second=20)
+    view(ev.TaskStarted("releases", "prod", {}, "me@laptop", "laptop", HOSTS))
+    for host in HOSTS:
+        view(ev.StepStarted(host, "state"))
+        view(ev.StepFinished(host, "state", ev.OK, quiet=True))
+    listing = rel.host_listing([rel.HostRelease(RELEASE, rel.ReleaseMeta(
+        RELEASE, COMMIT, "main", "me", "2026-11-22T03:00:00+00:00", rel.GOOD))], RELEASE)
+    view(ev.ReleasesListed({host: listing for host in HOSTS}))
+    view(ev.TaskFinished(ev.SUCCEEDED, 0, seconds=0.4))
+    text = console.export_text()
+    assert "outcome" not in text  # no summary table
+    assert all(host in text for host in HOSTS) and "current" in text
+
+
+# --- the JSON summary -----------------------------------------------------------------
+
+
+def test_json_summary_of_a_failed_deploy():
+    record = None
+    for event in a_failed_deploy():
+        record = TaskRecord(event) if isinstance(event, ev.TaskStarted) else record
+        record.apply(event)
+    doc = validate(document(record))
+    assert (doc["task"], doc["environment"], doc["outcome"], doc["exit_code"]) == ("deploy", "prod", "failed", 1)
+    assert (doc["release"], doc["commit"], doc["ref"]) == (RELEASE, COMMIT, "main")
+    assert "web2" in doc["error"]
+    assert list(doc["hosts"]) == list(HOSTS)
+    web2 = doc["hosts"]["web2"]
+    check = [s for s in web2["steps"] if s["step"] == "check"][0]
+    assert (web2["outcome"], check["outcome"], check["note"]) == ("failed", "failed", "swap not allowed yet")
+    assert check["seconds"] == pytest.approx(1.5)  # measured from its start
+    assert check["output"].endswith("swap not allowed yet")
+    assert doc["hosts"]["web1"]["outcome"] == "ok"
+    assert [s["step"] for s in doc["hosts"]["pillow1"]["steps"]] == ["state", "release", "virtualenv", "check"]
+
+
+# --- on the real fleet ----------------------------------------------------------------
+
+
+def steps_of(doc, host, outcome=None):
+    return [s["step"] for s in doc["hosts"][host]["steps"] if outcome in (None, s["outcome"])]
+
+
+def test_deploy_plain_lines_and_json_summary_match_the_hosts(deploy_env, tmp_path):
+    env = deploy_env
+    commit = env.head()
+    summary_path = str(tmp_path / "summary.json")
+    result = assert_ok(env.fab("deploy", environ={"FAB_JSON": summary_path}))
+
+    # People (here: CI) get plain timestamped lines on stdout, nothing redrawn, no colour.
+    lines = result.stdout.splitlines()
+    assert lines and all(line.startswith("[") for line in lines)
+    assert any(f"== deploying main at {commit[:12]} as release" in line for line in lines)
+    assert any(line.split("] ", 1)[1].startswith("web1       swap") for line in lines)
+    assert "\x1b" not in result.stdout + result.stderr and "\r" not in result.stdout
+
+    with open(summary_path) as handle:
+        doc = validate(json.load(handle))
+    release = live_release(env)
+    assert (doc["task"], doc["environment"], doc["outcome"], doc["exit_code"], doc["error"]) == (
+        "deploy", env.name, "succeeded", 0, None)
+    assert (doc["release"], doc["commit"], doc["ref"], doc["previous_release"]) == (release, commit, "main", None)
+    assert set(doc["hosts"]) == set(env.hosts)
+    for host in env.hosts:
+        assert doc["hosts"][host]["outcome"] == "ok"
+        assert {"release", "code", "swap", "mark"} <= set(steps_of(doc, host, "ok"))
+        assert os.path.isdir(os.path.join(env.code_root(host), "releases", release))
+        assert env.current(host) == release
+        assert env.meta(host, release)["commit"] == commit
+    assert doc["started_at"] < doc["finished_at"]
+
+    # A pre-swap check fails on web2 only; the summary is the only thing on stdout.
+    env.write_config(checks=["test ! -e ~/refuse-swap || { echo 'swap refused here' >&2; exit 1; }"])
+    env.remote("web2", "touch ~/refuse-swap")
+    failed = env.fab("deploy:json=yes")
+    env.remote("web2", "rm -f ~/refuse-swap")
+    assert failed.returncode == 1, failed.stderr
+    doc = validate(json.loads(failed.stdout))
+    assert (doc["outcome"], doc["exit_code"]) == ("failed", failed.returncode)
+    assert "step 'check' failed on web2" in doc["error"]
+    assert failed.stderr.strip().splitlines()[-1] == f"error: {doc['error']}"
+    assert "web2       check        FAILED: swap refused here" in failed.stderr  # plain lines moved to stderr
+    assert doc["previous_release"] == release
+    new = doc["release"]
+    check = next(s for s in doc["hosts"]["web2"]["steps"] if s["step"] == "check")
+    assert (doc["hosts"]["web2"]["outcome"], check["outcome"]) == ("failed", "failed")
+    assert "swap refused here" in check["output"]
+    for host in env.hosts:
+        assert "swap" not in steps_of(doc, host)  # and indeed no host swapped:
+        assert env.current(host) == release
+        if "release" in steps_of(doc, host, "ok"):
+            assert os.path.isdir(os.path.join(env.code_root(host), "releases", new))
+        assert env.meta(host, new)["status"] == "failed"
+    assert steps_of(doc, "web1", "ok").count("check") == 1
+
+
+def test_releases_in_plain_and_json_with_markers_and_drift(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    first = live_release(env)
+    env.commit("NEWS.txt", "second\n", "second")
+    assert_ok(env.fab("deploy"))
+    second = live_release(env)
+
+    plain = assert_ok(env.fab("releases"))
+    for host in env.hosts:
+        assert host in plain.stdout.splitlines()
+    rows = [line.split() for line in plain.stdout.splitlines()]
+    assert ["*", second, "good", env.meta("web1", second)["commit"][:12]] == rows[3][:4]  # oldest first
+    assert any(r[:3] == ["*", second, "good"] and r[-1] == "current" for r in rows)
+    assert any(r[:2] == [first, "good"] and r[-2:] == ["rollback", "target"] for r in rows)
+    assert "DRIFT" not in plain.stdout and "\x1b" not in plain.stdout
+
+    as_json = assert_ok(env.fab("releases:json=yes"))
+    doc = validate(json.loads(as_json.stdout))
+    assert (doc["task"], doc["outcome"], doc["drift"]) == ("releases", "succeeded", None)
+    for host in env.hosts:
+        listing = doc["releases"][host]
+        assert (listing["current"], listing["rollback_target"]) == (env.current(host), first)
+        assert [r["name"] for r in listing["releases"]] == env.releases(host)
+        assert [r["status"] for r in listing["releases"]] == ["good", "good"]
+
+    # web2 alone goes back: the hosts disagree, and both outputs say so.
+    env.remote("web2", f"ln -sfn releases/{first} ~/{env.code_root_rel}/current")
+    drifted = assert_ok(env.fab("releases"))
+    assert "DRIFT: hosts disagree on current: " in drifted.stdout
+    assert f"web2 has {first}" in drifted.stdout and "current (drift)" in drifted.stdout
+    doc = validate(json.loads(assert_ok(env.fab("releases:json=yes")).stdout))
+    assert f"have {second}" in doc["drift"] and doc["releases"]["web2"]["current"] == first
