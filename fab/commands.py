@@ -1,9 +1,12 @@
 """Service commands from environment files (start, reload, stop, before, after).
 
 They are shell text the user wrote; `{name}` placeholders are filled from the
-service and host. `{pid}` becomes the shell variable the remote script sets.
+service and host, each as one quoted shell word (a path holding `$(...)` stays a
+path). `{pid}` becomes the shell variable the remote script sets.
 """
 import re
+
+from fab import shell
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -13,7 +16,6 @@ def service_variables(host, service_name, service):
     paths = host.paths
     program = env.program_name(service_name)
     return {
-        "pid": '"$pid"',
         "port": str(service.port or ""),
         "program": program,
         "service": service_name,
@@ -26,8 +28,16 @@ def service_variables(host, service_name, service):
 
 
 def expand(command, variables):
-    """Fill known `{name}` placeholders; leave other braces (awk, shell) alone."""
-    return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), command)
+    """Fill known `{name}` placeholders with quoted values; leave other braces (awk,
+    shell) alone."""
+
+    def fill(match):
+        name = match.group(1)
+        if name == "pid":
+            return '"$pid"'
+        return shell.quote(variables[name]) if name in variables else match.group(0)
+
+    return _PLACEHOLDER.sub(fill, command)
 
 
 def hook(host, service_name, service, which):

