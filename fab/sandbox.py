@@ -10,7 +10,9 @@ Needs root (it creates users and runs sshd).
     python -m fab.sandbox destroy   # stop, remove the users and every file
 """
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -95,6 +97,15 @@ def log(text):
 
 
 # --- shared tools -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tools_lock():
+    """Serialise building the shared tools and wheelhouse (parallel test workers share them)."""
+    os.makedirs(os.path.dirname(TOOLS), exist_ok=True)
+    with open(TOOLS + ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def ensure_tools():
@@ -317,7 +328,8 @@ def up(spec):
     """Start the fleet (or keep it running); safe to run again."""
     if os.geteuid() != 0:
         sys.exit("sandbox: must run as root (it creates one user per host and runs sshd)")
-    ensure_tools()
+    with tools_lock():
+        ensure_tools()
     os.makedirs(spec.root, exist_ok=True)
     os.chmod(spec.root, 0o755)
     ensure_client_key(spec)
@@ -334,7 +346,8 @@ def up(spec):
         state["hosts"][host]["supervisord_pid"] = ensure_supervisord(spec, host)
     write(spec.state_file, json.dumps(state, indent=2), 0o644)
     ensure_app_repo(spec)
-    ensure_wheelhouse()
+    with tools_lock():
+        ensure_wheelhouse()
     return state
 
 

@@ -29,7 +29,14 @@ def test_fleet_spec(run_id):
     )
 
 
-TEST_FLEET = test_fleet_spec(int(os.environ.get("FAB_TEST_FLEET", "0")))
+def run_id():
+    """FAB_TEST_FLEET (default 0); each pytest-xdist worker gets a fleet of its own above it."""
+    base = int(os.environ.get("FAB_TEST_FLEET", "0"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return base if not worker else 100 + base + int(worker.removeprefix("gw"))
+
+
+TEST_FLEET = test_fleet_spec(run_id())
 FAB = os.path.join(os.path.dirname(sys.executable), "fab")
 
 
