@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (system packages included) and runs the whole suite.
-# Test files are spread over FAB_TEST_WORKERS pytest-xdist workers (default 2), each
+# Tests are spread over FAB_TEST_WORKERS pytest-xdist workers (default 2), each
 # with a fleet of its own. Extra arguments go to pytest, e.g. scripts/test.sh -k lifecycle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh requirements-dev.txt
-exec .venv/bin/python -m pytest -n "${FAB_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "${FAB_TEST_WORKERS:-2}" --dist loadgroup "$@"

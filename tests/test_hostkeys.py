@@ -210,6 +210,10 @@ def test_secure_covers_every_hop_of_a_chained_proxyjump(tmp_path):
 # --- on real sshd hosts -----------------------------------------------------------
 
 
+# Its fleet has fixed addresses: every test using it runs in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("hostkeys-fleet")
+
+
 @pytest.fixture(scope="module")
 def hk_fleet():
     if os.geteuid() != 0:
