@@ -394,11 +394,8 @@ def clean_old_releases(fleet):
     states = fleet.each("state", state.read, quiet=True)
     doomed = {}
     for name, host_state in states.items():
-        listed = list(host_state.releases.values())
-        doomed[name] = rel.releases_to_delete(
-            listed, host_state.current, env.keep_releases, now,
-            rollback_target=rel.previous_good_release(listed, host_state.current),
-        )
+        doomed[name] = rel.cleanup_deletes(
+            list(host_state.releases.values()), host_state.current, env.keep_releases, now)
     fleet.each("cleanup", lambda host: cleanup.delete_releases(host, doomed[host.name]))
 
 
