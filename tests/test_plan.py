@@ -2,6 +2,7 @@
 then on the real fleet, that a plan changes nothing anywhere and that what it predicts
 (venv reuse, cleanup, waves) is what the following deploy does."""
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -20,13 +21,15 @@ from fab import events as ev
 from fab import plan as plans
 from fab import releases as rel
 from fab import sandbox, shell, waves
-from fab.app_repo import opened
+from fab.app_repo import RepoUnreadable, opened
 from fab.operations import plan_facts, virtualenv
 from fab.operations.plan_facts import HostFacts
+from fab.operations.state import HostState
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.record import TaskRecord
 from fab.outputs.summary import SCHEMA_PATH, document
+from fab.paths import Paths
 from fab.waves import Wave
 from test_deploy import live_release
 
@@ -167,9 +170,6 @@ def test_cleanup_after_deploy_counts_the_new_release_as_good_and_current():
 
 
 def test_live_commit_of_agreeing_and_disagreeing_hosts():
-    from fab.operations.state import HostState
-    from fab.paths import Paths
-
     def state(current, commit):
         meta = rel.ReleaseMeta(current, commit, "main", "me", NOW.isoformat(), rel.GOOD)
         return HostState("/h", Paths("/h/www"), current, {current: rel.HostRelease(current, meta)})
@@ -229,9 +229,7 @@ def test_commits_and_files_read_from_a_path_or_fetched_from_a_url(repository, as
     assert gone.error == "commit ffffffffffff is not in the repository any more"
 
 
-def test_an_unreadable_repository_is_said_not_raised(tmp_path):
-    from fab.app_repo import RepoUnreadable
-
+def test_an_unreadable_repository_is_one_error(tmp_path):
     with pytest.raises(RepoUnreadable, match="git fetch"):
         with opened(str(tmp_path / "missing.git"), ["a" * 40]):
             pass
@@ -250,14 +248,8 @@ def a_plan():
     return plans.Plan(
         "deploy", release=name(5), new_release=True, commit="b" * 40, ref="main", live_release=name(1),
         commits=commits, waves=(Wave("canary", ("web1",), True), Wave("wave 1", ("web2",))),
-        hosts={"web1": web, "web2": dataclasses_replace(web, deletes=())},
+        hosts={"web1": web, "web2": dataclasses.replace(web, deletes=())},
         warnings=("someone@else (deploy, pid 1 on x, since y) holds the lock now: what it does may change this plan",))
-
-
-def dataclasses_replace(value, **changes):
-    import dataclasses
-
-    return dataclasses.replace(value, **changes)
 
 
 def test_plan_lines_say_everything_once():
