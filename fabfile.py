@@ -18,7 +18,7 @@ import shlex
 from fabric import task
 from invoke import Exit, Task
 
-from fab import cli, events, releases as rel
+from fab import cli, events, plan as plans, releases as rel
 from fab.config import available_environments
 from fab import rollout, waves
 from fab.errors import (
@@ -35,7 +35,7 @@ from fab.session import open_fleet, reported, select_environment, selected_envir
 
 @task
 @reported
-def deploy(c, resume=False, rev="", hosts=""):
+def deploy(c, resume=False, rev="", hosts="", plan=False):
     """Build, swap and restart a new release everywhere.
 
     Stages: resolve the branch (or --rev: a full commit, tag or branch) to one
@@ -45,7 +45,8 @@ def deploy(c, resume=False, rev="", hosts=""):
     releases; unlock. A failure or an interrupt before the swap changes no
     host's `current`; after it, every host goes back. --resume continues the
     newest unfinished release; --hosts "web3;web4" (hosts or roles) limits the
-    deploy to some hosts, for emergencies.
+    deploy to some hosts, for emergencies. --plan shows what it would do
+    (commits, virtualenvs, service configs, waves, cleanup) and changes nothing.
     """
     env = selected_environment(c)
     if resume and rev:
@@ -53,13 +54,12 @@ def deploy(c, resume=False, rev="", hosts=""):
     targets = limited_hosts(env, hosts)
     ref = rev or env.app.branch
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env, targets, lock="deploy") as fleet:
-        if resume:
-            meta = release_to_resume(fleet.states)
-            stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
-        else:
-            meta = new_release(fleet.states, commit, ref)
-            stream.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
+    with open_fleet(env, targets, lock=None if plan else "deploy") as fleet:
+        meta = release_to_resume(fleet.states) if resume else new_release(fleet.states, commit, ref)
+        if plan:
+            return show_plan(plans.for_deploy(fleet, meta, agreed_or_none(fleet.states)))
+        stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}" if resume else
+                     f"deploying {ref} at {commit[:12]} as release {meta.name}")
         previous = previous_releases(fleet)
         stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
                                             previous=agreed_or_none(fleet.states)))
@@ -76,11 +76,14 @@ def deploy(c, resume=False, rev="", hosts=""):
 
 @task
 @reported
-def rollback(c, release=""):
-    """Go back to the previous (or a named) release."""
+def rollback(c, release="", plan=False):
+    """Go back to the previous (or a named) release.
+
+    --plan shows the target, each host's move and the waves, and changes nothing.
+    """
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
-    with open_fleet(env, lock="rollback") as fleet:
+    with open_fleet(env, lock=None if plan else "rollback") as fleet:
         states = fleet.states
         currents = {name: s.current for name, s in states.items()}
         target = rel.rollback_target(
@@ -88,6 +91,8 @@ def rollback(c, release=""):
         leaving = rel.agreed_current(currents)
         any_state = states[env.hosts[0]]
         target_meta = any_state.release(target).meta
+        if plan:
+            return show_plan(plans.for_rollback(fleet, target_meta, leaving))
         stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
         stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
@@ -101,10 +106,15 @@ def rollback(c, release=""):
 
 @task
 @reported
-def clean_releases(c):
-    """Delete old and failed releases (safe ones kept)."""
+def clean_releases(c, plan=False):
+    """Delete old and failed releases (safe ones kept).
+
+    --plan lists what each host would lose, and changes nothing.
+    """
     env = selected_environment(c)
-    with open_fleet(env, lock="clean_releases") as fleet:
+    with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
+        if plan:
+            return show_plan(plans.for_cleanup(fleet))
         clean_old_releases(fleet)
 
 
@@ -290,6 +300,12 @@ def new_release(states, commit, branch, private=False, keep_days=0):
     )
 
 
+def show_plan(plan):
+    """Publish what the task would do (a `fab.plan.Plan`); the task then ends, having
+    changed nothing. A plan takes no lock: see `fab.plan`."""
+    stream.publish(events.PlanMade(plan.to_dict()))
+
+
 def agreed_or_none(states):
     """The release every host has as current, or None (first deploy, or drift)."""
     currents = {s.current for s in states.values()}
@@ -394,11 +410,8 @@ def clean_old_releases(fleet):
     states = fleet.each("state", state.read, quiet=True)
     doomed = {}
     for name, host_state in states.items():
-        listed = list(host_state.releases.values())
-        doomed[name] = rel.releases_to_delete(
-            listed, host_state.current, env.keep_releases, now,
-            rollback_target=rel.previous_good_release(listed, host_state.current),
-        )
+        doomed[name] = rel.cleanup_deletes(
+            list(host_state.releases.values()), host_state.current, env.keep_releases, now)
     fleet.each("cleanup", lambda host: cleanup.delete_releases(host, doomed[host.name]))
 
 

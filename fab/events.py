@@ -115,6 +115,20 @@ class ReleasesListed(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class PlanMade(Event):
+    """What a task would do (`plan=yes`), found without changing anything.
+
+    `plan` is `fab.plan.Plan.to_dict()`: the release and commit, the commits
+    between the live one and it, the waves, and per host the virtualenv, the
+    service config changes and the releases cleanup would delete.
+    """
+
+    plan: dict
+
+    kind = "plan_made"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskFinished(Event):
     """The task ended. `outcome`: succeeded, failed, interrupted or refused."""
 
@@ -185,15 +199,23 @@ def masked(event):
     changes = {}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
-        if isinstance(value, str):
-            hidden = mask(value)
-        elif isinstance(value, dict):
-            hidden = {key: mask(item) if isinstance(item, str) else item for key, item in value.items()}
-        else:
+        if not isinstance(value, (str, dict)):
             continue
+        hidden = _masked_value(value)
         if hidden != value:
             changes[field.name] = hidden
     return dataclasses.replace(event, **changes) if changes else event
+
+
+def _masked_value(value):
+    """Strings masked, inside dicts and lists too (a plan's diffs and commit lines)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {key: _masked_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked_value(item) for item in value)
+    return value
 
 
 #: The one stream a process publishes to.

@@ -146,6 +146,13 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
     return [r.name for r in ordered if r.name not in keep_names]
 
 
+def cleanup_deletes(releases, current, keep, now):
+    """What `clean_releases` (and a deploy's cleanup) deletes on one host: the
+    releases `releases_to_delete` names, keeping the rollback target."""
+    return releases_to_delete(releases, current, keep, now,
+                              rollback_target=previous_good_release(releases, current))
+
+
 def resumable_release(releases, current):
     """The release `deploy:resume` continues on one host: the newest unfinished,
     non-private release newer than `current` (None if there is none).

@@ -1,12 +1,13 @@
 """Parsers of remote output and command builders, on captured text (no SSH)."""
 import base64
 import subprocess
+import types
 
 import pytest
 
 from fab import shell
 from fab.errors import ConfigError
-from fab.operations import state, supervisor
+from fab.operations import state, supervisor, virtualenv
 from fab.operations.health import version_mismatch
 from fab.paths import Paths, expand_home
 from fab.releases import GOOD, ReleaseMeta
@@ -84,3 +85,21 @@ def test_template_missing_variable_names_template_and_variable():
         templates.render("supervisor/gunicorn.conf.j2", program="p", release={}, service={}, paths={}, env={})
     with pytest.raises(ConfigError, match="not found"):
         templates.render("supervisor/nope.j2")
+
+
+@pytest.mark.parametrize("files,pip_args", [
+    ({"requirements.txt": b"gunicorn==23.0.0\n"}, ["--no-index", "--find-links", "/opt/wheels"]),
+    ({"requirements.txt": b"a\n", "dev requirements.txt": b"b\n# it's\n"}, ["--index-url", "https://x/$y z"]),
+    ({}, []),
+])
+def test_the_build_hashes_exactly_what_venv_key_defines(tmp_path, files, pip_args):
+    """The build computes the key with sha256sum on the host; the plan with venv_key."""
+    for file, content in files.items():
+        (tmp_path / file).write_bytes(content)
+
+    env = types.SimpleNamespace(requirements=list(files), pip_args=pip_args, python="/usr/bin/python3")
+    on_host = subprocess.run(["bash", "-c", virtualenv.key_command(env) + '\nprintf %s "$key"'],
+                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    version = subprocess.run(["/usr/bin/python3", "-c", virtualenv.PYTHON_VERSION_CODE],
+                             capture_output=True, check=True).stdout
+    assert on_host == virtualenv.venv_key(list(files.values()), pip_args, version)

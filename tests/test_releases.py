@@ -7,9 +7,9 @@ from hypothesis import given, strategies as st
 
 from fab.errors import UsageError
 from fab.releases import (
-    BUILDING, FAILED, GOOD, INTERRUPTED, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, disagreement,
-    fallback_release, host_listing, keep_until, new_release_name, parse_keep_days, previous_good_release,
-    releases_to_delete, resumable_release, validate_release_name,
+    BUILDING, FAILED, GOOD, INTERRUPTED, PRIVATE, ROLLED_BACK, HostRelease, ReleaseMeta, cleanup_deletes,
+    disagreement, fallback_release, host_listing, keep_until, new_release_name, parse_keep_days,
+    previous_good_release, releases_to_delete, resumable_release, validate_release_name,
 )
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
@@ -91,6 +91,12 @@ def test_cleanup_never_deletes_current_or_rollback_target_even_if_failed():
     releases = [release(name(1)), release(name(2), ROLLED_BACK), release(name(3))]
     doomed = releases_to_delete(releases, current=name(3), keep=1, now=NOW, rollback_target=name(1))
     assert doomed == [name(2)]
+
+
+def test_clean_releases_keeps_the_release_rollback_would_pick():
+    releases = [release(name(1)), release(name(2)), release(name(3), ROLLED_BACK), release(name(4))]
+    # keep 1: only current counts, but the previous good release (2) is what rollback picks.
+    assert cleanup_deletes(releases, name(4), keep=1, now=NOW) == [name(1), name(3)]
 
 
 def test_keep_days_protects_until_it_passes():

@@ -5,12 +5,48 @@ requirements files, the pip arguments and the interpreter's version; a release
 links to its venv as `python_env`. A venv is built at its final path and never
 changed once complete, so a release whose requirements match an existing venv
 reuses it without running pip. Safe to rerun.
+
+The key is defined once, by `venv_key`; the build computes the same bytes' hash
+on the host (`key_command`, checked against `venv_key` in the tests), and
+`fab <env> deploy:plan=yes` computes it on the controller to predict reuse.
 """
+import hashlib
+
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
 
 ROLES = ALL_ROLES
+
+#: What the key takes from the interpreter: its full version (build, compiler).
+PYTHON_VERSION_CODE = "import sys; print(sys.version)"
+KEY_LENGTH = 16
+
+
+def pip_args_line(pip_args):
+    """The pip arguments as the one line the key hashes."""
+    return " ".join(shell.quote(a) for a in pip_args)
+
+
+def venv_key(requirement_contents, pip_args, python_version_output):
+    """The venv key: the first 16 hex digits of sha256 over the requirements files'
+    bytes (in the environment's order), the pip arguments' line and what
+    `python -c PYTHON_VERSION_CODE` printed on the host (bytes, newline included)."""
+    digest = hashlib.sha256()
+    for content in requirement_contents:
+        digest.update(content)
+    digest.update(pip_args_line(pip_args).encode() + b"\n")
+    digest.update(python_version_output)
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+def key_command(env):
+    """Shell, run in the release directory: sets $key to `venv_key` of its requirements."""
+    requirements = " ".join(shell.quote(r) for r in env.requirements)
+    return (
+        f"key=$( {{ cat {requirements} /dev/null; printf '%s\\n' {shell.quote(pip_args_line(env.pip_args))}; "
+        f"{shell.quote(env.python)} -c {shell.quote(PYTHON_VERSION_CODE)}; }} | sha256sum | cut -c1-{KEY_LENGTH})"
+    )
 
 
 def ensure(host, release_name):
@@ -18,7 +54,7 @@ def ensure(host, release_name):
     env = host.env
     paths = host.paths
     requirements = " ".join(shell.quote(r) for r in env.requirements)
-    pip_args = " ".join(shell.quote(a) for a in env.pip_args)
+    pip_args = pip_args_line(env.pip_args)
     python = shell.quote(env.python)
     install = (
         '"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
@@ -29,7 +65,7 @@ def ensure(host, release_name):
 for file in {requirements}; do
   [ -f "$file" ] || {{ echo "requirements file $file is not in the release" >&2; exit 1; }}
 done
-key=$( {{ cat {requirements} /dev/null; printf '%s\\n' {shell.quote(pip_args)}; {python} -c 'import sys; print(sys.version)'; }} | sha256sum | cut -c1-16)
+{key_command(env)}
 venv={shell.quote(paths.venvs)}/"$key"
 if [ -f "$venv/.complete" ]; then
   note="reused venv $key"

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from fab import events
 from fab.outputs import tables
+from fab.outputs.plan_text import plan_lines
 from fab.outputs.record import TaskRecord
 from fab.releases import utcnow
 
@@ -133,4 +134,6 @@ class LiveView:
             return [Text(f"{prefix}{event.text}")]
         if isinstance(event, events.ReleasesListed):
             return [Group(*tables.releases_tables(event, utcnow()))]
+        if isinstance(event, events.PlanMade):
+            return [Group(*(Text(text, style=style or "") for text, style in plan_lines(event.plan)))]
         return []

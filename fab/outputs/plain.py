@@ -10,6 +10,7 @@ from rich.console import Console
 
 from fab import events
 from fab.outputs import tables
+from fab.outputs.plan_text import plan_lines
 from fab.releases import utcnow
 
 
@@ -34,6 +35,10 @@ class PlainLines:
             # A listing is data, not progress: no timestamps, columns aligned.
             for table in tables.releases_tables(event, utcnow(), styled=False):
                 self.console.print(table)
+        if isinstance(event, events.PlanMade):
+            # So is a plan.
+            for text, line_style in plan_lines(event.plan):
+                self.console.print(text, style=line_style)
         self.console.file.flush()
 
     def close(self):

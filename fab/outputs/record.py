@@ -68,6 +68,7 @@ class TaskRecord:
         self.stages = []
         self.notes = []
         self.listing = None  # the ReleasesListed event, if any
+        self.plan = None  # the PlanMade event, if any
         self.finished = None
 
     @property
@@ -97,6 +98,8 @@ class TaskRecord:
             self.notes.append(event)
         elif isinstance(event, events.ReleasesListed):
             self.listing = event
+        elif isinstance(event, events.PlanMade):
+            self.plan = event
         elif isinstance(event, events.TaskFinished):
             self.finished = event
 

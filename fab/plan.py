@@ -1,0 +1,284 @@
+"""What a task would do, shown before it does anything: `plan=yes` on deploy,
+rollback and clean_releases.
+
+A plan only reads: each host's state (read when the fleet opens) and its facts
+(`fab.operations.plan_facts`, one read-only round trip per host), and the app's
+repository on the controller (`fab.app_repo`). It takes no lock: it changes
+nothing, so it cannot get in a deploy's way, and taking the lock would itself
+write on the lock host; when a live task holds the lock the plan says so, since
+that task may change what the plan found.
+
+The decisions are the pure functions in the second half, unit-tested without
+SSH, and each reuses the function the real task decides with: the venv key
+(`virtualenv.venv_key`), the service configs (`supervisor.render_service_configs`),
+cleanup (`releases.cleanup_deletes`), the waves (`rollout.plan`). A plan is
+plain data; `Plan.to_dict()` is what the PlanMade event carries to the outputs.
+"""
+import dataclasses
+import difflib
+import json
+import posixpath
+from typing import Optional
+
+from fab import releases as rel
+from fab import rollout
+from fab.app_repo import RepoUnreadable, opened
+from fab.operations import lock, plan_facts, supervisor, virtualenv
+
+#: Commits a plan lists before it says "... N more".
+LOG_LIMIT = 10
+#: Diff lines a plan shows per config file before it says "... N more lines".
+DIFF_LIMIT = 30
+
+REUSED, BUILT, SKIPPED, UNKNOWN, FAILS = "reused", "built", "skipped", "unknown", "fails"
+ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
+
+
+@dataclasses.dataclass(frozen=True)
+class Commits:
+    """The commits between two commits, `git log --oneline` style, newest first."""
+
+    since: Optional[str]  # None: the whole history of `until`
+    until: Optional[str]
+    total: int = 0
+    shown: tuple = ()  # at most LOG_LIMIT "<short id> <subject>" lines
+    #: Commits `since` has that `until` lacks (a deploy of an older commit drops them).
+    dropped: int = 0
+    error: Optional[str] = None  # why the log could not be read
+
+    @property
+    def more(self):
+        return max(0, self.total - len(self.shown))
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualenvPlan:
+    action: str  # REUSED, BUILT, SKIPPED, UNKNOWN or FAILS
+    key: Optional[str] = None
+    reason: str = ""
+    changed: tuple = ()  # requirements files that differ from the live release's
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChange:
+    file: str  # "<control>/<program>.conf" under a release's services/
+    change: str  # ADDED, CHANGED, REMOVED or UNCHANGED
+    diff: tuple = ()  # a unified diff, shortened
+    more: int = 0  # diff lines left out
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPlan:
+    current: Optional[str]
+    goes_to: Optional[str] = None  # the release `current` would point to (None: unchanged)
+    virtualenv: Optional[VirtualenvPlan] = None
+    configs: Optional[tuple] = None  # ConfigChange, None when the task renders none
+    deletes: tuple = ()  # releases its cleanup would delete, oldest first
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    task: str
+    release: Optional[str] = None
+    new_release: bool = False  # a release the task would create (named when it starts)
+    commit: Optional[str] = None
+    ref: Optional[str] = None
+    live_release: Optional[str] = None  # current on every host (None: none, or they differ)
+    commits: Optional[Commits] = None
+    waves: tuple = ()  # fab.waves.Wave
+    hosts: dict = dataclasses.field(default_factory=dict)  # name -> HostPlan
+    warnings: tuple = ()
+
+    def to_dict(self):
+        """Plain JSON data (what the PlanMade event and the JSON summary carry)."""
+        data = dataclasses.asdict(self)
+        if self.commits is not None:
+            data["commits"]["more"] = self.commits.more
+        return json.loads(json.dumps(data))
+
+
+# --- what a plan reads -----------------------------------------------------------
+
+
+def for_deploy(fleet, meta, live_release, now=None):
+    """The plan of `deploy` building and going live with `meta`'s release (new or
+    resumed); `live_release` is current on every host (None: none, or they differ)."""
+    env = fleet.env
+    now = now or rel.utcnow()
+    facts = read_facts(fleet, with_python=True)
+    live_commit, warnings = live_commit_of(fleet.states)
+    new_requirements, commits = None, Commits(live_commit, meta.commit)
+    try:
+        with opened(env.app.repo, [meta.commit, live_commit]) as repo:
+            if not repo.has(f"{meta.commit}^{{commit}}"):
+                raise RepoUnreadable(f"commit {meta.commit[:12]} is not in it")
+            new_requirements = {path: repo.file_at(meta.commit, path) for path in env.requirements}
+            commits = read_commits(repo, live_commit, meta.commit)
+    except RepoUnreadable as error:
+        commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
+    hosts = {}
+    for name, host in fleet.hosts.items():
+        state = host.state
+        done = state.steps.get(meta.name, set())
+        hosts[name] = HostPlan(
+            current=state.current,
+            goes_to=meta.name,
+            virtualenv=virtualenv_plan(
+                env.requirements, new_requirements, env.pip_args, facts[name], state.current,
+                done="virtualenv" in done, unreadable=commits.error),
+            configs=config_changes(facts[name].current_configs, rendered_configs(host), state.current),
+            deletes=tuple(cleanup_after_deploy(list(state.releases.values()), meta, env.keep_releases, now)),
+        )
+    resumed = any(meta.name in state.releases for state in fleet.states.values())
+    return Plan("deploy", release=meta.name, new_release=not resumed, commit=meta.commit, ref=meta.branch,
+                live_release=live_release, commits=commits, waves=tuple(rollout.plan(fleet)), hosts=hosts,
+                warnings=tuple(warnings) + lock_warnings(facts))
+
+
+def for_rollback(fleet, target_meta, leaving):
+    """The plan of `rollback` from release `leaving` to `target_meta`'s release."""
+    facts = read_facts(fleet, with_python=False)
+    leaving_found = next(iter(fleet.states.values())).release(leaving)
+    leaving_commit = leaving_found.meta.commit if leaving_found and leaving_found.meta else None
+    commits = Commits(target_meta.commit, leaving_commit, error="the live release has no metadata")
+    if leaving_commit:
+        try:
+            with opened(fleet.env.app.repo, [leaving_commit, target_meta.commit]) as repo:
+                commits = read_commits(repo, target_meta.commit, leaving_commit)
+        except RepoUnreadable as error:
+            commits = Commits(target_meta.commit, leaving_commit, error=f"cannot read the repository: {error}")
+    hosts = {name: HostPlan(current=state.current, goes_to=target_meta.name)
+             for name, state in fleet.states.items()}
+    return Plan("rollback", release=target_meta.name, commit=target_meta.commit, ref=target_meta.branch,
+                live_release=leaving, commits=commits, waves=tuple(rollout.plan(fleet)), hosts=hosts,
+                warnings=lock_warnings(facts))
+
+
+def for_cleanup(fleet, now=None):
+    """The plan of `clean_releases`: what it would delete on each host."""
+    now = now or rel.utcnow()
+    facts = read_facts(fleet, with_python=False)
+    hosts = {name: HostPlan(current=state.current, deletes=tuple(rel.cleanup_deletes(
+        list(state.releases.values()), state.current, fleet.env.keep_releases, now)))
+        for name, state in fleet.states.items()}
+    return Plan("clean_releases", hosts=hosts, warnings=lock_warnings(facts))
+
+
+def read_facts(fleet, with_python):
+    """{host: HostFacts}, read in parallel, one read-only round trip each."""
+    return fleet.each("plan", lambda host: plan_facts.read(host, with_python=with_python), quiet=True)
+
+
+def read_commits(repo, since, until):
+    """Commits: what `until` has that `since` lacks, and how many of `since`'s it drops."""
+    if since and not repo.has(f"{since}^{{commit}}"):
+        return Commits(since, until, error=f"commit {since[:12]} is not in the repository any more")
+    shown, total = repo.log(since, until, LOG_LIMIT)
+    dropped = repo.count(until, since) if since else 0
+    return Commits(since, until, total, tuple(shown), dropped)
+
+
+def rendered_configs(host):
+    """{file: text} of the host's service configs as the new release gets them, rendered
+    for the live release's name (or, with none, any name), so the comparison with the
+    live files leaves aside the release name and path every deploy changes."""
+    release = host.state.current or "new"
+    services_dir = posixpath.dirname(host.paths.release_services(release))
+    return {posixpath.relpath(path, services_dir): text
+            for path, text in supervisor.render_service_configs(host, release).items()}
+
+
+# --- the decisions (pure) ------------------------------------------------------------
+
+
+def live_commit_of(states):
+    """(the commit every host runs, or None; warnings when the hosts disagree)."""
+    commits = {}
+    for name, state in states.items():
+        found = state.release(state.current) if state.current else None
+        commits[name] = found.meta.commit if found and found.meta else None
+    drift = rel.disagreement(commits)
+    if drift:
+        return None, [f"hosts run different commits ({drift}): no single log of changes"]
+    return next(iter(commits.values()), None), []
+
+
+def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=False, unreadable=None):
+    """Whether the virtualenv step would reuse or build a venv on a host, and why.
+
+    `files`: the environment's requirements files; `new_contents`: {file: bytes or
+    None if the new commit lacks it}, None if the repository could not be read
+    (`unreadable` says why); `facts`: the host's HostFacts; `live_release`: its
+    current release (None: none); `done`: the step already ran (a resume skips it).
+    """
+    if done:
+        return VirtualenvPlan(SKIPPED, reason="already done in this release (resume skips it)")
+    if new_contents is None:
+        return VirtualenvPlan(UNKNOWN, reason=unreadable or "the new commit's requirements are unknown")
+    if facts.python_version is None:
+        return VirtualenvPlan(UNKNOWN, reason=f"the host's python does not run: {facts.python_error}")
+    missing = [f for f in files if new_contents.get(f) is None]
+    if missing:
+        return VirtualenvPlan(FAILS, reason=f"requirements file {missing[0]} is not in the release")
+    key = virtualenv.venv_key([new_contents[f] for f in files], pip_args, facts.python_version)
+    changed = tuple(f for f in files if facts.current_requirements.get(f) != new_contents[f]) if live_release else ()
+    if key in facts.venvs:
+        if key == facts.current_venv:
+            why = "the live release's venv: requirements unchanged"
+        else:
+            why = f"venv {key} from an earlier release matches"
+            if changed:
+                why = f"{', '.join(changed)} changed, but {why}"
+        return VirtualenvPlan(REUSED, key, why, changed)
+    if live_release is None:
+        why = "no release on this host yet, and no venv matches"
+    elif changed:
+        why = f"{', '.join(changed)} changed since the live release"
+    elif facts.current_venv and facts.current_venv != virtualenv.venv_key(
+            [facts.current_requirements[f] for f in files], pip_args, facts.python_version):
+        why = "the requirements list, pip_args or the python version changed"
+    else:
+        why = f"no complete venv {key} on the host"
+    return VirtualenvPlan(BUILT, key, why, changed)
+
+
+def config_changes(live, new, live_release, limit=DIFF_LIMIT):
+    """How each service config file would change: [ConfigChange], by file name.
+
+    `live` and `new` map "<control>/<program>.conf" to text; with no live release,
+    every new file is simply added.
+    """
+    changes = []
+    for file in sorted(set(live) | set(new)):
+        if file not in live:
+            changes.append(ConfigChange(file, ADDED))
+        elif file not in new:
+            changes.append(ConfigChange(file, REMOVED))
+        elif live[file] == new[file]:
+            changes.append(ConfigChange(file, UNCHANGED))
+        else:
+            diff = list(difflib.unified_diff(
+                live[file].splitlines(), new[file].splitlines(),
+                f"{live_release}/services/{file}", f"new/services/{file}", lineterm="", n=1))
+            shown, more = shorten(diff, limit)
+            changes.append(ConfigChange(file, CHANGED, tuple(shown), more))
+    return tuple(changes)
+
+
+def cleanup_after_deploy(releases, meta, keep, now):
+    """What the deploy's cleanup would delete on a host once `meta`'s release is good
+    and current there (what `clean_old_releases` decides after a successful go-live)."""
+    after = [r for r in releases if r.name != meta.name]
+    after.append(rel.HostRelease(meta.name, meta.with_status(rel.GOOD)))
+    return rel.cleanup_deletes(after, meta.name, keep, now)
+
+
+def lock_warnings(facts):
+    return tuple(
+        f"{lock.describe(found.lock_holder)} holds the lock now: what it does may change this plan"
+        for found in facts.values() if found.lock_holder is not None)
+
+
+def shorten(lines, limit):
+    """(the first `limit` lines, how many were left out)."""
+    return list(lines[:limit]), max(0, len(lines) - limit)
