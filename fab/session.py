@@ -4,16 +4,15 @@ Kept out of fabfile.py so that file reads as the story of each task.
 """
 import contextlib
 import functools
-import getpass
-import socket
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events
+from fab import events, history
 from fab.config import load_environment
 from fab.errors import ConfigError, DeployError, PreflightError, UsageError
 from fab.hosts import Fleet, describe_error
+from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
 from fab.operations import lock
 from fab.events import stream
 from fab.report import PlainLines
@@ -61,11 +60,11 @@ def reported(task_body):
     @functools.wraps(task_body)
     def wrapper(c, *args, **kwargs):
         env = selected_environment_or_none(c)
-        ensure_outputs()
+        ensure_outputs(env)
         started = time.monotonic()
         stream.publish(events.TaskStarted(
             task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
-            socket.gethostname(), tuple(env.hosts) if env else ()))
+            controller_name(), tuple(env.hosts) if env else ()))
 
         def finished(outcome, code, error=""):
             stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
@@ -92,17 +91,16 @@ def reported(task_body):
 
 
 _outputs = []
+_recorders = {}
 
 
-def ensure_outputs():
-    """Subscribe this process's outputs to the stream, once."""
+def ensure_outputs(env=None):
+    """Subscribe this process's outputs to the stream, once, and a history recorder
+    for each environment a task runs on."""
     if not _outputs:
         _outputs.append(stream.subscribe(PlainLines()))
-
-
-def who_am_i():
-    """The person (or CI job) running the deployer: user@machine."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    if env is not None and env.name not in _recorders:
+        _recorders[env.name] = stream.subscribe(history.recorder(env))
 
 
 @contextlib.contextmanager
@@ -125,6 +123,15 @@ def open_fleet(env, hosts=None):
 
 @contextlib.contextmanager
 def locked(fleet, task):
+    """Hold the environment's claim in the history store, then its deploy lock on the
+    hosts (the last line of defence), for the duration."""
+    with history.claimed(fleet.env, task, who_am_i(), controller_name()):
+        with host_locked(fleet, task):
+            yield
+
+
+@contextlib.contextmanager
+def host_locked(fleet, task):
     """Hold the environment's deploy lock (on its first host) for the duration."""
     lock_host = fleet[fleet.env.hosts[0]]
     record = lock.owner_record(task)
