@@ -34,7 +34,8 @@ def mask_url(url):
 
 
 def default_sqlite_path(environ=os.environ):
-    data_home = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    data_home = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return os.path.join(data_home, "fab-deploy", "history.sqlite")
 
 
