@@ -133,7 +133,7 @@ def test_pruning_removes_old_log_text_and_keeps_rows(env_dir, store_url):
     assert store.log_lines(recent) == [(1, "[   0.1s] == recent deploy")]
     assert {op["id"] for op in store.operations(ENV, 10)} == {old, recent}
     shown = assert_ok(fab(env_dir, f"deploy_log:{old}")).stdout
-    assert "log text removed" in shown and "web1       build        failed" in shown
+    assert "log text removed" in shown and "web1       build        failed " in shown
     assert "removed the log text of 0 operation(s)" in assert_ok(fab(env_dir, "history_prune")).stdout
     assert_one_line_error(fab(env_dir, "history_prune:days=ten"), "days must be a whole number")
 

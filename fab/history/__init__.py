@@ -137,7 +137,7 @@ def log_lines(env, operation_id=0):
     return (views.log_header(operation)
             + [text for _, text in store.log_lines(operation["id"])]
             + views.pruned_note(operation, env.history.retention_days)
-            + views.steps_table(store.steps(operation["id"]), now)
+            + views.steps_table(store.steps(operation["id"]), now, operation["outcome"])
             + views.log_footer(operation, now))
 
 
@@ -166,7 +166,8 @@ def follow_log(env, operation_id, write, poll=FOLLOW_POLL_SECONDS):
     except KeyboardInterrupt:
         return
     now = time.time()
-    for line in views.steps_table(store.steps(operation["id"]), now) + views.log_footer(operation, now):
+    for line in (views.steps_table(store.steps(operation["id"]), now, operation["outcome"])
+                 + views.log_footer(operation, now)):
         write(line)
 
 

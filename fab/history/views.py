@@ -94,18 +94,21 @@ def log_header(operation):
             f"on {operation['controller']}, started {utc_text(operation['started_at'])}{release}"]
 
 
-def steps_table(steps, now):
-    """Per host, each step in order: what ran, how long it took, what failed."""
+def steps_table(steps, now, operation_outcome="running"):
+    """Per host, each step in order: what ran, how long it took, what failed. A step
+    still `running` in an operation that ended was cut off: it reads `interrupted`."""
     if not steps:
         return []
     lines = ["steps:"]
     for host in dict.fromkeys(step["host"] for step in steps):
         for step in (s for s in steps if s["host"] == host):
-            seconds = step["seconds"]
+            outcome, seconds = step["outcome"], step["seconds"]
+            if outcome == "running" and operation_outcome != "running":
+                outcome = "interrupted"
             if seconds is None:
-                seconds = (step["finished_at"] or now) - step["started_at"]
+                seconds = None if outcome == "interrupted" else (step["finished_at"] or now) - step["started_at"]
             note = step["note"] or ""
-            lines.append(f"  {host:<10} {step['step']:<12} {step['outcome']:<8} {duration(seconds):>7}  {note}".rstrip())
+            lines.append(f"  {host:<10} {step['step']:<12} {outcome:<11} {duration(seconds):>7}  {note}".rstrip())
     return lines
 
 
