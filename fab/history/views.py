@@ -67,7 +67,7 @@ def history_table(operations, now):
                      op["release"] or "", (op["commit"] or "")[:12], op["ref"] or "", op["outcome"],
                      duration(elapsed(op, now)), op["error"] or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(HISTORY_COLUMNS) - 1)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+    return [("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]).rstrip()
             for row in rows]
 
 
