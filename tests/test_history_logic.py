@@ -111,3 +111,17 @@ def test_duration(seconds, text):
 def test_arguments_leave_out_defaults():
     assert views.arguments_text({"resume": False, "rev": "v1.2", "keep_days": 0}) == "rev=v1.2"
     assert views.arguments_text('{"keep_days": 3}') == "keep_days=3"
+
+
+def test_the_package_api_is_not_shadowed_by_its_lazily_imported_modules():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import fab.history
+
+    api = {name for name, value in vars(fab.history).items()
+           if inspect.isfunction(value) and not name.startswith("_")}
+    for module in pkgutil.iter_modules(fab.history.__path__):
+        importlib.import_module(f"fab.history.{module.name}")
+    assert api and all(inspect.isfunction(getattr(fab.history, name)) for name in api)

@@ -28,7 +28,7 @@ HISTORY_LIMIT = 20
 
 def recorder(env):
     """The subscriber that records `env`'s task runs as they happen."""
-    from fab.history.recorder import Recorder
+    from fab.history.recording import Recorder
 
     return Recorder(env)
 
@@ -55,7 +55,7 @@ def claimed(env, task, holder, controller):
     ahead (with a warning); every other task refuses before touching a host."""
     from fab.history import claims
     from fab.history.errors import StoreUnavailable, SchemaMismatch
-    from fab.history.recorder import operation_id
+    from fab.history.recording import operation_id
     from fab.history.store import describe_database_error
 
     try:
