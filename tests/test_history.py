@@ -218,17 +218,27 @@ def test_a_claim_held_elsewhere_refuses_deploy_and_a_stale_one_is_taken_over(dep
     assert_one_line_error(refused, f"environment {env.name} is locked by alice@laptop (deploy since",
                           "from laptop)")
     assert all(env.releases(host) == [] for host in env.hosts)
+    cleared = assert_ok(env.fab("unlock"))
+    assert "removed the claim of alice@laptop (deploy since" in cleared.stdout
+    assert store.claim(env.name) is None
 
-    store.heartbeat_claim(env.name, "a" * 32, now - 3600)  # alice's laptop went quiet an hour ago
+    store.insert_claim(dict(environment=env.name, token="b" * 32, holder="alice@laptop", controller="laptop",
+                            pid=4242, task="deploy", claimed_at=now - 7200, heartbeat_at=now - 3600))
+    old = store.start_operation(env.name, "deploy", {}, "alice@laptop", "laptop", 4242, [], now - 100 * 86400)
+    store.write_progress(old, 1, ["[   0.1s] == a deploy long ago"], [], {}, dict(outcome="succeeded"))
     taken = assert_ok(env.fab("deploy"))
     assert "took over the stale claim of alice@laptop (deploy since" in taken.stdout
-    [audit] = store.claim_audit(env.name)
-    assert (audit["action"], audit["holder"], audit["controller"]) == ("taken_over", "alice@laptop", "laptop")
-    assert audit["by"].endswith("@" + socket.gethostname())
+    cleared_audit, taken_audit = store.claim_audit(env.name)
+    assert (cleared_audit["action"], cleared_audit["holder"]) == ("cleared", "alice@laptop")
+    assert (taken_audit["action"], taken_audit["holder"], taken_audit["controller"]) == (
+        "taken_over", "alice@laptop", "laptop")
+    assert taken_audit["by"].endswith("@" + socket.gethostname())
     assert store.claim(env.name) is None  # the deploy gave its claim back
-    deployed, refusal = operations(env)
-    assert (deployed["outcome"], refusal["outcome"], refusal["exit_code"]) == ("succeeded", "refused", 3)
+    deployed, _long_ago, unlock, refusal = operations(env)
+    assert (deployed["outcome"], unlock["task"], refusal["outcome"], refusal["exit_code"]) == (
+        "succeeded", "unlock", "refused", 3)
     assert "locked by alice@laptop" in refusal["error"]
+    assert store.log_lines(old) == []  # the deploy pruned the old log in passing
 
 
 def test_a_team_store_on_postgresql_is_shared_by_every_controller(deploy_env, postgres):

@@ -54,12 +54,15 @@ def claimed(env, task, holder, controller):
     controller holds it. Without a reachable, current store only the emergency tools go
     ahead (with a warning); every other task refuses before touching a host."""
     from fab.history import claims
-    from fab.history.errors import StoreUnavailable, SchemaMismatch
+    from fab.history.errors import SchemaMismatch, StoreUnavailable
     from fab.history.recording import operation_id
     from fab.history.store import describe_database_error
 
     try:
-        store = open_store(env)
+        with database_errors(env):
+            store = open_store(env)
+            claim = claims.acquire(store, env.name, task, holder, controller, env.history.stale_seconds,
+                                   operation_id=operation_id(env.name))
     except (StoreUnavailable, SchemaMismatch) as error:
         if task not in GOES_AHEAD_WITHOUT_STORE:
             if isinstance(error, StoreUnavailable):
@@ -69,8 +72,6 @@ def claimed(env, task, holder, controller):
         stream.warning(f"{error}; {task} goes ahead without claiming {env.name}")
         yield None
         return
-    claim = claims.acquire(store, env.name, task, holder, controller, env.history.stale_seconds,
-                           operation_id=operation_id(env.name))
     if claim.took_over:
         stream.warning(f"took over the stale claim of {claims.describe(claim.took_over)}: "
                        f"{claims.why_stale(claim.took_over, time.time())}; kept in the claim audit")
@@ -92,11 +93,26 @@ def clear_claim(env, by):
     from fab.history.errors import SchemaMismatch, StoreUnavailable
 
     try:
-        removed = claims.clear(open_store(env), env.name, by)
+        with database_errors(env):
+            removed = claims.clear(open_store(env), env.name, by)
     except (StoreUnavailable, SchemaMismatch) as error:
         stream.warning(f"{error}; unlock goes ahead without clearing a claim")
         return None
     return claims.describe(removed) if removed else None
+
+
+@contextlib.contextmanager
+def database_errors(env):
+    """A database error in the middle of a use of the store is one line: StoreUnavailable."""
+    from sqlalchemy.exc import DBAPIError
+
+    from fab.history.errors import StoreUnavailable
+    from fab.history.store import describe_database_error
+
+    try:
+        yield
+    except DBAPIError as error:
+        raise StoreUnavailable(f"history store {location(env)} failed: {describe_database_error(error)}") from None
 
 
 def _as_read_now(env, operation, now):
@@ -119,7 +135,8 @@ def history_lines(env, limit=HISTORY_LIMIT, as_json=False):
         raise UsageError("history: limit must be at least 1")
     store = open_store(env)
     now = time.time()
-    operations = [_as_read_now(env, op, now) for op in store.operations(env.name, limit)]
+    with database_errors(env):
+        operations = [_as_read_now(env, op, now) for op in store.operations(env.name, limit)]
     if as_json:
         return [views.history_json(operations, now)]
     if not operations:
@@ -133,20 +150,26 @@ def log_lines(env, operation_id=0):
 
     store = open_store(env)
     now = time.time()
-    operation = _as_read_now(env, store.operation(env.name, operation_id), now)
-    return (views.log_header(operation)
-            + [text for _, text in store.log_lines(operation["id"])]
-            + views.pruned_note(operation, env.history.retention_days)
-            + views.steps_table(store.steps(operation["id"]), now, operation["outcome"])
-            + views.log_footer(operation, now))
+    with database_errors(env):
+        operation = _as_read_now(env, store.operation(env.name, operation_id), now)
+        return (views.log_header(operation)
+                + [text for _, text in store.log_lines(operation["id"])]
+                + views.pruned_note(operation, env.history.retention_days)
+                + views.steps_table(store.steps(operation["id"]), now, operation["outcome"])
+                + views.log_footer(operation, now))
 
 
 def follow_log(env, operation_id, write, poll=FOLLOW_POLL_SECONDS):
     """Write a running operation's lines as they are recorded, until it ends (scap3's
     deploy-log). With no operation running, wait for the next one to start."""
+    store = open_store(env)
+    with database_errors(env):
+        _follow(env, store, operation_id, write, poll)
+
+
+def _follow(env, store, operation_id, write, poll):
     from fab.history import liveness, views
 
-    store = open_store(env)
     try:
         if operation_id:
             operation = store.operation(env.name, operation_id)
@@ -194,7 +217,8 @@ def prune(env, days=0):
     history retention_days); their rows and steps stay. A line saying what was done."""
     days = days or env.history.retention_days
     store = open_store(env)
-    pruned = store.prune(env.name, time.time() - days * 86400)
+    with database_errors(env):
+        pruned = store.prune(env.name, time.time() - days * 86400)
     return (f"history store {store.location}: removed the log text of {pruned} operation(s) of "
             f"{env.name} older than {days} days (their summary rows and steps are kept)")
 

@@ -89,6 +89,7 @@ class _Run:
     # -- in the publishing thread ----------------------------------------------
 
     def begin(self):
+        self.take(self.started)
         url = None
         try:
             url = store_url(self.env.history)
@@ -97,15 +98,12 @@ class _Run:
         except DeployError as error:
             self.store = None
             stream.warning(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
-            self.take(self.started)
             return
         except Exception as error:  # noqa: BLE001 - the database driver's errors
             self.store = None
             stream.warning(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
-                           "not recording this run")
-            self.take(self.started)
+                           "this run is kept in memory and recorded at the end if it answers by then")
             return
-        self.take(self.started)
         self._flusher = threading.Thread(target=self._flush_every, name="history-flusher", daemon=True)
         self._flusher.start()
 

@@ -80,7 +80,8 @@ def history_json(operations, now):
         "started_at": iso(op["started_at"]), "finished_at": iso(op["finished_at"]),
         "seconds": round(elapsed(op, now), 3), "outcome": op["outcome"], "exit_code": op["exit_code"],
         "error": op["error"], "release": op["release"], "commit": op["commit"], "ref": op["ref"],
-        "previous_release": op["previous_release"],
+        "previous_release": op["previous_release"], "log_lines": op["log_lines"],
+        "log_pruned_at": iso(op["log_pruned_at"]),
     } for op in operations], indent=2)
 
 
