@@ -73,6 +73,28 @@ def test_a_new_store_is_made_by_the_migrations_and_matches_the_model(env_dir, st
     engine.dispose()
 
 
+def test_two_controllers_creating_one_new_store_at_once_both_use_it(store_url, postgres, tmp_path):
+    for attempt in range(5):
+        url = (f"sqlite:///{tmp_path}/new-{attempt}.sqlite" if store_url.startswith("sqlite")
+               else postgres.url(postgres.create_database()))
+        go = tmp_path / f"go-{attempt}"
+        ready = [tmp_path / f"ready-{attempt}-{n}" for n in range(2)]
+        openers = [subprocess.Popen([sys.executable, os.path.join(HERE, "store_opener.py"), url, str(path), str(go)],
+                                    env={**os.environ, "PYTHONPATH": PROJECT_ROOT}, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for path in ready]
+        try:
+            wait_for_files(ready, openers)
+            go.touch()
+            for opener in openers:
+                assert opener.wait(timeout=120) == 0, (attempt, opener.stderr.read())
+        finally:
+            for opener in openers:
+                if opener.poll() is None:
+                    opener.kill()
+                    opener.wait()
+
+
 def test_upgrade_from_the_first_schema_keeps_the_data(env_dir, store_url):
     engine = create_engine(store_url)
     with engine.begin() as connection:

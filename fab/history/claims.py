@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fab.history import liveness
 from fab.history.errors import ClaimHeld
+from fab.history.store import describe_database_error
 from fab.history.views import utc_text
 
 TAKEN_OVER, CLEARED = "taken_over", "cleared"
@@ -128,7 +129,8 @@ class Heartbeat:
                 ours = self._store.heartbeat_claim(self._claim.environment, self._claim.token, time.time())
             except Exception as error:  # noqa: BLE001 - a lost store must not stop the task
                 if not complained:
-                    self._on_problem(f"cannot refresh the claim on {self._claim.environment}: {error}")
+                    self._on_problem(f"cannot refresh the claim on {self._claim.environment}: "
+                                     f"{describe_database_error(error)}")
                     complained = True
                 continue
             if not ours:

@@ -40,7 +40,8 @@ def create_engine(url):
                 os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), mode=0o700, exist_ok=True)
             engine = sa.create_engine(
                 parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
-            sa_event.listen(engine, "connect", _sqlite_settings)
+            sa_event.listen(engine, "connect", _sqlite_connect)
+            sa_event.listen(engine, "begin", _sqlite_begin)
             return engine
         if backend == "postgresql":
             return sa.create_engine(parsed, connect_args={"connect_timeout": CONNECT_TIMEOUT})
@@ -49,13 +50,28 @@ def create_engine(url):
     raise StoreUnavailable(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
 
 
-def _sqlite_settings(dbapi_connection, _record):
+def _sqlite_connect(dbapi_connection, _record):
+    # The driver would begin transactions itself, and not before DDL: a migration cut
+    # short would leave half a schema. _sqlite_begin begins them instead.
+    dbapi_connection.isolation_level = None
     # Pragmas have no Core construct. WAL lets a follower read while a deploy writes;
     # NORMAL sync is durable across a killed process (only power loss may drop the last flush).
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _sqlite_begin(connection):
+    # A writing transaction takes SQLite's write lock at once, so two writers wait their
+    # turn (busy timeout) instead of one failing half-way; readers never take it.
+    writing = connection.get_execution_options().get("writing")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def writing(engine):
+    """A transaction that writes (on SQLite: holds the write lock from its start)."""
+    return engine.execution_options(writing=True).begin()
 
 
 def describe_database_error(error):
@@ -83,7 +99,7 @@ def open_store(url, environment, retry=False):
         if isinstance(known, DeployError) and not retry:
             raise type(known)(str(known)) from None
         try:
-            store = _open(url, environment)
+            store = open_url(url, environment)
         except DeployError as error:
             _opened[url] = error
             raise
@@ -91,13 +107,13 @@ def open_store(url, environment, retry=False):
         return store
 
 
-def _open(url, environment):
+def open_url(url, environment):
     engine = create_engine(url)
     location = mask_url(url)
     for attempt in (1, 2):
         creating = False
         try:
-            with engine.begin() as connection:
+            with writing(engine) as connection:
                 revision = migrate.current(connection)
                 if revision is None:
                     creating = True
@@ -135,7 +151,7 @@ def upgrade_store(url):
     engine = create_engine(url)
     location = mask_url(url)
     try:
-        with engine.begin() as connection:
+        with writing(engine) as connection:
             before = migrate.current(connection)
             if before is not None and not migrate.known(before):
                 check_revision(before, location, "")
@@ -163,7 +179,7 @@ class Store:
 
     def start_operation(self, environment, task, arguments, performer, controller, pid, hosts,
                         started_at):
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             result = connection.execute(operations.insert().values(
                 environment=environment, task=task,
                 arguments=mask_secrets(json.dumps(arguments, sort_keys=True, default=str)),
@@ -176,7 +192,7 @@ class Store:
         row ids are returned, in order), steps ended ({row id: values}), and `changes` to the
         operation (heartbeat, release, outcome, ...)."""
         ids = []
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             number = first_line
             for group in chunks.split(lines):
                 data, compression = chunks.encode(group)
@@ -251,7 +267,7 @@ class Store:
         old = (sa.select(operations.c.id)
                .where(operations.c.environment == environment, operations.c.started_at < older_than,
                       operations.c.log_pruned_at.is_(None), operations.c.outcome != liveness.RUNNING))
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             ids = [row.id for row in connection.execute(old)]
             for start in range(0, len(ids), 500):  # SQLite limits the variables of one statement
                 batch = ids[start:start + 500]
@@ -265,7 +281,7 @@ class Store:
 
     def insert_claim(self, values):
         """Insert the environment's claim; IntegrityError if it is held (the uniqueness rule)."""
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             connection.execute(claims.insert().values(**values))
 
     def claim(self, environment):
@@ -276,7 +292,7 @@ class Store:
     def replace_claim(self, old, values, audit):
         """Swap claim `old` (matched by its token) for `values`, with an audit row, in one
         transaction; False if `old` is no longer the claim (someone else was quicker)."""
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             matched = connection.execute(
                 claims.update().where(claims.c.environment == old["environment"],
                                       claims.c.token == old["token"]).values(**values)).rowcount
@@ -287,7 +303,7 @@ class Store:
 
     def delete_claim(self, environment, token, audit=None):
         """Remove the claim if `token` still holds it (with an audit row); whether it did."""
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             removed = connection.execute(
                 claims.delete().where(claims.c.environment == environment, claims.c.token == token)
             ).rowcount
@@ -297,7 +313,7 @@ class Store:
 
     def heartbeat_claim(self, environment, token, now):
         """Refresh our claim's heartbeat; False if it is not ours any more."""
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 claims.update().where(claims.c.environment == environment, claims.c.token == token)
                 .values(heartbeat_at=now)).rowcount == 1
