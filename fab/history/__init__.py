@@ -12,7 +12,9 @@ runs, so `fab -l` stays fast.
                                     hold the environment's claim (fab.session.locked)
     clear_claim(env, by)            `fab <env> unlock`
     history_lines(env, limit, as_json), log_lines(env, operation_id),
-    follow_log(env, operation_id, write), prune(env, days), upgrade(env), location(env)
+    follow_log(env, operation_id, write), prune(env, days), upgrade(env)
+                                    the history tasks of fabfile.py
+    open_store(env), location(env)  the store itself, its URL as it may be shown
 """
 import contextlib
 import time

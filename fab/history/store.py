@@ -7,6 +7,7 @@ so a task does not wait for the same timeout twice.
 """
 import json
 import os
+import sqlite3
 import threading
 import time
 
@@ -23,6 +24,7 @@ from fab.history.urls import mask_secrets, mask_url
 
 CONNECT_TIMEOUT = 5  # seconds, to a PostgreSQL server
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another process's write
+WAL_SWITCH_TRIES = 100  # x 0.1 s
 
 
 def create_engine(url):
@@ -57,7 +59,17 @@ def _sqlite_connect(dbapi_connection, _record):
     # Pragmas have no Core construct. WAL lets a follower read while a deploy writes;
     # NORMAL sync is durable across a killed process (only power loss may drop the last flush).
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+    for attempt in range(WAL_SWITCH_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            # Switching a new file to WAL needs it alone, and SQLite does not wait for
+            # that: two controllers opening a new store at once may collide once.
+            if attempt == WAL_SWITCH_TRIES - 1:
+                raise
+            time.sleep(0.1)
+    for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
