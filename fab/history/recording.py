@@ -209,8 +209,9 @@ class _Run:
                 self._changes = {**changes, **self._changes}
             if not self._complained or final:
                 self._complained = True
+                later = "the end of this run is not recorded" if final else "will retry"
                 stream.warning(f"history store {self.store.location}: cannot write "
-                               f"({describe_database_error(error)}); will retry")
+                               f"({describe_database_error(error)}); {later}")
             return False
         self._row_ids.update(zip((key for key, _ in inserts), ids))
         self._lines_written += len(lines)

@@ -46,7 +46,9 @@ def create_engine(url):
             sa_event.listen(engine, "begin", _sqlite_begin)
             return engine
         if backend == "postgresql":
-            return sa.create_engine(parsed, connect_args={"connect_timeout": CONNECT_TIMEOUT})
+            # pre_ping: a long deploy's pooled connection may have been dropped by the server.
+            return sa.create_engine(parsed, pool_pre_ping=True,
+                                    connect_args={"connect_timeout": CONNECT_TIMEOUT})
     except (NoSuchModuleError, ImportError) as error:
         raise StoreUnavailable(f"history store {mask_url(url)}: {error}") from None
     raise StoreUnavailable(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
