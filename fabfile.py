@@ -7,6 +7,8 @@
     fab <env> start_pillows              fab <env> stop_pillows
     fab <env> supervisorctl:"status"     fab <env> manage:"<command>"
     fab <env> releases                   fab <env> unlock
+    fab <env> history[:limit=N,json=yes] fab <env> deploy_log[:<id>|follow=yes]
+    fab <env> history_prune[:days=N]     fab <env> history_upgrade
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -19,6 +21,7 @@ from fabric import task
 from invoke import Exit, Task
 
 from fab import cli, events, plan as plans, releases as rel
+from fab import history as history_store
 from fab.config import available_environments
 from fab import rollout, waves
 from fab.errors import (
@@ -176,13 +179,16 @@ def releases(c):
 @task
 @reported
 def unlock(c):
-    """Stop a hung task holding the lock (says whose)."""
+    """Stop a hung lock holder; clear a stale claim (says whose)."""
     env = selected_environment(c)
+    claim = history_store.clear_claim(env, who_am_i())
+    if claim:
+        print(f"removed the claim of {claim} from the history store (kept in its claim audit)")
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
                              quiet=True)[env.hosts[0]]
     if removed is None:
-        print(f"{env.name} was not locked")
+        print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
     else:
         print(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
               f"on {env.hosts[0]}")
@@ -429,6 +435,42 @@ def limited_hosts(env, hosts):
             raise UsageError(f"unknown host or role {word!r} (hosts: {', '.join(env.hosts)}; "
                              f"roles: {', '.join(env.roles)})")
     return [h for h in env.hosts if h in chosen]
+
+
+# --- history ------------------------------------------------------------------
+
+
+@task
+@user_errors
+def history(c, limit=20, json=False):
+    """Show the last operations and their outcomes."""
+    env = selected_environment(c)
+    print("\n".join(history_store.history_lines(env, limit, as_json=json)))
+
+
+@task
+@user_errors
+def deploy_log(c, operation=0, follow=False):
+    """Show an operation's log; follow a running one."""
+    env = selected_environment(c)
+    if follow:
+        history_store.follow_log(env, operation, write=lambda line: print(line, flush=True))
+    else:
+        print("\n".join(history_store.log_lines(env, operation)))
+
+
+@task
+@user_errors
+def history_prune(c, days=0):
+    """Remove log text older than the retention days."""
+    print(history_store.prune(selected_environment(c), days))
+
+
+@task
+@user_errors
+def history_upgrade(c):
+    """Upgrade the history store to this version's schema."""
+    print(history_store.upgrade(selected_environment(c)))
 
 
 # --- environments and Fabric-1 arguments --------------------------------------

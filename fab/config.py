@@ -123,6 +123,26 @@ class Manage(_Strict):
     command: str = "python_env/bin/python manage.py"
 
 
+class HistorySettings(_Strict):
+    """Where this environment's operations are recorded (fab/history). `history: <url>`
+    is short for `history: {url: <url>}`; FAB_HISTORY_URL overrides both."""
+
+    url: Optional[str] = Field(default=None, min_length=1, description="sqlite:/// or postgresql:// URL")
+    #: The name of an environment variable holding the URL (keeps a password out of the file).
+    url_env: Optional[str] = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Days of log text kept; older operations keep their summary rows and steps.
+    retention_days: int = Field(default=90, ge=1)
+    #: Seconds without a heartbeat after which a running operation reads as
+    #: interrupted and its claim may be taken over.
+    stale_seconds: float = Field(default=60.0, ge=15)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.url and self.url_env:
+            raise ValueError("give url or url_env, not both")
+        return self
+
+
 class Environment(_Strict):
     name: str = Field(pattern=_NAME)
     app: AppConfig
@@ -142,6 +162,12 @@ class Environment(_Strict):
     pillow_role: str = "pillowtop"
     rollout: Rollout = Rollout()
     command_timeout: float = Field(default=600.0, gt=0)
+    history: HistorySettings = HistorySettings()
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _history_url_shorthand(cls, value):
+        return {"url": value} if isinstance(value, str) else value
 
     @field_validator("roles")
     @classmethod

@@ -4,18 +4,17 @@ Kept out of fabfile.py so that file reads as the story of each task.
 """
 import contextlib
 import functools
-import getpass
 import inspect
 import signal
-import socket
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events, outputs
+from fab import events, history, outputs
 from fab.config import load_environment
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
+from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
 from fab.operations import lock, state
 from fab.events import stream
 from fab.secrets import mask
@@ -64,11 +63,12 @@ def reported(task_body):
     @functools.wraps(task_body)
     def wrapper(c, *args, json=False, **kwargs):
         env = selected_environment_or_none(c)
-        subscribed = task_outputs(json)
+        recorded = env if records(task_body.__name__, kwargs) else None
+        subscribed = task_outputs(json, recorded)
         started = time.monotonic()
         stream.publish(events.TaskStarted(
             task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
-            socket.gethostname(), tuple(env.hosts) if env else ()))
+            controller_name(), tuple(env.hosts) if env else ()))
 
         def finished(outcome, code, error=""):
             stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
@@ -117,16 +117,25 @@ def raise_interrupted(signum, frame):
 
 
 @user_errors
-def task_outputs(json=False):
-    """Subscribe one task's outputs to the stream: the live view or plain lines, and the
-    JSON summary if asked (`json=yes` or FAB_JSON). Close the returned stack to detach
-    them. Every output, and where it writes, is chosen in `fab.outputs`."""
-    return outputs.attach(stream, json_requested=json)
+def task_outputs(json=False, recorded_env=None):
+    """Subscribe one task's outputs to the stream: the live view or plain lines, the
+    JSON summary if asked (`json=yes` or FAB_JSON), and with `recorded_env` the
+    history recorder. Close the returned stack to detach them. Every output for
+    people, and where it writes, is chosen in `fab.outputs`."""
+    stack = outputs.attach(stream, json_requested=json)
+    if recorded_env is not None:
+        recorder = stream.subscribe(history.recorder(recorded_env))
+        stack.callback(stream.unsubscribe, recorder)
+    return stack
 
 
-def who_am_i():
-    """The person (or CI job) running the deployer: user@machine."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+#: Tasks that only look: their runs are not operations in the history.
+NOT_RECORDED = ("releases",)
+
+
+def records(task, arguments):
+    """Whether a run of `task` goes into the history (a plan changes nothing: no)."""
+    return task not in NOT_RECORDED and not arguments.get("plan")
 
 
 @contextlib.contextmanager
@@ -156,6 +165,15 @@ def open_fleet(env, hosts=None, lock=None):
 
 @contextlib.contextmanager
 def locked(env, task):
+    """Hold the environment's claim in the history store, then its deploy lock on the
+    hosts (the last line of defence), for the duration."""
+    with history.claimed(env, task, who_am_i(), controller_name()):
+        with host_locked(env, task):
+            yield
+
+
+@contextlib.contextmanager
+def host_locked(env, task):
     """Hold the environment's deploy lock (on its first host) for the duration."""
     held = lock.HeldLock(connect(env.hosts[0], env), lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])

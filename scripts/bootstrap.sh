@@ -14,6 +14,8 @@ command -v git >/dev/null || packages+=(git)
 command -v runuser >/dev/null || packages+=(util-linux)
 command -v ss >/dev/null || packages+=(iproute2)
 [ -x /usr/sbin/nginx ] || packages+=(nginx)
+# The tests start a throwaway PostgreSQL cluster for the shared history store.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "bootstrap: installing ${packages[*]}"
   # Installing a server package must not start a system-wide service here.

@@ -6,12 +6,16 @@ fail; each test gets its own environment (code root, program names, port), which
 is removed from every host afterwards.
 """
 import contextlib
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import urllib.request
+import uuid
 
 import pytest
 
@@ -116,7 +120,7 @@ class DeployEnv:
 
     def fab(self, *args, timeout=300, environ=None):
         """Run `fab <env> <args>` as a user would, non-interactively (CI=true);
-        `environ` adds environment variables (FAB_JSON=...)."""
+        `environ` sets environment variables (FAB_JSON=...; None removes one)."""
         return run_fab(self.name, *args, environments=self.directory, timeout=timeout, environ=environ)
 
     def commit(self, path, content, message="change"):
@@ -196,9 +200,15 @@ class DeployEnv:
 
 
 def run_fab(*args, environments=None, timeout=300, environ=None):
-    env = {**os.environ, "CI": "true", **(environ or {})}
+    """`fab <args>`; `environ` sets variables (None as a value removes one)."""
+    env = {**os.environ, "CI": "true"}
     if environments:
         env["DEPLOY_ENVIRONMENTS"] = environments
+    for name, value in (environ or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run(
         [FAB, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
         timeout=timeout, stdin=subprocess.DEVNULL,
@@ -232,3 +242,88 @@ def assert_one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+# --- the history store ---------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def history_url(tmp_path, monkeypatch):
+    """Every test records into its own SQLite file (never the user's ~/.local/share):
+    FAB_HISTORY_URL is inherited by every `fab` the test runs."""
+    url = f"sqlite:///{tmp_path}/history.sqlite"
+    monkeypatch.setenv("FAB_HISTORY_URL", url)
+    return url
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster: its own data directory, a unix socket in it,
+    no TCP, trust authentication, run by an unprivileged user."""
+
+    def __init__(self, bin_dir, data_dir, user):
+        self.bin_dir, self.data_dir, self.user = bin_dir, data_dir, user
+
+    def run(self, program, *args):
+        command = [os.path.join(self.bin_dir, program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", self.user, "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    def start(self):
+        self.run("initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                 "--locale=C", "--no-sync")
+        self.run("pg_ctl", "-D", self.data_dir, "-l", os.path.join(self.data_dir, "server.log"),
+                 "-w", "-t", "60", "-o",
+                 f"-k {self.data_dir} -c listen_addresses='' -c fsync=off -c max_connections=100",
+                 "start")
+
+    def stop(self):
+        """Stop the cluster started on our data directory (and only it)."""
+        if os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
+            subprocess.run(
+                (["runuser", "-u", self.user, "--"] if os.geteuid() == 0 else [])
+                + [os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data_dir, "-m", "immediate", "-w", "stop"],
+                capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def create_database(self):
+        name = f"history_{uuid.uuid4().hex[:12]}"
+        self.run("createdb", "-h", self.data_dir, "-U", "postgres", name)
+        return name
+
+    def url(self, database, password=None):
+        secret = f":{password}" if password else ""
+        return f"postgresql://postgres{secret}@/{database}?host={self.data_dir}"
+
+
+def postgres_bin_dir():
+    """The newest PostgreSQL server binaries from the Debian packages (scripts/bootstrap.sh)."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not found:
+        return None
+    return os.path.dirname(max(found, key=lambda path: int(path.split("/")[4])))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/bootstrap.sh (it installs `postgresql`)")
+    run_id = os.environ.get("FAB_TEST_FLEET", "0")
+    data_dir = tempfile.mkdtemp(prefix=f"fab-test-pg{run_id}-")
+    user = "postgres" if os.geteuid() == 0 else None
+    if user:
+        shutil.chown(data_dir, user, user)
+    cluster = Postgres(bin_dir, data_dir, user)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """The URL of a new, empty database of its own on the test cluster."""
+    return postgres.url(postgres.create_database())

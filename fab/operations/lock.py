@@ -11,10 +11,10 @@ import base64
 import binascii
 import json
 import os
-import socket
 
 from fab import shell
 from fab.errors import LockHeld, PreflightError
+from fab.identity import controller_name
 from fab.releases import utcnow
 
 ROLES = "first host"
@@ -23,7 +23,7 @@ ROLES = "first host"
 def owner_record(task, performer):
     return {
         "owner": performer,
-        "machine": socket.gethostname(),
+        "machine": controller_name(),
         "pid": os.getpid(),
         "task": task,
         "since": utcnow().isoformat(),

@@ -1,0 +1,245 @@
+"""The history recorder: a subscriber of fab.events.stream that writes each task run
+of one environment to the history store as it happens.
+
+Publishing is serialised and must stay cheap, so an event only appends to
+memory; a background flusher writes what has gathered every FLUSH_SECONDS in
+one transaction (log chunk, step rows, heartbeat), so a follower sees lines
+within about a second and a killed deploy leaves all but its last moment. The
+operation row heartbeats while the task runs; a reader takes a `running` row
+whose heartbeat went stale (or whose process is gone) as interrupted.
+
+If the store cannot be reached when the task starts, the run is kept in memory
+and written, if the store answers by then, when the task ends.
+"""
+import os
+import threading
+import time
+
+from fab import events
+from fab.errors import DeployError
+from fab.events import stream
+from fab.history import liveness
+from fab.history.store import describe_database_error, open_store
+from fab.history.urls import mask_secrets, store_url
+from fab.history.views import arguments_text
+from fab.report import PlainLines
+
+FLUSH_SECONDS = 0.5
+OUTPUT_TAIL_LINES = 40
+
+#: environment name -> the run being recorded (for the claim's operation id).
+_recording = {}
+
+
+def operation_id(environment):
+    """The id of the operation being recorded for `environment` in this process, if any."""
+    run = _recording.get(environment)
+    return run.operation_id if run else None
+
+
+class Recorder:
+    """Records the runs of tasks on one environment (`fab <env> <task>`)."""
+
+    name = "history"
+
+    def __init__(self, env):
+        self.env = env
+        self._run = None
+
+    def __call__(self, event):
+        if isinstance(event, events.TaskStarted):
+            if event.environment == self.env.name:
+                self._run = _recording[self.env.name] = _Run(self.env, event)
+                self._run.begin()
+            return
+        run = self._run
+        if run is None:
+            return
+        run.take(event)
+        if isinstance(event, events.TaskFinished):
+            self._run = None
+            _recording.pop(self.env.name, None)
+            run.finish(event)
+
+
+class _Run:
+    """One task run: what is waiting to be written, and the thread that writes it."""
+
+    def __init__(self, env, started):
+        self.env = env
+        self.started = started
+        self.store = None
+        self.operation_id = None
+        self._lock = threading.Lock()
+        self._lines = []  # formatted, not yet written
+        self._new_steps = []  # (key, values) begun, not yet written
+        self._ended_steps = {}  # key -> values of steps ended, not yet written
+        self._changes = {}  # operation columns to update
+        self._open_steps = {}  # (host, step) -> key of the step running there
+        self._step_started_at = {}  # key -> when it began
+        self._next_key = 0
+        # Owned by whoever writes (the flusher, then finish):
+        self._row_ids = {}  # key -> steps row id
+        self._lines_written = 0
+        self._heartbeat_at = 0.0
+        self._complained = False
+        self._stop = threading.Event()
+        self._flusher = None
+
+    # -- in the publishing thread ----------------------------------------------
+
+    def begin(self):
+        self.take(self.started)
+        url = None
+        try:
+            url = store_url(self.env.history)
+            self.store = open_store(url, self.env.name)
+            self._insert_operation()
+        except DeployError as error:
+            self.store = None
+            stream.warning(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
+            return
+        except Exception as error:  # noqa: BLE001 - the database driver's errors
+            self.store = None
+            stream.warning(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
+                           "this run is kept in memory and recorded at the end if it answers by then")
+            return
+        self._flusher = threading.Thread(target=self._flush_every, name="history-flusher", daemon=True)
+        self._flusher.start()
+
+    def take(self, event):
+        texts = [mask_secrets(line) for text in lines_for(event, self.started)
+                 for line in text.splitlines() or [""]]
+        elapsed = max(0.0, event.at - self.started.at)
+        with self._lock:
+            self._lines.extend(f"[{elapsed:6.1f}s] {text}" for text in texts)
+            if isinstance(event, events.StepStarted):
+                key = self._new_key()
+                self._open_steps[(event.host, event.step)] = key
+                self._step_started_at[key] = event.at
+                self._new_steps.append((key, dict(host=event.host, step=event.step, started_at=event.at,
+                                                  outcome=liveness.RUNNING)))
+            elif isinstance(event, events.StepFinished):
+                self._end_step(event)
+            elif isinstance(event, events.ReleaseChosen):
+                self._changes.update(release=event.release, commit=event.commit, ref=event.ref or None,
+                                     previous_release=event.previous)
+
+    def _end_step(self, event):
+        key = self._open_steps.pop((event.host, event.step), None)
+        if key is None:  # its start was not seen: record it as it ended
+            key = self._new_key()
+            self._new_steps.append((key, dict(host=event.host, step=event.step,
+                                              started_at=event.at - event.seconds, outcome=liveness.RUNNING)))
+        started_at = self._step_started_at.pop(key, event.at - event.seconds)
+        # A failure is published without its duration: it is the time since the step began.
+        seconds = event.seconds or max(0.0, event.at - started_at)
+        self._ended_steps[key] = dict(
+            finished_at=event.at, outcome=event.outcome, note=mask_secrets(event.note) or None,
+            seconds=seconds,
+            output=mask_secrets("\n".join(event.output.splitlines()[-OUTPUT_TAIL_LINES:])) or None)
+
+    def _new_key(self):
+        self._next_key += 1
+        return self._next_key
+
+    def finish(self, event):
+        if self._flusher is not None:
+            self._stop.set()
+            self._flusher.join()
+        final = dict(finished_at=event.at, heartbeat_at=event.at, outcome=event.outcome,
+                     exit_code=event.exit_code, seconds=event.seconds,
+                     error=mask_secrets(event.error) or None)
+        with self._lock:
+            self._changes.update(final)
+        if self.store is None and not self._open_late():
+            return
+        if not self._flush(final=True):
+            return
+        if self.started.task == "deploy":
+            self._prune_in_passing()
+
+    # -- writing (the flusher thread, then finish) -------------------------------
+
+    def _insert_operation(self):
+        s = self.started
+        self.operation_id = self.store.start_operation(
+            environment=s.environment, task=s.task, arguments=s.arguments, performer=s.performer,
+            controller=s.controller, pid=os.getpid(), hosts=s.hosts, started_at=s.at)
+        self._heartbeat_at = s.at
+
+    def _open_late(self):
+        """A run that started without the store: try once more to write it all."""
+        try:
+            self.store = open_store(store_url(self.env.history), self.env.name, retry=True)
+            self._insert_operation()
+            return True
+        except Exception as error:  # noqa: BLE001 - DeployError or the driver's errors
+            reason = str(error) if isinstance(error, DeployError) else describe_database_error(error)
+            stream.warning(f"{reason}; this {self.started.task} was not recorded in the history")
+            return False
+
+    def _flush_every(self):
+        while not self._stop.wait(FLUSH_SECONDS):
+            self._flush()
+
+    def _flush(self, final=False):
+        with self._lock:
+            lines, self._lines = self._lines, []
+            new_steps, self._new_steps = self._new_steps, []
+            ended, self._ended_steps = self._ended_steps, {}
+            changes, self._changes = self._changes, {}
+        now = time.time()
+        if not final and now - self._heartbeat_at >= liveness.HEARTBEAT_SECONDS:
+            changes["heartbeat_at"] = now
+        if not (lines or new_steps or ended or changes):
+            return True
+        inserts = []
+        for key, values in new_steps:  # a step that also ended since the last write goes in whole
+            inserts.append((key, {**values, **ended.pop(key, {})}))
+        updates = {self._row_ids[key]: values for key, values in ended.items() if key in self._row_ids}
+        try:
+            ids = self.store.write_progress(self.operation_id, self._lines_written + 1, lines,
+                                            [values for _, values in inserts], updates, changes)
+        except Exception as error:  # noqa: BLE001 - keep it for the next try; the task goes on
+            with self._lock:
+                self._lines[:0] = lines
+                self._new_steps[:0] = new_steps
+                self._ended_steps = {**ended, **self._ended_steps}
+                self._changes = {**changes, **self._changes}
+            if not self._complained or final:
+                self._complained = True
+                later = "the end of this run is not recorded" if final else "will retry"
+                stream.warning(f"history store {self.store.location}: cannot write "
+                               f"({describe_database_error(error)}); {later}")
+            return False
+        self._row_ids.update(zip((key for key, _ in inserts), ids))
+        self._lines_written += len(lines)
+        if "heartbeat_at" in changes:
+            self._heartbeat_at = changes["heartbeat_at"]
+        return True
+
+    def _prune_in_passing(self):
+        days = self.env.history.retention_days
+        try:
+            self.store.prune(self.env.name, time.time() - days * 86400)
+        except Exception as error:  # noqa: BLE001 - pruning is housekeeping
+            stream.warning(f"history store {self.store.location}: pruning old logs failed: "
+                           f"{describe_database_error(error)}")
+
+
+def lines_for(event, started):
+    """The log lines of one event: what the plain output shows, plus the task's start,
+    its release and its end (which the terminal shows by other means)."""
+    if isinstance(event, events.TaskStarted):
+        arguments = arguments_text(event.arguments)
+        return [f"fab {event.environment} {event.task}{':' + arguments if arguments else ''} "
+                f"by {event.performer} on {event.controller}"]
+    if isinstance(event, events.ReleaseChosen):
+        ref = f" (ref {event.ref})" if event.ref else ""
+        return [f"release {event.release} at {event.commit[:12]}{ref}; "
+                f"previous release {event.previous or 'none'}"]
+    if isinstance(event, events.TaskFinished):
+        error = [f"error: {event.error}"] if event.error else []
+        return error + [f"{started.task} {event.outcome} (exit {event.exit_code}) after {event.seconds:.1f}s"]
+    return PlainLines.lines(event)

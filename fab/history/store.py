@@ -1,0 +1,339 @@
+"""The history store: its engine, opening it (schema checked), and every query.
+
+Nothing outside fab/history talks to the database; this module owns the engine
+and the statements (SQLAlchemy Core, no SQL strings). A process opens each store
+once; a store that cannot be reached stays unreachable for the rest of the run,
+so a task does not wait for the same timeout twice.
+"""
+import json
+import os
+import sqlite3
+import threading
+import time
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from fab.errors import DeployError
+from fab.history import chunks, liveness, migrate
+from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreUnavailable
+from fab.history.schema import claim_audit, claims, log_chunks, operations, steps
+from fab.history.urls import mask_secrets, mask_url
+
+CONNECT_TIMEOUT = 5  # seconds, to a PostgreSQL server
+SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another process's write
+WAL_SWITCH_TRIES = 100  # x 0.1 s
+
+
+def create_engine(url):
+    """An engine for a sqlite:// or postgresql:// URL (postgresql means psycopg 3)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreUnavailable(f"history store {mask_url(url)}: not a database URL") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), mode=0o700, exist_ok=True)
+            engine = sa.create_engine(
+                parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
+            sa_event.listen(engine, "connect", _sqlite_connect)
+            sa_event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        if backend == "postgresql":
+            # pre_ping: a long deploy's pooled connection may have been dropped by the server.
+            return sa.create_engine(parsed, pool_pre_ping=True,
+                                    connect_args={"connect_timeout": CONNECT_TIMEOUT})
+    except (NoSuchModuleError, ImportError) as error:
+        raise StoreUnavailable(f"history store {mask_url(url)}: {error}") from None
+    raise StoreUnavailable(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
+
+
+def _sqlite_connect(dbapi_connection, _record):
+    # The driver would begin transactions itself, and not before DDL: a migration cut
+    # short would leave half a schema. _sqlite_begin begins them instead.
+    dbapi_connection.isolation_level = None
+    # Pragmas have no Core construct. WAL lets a follower read while a deploy writes;
+    # NORMAL sync is durable across a killed process (only power loss may drop the last flush).
+    cursor = dbapi_connection.cursor()
+    for attempt in range(WAL_SWITCH_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            # Switching a new file to WAL needs it alone, and SQLite does not wait for
+            # that: two controllers opening a new store at once may collide once.
+            if attempt == WAL_SWITCH_TRIES - 1:
+                raise
+            time.sleep(0.1)
+    for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection):
+    # A writing transaction takes SQLite's write lock at once, so two writers wait their
+    # turn (busy timeout) instead of one failing half-way; readers never take it.
+    writing = connection.get_execution_options().get("writing")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def writing(engine):
+    """A transaction that writes (on SQLite: holds the write lock from its start)."""
+    return engine.execution_options(writing=True).begin()
+
+
+def describe_database_error(error):
+    """One line for a driver error, with any URL's password masked."""
+    original = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return mask_secrets(lines[0] if lines else type(original).__name__)
+
+
+_opened = {}
+_opening = threading.Lock()
+
+
+def open_store(url, environment, retry=False):
+    """The Store at `url`, created (every migration run) if the database has none.
+
+    Raises StoreUnavailable (unreachable, bad URL) or SchemaMismatch (made by an
+    older or newer deployer), each one line naming the URL without its password.
+    The outcome is kept for the process; `retry` tries again after a failure.
+    """
+    with _opening:
+        known = _opened.get(url)
+        if isinstance(known, Store):
+            return known
+        if isinstance(known, DeployError) and not retry:
+            raise type(known)(str(known)) from None
+        try:
+            store = open_url(url, environment)
+        except DeployError as error:
+            _opened[url] = error
+            raise
+        _opened[url] = store
+        return store
+
+
+def open_url(url, environment):
+    engine = create_engine(url)
+    location = mask_url(url)
+    for attempt in (1, 2):
+        creating = False
+        try:
+            with writing(engine) as connection:
+                revision = migrate.current(connection)
+                if revision is None:
+                    creating = True
+                    migrate.upgrade(connection)
+                    revision = migrate.head()
+            break
+        except DBAPIError as error:
+            # Two controllers creating one new store at once: the loser's CREATE fails;
+            # the second look finds the winner's store.
+            if creating and attempt == 1:
+                continue
+            engine.dispose()
+            raise StoreUnavailable(
+                f"history store {location} cannot be reached: {describe_database_error(error)}") from None
+    check_revision(revision, location, environment)
+    return Store(engine, location)
+
+
+def check_revision(revision, location, environment):
+    """Refuse a store this deployer does not expect, saying what to run."""
+    expected = migrate.head()
+    if revision == expected:
+        return
+    if migrate.known(revision):
+        raise SchemaMismatch(
+            f"history store {location} has schema {revision}, this deployer needs {expected}: "
+            f"run `fab {environment} history_upgrade`")
+    raise SchemaMismatch(
+        f"history store {location} has schema {revision}, newer than this deployer ({expected}): "
+        f"update the deployer (`git pull` in its checkout, or `pip install --upgrade`)")
+
+
+def upgrade_store(url):
+    """Upgrade the store at `url` to this deployer's schema; (from, to) revisions."""
+    engine = create_engine(url)
+    location = mask_url(url)
+    try:
+        with writing(engine) as connection:
+            before = migrate.current(connection)
+            if before is not None and not migrate.known(before):
+                check_revision(before, location, "")
+            if before != migrate.head():
+                migrate.upgrade(connection)
+    except DBAPIError as error:
+        raise StoreUnavailable(
+            f"history store {location} cannot be reached: {describe_database_error(error)}") from None
+    finally:
+        engine.dispose()
+    with _opening:
+        _opened.pop(url, None)
+    return before, migrate.head()
+
+
+class Store:
+    """An open, up-to-date history store: every query of the history package."""
+
+    def __init__(self, engine, location):
+        self.engine = engine
+        #: The URL as it may be shown (password masked).
+        self.location = location
+
+    # -- writing an operation (the recorder) -----------------------------------
+
+    def start_operation(self, environment, task, arguments, performer, controller, pid, hosts,
+                        started_at):
+        with writing(self.engine) as connection:
+            result = connection.execute(operations.insert().values(
+                environment=environment, task=task,
+                arguments=mask_secrets(json.dumps(arguments, sort_keys=True, default=str)),
+                performer=performer, controller=controller, pid=pid, hosts=json.dumps(list(hosts)),
+                started_at=started_at, heartbeat_at=started_at, outcome=liveness.RUNNING))
+            return result.inserted_primary_key[0]
+
+    def write_progress(self, operation_id, first_line, lines, new_steps, finished_steps, changes):
+        """One transaction: log lines numbered from `first_line`, steps begun (values; their
+        row ids are returned, in order), steps ended ({row id: values}), and `changes` to the
+        operation (heartbeat, release, outcome, ...)."""
+        ids = []
+        with writing(self.engine) as connection:
+            number = first_line
+            for group in chunks.split(lines):
+                data, compression = chunks.encode(group)
+                connection.execute(log_chunks.insert().values(
+                    operation_id=operation_id, first_line=number, last_line=number + len(group) - 1,
+                    data=data, compression=compression))
+                number += len(group)
+            for values in new_steps:
+                ids.append(connection.execute(
+                    steps.insert().values(operation_id=operation_id, **values)).inserted_primary_key[0])
+            for step_id, values in finished_steps.items():
+                connection.execute(steps.update().where(steps.c.id == step_id).values(**values))
+            if lines:
+                changes = {**changes, "log_lines": number - 1}
+            if changes:
+                connection.execute(
+                    operations.update().where(operations.c.id == operation_id).values(**changes))
+        return ids
+
+    # -- reading ---------------------------------------------------------------
+
+    def operations(self, environment, limit):
+        """The environment's newest operations, newest first, as dicts."""
+        query = (sa.select(operations).where(operations.c.environment == environment)
+                 .order_by(operations.c.id.desc()).limit(limit))
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def operation(self, environment, operation_id=None):
+        """One operation of the environment (by id, or the newest); NoSuchOperation if none."""
+        query = sa.select(operations).where(operations.c.environment == environment)
+        if operation_id:
+            query = query.where(operations.c.id == operation_id)
+        query = query.order_by(operations.c.id.desc()).limit(1)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            which = f"operation {operation_id}" if operation_id else "operation"
+            raise NoSuchOperation(f"{environment} has no {which} in the history store {self.location}")
+        return dict(row._mapping)
+
+    def newest_operation_id(self, environment):
+        query = sa.select(sa.func.max(operations.c.id)).where(operations.c.environment == environment)
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar() or 0
+
+    def steps(self, operation_id):
+        query = sa.select(steps).where(steps.c.operation_id == operation_id).order_by(steps.c.id)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def log_lines(self, operation_id, after_line=0):
+        """[(line number, text)] of the operation's log after line `after_line`."""
+        query = (sa.select(log_chunks.c.first_line, log_chunks.c.data, log_chunks.c.compression)
+                 .where(log_chunks.c.operation_id == operation_id, log_chunks.c.last_line > after_line)
+                 .order_by(log_chunks.c.first_line))
+        lines = []
+        with self.engine.connect() as connection:
+            for first, data, compression in connection.execute(query):
+                for offset, text in enumerate(chunks.decode(data, compression)):
+                    if first + offset > after_line:
+                        lines.append((first + offset, text))
+        return lines
+
+    # -- retention -------------------------------------------------------------
+
+    def prune(self, environment, older_than, now=None):
+        """Delete the log text of the environment's operations started before `older_than`
+        (epoch seconds) that are not running; keep their rows and steps, without step output.
+        Returns how many operations lost their log text."""
+        now = time.time() if now is None else now
+        old = (sa.select(operations.c.id)
+               .where(operations.c.environment == environment, operations.c.started_at < older_than,
+                      operations.c.log_pruned_at.is_(None), operations.c.outcome != liveness.RUNNING))
+        with writing(self.engine) as connection:
+            ids = [row.id for row in connection.execute(old)]
+            for start in range(0, len(ids), 500):  # SQLite limits the variables of one statement
+                batch = ids[start:start + 500]
+                connection.execute(log_chunks.delete().where(log_chunks.c.operation_id.in_(batch)))
+                connection.execute(steps.update().where(steps.c.operation_id.in_(batch)).values(output=None))
+                connection.execute(operations.update().where(operations.c.id.in_(batch))
+                                   .values(log_pruned_at=now))
+        return len(ids)
+
+    # -- claims (the rules live in fab.history.claims) --------------------------
+
+    def insert_claim(self, values):
+        """Insert the environment's claim; IntegrityError if it is held (the uniqueness rule)."""
+        with writing(self.engine) as connection:
+            connection.execute(claims.insert().values(**values))
+
+    def claim(self, environment):
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(claims).where(claims.c.environment == environment)).first()
+        return dict(row._mapping) if row else None
+
+    def replace_claim(self, old, values, audit):
+        """Swap claim `old` (matched by its token) for `values`, with an audit row, in one
+        transaction; False if `old` is no longer the claim (someone else was quicker)."""
+        with writing(self.engine) as connection:
+            matched = connection.execute(
+                claims.update().where(claims.c.environment == old["environment"],
+                                      claims.c.token == old["token"]).values(**values)).rowcount
+            if matched != 1:
+                return False  # nothing was changed
+            connection.execute(claim_audit.insert().values(**audit))
+        return True
+
+    def delete_claim(self, environment, token, audit=None):
+        """Remove the claim if `token` still holds it (with an audit row); whether it did."""
+        with writing(self.engine) as connection:
+            removed = connection.execute(
+                claims.delete().where(claims.c.environment == environment, claims.c.token == token)
+            ).rowcount
+            if removed and audit:
+                connection.execute(claim_audit.insert().values(**audit))
+        return bool(removed)
+
+    def heartbeat_claim(self, environment, token, now):
+        """Refresh our claim's heartbeat; False if it is not ours any more."""
+        with writing(self.engine) as connection:
+            return connection.execute(
+                claims.update().where(claims.c.environment == environment, claims.c.token == token)
+                .values(heartbeat_at=now)).rowcount == 1
+
+    def claim_audit(self, environment):
+        query = (sa.select(claim_audit).where(claim_audit.c.environment == environment)
+                 .order_by(claim_audit.c.id))
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]

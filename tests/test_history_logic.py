@@ -1,0 +1,127 @@
+"""The history store's pure decisions: URL masking and location, staleness, log chunks, views."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fab.config import HistorySettings
+from fab.history import chunks, liveness, views
+from fab.history.errors import StoreUnavailable
+from fab.history.urls import default_sqlite_path, mask_secrets, mask_url, store_url
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://deploy:s3cr3t@db.internal:5432/deploys", "postgresql://deploy:***@db.internal:5432/deploys"),
+    ("postgresql+psycopg://deploy:p%40ss@db/deploys", "postgresql+psycopg://deploy:***@db/deploys"),
+    ("postgresql://deploy@db/deploys", "postgresql://deploy@db/deploys"),
+    ("postgresql://db/deploys?sslmode=require&password=x1&user=u",
+     "postgresql://db/deploys?sslmode=require&password=***&user=u"),
+    ("https://ci:ghp_token123@github.com/me/app.git?token=abc", "https://ci:***@github.com/me/app.git?token=***"),
+    ("sqlite:////home/me/.local/share/fab-deploy/history.sqlite",
+     "sqlite:////home/me/.local/share/fab-deploy/history.sqlite"),
+])
+def test_mask_url(url, shown):
+    assert mask_url(url) == shown
+
+
+def test_mask_secrets_in_a_line_of_text():
+    line = "fatal: could not read from https://bot:hunter2@git.example.com/app.git: denied"
+    assert mask_secrets(line) == "fatal: could not read from https://bot:***@git.example.com/app.git: denied"
+    assert mask_secrets("a = b, no urls") == "a = b, no urls"
+    assert mask_secrets("") == "" and mask_secrets(None) is None
+
+
+def test_store_url_precedence():
+    file_url = HistorySettings(url="postgresql://a@db/x")
+    from_variable = HistorySettings(url_env="DEPLOY_HISTORY_URL")
+    home = {"HOME": "/home/me"}
+    assert store_url(None, home) == "sqlite:////home/me/.local/share/fab-deploy/history.sqlite"
+    assert store_url(file_url, home) == "postgresql://a@db/x"
+    assert store_url(from_variable, {**home, "DEPLOY_HISTORY_URL": "postgresql://b@db/y"}) == "postgresql://b@db/y"
+    assert store_url(file_url, {**home, "FAB_HISTORY_URL": "sqlite:////tmp/h.sqlite"}) == "sqlite:////tmp/h.sqlite"
+    with pytest.raises(StoreUnavailable, match="url_env names DEPLOY_HISTORY_URL, which is not set"):
+        store_url(from_variable, home)
+
+
+def test_default_location_follows_xdg_data_home(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/me")
+    assert default_sqlite_path({"XDG_DATA_HOME": "/data"}) == "/data/fab-deploy/history.sqlite"
+    assert default_sqlite_path({}) == "/home/me/.local/share/fab-deploy/history.sqlite"
+
+
+def test_history_setting_url_or_url_env_not_both():
+    with pytest.raises(ValueError, match="not both"):
+        HistorySettings(url="sqlite:////x", url_env="X")
+    with pytest.raises(ValueError):
+        HistorySettings(url_env="not a name")
+
+
+@pytest.mark.parametrize("heartbeat_age,process_alive,gone", [
+    (1, None, False),        # another controller, heartbeating
+    (61, None, True),        # another controller, silent past the limit
+    (1, False, True),        # this controller, its process is gone
+    (1, True, False),        # this controller, alive
+    (61, True, True),        # alive but silent (hung, or cut off from the store)
+])
+def test_holder_is_gone(heartbeat_age, process_alive, gone):
+    now = 1_000_000.0
+    assert liveness.holder_is_gone(now - heartbeat_age, now, 60, process_alive) is gone
+
+
+def test_a_running_row_of_a_gone_holder_reads_interrupted():
+    now = 1_000_000.0
+    assert liveness.effective_outcome("running", now - 120, now, 60) == "interrupted"
+    assert liveness.effective_outcome("running", now - 2, now, 60) == "running"
+    assert liveness.effective_outcome("failed", now - 999, now, 60) == "failed"
+
+
+def test_process_alive_here_only_knows_its_own_controller():
+    import os
+    assert liveness.process_alive_here("me", os.getpid(), "me") is True
+    assert liveness.process_alive_here("other", os.getpid(), "me") is None
+    assert liveness.process_alive_here("me", None, "me") is None
+
+
+def test_small_chunks_stay_plain_and_large_ones_are_compressed():
+    small = ["[   0.1s] == deploying main"]
+    data, compression = chunks.encode(small)
+    assert compression == chunks.PLAIN and data == small[0].encode()
+    large = [f"[  {i:4d}.0s] web1       build        step output line {i}" for i in range(500)]
+    data, compression = chunks.encode(large)
+    assert compression == chunks.ZLIB and len(data) < len("\n".join(large)) / 3
+    assert chunks.decode(data, compression) == large
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"),
+                        max_size=300), min_size=1, max_size=60),
+       st.integers(min_value=10, max_value=2000))
+def test_chunks_round_trip_in_order_and_within_size(lines, max_bytes):
+    groups = chunks.split(lines, max_bytes)
+    assert [line for group in groups for line in group] == lines
+    for group in groups:
+        assert len(group) == 1 or sum(len(line.encode()) + 1 for line in group) <= max_bytes
+        assert chunks.decode(*chunks.encode(group)) == group
+
+
+@pytest.mark.parametrize("seconds,text", [(None, ""), (0.04, "0.0s"), (12.34, "12.3s"), (65, "1m05s"),
+                                          (3725, "1h02m")])
+def test_duration(seconds, text):
+    assert views.duration(seconds) == text
+
+
+def test_arguments_leave_out_defaults():
+    assert views.arguments_text({"resume": False, "rev": "v1.2", "keep_days": 0}) == "rev=v1.2"
+    assert views.arguments_text('{"keep_days": 3}') == "keep_days=3"
+
+
+def test_the_package_api_is_not_shadowed_by_its_lazily_imported_modules():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import fab.history
+
+    api = {name for name, value in vars(fab.history).items()
+           if inspect.isfunction(value) and not name.startswith("_")}
+    for module in pkgutil.iter_modules(fab.history.__path__):
+        importlib.import_module(f"fab.history.{module.name}")
+    assert api and all(inspect.isfunction(getattr(fab.history, name)) for name in api)

@@ -1,0 +1,252 @@
+"""The history store on real databases (a SQLite file and a throwaway PostgreSQL
+cluster), through the real `fab` command where a user would: migrations and
+upgrades, retention, claims. No SSH: the history tasks never touch a host."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import assert_ok, assert_one_line_error, run_fab
+from fab import PROJECT_ROOT, history
+from fab.config import load_environment
+from fab.history import claims, migrate, schema
+from fab.history.errors import ClaimHeld
+from fab.history.store import create_engine, open_store
+
+ENV = "histtest"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture
+def env_dir(tmp_path):
+    """An environment file for history tasks (its hosts are never contacted)."""
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    (directory / f"{ENV}.yml").write_text(json.dumps({
+        "app": {"repo": "/nonexistent/app.git"}, "code_root": "~/www/histtest",
+        "roles": {"webworkers": ["web1"]},
+    }))
+    return str(directory)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, history_url, monkeypatch):
+    """The test's store: its own SQLite file, or its own database on the test cluster."""
+    if request.param == "sqlite":
+        return history_url
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("FAB_HISTORY_URL", url)
+    return url
+
+
+def fab(env_dir, *args, **kwargs):
+    return run_fab(ENV, *args, environments=env_dir, **kwargs)
+
+
+def record_operation(store, started_at, lines, step_output="", **finished):
+    """An operation written as the recorder writes one: its row, a step, its log."""
+    operation_id = store.start_operation(ENV, "deploy", {}, "alice@laptop", "laptop", 1, ["web1"], started_at)
+    store.write_progress(
+        operation_id, 1, lines,
+        [dict(host="web1", step="build", started_at=started_at, finished_at=started_at + 2,
+              outcome="failed" if step_output else "ok", seconds=2.0, output=step_output or None)],
+        {}, dict(finished_at=started_at + 3, outcome=finished.get("outcome", "succeeded"),
+                 exit_code=finished.get("exit_code", 0), seconds=3.0))
+    return operation_id
+
+
+def test_a_new_store_is_made_by_the_migrations_and_matches_the_model(env_dir, store_url):
+    shown = assert_ok(fab(env_dir, "history")).stdout
+    assert f"no operations recorded for {ENV}" in shown
+
+    engine = create_engine(store_url)
+    inspector = sa.inspect(engine)
+    for table in schema.metadata.sorted_tables:
+        columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+        assert columns == {c.name: c.nullable for c in table.columns}, table.name
+    with engine.connect() as connection:
+        assert migrate.current(connection) == migrate.head()
+    engine.dispose()
+
+
+def test_two_controllers_creating_one_new_store_at_once_both_use_it(store_url, postgres, tmp_path):
+    for attempt in range(5):
+        url = (f"sqlite:///{tmp_path}/new-{attempt}.sqlite" if store_url.startswith("sqlite")
+               else postgres.url(postgres.create_database()))
+        go = tmp_path / f"go-{attempt}"
+        ready = [tmp_path / f"ready-{attempt}-{n}" for n in range(2)]
+        openers = [subprocess.Popen([sys.executable, os.path.join(HERE, "store_opener.py"), url, str(path), str(go)],
+                                    env={**os.environ, "PYTHONPATH": PROJECT_ROOT}, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for path in ready]
+        try:
+            wait_for_files(ready, openers)
+            go.touch()
+            for opener in openers:
+                assert opener.wait(timeout=120) == 0, (attempt, opener.stderr.read())
+        finally:
+            for opener in openers:
+                if opener.poll() is None:
+                    opener.kill()
+                    opener.wait()
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(env_dir, store_url):
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        migrate.upgrade(connection, "0001")
+    tables = sa.MetaData()
+    tables.reflect(engine)
+    operations, log_chunks = tables.tables["fab_operations"], tables.tables["fab_log_chunks"]
+    started = time.time() - 600
+    with engine.begin() as connection:
+        operation_id = connection.execute(operations.insert().values(
+            environment=ENV, task="deploy", performer="alice@laptop", controller="laptop",
+            started_at=started, heartbeat_at=started + 9, finished_at=started + 9, outcome="succeeded",
+            exit_code=0, seconds=9.0, release="2026-01-01_00.00.00", commit="c" * 40, ref="main",
+        )).inserted_primary_key[0]
+        connection.execute(log_chunks.insert().values(
+            operation_id=operation_id, first_line=1, last_line=2,
+            content="[   0.1s] == deploying main\n[   9.0s] == deploy finished"))
+    engine.dispose()
+
+    refused = fab(env_dir, "history")
+    assert_one_line_error(refused, "has schema 0001", f"needs {migrate.head()}",
+                          f"run `fab {ENV} history_upgrade`")
+    assert refused.returncode == 2
+
+    assert "upgraded from schema 0001 to 0002" in assert_ok(fab(env_dir, "history_upgrade")).stdout
+    shown = assert_ok(fab(env_dir, "history")).stdout
+    assert "2026-01-01_00.00.00" in shown and "alice@laptop" in shown and "succeeded" in shown
+    log = assert_ok(fab(env_dir, "deploy_log")).stdout
+    assert "[   0.1s] == deploying main\n[   9.0s] == deploy finished" in log
+    assert "nothing to do" in assert_ok(fab(env_dir, "history_upgrade")).stdout
+
+
+def test_a_store_from_a_newer_deployer_is_refused(env_dir, history_url):
+    assert_ok(fab(env_dir, "history"))
+    engine = create_engine(history_url)
+    tables = sa.MetaData()
+    tables.reflect(engine, only=[schema.VERSION_TABLE])
+    version = tables.tables[schema.VERSION_TABLE]
+    with engine.begin() as connection:
+        connection.execute(version.update().values(version_num="0099"))
+    engine.dispose()
+    assert_one_line_error(fab(env_dir, "history"), "has schema 0099", "newer than this deployer",
+                          "update the deployer")
+
+
+def test_pruning_removes_old_log_text_and_keeps_rows(env_dir, store_url):
+    store = open_store(store_url, ENV)
+    now = time.time()
+    old = record_operation(store, now - 100 * 86400, ["[   0.1s] == old deploy", "[   2.0s] FAILED"],
+                           step_output="pip: no such version", outcome="failed", exit_code=1)
+    recent = record_operation(store, now - 3600, ["[   0.1s] == recent deploy"])
+
+    pruned = assert_ok(fab(env_dir, "history_prune")).stdout
+    assert "removed the log text of 1 operation(s)" in pruned and "older than 90 days" in pruned
+
+    assert store.log_lines(old) == []
+    assert [s["step"] for s in store.steps(old)] == ["build"] and store.steps(old)[0]["output"] is None
+    assert store.log_lines(recent) == [(1, "[   0.1s] == recent deploy")]
+    assert {op["id"] for op in store.operations(ENV, 10)} == {old, recent}
+    shown = assert_ok(fab(env_dir, f"deploy_log:{old}")).stdout
+    assert "log text removed" in shown and "web1       build        failed " in shown
+    assert "removed the log text of 0 operation(s)" in assert_ok(fab(env_dir, "history_prune")).stdout
+    assert_one_line_error(fab(env_dir, "history_prune:days=ten"), "days must be a whole number")
+
+
+def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(env_dir, store_url):
+    store = open_store(store_url, ENV)
+    alice = claims.acquire(store, ENV, "deploy", "alice@laptop", "laptop", stale_after=60)
+
+    with pytest.raises(ClaimHeld) as refused:
+        claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
+    message = str(refused.value)
+    assert refused.value.exit_code == 3
+    assert "locked by alice@laptop (deploy since" in message and "from laptop" in message
+
+    store.heartbeat_claim(ENV, alice.token, time.time() - 3600)  # alice's laptop went quiet an hour ago
+    bob = claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
+    assert bob.took_over["holder"] == "alice@laptop"
+    assert not store.heartbeat_claim(ENV, alice.token, time.time())  # alice no longer holds it
+    [audit] = store.claim_audit(ENV)
+    assert (audit["action"], audit["holder"], audit["controller"], audit["by"]) == (
+        "taken_over", "alice@laptop", "laptop", "bob@ci-runner")
+    assert "no heartbeat for 3600s" in audit["reason"]
+
+    env = load_environment(ENV, env_dir)
+    assert history.clear_claim(env, "carol@desk").startswith("bob@ci-runner (deploy since")
+    assert store.claim(ENV) is None
+    assert [a["action"] for a in store.claim_audit(ENV)] == ["taken_over", "cleared"]
+
+
+def test_a_claim_whose_process_died_on_this_controller_is_stale_at_once(history_url):
+    store = open_store(history_url, ENV)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = time.time()
+    store.insert_claim(dict(environment=ENV, token="t" * 32, holder="me@here", controller="here",
+                            pid=dead.pid, task="deploy", claimed_at=now, heartbeat_at=now))
+    claim = claims.acquire(store, ENV, "deploy", "me@here", "here", stale_after=60)
+    assert claim.took_over["pid"] == dead.pid
+
+
+def test_an_unreachable_store_is_one_line_without_its_password(env_dir):
+    url = "postgresql://deployer:hunter2@127.0.0.1:1/deploys"
+    result = fab(env_dir, "history", environ={"FAB_HISTORY_URL": url})
+    line = assert_one_line_error(result, "history store postgresql://deployer:***@127.0.0.1:1/deploys",
+                                 "cannot be reached")
+    assert "hunter2" not in result.stdout + result.stderr, line
+
+
+def test_two_controllers_claiming_at_once_exactly_one_wins_every_time(env_dir, pg_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAB_HISTORY_URL", pg_url)
+    assert_ok(fab(env_dir, "history"))  # the store exists before the race
+    rounds = 30
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    controllers = ("controller-a", "controller-b")
+    contenders = [
+        subprocess.Popen([sys.executable, os.path.join(HERE, "claim_contender.py"), env_dir, ENV,
+                          str(rounds), str(signals)],
+                         env={**os.environ, "FAB_CONTROLLER": name, "PYTHONPATH": PROJECT_ROOT},
+                         stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in controllers
+    ]
+    try:
+        wait_for_files([signals / f"ready-{name}" for name in controllers], contenders)
+        for number in range(rounds):
+            (signals / f"go-{number}").touch()
+            outcomes = wait_for_files([signals / f"{name}-{number}" for name in controllers], contenders)
+            winners = [name for name, text in zip(controllers, outcomes) if text == "won"]
+            assert len(winners) == 1, (number, outcomes)
+            loser_says = next(text for text in outcomes if text != "won")
+            assert loser_says.startswith("lost: environment histtest is locked by")
+            assert f"from {winners[0]})" in loser_says, loser_says
+            (signals / f"release-{number}").touch()
+            wait_for_files([signals / f"released-{number}"], contenders)
+        for contender in contenders:
+            assert contender.wait(timeout=60) == 0, contender.stderr.read()
+    finally:
+        for contender in contenders:
+            if contender.poll() is None:
+                contender.kill()
+                contender.wait()
+
+
+def wait_for_files(paths, processes, timeout=60):
+    """The contents of `paths` once they all exist (bounded; fails early if a process died)."""
+    deadline = time.monotonic() + timeout
+    while not all(path.exists() for path in paths):
+        for process in processes:
+            if process.poll() not in (None, 0):
+                raise AssertionError(f"a contender died: {process.stderr.read()}")
+        assert time.monotonic() < deadline, f"timed out waiting for {paths}"
+        time.sleep(0.01)
+    return [path.read_text() for path in paths]
