@@ -22,7 +22,7 @@ from fab.history import liveness
 from fab.history.store import describe_database_error, open_store
 from fab.history.urls import mask_secrets, store_url
 from fab.history.views import arguments_text
-from fab.report import PlainLines
+from fab.outputs.plain import PlainLines
 
 FLUSH_SECONDS = 0.5
 OUTPUT_TAIL_LINES = 40
