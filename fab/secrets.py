@@ -86,3 +86,26 @@ def mask(text):
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def parse_env_file(text):
+    """{name: value} from a secrets file: KEY=value lines; blank lines and `#`
+    comments skipped; an optional `export `; a value in matching single or double
+    quotes loses them (nothing else is interpreted). ValueError names the line."""
+    values = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.match(stripped)
+        if not match:
+            raise ValueError(f"line {number}: expected KEY=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+

@@ -16,13 +16,14 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
+import os
 import shlex
 
 from fabric import task
 from invoke import Exit, Task
 
 from fab import cli, events, releases as rel
-from fab.config import available_environments
+from fab.config import available_environments, find_environment
 from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
@@ -428,7 +429,9 @@ def _environment_task(name):
     def select(c):
         select_environment(c, name)
 
-    select.__doc__ = f"Select environments/{name}.yml."
+    path = find_environment(name)
+    shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+    select.__doc__ = f"Select environment {name}.\n\nRead from {shown}."
     return Task(user_errors(select), name=name)
 
 
@@ -444,6 +447,9 @@ def _translate_fabric1_arguments():
     core = getattr(program, "core", None)
     if core is None:  # imported outside `fab` (tests, tools): nothing to translate
         return
+    # Task names as written (setup_release, not setup-release), whichever
+    # directory the fabfile is in (no fabric.yaml needed beside it).
+    program.config.tasks.auto_dash_names = False
     tasks = {
         obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
         for obj in globals().values() if isinstance(obj, Task)
