@@ -395,11 +395,6 @@ class Environment(_Strict):
         """{name: value} of the environment's secrets, read on load (never printed)."""
         return dict(self._secret_values)
 
-    def hosts_for(self, on_role):
-        """The hosts an OnRole setting (migrate, predeploy) runs on, among `hosts`."""
-        hosts = self.hosts_of(on_role.role)
-        return hosts[:1] if on_role.once else hosts
-
 
 def available_environments(directory=None):
     """Every environment's name, from `directory` or else from `environment_dirs()`."""

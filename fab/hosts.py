@@ -5,6 +5,7 @@ as for any SSH user. Host keys are verified against known_hosts by default;
 an unknown or changed key is refused, never silently accepted.
 """
 import concurrent.futures
+import io
 import os
 import socket
 import time
@@ -78,6 +79,17 @@ class Host:
             last = output.splitlines()[-1] if output else f"exit status {result.exited}"
             raise RemoteCommandFailed(last, output)
         return result.stdout
+
+    def upload(self, content, path):
+        """Write `content` (text) into the existing file `path` over SFTP: the bytes
+        never appear on a command line, and the file keeps its mode."""
+        self.open()
+        try:
+            self.connection.sftp().putfo(io.BytesIO(content.encode()), path)
+        except (socket.error, EOFError, paramiko.SSHException) as error:
+            raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
+        except OSError as error:
+            raise RemoteCommandFailed(f"cannot write {path}: {error.strerror or error}") from None
 
     def _transport_active(self):
         transport = self.connection.transport

@@ -7,6 +7,7 @@
     fab <env> start_pillows              fab <env> stop_pillows
     fab <env> supervisorctl:"status"     fab <env> manage:"<command>"
     fab <env> releases                   fab <env> unlock
+    fab <env> preindex_views             fab <env> prepare_release (the same)
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -16,19 +17,20 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
+import contextlib
 import os
 import shlex
 
 from fabric import task
 from invoke import Exit, Task
 
-from fab import cli, events, releases as rel
+from fab import cli, events, hooks, releases as rel
 from fab.config import available_environments, find_environment
 from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
 )
-from fab.operations import build, cleanup, code, lock, release, state, supervisor, virtualenv
+from fab.operations import build, cleanup, code, lock, release, shared, state, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
@@ -44,12 +46,14 @@ def deploy(c, resume=False, rev="", hosts=""):
 
     Stages: resolve the branch (or --rev: a full commit, tag or branch) to one
     commit; connect to every host (keys verified); lock; build the release on
-    every host; go live wave by wave (canary first: swap, restart without
+    every host (or go on with the one preindex_views prepared for this commit);
+    migrate; go live wave by wave (canary first: swap, restart without
     dropping requests, health checks); mark the release good; clean old
-    releases; unlock. A failure or an interrupt before the swap changes no
-    host's `current`; after it, every host goes back. --resume continues the
-    newest unfinished release; --hosts "web3;web4" (hosts or roles) limits the
-    deploy to some hosts, for emergencies.
+    releases; unlock. Hooks run before and after the build and the swap. A
+    failure or an interrupt before the swap changes no host's `current`; after
+    it, every host goes back. --resume continues the newest unfinished
+    release; --hosts "web3;web4" (hosts or roles) limits the deploy to some
+    hosts, for emergencies.
     """
     env = selected_environment(c)
     if resume and rev:
@@ -62,14 +66,20 @@ def deploy(c, resume=False, rev="", hosts=""):
             meta = release_to_resume(fleet.states)
             stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
-            meta = new_release(fleet.states, commit, ref)
-            stream.stage(f"deploying {ref} at {commit[:12]} as release {meta.name}")
+            meta = prepared_or_new_release(fleet.states, commit, ref)
         previous = previous_releases(fleet)
         stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
                                             previous=agreed_or_none(fleet.states)))
+        context = hook_context(fleet, "deploy", meta)
 
-        build_release(fleet, meta)
+        with unchanged_on_failure(fleet, meta):
+            hooks.run(env, "before_build", context)
+            build_release(fleet, meta)
+            hooks.run(env, "after_build", context)
+            migrate(fleet, meta)
+            hooks.run(env, "before_swap", context)
         failed = go_live(fleet, meta, previous)
+        hooks.run_after(env, "after_swap", context)
         clean_old_releases(fleet)
     if failed:
         raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
@@ -96,9 +106,12 @@ def rollback(c, release=""):
         stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
         leaving_meta = any_state.release(leaving).meta
+        context = hook_context(fleet, "rollback", target_meta)
+        hooks.run(env, "before_swap", context)
         go_live(fleet, target_meta, previous_releases(fleet), on_failure=None)
         if leaving_meta:
             mark(fleet, leaving_meta.with_status(rel.ROLLED_BACK))
+        hooks.run_after(env, "after_swap", context)
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                  f"{leaving} is kept, marked rolled_back")
 
@@ -123,6 +136,8 @@ def hotfix_deploy(c, commit=""):
         stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
+        context = hook_context(fleet, "hotfix_deploy", meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        hooks.run(env, "before_restart", context)
         try:
             fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
             restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit))
@@ -132,6 +147,7 @@ def hotfix_deploy(c, commit=""):
             restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
             raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
         mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        hooks.run_after(env, "after_restart", context)
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
 
@@ -147,11 +163,44 @@ def setup_release(c, keep_days=0):
         stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
                                             previous=agreed_or_none(fleet.states)))
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
-        build_release(fleet, meta)
+        context = hook_context(fleet, "setup_release", meta)
+        with unchanged_on_failure(fleet, meta):
+            hooks.run(env, "before_build", context)
+            build_release(fleet, meta)
+            hooks.run(env, "after_build", context)
     kept = f"kept until {meta.keep_until}" if meta.keep_until else "not protected from cleanup"
     for name, host in fleet.hosts.items():
         print(f"{name}: {host.paths.release(meta.name)}")
     stream.stage(f"private release {meta.name} ready ({kept})")
+
+
+@task
+@reported
+def preindex_views(c):
+    """Build a release and its predeploy work now; no swap.
+
+    The release waits, marked `prepared`; the next `deploy` of the same commit
+    goes on with it and skips what is done (code, virtualenv, build, predeploy),
+    so it is quick. Nothing live changes: no swap, no migration, no restart.
+    """
+    env = selected_environment(c)
+    commit = code.resolve_commit(env.app.repo, env.app.branch)
+    with open_fleet(env, lock="preindex_views") as fleet:
+        meta = prepared_or_new_release(fleet.states, commit, env.app.branch, task="preparing")
+        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
+                                            previous=agreed_or_none(fleet.states)))
+        context = hook_context(fleet, "preindex_views", meta)
+        with unchanged_on_failure(fleet, meta):
+            hooks.run(env, "before_build", context)
+            build_release(fleet, meta)
+            hooks.run(env, "after_build", context)
+        mark(fleet, meta.with_status(rel.PREPARED))
+    stream.stage(f"release {meta.name} prepared at {commit[:12]}: the next "
+                 f"`fab {env.name} deploy` of this commit goes live with it")
+
+
+#: preindex_views by a name that says what it does for any app.
+prepare_release = Task(preindex_views.body, name="prepare_release")
 
 
 @task
@@ -192,7 +241,10 @@ def restart_services(c, hosts=""):
     env = selected_environment(c)
     with open_fleet(env, limited_hosts(env, hosts), lock="restart_services") as fleet:
         live, meta = live_release(fleet)
+        context = hook_context(fleet, "restart_services", meta)
+        hooks.run(env, "before_restart", context)
         restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
+        hooks.run_after(env, "after_restart", context)
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
@@ -241,19 +293,37 @@ def supervisorctl(c, command="status"):
 
 @task
 @reported
-def manage(c, command, host=""):
-    """Run a management command in the current release."""
+def manage(c, command, host="", role="", all_hosts=False):
+    """Run a management command in the current release.
+
+    On the first host of `manage.role`, or of --role; on --host; or with
+    --all-hosts on every host of the role, one after another (the first
+    non-zero exit stops there and is passed through).
+    """
     env = selected_environment(c)
     if env.manage is None:
         raise ConfigError(f"{env.name}: no `manage` setting (role and command) in its environment file")
-    candidates = env.hosts_of(env.manage.role)
-    target = host or candidates[0]
-    if target not in candidates:
-        raise UsageError(f"manage: host {target!r} is not in role {env.manage.role} ({', '.join(candidates)})")
-    with open_fleet(env, hosts=[target]) as fleet:
-        exit_code = manage_ops.run(fleet[target], split_command(command))
-    if exit_code:
-        raise Exit(code=exit_code)
+    words = split_command(command)
+    targets = manage_targets(env, host, role, all_hosts)
+    with open_fleet(env, hosts=targets) as fleet:
+        for name in targets:
+            if len(targets) > 1:
+                print(f"--- {name}", flush=True)
+            exit_code = manage_ops.run(fleet[name], words)
+            if exit_code:
+                raise Exit(code=exit_code)
+
+
+def manage_targets(env, host, role, all_hosts):
+    """The hosts `manage` runs on: a host; or a role's (default manage.role) first or all."""
+    if host and (role or all_hosts):
+        raise UsageError("manage: give a host, or a role (with all_hosts), not both")
+    if host:
+        if host not in env.hosts:
+            raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
+        return [host]
+    candidates = env.hosts_of(role or env.manage.role)
+    return candidates if all_hosts else candidates[:1]
 
 
 def on_pillows(env, operation):
@@ -292,6 +362,27 @@ def new_release(states, commit, branch, private=False, keep_days=0):
         keep_until=rel.keep_until(now, keep_days),
         private=private,
     )
+
+
+def prepared_or_new_release(states, commit, ref, task="deploying"):
+    """The release preindex_views prepared for `commit` on every host, to go on
+    with; otherwise metadata for a new one."""
+    prepared = rel.prepared_release({name: list(s.releases.values()) for name, s in states.items()},
+                                    {name: s.current for name, s in states.items()}, commit)
+    if prepared:
+        stream.stage(f"{task} {ref} at {commit[:12]}: release {prepared}, prepared earlier by preindex_views")
+        return next(iter(states.values())).release(prepared).meta.with_status(rel.BUILDING)
+    meta = new_release(states, commit, ref)
+    stream.stage(f"{task} {ref} at {commit[:12]} as release {meta.name}")
+    return meta
+
+
+def hook_context(fleet, task_name, meta):
+    """What the environment's hooks are told about this task and its release."""
+    return hooks.HookContext(
+        environment=fleet.env.name, task=task_name, performer=who_am_i(), hosts=tuple(fleet.names),
+        release=meta.name, commit=meta.commit, ref=meta.branch,
+        previous_release=agreed_or_none(fleet.states) or "")
 
 
 def agreed_or_none(states):
@@ -335,23 +426,56 @@ def release_to_resume(states):
     return candidates[max(candidates)].with_status(rel.BUILDING)
 
 
-def build_release(fleet, meta):
-    """Every host gets the release ready to go live; a failure marks it failed (an
-    interrupt, interrupted) and changes no host's `current`."""
-    env = fleet.env
+@contextlib.contextmanager
+def unchanged_on_failure(fleet, meta):
+    """Work before the swap: on a failure (an interrupt) the release is marked failed
+    (interrupted), and no host's `current` has changed."""
     try:
-        fleet.each("release", lambda host: release.create(host, meta))
-        fleet.each("code", lambda host: code.checkout(host, meta.name, meta.commit))
-        fleet.each("virtualenv", lambda host: virtualenv.ensure(host, meta.name))
-        fleet.each("build", lambda host: build.run_build_commands(host, meta.name))
-        fleet.each("services", lambda host: supervisor.install_service_configs(host, meta.name))
-        fleet.each("check", lambda host: build.preswap_check(
-            host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
+        yield
     except DeployError as error:
         mark(fleet, meta.with_status(status_after(error)), quietly=True)
-        resume = "" if meta.private else f"; `fab {env.name} deploy:resume=yes` continues this release"
+        resume = "" if meta.private else f"; `fab {fleet.env.name} deploy:resume=yes` continues this release"
         stream.stage(f"no host was changed: current is untouched{resume}")
         raise
+
+
+def build_release(fleet, meta):
+    """Every host gets the release ready to go live: code, secrets, shared files,
+    virtualenv, build commands, service configs, predeploy commands, checks.
+    Each step is done once per release (a resume skips what a host finished)."""
+    env = fleet.env
+    fleet.each("release", lambda host: release.create(host, meta))
+    fleet.each("code", lambda host: code.checkout(host, meta.name, meta.commit))
+    if env.secrets:
+        fleet.each("secrets", shared.upload_secrets)
+    if env.linked_files or env.linked_dirs:
+        fleet.each("link", lambda host: shared.link(host, meta.name))
+    fleet.each("virtualenv", lambda host: virtualenv.ensure(host, meta.name))
+    fleet.each("build", lambda host: build.run_build_commands(host, meta.name))
+    fleet.each("services", lambda host: supervisor.install_service_configs(host, meta.name))
+    if env.predeploy:
+        on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
+    fleet.each("check", lambda host: build.preswap_check(
+        host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
+
+
+def migrate(fleet, meta):
+    """The environment's migration, in the new release, before any host swaps."""
+    if fleet.env.migrate:
+        on_role(fleet, meta, "migrate", fleet.env.migrate, [fleet.env.migrate.command])
+
+
+def on_role(fleet, meta, step, setting, commands):
+    """Run `commands` in the release on the first host of the setting's role (`once`)
+    or on each, within the setting's time limit."""
+    hosts = fleet.of_role(setting.role)
+    if setting.once:
+        hosts = hosts[:1]
+    if not hosts:
+        stream.warning(f"{step} skipped: no host of role {setting.role} takes part")
+        return
+    fleet.each(step, lambda host: build.run_release_commands(host, meta.name, step, commands, setting.timeout),
+               hosts=hosts)
 
 
 def go_live(fleet, meta, previous, on_failure=rel.FAILED):
