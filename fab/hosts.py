@@ -8,6 +8,7 @@ import concurrent.futures
 import io
 import os
 import socket
+import sys
 import time
 
 import paramiko
@@ -17,6 +18,7 @@ from invoke.exceptions import CommandTimedOut
 from fab import events, hostkeys, shell
 from fab.errors import ConfigError, ConnectionLost, Interrupted, RemoteCommandFailed, StepFailed
 from fab.events import stream
+from fab.secrets import MaskedLines
 
 
 class Host:
@@ -55,10 +57,13 @@ class Host:
         timeout = timeout or self.env.command_timeout
         self.open()  # connection errors (a host key, a refused port) are not a lost connection
         try:
+            shown = {"out_stream": MaskedLines(sys.stdout), "err_stream": MaskedLines(sys.stderr)} if stream else {}
             result = self.connection.run(
                 shell.step_command(script, args), hide=not stream, warn=True,
-                in_stream=False, timeout=timeout,
+                in_stream=False, timeout=timeout, **shown,
             )
+            for output in shown.values():
+                output.flush()
         except CommandTimedOut:
             raise RemoteCommandFailed(f"timed out after {timeout:.0f}s (stopped)") from None
         except (socket.error, EOFError, paramiko.SSHException) as error:

@@ -109,3 +109,27 @@ def parse_env_file(text):
         values[name] = value
     return values
 
+
+class MaskedLines:
+    """A text stream that writes whole lines to `target`, each masked: for output that
+    goes straight to the terminal (a management command's), not via the event stream."""
+
+    def __init__(self, target):
+        self.target = target
+        self._pending = ""
+
+    def write(self, text):
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self.target.write(mask(line) + "\n")
+        self.target.flush()
+        return len(text)
+
+    def flush(self):
+        """Write out a last line without its newline (the command ended)."""
+        if self._pending:
+            self.target.write(mask(self._pending))
+            self._pending = ""
+        self.target.flush()
+
