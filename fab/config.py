@@ -231,7 +231,7 @@ _RESERVED_IN_RELEASE = {"python_env", "services", "REVISION", ".release"}
 def _linked_path(value):
     """A path inside the release (and inside shared/): relative, no `..`, not ours."""
     normal = posixpath.normpath(value)
-    if (not value or value.startswith(("/", "~")) or normal.startswith("..") or normal == "."
+    if (not value or value.startswith(("/", "~")) or normal in (".", "..") or normal.startswith("../")
             or "/../" in f"/{value}/" or "\n" in value):
         raise ValueError(f"{value!r} must be a relative path inside the release")
     if normal.split("/")[0] in _RESERVED_IN_RELEASE:
@@ -457,7 +457,7 @@ def check_local_files(env):
     """Every local file and template the environment names exists and is usable
     (ValueError naming the setting otherwise)."""
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
-        raise ValueError(f"ssh_config: {env.ssh_config_path()} does not exist")
+        raise ValueError(f"ssh_config file {env.ssh_config_path()} does not exist")
     if env.shared_files_from and not os.path.isdir(env.local_path(env.shared_files_from)):
         raise ValueError(f"shared_files_from: {env.local_path(env.shared_files_from)} is not a folder")
     for name, service in env.services.items():

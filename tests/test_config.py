@@ -143,6 +143,13 @@ def test_secrets_are_read_on_load_and_masked(tmp_path, monkeypatch):
     assert env.secret_values == {"DB_PASSWORD": "s3cr3t pass", "SECRET_KEY": "abc=def", "API_TOKEN": "tok-123456"}
     assert secrets.mask("s3cr3t pass abc=def tok-123456") == "*** *** ***"
     assert "s3cr3t" not in repr(env) and "s3cr3t" not in env.model_dump_json()
+    # Services load them when they start; the rendered config names only the file.
+    rendered = templates.render(env.template_dirs, "supervisor/gunicorn.conf.j2",
+                                **templates.sample_service_context(env, "web", env.services["web"]))
+    command = rendered.split("\ncommand=")[1].split("\n")[0]
+    assert command.startswith("/bin/sh -c 'set -a && . \"$0\" && set +a && exec \"$@\"' "
+                              "/home/deploy/www/prod/shared/secrets.env /home/deploy/www/prod/releases/")
+    assert "s3cr3t" not in rendered
     (tmp_path / "deploy" / "secrets" / "prod.env").write_text("A=1\nnot a line\n")
     with pytest.raises(ConfigError, match=r"secrets.file: .*prod.env: line 2: expected KEY=value"):
         load_environment("prod", directory)

@@ -326,6 +326,8 @@ def test_a_django_project_deploys_from_its_own_repository(mysite, tmp_path):
     shown = assert_ok(site.fab(
         "manage", "--command", "shell -c 'import os; print(\"key: \" + os.environ[\"DJANGO_SECRET_KEY\"])'"))
     assert "key: ***" in shown.stdout
+    everywhere = assert_ok(site.fab("manage:check,all_hosts=yes"))
+    assert "--- web1" in everywhere.stdout and "--- web2" in everywhere.stdout
     for output in site.outputs:
         assert site.secret_key not in output
     assert "Traceback" not in result.stderr
