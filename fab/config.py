@@ -1,22 +1,53 @@
-"""Environment files (`environments/<env>.yml`): schema, loading and validation.
+"""Environment files (`<deploy folder>/environments/<env>.yml`): schema, loading, validation.
 
-Everything is checked on load, before any host is touched; an invalid file is
-one line naming the file and the field.
+A deploy folder holds `environments/*.yml` and `templates/` (and whatever local
+files its environments name: secrets, shared files). An application keeps its
+own (`deploy/` in its repository, or DEPLOY_DIR); the deployer ships one too
+(`fab/builtin`: the stock templates and the `sandbox` environment). Every
+setting, template and local file is checked on load, before any host is
+touched; an invalid one is one line naming the file and the field.
 """
 import os
+import posixpath
 import re
 from typing import Dict, List, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
+)
 
-from fab import PROJECT_ROOT, secrets
+from fab import BUILTIN_DIR, secrets, templates
 from fab.errors import ConfigError
 
-#: Where environment files live; DEPLOY_ENVIRONMENTS points elsewhere (e.g. a
-#: directory kept next to the application instead of next to this project).
-ENVIRONMENTS_DIR = os.environ.get("DEPLOY_ENVIRONMENTS") or os.path.join(PROJECT_ROOT, "environments")
+BUILTIN_ENVIRONMENTS = os.path.join(BUILTIN_DIR, "environments")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def environment_dirs(environ=None):
+    """The folders environment files are looked up in, first match wins:
+
+    every folder in DEPLOY_ENVIRONMENTS (separated by os.pathsep), then the
+    application's deploy folder's `environments/` (DEPLOY_DIR, default `deploy`
+    in the current directory), then the built-in one (the `sandbox`). They add
+    up: naming your own folder never hides the built-in environments.
+    """
+    environ = os.environ if environ is None else environ
+    extra = [d for d in environ.get("DEPLOY_ENVIRONMENTS", "").split(os.pathsep) if d]
+    deploy_dir = environ.get("DEPLOY_DIR") or "deploy"
+    found = [*extra, os.path.join(deploy_dir, "environments"), BUILTIN_ENVIRONMENTS]
+    unique = []
+    for directory in (os.path.abspath(d) for d in found):
+        if directory not in unique:
+            unique.append(directory)
+    return unique
+
+
+def deploy_folder(environments_dir):
+    """The deploy folder of an environments folder: its parent. Relative paths in an
+    environment file, and its `templates/`, are there."""
+    return os.path.dirname(os.path.abspath(environments_dir))
 
 
 class _Strict(BaseModel):
@@ -59,6 +90,22 @@ class Service(_Strict):
     before: Optional[str] = None
     after: Optional[str] = None
     health_check: Optional[HealthCheck] = None
+    #: For the stock gunicorn template: the WSGI application, e.g. mysite.wsgi:application.
+    wsgi: str = Field(default="app:application", pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.()]*)?$")
+    #: Where the app server listens; default: the host's address and `port`.
+    bind: Optional[str] = Field(default=None, pattern=r"^\S+$")
+    #: Seconds a worker may take on one request before the app server restarts it.
+    timeout: int = Field(default=30, ge=1)
+    #: Environment variables of the service's programs (not secret: see `secrets`).
+    environment: Dict[str, str] = {}
+
+    @field_validator("environment")
+    @classmethod
+    def _variable_names(cls, variables):
+        for name in variables:
+            if not re.match(_ENV_VAR, name):
+                raise ValueError(f"invalid environment variable name {name!r}")
+        return variables
 
     @field_validator("workers")
     @classmethod
@@ -142,6 +189,74 @@ class HistorySettings(_Strict):
             raise ValueError("give url or url_env, not both")
         return self
 
+class OnRole(_Strict):
+    """Commands run in a new release before the swap, on the hosts of one role."""
+
+    role: str
+    #: true: on the role's first host only (e.g. a database migration); false: on each.
+    once: bool = True
+    #: Seconds the commands may take; past that they are stopped and the deploy aborts.
+    timeout: float = Field(default=600.0, gt=0)
+
+
+class Migrate(OnRole):
+    command: str = Field(min_length=1)
+
+
+class Predeploy(OnRole):
+    commands: List[str] = Field(min_length=1)
+
+
+class Secrets(_Strict):
+    #: A local file of KEY=value lines (kept out of git), relative to the deploy folder.
+    file: Optional[str] = None
+    #: Names of variables taken from the deployer's own environment (e.g. set by CI).
+    environment: List[str] = []
+
+    @field_validator("environment")
+    @classmethod
+    def _variable_names(cls, names):
+        for name in names:
+            if not re.match(_ENV_VAR, name):
+                raise ValueError(f"invalid environment variable name {name!r}")
+        return names
+
+
+HOOK_POINTS = ("before_build", "after_build", "before_swap", "after_swap",
+               "before_restart", "after_restart")
+
+
+class Hooks(_Strict):
+    """Commands run on the deployer's machine around a task's stages, in the deploy
+    folder, with the deploy's context as DEPLOY_* environment variables."""
+
+    before_build: List[str] = []
+    after_build: List[str] = []
+    before_swap: List[str] = []
+    after_swap: List[str] = []
+    before_restart: List[str] = []
+    after_restart: List[str] = []
+    #: Seconds one hook command may take.
+    timeout: float = Field(default=300.0, gt=0)
+
+    def commands(self, point):
+        return getattr(self, point)
+
+
+#: What a linked path may not be: the deployer's own parts of a release.
+_RESERVED_IN_RELEASE = {"python_env", "services", "REVISION", ".release"}
+
+
+def _linked_path(value):
+    """A path inside the release (and inside shared/): relative, no `..`, not ours."""
+    normal = posixpath.normpath(value)
+    if (not value or value.startswith(("/", "~")) or normal in (".", "..") or normal.startswith("../")
+            or "/../" in f"/{value}/" or "\n" in value):
+        raise ValueError(f"{value!r} must be a relative path inside the release")
+    if normal.split("/")[0] in _RESERVED_IN_RELEASE:
+        raise ValueError(f"{value!r} is the deployer's own part of a release")
+    return normal
+
 
 class Environment(_Strict):
     name: str = Field(pattern=_NAME)
@@ -168,6 +283,28 @@ class Environment(_Strict):
     @classmethod
     def _history_url_shorthand(cls, value):
         return {"url": value} if isinstance(value, str) else value
+
+    #: Kept in <code_root>/shared/ and linked into every release before its build.
+    linked_files: List[str] = []
+    linked_dirs: List[str] = []
+    #: A local folder (relative to the deploy folder): a linked file missing on a
+    #: host is uploaded from here. Without it, a missing linked file stops the deploy.
+    shared_files_from: Optional[str] = None
+    secrets: Optional[Secrets] = None
+    migrate: Optional[Migrate] = None
+    predeploy: Optional[Predeploy] = None
+    hooks: Hooks = Hooks()
+    #: The deploy folder this environment was read from (set on load, not a setting).
+    folder: str = ""
+    _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("linked_files", "linked_dirs")
+    @classmethod
+    def _linked_paths(cls, paths):
+        normal = [_linked_path(p) for p in paths]
+        if len(set(normal)) != len(normal):
+            raise ValueError("a path is listed twice")
+        return normal
 
     @field_validator("roles")
     @classmethod
@@ -217,8 +354,13 @@ class Environment(_Strict):
             if unknown:
                 raise ValueError(f"rollout.canary names unknown host(s) {', '.join(unknown)} "
                                  f"(hosts: {', '.join(self.hosts)})")
-        if self.manage and self.manage.role not in self.roles:
-            raise ValueError(f"manage runs on unknown role {self.manage.role!r} (roles: {known})")
+        for setting in ("manage", "migrate", "predeploy"):
+            value = getattr(self, setting)
+            if value and value.role not in self.roles:
+                raise ValueError(f"{setting} runs on unknown role {value.role!r} (roles: {known})")
+        both = set(self.linked_files) & set(self.linked_dirs)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} is both a linked file and a linked dir")
         return self
 
     @property
@@ -260,28 +402,55 @@ class Environment(_Strict):
         """The supervisor program name of a service in this environment."""
         return f"{self.name}-{service_name}"
 
+    def local_path(self, path):
+        """A path an environment file names on the deployer's machine: `~` expanded,
+        relative to the environment's deploy folder."""
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else os.path.join(self.folder, path)
+
     def ssh_config_path(self):
-        if not self.ssh_config:
-            return None
-        path = os.path.expanduser(self.ssh_config)
-        return path if os.path.isabs(path) else os.path.join(PROJECT_ROOT, path)
+        return self.local_path(self.ssh_config) if self.ssh_config else None
+
+    @property
+    def template_dirs(self):
+        """Where its templates are found, first match wins: its own, then the built-in ones."""
+        return [os.path.join(self.folder, "templates"), templates.BUILTIN_TEMPLATES]
+
+    @property
+    def secret_values(self):
+        """{name: value} of the environment's secrets, read on load (never printed)."""
+        return dict(self._secret_values)
 
 
-def available_environments(directory=ENVIRONMENTS_DIR):
-    if not os.path.isdir(directory):
-        return []
-    return sorted(
-        name[: -len(".yml")] for name in os.listdir(directory) if name.endswith(".yml")
-    )
+def available_environments(directory=None):
+    """Every environment's name, from `directory` or else from `environment_dirs()`."""
+    names = set()
+    for folder in [directory] if directory else environment_dirs():
+        if os.path.isdir(folder):
+            names.update(n[: -len(".yml")] for n in os.listdir(folder) if n.endswith(".yml"))
+    return sorted(names)
 
 
-def load_environment(name, directory=ENVIRONMENTS_DIR):
-    """Read and validate `environments/<name>.yml`; ConfigError in one line otherwise."""
-    path = os.path.join(directory, f"{name}.yml")
-    shown = os.path.relpath(path) if os.path.abspath(path).startswith(os.getcwd() + os.sep) else path
-    if not re.match(_NAME, name) or not os.path.isfile(path):
+def find_environment(name, directory=None):
+    """The path of environment `name`'s file (the first folder that has it), or None."""
+    if not re.match(_NAME, name):
+        return None
+    for folder in [directory] if directory else environment_dirs():
+        path = os.path.join(folder, f"{name}.yml")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_environment(name, directory=None):
+    """Read and validate environment `name` (from `directory`, or the first of
+    `environment_dirs()` that has it) and every local file it names; ConfigError
+    in one line otherwise."""
+    path = find_environment(name, directory)
+    if path is None:
         known = ", ".join(available_environments(directory)) or "none"
         raise ConfigError(f"unknown environment {name!r} (environments: {known})")
+    shown = os.path.relpath(path) if os.path.abspath(path).startswith(os.getcwd() + os.sep) else path
     try:
         with open(path) as handle:
             data = yaml.safe_load(handle)
@@ -292,16 +461,61 @@ def load_environment(name, directory=ENVIRONMENTS_DIR):
         raise ConfigError(f"{shown}:{where} not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
-    if "name" in data:
-        raise ConfigError(f"{shown}: name: unknown setting (the file name names the environment)")
-    data = {**data, "name": name}
+    for derived in ("name", "folder"):
+        if derived in data:
+            raise ConfigError(f"{shown}: {derived}: unknown setting (the file's name and place give it)")
+    data = {**data, "name": name, "folder": deploy_folder(os.path.dirname(path))}
     try:
         env = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
     # pip echoes its index URLs (and their passwords or tokens) in its errors.
     secrets.register_credentials_in([*env.pip_args, env.app.repo])
+    try:
+        check_local_files(env)
+        env._secret_values.update(read_secrets(env))
+    except ValueError as error:
+        raise ConfigError(f"{shown}: {error}") from None
     return env
+
+
+def check_local_files(env):
+    """Every local file and template the environment names exists and is usable
+    (ValueError naming the setting otherwise)."""
+    if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
+        raise ValueError(f"ssh_config file {env.ssh_config_path()} does not exist")
+    if env.shared_files_from and not os.path.isdir(env.local_path(env.shared_files_from)):
+        raise ValueError(f"shared_files_from: {env.local_path(env.shared_files_from)} is not a folder")
+    for name, service in env.services.items():
+        if service.template:
+            problem = templates.check(env.template_dirs, service.template,
+                                      templates.sample_service_context(env, name, service))
+            if problem:
+                raise ValueError(f"services.{name}.template: {problem}")
+
+
+def read_secrets(env):
+    """{name: value} from the secrets file and the deployer's environment, each value
+    registered so that no output ever shows it."""
+    if env.secrets is None:
+        return {}
+    values = {}
+    if env.secrets.file:
+        path = env.local_path(env.secrets.file)
+        try:
+            with open(path) as handle:
+                values.update(secrets.parse_env_file(handle.read()))
+        except OSError as error:
+            raise ValueError(f"secrets.file: cannot read {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise ValueError(f"secrets.file: {path}: {error}") from None
+    missing = [name for name in env.secrets.environment if name not in os.environ]
+    if missing:
+        raise ValueError(f"secrets.environment: {', '.join(missing)} not set in the deployer's environment")
+    values.update({name: os.environ[name] for name in env.secrets.environment})
+    for value in values.values():
+        secrets.register(value)
+    return values
 
 
 def describe_validation_error(error):

@@ -5,8 +5,10 @@ as for any SSH user. Host keys are verified against known_hosts by default;
 an unknown or changed key is refused, never silently accepted.
 """
 import concurrent.futures
+import io
 import os
 import socket
+import sys
 import time
 
 import paramiko
@@ -16,6 +18,7 @@ from invoke.exceptions import CommandTimedOut
 from fab import events, hostkeys, shell
 from fab.errors import ConfigError, ConnectionLost, Interrupted, RemoteCommandFailed, StepFailed
 from fab.events import stream
+from fab.secrets import MaskedLines
 
 
 class Host:
@@ -54,10 +57,13 @@ class Host:
         timeout = timeout or self.env.command_timeout
         self.open()  # connection errors (a host key, a refused port) are not a lost connection
         try:
+            shown = {"out_stream": MaskedLines(sys.stdout), "err_stream": MaskedLines(sys.stderr)} if stream else {}
             result = self.connection.run(
                 shell.step_command(script, args), hide=not stream, warn=True,
-                in_stream=False, timeout=timeout,
+                in_stream=False, timeout=timeout, **shown,
             )
+            for output in shown.values():
+                output.flush()
         except CommandTimedOut:
             raise RemoteCommandFailed(f"timed out after {timeout:.0f}s (stopped)") from None
         except (socket.error, EOFError, paramiko.SSHException) as error:
@@ -78,6 +84,17 @@ class Host:
             last = output.splitlines()[-1] if output else f"exit status {result.exited}"
             raise RemoteCommandFailed(last, output)
         return result.stdout
+
+    def upload(self, content, path):
+        """Write `content` (text) into the existing file `path` over SFTP: the bytes
+        never appear on a command line, and the file keeps its mode."""
+        self.open()
+        try:
+            self.connection.sftp().putfo(io.BytesIO(content.encode()), path)
+        except (socket.error, EOFError, paramiko.SSHException) as error:
+            raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
+        except OSError as error:
+            raise RemoteCommandFailed(f"cannot write {path}: {error.strerror or error}") from None
 
     def _transport_active(self):
         transport = self.connection.transport

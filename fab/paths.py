@@ -3,7 +3,8 @@
     <code_root>/
       releases/<name>/            one release: code, python_env -> venv, services/, .release/
       current -> releases/<name>  swapped atomically
-      shared/  log/  venvs/<key>/  git-cache/  .deploy-lock/
+      shared/                     linked files and dirs, secrets.env, proxy upstreams
+      log/  venvs/<key>/  git-cache/  .deploy-lock/
 """
 import posixpath
 
@@ -32,6 +33,15 @@ class Paths:
     @property
     def shared(self):
         return self._under("shared")
+
+    @property
+    def secrets_file(self):
+        """The environment's secrets as KEY='value' lines (mode 0600), for services and commands."""
+        return posixpath.join(self.shared, "secrets.env")
+
+    def shared_path(self, linked):
+        """Where a linked file or dir (a relative path) lives, across releases."""
+        return posixpath.join(self.shared, linked)
 
     @property
     def log(self):

@@ -18,9 +18,12 @@ FAILED = "failed"
 ROLLED_BACK = "rolled_back"
 PRIVATE = "private"
 INTERRUPTED = "interrupted"
-STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED)
+#: Built by preindex_views (its slow pre-deploy commands done) and waiting for
+#: the deploy of its commit, which goes on with it instead of building anew.
+PREPARED = "prepared"
+STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED, PREPARED)
 #: Statuses of a release that did not finish: a resume may complete it.
-UNFINISHED = (BUILDING, FAILED, INTERRUPTED)
+UNFINISHED = (BUILDING, FAILED, INTERRUPTED, PREPARED)
 
 
 def utcnow():
@@ -165,6 +168,22 @@ def resumable_release(releases, current):
         and (current is None or r.name > current)
     ]
     return max(unfinished) if unfinished else None
+
+
+def prepared_release(host_releases, currents, commit):
+    """The release preindex_views prepared for `commit` that a deploy of that commit
+    goes on with: the newest one that every host has as `prepared` at that commit,
+    newer than the host's current release. None if there is none.
+
+    `host_releases` maps host -> [HostRelease]; `currents` host -> current name.
+    """
+    candidates = None
+    for host, found in host_releases.items():
+        current = currents.get(host)
+        names = {r.name for r in found
+                 if r.status == PREPARED and r.meta.commit == commit and (current is None or r.name > current)}
+        candidates = names if candidates is None else candidates & names
+    return max(candidates) if candidates else None
 
 
 def previous_good_release(releases, current):

@@ -24,10 +24,10 @@ import subprocess
 import sys
 import time
 
-from fab import PROJECT_ROOT
+from fab import BUILTIN_DIR
 
 TOOLS = "/opt/fab-sandbox-tools"
-SAMPLE_APP = os.path.join(PROJECT_ROOT, "sample_app")
+SAMPLE_APP = os.path.join(BUILTIN_DIR, "sample_app")
 SSH_PORT = 2222
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -110,7 +110,7 @@ def tools_lock():
 
 def ensure_tools():
     """A system-wide venv with supervisor and virtualenv, usable by every host user."""
-    requirements = os.path.join(PROJECT_ROOT, "requirements-sandbox-hosts.txt")
+    requirements = os.path.join(BUILTIN_DIR, "sandbox-hosts-requirements.txt")
     marker = os.path.join(TOOLS, ".installed-" + file_digest(requirements))
     if os.path.exists(marker):
         return

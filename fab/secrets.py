@@ -86,3 +86,50 @@ def mask(text):
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def parse_env_file(text):
+    """{name: value} from a secrets file: KEY=value lines; blank lines and `#`
+    comments skipped; an optional `export `; a value in matching single or double
+    quotes loses them (nothing else is interpreted). ValueError names the line."""
+    values = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.match(stripped)
+        if not match:
+            raise ValueError(f"line {number}: expected KEY=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+class MaskedLines:
+    """A text stream that writes whole lines to `target`, each masked: for output that
+    goes straight to the terminal (a management command's), not via the event stream."""
+
+    def __init__(self, target):
+        self.target = target
+        self._pending = ""
+
+    def write(self, text):
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self.target.write(mask(line) + "\n")
+        self.target.flush()
+        return len(text)
+
+    def flush(self):
+        """Write out a last line without its newline (the command ended)."""
+        if self._pending:
+            self.target.write(mask(self._pending))
+            self._pending = ""
+        self.target.flush()
+

@@ -1,6 +1,9 @@
 """Environment files: validation errors are one line naming the file and field."""
+import os
+
 import pytest
 
+from fab import BUILTIN_DIR, secrets, templates
 from fab.config import available_environments, load_environment
 from fab.errors import ConfigError
 
@@ -65,3 +68,134 @@ def test_unknown_role_lookup(tmp_path):
     env = load_environment("prod", write(tmp_path, VALID))
     with pytest.raises(ConfigError, match="unknown role 'celery'"):
         env.hosts_of("celery")
+
+
+# --- an application's own deploy folder ----------------------------------------
+
+
+def deploy_folder(tmp_path, text, name="prod"):
+    """deploy/environments/<name>.yml in a deploy folder; returns the environments folder."""
+    environments = tmp_path / "deploy" / "environments"
+    environments.mkdir(parents=True, exist_ok=True)
+    (environments / f"{name}.yml").write_text(text)
+    return str(environments)
+
+
+def test_environment_folders_add_up_and_the_sandbox_stays(tmp_path, monkeypatch):
+    own = deploy_folder(tmp_path, VALID)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "staging.yml").write_text(VALID)
+    monkeypatch.chdir(tmp_path)  # deploy/ in the current directory is the app's
+    monkeypatch.setenv("DEPLOY_ENVIRONMENTS", str(extra))
+    monkeypatch.delenv("DEPLOY_DIR", raising=False)
+    assert available_environments() == ["prod", "sandbox", "staging"]
+    assert load_environment("prod").folder == os.path.dirname(own)
+    assert load_environment("sandbox").folder == BUILTIN_DIR
+    monkeypatch.setenv("DEPLOY_DIR", str(tmp_path / "elsewhere"))
+    assert available_environments() == ["sandbox", "staging"]
+
+
+def test_templates_come_from_the_environments_own_folder_first(tmp_path):
+    directory = deploy_folder(tmp_path, VALID.replace("supervisor/gunicorn.conf.j2", "supervisor/mine.j2"))
+    with pytest.raises(ConfigError, match=r"services.web.template: template 'supervisor/mine.j2' not found"):
+        load_environment("prod", directory)
+    own = tmp_path / "deploy" / "templates" / "supervisor"
+    own.mkdir(parents=True)
+    (own / "mine.j2").write_text("[program:{{ program }}]\ncommand=run {{ service.wsgi }}\n")
+    env = load_environment("prod", directory)
+    assert env.template_dirs == [str(tmp_path / "deploy" / "templates"), templates.BUILTIN_TEMPLATES]
+    (own / "mine.j2").write_text("command={{ service.wsgi_app }}\n")
+    with pytest.raises(ConfigError, match="'wsgi_app'"):
+        load_environment("prod", directory)
+    (own / "gunicorn.conf.j2").write_text("{% if %}")  # shadows the built-in one
+    with pytest.raises(ConfigError, match="line 1"):
+        load_environment("other", deploy_folder(tmp_path, VALID, "other"))
+
+
+def test_the_stock_gunicorn_template_takes_the_wsgi_app_and_its_knobs(tmp_path):
+    text = VALID.replace("port: 8000,", "port: 8000, wsgi: 'mysite.wsgi:application', timeout: 45, "
+                                        "bind: 'unix:/run/mysite.sock', environment: {MODE: '50% \"on\"'},")
+    env = load_environment("prod", write(tmp_path, text))
+    rendered = templates.render(env.template_dirs, "supervisor/gunicorn.conf.j2",
+                                **templates.sample_service_context(env, "web", env.services["web"]))
+    assert "--bind unix:/run/mysite.sock" in rendered and "--timeout 45" in rendered
+    assert rendered.split("\ncommand=")[1].split("\n")[0].endswith(" mysite.wsgi:application")
+    assert 'MODE="50%% \\"on\\""' in rendered
+    default = load_environment("plain", write(tmp_path, VALID, "plain"))
+    rendered = templates.render(default.template_dirs, "supervisor/gunicorn.conf.j2",
+                                **templates.sample_service_context(default, "web", default.services["web"]))
+    assert "--bind 127.0.0.1:8000" in rendered and rendered.split("\ncommand=")[1].split("\n")[0].endswith(
+        " app:application")
+
+
+def test_secrets_are_read_on_load_and_masked(tmp_path, monkeypatch):
+    monkeypatch.setattr(secrets, "_registered", set())
+    directory = deploy_folder(tmp_path, VALID + "secrets: {file: secrets/prod.env, environment: [API_TOKEN]}\n")
+    (tmp_path / "deploy" / "secrets").mkdir()
+    (tmp_path / "deploy" / "secrets" / "prod.env").write_text(
+        "# comment\n\nexport DB_PASSWORD='s3cr3t pass'\nSECRET_KEY=abc=def\n")
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="secrets.environment: API_TOKEN not set"):
+        load_environment("prod", directory)
+    monkeypatch.setenv("API_TOKEN", "tok-123456")
+    env = load_environment("prod", directory)
+    assert env.secret_values == {"DB_PASSWORD": "s3cr3t pass", "SECRET_KEY": "abc=def", "API_TOKEN": "tok-123456"}
+    assert secrets.mask("s3cr3t pass abc=def tok-123456") == "*** *** ***"
+    assert "s3cr3t" not in repr(env) and "s3cr3t" not in env.model_dump_json()
+    # Services load them when they start; the rendered config names only the file.
+    rendered = templates.render(env.template_dirs, "supervisor/gunicorn.conf.j2",
+                                **templates.sample_service_context(env, "web", env.services["web"]))
+    command = rendered.split("\ncommand=")[1].split("\n")[0]
+    assert command.startswith("/bin/sh -c 'set -a && . \"$0\" && set +a && exec \"$@\"' "
+                              "/home/deploy/www/prod/shared/secrets.env /home/deploy/www/prod/releases/")
+    assert "s3cr3t" not in rendered
+    (tmp_path / "deploy" / "secrets" / "prod.env").write_text("A=1\nnot a line\n")
+    with pytest.raises(ConfigError, match=r"secrets.file: .*prod.env: line 2: expected KEY=value"):
+        load_environment("prod", directory)
+
+
+DEPLOY_SETTINGS = VALID + """
+linked_files: [.env, config/local.py]
+linked_dirs: [media]
+shared_files_from: shared
+migrate: {command: python manage.py migrate --noinput, role: webworkers}
+predeploy: {commands: [python manage.py preindex], role: pillowtop, once: false, timeout: 900}
+hooks: {before_swap: [./notify.sh], timeout: 20}
+"""
+
+
+def test_deploy_settings(tmp_path):
+    directory = deploy_folder(tmp_path, DEPLOY_SETTINGS)
+    (tmp_path / "deploy" / "shared").mkdir()
+    env = load_environment("prod", directory)
+    assert env.linked_files == [".env", "config/local.py"] and env.linked_dirs == ["media"]
+    assert env.local_path(env.shared_files_from) == str(tmp_path / "deploy" / "shared")
+    assert (env.migrate.once, env.migrate.timeout) == (True, 600)
+    assert (env.predeploy.role, env.predeploy.once, env.predeploy.timeout) == ("pillowtop", False, 900)
+    assert env.hooks.commands("before_swap") == ["./notify.sh"] and env.hooks.commands("after_swap") == []
+
+
+@pytest.mark.parametrize("old,new,fragments", [
+    ("linked_dirs: [media]", "linked_dirs: [../media]", ["linked_dirs", "'../media' must be a relative path"]),
+    ("linked_dirs: [media]", "linked_dirs: [/srv/media]", ["'/srv/media' must be a relative path"]),
+    ("linked_dirs: [media]", "linked_dirs: [python_env]", ["'python_env' is the deployer's own part"]),
+    ("linked_dirs: [media]", "linked_dirs: [.env]", [".env is both a linked file and a linked dir"]),
+    ("shared_files_from: shared", "shared_files_from: nowhere", ["shared_files_from:", "is not a folder"]),
+    ("role: webworkers}", "role: web}", ["migrate runs on unknown role 'web'"]),
+    ("timeout: 900}", "timeout: 0}", ["predeploy.timeout", "greater than 0"]),
+    ("commands: [python manage.py preindex]", "commands: []", ["predeploy.commands"]),
+    ("hooks: {before_swap", "hooks: {before_deploy", ["hooks.before_deploy: unknown setting"]),
+    ("migrate: {command", "migrate: {cmd", ["migrate.command: Field required"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\nfolder: /tmp", ["folder: unknown setting"]),
+])
+def test_invalid_deploy_settings(tmp_path, old, new, fragments):
+    assert old in DEPLOY_SETTINGS
+    directory = deploy_folder(tmp_path, DEPLOY_SETTINGS.replace(old, new))
+    (tmp_path / "deploy" / "shared").mkdir()
+    with pytest.raises(ConfigError) as raised:
+        load_environment("prod", directory)
+    message = str(raised.value)
+    assert "\n" not in message and "prod.yml" in message
+    for fragment in fragments:
+        assert fragment in message

@@ -82,9 +82,10 @@ def test_paths():
 
 def test_template_missing_variable_names_template_and_variable():
     with pytest.raises(ConfigError, match=r"template supervisor/gunicorn.conf.j2: .*'host' is undefined"):
-        templates.render("supervisor/gunicorn.conf.j2", program="p", release={}, service={}, paths={}, env={})
+        templates.render([templates.BUILTIN_TEMPLATES], "supervisor/gunicorn.conf.j2",
+                         program="p", release={}, service={}, paths={}, env={}, load_secrets="")
     with pytest.raises(ConfigError, match="not found"):
-        templates.render("supervisor/nope.j2")
+        templates.render([templates.BUILTIN_TEMPLATES], "supervisor/nope.j2")
 
 
 @pytest.mark.parametrize("files,pip_args", [

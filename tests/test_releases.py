@@ -240,3 +240,22 @@ def test_host_listing_marks_current_and_the_rollback_target():
     assert listing["releases"][3] == {"name": name(4), "status": FAILED, "commit": None, "branch": None,
                                       "deployed_by": None, "created_at": None, "keep_until": None}
     assert host_listing([], None) == {"current": None, "rollback_target": None, "releases": []}
+
+
+def test_a_deploy_goes_on_with_the_release_prepared_for_its_commit_on_every_host():
+    from fab import releases as rel
+
+    def prepared(name, commit, status=rel.PREPARED):
+        return rel.HostRelease(name, rel.ReleaseMeta(name, commit, "main", "me", "t", status=status))
+
+    good = rel.HostRelease("2026-01-01_00.00.00", rel.ReleaseMeta("2026-01-01_00.00.00", "c0", "main", "me", "t",
+                                                                 status=rel.GOOD))
+    currents = {"web1": good.name, "web2": good.name}
+    both = {"web1": [good, prepared("2026-01-02_00.00.00", "c1")], "web2": [good, prepared("2026-01-02_00.00.00", "c1")]}
+    assert rel.prepared_release(both, currents, "c1") == "2026-01-02_00.00.00"
+    assert rel.prepared_release(both, currents, "c2") is None  # another commit
+    one = {"web1": both["web1"], "web2": [good, prepared("2026-01-02_00.00.00", "c1", rel.FAILED)]}
+    assert rel.prepared_release(one, currents, "c1") is None  # not prepared everywhere
+    older = {"web1": [prepared("2025-12-31_00.00.00", "c1"), good], "web2": [prepared("2025-12-31_00.00.00", "c1"), good]}
+    assert rel.prepared_release(older, currents, "c1") is None  # older than current
+    assert rel.prepared_release(both, {"web1": None, "web2": None}, "c1") == "2026-01-02_00.00.00"

@@ -115,3 +115,25 @@ def test_pip_index_credentials_are_registered_when_the_environment_loads(tmp_pat
     load_environment("prod", directory=str(tmp_path))
     masked = secrets.mask("pip said pipPassw0rd, extraT0ken and ghp_repotoken99")
     assert masked == "pip said ***, *** and ***"
+
+
+def test_streamed_output_is_masked_line_by_line_even_when_split():
+    secrets.register("split-secret-99")
+    out = io.StringIO()
+    lines = secrets.MaskedLines(out)
+    for chunk in ("key: split-se", "cret-99\nnext ", "line split-secret-99"):
+        lines.write(chunk)
+    lines.flush()
+    assert out.getvalue() == "key: ***\nnext line ***"
+
+
+def test_the_hosts_secrets_file_is_safe_to_source():
+    import subprocess
+
+    from fab.operations.shared import secrets_file_text
+
+    values = {"B": "it's $(touch pwned) `x` \"q\"", "A": "~/not-home", "C": "a b\nc"}
+    text = secrets_file_text(values)
+    script = text + 'printf "%s|" "$A" "$B" "$C"'
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout == f"{values['A']}|{values['B']}|{values['C']}|"

@@ -1,7 +1,11 @@
-"""The application's own build commands and the pre-swap checks.
+"""The application's own commands in a new release: build commands, pre-deploy
+commands, migrations, and the pre-swap checks.
 
-Runs on: all roles, in the release directory, with the release's virtualenv
-first on PATH. Build commands run once per release (resume skips them).
+Runs on: all roles (build, checks), or the hosts of the role `predeploy` and
+`migrate` name; in the release directory, with the release's virtualenv first
+on PATH and the environment's secrets exported. Each runs once per release
+(resume, and a deploy of a release preindex_views prepared, skip it); one that
+outlives its time limit is stopped on the host and fails its step.
 """
 from fab import shell
 from fab.operations import ALL_ROLES
@@ -9,15 +13,27 @@ from fab.operations.release import once
 
 ROLES = ALL_ROLES
 
-_WITH_VENV = 'export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env"'
+
+def in_release_environment(host):
+    """Shell lines (run in a release directory) that put its virtualenv first on PATH
+    and export the environment's secrets."""
+    lines = ['export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env"']
+    if host.env.secrets:
+        lines.append(f"set -a; . {shell.quote(host.paths.secrets_file)}; set +a")
+    return "\n".join(lines)
 
 
 def run_build_commands(host, release_name):
-    commands = host.env.build_commands
+    return run_release_commands(host, release_name, "build", host.env.build_commands)
+
+
+def run_release_commands(host, release_name, step, commands, timeout=None):
+    """Run `commands` in the release as step `step` (once per release)."""
     if not commands:
-        return "no build commands"
-    body = "\n".join([_WITH_VENV, *commands, f"echo '{len(commands)} build command(s) ran'"])
-    return once(host, release_name, "build", body)
+        return f"no {step} commands"
+    body = "\n".join([in_release_environment(host), *commands,
+                      f"echo '{len(commands)} {step} command(s) ran'"])
+    return once(host, release_name, step, body, timeout=timeout)
 
 
 def preswap_check(host, release_name, programs):
@@ -32,7 +48,7 @@ set -e
 cd {shell.quote(paths.release(release_name))}
 python_env/bin/python -c 'import sys' || {{ echo "python_env does not run" >&2; exit 1; }}
 for conf in {confs}; do [ -f "$conf" ] || {{ echo "missing $conf" >&2; exit 1; }}; done
-{_WITH_VENV}
+{in_release_environment(host)}
 {chr(10).join(host.env.checks)}
 """
     )

@@ -33,11 +33,12 @@ def write_meta(host, meta):
     return meta.status
 
 
-def once(host, release_name, step, body):
+def once(host, release_name, step, body, timeout=None):
     """Run `body` unless `step` already completed for this release on this host.
 
-    The check, the work and the marker are one round trip. Returns the body's last
-    output line, or "skipped (already done)".
+    The check, the work and the marker are one round trip, stopped after
+    `timeout` seconds (default: the environment's command_timeout). Returns the
+    body's last output line, or "skipped (already done)".
     """
     marker = shell.quote(host.paths.release_step(release_name, step))
     output = host.run(
@@ -47,7 +48,8 @@ set -e
 cd {shell.quote(host.paths.release(release_name))}
 {body}
 touch {marker}
-"""
+""",
+        timeout=timeout,
     )
     lines = output.strip().splitlines()
     if lines and lines[-1] == SKIPPED:

@@ -12,7 +12,6 @@ import re
 from fab import shell, templates
 from fab.commands import hook
 from fab.hosts import RemoteCommandFailed
-from fab.operations.proxy import upstream_name
 from fab.operations.release import once
 
 ROLES = "roles with services"
@@ -27,27 +26,14 @@ def render_service_configs(host, release_name):
     """{remote path: text} of every service config for this host (local, no round trip)."""
     env = host.env
     paths = host.paths
-    cpus = host.state.cpus
+    facts = {"name": host.name, "address": host.address, "cpus": host.state.cpus}
     rendered = {}
     for service_name, service in env.services_on(host.name).items():
         if not service.template:
             continue
-        program = env.program_name(service_name)
-        context = dict(
-            env={"name": env.name, "code_root": paths.code_root},
-            host={"name": host.name, "address": host.address, "cpus": cpus},
-            service={**service.model_dump(), "name": service_name, "workers": service.workers_for(cpus)},
-            program=program,
-            release={"name": release_name, "path": paths.release(release_name)},
-            paths=paths,
-        )
-        if service.balances:
-            context["upstream"] = {
-                "name": upstream_name(env.name, service.balances),
-                "file": paths.proxy_upstream(program),
-            }
-        path = f"{paths.release_services(release_name, service.control)}/{program}.conf"
-        rendered[path] = templates.render(service.template, **context)
+        context = templates.service_context(env, paths, facts, service_name, service, release_name)
+        path = f"{paths.release_services(release_name, service.control)}/{context['program']}.conf"
+        rendered[path] = templates.render(env.template_dirs, service.template, **context)
     return rendered
 
 
