@@ -283,8 +283,12 @@ def ensure_sshd(spec, host, address):
         return pid
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     sh("/usr/sbin/sshd", "-f", config, "-E", os.path.join(sshd_dir, "sshd.log"))
-    wait_for(lambda: port_open(address, SSH_PORT), f"sshd of {host} on {address}:{SSH_PORT}")
-    return read_pid(os.path.join(sshd_dir, "sshd.pid"))
+    pidfile = os.path.join(sshd_dir, "sshd.pid")
+    # Its pidfile, not only an open port: a stray listener on the address would
+    # answer for it (and be left unstopped) while this sshd failed to bind.
+    wait_for(lambda: read_pid(pidfile) and alive(read_pid(pidfile)) and port_open(address, SSH_PORT),
+             f"sshd of {host} on {address}:{SSH_PORT} (is something else listening there?)")
+    return read_pid(pidfile)
 
 
 def ensure_supervisord(spec, host):

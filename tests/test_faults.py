@@ -12,6 +12,7 @@ say so by touching a `...-started` file; the test app exits at start or answers
 machine, so the test reads and writes them directly.)
 """
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -132,9 +133,8 @@ def drop_connections(env, host):
 def sshd_stopped(env, host):
     from fab import sandbox
 
-    pidfile = os.path.join(env.spec.host_dir(host), "sshd", "sshd.pid")
-    with open(pidfile) as handle:
-        os.kill(int(handle.read()), signal.SIGTERM)
+    with open(env.spec.state_file) as handle:  # the pid the fleet recorded when it started sshd
+        os.kill(json.load(handle)["hosts"][host]["sshd_pid"], signal.SIGTERM)
     try:
         yield
     finally:
@@ -187,8 +187,6 @@ def served_commits(env):
     commits = {host: env.version(host)["commit"] for host in ("web1", "web2")}
     url = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
     with urllib.request.urlopen(url, timeout=10) as response:
-        import json
-
         commits["proxy"] = json.loads(response.read().decode())["commit"]
     return commits
 

@@ -322,7 +322,7 @@ def test_accept_new_with_a_changed_key_is_one_line_from_fab(hk_fleet, tmp_path):
     ssh_config = write_ssh_config(tmp_path, hk_fleet, "accept-new")
     lines = real_known_hosts_lines(hk_fleet)
     (tmp_path / "known_hosts").write_text(lines["hk2"].replace("127.0.8.32", "127.0.8.31") + "\n")
-    (tmp_path / "hk.yml").write_text(environment(ssh_config).model_dump_json(exclude={"name"}))
+    (tmp_path / "hk.yml").write_text(environment(ssh_config).model_dump_json(exclude={"name", "folder"}))
     result = run_fab("hk", "releases", environments=str(tmp_path), timeout=120)
     line = assert_one_line_error(result, "hk1", "host key mismatch for 127.0.8.31")
     assert "hk2" not in line
@@ -375,7 +375,7 @@ def test_no_prints_one_warning_line_per_host(hk_fleet, tmp_path):
     """Through `fab`: hk1 and hk2 are both reached through `jump` (two connections to
     it), every host is warned about exactly once, and paramiko's UserWarning is gone."""
     ssh_config = write_ssh_config(tmp_path, hk_fleet, "no", jump_for=("hk1", "hk2"))
-    (tmp_path / "hk.yml").write_text(environment(ssh_config).model_dump_json(exclude={"name"}))
+    (tmp_path / "hk.yml").write_text(environment(ssh_config).model_dump_json(exclude={"name", "folder"}))
     result = run_fab("hk", "releases", environments=str(tmp_path), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     warned = [line for line in result.stdout.splitlines() if "warning: host key of" in line]
