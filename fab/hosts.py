@@ -16,7 +16,7 @@ from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
 from fab import events, hostkeys, shell
-from fab.errors import ConfigError, ConnectionLost, Interrupted, RemoteCommandFailed, StepFailed
+from fab.errors import ConfigError, ConnectionLost, RemoteCommandFailed, StepFailed
 from fab.events import stream
 from fab.secrets import MaskedLines
 
@@ -131,7 +131,7 @@ def connect(name, env):
 
 def describe_error(error):
     """One line for an exception raised while working on a host."""
-    if isinstance(error, (RemoteCommandFailed, Interrupted)):
+    if isinstance(error, RemoteCommandFailed):
         return str(error)
     if isinstance(error, paramiko.BadHostKeyException):
         return f"host key mismatch for {error.hostname}: refusing to connect"

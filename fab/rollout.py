@@ -73,11 +73,13 @@ def go_live(fleet, waves, goal, previous):
                 stream.warning(f"{len(failed)} host(s) failed, within the failure limit of {budget}: "
                                "putting them back on their previous release")
                 put_back(fleet, rotation, [list(failures)], previous)
+                stream.stage(f"{describe_failures(failures)} back on the previous release; going on")
     except DeployError as error:
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
         stream.stage(f"{stopped}: putting every started wave back on its previous release")
         put_back(fleet, rotation, [list(w.hosts) for w in reversed(started)], previous)
         back = "every host is back on its previous release"
+        stream.stage(back)
         raise (Interrupted if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
     return failed
 
@@ -104,10 +106,9 @@ def restart(fleet, waves, expected, mode):
 
 
 def put_back(fleet, rotation, host_groups, previous):
-    """Put each group of hosts (in the order given) back on `previous`, then undrain.
-
-    A second interrupt stops this at once and says which host runs what.
-    """
+    """Put each group of hosts (in the order given) back on `previous`; those healthy
+    again go back into rotation. A second interrupt stops this at once and says
+    which host runs what."""
     try:
         for group in host_groups:
             failures = run_wave(fleet, rotation, group, previous, swap=True, mode="all")
@@ -117,7 +118,6 @@ def put_back(fleet, rotation, host_groups, previous):
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}") from None
-    stream.stage("every host is back on its previous release")
 
 
 def run_wave(fleet, rotation, names, goal, swap, mode, watch=0):
