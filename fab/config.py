@@ -79,8 +79,10 @@ class Service(_Strict):
     template: Optional[str] = Field(default=None, description="Jinja2 template under templates/")
     port: Optional[int] = Field(default=None, ge=1, le=65535)
     workers: Union[int, Literal["auto"]] = 2
-    #: rolling: one host at a time, drained from the proxies that balance it.
-    #: reload: graceful in-place reload (SIGHUP) when the release did not change.
+    #: rolling: drained from the proxies that balance it, then restarted.
+    #: reload: when only the code changed (same virtualenv, same rendered config),
+    #: reloaded in place with SIGHUP, not drained (gunicorn starts new workers on
+    #: the new code while the old ones finish their requests); otherwise as rolling.
     restart: Literal["rolling", "reload"] = "rolling"
     #: For a proxy: the service whose hosts it balances (drained while they restart).
     balances: Optional[str] = None

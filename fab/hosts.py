@@ -15,7 +15,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from fab import events, hostkeys, shell
+from fab import events, hostkeys, shell, steps as batch
 from fab.errors import ConfigError, ConnectionLost, RemoteCommandFailed, StepFailed
 from fab.events import stream
 from fab.secrets import MaskedLines
@@ -85,6 +85,22 @@ class Host:
             raise RemoteCommandFailed(last, output)
         return result.stdout
 
+    def run_steps(self, steps, timeout=None):
+        """Run `steps` (fab.steps.Step) in one round trip; return their Outcomes.
+
+        Raises StepsFailed naming the step that failed, with the outcomes of
+        those done before it. The batch's time limit is its steps' together.
+        """
+        timeout = timeout or self.env.command_timeout * len(steps)
+        result = self.execute(batch.compose(steps), timeout=timeout)
+        done, failed = batch.parse(steps, result.stdout)
+        if result.exited != 0:
+            output = result.stderr.strip()
+            last = output.splitlines()[-1] if output else f"exit status {result.exited}"
+            failed = failed or steps[min(len(done), len(steps) - 1)].name
+            raise StepsFailed(last, output, step=failed, done=done)
+        return done
+
     def upload(self, content, path):
         """Write `content` (text) into the existing file `path` over SFTP: the bytes
         never appear on a command line, and the file keeps its mode."""
@@ -118,6 +134,15 @@ class Host:
         while isinstance(connection, Connection):
             connection.close()
             connection = connection.gateway
+
+
+class StepsFailed(RemoteCommandFailed):
+    """A step of a batch failed: `step` names it, `done` holds the Outcomes before it."""
+
+    def __init__(self, message, output="", step=None, done=()):
+        super().__init__(message, output)
+        self.step = step
+        self.done = list(done)
 
 
 def connect(name, env):
@@ -203,47 +228,103 @@ class Fleet:
         stopped on their hosts (their connections closed) before the interrupt
         goes on: no thread keeps changing a host after that.
         """
-        targets = list(hosts) if hosts is not None else list(self.hosts.values())
         results, failures = {}, {}
-        if not targets:
-            return results, failures
 
-        def timed(host):
+        def work(host):
             stream.publish(events.StepStarted(host.name, step))
             started = time.monotonic()
-            value = action(host)
-            return value, time.monotonic() - started
+            try:
+                value = action(host)
+            except Exception as error:  # noqa: BLE001 - reported per host
+                failures[host.name] = self._failed(host, step, error)
+                return
+            results[host.name] = value
+            note = value if isinstance(value, str) and value else "ok"
+            outcome = events.SKIPPED if note.startswith("skipped") else events.OK
+            stream.publish(events.StepFinished(
+                host.name, step, outcome, note=note, seconds=time.monotonic() - started, quiet=quiet))
 
+        self._fan_out(hosts, work, lambda host: step)
+        return results, failures
+
+    def each_steps(self, steps_for, hosts=None):
+        """Run each host's steps (`steps_for(host)`: a list of fab.steps.Step) in one
+        round trip per host, all hosts in parallel; return {host: {step: note}}.
+
+        Each step is reported on its own, as if run alone; failures are raised
+        together (StepFailed) once every host has finished.
+        """
+        results, failures = self.attempt_steps(steps_for, hosts)
+        if failures:
+            raise StepFailed("/".join(sorted({step for step, _ in failures.values()})),
+                             {host: message for host, (_, message) in failures.items()})
+        return results
+
+    def attempt_steps(self, steps_for, hosts=None):
+        """Like `each_steps`, but return ({host: {step: note}}, {host: (step, failure line)})
+        without raising."""
+        planned = {host.name: steps_for(host) for host in self._targets(hosts)}
+        results, failures = {}, {}
+
+        def work(host):
+            steps = planned[host.name]
+            stream.publish(events.StepStarted(host.name, steps[0].name))
+            try:
+                done = host.run_steps(steps)
+            except Exception as error:  # noqa: BLE001 - reported per host
+                done = getattr(error, "done", [])
+                self._report(host, done)
+                failed = getattr(error, "step", None) or steps[min(len(done), len(steps) - 1)].name
+                failures[host.name] = (failed, self._failed(host, failed, error))
+                return
+            self._report(host, done)
+            results[host.name] = {outcome.step: outcome.note for outcome in done}
+
+        self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work,
+                      lambda host: planned[host.name][0].name)
+        return results, failures
+
+    @staticmethod
+    def _report(host, outcomes):
+        for outcome in outcomes:
+            state = events.SKIPPED if outcome.outcome == "skipped" else events.OK
+            stream.publish(events.StepFinished(host.name, outcome.step, state, note=outcome.note,
+                                               seconds=outcome.seconds))
+
+    @staticmethod
+    def _failed(host, step, error):
+        """Publish `step`'s failure on `host`; its one line. Internal bugs are raised."""
+        message = describe_error(error)
+        if message is None:
+            raise error
+        stream.publish(events.StepFinished(host.name, step, events.FAILED, note=message,
+                                           output=getattr(error, "output", "")))
+        return message
+
+    def _targets(self, hosts):
+        return list(hosts) if hosts is not None else list(self.hosts.values())
+
+    def _fan_out(self, hosts, work, running_step):
+        """Run `work(host)` on every host in parallel, to the end. On an interrupt,
+        the hosts still working are stopped (their connections closed), each
+        reported as `running_step(host)` stopped, before the interrupt goes on."""
+        targets = self._targets(hosts)
+        if not targets:
+            return
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(targets)))
-        futures = {pool.submit(timed, host): host for host in targets}
+        futures = {pool.submit(work, host): host for host in targets}
         try:
             for future in concurrent.futures.as_completed(futures):
-                host = futures[future]
-                try:
-                    value, seconds = future.result()
-                except Exception as error:  # noqa: BLE001 - reported per host below
-                    message = describe_error(error)
-                    if message is None:
-                        raise
-                    failures[host.name] = message
-                    stream.publish(events.StepFinished(
-                        host.name, step, events.FAILED, note=message,
-                        output=getattr(error, "output", "")))
-                    continue
-                results[host.name] = value
-                note = value if isinstance(value, str) and value else "ok"
-                outcome = events.SKIPPED if note.startswith("skipped") else events.OK
-                stream.publish(events.StepFinished(
-                    host.name, step, outcome, note=note, seconds=seconds, quiet=quiet))
+                future.result()
         except BaseException:
             for future, host in futures.items():
                 if not future.done():
                     host.interrupt()
-                    stream.publish(events.StepFinished(host.name, step, events.FAILED, note="stopped"))
+                    stream.publish(events.StepFinished(host.name, running_step(host), events.FAILED,
+                                                       note="stopped"))
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        return results, failures
 
     def close(self):
         for host in self.hosts.values():

@@ -16,6 +16,7 @@ from fab.errors import DeployError, FleetInconsistent, Interrupted
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
+from fab.steps import Step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,41 +122,72 @@ def put_back(fleet, rotation, host_groups, previous):
 
 
 def run_wave(fleet, rotation, names, goal, swap, mode, watch=0):
-    """Drain, swap (if `swap`), restart and health-check the hosts `names` together,
-    then put the healthy ones back into rotation. Returns {host: failure}; hosts
-    that failed stay drained."""
+    """Drain (where a restart needs it), swap (if `swap`), restart or reload and
+    health-check the hosts `names` together, each in one round trip, then put the
+    healthy ones back into rotation. Returns {host: failure}; hosts that failed
+    stay drained."""
     env = fleet.env
-    failures = {}
-
-    def step(name, action, hosts, quiet=False):
-        _, failed = fleet.attempt(name, action, hosts, quiet)
-        failures.update(failed)
-        return [h for h in hosts if h.name not in failed]
-
-    def check(host, patience=None):
-        return health.check(host, goal[host.name].release, goal[host.name].commit, patience=patience)
-
     hosts = [fleet[name] for name in names]
-    rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode)})
-    if swap:
-        hosts = step("swap", lambda h: swap_to(h, goal[h.name]), hosts)
-    step("restart", lambda h: restart_host(fleet, h, mode, goal[h.name]),
-         [h for h in hosts if env.services_on(h.name)])
-    serving = [h for h in hosts if h.name not in failures and goal[h.name].release]
-    watched = step("health", check, [h for h in serving if health.checks_for(h)])
+    reloads = {h.name: in_place_reloads(h, goal[h.name]) if mode == "all" else set() for h in hosts}
+    rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
+
+    def steps(host):
+        target = goal[host.name]
+        planned = [swap_step(host, target)] if swap else []
+        if env.services_on(host.name):
+            planned.append(restart_step(fleet, host, mode, target, reloads[host.name]))
+        if target.release and health.checks_for(host):
+            planned.append(health.check_step(host, target.release, target.commit))
+        return planned
+
+    _, failed = fleet.attempt_steps(steps, hosts)
+    failures = {host: message for host, (_, message) in failed.items()}
+    watched = [h for h in hosts if h.name not in failures and goal[h.name].release and health.checks_for(h)]
     deadline = time.monotonic() + watch
     while watched and time.monotonic() < deadline:
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        watched = step("watch", lambda h: check(h, patience=2), watched, quiet=True)
-    rotation.set(rotation.drained - {h.name for h in serving if h.name not in failures})
+        _, failed = fleet.attempt("watch", lambda h: health.check(
+            h, goal[h.name].release, goal[h.name].commit, patience=2), watched, quiet=True)
+        failures.update(failed)
+        watched = [h for h in watched if h.name not in failed]
+    serving = {h.name for h in hosts if h.name not in failures and goal[h.name].release}
+    rotation.set(rotation.drained - serving)
     return failures
 
 
-def needs_drain(env, host, mode):
-    """A host behind a proxy is drained unless its restart reloads in place."""
-    if not balanced_services(env, host.name):
+def in_place_reloads(host, target):
+    """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`:
+    those of services with `restart: reload` whose virtualenv and rendered config
+    are the same in the release running now and in the target. Anything else, or
+    anything unknown, restarts."""
+    env = host.env
+    running = running_release(host)
+    venvs = host.state.venvs
+    if not (running and target.release) or venvs.get(running) is None \
+            or venvs.get(running) != venvs.get(target.release):
+        return set()
+    before = host.state.configs.get(running, {})
+    after = host.state.configs.get(target.release, {})
+    programs = {env.program_name(name) for name, service in env.supervised_on(host.name).items()
+                if service.restart == "reload"}
+    return {p for p in programs if p in after and before.get(p) == after[p]}
+
+
+def running_release(host):
+    """The release `current` points to as far as this task knows (None: unknown)."""
+    if host.placed is None:
+        return host.state.current
+    return host.placed if host.placed in host.state.releases else None
+
+
+def needs_drain(env, host, mode, reloads=()):
+    """A host behind a proxy is drained unless every balanced program reloads in place."""
+    balanced = balanced_services(env, host.name)
+    if not balanced:
         return False
-    return mode == "all" or not supervisor.reloads_in_place(host, mode)
+    if mode == "all":
+        return any(env.program_name(name) not in reloads for name in balanced)
+    return not supervisor.reloads_in_place(host, mode)
 
 
 def checked(fleet, names):
@@ -163,38 +195,32 @@ def checked(fleet, names):
     return [fleet[name] for name in names if health.checks_for(fleet[name])]
 
 
-def swap_to(host, target):
-    """Point `current` at the target release; with none, remove `current` (undoing a
-    first deploy)."""
+def swap_step(host, target):
+    """Step: point `current` at the target release; with none, remove `current`
+    (undoing a first deploy)."""
     host.placed = "unknown (its swap was cut short)"
-    if target.release:
-        note = current.swap(host, target.release)
-    else:
-        current.remove(host)
-        note = "current removed (it was the first deploy)"
-    host.placed = target.release or "nothing"
-    return note
+
+    def placed(note):
+        host.placed = target.release or "nothing"
+        return note
+
+    return current.swap_step(host, target.release, then=placed)
 
 
-def restart_host(fleet, host, mode, target):
-    """Apply and restart the host's services: supervisor programs, then port services."""
+def restart_step(fleet, host, mode, target, reloads=()):
+    """Step: apply and restart (or reload) the host's services: supervisor programs,
+    then port services (proxies get their upstream list first)."""
     env = fleet.env
-    notes = []
+    parts = []
     if env.supervised_on(host.name):
-        notes.append(supervisor.restart(host, mode, expect_programs=bool(target.release)))
+        parts.append(supervisor.restart(host, mode, expect_programs=bool(target.release), reloads=reloads))
     if env.port_services_on(host.name) and target.release:
-        notes.append(start_port_services(fleet, host))
-    return "; ".join(notes)
-
-
-def start_port_services(fleet, host):
-    """Start or reload every port-controlled service on the host (proxies included)."""
-    notes = []
-    for name, service in fleet.env.port_services_on(host.name).items():
-        if service.balances:
-            proxy_ops.write_upstream(host, name, service, backends_of(fleet, service.balances), reload=False)
-        notes.append(portservice.start_or_reload(host, name, service))
-    return "; ".join(notes)
+        for name, service in env.port_services_on(host.name).items():
+            if service.balances:
+                parts.append(proxy_ops.upstream_script(
+                    host, name, service, backends_of(fleet, service.balances), reload=False))
+            parts.append(portservice.start_or_reload(host, name, service))
+    return Step("restart", "\n".join([*parts, 'printf \'%s\\n\' "${notes:-nothing to restart}"']))
 
 
 def backends_of(fleet, service_name):

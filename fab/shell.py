@@ -34,8 +34,9 @@ def script(*lines):
 
 @functools.lru_cache(maxsize=None)
 def remote_script(name):
-    """The text of fab/remote/<name>.sh: a script that takes its values as arguments."""
-    with open(os.path.join(REMOTE_SCRIPTS, f"{name}.sh")) as handle:
+    """The text of fab/remote/<name> (`.sh` unless named): a script that takes its
+    values as arguments."""
+    with open(os.path.join(REMOTE_SCRIPTS, name if "." in name else f"{name}.sh")) as handle:
         return handle.read()
 
 

@@ -470,19 +470,25 @@ def build_release(fleet, meta):
     virtualenv, build commands, service configs, predeploy commands, checks.
     Each step is done once per release (a resume skips what a host finished)."""
     env = fleet.env
-    fleet.each("release", lambda host: release.create(host, meta))
-    fleet.each("code", lambda host: code.checkout(host, meta.name, meta.commit))
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
-    if env.linked_files or env.linked_dirs:
-        fleet.each("link", lambda host: shared.link(host, meta.name))
-    fleet.each("virtualenv", lambda host: virtualenv.ensure(host, meta.name))
-    fleet.each("build", lambda host: build.run_build_commands(host, meta.name))
-    fleet.each("services", lambda host: supervisor.install_service_configs(host, meta.name))
+
+    def check(host):
+        return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
+
+    # One round trip per host for all of it (two with predeploy commands between).
+    fleet.each_steps(lambda host: [
+        release.create(host, meta),
+        code.checkout(host, meta.name, meta.commit),
+        *([shared.link(host, meta.name)] if env.linked_files or env.linked_dirs else []),
+        virtualenv.ensure(host, meta.name),
+        build.build_commands(host, meta.name),
+        supervisor.install_service_configs(host, meta.name),
+        *([] if env.predeploy else [check(host)]),
+    ])
     if env.predeploy:
         on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
-    fleet.each("check", lambda host: build.preswap_check(
-        host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)]))
+        fleet.each_steps(lambda host: [check(host)])
 
 
 def migrate(fleet, meta):

@@ -72,7 +72,11 @@ def service_context(env, paths, host, service_name, service, release_name):
         release={"name": release_name, "path": paths.release(release_name)},
         paths=paths,
         #: The program's environment: where it runs, then the service's own variables.
-        environment={"DEPLOY_ENV": env.name, "DEPLOY_RELEASE": release_name, **service.environment},
+        #: A service that reloads in place serves release after release from one
+        #: process, so it is not told one release.
+        environment={"DEPLOY_ENV": env.name,
+                     **({} if service.restart == "reload" else {"DEPLOY_RELEASE": release_name}),
+                     **service.environment},
         #: A command prefix that exports the environment's secrets, then execs the rest.
         load_secrets=(f"/bin/sh -c 'set -a && . \"$0\" && set +a && exec \"$@\"' "
                       f"{shell.quote(paths.secrets_file)} " if env.secrets else ""),

@@ -8,7 +8,6 @@ import pytest
 from fab import shell
 from fab.errors import ConfigError
 from fab.operations import state, supervisor, virtualenv
-from fab.operations.health import version_mismatch
 from fab.paths import Paths, expand_home
 from fab.releases import GOOD, ReleaseMeta
 from fab import templates
@@ -48,6 +47,7 @@ def test_parse_supervisor_status():
 
 
 def test_version_mismatch():
+    version_mismatch = probe_module().mismatch
     assert version_mismatch({"commit": "a" * 40, "release": "/r/1"}, "a" * 40, "/r/1") is None
     assert "serves commit bbbbbbbbbbbb" in version_mismatch({"commit": "b" * 40, "release": "/r/1"}, "a" * 40, "/r/1")
     assert "runs from /r/0" in version_mismatch({"commit": "a" * 40, "release": "/r/0"}, "a" * 40, "/r/1")
@@ -83,7 +83,8 @@ def test_paths():
 def test_template_missing_variable_names_template_and_variable():
     with pytest.raises(ConfigError, match=r"template supervisor/gunicorn.conf.j2: .*'host' is undefined"):
         templates.render([templates.BUILTIN_TEMPLATES], "supervisor/gunicorn.conf.j2",
-                         program="p", release={}, service={}, paths={}, env={}, load_secrets="")
+                         program="p", release={}, service={"restart": "rolling"}, paths={}, env={},
+                         load_secrets="")
     with pytest.raises(ConfigError, match="not found"):
         templates.render([templates.BUILTIN_TEMPLATES], "supervisor/nope.j2")
 
@@ -104,3 +105,14 @@ def test_the_build_hashes_exactly_what_venv_key_defines(tmp_path, files, pip_arg
     version = subprocess.run(["/usr/bin/python3", "-c", virtualenv.PYTHON_VERSION_CODE],
                              capture_output=True, check=True).stdout
     assert on_host == virtualenv.venv_key(list(files.values()), pip_args, version)
+
+
+def probe_module():
+    """fab/remote/probe.py, the health probe hosts run, loaded as a module."""
+    import importlib.util
+    from fab.shell import REMOTE_SCRIPTS
+
+    spec = importlib.util.spec_from_file_location("probe", f"{REMOTE_SCRIPTS}/probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

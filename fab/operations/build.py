@@ -9,7 +9,8 @@ outlives its time limit is stopped on the host and fails its step.
 """
 from fab import shell
 from fab.operations import ALL_ROLES
-from fab.operations.release import once
+from fab.operations.release import once, run_once
+from fab.steps import Step
 
 ROLES = ALL_ROLES
 
@@ -23,33 +24,37 @@ def in_release_environment(host):
     return "\n".join(lines)
 
 
-def run_build_commands(host, release_name):
-    return run_release_commands(host, release_name, "build", host.env.build_commands)
+def build_commands(host, release_name):
+    """Step: the environment's build commands in the release (once per release)."""
+    return release_commands(host, release_name, "build", host.env.build_commands)
+
+
+def release_commands(host, release_name, step, commands):
+    """Step `step`: run `commands` in the release (once per release)."""
+    if not commands:
+        return Step(step, f"echo 'no {step} commands'")
+    body = "\n".join([in_release_environment(host), *commands,
+                      f"echo '{len(commands)} {step} command(s) ran'"])
+    return once(host, release_name, step, body)
 
 
 def run_release_commands(host, release_name, step, commands, timeout=None):
-    """Run `commands` in the release as step `step` (once per release)."""
+    """Run `release_commands(...)` alone, within `timeout` seconds."""
     if not commands:
         return f"no {step} commands"
-    body = "\n".join([in_release_environment(host), *commands,
-                      f"echo '{len(commands)} {step} command(s) ran'"])
-    return once(host, release_name, step, body, timeout=timeout)
+    return run_once(host, release_name, step, release_commands(host, release_name, step, commands).body, timeout)
 
 
 def preswap_check(host, release_name, programs):
-    """Check the release can run: its python starts and its service configs exist."""
+    """Step: check the release can run: its python starts and its service configs exist."""
     paths = host.paths
     confs = " ".join(
         shell.quote(f"{paths.release_services(release_name)}/{program}.conf") for program in programs
     )
-    host.run(
-        f"""
-set -e
-cd {shell.quote(paths.release(release_name))}
+    return Step("check", f"""
 python_env/bin/python -c 'import sys' || {{ echo "python_env does not run" >&2; exit 1; }}
 for conf in {confs}; do [ -f "$conf" ] || {{ echo "missing $conf" >&2; exit 1; }}; done
 {in_release_environment(host)}
 {chr(10).join(host.env.checks)}
-"""
-    )
-    return "ready"
+echo ready
+""", cwd=paths.release(release_name))

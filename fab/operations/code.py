@@ -73,7 +73,7 @@ printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
 
 
 def checkout(host, release_name, commit):
-    """Update the git cache and export `commit` into the release. Returns a short note."""
+    """Step: update the git cache and export `commit` into the release."""
     release_dir = host.paths.release(release_name)
     body = _update_cache(host, commit) + _export(host, commit, release_dir) + f'echo "exported {commit[:12]}"'
     return once(host, release_name, "code", body)

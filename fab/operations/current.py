@@ -9,6 +9,7 @@ import uuid
 
 from fab import shell
 from fab.operations import ALL_ROLES
+from fab.steps import Step
 
 ROLES = ALL_ROLES
 
@@ -17,18 +18,16 @@ _TASK = uuid.uuid4().hex
 _order = itertools.count(1)
 
 
-def swap(host, release_name):
-    """Point `current` at `release_name`; returns "current -> <new> (was <old>)"."""
-    previous = _swap(host, release_name)
-    return f"current -> {release_name} (was {previous or 'nothing'})"
+def swap_step(host, release_name, then=None):
+    """Step: point `current` at `release_name`, or with none remove `current`
+    (undoing the very first deploy). Its note: "current -> <new> (was <old>)"."""
+    body = shell.command("bash", "-c", shell.remote_script("swap"), "swap",
+                         host.paths.code_root, release_name or "", _TASK, next(_order))
 
+    def note(last_line):
+        previous = last_line.partition("=")[2].rstrip("/").split("/")[-1] or "nothing"
+        text = (f"current -> {release_name} (was {previous})" if release_name
+                else f"current removed (it was the first deploy; was {previous})")
+        return then(text) if then else text
 
-def remove(host):
-    """Remove `current` (used to undo the very first deploy, which had no previous release)."""
-    _swap(host, "")
-
-
-def _swap(host, release_name):
-    output = host.run(shell.remote_script("swap"),
-                      [host.paths.code_root, release_name, _TASK, next(_order)])
-    return output.strip().splitlines()[-1].partition("=")[2].rstrip("/").split("/")[-1]
+    return Step("swap", body, then=note)

@@ -38,26 +38,27 @@ done
 
 
 def start_or_reload(host, service_name, service, timeout=30):
-    """Start the service if nothing listens on its port, else reload it."""
+    """Shell that starts the service if nothing listens on its port, else reloads it;
+    it appends what it did to $notes."""
     variables = service_variables(host, service_name, service)
     log = shell.quote(f"{variables['log']}/{variables['program']}.out")
     start = expand(service.start, variables)
     if not service.daemonizes:
         start = f"setsid nohup sh -c {shell.quote(start)} >> {log} 2>&1 < /dev/null &"
     reload = expand(service.reload, variables) if service.reload else ""
-    output = host.run(f"""
-set -e
+    name = shell.quote(service_name)
+    return f"""
 cd {shell.quote(variables['current'])}
 mkdir -p {shell.quote(variables['log'])}
 {hook(host, service_name, service, "before")}
 {pid_on_port_script(service.port)}
 if [ -n "$pid" ]; then
-  {f'{reload}; echo "reloaded pid $pid"' if reload else 'echo "running as pid $pid (no reload command)"'}
+  {f'{reload}; did="reloaded pid $pid"' if reload else 'did="running as pid $pid (no reload command)"'}
 else
   {start}
   {wait_for_listener_script(service.port, timeout)}
-  echo "started pid $pid"
+  did="started pid $pid"
 fi
 {hook(host, service_name, service, "after")}
-""")
-    return f"{service_name}: {output.strip().splitlines()[-1]}"
+notes="${{notes:+$notes; }}"{name}": $did"
+"""

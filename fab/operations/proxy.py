@@ -25,20 +25,25 @@ def upstream_config(name, backends, drained=()):
     return "\n".join(lines) + "\n"
 
 
-def write_upstream(host, proxy_name, proxy_service, backends, drained=(), reload=True):
-    """Write the proxy's upstream list; if the proxy runs and `reload`, reload it."""
+def upstream_script(host, proxy_name, proxy_service, backends, drained=(), reload=True):
+    """Shell that writes the proxy's upstream list; if the proxy runs and `reload`,
+    reloads it."""
     env = host.env
     variables = service_variables(host, proxy_name, proxy_service)
     path = host.paths.proxy_upstream(variables["program"])
     text = upstream_config(upstream_name(env.name, proxy_service.balances), backends, drained)
     reload_command = expand(proxy_service.reload, variables) if (reload and proxy_service.reload) else ""
-    host.run(f"""
-set -e
+    return f"""
 mkdir -p {shell.quote(path.rsplit("/", 1)[0])}
 {shell.write_file(path, text)}
 {pid_on_port_script(proxy_service.port) if reload_command else ""}
 # The reload is asynchronous: give the proxy a moment to start its new workers.
 {f'if [ -n "$pid" ]; then {reload_command}; sleep 0.3; fi' if reload_command else ""}
-""")
+"""
+
+
+def write_upstream(host, proxy_name, proxy_service, backends, drained=()):
+    """Write the proxy's upstream list and reload the proxy if it runs."""
+    host.run("set -e\n" + upstream_script(host, proxy_name, proxy_service, backends, drained))
     down = ", ".join(sorted(drained)) or "none"
     return f"{proxy_name}: drained {down}"

@@ -6,21 +6,19 @@ whichever machine the deploy is resumed from.
 """
 from fab import shell
 from fab.operations import ALL_ROLES
+from fab.steps import Step
 
 ROLES = ALL_ROLES
-SKIPPED = "__skipped__"
 
 
 def create(host, meta):
-    """Create the release directory with its metadata. Safe to rerun."""
+    """Step: create the release directory with its metadata. Safe to rerun."""
     paths = host.paths
-    host.run(
-        shell.script(
-            shell.command("mkdir", "-p", paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)),
-            shell.write_file(paths.release_meta(meta.name), meta.to_json()),
-        )
-    )
-    return "created"
+    return Step("release", "\n".join([
+        shell.command("mkdir", "-p", paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)),
+        shell.write_file(paths.release_meta(meta.name), meta.to_json()),
+        "echo created",
+    ]))
 
 
 def write_meta(host, meta):
@@ -33,25 +31,14 @@ def write_meta(host, meta):
     return meta.status
 
 
-def once(host, release_name, step, body, timeout=None):
-    """Run `body` unless `step` already completed for this release on this host.
+def once(host, release_name, step, body, then=None):
+    """Step `step`, run in the release directory unless it already completed for
+    this release on this host (its marker, in the release, says so)."""
+    return Step(step, body, cwd=host.paths.release(release_name),
+                marker=host.paths.release_step(release_name, step), then=then)
 
-    The check, the work and the marker are one round trip, stopped after
-    `timeout` seconds (default: the environment's command_timeout). Returns the
-    body's last output line, or "skipped (already done)".
-    """
-    marker = shell.quote(host.paths.release_step(release_name, step))
-    output = host.run(
-        f"""
-if [ -e {marker} ]; then echo {SKIPPED}; exit 0; fi
-set -e
-cd {shell.quote(host.paths.release(release_name))}
-{body}
-touch {marker}
-""",
-        timeout=timeout,
-    )
-    lines = output.strip().splitlines()
-    if lines and lines[-1] == SKIPPED:
-        return "skipped (already done)"
-    return lines[-1] if lines else "done"
+
+def run_once(host, release_name, step, body, timeout=None):
+    """Run `once(...)` alone, stopped after `timeout` seconds (default: the
+    environment's command_timeout). Returns its note, or "skipped (already done)"."""
+    return host.run_steps([once(host, release_name, step, body)], timeout=timeout)[0].note

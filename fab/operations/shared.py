@@ -73,7 +73,7 @@ def provide_missing_files(host):
 
 
 def link(host, release_name):
-    """Link the release's linked dirs and files to shared/ (once per release)."""
+    """Step: link the release's linked dirs and files to shared/ (once per release)."""
     env = host.env
     paths = host.paths
     unprovided = provide_missing_files(host) if env.linked_files else []

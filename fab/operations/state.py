@@ -5,6 +5,7 @@ parsing (`parse`) are separate; `parse` is tested on captured output.
 """
 import base64
 import dataclasses
+import hashlib
 
 from fab import shell
 from fab.operations import ALL_ROLES
@@ -21,6 +22,8 @@ class HostState:
     current: str = None
     releases: dict = dataclasses.field(default_factory=dict)  # name -> HostRelease
     steps: dict = dataclasses.field(default_factory=dict)  # name -> set of done steps
+    venvs: dict = dataclasses.field(default_factory=dict)  # name -> key of the venv it links to
+    configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
 
     def release(self, name):
@@ -34,10 +37,15 @@ def read(host):
     return host.state
 
 
+def config_digest(text):
+    """The digest `conf` lines give of a config file with this text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def parse(output, code_root):
     """The HostState described by the output of `read`'s script."""
     home, current, cpus = None, None, 1
-    names, metas, steps = [], {}, {}
+    names, metas, steps, venvs, configs = [], {}, {}, {}, {}
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "home":
@@ -54,6 +62,12 @@ def parse(output, code_root):
                 metas[name] = ReleaseMeta.from_json(base64.b64decode(encoded).decode())
             except (ValueError, TypeError, KeyError):
                 metas[name] = None  # unreadable metadata: treated as a failed release
+        elif kind == "conf":
+            name, digest, file_name = rest.split(" ", 2)
+            configs.setdefault(name, {})[file_name.removesuffix(".conf")] = digest
+        elif kind == "venv":
+            name, _, key = rest.partition(" ")
+            venvs[name] = key
         elif kind == "step":
             name, _, step = rest.partition(" ")
             steps.setdefault(name, set()).add(step)
@@ -65,5 +79,7 @@ def parse(output, code_root):
         current=current,
         releases={name: HostRelease(name, metas.get(name)) for name in names},
         steps={name: steps.get(name, set()) for name in names},
+        venvs={name: venvs[name] for name in names if name in venvs},
+        configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
     )

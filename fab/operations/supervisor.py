@@ -13,12 +13,14 @@ from fab import shell, templates
 from fab.commands import hook
 from fab.hosts import RemoteCommandFailed
 from fab.operations.release import once
+from fab.operations.state import config_digest
 
 ROLES = "roles with services"
 
 #: How `restart` treats programs: "changed" restarts only programs whose config
-#: changed; "all" restarts every program; "graceful" sends SIGHUP instead of a
-#: restart to unchanged programs of services with `restart: reload`.
+#: changed; "all" restarts every program (but those it is told to reload);
+#: "graceful" sends SIGHUP instead of a restart to unchanged programs of services
+#: with `restart: reload`.
 RESTART_MODES = ("changed", "all", "graceful")
 
 
@@ -37,6 +39,13 @@ def render_service_configs(host, release_name):
     return rendered
 
 
+def configs_by_program(host, release_name):
+    """{program: config text} of the host's supervisor programs in a release (local)."""
+    return {path.rsplit("/", 1)[-1].removesuffix(".conf"): text
+            for path, text in render_service_configs(host, release_name).items()
+            if path.startswith(host.paths.release_services(release_name, "supervisor") + "/")}
+
+
 def _write_configs_script(host, release_name):
     paths = host.paths
     rendered = render_service_configs(host, release_name)
@@ -51,8 +60,14 @@ def _write_configs_script(host, release_name):
 
 
 def install_service_configs(host, release_name):
-    """Render this host's service configs into a new release (once per release)."""
-    return once(host, release_name, "services", _write_configs_script(host, release_name))
+    """Step: render this host's service configs into a new release (once per release)."""
+    def remember(note):
+        """The host's state learns the new release's configs (reload decisions use them)."""
+        host.state.configs[release_name] = {
+            program: config_digest(text) for program, text in configs_by_program(host, release_name).items()}
+        return note
+
+    return once(host, release_name, "services", _write_configs_script(host, release_name), then=remember)
 
 
 def rerender_current(host):
@@ -81,12 +96,16 @@ def reloads_in_place(host, mode):
     return mode == "changed" or all(s.restart == "reload" for s in web.values())
 
 
-def restart(host, mode="all", timeout=60, expect_programs=True):
-    """Apply config changes (reread/update) and restart programs as `mode` says,
-    with the services' before/after hooks; wait until every program is RUNNING.
+def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
+    """Shell that applies config changes (reread/update) and restarts programs as
+    `mode` says, with the services' before/after hooks, then waits until every
+    program is RUNNING; it appends what it did to $notes.
 
-    With `expect_programs` false (no release is current any more) it only applies
-    the removal. Safe to rerun.
+    Programs in `reloads` (the caller knows their config and virtualenv did not
+    change) get SIGHUP instead of a restart; when that is every program, nothing
+    is reread or restarted at all, and the health check proves the reload. With
+    `expect_programs` false (no release is current any more) it only applies the
+    removal. Safe to rerun.
     """
     if mode not in RESTART_MODES:
         raise ValueError(f"unknown restart mode {mode!r}")
@@ -94,33 +113,39 @@ def restart(host, mode="all", timeout=60, expect_programs=True):
     ctl = env.supervisorctl  # a trusted command prefix from the environment file
     services = env.supervised_on(host.name) if expect_programs else {}
     programs = [env.program_name(name) for name in services]
+    reloads = [p for p in programs if p in set(reloads)]
+    hooks_before = "\n".join(h for h in (hook(host, n, s, "before") for n, s in services.items()) if h)
+    hooks_after = "\n".join(h for h in (hook(host, n, s, "after") for n, s in services.items()) if h)
+    cwd = shell.quote(host.paths.current if expect_programs else host.paths.code_root)
+    if programs and len(reloads) == len(programs):
+        return f"""
+cd {cwd}
+{hooks_before}
+{chr(10).join(f"{ctl} signal HUP {shell.quote(p)} >/dev/null || {ctl} start {shell.quote(p)} >/dev/null"
+              for p in reloads)}
+{hooks_after}
+notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
+"""
     # Programs `update` did not already restart; "changed" leaves them alone.
     untouched_by_update = {} if mode == "changed" else services
     per_program = []
     for name, service in untouched_by_update.items():
-        program = shell.quote(env.program_name(name))
-        if mode == "graceful" and service.restart == "reload":
-            action = f"{ctl} signal HUP {program} >/dev/null"
+        program = env.program_name(name)
+        if program in reloads or (mode == "graceful" and service.restart == "reload"):
+            action = f"{ctl} signal HUP {shell.quote(program)} >/dev/null"
         else:
-            action = f"{ctl} restart {program} >/dev/null"
-        per_program.append(f'case " $changed " in *" "{program}" "*) ;; *) {action} ;; esac')
-    hooks_before = [hook(host, n, s, "before") for n, s in services.items()]
-    hooks_after = [hook(host, n, s, "after") for n, s in services.items()]
-    cwd = host.paths.current if expect_programs else host.paths.code_root
-    output = host.run(f"""
-set -e
-cd {shell.quote(cwd)}
-{chr(10).join(h for h in hooks_before if h)}
+            action = f"{ctl} restart {shell.quote(program)} >/dev/null"
+        per_program.append(f'case " $changed " in *" "{shell.quote(program)}" "*) ;; *) {action} ;; esac')
+    return f"""
+cd {cwd}
+{hooks_before}
 changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1/p' | tr '\\n' ' ')
 {ctl} update >/dev/null
 {chr(10).join(per_program)}
 {wait_running_script(ctl, programs, timeout)}
-{chr(10).join(h for h in hooks_after if h)}
-printf '%s\\n' "$out"
-""")
-    states = parse_status(output)
-    running = sorted(p for p in programs if states.get(p) == "RUNNING")
-    return f"running: {', '.join(running) or 'no programs'}"
+{hooks_after}
+notes="${{notes:+$notes; }}running: {', '.join(programs) or 'no programs'}"
+"""
 
 
 def wait_running_script(ctl, programs, timeout, steady=0):
@@ -153,7 +178,7 @@ while :; do
     exit 1
   fi
   steadied=0
-  sleep 0.2
+  sleep 0.1
 done
 """
 

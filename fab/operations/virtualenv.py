@@ -50,7 +50,7 @@ def key_command(env):
 
 
 def ensure(host, release_name):
-    """Link the release to a matching complete venv, building it first if needed."""
+    """Step: link the release to a matching complete venv, building it first if needed."""
     env = host.env
     paths = host.paths
     requirements = " ".join(shell.quote(r) for r in env.requirements)
@@ -79,4 +79,10 @@ fi
 ln -sfn "$venv" python_env
 echo "$note"
 """
-    return once(host, release_name, "virtualenv", body)
+
+    def remember(note):
+        """The host's state learns which venv the release runs (reload decisions use it)."""
+        host.state.venvs[release_name] = note.rsplit(" ", 1)[-1]
+        return note
+
+    return once(host, release_name, "virtualenv", body, then=remember)
