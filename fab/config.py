@@ -17,37 +17,11 @@ from pydantic import (
     BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
 )
 
-from fab import BUILTIN_DIR, secrets, templates
+from fab import secrets, templates
 from fab.errors import ConfigError
+from fab.folders import NAME as _NAME, available_environments, deploy_folder, find_environment
 
-BUILTIN_ENVIRONMENTS = os.path.join(BUILTIN_DIR, "environments")
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def environment_dirs(environ=None):
-    """The folders environment files are looked up in, first match wins:
-
-    every folder in DEPLOY_ENVIRONMENTS (separated by os.pathsep), then the
-    application's deploy folder's `environments/` (DEPLOY_DIR, default `deploy`
-    in the current directory), then the built-in one (the `sandbox`). They add
-    up: naming your own folder never hides the built-in environments.
-    """
-    environ = os.environ if environ is None else environ
-    extra = [d for d in environ.get("DEPLOY_ENVIRONMENTS", "").split(os.pathsep) if d]
-    deploy_dir = environ.get("DEPLOY_DIR") or "deploy"
-    found = [*extra, os.path.join(deploy_dir, "environments"), BUILTIN_ENVIRONMENTS]
-    unique = []
-    for directory in (os.path.abspath(d) for d in found):
-        if directory not in unique:
-            unique.append(directory)
-    return unique
-
-
-def deploy_folder(environments_dir):
-    """The deploy folder of an environments folder: its parent. Relative paths in an
-    environment file, and its `templates/`, are there."""
-    return os.path.dirname(os.path.abspath(environments_dir))
 
 
 class _Strict(BaseModel):
@@ -268,6 +242,9 @@ class Environment(_Strict):
     roles: Dict[str, List[str]]
     python: str = "python3"
     virtualenv: str = "virtualenv"
+    #: uv on the hosts (a command): where a host has it, virtualenvs are built with
+    #: `uv venv` + `uv pip install` (much faster); elsewhere with virtualenv + pip.
+    uv: Optional[str] = Field(default=None, pattern=r"^\S+$")
     requirements: List[str] = ["requirements.txt"]
     pip_args: List[str] = []
     build_commands: List[str] = []
@@ -422,26 +399,6 @@ class Environment(_Strict):
     def secret_values(self):
         """{name: value} of the environment's secrets, read on load (never printed)."""
         return dict(self._secret_values)
-
-
-def available_environments(directory=None):
-    """Every environment's name, from `directory` or else from `environment_dirs()`."""
-    names = set()
-    for folder in [directory] if directory else environment_dirs():
-        if os.path.isdir(folder):
-            names.update(n[: -len(".yml")] for n in os.listdir(folder) if n.endswith(".yml"))
-    return sorted(names)
-
-
-def find_environment(name, directory=None):
-    """The path of environment `name`'s file (the first folder that has it), or None."""
-    if not re.match(_NAME, name):
-        return None
-    for folder in [directory] if directory else environment_dirs():
-        path = os.path.join(folder, f"{name}.yml")
-        if os.path.isfile(path):
-            return path
-    return None
 
 
 def load_environment(name, directory=None):

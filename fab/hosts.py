@@ -178,13 +178,16 @@ class Fleet:
         self._addresses = {}
 
     @classmethod
-    def connect(cls, env, names=None):
-        """Connections to `names` (default: every host), opened in parallel.
+    def connect(cls, env, names=None, also=()):
+        """Connections to `names` (default: every host), opened in parallel, together
+        with the hosts `also` (connections the fleet does not own, e.g. the lock's).
 
         Every host key is verified here, before any host is changed.
         """
         fleet = cls(env, [connect(name, env) for name in (names or env.hosts)])
-        fleet.each("connect", lambda host: host.open(), quiet=True)
+        opening = cls(env, [*fleet.hosts.values()])
+        opening.hosts.update({f"{host.name} ({index})": host for index, host in enumerate(also)})
+        opening.each("connect", lambda host: host.open(), quiet=True)
         return fleet
 
     def __getitem__(self, name):
@@ -247,20 +250,20 @@ class Fleet:
         self._fan_out(hosts, work, lambda host: step)
         return results, failures
 
-    def each_steps(self, steps_for, hosts=None):
+    def each_steps(self, steps_for, hosts=None, quiet=False):
         """Run each host's steps (`steps_for(host)`: a list of fab.steps.Step) in one
         round trip per host, all hosts in parallel; return {host: {step: note}}.
 
         Each step is reported on its own, as if run alone; failures are raised
         together (StepFailed) once every host has finished.
         """
-        results, failures = self.attempt_steps(steps_for, hosts)
+        results, failures = self.attempt_steps(steps_for, hosts, quiet)
         if failures:
             raise StepFailed("/".join(sorted({step for step, _ in failures.values()})),
                              {host: message for host, (_, message) in failures.items()})
         return results
 
-    def attempt_steps(self, steps_for, hosts=None):
+    def attempt_steps(self, steps_for, hosts=None, quiet=False):
         """Like `each_steps`, but return ({host: {step: note}}, {host: (step, failure line)})
         without raising."""
         planned = {host.name: steps_for(host) for host in self._targets(hosts)}
@@ -273,11 +276,11 @@ class Fleet:
                 done = host.run_steps(steps)
             except Exception as error:  # noqa: BLE001 - reported per host
                 done = getattr(error, "done", [])
-                self._report(host, done)
+                self._report(host, done, quiet)
                 failed = getattr(error, "step", None) or steps[min(len(done), len(steps) - 1)].name
                 failures[host.name] = (failed, self._failed(host, failed, error))
                 return
-            self._report(host, done)
+            self._report(host, done, quiet)
             results[host.name] = {outcome.step: outcome.note for outcome in done}
 
         self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work,
@@ -285,11 +288,11 @@ class Fleet:
         return results, failures
 
     @staticmethod
-    def _report(host, outcomes):
+    def _report(host, outcomes, quiet=False):
         for outcome in outcomes:
             state = events.SKIPPED if outcome.outcome == "skipped" else events.OK
             stream.publish(events.StepFinished(host.name, outcome.step, state, note=outcome.note,
-                                               seconds=outcome.seconds))
+                                               seconds=outcome.seconds, quiet=quiet))
 
     @staticmethod
     def _failed(host, step, error):

@@ -10,8 +10,7 @@ import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history, outputs
-from fab.config import load_environment
+from fab import events, history
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
 from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
@@ -24,6 +23,8 @@ _CONFIG_KEY = "deploy_environment"
 
 def select_environment(c, name):
     """Load and validate environment `name` for the tasks that follow on the command line."""
+    from fab.config import load_environment  # pydantic: only once an environment is chosen
+
     c.config[_CONFIG_KEY] = load_environment(name)
 
 
@@ -122,6 +123,8 @@ def task_outputs(json=False, recorded_env=None):
     JSON summary if asked (`json=yes` or FAB_JSON), and with `recorded_env` the
     history recorder. Close the returned stack to detach them. Every output for
     people, and where it writes, is chosen in `fab.outputs`."""
+    from fab import outputs  # rich: only once a task runs (`fab -l` stays quick)
+
     stack = outputs.attach(stream, json_requested=json)
     if recorded_env is not None:
         recorder = stream.subscribe(history.recorder(recorded_env))
@@ -146,17 +149,19 @@ def open_fleet(env, hosts=None, lock=None):
     (the task's name), the environment's deploy lock is held from before the
     hosts are read until the fleet closes.
     """
+    # The lock's own connection opens together with the fleet's.
+    lock_host = connect(env.hosts[0], env) if lock else None
     try:
-        fleet = Fleet.connect(env, hosts)
-    except DeployError:
-        raise
-    except Exception as error:  # noqa: BLE001 - a bad ssh_config is a user error
-        message = describe_error(error)
-        if message is None:
+        fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [])
+    except BaseException as error:
+        if lock_host:
+            lock_host.close()
+        message = describe_error(error) if isinstance(error, Exception) else None
+        if message is None or isinstance(error, DeployError):
             raise
-        raise DeployError(message) from None
+        raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
-        with locked(env, lock) if lock else contextlib.nullcontext():
+        with locked(env, lock, lock_host) if lock else contextlib.nullcontext():
             fleet.each("state", state.read, quiet=True)
             yield fleet
     finally:
@@ -164,18 +169,19 @@ def open_fleet(env, hosts=None, lock=None):
 
 
 @contextlib.contextmanager
-def locked(env, task):
+def locked(env, task, lock_host=None):
     """Hold the environment's claim in the history store, then its deploy lock on the
     hosts (the last line of defence), for the duration."""
     with history.claimed(env, task, who_am_i(), controller_name()):
-        with host_locked(env, task):
+        with host_locked(env, task, lock_host):
             yield
 
 
 @contextlib.contextmanager
-def host_locked(env, task):
-    """Hold the environment's deploy lock (on its first host) for the duration."""
-    held = lock.HeldLock(connect(env.hosts[0], env), lock.owner_record(task, who_am_i()))
+def host_locked(env, task, lock_host=None):
+    """Hold the environment's deploy lock (on its first host) for the duration, over
+    `lock_host` (a connection of its own to that host) or a new connection."""
+    held = lock.HeldLock(lock_host or connect(env.hosts[0], env), lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     lock_fleet.each("lock", lambda host: held.acquire())
     try:

@@ -27,14 +27,14 @@ import shlex
 from fabric import task
 from invoke import Exit, Task
 
-from fab import cli, events, hooks, plan as plans, releases as rel
+from fab import cli, events, hooks, releases as rel
 from fab import history as history_store
-from fab.config import available_environments, find_environment
+from fab.folders import available_environments, find_environment
 from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
 )
-from fab.operations import build, cleanup, code, lock, release, shared, state, supervisor, virtualenv
+from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
@@ -73,7 +73,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
         else:
             meta = prepared_or_new_release(fleet.states, commit, ref, "planning" if plan else "deploying")
         if plan:
-            return show_plan(plans.for_deploy(fleet, meta, agreed_or_none(fleet.states)))
+            return show_plan(plans().for_deploy(fleet, meta, agreed_or_none(fleet.states)))
         previous = previous_releases(fleet)
         stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
                                             previous=agreed_or_none(fleet.states)))
@@ -86,8 +86,8 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
         failed = go_live(fleet, meta, previous)
+        mark_good_and_clean(fleet, meta)
         hooks.run_after(env, "after_swap", context)
-        clean_old_releases(fleet)
     if failed:
         raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
                                 "failed within the failure limit and run their previous release")
@@ -113,7 +113,7 @@ def rollback(c, release="", plan=False):
         any_state = states[env.hosts[0]]
         target_meta = any_state.release(target).meta
         if plan:
-            return show_plan(plans.for_rollback(fleet, target_meta, leaving))
+            return show_plan(plans().for_rollback(fleet, target_meta, leaving))
         stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
         stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
 
@@ -121,8 +121,8 @@ def rollback(c, release="", plan=False):
         context = hook_context(fleet, "rollback", target_meta)
         hooks.run(env, "before_swap", context)
         go_live(fleet, target_meta, previous_releases(fleet), on_failure=None)
-        if leaving_meta:
-            mark(fleet, leaving_meta.with_status(rel.ROLLED_BACK))
+        mark(fleet, target_meta.with_status(rel.GOOD),
+             *([leaving_meta.with_status(rel.ROLLED_BACK)] if leaving_meta else []))
         hooks.run_after(env, "after_swap", context)
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                  f"{leaving} is kept, marked rolled_back")
@@ -138,7 +138,7 @@ def clean_releases(c, plan=False):
     env = selected_environment(c)
     with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
         if plan:
-            return show_plan(plans.for_cleanup(fleet))
+            return show_plan(plans().for_cleanup(fleet))
         clean_old_releases(fleet)
 
 
@@ -405,6 +405,13 @@ def hook_context(fleet, task_name, meta):
         previous_release=agreed_or_none(fleet.states) or "")
 
 
+def plans():
+    """fab.plan, imported when a plan is asked for (it reads git objects; most runs don't)."""
+    from fab import plan
+
+    return plan
+
+
 def show_plan(plan):
     """Publish what the task would do (a `fab.plan.Plan`); the task then ends, having
     changed nothing. A plan takes no lock: see `fab.plan`."""
@@ -511,7 +518,7 @@ def on_role(fleet, meta, step, setting, commands):
 
 
 def go_live(fleet, meta, previous, on_failure=rel.FAILED):
-    """Every host goes to `meta`'s release, wave by wave; then it is marked good.
+    """Every host goes to `meta`'s release, wave by wave.
 
     On a failure or an interrupt every host is put back on `previous` and the
     release is marked `on_failure` (or interrupted). Returns {host: failure} of
@@ -525,7 +532,6 @@ def go_live(fleet, meta, previous, on_failure=rel.FAILED):
         if on_failure:
             mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
         raise
-    mark(fleet, meta.with_status(rel.GOOD))
     return failed
 
 
@@ -538,25 +544,45 @@ def restart_everywhere(fleet, mode, target):
     rollout.restart(fleet, rollout.plan(fleet), {name: target for name in fleet.names}, mode)
 
 
-def mark(fleet, meta, quietly=False):
+def mark(fleet, *metas, quietly=False):
+    """Write each release's metadata (its new status) on every host, in one round trip."""
     try:
-        fleet.each("mark", lambda host: release.write_meta(host, meta), quiet=quietly)
+        fleet.each_steps(lambda host: [release.write_meta(host, meta) for meta in metas], quiet=quietly)
     except StepFailed as error:
         if not quietly:
             raise
-        stream.warning(f"could not mark release {meta.name} {meta.status}: {error}")
+        stream.warning(f"could not mark release {metas[0].name} {metas[0].status}: {error}")
+
+
+def mark_good_and_clean(fleet, meta):
+    """Mark the release good and delete old releases, in one round trip per host.
+
+    What to delete is decided per host, before anything is deleted, from the
+    state read when the fleet opened plus what this task changed there.
+    """
+    good = meta.with_status(rel.GOOD)
+    now = rel.utcnow()
+
+    def steps(host):
+        host.state.releases[good.name] = rel.HostRelease(good.name, good)
+        if host.placed in host.state.releases:
+            host.state.current = host.placed
+        return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now))]
+
+    fleet.each_steps(steps)
 
 
 def clean_old_releases(fleet):
-    """Decide per host from fresh state (before deleting anything), then delete."""
-    env = fleet.env
+    """Delete old and failed releases, decided per host from the state read when
+    the fleet opened (under the lock), before anything is deleted."""
     now = rel.utcnow()
-    states = fleet.each("state", state.read, quiet=True)
-    doomed = {}
-    for name, host_state in states.items():
-        doomed[name] = rel.cleanup_deletes(
-            list(host_state.releases.values()), host_state.current, env.keep_releases, now)
-    fleet.each("cleanup", lambda host: cleanup.delete_releases(host, doomed[host.name]))
+    fleet.each_steps(lambda host: [cleanup.delete_releases(host, old_releases(host, now))])
+
+
+def old_releases(host, now):
+    """What cleanup deletes on `host` (fab.releases.cleanup_deletes), from its state."""
+    return rel.cleanup_deletes(list(host.state.releases.values()), host.state.current,
+                               host.env.keep_releases, now)
 
 
 def limited_hosts(env, hosts):

@@ -10,8 +10,6 @@ before any host is touched.
 import functools
 import os
 
-import jinja2
-
 from fab import BUILTIN_DIR, shell
 from fab.errors import ConfigError
 from fab.paths import Paths
@@ -30,6 +28,8 @@ def supervisor_environment(variables):
 
 @functools.lru_cache(maxsize=None)
 def _jinja(template_dirs):
+    import jinja2  # when a template is first rendered: `fab -l` renders none
+
     jinja = jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(template_dirs)),
         undefined=jinja2.StrictUndefined,
@@ -42,8 +42,11 @@ def _jinja(template_dirs):
 
 def render(template_dirs, template, **context):
     """Render `template`, looked up in `template_dirs` in order; ConfigError in one line."""
+    jinja = _jinja(tuple(template_dirs))
+    import jinja2
+
     try:
-        return _jinja(tuple(template_dirs)).get_template(template).render(**context)
+        return jinja.get_template(template).render(**context)
     except jinja2.TemplateNotFound:
         raise ConfigError(f"template {template!r} not found in {' or '.join(template_dirs)}") from None
     except jinja2.UndefinedError as error:

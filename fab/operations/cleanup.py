@@ -7,18 +7,17 @@ to rerun.
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.releases import validate_release_name
+from fab.steps import Step
 
 ROLES = ALL_ROLES
 
 
 def delete_releases(host, names):
+    """Step "cleanup": delete the releases `names`, then the venvs no release uses."""
     paths = host.paths
     doomed = [paths.release(validate_release_name(name)) for name in names]
-    root = shell.quote(paths.code_root)
-    host.run(
-        f"""
-set -e
-cd {root}
+    note = f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
+    return Step("cleanup", f"""
 {shell.command("rm", "-rf", "--", *doomed) if doomed else "true"}
 # A venv no remaining release links to is no longer needed.
 if [ -d venvs ]; then
@@ -29,6 +28,5 @@ if [ -d venvs ]; then
     printf '%s\\n' "$used" | grep -qxF "$key" || rm -rf "$venv"
   done
 fi
-"""
-    )
-    return f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
+echo {shell.quote(note)}
+""", cwd=paths.code_root)

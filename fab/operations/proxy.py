@@ -37,9 +37,17 @@ def upstream_script(host, proxy_name, proxy_service, backends, drained=(), reloa
 mkdir -p {shell.quote(path.rsplit("/", 1)[0])}
 {shell.write_file(path, text)}
 {pid_on_port_script(proxy_service.port) if reload_command else ""}
-# The reload is asynchronous: give the proxy a moment to start its new workers.
-{f'if [ -n "$pid" ]; then {reload_command}; sleep 0.3; fi' if reload_command else ""}
+{f'if [ -n "$pid" ]; then {NOTE_WORKERS}; {reload_command}; {WAIT_FOR_NEW_WORKERS}; fi' if reload_command else ""}
 """
+
+
+# The reload is asynchronous: wait (at most 0.3 s) until the proxy's master has
+# started a worker it did not have before, i.e. it has read the new upstream list
+# (nginx tells its old workers to stop accepting at the same moment).
+NOTE_WORKERS = """workers() { ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' '; }; before=$(workers)"""
+WAIT_FOR_NEW_WORKERS = """for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+  sleep 0.02; [ -n "$(workers | grep -vxF "${before:-none}")" ] && break
+done; :"""
 
 
 def write_upstream(host, proxy_name, proxy_service, backends, drained=()):

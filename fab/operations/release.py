@@ -22,13 +22,13 @@ def create(host, meta):
 
 
 def write_meta(host, meta):
-    """Rewrite the release's metadata (e.g. its new status), atomically."""
+    """Step "mark": rewrite the release's metadata (e.g. its new status), atomically."""
     paths = host.paths
-    host.run(shell.script(
-        f"[ -d {shell.quote(paths.release(meta.name))} ] || exit 0",
+    return Step("mark", "\n".join([
+        f"[ -d {shell.quote(paths.release(meta.name))} ] || {{ echo {shell.quote(meta.status)}; exit 0; }}",
         shell.write_file(paths.release_meta(meta.name), meta.to_json()),
-    ))
-    return meta.status
+        f"echo {shell.quote(meta.status)}",
+    ]))
 
 
 def once(host, release_name, step, body, then=None):

@@ -56,11 +56,24 @@ def ensure(host, release_name):
     requirements = " ".join(shell.quote(r) for r in env.requirements)
     pip_args = pip_args_line(env.pip_args)
     python = shell.quote(env.python)
-    install = (
-        '"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
-        + " ".join(f"-r {shell.quote(r)}" for r in env.requirements)
-        + (f" {pip_args}" if pip_args else "")
-    ) if env.requirements else "true"
+    requirement_args = " ".join(f"-r {shell.quote(r)}" for r in env.requirements) + (
+        f" {pip_args}" if pip_args else "")
+    install = ('"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
+               + requirement_args) if env.requirements else "true"
+    build = f"""{shell.quote(env.virtualenv)} --quiet --python {python} "$venv" >&2
+  {install} >&2
+  builder='virtualenv + pip'"""
+    if env.uv:
+        uv = shell.quote(env.uv)
+        uv_install = (f'{uv} pip install --quiet --python "$venv/bin/python" {requirement_args}'
+                      if env.requirements else "true")
+        build = f"""if command -v {uv} >/dev/null 2>&1; then
+    {uv} venv --quiet --python {python} "$venv" >&2
+    {uv_install} >&2
+    builder=uv
+  else
+    {build}
+  fi"""
     body = f"""
 for file in {requirements}; do
   [ -f "$file" ] || {{ echo "requirements file $file is not in the release" >&2; exit 1; }}
@@ -71,10 +84,9 @@ if [ -f "$venv/.complete" ]; then
   note="reused venv $key"
 else
   rm -rf "$venv"
-  {shell.quote(env.virtualenv)} --quiet --python {python} "$venv" >&2
-  {install} >&2
+  {build}
   touch "$venv/.complete"
-  note="built venv $key"
+  note="built venv $key with $builder"
 fi
 ln -sfn "$venv" python_env
 echo "$note"
@@ -82,7 +94,7 @@ echo "$note"
 
     def remember(note):
         """The host's state learns which venv the release runs (reload decisions use it)."""
-        host.state.venvs[release_name] = note.rsplit(" ", 1)[-1]
+        host.state.venvs[release_name] = note.split()[2]  # "reused|built venv <key> ..."
         return note
 
     return once(host, release_name, "virtualenv", body, then=remember)
