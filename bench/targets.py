@@ -95,6 +95,18 @@ def new_commit(spec, what="bench: one-line change"):
     return sandbox.commit_app_change(spec, "BENCH.txt", f"{time.time()}\n", what)
 
 
+def settle(limit=20):
+    """Wait (at most `limit` s) until no more processes are runnable than there are cores,
+    so a warm-up's stragglers do not land in the next timed run. Others' load stays."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with open("/proc/loadavg") as handle:
+            runnable = int(handle.read().split()[3].split("/")[0]) - 1  # this reader itself
+        if runnable <= os.cpu_count():
+            return
+        time.sleep(0.5)
+
+
 def median(values):
     return statistics.median(values)
 
@@ -214,6 +226,7 @@ def measure_web(table, runs, wanted):
     """Change deploys and rollbacks of web5, interleaved, each under load through the proxy."""
     env, spec = "benchweb5", fleets.FLEETS["web5"]
     fab(env, "deploy")  # a known, healthy start with the newest commit
+    settle()
     deploys, rollbacks, failed_deploy, failed_rollback, wrong = [], [], 0, 0, []
     for _ in range(runs):
         before = version_at(web_urls()[1])  # what is live: a rollback goes back to it
@@ -253,6 +266,7 @@ def measure_nochange(table, env):
     """One no-change redeploy of `env`; connections and commands per host from sshd's logs."""
     spec, hosts = spec_of(env), hosts_of(env)
     fab(env, "deploy")  # whatever was pending is deployed: the next one changes nothing
+    settle()
     offsets = log_offsets(spec, hosts)
     took = fab(env, "deploy")
     counts = sessions_since(spec, offsets)
@@ -271,6 +285,7 @@ def measure_code(table, runs, scale):
     code5, code50 = fleets.FLEETS["code5"], fleets.FLEETS["code50"]
     for env in ["benchcode1", "benchcode5"] + (["benchcode50"] if scale else []):
         fab(env, "deploy")  # the venv exists: the timed deploys change code only
+    settle()
     t1, t5, t50 = [], [], []
     for run in range(runs):
         new_commit(code5)
@@ -324,8 +339,10 @@ def measure_cold(table, runs):
     project, floor = [], []
     for _ in range(runs):
         wipe(spec, hosts, f"www/{env}")
+        settle()
         project.append(fab(env, "deploy"))
         wipe(spec, hosts, "www/bench-floor")
+        settle()
         started = time.monotonic()
         result = subprocess.run(baseline, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                 timeout=FAB_TIMEOUT)
