@@ -25,8 +25,10 @@ DEPLOY_ENVIRONMENTS; each has its own code_root on the hosts):
     benchcode50   code50: host1..host50
 """
 import argparse
+import glob
 import json
 import os
+import pwd
 import sys
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,11 +160,40 @@ def up(fleet):
     return state
 
 
+def stop_proxies(fleet):
+    """Stop the nginx the deploys started on the fleet's hosts (it daemonizes, so no
+    supervisord stops it): by the pid in its pidfile, when that process is the host user's."""
+    spec = FLEETS[fleet]
+    for host in spec.hosts:
+        uid = pwd.getpwnam(spec.user(host)).pw_uid if _user_exists(spec.user(host)) else None
+        for pidfile in glob.glob(os.path.join(spec.home(host), "www", "*", "shared", "proxy", "*.pid")):
+            pid = sandbox.read_pid(pidfile)
+            if uid is not None and pid and sandbox.alive(pid) and _owner(pid) == uid:
+                sandbox.stop_pid(pid, f"nginx of {host}", grace=10)
+
+
+def _user_exists(user):
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
+
+
+def _owner(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
 def down(fleet):
+    stop_proxies(fleet)
     sandbox.down(FLEETS[fleet])
 
 
 def destroy(fleet):
+    stop_proxies(fleet)
     sandbox.destroy(FLEETS[fleet])
 
 
