@@ -256,6 +256,9 @@ class Environment(_Strict):
     pillow_role: str = "pillowtop"
     rollout: Rollout = Rollout()
     command_timeout: float = Field(default=600.0, gt=0)
+    #: SSH connections opening at once, at most (like Kamal's 30); every host still
+    #: works in parallel once connected.
+    ssh_concurrency: int = Field(default=30, ge=1)
     history: HistorySettings = HistorySettings()
 
     @field_validator("history", mode="before")

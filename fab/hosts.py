@@ -5,10 +5,12 @@ as for any SSH user. Host keys are verified against known_hosts by default;
 an unknown or changed key is refused, never silently accepted.
 """
 import concurrent.futures
+import contextlib
 import io
 import os
 import socket
 import sys
+import threading
 import time
 
 import paramiko
@@ -33,6 +35,8 @@ class Host:
         self.env = env
         self.connection = connection
         self.state = None  # fab.operations.state.HostState, read when the fleet opens
+        #: Bounds how many of the fleet's connections open at once (set by Fleet).
+        self.opening = contextlib.nullcontext()
         #: What `current` was last set to by this task (None: untouched).
         self.placed = None
 
@@ -117,9 +121,12 @@ class Host:
         return transport is not None and transport.is_active()
 
     def open(self):
-        """Connect (verifying the host key) unless already connected."""
+        """Connect (verifying the host key) unless already connected; at most
+        `ssh_concurrency` of the fleet's connections open at once."""
         if not self._transport_active():
-            self.connection.open()
+            with self.opening:
+                if not self._transport_active():
+                    self.connection.open()
 
     def interrupt(self):
         """Stop whatever step runs here: closing the connection ends it on the host.
@@ -176,17 +183,22 @@ class Fleet:
         self.env = env
         self.hosts = {host.name: host for host in hosts}
         self._addresses = {}
+        opening = threading.BoundedSemaphore(env.ssh_concurrency)
+        for host in hosts:
+            host.opening = opening
 
     @classmethod
     def connect(cls, env, names=None, also=()):
-        """Connections to `names` (default: every host), opened in parallel, together
-        with the hosts `also` (connections the fleet does not own, e.g. the lock's).
+        """Connections to `names` (default: every host), opened in parallel, at most
+        `ssh_concurrency` at a time, together with the hosts `also` (connections the
+        fleet does not own, e.g. the lock's).
 
         Every host key is verified here, before any host is changed.
         """
         fleet = cls(env, [connect(name, env) for name in (names or env.hosts)])
-        opening = cls(env, [*fleet.hosts.values()])
-        opening.hosts.update({f"{host.name} ({index})": host for index, host in enumerate(also)})
+        everything = [*fleet.hosts.values(), *also]
+        opening = cls(env, everything)  # one bound on connections opening, for all of them
+        opening.hosts = {str(index): host for index, host in enumerate(everything)}
         opening.each("connect", lambda host: host.open(), quiet=True)
         return fleet
 
@@ -314,7 +326,9 @@ class Fleet:
         targets = self._targets(hosts)
         if not targets:
             return
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(targets)))
+        # One thread per host: no host's step waits for another's. What is bounded is
+        # how many connections open at once (Host.open, `ssh_concurrency`).
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(targets))
         futures = {pool.submit(work, host): host for host in targets}
         try:
             for future in concurrent.futures.as_completed(futures):

@@ -37,6 +37,10 @@ class FleetSpec:
     root: str
     user_prefix: str
     hosts: dict  # host alias -> loopback address
+    #: Each host's own supervisord (False: code-only hosts, no services to run).
+    supervisord: bool = True
+    #: sshd's LogLevel, e.g. VERBOSE to log every connection and remote command.
+    sshd_log_level: str = "INFO"
 
     def user(self, host):
         return f"{self.user_prefix}-{host}"
@@ -206,6 +210,7 @@ PrintMotd no
 MaxStartups 50:30:100
 MaxSessions 50
 Subsystem sftp internal-sftp
+LogLevel {log_level}
 """
 
 SUPERVISORD_CONFIG = """\
@@ -277,7 +282,8 @@ def ensure_sshd(spec, host, address):
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host, "-f", key)
     config = os.path.join(sshd_dir, "sshd_config")
     write(config, SSHD_CONFIG.format(
-        address=address, port=SSH_PORT, host_dir=spec.host_dir(host), user=spec.user(host)
+        address=address, port=SSH_PORT, host_dir=spec.host_dir(host), user=spec.user(host),
+        log_level=spec.sshd_log_level,
     ), 0o600)
     pid = read_pid(os.path.join(sshd_dir, "sshd.pid"))
     if pid and alive(pid):
@@ -348,7 +354,8 @@ def up(spec):
         }
     write_client_config(spec)
     for host in spec.hosts:
-        state["hosts"][host]["supervisord_pid"] = ensure_supervisord(spec, host)
+        if spec.supervisord:
+            state["hosts"][host]["supervisord_pid"] = ensure_supervisord(spec, host)
     write(spec.state_file, json.dumps(state, indent=2), 0o644)
     ensure_app_repo(spec)
     with tools_lock():
