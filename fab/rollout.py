@@ -37,6 +37,7 @@ def plan(fleet, hosts=None):
         names, settings.canary, settings.batch,
         balanced=[h for h in names if balanced_services(env, h)],
         last=[h for h in names if any(s.balances for s in env.services_on(h).values())],
+        services=any(env.services_on(h) for h in names),
     )
 
 

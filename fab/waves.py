@@ -30,7 +30,7 @@ def parse_size(value, total, minimum=0):
     return max(minimum, count)
 
 
-def plan_waves(hosts, canary, batch, balanced=(), last=()):
+def plan_waves(hosts, canary, batch, balanced=(), last=(), services=True):
     """The waves of a rollout over `hosts` (in order), as a list of Wave.
 
     `canary`: host names, or how many hosts (the first ones, preferring hosts in
@@ -38,9 +38,12 @@ def plan_waves(hosts, canary, batch, balanced=(), last=()):
     per later wave (number or percentage of all hosts). `balanced`: hosts behind
     a proxy; when there are several, no wave takes all of them, so some always
     serve. `last`: hosts that go live in a final wave of their own (proxies).
-    Every host is in exactly one wave.
+    Every host is in exactly one wave. Without `services` (no host restarts or
+    checks anything, so a canary would prove nothing) every host goes in one wave.
     """
     hosts = list(dict.fromkeys(hosts))
+    if not services:
+        return [Wave("all hosts", tuple(hosts))] if hosts else []
     final = [h for h in hosts if h in set(last)]
     remaining = [h for h in hosts if h not in set(last)]
     balanced = [h for h in remaining if h in set(balanced)]

@@ -125,3 +125,11 @@ def test_the_package_api_is_not_shadowed_by_its_lazily_imported_modules():
     for module in pkgutil.iter_modules(fab.history.__path__):
         importlib.import_module(f"fab.history.{module.name}")
     assert api and all(inspect.isfunction(getattr(fab.history, name)) for name in api)
+
+
+def test_the_head_revision_constant_is_the_migrations_head():
+    """Opening a store compares its revision with migrate.HEAD (Alembic is not imported
+    for that): a new migration must move HEAD too."""
+    from fab.history import migrate
+
+    assert migrate.HEAD == migrate.migrations_head()

@@ -67,3 +67,9 @@ def test_plan_property_every_host_once_canary_first_sizes_respected(hosts, data)
             assert len(wave.hosts) <= size
         if len(serving) > 1:
             assert not set(serving) <= set(wave.hosts)  # some balanced host always serves
+
+
+def test_without_services_every_host_swaps_in_one_wave():
+    """Nothing restarts or is health-checked: a canary would prove nothing."""
+    assert plan_waves(["a", "b", "c"], canary=1, batch=1, services=False) == [Wave("all hosts", ("a", "b", "c"))]
+    assert plan_waves([], canary=1, batch=1, services=False) == []

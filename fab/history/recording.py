@@ -8,8 +8,10 @@ within about a second and a killed deploy leaves all but its last moment. The
 operation row heartbeats while the task runs; a reader takes a `running` row
 whose heartbeat went stale (or whose process is gone) as interrupted.
 
-If the store cannot be reached when the task starts, the run is kept in memory
-and written, if the store answers by then, when the task ends.
+The store is opened by that flusher too, so the task's own start (connecting
+to the hosts) is not kept waiting for the database driver's import and the
+store's opening. If the store cannot be reached when the task starts, the run is
+kept in memory and written, if the store answers by then, when the task ends.
 """
 import os
 import threading
@@ -19,7 +21,6 @@ from fab import events
 from fab.errors import DeployError
 from fab.events import stream
 from fab.history import liveness
-from fab.history.store import describe_database_error, open_store
 from fab.history.urls import mask_secrets, store_url
 from fab.history.views import arguments_text
 from fab.outputs.plain import PlainLines
@@ -32,9 +33,13 @@ _recording = {}
 
 
 def operation_id(environment):
-    """The id of the operation being recorded for `environment` in this process, if any."""
+    """The id of the operation being recorded for `environment` in this process, if any
+    (once the store is open, or known to be out of reach)."""
     run = _recording.get(environment)
-    return run.operation_id if run else None
+    if run is None:
+        return None
+    run.opened.wait()
+    return run.operation_id
 
 
 class Recorder:
@@ -85,27 +90,42 @@ class _Run:
         self._complained = False
         self._stop = threading.Event()
         self._flusher = None
+        self.opened = threading.Event()  # set once the store is open (or out of reach)
 
     # -- in the publishing thread ----------------------------------------------
 
     def begin(self):
         self.take(self.started)
+        self._flusher = threading.Thread(target=self._open_then_flush, name="history-flusher", daemon=True)
+        self._flusher.start()
+
+    # -- writing (the flusher thread, then finish) -------------------------------
+
+    def _open_then_flush(self):
+        try:
+            opened = self._open()
+        finally:
+            self.opened.set()
+        if opened:
+            self._flush_every()
+
+    def _open(self):
+        from fab.history.store import describe_database_error, open_store
+
         url = None
         try:
             url = store_url(self.env.history)
             self.store = open_store(url, self.env.name)
             self._insert_operation()
+            return True
         except DeployError as error:
             self.store = None
             stream.warning(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
-            return
         except Exception as error:  # noqa: BLE001 - the database driver's errors
             self.store = None
             stream.warning(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
                            "this run is kept in memory and recorded at the end if it answers by then")
-            return
-        self._flusher = threading.Thread(target=self._flush_every, name="history-flusher", daemon=True)
-        self._flusher.start()
+        return False
 
     def take(self, event):
         texts = [mask_secrets(line) for text in lines_for(event, self.started)
@@ -159,8 +179,6 @@ class _Run:
         if self.started.task == "deploy":
             self._prune_in_passing()
 
-    # -- writing (the flusher thread, then finish) -------------------------------
-
     def _insert_operation(self):
         s = self.started
         self.operation_id = self.store.start_operation(
@@ -170,6 +188,8 @@ class _Run:
 
     def _open_late(self):
         """A run that started without the store: try once more to write it all."""
+        from fab.history.store import describe_database_error, open_store
+
         try:
             self.store = open_store(store_url(self.env.history), self.env.name, retry=True)
             self._insert_operation()
@@ -184,6 +204,8 @@ class _Run:
             self._flush()
 
     def _flush(self, final=False):
+        from fab.history.store import describe_database_error
+
         with self._lock:
             lines, self._lines = self._lines, []
             new_steps, self._new_steps = self._new_steps, []
@@ -220,6 +242,8 @@ class _Run:
         return True
 
     def _prune_in_passing(self):
+        from fab.history.store import describe_database_error
+
         days = self.env.history.retention_days
         try:
             self.store.prune(self.env.name, time.time() - days * 86400)

@@ -12,6 +12,7 @@ import re
 from fab import shell, templates
 from fab.commands import hook
 from fab.hosts import RemoteCommandFailed
+from fab.operations.portservice import pid_on_port_script
 from fab.operations.release import once
 from fab.operations.state import config_digest
 
@@ -118,11 +119,11 @@ def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
     hooks_after = "\n".join(h for h in (hook(host, n, s, "after") for n, s in services.items()) if h)
     cwd = shell.quote(host.paths.current if expect_programs else host.paths.code_root)
     if programs and len(reloads) == len(programs):
+        ports = {env.program_name(name): service.port for name, service in services.items()}
         return f"""
 cd {cwd}
 {hooks_before}
-{chr(10).join(f"{ctl} signal HUP {shell.quote(p)} >/dev/null || {ctl} start {shell.quote(p)} >/dev/null"
-              for p in reloads)}
+{chr(10).join(reload_script(ctl, program, ports.get(program)) for program in reloads)}
 {hooks_after}
 notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
 """
@@ -146,6 +147,20 @@ changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1
 {hooks_after}
 notes="${{notes:+$notes; }}running: {', '.join(programs) or 'no programs'}"
 """
+
+
+def reload_script(ctl, program, port=None):
+    """Shell that sends SIGHUP to `program` (starting it if it is not running).
+
+    With a port, the signal goes straight to the master listening there: no
+    supervisorctl (a Python start-up) on the way.
+    """
+    through_supervisor = (f"{ctl} signal HUP {shell.quote(program)} >/dev/null || "
+                          f"{ctl} start {shell.quote(program)} >/dev/null")
+    if not port:
+        return through_supervisor
+    return f"""{pid_on_port_script(port)}
+if [ -n "$pid" ]; then kill -HUP "$pid"; else {through_supervisor}; fi"""
 
 
 def wait_running_script(ctl, programs, timeout, steady=0):
