@@ -2,6 +2,7 @@
 
 Kept out of fabfile.py so that file reads as the story of each task.
 """
+import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -161,30 +162,60 @@ def open_fleet(env, hosts=None, lock=None):
             raise
         raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
-        with locked(env, lock, lock_host) if lock else contextlib.nullcontext():
+        if not lock:
             fleet.each("state", state.read, quiet=True)
+        with locked(env, lock, lock_host, fleet) if lock else contextlib.nullcontext():
             yield fleet
     finally:
         fleet.close()
 
 
 @contextlib.contextmanager
-def locked(env, task, lock_host=None):
+def locked(env, task, lock_host, fleet):
     """Hold the environment's claim in the history store, then its deploy lock on the
-    hosts (the last line of defence), for the duration."""
+    hosts (the last line of defence), for the duration; read every host's state."""
     with history.claimed(env, task, who_am_i(), controller_name()):
-        with host_locked(env, task, lock_host):
+        with host_locked(env, task, lock_host, fleet):
             yield
 
 
+#: Seconds of leeway when deciding whether state read before the lock was taken can
+#: predate the previous holder's last change (round trips, two clocks measuring).
+STATE_LEEWAY = 1.0
+
+
+def may_predate_release(released_ago, reading_for):
+    """Whether state read in the last `reading_for` seconds, while the lock was being
+    taken, may predate the previous holder's last change: it let go `released_ago`
+    seconds ago (0: not cleanly, so maybe just now; None: nobody ever held the lock)."""
+    return released_ago is not None and released_ago < reading_for + STATE_LEEWAY
+
+
 @contextlib.contextmanager
-def host_locked(env, task, lock_host=None):
-    """Hold the environment's deploy lock (on its first host) for the duration, over
-    `lock_host` (a connection of its own to that host) or a new connection."""
-    held = lock.HeldLock(lock_host or connect(env.hosts[0], env), lock.owner_record(task, who_am_i()))
+def host_locked(env, task, lock_host, fleet):
+    """Hold the environment's deploy lock (on its first host, over `lock_host`, a
+    connection of its own) for the duration, and read every host of `fleet`.
+
+    The lock host's state is read under the lock, in the lock's own round trip;
+    the other hosts' at the same time. If the previous holder let go after those
+    reads began (or did not let go cleanly), they are read again, now under the lock.
+    """
+    held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
-    lock_fleet.each("lock", lambda host: held.acquire())
+    first = env.hosts[0]
+    others = [host for host in fleet.hosts.values() if host.name != first]
+    began = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
+        meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
+        try:
+            lock_fleet.each("lock", lambda host: held.acquire())
+        finally:
+            _, unread = meanwhile.result()
     try:
+        if first in fleet.hosts:
+            fleet[first].state = state.parse(held.state_output, env.code_root)
+        if unread or may_predate_release(held.released_ago, time.monotonic() - began):
+            fleet.each("state", state.read, hosts=others, quiet=True)
         yield
     finally:
         try:

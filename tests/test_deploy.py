@@ -85,7 +85,10 @@ def test_a_host_that_cannot_install_requirements_changes_no_host(deploy_env):
 
 def test_two_deploys_started_together_exactly_one_runs_every_time(deploy_env):
     env = deploy_env
-    env.write_config(services={})  # code and swap only: quick, so the race is tried often
+    # Code and swap only: quick, so the race is tried often. A deploy now takes about as
+    # long as a loaded machine may take to start the second process; a hook keeps each
+    # holder in the lock for 2 s, so the two always overlap.
+    env.write_config(services={}, hooks={"before_build": ["sleep 2"]})
     run_env = {**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory}
     for attempt in range(8):
         before = set(env.releases("web1"))

@@ -107,6 +107,45 @@ def test_graceful_reload_keeps_the_master_and_replaces_workers(deploy_env):
         assert env.version(host)["pid"] != workers[host]
 
 
+def test_a_code_only_deploy_reloads_in_place_and_a_requirements_change_restarts(deploy_env):
+    """restart: reload: a deploy that changes only the code keeps each gunicorn master
+    (SIGHUP, no drain) and every host then serves the new commit from the new release;
+    a changed virtualenv restarts the program (drained), and so does a rollback across it."""
+    env = deploy_env
+    env.write_config(with_proxy=True, service_settings={"web": {"restart": "reload"}})
+    assert_ok(env.fab("deploy"))
+    masters = {h: supervisor_pid(env, h, f"{env.name}-web") for h in ("web1", "web2")}
+    proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    commit = env.commit("NEWS.txt", "reloaded\n", "code only")
+    load = Load(proxy, threads=2, max_requests=2000, max_seconds=60, pause=0.05).start()
+    try:
+        result = assert_ok(env.fab("deploy"))
+    finally:
+        load.stop()
+    assert load.failures == [], load.summary()
+    assert "drain" not in result.stdout and "reloaded in place" in result.stdout
+    live = live_release(env)
+    for host in ("web1", "web2"):
+        assert supervisor_pid(env, host, f"{env.name}-web") == masters[host]
+        served = env.version(host)
+        assert served["commit"] == commit and served["release"].endswith(f"/releases/{live}")
+
+    requirements = os.path.join(env.spec.app_workdir, "requirements.txt")
+    with open(requirements) as handle:
+        pinned = handle.read()
+    env.commit("requirements.txt", pinned + "# a comment: a new virtualenv key\n", "requirements")
+    result = assert_ok(env.fab("deploy"))
+    assert "built venv" in result.stdout and "drain" in result.stdout
+    for host in ("web1", "web2"):
+        assert supervisor_pid(env, host, f"{env.name}-web") != masters[host]
+        assert env.version(host)["commit"] == env.head()
+
+    result = assert_ok(env.fab("rollback"))  # back across the virtualenv change: a restart
+    assert "drain" in result.stdout
+    for host in ("web1", "web2"):
+        assert env.version(host)["commit"] == commit
+
+
 def test_pillows_stop_and_start(deploy_env):
     env = deploy_env
     assert_ok(env.fab("deploy"))
