@@ -31,4 +31,4 @@ trap 'date +%s.%N > "$root/.deploy.lock.released"; exit 0' TERM
 echo "acquired $ago"
 if [ -n "$state" ]; then bash -c "$state" state "$root"; fi
 echo "@@state-end"
-while :; do sleep 3600 9>&- & wait $! 2>/dev/null; done
+while :; do sleep 3600 9>&-; done
