@@ -14,10 +14,9 @@ def live_release(env):
     return next(iter(currents.values()))
 
 
-def test_deploy_puts_the_same_release_live_everywhere(deploy_env):
-    env = deploy_env
-    commit = env.head()
-    result = assert_ok(env.fab("deploy"))
+def test_deploy_puts_the_same_release_live_everywhere(deployed_env):
+    # The shared baseline: `fab deploy` of the sample app's head onto hosts with no release.
+    env, commit, result = deployed_env.env, deployed_env.commit, deployed_env.result
 
     release = live_release(env)
     assert release is not None

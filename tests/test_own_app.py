@@ -8,6 +8,7 @@ with pip into a venv of its own, and a wheelhouse with Django and gunicorn that
 the hosts install from (they have no network). Everything is checked from
 outside: over HTTP, in the hosts' files, in what `fab` printed.
 """
+import concurrent.futures
 import json
 import os
 import secrets as random_secrets
@@ -22,7 +23,8 @@ import pytest
 from conftest import PROJECT_ROOT, DeployEnv, assert_ok, assert_one_line_error
 from fab import BUILTIN_DIR, sandbox
 
-pytestmark = pytest.mark.fleet
+# One pytest-xdist worker runs every test of this module: its project is set up once.
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("own-app")]
 
 DJANGO = "Django==5.2.19"
 GUNICORN = "gunicorn==23.0.0"
@@ -196,17 +198,29 @@ def run(*command, cwd=None):
 def mysite(fleet, tmp_path_factory):
     """A fresh Django project with its own deploy folder and the deployer pip-installed."""
     work = tmp_path_factory.mktemp("own-app")
-    # Django, in a throwaway venv, to create the project; its wheels, for the hosts.
     tools = str(work / "django-venv")
-    run(sys.executable, "-m", "venv", tools)
-    run(f"{tools}/bin/pip", "install", "-q", DJANGO)
     wheelhouse = os.path.join(fleet.root, "mysite-wheelhouse")
-    run(f"{tools}/bin/pip", "download", "-q", "--only-binary=:all:", "-d", wheelhouse, DJANGO, GUNICORN)
-    run("chmod", "-R", "a+rX", wheelhouse)
-    # The deployer, installed with pip as a user would (not from this checkout's tree).
     deployer = str(work / "deployer-venv")
-    run(sys.executable, "-m", "venv", deployer)
-    run(f"{deployer}/bin/pip", "install", "-q", PROJECT_ROOT)
+
+    def django_tools():
+        """Django, in a throwaway venv, to create the project."""
+        run(sys.executable, "-m", "venv", tools)
+        run(f"{tools}/bin/pip", "install", "-q", DJANGO)
+
+    def hosts_wheelhouse():
+        """Django's and gunicorn's wheels, for the hosts."""
+        run(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", wheelhouse, DJANGO, GUNICORN)
+        run("chmod", "-R", "a+rX", wheelhouse)
+
+    def installed_deployer():
+        """The deployer, installed with pip as a user would (not from this checkout's tree)."""
+        run(sys.executable, "-m", "venv", deployer)
+        run(f"{deployer}/bin/pip", "install", "-q", PROJECT_ROOT)
+
+    # Three independent installs, mostly waiting on the network: side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        for job in [pool.submit(step) for step in (django_tools, hosts_wheelhouse, installed_deployer)]:
+            job.result()
 
     root = str(work / "mysite")
     os.makedirs(root)
