@@ -38,6 +38,8 @@ fi
 stamp=".venv/.installed-$(cat "$requirements" requirements.txt | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "bootstrap: installing $requirements"
-  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  # --no-compile: Python compiles what it imports on first use; compiling every
+  # module of every package up front costs more than the rest of the install.
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-compile -r "$requirements"
   touch "$stamp"
 fi
