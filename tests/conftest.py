@@ -1,9 +1,11 @@
-"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.0.21-24, each
+"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.<run id>.21-24, each
 with its own unix user and supervisord, a real git repository for the sample app.
 
-The fleet lives for the test session and is destroyed at the end even when tests
-fail; each test gets its own environment (code root, program names, port), which
-is removed from every host afterwards.
+The fleet lives for the test session (one per pytest-xdist worker, each named by its
+own run id) and is destroyed at the end even when tests fail; each test gets its own
+environment (code root, program names, port), which is removed from every host
+afterwards, except the tests that only read a deployed fleet: they share one deploy
+(`deployed_env`). Tests that need no hosts use none of this and run without root.
 """
 import concurrent.futures
 import contextlib
