@@ -206,7 +206,7 @@ def mysite(fleet, tmp_path_factory):
     def installed_deployer():
         """The deployer, installed with pip as a user would (not from this checkout's tree)."""
         run(sys.executable, "-m", "venv", deployer)
-        run(f"{deployer}/bin/pip", "install", "-q", "--no-compile", PROJECT_ROOT)
+        run(f"{deployer}/bin/pip", "install", "-q", PROJECT_ROOT)
 
     # The deployer's install, mostly waiting on the network, goes on meanwhile.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
