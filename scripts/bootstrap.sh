@@ -38,6 +38,8 @@ fi
 stamp=".venv/.installed-$(cat "$requirements" requirements.txt | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "bootstrap: installing $requirements"
+  # Byte-compiled here, once (no --no-compile): with PYTHONDONTWRITEBYTECODE set, as
+  # it may be, every `fab` the tests run would compile its imports all over again.
   .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
   touch "$stamp"
 fi

@@ -1,10 +1,13 @@
-"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.0.21-24, each
+"""Fixtures for tests on a real local fleet: sshd hosts on 127.0.<run id>.21-24, each
 with its own unix user and supervisord, a real git repository for the sample app.
 
-The fleet lives for the test session and is destroyed at the end even when tests
-fail; each test gets its own environment (code root, program names, port), which
-is removed from every host afterwards.
+The fleet lives for the test session (one per pytest-xdist worker, each named by its
+own run id) and is destroyed at the end even when tests fail; each test gets its own
+environment (code root, program names, port), which is removed from every host
+afterwards, except the tests that only read a deployed fleet: they share one deploy
+(`deployed_env`). Tests that need no hosts use none of this and run without root.
 """
+import concurrent.futures
 import contextlib
 import glob
 import json
@@ -40,7 +43,8 @@ def run_id():
     return base if not worker else 100 + base + int(worker.removeprefix("gw"))
 
 
-TEST_FLEET = test_fleet_spec(run_id())
+RUN_ID = run_id()
+TEST_FLEET = test_fleet_spec(RUN_ID)
 FAB = os.path.join(os.path.dirname(sys.executable), "fab")
 
 
@@ -183,9 +187,32 @@ class DeployEnv:
         return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
     def remove_from_hosts(self):
-        """Stop what this environment started on every host and delete its files."""
-        for host in self.spec.hosts:
-            self.remote(host, textwrap.dedent(f"""
+        """Stop what this environment started on every host and delete its files
+        (on every host at once: each host's cleanup is its own)."""
+        hosts = [host for host in self.spec.hosts if self.left_on(host)]
+        if hosts:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+                list(pool.map(self._remove_from_host, hosts))
+
+    def left_on(self, host):
+        """Whether this environment may have left anything on `host` (read from its home,
+        a directory on this machine): a file in its code root other than the reused
+        venvs and git cache, a pip config, or a listener on one of its ports. Without
+        a `current` no supervisor program of it runs: the last cleanup updated supervisord."""
+        home = self.spec.home(host)
+        root = self.code_root(host)
+        kept = {"venvs", "git-cache"}
+        if os.path.isdir(root) and set(os.listdir(root)) - kept:
+            return True
+        if os.path.lexists(os.path.join(home, ".config", "pip")):
+            return True
+        address = self.spec.hosts[host]
+        listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=False).stdout
+        ports = {f"{address}:{port}" for port in (self.port, self.proxy_port, self.port + 2000)}
+        return any(word in ports for line in listening.splitlines() for word in line.split())
+
+    def _remove_from_host(self, host):
+        self.remote(host, textwrap.dedent(f"""
                 for port in {self.proxy_port} {self.port + 2000}; do
                   for pid in $(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
                     kill "$pid" 2>/dev/null || true
@@ -215,17 +242,88 @@ def run_fab(*args, environments=None, timeout=300, environ=None):
     )
 
 
+ENV_NAME, ENV_PORT = "fabtest", 8100
+
+
 @pytest.fixture
-def deploy_env(fleet, tmp_path):
+def deploy_env(fleet, tmp_path, baseline):
     """A fresh environment on the fleet. Every test uses the same name (so the
     hosts' virtualenvs and git caches are reused across tests, as across real
     deploys), but starts with no release, no current and no programs."""
-    env = DeployEnv(fleet, str(tmp_path), "fabtest", 8100)
+    baseline.remove()  # the shared deployed baseline, if the test before left it
+    env = DeployEnv(fleet, str(tmp_path), ENV_NAME, ENV_PORT)
     env.write_config()
     try:
         yield env
     finally:
         env.remove_from_hosts()
+
+
+class Baseline:
+    """One deploy of the test environment (the sample app, from no release at all) that
+    the tests which only read a deployed fleet share instead of each deploying again.
+
+    It stays on the hosts after such a test, for the next one; a test that deploys for
+    itself (`deploy_env`) removes it first. It is deployed again if a test that read
+    it failed, or if the hosts no longer show it."""
+
+    def __init__(self, spec, directory):
+        self.env = DeployEnv(spec, directory, ENV_NAME, ENV_PORT)
+        self.on_hosts = False
+        self.result = self.commit = self.release = None
+
+    def intact(self):
+        return self.on_hosts and all(self.env.current(host) == self.release for host in self.env.hosts)
+
+    def ensure(self):
+        if self.intact():
+            return self
+        self.remove()
+        self.env.write_config(manage={"role": "webworkers", "command": "python_env/bin/python manage.py"})
+        self.commit = self.env.head()
+        self.on_hosts = True  # whatever happens next, something may be on the hosts
+        self.result = assert_ok(self.env.fab("deploy"))
+        currents = {self.env.current(host) for host in self.env.hosts}
+        assert len(currents) == 1 and None not in currents, currents
+        self.release = currents.pop()
+        return self
+
+    def remove(self):
+        if self.on_hosts:
+            self.env.remove_from_hosts()
+            self.on_hosts = False
+            self.result = self.commit = self.release = None
+
+
+@pytest.fixture(scope="session")
+def baseline(fleet, tmp_path_factory):
+    found = Baseline(fleet, str(tmp_path_factory.mktemp("baseline")))
+    try:
+        yield found
+    finally:
+        found.remove()
+
+
+@pytest.fixture
+def deployed_env(baseline, request):
+    """The shared deployed baseline (see Baseline), for a test that only reads the fleet:
+    `.env` is its environment, `.result` its deploy's `fab` run, `.commit` and `.release`
+    what it deployed. Tests using it run one after the other in one pytest-xdist worker."""
+    failed_before = request.session.testsfailed
+    yield baseline.ensure()
+    if request.session.testsfailed != failed_before:
+        baseline.remove()  # the test may have left the hosts in any state
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Tests on the fleet carry the `fleet` mark (`-m "not fleet"`: no root, no hosts), and
+    those sharing the deployed baseline one xdist group, so one worker deploys it once."""
+    for item in items:
+        if {"fleet", "hk_fleet"} & set(item.fixturenames) and not item.get_closest_marker("fleet"):
+            item.add_marker(pytest.mark.fleet)
+        if "deployed_env" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("deployed-baseline"))
 
 
 def assert_ok(result):

@@ -65,6 +65,20 @@ class Load:
             worker.join(timeout=30)
         return self
 
+    def wait_for_answer(self, version=None, timeout=60):
+        """Poll (bounded) until a request was answered (by `version`, a commit, if given);
+        whether it was."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.versions[version[:12]] if version else self.versions:
+                    return True
+            if not any(worker.is_alive() for worker in self._workers):
+                break
+            time.sleep(0.02)
+        with self._lock:
+            return bool(self.versions[version[:12]] if version else self.versions)
+
     @property
     def answered(self):
         return sum(self.versions.values())

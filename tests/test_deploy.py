@@ -1,8 +1,11 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
 import json
 import os
+import pathlib
 import shlex
 import subprocess
+import time
+import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
 
@@ -14,10 +17,9 @@ def live_release(env):
     return next(iter(currents.values()))
 
 
-def test_deploy_puts_the_same_release_live_everywhere(deploy_env):
-    env = deploy_env
-    commit = env.head()
-    result = assert_ok(env.fab("deploy"))
+def test_deploy_puts_the_same_release_live_everywhere(deployed_env):
+    # The shared baseline: `fab deploy` of the sample app's head onto hosts with no release.
+    env, commit, result = deployed_env.env, deployed_env.commit, deployed_env.result
 
     release = live_release(env)
     assert release is not None
@@ -85,10 +87,12 @@ def test_a_host_that_cannot_install_requirements_changes_no_host(deploy_env):
 
 def test_two_deploys_started_together_exactly_one_runs_every_time(deploy_env):
     env = deploy_env
-    # Code and swap only: quick, so the race is tried often. A deploy now takes about as
-    # long as a loaded machine may take to start the second process; a hook keeps each
-    # holder in the lock for 2 s, so the two always overlap.
-    env.write_config(services={}, hooks={"before_build": ["sleep 2"]})
+    # Code and swap only: quick, so the race is tried often. Whichever deploy wins holds
+    # the lock in a pre-swap check until the test lets it go: on a loaded machine one
+    # process may start seconds after the other, and must still find the lock held.
+    release = pathlib.Path(f"/tmp/fab-test-race-{uuid.uuid4().hex}")  # the hosts' users can see /tmp
+    env.write_config(services={}, checks=[
+        f"for i in $(seq 1200); do [ -e {release} ] && exit 0; sleep 0.05; done; exit 1"])
     run_env = {**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory}
     for attempt in range(8):
         before = set(env.releases("web1"))
@@ -97,7 +101,14 @@ def test_two_deploys_started_together_exactly_one_runs_every_time(deploy_env):
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)
         ]
+        # One of them ends first: refused (or, were the lock broken, nothing ends until
+        # the check gives up, bounded, and both outcomes show it).
+        deadline = time.monotonic() + 60
+        while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        release.touch()
         outcomes = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+        release.unlink()  # (a check still waiting has seen it: its deploy has ended)
         codes = sorted(code for code, _, _ in outcomes)
         assert codes == [0, 3], (attempt, outcomes)
         loser = next(err for code, _, err in outcomes if code == 3)

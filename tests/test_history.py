@@ -42,7 +42,8 @@ def start_fab(env, *args):
         for line in process.stdout:
             process.lines.put(line.rstrip("\n"))
 
-    threading.Thread(target=read, daemon=True).start()
+    process.reader = threading.Thread(target=read, daemon=True)
+    process.reader.start()
     return process
 
 
@@ -61,12 +62,11 @@ def wait_for_line(process, fragment):
 
 def remaining_lines(process):
     assert process.wait(timeout=WAIT_SECONDS) == 0, process.seen
-    time.sleep(0)  # the reader thread ends with the pipe
-    while True:
-        try:
-            process.seen.append(process.lines.get(timeout=5))
-        except queue.Empty:
-            return process.seen
+    process.reader.join(timeout=WAIT_SECONDS)  # it ends at the end of the pipe: every line is queued
+    assert not process.reader.is_alive(), process.seen
+    while not process.lines.empty():
+        process.seen.append(process.lines.get_nowait())
+    return process.seen
 
 
 class GoSignal:
@@ -84,6 +84,19 @@ class GoSignal:
         with open(self.path, "w"):
             pass
 
+    def waiting(self):
+        """Whether a check still runs anywhere on this machine (the hosts' processes are
+        local): a process whose command line names the signal file."""
+        needle = self.path.encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    if needle in handle.read():
+                        return True
+            except OSError:
+                continue
+        return False
+
     def remove(self):
         if os.path.exists(self.path):
             os.remove(self.path)
@@ -94,7 +107,9 @@ def go_signal():
     signal_ = GoSignal()
     yield signal_
     signal_.go()  # whatever still waits on a host ends
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while signal_.waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
     signal_.remove()
 
 
@@ -169,7 +184,7 @@ def test_a_killed_deploy_leaves_an_interrupted_row(deploy_env, go_signal):
     # Each host's build is one round trip: its first step is recorded as it starts.
     while not any(s["step"] == "release" for s in steps_of_newest(store, env)):
         assert time.monotonic() < deadline and deploy.poll() is None, deploy.seen
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(deploy.pid, signal.SIGKILL)
     deploy.wait(timeout=60)
 

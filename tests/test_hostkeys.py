@@ -2,7 +2,8 @@
 
 Unit tests (no SSH) cover the known_hosts format and writing; the tests marked
 `fleet` connect to a small fleet of real sshd hosts of their own (hk1, hk2 and a
-jump host on 127.0.8.31-33), started for this module and always destroyed.
+jump host on 127.0.<run id>.31-33, its root and users named by the run id too, as the
+main test fleet's), started for this module and always destroyed.
 """
 import concurrent.futures
 import os
@@ -16,17 +17,21 @@ import paramiko
 import pytest
 from fabric import Config, Connection
 
-from conftest import assert_one_line_error, run_fab
+from conftest import RUN_ID, assert_one_line_error, run_fab
 from fab import events, hostkeys, sandbox
 from fab.config import Environment
 from fab.errors import ConfigError
 from fab.hosts import connect, describe_error
 
+# Named by the run id (root, users, addresses), as the main test fleet: two runs on one
+# machine, or two pytest-xdist workers, never share its hosts.
+_SUFFIX = str(RUN_ID) if RUN_ID else ""
 HK_FLEET = sandbox.FleetSpec(
-    root="/srv/fab-hk-fleet",
-    user_prefix="fabhk",
-    hosts={"hk1": "127.0.8.31", "hk2": "127.0.8.32", "jump": "127.0.8.33"},
+    root=f"/srv/fab-hk-fleet{_SUFFIX}",
+    user_prefix=f"fabhk{_SUFFIX}",
+    hosts={name: f"127.0.{RUN_ID}.{31 + index}" for index, name in enumerate(("hk1", "hk2", "jump"))},
 )
+HK1, HK2, JUMP = (HK_FLEET.hosts[name] for name in ("hk1", "hk2", "jump"))
 
 
 def new_key():
@@ -210,7 +215,7 @@ def test_secure_covers_every_hop_of_a_chained_proxyjump(tmp_path):
 # --- on real sshd hosts -----------------------------------------------------------
 
 
-# Its fleet has fixed addresses: every test using it runs in one pytest-xdist worker.
+# One pytest-xdist worker runs every test of this module, so its fleet is started once.
 pytestmark = pytest.mark.xdist_group("hostkeys-fleet")
 
 
@@ -298,22 +303,22 @@ def test_yes_refuses_an_unknown_host(hk_fleet, tmp_path):
     with pytest.raises(paramiko.SSHException) as raised:
         whoami("hk1", env)
     message = describe_error(raised.value)
-    assert message.startswith("unknown host key (hk1 at [127.0.8.31]:2222 not found in known_hosts")
-    assert whoami("hk2", env) == "fabhk-hk2"
+    assert message.startswith(f"unknown host key (hk1 at [{HK1}]:2222 not found in known_hosts")
+    assert whoami("hk2", env) == HK_FLEET.user("hk2")
 
 
 @pytest.mark.fleet
 def test_accept_new_records_the_key_then_verifies_it(hk_fleet, tmp_path):
     env = environment(write_ssh_config(tmp_path, hk_fleet, "accept-new"))
-    assert whoami("hk1", env) == "fabhk-hk1"
+    assert whoami("hk1", env) == HK_FLEET.user("hk1")
     assert (tmp_path / "known_hosts").read_text() == real_known_hosts_lines(hk_fleet)["hk1"] + "\n"
     # The next run verifies the recorded key: a host that now shows another key is refused.
-    assert whoami("hk1", env) == "fabhk-hk1"
-    hk2_key_for_hk1 = real_known_hosts_lines(hk_fleet)["hk2"].replace("127.0.8.32", "127.0.8.31")
+    assert whoami("hk1", env) == HK_FLEET.user("hk1")
+    hk2_key_for_hk1 = real_known_hosts_lines(hk_fleet)["hk2"].replace(HK2, HK1)
     (tmp_path / "known_hosts").write_text(hk2_key_for_hk1 + "\n")
     with pytest.raises(paramiko.BadHostKeyException) as raised:
         whoami("hk1", env)
-    assert describe_error(raised.value) == "host key mismatch for 127.0.8.31: refusing to connect"
+    assert describe_error(raised.value) == f"host key mismatch for {HK1}: refusing to connect"
     assert (tmp_path / "known_hosts").read_text() == hk2_key_for_hk1 + "\n"
 
 
@@ -321,10 +326,10 @@ def test_accept_new_records_the_key_then_verifies_it(hk_fleet, tmp_path):
 def test_accept_new_with_a_changed_key_is_one_line_from_fab(hk_fleet, tmp_path):
     ssh_config = write_ssh_config(tmp_path, hk_fleet, "accept-new")
     lines = real_known_hosts_lines(hk_fleet)
-    (tmp_path / "known_hosts").write_text(lines["hk2"].replace("127.0.8.32", "127.0.8.31") + "\n")
+    (tmp_path / "known_hosts").write_text(lines["hk2"].replace(HK2, HK1) + "\n")
     (tmp_path / "hk.yml").write_text(environment(ssh_config).model_dump_json(exclude={"name", "folder"}))
     result = run_fab("hk", "releases", environments=str(tmp_path), timeout=120)
-    line = assert_one_line_error(result, "hk1", "host key mismatch for 127.0.8.31")
+    line = assert_one_line_error(result, "hk1", f"host key mismatch for {HK1}")
     assert "hk2" not in line
 
 
@@ -336,7 +341,7 @@ def test_accept_new_hashed_from_parallel_connections_through_a_jump_host(hk_flee
                                        HashKnownHosts="yes"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         users = list(pool.map(lambda name: whoami(name, env), ["hk1", "hk2"]))
-    assert users == ["fabhk-hk1", "fabhk-hk2"]
+    assert users == [HK_FLEET.user("hk1"), HK_FLEET.user("hk2")]
     known_hosts = str(tmp_path / "known_hosts")
     with open(known_hosts) as handle:
         recorded = handle.read().splitlines()
@@ -354,9 +359,9 @@ def test_proxyjump_refuses_a_jump_host_not_in_known_hosts(hk_fleet, tmp_path):
     with pytest.raises(paramiko.SSHException) as raised:
         whoami("hk1", env)
     assert describe_error(raised.value).startswith(
-        "unknown host key (jump at [127.0.8.33]:2222 not found in known_hosts")
+        f"unknown host key (jump at [{JUMP}]:2222 not found in known_hosts")
     (tmp_path / "known_hosts").write_text(lines["hk1"] + "\n" + lines["jump"] + "\n")
-    assert whoami("hk1", env) == "fabhk-hk1"
+    assert whoami("hk1", env) == HK_FLEET.user("hk1")
 
 
 @pytest.mark.fleet
@@ -364,10 +369,10 @@ def test_proxyjump_refuses_a_changed_target_key_behind_a_known_jump_host(hk_flee
     env = environment(write_ssh_config(tmp_path, hk_fleet, "yes", jump_for=("hk1",)))
     lines = real_known_hosts_lines(hk_fleet)
     (tmp_path / "known_hosts").write_text(
-        lines["jump"] + "\n" + lines["hk2"].replace("127.0.8.32", "127.0.8.31") + "\n")
+        lines["jump"] + "\n" + lines["hk2"].replace(HK2, HK1) + "\n")
     with pytest.raises(paramiko.BadHostKeyException) as raised:
         whoami("hk1", env)
-    assert describe_error(raised.value) == "host key mismatch for 127.0.8.31: refusing to connect"
+    assert describe_error(raised.value) == f"host key mismatch for {HK1}: refusing to connect"
 
 
 @pytest.mark.fleet

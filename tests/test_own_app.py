@@ -8,6 +8,8 @@ with pip into a venv of its own, and a wheelhouse with Django and gunicorn that
 the hosts install from (they have no network). Everything is checked from
 outside: over HTTP, in the hosts' files, in what `fab` printed.
 """
+import concurrent.futures
+import glob
 import json
 import os
 import secrets as random_secrets
@@ -16,13 +18,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 
 import pytest
 
 from conftest import PROJECT_ROOT, DeployEnv, assert_ok, assert_one_line_error
 from fab import BUILTIN_DIR, sandbox
 
-pytestmark = pytest.mark.fleet
+# One pytest-xdist worker runs every test of this module: its project is set up once.
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("own-app")]
 
 DJANGO = "Django==5.2.19"
 GUNICORN = "gunicorn==23.0.0"
@@ -196,21 +200,32 @@ def run(*command, cwd=None):
 def mysite(fleet, tmp_path_factory):
     """A fresh Django project with its own deploy folder and the deployer pip-installed."""
     work = tmp_path_factory.mktemp("own-app")
-    # Django, in a throwaway venv, to create the project; its wheels, for the hosts.
-    tools = str(work / "django-venv")
-    run(sys.executable, "-m", "venv", tools)
-    run(f"{tools}/bin/pip", "install", "-q", DJANGO)
     wheelhouse = os.path.join(fleet.root, "mysite-wheelhouse")
-    run(f"{tools}/bin/pip", "download", "-q", "--only-binary=:all:", "-d", wheelhouse, DJANGO, GUNICORN)
-    run("chmod", "-R", "a+rX", wheelhouse)
-    # The deployer, installed with pip as a user would (not from this checkout's tree).
     deployer = str(work / "deployer-venv")
-    run(sys.executable, "-m", "venv", deployer)
-    run(f"{deployer}/bin/pip", "install", "-q", PROJECT_ROOT)
 
-    root = str(work / "mysite")
-    os.makedirs(root)
-    run(f"{tools}/bin/django-admin", "startproject", "mysite", root)
+    def installed_deployer():
+        """The deployer, installed with pip as a user would (not from this checkout's tree)."""
+        run(sys.executable, "-m", "venv", deployer)
+        run(f"{deployer}/bin/pip", "install", "-q", PROJECT_ROOT)
+
+    # The deployer's install, mostly waiting on the network, goes on meanwhile.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        deployer_installed = pool.submit(installed_deployer)
+        # Django's and gunicorn's wheels (and what they need), for the hosts.
+        run(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", wheelhouse, DJANGO, GUNICORN)
+        run("chmod", "-R", "a+rX", wheelhouse)
+        # Django from those same wheels, unpacked, to create the project (`django-admin`
+        # is `python -m django`): no venv and no install of its own.
+        tools = str(work / "django-lib")
+        for wheel in glob.glob(os.path.join(wheelhouse, "*.whl")):
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(tools)
+        root = str(work / "mysite")
+        os.makedirs(root)
+        subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", root], check=True,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": tools})
+        deployer_installed.result()
     with open(os.path.join(root, "mysite", "settings.py"), "a") as handle:
         handle.write(SETTINGS)
     with open(os.path.join(root, "requirements.txt"), "w") as handle:
@@ -249,8 +264,8 @@ def mysite(fleet, tmp_path_factory):
         yield site
     finally:
         site.hosts.remove_from_hosts()
-        for host in site.spec.hosts:
-            site.hosts.remote(host, "rm -rf ~/www/mysite", check=False)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(site.spec.hosts)) as pool:
+            list(pool.map(lambda host: site.hosts.remote(host, "rm -rf ~/www/mysite", check=False), site.spec.hosts))
 
 
 def deployed(site):

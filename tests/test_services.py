@@ -55,11 +55,11 @@ def test_deploy_and_restarts_under_load_drop_no_request(deploy_env):
     proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
     load = Load(proxy, threads=2, max_requests=5000, max_seconds=120, pause=0.05).start()
     try:
-        time.sleep(0.5)
+        assert load.wait_for_answer(first), load.summary()  # the load runs before the restart
         assert_ok(env.fab("restart_services"))
         second = env.commit("NEWS.txt", "under load\n", "deploy under load")
         assert_ok(env.fab("deploy"))
-        time.sleep(0.5)
+        assert load.wait_for_answer(second), load.summary()  # and the new release answers it
     finally:
         load.stop()
     assert load.failures == [], load.summary()
@@ -161,9 +161,8 @@ def test_pillows_stop_and_start(deploy_env):
     assert env.program_status("web1")[f"{env.name}-web"] == "RUNNING"
 
 
-def test_supervisorctl_shows_each_host(deploy_env):
-    env = deploy_env
-    assert_ok(env.fab("deploy"))
+def test_supervisorctl_shows_each_host(deployed_env):
+    env = deployed_env.env
     for args in (["supervisorctl:status"], ["supervisorctl", "--command", "status"]):
         out = assert_ok(env.fab(*args)).stdout
         for host in ("web1", "web2", "pillow1"):
@@ -173,10 +172,8 @@ def test_supervisorctl_shows_each_host(deploy_env):
     assert failed.returncode != 0 and "exited non-zero" in failed.stderr
 
 
-def test_manage_streams_output_and_passes_the_exit_code(deploy_env):
-    env = deploy_env
-    env.write_config(manage={"role": "webworkers", "command": "python_env/bin/python manage.py"})
-    assert_ok(env.fab("deploy"))
+def test_manage_streams_output_and_passes_the_exit_code(deployed_env):
+    env = deployed_env.env  # its `manage` setting: {"role": "webworkers", "command": "python_env/bin/python manage.py"}
     checked = assert_ok(env.fab("manage:check"))
     assert f"{env.code_root('web1')}/releases/{live_release(env)}" in checked.stdout
     failed = env.fab("manage:fail 3")
