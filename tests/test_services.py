@@ -116,10 +116,13 @@ def test_a_code_only_deploy_reloads_in_place_and_a_requirements_change_restarts(
     assert_ok(env.fab("deploy"))
     masters = {h: supervisor_pid(env, h, f"{env.name}-web") for h in ("web1", "web2")}
     proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
-    commit = env.commit("NEWS.txt", "reloaded\n", "code only")
-    load = Load(proxy, threads=2, max_requests=2000, max_seconds=60, pause=0.05).start()
+    load = Load(proxy, threads=2, max_requests=4000, max_seconds=120, pause=0.05).start()
     try:
-        result = assert_ok(env.fab("deploy"))
+        # More deploys than keep_releases: the release each master started in is deleted,
+        # and a reload must not depend on it.
+        for change in range(4):
+            commit = env.commit("NEWS.txt", f"reloaded {change}\n", "code only")
+            result = assert_ok(env.fab("deploy"))
     finally:
         load.stop()
     assert load.failures == [], load.summary()
