@@ -2,7 +2,6 @@
 
 Kept out of fabfile.py so that file reads as the story of each task.
 """
-import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -179,43 +178,20 @@ def locked(env, task, lock_host, fleet):
             yield
 
 
-#: Seconds of leeway when deciding whether state read before the lock was taken can
-#: predate the previous holder's last change (round trips, two clocks measuring).
-STATE_LEEWAY = 1.0
-
-
-def may_predate_release(released_ago, reading_for):
-    """Whether state read in the last `reading_for` seconds, while the lock was being
-    taken, may predate the previous holder's last change: it let go `released_ago`
-    seconds ago (0: not cleanly, so maybe just now; None: nobody ever held the lock)."""
-    return released_ago is not None and released_ago < reading_for + STATE_LEEWAY
-
-
 @contextlib.contextmanager
 def host_locked(env, task, lock_host, fleet):
     """Hold the environment's deploy lock (on its first host, over `lock_host`, a
-    connection of its own) for the duration, and read every host of `fleet`.
-
-    The lock host's state is read under the lock, in the lock's own round trip;
-    the other hosts' at the same time. If the previous holder let go after those
-    reads began (or did not let go cleanly), they are read again, now under the lock.
-    """
+    connection of its own) for the duration, and read every host of `fleet` under it:
+    the lock host's state in the lock's own round trip, then the other hosts'."""
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     first = env.hosts[0]
-    others = [host for host in fleet.hosts.values() if host.name != first]
-    began = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
-        meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
-        try:
-            lock_fleet.each("lock", lambda host: held.acquire())
-        finally:
-            _, unread = meanwhile.result()
+    lock_fleet.each("lock", lambda host: held.acquire())
     try:
         if first in fleet.hosts:
             fleet[first].state = state.parse(held.state_output, env.code_root)
-        if unread or may_predate_release(held.released_ago, time.monotonic() - began):
-            fleet.each("state", state.read, hosts=others, quiet=True)
+        fleet.each("state", state.read, hosts=[h for h in fleet.hosts.values() if h.name != first],
+                   quiet=True)
         yield
     finally:
         try:

@@ -134,12 +134,3 @@ def test_the_head_revision_constant_is_the_migrations_head():
 
     assert migrate.HEAD == migrate.migrations_head()
 
-
-def test_state_read_while_locking_is_read_again_unless_the_last_holder_let_go_before():
-    from fab.session import STATE_LEEWAY, may_predate_release
-
-    assert not may_predate_release(None, 0.3)  # nobody ever held the lock
-    assert may_predate_release(0.0, 0.3)  # the last holder did not let go cleanly
-    assert may_predate_release(0.5, 0.3)  # it let go while we were reading
-    assert may_predate_release(0.3 + STATE_LEEWAY - 0.01, 0.3)
-    assert not may_predate_release(30.0, 0.3)  # long before

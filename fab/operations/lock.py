@@ -39,9 +39,6 @@ class HeldLock:
         self._channel = None
         #: The lock host's state, read under the lock (`state.sh`'s output).
         self.state_output = ""
-        #: Seconds since the previous holder let go: 0 if it never did cleanly, None if
-        #: nobody ever held it.
-        self.released_ago = None
 
     def acquire(self, timeout=30):
         """Take the lock and read the lock host's state under it; raise LockHeld naming
@@ -54,8 +51,7 @@ class HeldLock:
             [self.host.env.code_root, json.dumps(self.record), shell.remote_script("state")]))
         answers = channel.makefile("r")
         answer = answers.readline().strip()
-        if answer.startswith("acquired"):
-            self.released_ago = released_ago(answer.partition(" ")[2])
+        if answer == "acquired":
             lines = []
             for line in answers:
                 if line.strip() == "@@state-end":
@@ -85,17 +81,6 @@ class HeldLock:
                 self._channel.close()
                 self._channel = None
         self.host.close()
-
-
-def released_ago(word):
-    """`lock.sh`'s word for when the previous holder let go: seconds ago, 0.0 if it did
-    not let go cleanly (so: maybe just now), None if nobody ever held the lock."""
-    if word == "fresh":
-        return None
-    try:
-        return max(0.0, float(word))
-    except ValueError:
-        return 0.0
 
 
 def force_release(host, breaker):

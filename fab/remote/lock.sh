@@ -4,9 +4,7 @@
 # lock cannot outlive its deploy, however and wherever the deployer stopped.
 # $2 is the holder's record (JSON) shown to whoever is refused. $3 is the state
 # script (state.sh): the lock host's state is read under the lock, in this same
-# round trip. The answer says how long ago the previous holder let go ("fresh":
-# never held; "unknown": it did not let go cleanly), so the deployer knows
-# whether the other hosts' state, read meanwhile, may predate its last changes.
+# round trip.
 root=$1
 record=$2
 state=$3
@@ -16,19 +14,9 @@ if ! flock -n 9; then
   printf 'held %s\n' "$(base64 -w0 < "$root/.deploy.lock.owner" 2>/dev/null)"
   exit 3
 fi
-if [ ! -e "$root/.deploy.lock.owner" ]; then
-  ago=fresh
-elif [ "$root/.deploy.lock.released" -nt "$root/.deploy.lock.owner" ]; then
-  ago=$(awk -v then="$(cat "$root/.deploy.lock.released")" -v now="$(date +%s.%N)" \
-    'BEGIN { printf "%.3f", now - then }')
-else
-  ago=unknown
-fi
 # Our pid leads this step's process group: `unlock` may stop it.
 printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$root/.deploy.lock.owner"
-# Letting go cleanly (our connection closed) is recorded before the kernel frees the lock.
-trap 'date +%s.%N > "$root/.deploy.lock.released"; exit 0' TERM
-echo "acquired $ago"
+echo acquired
 if [ -n "$state" ]; then bash -c "$state" state "$root"; fi
 echo "@@state-end"
 while :; do sleep 3600 9>&-; done
