@@ -181,17 +181,12 @@ def locked(env, task, lock_host, fleet):
 @contextlib.contextmanager
 def host_locked(env, task, lock_host, fleet):
     """Hold the environment's deploy lock (on its first host, over `lock_host`, a
-    connection of its own) for the duration, and read every host of `fleet` under it:
-    the lock host's state in the lock's own round trip, then the other hosts'."""
+    connection of its own) for the duration, and read every host of `fleet` under it."""
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
-    first = env.hosts[0]
     lock_fleet.each("lock", lambda host: held.acquire())
     try:
-        if first in fleet.hosts:
-            fleet[first].state = state.parse(held.state_output, env.code_root)
-        fleet.each("state", state.read, hosts=[h for h in fleet.hosts.values() if h.name != first],
-                   quiet=True)
+        fleet.each("state", state.read, quiet=True)
         yield
     finally:
         try:

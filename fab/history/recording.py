@@ -8,11 +8,9 @@ within about a second and a killed deploy leaves all but its last moment. The
 operation row heartbeats while the task runs; a reader takes a `running` row
 whose heartbeat went stale (or whose process is gone) as interrupted.
 
-The store is opened by that flusher too, so the task's own start (connecting
-to the hosts) is not kept waiting for the store's opening. If the store cannot be reached when the task starts, the run is
+If the store cannot be reached when the task starts, the run is
 kept in memory and written, if the store answers by then, when the task ends.
 """
-import importlib
 import os
 import threading
 import time
@@ -96,21 +94,15 @@ class _Run:
 
     def begin(self):
         self.take(self.started)
-        # Imported here, in the publishing thread: two threads importing SQLAlchemy at
-        # once (the flusher and a claim) can meet it half-initialised.
-        importlib.import_module("fab.history.store")
-        self._flusher = threading.Thread(target=self._open_then_flush, name="history-flusher", daemon=True)
-        self._flusher.start()
-
-    # -- writing (the flusher thread, then finish) -------------------------------
-
-    def _open_then_flush(self):
         try:
             opened = self._open()
         finally:
             self.opened.set()
         if opened:
-            self._flush_every()
+            self._flusher = threading.Thread(target=self._flush_every, name="history-flusher", daemon=True)
+            self._flusher.start()
+
+    # -- writing (the flusher thread, then finish) -------------------------------
 
     def _open(self):
         from fab.history.store import describe_database_error, open_store

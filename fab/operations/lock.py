@@ -37,27 +37,16 @@ class HeldLock:
         self.host = host
         self.record = record
         self._channel = None
-        #: The lock host's state, read under the lock (`state.sh`'s output).
-        self.state_output = ""
 
     def acquire(self, timeout=30):
-        """Take the lock and read the lock host's state under it; raise LockHeld naming
-        the holder if another task has it."""
+        """Take the lock; raise LockHeld naming the holder if another task has it."""
         self.host.open()
         channel = self.host.connection.transport.open_session()
         channel.settimeout(timeout)
         channel.exec_command(shell.step_command(
-            shell.remote_script("lock"),
-            [self.host.env.code_root, json.dumps(self.record), shell.remote_script("state")]))
-        answers = channel.makefile("r")
-        answer = answers.readline().strip()
+            shell.remote_script("lock"), [self.host.env.code_root, json.dumps(self.record)]))
+        answer = channel.makefile("r").readline().strip()
         if answer == "acquired":
-            lines = []
-            for line in answers:
-                if line.strip() == "@@state-end":
-                    break
-                lines.append(line)
-            self.state_output = "".join(lines)
             self._channel = channel
             return "acquired"
         error = channel.makefile_stderr("r").read().decode(errors="replace").strip()

@@ -2,12 +2,9 @@
 # as this step runs. The step ends when the deployer's connection closes (see
 # step.sh), and the kernel frees an flock with the process that holds it: the
 # lock cannot outlive its deploy, however and wherever the deployer stopped.
-# $2 is the holder's record (JSON) shown to whoever is refused. $3 is the state
-# script (state.sh): the lock host's state is read under the lock, in this same
-# round trip.
+# $2 is the holder's record (JSON) shown to whoever is refused.
 root=$1
 record=$2
-state=$3
 mkdir -p "$root" || exit 1
 exec 9>>"$root/.deploy.lock"
 if ! flock -n 9; then
@@ -17,6 +14,4 @@ fi
 # Our pid leads this step's process group: `unlock` may stop it.
 printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$root/.deploy.lock.owner"
 echo acquired
-if [ -n "$state" ]; then bash -c "$state" state "$root"; fi
-echo "@@state-end"
 while :; do sleep 3600 9>&-; done
