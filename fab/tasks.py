@@ -483,11 +483,15 @@ def build_release(fleet, meta):
     def check(host):
         return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
 
-    # One round trip per host for all of it (two with predeploy commands between).
+    # One round trip per host for all of it; linked files (which may need uploading
+    # first) and predeploy commands split it.
+    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
+    if env.linked_files or env.linked_dirs:
+        fleet.each_steps(lambda host: [step(host) for step in first])
+        fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
+        first = []
     fleet.each_steps(lambda host: [
-        release.create(host, meta),
-        code.checkout(host, meta.name, meta.commit),
-        *([shared.link(host, meta.name)] if env.linked_files or env.linked_dirs else []),
+        *(step(host) for step in first),
         virtualenv.ensure(host, meta.name),
         build.build_commands(host, meta.name),
         supervisor.install_service_configs(host, meta.name),
