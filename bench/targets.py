@@ -243,23 +243,19 @@ def measure_web(table, runs, wanted):
             if (problem := serving(before)):
                 wrong.append(f"after rollback: {problem}")
     if "web" in wanted:
-        serves = not any(w.startswith("after deploy") for w in wrong)
-        table.add("change deploy, 5 web hosts (reload, via proxy)", "<= 2.50s", spread(deploys),
-                  median(deploys) <= 2.5)
-        table.add("  failed requests through the proxy (deploys)", "0", str(failed_deploy),
-                  failed_deploy == 0)
-        table.add("  proxy and every web host serve the new commit", "yes",
-                  "yes" if serves else next(w for w in wrong if w.startswith("after deploy")),
-                  serves)
+        add_web_rows(table, "change deploy, 5 web hosts (reload, via proxy)", 2.5, deploys, failed_deploy,
+                     "deploys", "proxy and every web host serve the new commit", "after deploy", wrong)
     if "rollback" in wanted:
-        serves = not any(w.startswith("after rollback") for w in wrong)
-        table.add("rollback, 5 web hosts (healthy, via proxy)", "<= 2.00s", spread(rollbacks),
-                  median(rollbacks) <= 2.0)
-        table.add("  failed requests through the proxy (rollbacks)", "0", str(failed_rollback),
-                  failed_rollback == 0)
-        table.add("  everyone serves the previous commit after it", "yes",
-                  "yes" if serves else next(w for w in wrong if w.startswith("after rollback")),
-                  serves)
+        add_web_rows(table, "rollback, 5 web hosts (healthy, via proxy)", 2.0, rollbacks, failed_rollback,
+                     "rollbacks", "everyone serves the previous commit after it", "after rollback", wrong)
+
+
+def add_web_rows(table, label, limit, times, failed, runs, serving_label, stage, wrong):
+    """The rows of one web5 operation: its time, failed requests, and who served what after."""
+    problems = [w for w in wrong if w.startswith(stage)]
+    table.add(label, f"<= {limit:.2f}s", spread(times), median(times) <= limit)
+    table.add(f"  failed requests through the proxy ({runs})", "0", str(failed), failed == 0)
+    table.add(f"  {serving_label}", "yes", problems[0] if problems else "yes", not problems)
 
 
 def measure_nochange(table, env):
