@@ -6,6 +6,7 @@ import pytest
 from fab import BUILTIN_DIR, secrets, templates
 from fab.config import available_environments, load_environment
 from fab.errors import ConfigError
+from fab import folders
 
 VALID = """
 app: {repo: /srv/app.git, branch: main}
@@ -91,7 +92,8 @@ def test_environment_folders_add_up_and_the_sandbox_stays(tmp_path, monkeypatch)
     monkeypatch.delenv("DEPLOY_DIR", raising=False)
     assert available_environments() == ["prod", "sandbox", "staging"]
     assert load_environment("prod").folder == os.path.dirname(own)
-    assert load_environment("sandbox").folder == BUILTIN_DIR
+    # The sandbox's own file is found (loading it needs the sandbox's ssh_config, made by `up`).
+    assert folders.deploy_folder(os.path.dirname(folders.find_environment("sandbox"))) == BUILTIN_DIR
     monkeypatch.setenv("DEPLOY_DIR", str(tmp_path / "elsewhere"))
     assert available_environments() == ["sandbox", "staging"]
 
