@@ -4,7 +4,6 @@ Every value that reaches a remote shell goes through `quote` (directly, via
 `command`, or as an argument of a script in fab/remote/). Paths may start with
 `~/`, which is kept expandable by the remote shell.
 """
-import base64
 import functools
 import os
 import shlex
@@ -52,11 +51,11 @@ def step_command(text, args=()):
 def write_file(path, content, mode=None):
     """Commands that write `content` to `path` atomically (temp file, then rename).
 
-    The content travels base64-encoded, so no byte of it is ever parsed by the shell.
+    The content travels as one quoted word written by the shell's own printf, so
+    no byte of it is ever parsed by the shell and no process is started for it.
     """
-    encoded = base64.b64encode(content.encode()).decode()
     temp = f"{path}.tmp.$$"
-    lines = [f"printf %s {quote(encoded)} | base64 -d > {quote_with_pid(temp)}"]
+    lines = [f"printf %s {quote(content)} > {quote_with_pid(temp)}"]
     if mode is not None:
         lines.append(f"chmod {mode:o} {quote_with_pid(temp)}")
     lines.append(f"mv -f {quote_with_pid(temp)} {quote(path)}")

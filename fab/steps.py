@@ -10,7 +10,6 @@ output line) on a line of its own. The first failure stops the script with that
 step's own output, so the deployer reports exactly which step failed and why,
 as it would for a step run alone.
 """
-import base64
 import dataclasses
 import re
 from typing import Callable, Optional
@@ -60,7 +59,7 @@ def compose(steps):
         if not _NAME.match(step.name):
             raise ValueError(f"step name {step.name!r} must be a lowercase word")
         run = (_RUN.replace("@NAME@", step.name).replace("@CWD@", shell.quote(step.cwd or "~"))
-               .replace("@TOUCH@", f"touch {shell.quote(step.marker)}" if step.marker else ":")
+               .replace("@TOUCH@", f": > {shell.quote(step.marker)}" if step.marker else ":")
                .replace("@BODY@", step.body))
         if step.marker:
             run = f"if [ -e {shell.quote(step.marker)} ]; then fab_report skipped {step.name} 0 0 ''\nelse\n{run}\nfi"
@@ -70,29 +69,37 @@ def compose(steps):
 
 _NAME = re.compile(r"^[a-z][a-z_]*$")
 
-# Each step's output goes to files; only its last line travels back, base64'd
-# (a note may hold any byte). On a failure, the step's own output goes to
-# stderr and the batch exits with the step's status.
+# Each step's output goes to files; only its last line travels back, on the
+# step's report line (carriage returns dropped, so it stays one line). On a
+# failure, the step's own output goes to stderr and the batch exits with the
+# step's status. Per step the batch starts one process (the step's subshell):
+# on a 50-host fleet every fork costs, so times, notes and markers use builtins.
 _PRELUDE = r"""
 fab_dir=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
 trap 'rm -rf "$fab_dir"' EXIT
-fab_now() { printf '%s' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
-fab_report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "$(printf '%s' "$5" | base64 -w0)"; }
+fab_report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "${5//$'\r'/}"; }
+fab_last_line() {
+  fab_note=
+  local fab_lines
+  mapfile -t fab_lines < "$1"
+  if [ "${#fab_lines[@]}" -gt 0 ]; then fab_note=${fab_lines[-1]}; fi
+}
 """
 
-_RUN = r"""fab_started=$(fab_now)
+_RUN = r"""fab_started=${EPOCHREALTIME:-$(date +%s.%N)}
 ( set -e; cd @CWD@
 @BODY@
 ) >"$fab_dir/out" 2>"$fab_dir/err" </dev/null
 fab_status=$?
-fab_ended=$(fab_now)
+fab_ended=${EPOCHREALTIME:-$(date +%s.%N)}
 if [ "$fab_status" -ne 0 ]; then
   fab_report failed @NAME@ "$fab_started" "$fab_ended" ''
   cat "$fab_dir/out" "$fab_dir/err" >&2
   exit "$fab_status"
 fi
 @TOUCH@
-fab_report ok @NAME@ "$fab_started" "$fab_ended" "$(tail -n 1 "$fab_dir/out")"
+fab_last_line "$fab_dir/out"
+fab_report ok @NAME@ "$fab_started" "$fab_ended" "$fab_note"
 """
 
 
@@ -100,14 +107,13 @@ def parse(steps, output):
     """([Outcome] of the steps that finished, name of the step that failed or None)."""
     by_name = {step.name: step for step in steps}
     done, failed = [], None
-    for line in output.splitlines():
+    for line in output.split("\n"):  # only newlines: a note may hold any other byte
         if not line.startswith(REPORT + " "):
             continue
-        fields = line.split(" ")
+        fields = line.split(" ", 5)
         outcome, name = fields[1], fields[2]
-        seconds = max(0.0, float(fields[4]) - float(fields[3]))
-        encoded = fields[5] if len(fields) > 5 else ""
-        last_line = base64.b64decode(encoded).decode(errors="replace").strip()
+        seconds = max(0.0, _seconds(fields[4]) - _seconds(fields[3]))
+        last_line = fields[5].strip() if len(fields) > 5 else ""
         if outcome == "failed":
             failed = name
             continue
@@ -115,3 +121,8 @@ def parse(steps, output):
         note = "skipped (already done)" if outcome == "skipped" else step.note(last_line)
         done.append(Outcome(name, outcome, note, seconds))
     return done, failed
+
+
+def _seconds(stamp):
+    """A time the batch printed: bash's EPOCHREALTIME uses the locale's decimal mark."""
+    return float(stamp.replace(",", "."))

@@ -15,17 +15,16 @@ from fab import templates
 
 def test_parse_host_state():
     meta = ReleaseMeta("2026-11-22_03.00.00", "a" * 40, "main", "me", "2026-11-22T03:00:00+00:00", GOOD)
-    encoded = base64.b64encode(meta.to_json().encode()).decode()
     output = "\n".join([
         "home /home/web1",
         "cpus 4",
         "current releases/2026-11-22_03.00.00",
         "release 2026-11-22_03.00.00",
-        f"meta 2026-11-22_03.00.00 {encoded}",
+        f"meta 2026-11-22_03.00.00 {meta.to_json().replace(chr(10), ' ')}",
         "step 2026-11-22_03.00.00 code",
         "step 2026-11-22_03.00.00 virtualenv",
         "release 2026-11-22_04.00.00",
-        "meta 2026-11-22_04.00.00 bm90IGpzb24=",
+        "meta 2026-11-22_04.00.00 not json",
     ])
     parsed = state.parse(output, "~/www/prod")
     assert parsed.paths.code_root == "/home/web1/www/prod"
@@ -34,6 +33,38 @@ def test_parse_host_state():
     assert parsed.steps["2026-11-22_03.00.00"] == {"code", "virtualenv"}
     assert parsed.releases["2026-11-22_04.00.00"].meta is None  # unreadable -> failed
     assert parsed.steps["2026-11-22_04.00.00"] == set()
+
+
+def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
+    """fab/remote/state.sh, run here on a code root laid out as a deploy leaves it
+    (a path with a space in it), then parsed."""
+    home = tmp_path / "the home"
+    root = home / "www" / "prod"
+    good = ReleaseMeta("2026-11-22_03.00.00", "a" * 40, "main", "me", "2026-11-22T03:00:00+00:00", GOOD)
+    for name in ("2026-11-22_03.00.00", "2026-11-22_04.00.00"):
+        (root / "releases" / name / ".release" / "steps").mkdir(parents=True)
+    first = root / "releases" / good.name
+    (first / ".release" / "meta.json").write_text(good.to_json())
+    (first / ".release" / "steps" / "code").touch()
+    (first / ".release" / "steps" / "virtualenv").touch()
+    (first / "services" / "supervisor").mkdir(parents=True)
+    (first / "services" / "supervisor" / "prod-web.conf").write_text("[program:prod-web]\n")
+    (root / "venvs" / "0123456789abcdef").mkdir(parents=True)
+    (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
+    (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
+    (root / "current").symlink_to(f"releases/{good.name}")
+    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", str(root)],
+                            capture_output=True, text=True, check=True, env={"HOME": str(home),
+                                                                               "PATH": "/usr/bin:/bin"}).stdout
+    parsed = state.parse(output, "~/www/prod")
+    assert parsed.paths.code_root == str(root) and parsed.cpus >= 1
+    assert parsed.current == good.name
+    assert parsed.releases[good.name].meta == good
+    assert parsed.releases["2026-11-22_04.00.00"].meta is None
+    assert parsed.steps == {good.name: {"code", "virtualenv"}, "2026-11-22_04.00.00": set()}
+    assert parsed.venvs == {good.name: "0123456789abcdef"}
+    assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n")},
+                              "2026-11-22_04.00.00": {}}
 
 
 def test_parse_supervisor_status():

@@ -19,13 +19,19 @@ def delete_releases(host, names):
     note = f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
     return Step("cleanup", f"""
 {shell.command("rm", "-rf", "--", *doomed) if doomed else "true"}
-# A venv no remaining release links to is no longer needed.
+# A venv no remaining release links to is no longer needed (one readlink for all).
 if [ -d venvs ]; then
-  used=$(for link in releases/*/python_env; do [ -L "$link" ] && basename "$(readlink "$link")"; done; true)
+  declare -A used=()
+  links=()
+  for link in releases/*/python_env; do [ -L "$link" ] && links+=("$link"); done
+  if [ "${{#links[@]}}" -gt 0 ]; then
+    while IFS= read -r target; do used[${{target##*/}}]=1; done < <(readlink -- "${{links[@]}}")
+  fi
   for venv in venvs/*/; do
     [ -d "$venv" ] || continue
-    key=$(basename "$venv")
-    printf '%s\\n' "$used" | grep -qxF "$key" || rm -rf "$venv"
+    key=${{venv%/}}
+    key=${{key##*/}}
+    [ -n "${{used[$key]:-}}" ] || rm -rf "$venv"
   done
 fi
 echo {shell.quote(note)}

@@ -3,7 +3,6 @@
 Runs on: all roles. Read-only, so always safe to rerun. Fetching (`read`) and
 parsing (`parse`) are separate; `parse` is tested on captured output.
 """
-import base64
 import dataclasses
 import hashlib
 
@@ -57,9 +56,9 @@ def parse(output, code_root):
         elif kind == "release":
             names.append(rest)
         elif kind == "meta":
-            name, _, encoded = rest.partition(" ")
+            name, _, text = rest.partition(" ")
             try:
-                metas[name] = ReleaseMeta.from_json(base64.b64decode(encoded).decode())
+                metas[name] = ReleaseMeta.from_json(text)
             except (ValueError, TypeError, KeyError):
                 metas[name] = None  # unreadable metadata: treated as a failed release
         elif kind == "conf":
