@@ -45,19 +45,22 @@ def resolve_commit(repo, ref):
 
 
 def _update_cache(host, commit):
-    """Commands: fetch into the host's bare mirror (clone it the first time), check `commit`."""
-    repo = host.env.app.repo
+    """Commands: make sure the host's bare mirror has `commit`: fetch it from the
+    repository (clone the mirror the first time) unless it is there already."""
+    repo = shell.quote(host.env.app.repo)
     cache = shell.quote(host.paths.git_cache)
+    wanted = shell.quote(commit + "^{commit}")
     return f"""
-if [ -d {cache}/objects ]; then
-  git --git-dir={cache} remote set-url origin {shell.quote(repo)}
-  git --git-dir={cache} fetch --quiet --prune origin
-else
-  rm -rf {cache}
-  git clone --quiet --mirror {shell.quote(repo)} {cache}
-fi
-if ! git --git-dir={cache} cat-file -e {shell.quote(commit + "^{commit}")} 2>/dev/null; then
-  echo {shell.quote(f"commit {commit} is not in {mask_url(repo)}")} >&2; exit 1
+if ! git --git-dir={cache} cat-file -e {wanted} 2>/dev/null; then
+  if [ -d {cache}/objects ]; then
+    # From the environment's repository as it is configured now (it may have moved).
+    git --git-dir={cache} fetch --quiet --prune {repo} '+refs/*:refs/*'
+  else
+    rm -rf {cache}
+    git clone --quiet --mirror {repo} {cache}
+  fi
+  git --git-dir={cache} cat-file -e {wanted} 2>/dev/null || {{
+    echo {shell.quote(f"commit {commit} is not in {mask_url(host.env.app.repo)}")} >&2; exit 1; }}
 fi
 """
 
