@@ -78,15 +78,36 @@ def known_hosts_files(ssh_config):
         ssh_config, "globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)
 
 
-def known_keys(files, server_key_name):
-    """{key type: key} recorded for `server_key_name` ("host" or "[host]:port") in `files`."""
+def known_keys(files, server_key_name, fresh=False):
+    """{key type: key} recorded for `server_key_name` ("host" or "[host]:port") in `files`,
+    as parsed once per process while a file is unchanged (`fresh`: read them now)."""
     found = {}
     for path in files:
         if os.path.isfile(path):
-            entry = paramiko.HostKeys(path).lookup(server_key_name)
+            entry = (paramiko.HostKeys(path) if fresh else parsed_known_hosts(path)).lookup(server_key_name)
             for key_type in entry or ():
                 found.setdefault(key_type, entry[key_type])
     return found
+
+
+_parsed = {}
+_parsed_lock = threading.Lock()
+
+
+def parsed_known_hosts(path):
+    """paramiko's HostKeys of known_hosts file `path`, parsed again only when the file
+    changed: each of a fleet's connections looks its host up, none re-reads the file."""
+    status = os.stat(path)
+    key = (path, status.st_mtime_ns, status.st_size, status.st_ino)
+    with _parsed_lock:
+        if key not in _parsed:
+            _parsed[key] = paramiko.HostKeys(path)
+        return _parsed[key]
+
+
+def recorded_name(hostname, port):
+    """The name a host's key is recorded under, as paramiko and OpenSSH look it up."""
+    return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
 def known_hosts_line(server_key_name, key, hashed=False):
@@ -110,7 +131,7 @@ def record_new_key(path, server_key_name, key, hashed=False, other_files=()):
         descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(descriptor, "r+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            recorded = known_keys([path, *other_files], server_key_name)
+            recorded = known_keys([path, *other_files], server_key_name, fresh=True)
             if recorded:
                 if recorded.get(key.get_name()) == key:
                     return False
@@ -184,9 +205,11 @@ def secure(connection):
     client = connection.client
     client.set_missing_host_key_policy(_Policy(alias, setting, connection.ssh_config))
     if setting != NO:
-        for path in known_hosts_files(connection.ssh_config):
-            if os.path.isfile(path):
-                client.load_system_host_keys(path)
+        # Only this host's recorded keys: what paramiko would find in the whole files.
+        name = recorded_name(connection.host, connection.port)
+        host_keys = client.get_host_keys()
+        for key_type, key in known_keys(known_hosts_files(connection.ssh_config), name).items():
+            host_keys.add(name, key_type, key)
     gateway = connection.gateway
     if isinstance(gateway, Connection):
         if gateway.connect_timeout is None:

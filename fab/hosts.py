@@ -6,6 +6,8 @@ an unknown or changed key is refused, never silently accepted.
 """
 import concurrent.futures
 import contextlib
+import functools
+import getpass
 import io
 import os
 import socket
@@ -14,6 +16,7 @@ import threading
 import time
 
 import paramiko
+import paramiko.config
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
@@ -156,9 +159,45 @@ def connect(name, env):
     """A Connection to host `name`; every hop's host key is checked (see fab.hostkeys)."""
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
         raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
-    config = Config(runtime_ssh_path=env.ssh_config_path()) if env.ssh_config else Config()
+    config = Config(ssh_config=parsed_ssh_config(env.ssh_config_path() if env.ssh_config else None))
     connection = Connection(name, config=config, connect_timeout=10)
     return Host(name, env, hostkeys.secure(connection))
+
+
+_parsed_ssh_configs = {}
+_parsed_ssh_configs_lock = threading.Lock()
+
+
+def parsed_ssh_config(path=None):
+    """The SSHConfig Fabric reads from `path` (or from the system's and the user's
+    files), parsed once per process while the files are unchanged: a fleet's
+    connections all look their hosts up in it, instead of each parsing it again."""
+    files = [path] if path else ["/etc/ssh/ssh_config", os.path.expanduser("~/.ssh/config")]
+    key = tuple((name, _modified(name)) for name in files)
+    with _parsed_ssh_configs_lock:
+        if key not in _parsed_ssh_configs:
+            loaded = Config(runtime_ssh_path=path) if path else Config()
+            _parsed_ssh_configs[key] = loaded.base_ssh_config
+        return _parsed_ssh_configs[key]
+
+
+def _modified(path):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+class _LocalUser:
+    """paramiko's ssh_config lookup asks for the local user name once per Host
+    block, through the password database: with one block per host, a fleet's
+    lookups would cost hosts x hosts of those. The name cannot change while we run."""
+
+    getuser = staticmethod(functools.lru_cache(maxsize=1)(getpass.getuser))
+
+
+paramiko.config.getpass = _LocalUser
 
 
 def describe_error(error):
