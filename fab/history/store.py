@@ -205,7 +205,6 @@ class Store:
         """One transaction: log lines numbered from `first_line`, steps begun (values; their
         row ids are returned, in order), steps ended ({row id: values}), and `changes` to the
         operation (heartbeat, release, outcome, ...)."""
-        ids = []
         with writing(self.engine) as connection:
             number = first_line
             for group in chunks.split(lines):
@@ -214,17 +213,31 @@ class Store:
                     operation_id=operation_id, first_line=number, last_line=number + len(group) - 1,
                     data=data, compression=compression))
                 number += len(group)
-            for values in new_steps:
-                ids.append(connection.execute(
-                    steps.insert().values(operation_id=operation_id, **values)).inserted_primary_key[0])
-            for step_id, values in finished_steps.items():
-                connection.execute(steps.update().where(steps.c.id == step_id).values(**values))
+            ids = self._insert_steps(connection, operation_id, new_steps)
+            # One statement for all the steps that ended (a 50-host stage ends 50 at once).
+            for _fields, group in _grouped_by_fields(finished_steps.items()):
+                connection.execute(
+                    steps.update().where(steps.c.id == sa.bindparam("row_id")),
+                    [{"row_id": step_id, **values} for step_id, values in group])
             if lines:
                 changes = {**changes, "log_lines": number - 1}
             if changes:
                 connection.execute(
                     operations.update().where(operations.c.id == operation_id).values(**changes))
         return ids
+
+    def _insert_steps(self, connection, operation_id, new_steps):
+        """Insert step rows in one statement where the database returns their ids in
+        order (SQLite 3.35+, PostgreSQL), else one by one; their ids, in order."""
+        if not new_steps:
+            return []
+        rows = [{field: values.get(field) for field in STEP_FIELDS} | {"operation_id": operation_id}
+                for values in new_steps]
+        if self.engine.dialect.insert_executemany_returning_sort_by_parameter_order:
+            result = connection.execute(
+                steps.insert().returning(steps.c.id, sort_by_parameter_order=True), rows)
+            return [row.id for row in result]
+        return [connection.execute(steps.insert().values(**row)).inserted_primary_key[0] for row in rows]
 
     # -- reading ---------------------------------------------------------------
 
@@ -337,3 +350,16 @@ class Store:
                  .order_by(claim_audit.c.id))
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+
+#: The columns a step row is written with (absent values are NULL).
+STEP_FIELDS = ("host", "step", "started_at", "finished_at", "outcome", "note", "seconds", "output")
+
+
+def _grouped_by_fields(items):
+    """[(field names, [(id, values)])] of `items`, grouped by which fields they set:
+    each group is one executemany statement."""
+    groups = {}
+    for row_id, values in items:
+        groups.setdefault(tuple(sorted(values)), []).append((row_id, values))
+    return list(groups.items())
