@@ -10,6 +10,7 @@ with a line saying which host runs what. The plan itself is `fab.waves`.
 """
 import dataclasses
 import time
+import typing
 
 from fab import waves as wave_plan
 from fab.errors import DeployError, FleetInconsistent, Interrupted
@@ -25,6 +26,18 @@ class Target:
 
     release: str
     commit: str = None
+
+
+@dataclasses.dataclass
+class Finishing:
+    """Steps the last wave's hosts run in their go-live round trip, once their own
+    swap, restart and checks passed (a round trip saved per host). A failure of
+    one of these is not the host's going live failing: it is kept in `failed`
+    ({host: line}), and the host stays live. `done`: hosts that ran them all."""
+
+    steps: typing.Callable
+    done: set = dataclasses.field(default_factory=set)
+    failed: dict = dataclasses.field(default_factory=dict)
 
 
 def plan(fleet, hosts=None):
@@ -47,8 +60,12 @@ def balanced_services(env, host):
     return [name for name in env.supervised_on(host) if name in balanced]
 
 
-def go_live(fleet, waves, goal, previous):
+def go_live(fleet, waves, goal, previous, finish=None):
     """Swap and restart `waves` in order so each host runs `goal[host]` (a Target).
+
+    `finish` (a Finishing) gives steps that the last wave's hosts run in the same
+    round trip, once their own swap, restart and checks passed (e.g. marking the
+    release good); the caller does them on the other hosts afterwards.
 
     Returns {host: failure} for hosts that failed within the failure limit (they
     are back on `previous[host]`). Otherwise, on the canary failing, on too many
@@ -65,7 +82,12 @@ def go_live(fleet, waves, goal, previous):
             stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
             started.append(wave)
             watch = env.rollout.canary_watch if wave.canary else 0
-            failures = run_wave(fleet, rotation, wave.hosts, goal, swap=True, mode="all", watch=watch)
+            # The last wave's hosts finish in their own round trip; the hosts of the
+            # waves before it (all live by now) in one of theirs, meanwhile.
+            last = finish if wave is waves[-1] and not watch else None
+            live = [h for w in started[:-1] for h in w.hosts if h not in failed] if last else []
+            failures = run_wave(fleet, rotation, wave.hosts, goal, swap=True, mode="all", watch=watch,
+                                then=last, also=live)
             failed.update(failures)
             if failures and (wave.canary or len(failed) > budget):
                 why = "the canary failed" if wave.canary else (
@@ -122,27 +144,38 @@ def put_back(fleet, rotation, host_groups, previous):
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}") from None
 
 
-def run_wave(fleet, rotation, names, goal, swap, mode, watch=0):
+def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=()):
     """Drain (where a restart needs it), swap (if `swap`), restart or reload and
-    health-check the hosts `names` together, each in one round trip, then put the
-    healthy ones back into rotation. Returns {host: failure}; hosts that failed
-    stay drained."""
+    health-check the hosts `names` together, each in one round trip (followed by
+    the steps of `then`, a Finishing, if given, which the hosts `also` run alone
+    meanwhile), then put the healthy ones back into rotation. Returns {host:
+    failure}; hosts that failed stay drained."""
     env = fleet.env
     hosts = [fleet[name] for name in names]
     reloads = {h.name: in_place_reloads(h, goal[h.name]) if mode == "all" else set() for h in hosts}
     rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
 
     def steps(host):
+        if host.name in also:
+            extra = then.steps(host)
+            finishing[host.name] = {step.name for step in extra}
+            return extra
         target = goal[host.name]
         planned = [swap_step(host, target)] if swap else []
         if env.services_on(host.name):
             planned.append(restart_step(fleet, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
             planned.append(health.check_step(host, target.release, target.commit))
-        return planned
+        extra = then.steps(host) if then else []
+        finishing[host.name] = {step.name for step in extra}
+        return planned + extra
 
-    _, failed = fleet.attempt_steps(steps, hosts)
-    failures = {host: message for host, (_, message) in failed.items()}
+    finishing = {}
+    _, failed = fleet.attempt_steps(steps, hosts + [fleet[name] for name in also if then])
+    failures = {host: message for host, (step, message) in failed.items() if step not in finishing[host]}
+    if then:
+        then.failed.update({host: message for host, (step, message) in failed.items() if host not in failures})
+        then.done.update(name for name in [*names, *also] if name not in failed)
     watched = [h for h in hosts if h.name not in failures and goal[h.name].release and health.checks_for(h)]
     deadline = time.monotonic() + watch
     while watched and time.monotonic() < deadline:

@@ -85,8 +85,9 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "after_build", context)
             migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        failed = go_live(fleet, meta, previous)
-        mark_good_and_clean(fleet, meta)
+        finish = rollout.Finishing(good_and_clean(meta, rel.utcnow()))
+        failed = go_live(fleet, meta, previous, finish=finish)
+        mark_good_and_clean(fleet, meta, finish)
         hooks.run_after(env, "after_swap", context)
     if failed:
         raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
@@ -120,9 +121,12 @@ def rollback(c, release="", plan=False):
         leaving_meta = any_state.release(leaving).meta
         context = hook_context(fleet, "rollback", target_meta)
         hooks.run(env, "before_swap", context)
-        go_live(fleet, target_meta, previous_releases(fleet), on_failure=None)
-        mark(fleet, target_meta.with_status(rel.GOOD),
-             *([leaving_meta.with_status(rel.ROLLED_BACK)] if leaving_meta else []))
+        marks = [target_meta.with_status(rel.GOOD),
+                 *([leaving_meta.with_status(rel.ROLLED_BACK)] if leaving_meta else [])]
+        finish = rollout.Finishing(marked(*marks))
+        go_live(fleet, target_meta, previous_releases(fleet), on_failure=None, finish=finish)
+        mark(fleet, *marks, hosts=unfinished(fleet, finish))
+        raise_finishing_failures(finish)
         hooks.run_after(env, "after_swap", context)
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                  f"{leaving} is kept, marked rolled_back")
@@ -521,8 +525,9 @@ def on_role(fleet, meta, step, setting, commands):
                hosts=hosts)
 
 
-def go_live(fleet, meta, previous, on_failure=rel.FAILED):
-    """Every host goes to `meta`'s release, wave by wave.
+def go_live(fleet, meta, previous, on_failure=rel.FAILED, finish=None):
+    """Every host goes to `meta`'s release, wave by wave (the last wave's hosts
+    also run `finish`'s steps, a rollout.Finishing, in the same round trip).
 
     On a failure or an interrupt every host is put back on `previous` and the
     release is marked `on_failure` (or interrupted). Returns {host: failure} of
@@ -531,7 +536,7 @@ def go_live(fleet, meta, previous, on_failure=rel.FAILED):
     goal = {name: rollout.Target(meta.name, meta.commit) for name in fleet.names}
     stream.stage(f"waves: {waves.describe(rollout.plan(fleet))}")
     try:
-        failed = rollout.go_live(fleet, rollout.plan(fleet), goal, previous)
+        failed = rollout.go_live(fleet, rollout.plan(fleet), goal, previous, finish=finish)
     except DeployError as error:
         if on_failure:
             mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
@@ -548,32 +553,52 @@ def restart_everywhere(fleet, mode, target):
     rollout.restart(fleet, rollout.plan(fleet), {name: target for name in fleet.names}, mode)
 
 
-def mark(fleet, *metas, quietly=False):
-    """Write each release's metadata (its new status) on every host, in one round trip."""
+def marked(*metas):
+    """Steps for a host: write each release's metadata (its new status)."""
+    return lambda host: [release.write_meta(host, meta) for meta in metas]
+
+
+def mark(fleet, *metas, quietly=False, hosts=None):
+    """Write each release's metadata (its new status) on every host (or `hosts`), in one round trip."""
     try:
-        fleet.each_steps(lambda host: [release.write_meta(host, meta) for meta in metas], quiet=quietly)
+        fleet.each_steps(marked(*metas), hosts=hosts, quiet=quietly)
     except StepFailed as error:
         if not quietly:
             raise
         stream.warning(f"could not mark release {metas[0].name} {metas[0].status}: {error}")
 
 
-def mark_good_and_clean(fleet, meta):
-    """Mark the release good and delete old releases, in one round trip per host.
-
-    What to delete is decided per host, before anything is deleted, from the
-    state read when the fleet opened plus what this task changed there.
-    """
+def good_and_clean(meta, now):
+    """Steps for a host that runs `meta`'s release now: mark it good and delete old
+    releases. What to delete is decided per host, before anything is deleted, from
+    the state read when the fleet opened plus what this task changed there."""
     good = meta.with_status(rel.GOOD)
-    now = rel.utcnow()
 
     def steps(host):
         host.state.releases[good.name] = rel.HostRelease(good.name, good)
-        if host.placed in host.state.releases:
-            host.state.current = host.placed
+        host.state.current = host.placed if host.placed in host.state.releases else good.name
         return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now))]
 
-    fleet.each_steps(steps)
+    return steps
+
+
+def mark_good_and_clean(fleet, meta, finish):
+    """Mark the release good and delete old releases on the hosts that did not already
+    in their go-live round trip (`finish`), in one round trip per host; then raise
+    what failed in either."""
+    now = rel.utcnow()
+    fleet.each_steps(good_and_clean(meta, now), hosts=unfinished(fleet, finish))
+    raise_finishing_failures(finish)
+
+
+def unfinished(fleet, finish):
+    """The hosts that have not run `finish`'s steps (a rollout.Finishing), in order."""
+    return [host for name, host in fleet.hosts.items() if name not in finish.done and name not in finish.failed]
+
+
+def raise_finishing_failures(finish):
+    if finish.failed:
+        raise StepFailed("mark/cleanup", finish.failed)
 
 
 def clean_old_releases(fleet):

@@ -133,7 +133,7 @@ def test_the_build_hashes_exactly_what_venv_key_defines(tmp_path, files, pip_arg
     env = types.SimpleNamespace(requirements=list(files), pip_args=pip_args, python="/usr/bin/python3")
     on_host = subprocess.run(["bash", "-c", virtualenv.key_command(env) + '\nprintf %s "$key"'],
                              cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    version = subprocess.run(["/usr/bin/python3", "-c", virtualenv.PYTHON_VERSION_CODE],
+    version = subprocess.run(["/usr/bin/python3", "-S", "-c", virtualenv.PYTHON_VERSION_CODE],
                              capture_output=True, check=True).stdout
     assert on_host == virtualenv.venv_key(list(files.values()), pip_args, version)
 

@@ -340,7 +340,7 @@ def test_facts_script_reads_and_changes_nothing(tmp_path):
         holder.wait()
     assert tree_checksum(str(tmp_path)) == before
     found = plan_facts.parse(output)
-    version = subprocess.run(["/usr/bin/python3", "-c", virtualenv.PYTHON_VERSION_CODE],
+    version = subprocess.run(["/usr/bin/python3", "-S", "-c", virtualenv.PYTHON_VERSION_CODE],
                              capture_output=True, check=True).stdout
     assert found.python_version == version
     assert found.venvs == {"aaaaaaaaaaaaaaaa"} and found.current_venv == "aaaaaaaaaaaaaaaa"

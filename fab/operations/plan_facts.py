@@ -21,7 +21,7 @@ ROLES = ALL_ROLES
 
 @dataclasses.dataclass(frozen=True)
 class HostFacts:
-    #: What `python -c PYTHON_VERSION_CODE` printed (bytes), None if not asked or it failed.
+    #: What `python -S -c PYTHON_VERSION_CODE` printed (bytes), None if not asked or it failed.
     python_version: Optional[bytes] = None
     python_error: Optional[str] = None
     venvs: frozenset = frozenset()  # keys of complete venvs

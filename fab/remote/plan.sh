@@ -15,7 +15,7 @@ python=$3
 shift 3
 if [ -n "$python" ]; then
   # Exactly the bytes the virtualenv step hashes (stdout only).
-  if version=$("$python" -c 'import sys; print(sys.version)' 2>/dev/null | base64 -w0; exit "${PIPESTATUS[0]}"); then
+  if version=$("$python" -S -c 'import sys; print(sys.version)' 2>/dev/null | base64 -w0; exit "${PIPESTATUS[0]}"); then
     printf 'python %s\n' "$version"
   else
     printf 'python-failed %s\n' "$("$python" -c 'import sys' 2>&1 | tail -n1)"
