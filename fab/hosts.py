@@ -132,11 +132,10 @@ class Host:
                     self.connection.open()
 
     def interrupt(self):
-        """Stop whatever step runs here: closing the connection ends it on the host.
-
-        The next command reconnects (and verifies the host key again).
-        """
-        self.connection.close()
+        """Stop whatever step runs here: closing its session ends it on the host
+        (fab/remote/step.sh). Only the steps' sessions close: the connection stays
+        up, and with it anything else it carries, such as the deploy lock."""
+        self.connection.close_sessions()
 
     def close(self):
         """Close the connection and every ProxyJump hop under it (Fabric leaves those open)."""
@@ -155,12 +154,39 @@ class StepsFailed(RemoteCommandFailed):
         self.done = list(done)
 
 
+class StoppableConnection(Connection):
+    """A Fabric Connection that knows the sessions its commands run in (SFTP included),
+    so the running ones can be closed without closing the connection. (Attributes go
+    through `_set`: a Connection's other attributes are its configuration.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._set(_sessions=set(), _sessions_lock=threading.Lock())
+
+    def create_session(self):
+        channel = super().create_session()
+        with self._sessions_lock:
+            self._sessions.difference_update([session for session in self._sessions if session.closed])
+            self._sessions.add(channel)
+        return channel
+
+    def close_sessions(self):
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
+        if self._sftp is not None:  # Fabric's own SFTP client, opened by sftp()
+            self._sftp.close()
+            self._set(_sftp=None)
+
+
 def connect(name, env):
     """A Connection to host `name`; every hop's host key is checked (see fab.hostkeys)."""
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
         raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
     config = Config(ssh_config=parsed_ssh_config(env.ssh_config_path() if env.ssh_config else None))
-    connection = Connection(name, config=config, connect_timeout=10)
+    connection = StoppableConnection(name, config=config, connect_timeout=10)
     return Host(name, env, hostkeys.secure(connection))
 
 

@@ -149,8 +149,9 @@ def open_fleet(env, hosts=None, lock=None):
     (the task's name), the environment's deploy lock is held from before the
     hosts are read until the fleet closes.
     """
-    # The lock's own connection opens together with the fleet's.
-    lock_host = connect(env.hosts[0], env) if lock else None
+    # The lock is held over the first host's fleet connection; a fleet limited to
+    # other hosts opens one for it, together with the fleet's.
+    lock_host = connect(env.hosts[0], env) if lock and hosts and env.hosts[0] not in hosts else None
     try:
         fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [])
     except BaseException as error:
@@ -163,10 +164,12 @@ def open_fleet(env, hosts=None, lock=None):
     try:
         if not lock:
             fleet.each("state", state.read, quiet=True)
-        with locked(env, lock, lock_host, fleet) if lock else contextlib.nullcontext():
+        with locked(env, lock, lock_host or fleet[env.hosts[0]], fleet) if lock else contextlib.nullcontext():
             yield fleet
     finally:
         fleet.close()
+        if lock_host:
+            lock_host.close()
 
 
 @contextlib.contextmanager
@@ -180,8 +183,9 @@ def locked(env, task, lock_host, fleet):
 
 @contextlib.contextmanager
 def host_locked(env, task, lock_host, fleet):
-    """Hold the environment's deploy lock (on its first host, over `lock_host`, a
-    connection of its own) for the duration, and read every host of `fleet` under it."""
+    """Hold the environment's deploy lock (on its first host, over `lock_host`: its
+    fleet connection, or one of the lock's own) for the duration, and read every host
+    of `fleet` under it. Stopping a step closes only that step's session, never the lock's."""
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     lock_fleet.each("lock", lambda host: held.acquire())

@@ -73,7 +73,7 @@ def test_reconnects_are_bounded_too(fake_connections):
     env = environment(ssh_concurrency=4)
     fleet = hosts.Fleet.connect(env)
     for host in fleet.hosts.values():
-        host.interrupt()  # closes it: the next open reconnects
+        host.connection.close()  # as a lost connection: the next open reconnects
     FakeConnection.most = 0
     fleet.each("reopen", lambda host: host.open())
     assert FakeConnection.most == 4

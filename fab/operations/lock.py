@@ -1,9 +1,11 @@
 """The environment's deploy lock: an flock on the environment's first host.
 
-Runs on: the first host of the environment (the lock host), over a connection
-of its own that lives as long as the task. The lock is held by a process in
-that connection's session (fab/remote/lock.sh): when the deployer ends, is
-killed, or loses its connection, the process ends and the kernel frees the lock.
+Runs on: the first host of the environment (the lock host), in a session of its
+own on that host's connection (the fleet's, or one of its own when the task
+leaves the first host out), open as long as the task. The lock is held by the
+process in that session (fab/remote/lock.sh): when the deployer ends, is killed,
+or loses its connection, the process ends and the kernel frees the lock.
+Stopping a step closes only the step's session (fab.hosts.StoppableConnection).
 Of two deploys started together exactly one gets it; the other is told who
 holds it, since when, from where and for what.
 """
@@ -31,7 +33,7 @@ def owner_record(task, performer):
 
 
 class HeldLock:
-    """The lock, held through `host` (a connection used for nothing else)."""
+    """The lock, held in a session of its own on `host`'s connection."""
 
     def __init__(self, host, record):
         self.host = host
@@ -61,7 +63,8 @@ class HeldLock:
                              f"{error.splitlines()[-1] if error else 'no answer'}")
 
     def release(self):
-        """Let go: our end of the stream closes, the holding process ends, the kernel frees it."""
+        """Let go: our end of the stream closes, the holding process ends, the kernel frees
+        it. The connection stays open (it may be the host's fleet connection)."""
         if self._channel is not None:
             try:
                 self._channel.shutdown_write()
@@ -69,7 +72,6 @@ class HeldLock:
             finally:
                 self._channel.close()
                 self._channel = None
-        self.host.close()
 
 
 def force_release(host, breaker):
