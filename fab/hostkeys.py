@@ -98,11 +98,12 @@ def parsed_known_hosts(path):
     """paramiko's HostKeys of known_hosts file `path`, parsed again only when the file
     changed: each of a fleet's connections looks its host up, none re-reads the file."""
     status = os.stat(path)
-    key = (path, status.st_mtime_ns, status.st_size, status.st_ino)
+    stamp = (status.st_mtime_ns, status.st_size, status.st_ino)
     with _parsed_lock:
-        if key not in _parsed:
-            _parsed[key] = paramiko.HostKeys(path)
-        return _parsed[key]
+        cached = _parsed.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = _parsed[path] = (stamp, paramiko.HostKeys(path))
+        return cached[1]
 
 
 def recorded_name(hostname, port):

@@ -199,12 +199,13 @@ def parsed_ssh_config(path=None):
     files), parsed once per process while the files are unchanged: a fleet's
     connections all look their hosts up in it, instead of each parsing it again."""
     files = [path] if path else ["/etc/ssh/ssh_config", os.path.expanduser("~/.ssh/config")]
-    key = tuple((name, _modified(name)) for name in files)
+    stamp = tuple(_modified(name) for name in files)
     with _parsed_ssh_configs_lock:
-        if key not in _parsed_ssh_configs:
+        cached = _parsed_ssh_configs.get(path)
+        if cached is None or cached[0] != stamp:
             loaded = Config(runtime_ssh_path=path) if path else Config()
-            _parsed_ssh_configs[key] = loaded.base_ssh_config
-        return _parsed_ssh_configs[key]
+            cached = _parsed_ssh_configs[path] = (stamp, loaded.base_ssh_config)
+        return cached[1]
 
 
 def _modified(path):

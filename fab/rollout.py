@@ -13,7 +13,7 @@ import time
 import typing
 
 from fab import waves as wave_plan
-from fab.errors import DeployError, FleetInconsistent, Interrupted
+from fab.errors import DeployError, FleetInconsistent, Interrupted, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
@@ -33,7 +33,8 @@ class Finishing:
     """Steps the last wave's hosts run in their go-live round trip, once their own
     swap, restart and checks passed (a round trip saved per host). A failure of
     one of these is not the host's going live failing: it is kept in `failed`
-    ({host: line}), and the host stays live. `done`: hosts that ran them all."""
+    ({host: (step, line)}), and the host stays live. `done`: hosts that ran them
+    all. `finish_the_others` runs them on the rest of the fleet afterwards."""
 
     steps: typing.Callable
     done: set = dataclasses.field(default_factory=set)
@@ -129,6 +130,18 @@ def restart(fleet, waves, expected, mode):
         raise
 
 
+def finish_the_others(fleet, finish):
+    """Run `finish`'s steps (a Finishing) on the fleet's hosts that have not run them
+    in their go-live round trip, one round trip each; then raise what failed, there
+    or here, as one StepFailed."""
+    rest = [host for name, host in fleet.hosts.items() if name not in finish.done and name not in finish.failed]
+    _, failed = fleet.attempt_steps(finish.steps, rest)
+    finish.failed.update(failed)
+    if finish.failed:
+        raise StepFailed("/".join(sorted({step for step, _ in finish.failed.values()})),
+                         {host: message for host, (_, message) in finish.failed.items()})
+
+
 def put_back(fleet, rotation, host_groups, previous):
     """Put each group of hosts (in the order given) back on `previous`; those healthy
     again go back into rotation. A second interrupt stops this at once and says
@@ -155,26 +168,26 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
     reloads = {h.name: in_place_reloads(h, goal[h.name]) if mode == "all" else set() for h in hosts}
     rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
 
-    def steps(host):
-        if host.name in also:
-            extra = then.steps(host)
-            finishing[host.name] = {step.name for step in extra}
-            return extra
+    def wave_steps(host):
         target = goal[host.name]
         planned = [swap_step(host, target)] if swap else []
         if env.services_on(host.name):
             planned.append(restart_step(fleet, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
             planned.append(health.check_step(host, target.release, target.commit))
+        return planned
+
+    finishing = {}  # host: the names of its finishing steps
+
+    def steps(host):
         extra = then.steps(host) if then else []
         finishing[host.name] = {step.name for step in extra}
-        return planned + extra
+        return ([] if host.name in also else wave_steps(host)) + extra
 
-    finishing = {}
-    _, failed = fleet.attempt_steps(steps, hosts + [fleet[name] for name in also if then])
+    _, failed = fleet.attempt_steps(steps, hosts + [fleet[name] for name in also])
     failures = {host: message for host, (step, message) in failed.items() if step not in finishing[host]}
     if then:
-        then.failed.update({host: message for host, (step, message) in failed.items() if host not in failures})
+        then.failed.update({host: outcome for host, outcome in failed.items() if host not in failures})
         then.done.update(name for name in [*names, *also] if name not in failed)
     watched = [h for h in hosts if h.name not in failures and goal[h.name].release and health.checks_for(h)]
     deadline = time.monotonic() + watch

@@ -87,7 +87,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "before_swap", context)
         finish = rollout.Finishing(good_and_clean(meta, rel.utcnow()))
         failed = go_live(fleet, meta, previous, finish=finish)
-        mark_good_and_clean(fleet, meta, finish)
+        rollout.finish_the_others(fleet, finish)  # mark good and clean where not done yet
         hooks.run_after(env, "after_swap", context)
     if failed:
         raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
@@ -125,8 +125,7 @@ def rollback(c, release="", plan=False):
                  *([leaving_meta.with_status(rel.ROLLED_BACK)] if leaving_meta else [])]
         finish = rollout.Finishing(marked(*marks))
         go_live(fleet, target_meta, previous_releases(fleet), on_failure=None, finish=finish)
-        mark(fleet, *marks, hosts=unfinished(fleet, finish))
-        raise_finishing_failures(finish)
+        rollout.finish_the_others(fleet, finish)
         hooks.run_after(env, "after_swap", context)
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
                  f"{leaving} is kept, marked rolled_back")
@@ -558,10 +557,10 @@ def marked(*metas):
     return lambda host: [release.write_meta(host, meta) for meta in metas]
 
 
-def mark(fleet, *metas, quietly=False, hosts=None):
-    """Write each release's metadata (its new status) on every host (or `hosts`), in one round trip."""
+def mark(fleet, *metas, quietly=False):
+    """Write each release's metadata (its new status) on every host, in one round trip."""
     try:
-        fleet.each_steps(marked(*metas), hosts=hosts, quiet=quietly)
+        fleet.each_steps(marked(*metas), quiet=quietly)
     except StepFailed as error:
         if not quietly:
             raise
@@ -580,25 +579,6 @@ def good_and_clean(meta, now):
         return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now))]
 
     return steps
-
-
-def mark_good_and_clean(fleet, meta, finish):
-    """Mark the release good and delete old releases on the hosts that did not already
-    in their go-live round trip (`finish`), in one round trip per host; then raise
-    what failed in either."""
-    now = rel.utcnow()
-    fleet.each_steps(good_and_clean(meta, now), hosts=unfinished(fleet, finish))
-    raise_finishing_failures(finish)
-
-
-def unfinished(fleet, finish):
-    """The hosts that have not run `finish`'s steps (a rollout.Finishing), in order."""
-    return [host for name, host in fleet.hosts.items() if name not in finish.done and name not in finish.failed]
-
-
-def raise_finishing_failures(finish):
-    if finish.failed:
-        raise StepFailed("mark/cleanup", finish.failed)
 
 
 def clean_old_releases(fleet):
