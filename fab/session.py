@@ -2,6 +2,7 @@
 
 Kept out of fabfile.py so that file reads as the story of each task.
 """
+import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -185,15 +186,43 @@ def locked(env, task, lock_host, fleet):
 def host_locked(env, task, lock_host, fleet):
     """Hold the environment's deploy lock (on its first host, over `lock_host`: its
     fleet connection, or one of the lock's own) for the duration, and read every host
-    of `fleet` under it. Stopping a step closes only that step's session, never the lock's."""
+    of `fleet` under it. Stopping a step closes only that step's session, never the lock's.
+
+    The lock host's state is read in the lock's own round trip, the other hosts' at
+    the same time; if the previous holder let go after those reads began (or did not
+    let go cleanly), they are read again, now under the lock.
+    """
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
-    lock_fleet.each("lock", lambda host: held.acquire())
+    lock_host_read = held.host.name in fleet.hosts
+    others = [host for name, host in fleet.hosts.items() if name != held.host.name]
+    began = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
+        meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
+        try:
+            lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
+        finally:
+            _, unread = meanwhile.result()
     try:
-        fleet.each("state", state.read, quiet=True)
+        if lock_host_read:
+            fleet[held.host.name].state = state.parse(held.state_output, env.code_root)
+        if unread or may_predate_release(held.released_ago, time.monotonic() - began):
+            fleet.each("state", state.read, hosts=others, quiet=True)
         yield
     finally:
         try:
             lock_fleet.each("unlock", lambda host: held.release() or "released")
         except DeployError as error:
             stream.warning(f"could not release the lock cleanly (it frees itself): {error}")
+
+
+#: Seconds of leeway when deciding whether state read while the lock was being taken
+#: may predate the previous holder's last change (two clocks measure the durations).
+STATE_LEEWAY = 0.25
+
+
+def may_predate_release(released_ago, reading_for):
+    """Whether state read in the last `reading_for` seconds, while the lock was being
+    taken, may predate the previous holder's last change: it let go `released_ago`
+    seconds ago (0.0: not cleanly, so maybe just now; None: nobody ever held the lock)."""
+    return released_ago is not None and released_ago < reading_for + STATE_LEEWAY

@@ -39,17 +39,33 @@ class HeldLock:
         self.host = host
         self.record = record
         self._channel = None
+        #: The lock host's state (`state.sh`'s output), read under the lock when asked.
+        self.state_output = None
+        #: Seconds since the previous holder let go: 0.0 if it did not let go cleanly
+        #: (so: maybe just now), None if nobody ever held the lock.
+        self.released_ago = None
 
-    def acquire(self, timeout=30):
-        """Take the lock; raise LockHeld naming the holder if another task has it."""
+    def acquire(self, read_state=False, timeout=30):
+        """Take the lock (and with `read_state`, read the lock host's state under it, in
+        the same round trip); raise LockHeld naming the holder if another task has it."""
         self.host.open()
         channel = self.host.connection.transport.open_session()
         channel.settimeout(timeout)
         channel.exec_command(shell.step_command(
-            shell.remote_script("lock"), [self.host.env.code_root, json.dumps(self.record)]))
-        answer = channel.makefile("r").readline().strip()
-        if answer == "acquired":
+            shell.remote_script("lock"),
+            [self.host.env.code_root, json.dumps(self.record),
+             shell.remote_script("state") if read_state else ""]))
+        answers = channel.makefile("r")
+        answer = answers.readline().strip()
+        if answer.startswith("acquired"):
             self._channel = channel
+            self.released_ago = released_ago(*answer.split()[1:3])
+            if read_state:
+                try:
+                    self.state_output = _read_until(answers, "@@state-end")
+                except BaseException:
+                    self.release()
+                    raise
             return "acquired"
         error = channel.makefile_stderr("r").read().decode(errors="replace").strip()
         channel.close()
@@ -72,6 +88,28 @@ class HeldLock:
             finally:
                 self._channel.close()
                 self._channel = None
+
+
+def _read_until(answers, marker):
+    """The lines before `marker`; an answer that ends first is an error of the host's."""
+    lines = []
+    for line in answers:
+        if line.rstrip("\n") == marker:
+            return "".join(lines)
+        lines.append(line)
+    raise PreflightError(f"reading the state under the lock failed: {(lines or ['no answer'])[-1].strip()}")
+
+
+def released_ago(released="-", now="-"):
+    """Seconds between the previous holder letting go and now, from `lock.sh`'s answer
+    (both on the lock host's clock): None if nobody ever held the lock ("fresh"),
+    0.0 if it did not let go cleanly or the answer is unreadable (maybe just now)."""
+    if released == "fresh":
+        return None
+    try:
+        return max(0.0, float(now) - float(released))
+    except ValueError:
+        return 0.0
 
 
 def force_release(host, breaker):

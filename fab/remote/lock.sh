@@ -2,16 +2,44 @@
 # as this step runs. The step ends when the deployer's connection closes (see
 # step.sh), and the kernel frees an flock with the process that holds it: the
 # lock cannot outlive its deploy, however and wherever the deployer stopped.
-# $2 is the holder's record (JSON) shown to whoever is refused.
+# $2 is the holder's record (JSON) shown to whoever is refused. $3, if given, is
+# the state script (state.sh): this host's state is read under the lock, in this
+# same round trip, and followed by a line "@@state-end".
+#
+# The answer is "acquired <released> <now>" (this host's clock): when the last
+# holder let go, "-" if it never did cleanly (killed outright, host rebooted),
+# "fresh" if nobody ever held the lock. The deployer reads the other hosts while
+# it takes the lock, and reads them again if that may have predated the last
+# holder's final changes.
 root=$1
 record=$2
+state=$3
 mkdir -p "$root" || exit 1
 exec 9>>"$root/.deploy.lock"
 if ! flock -n 9; then
   printf 'held %s\n' "$(base64 -w0 < "$root/.deploy.lock.owner" 2>/dev/null)"
   exit 3
 fi
+released=-
+if [ -f "$root/.deploy.lock.released" ]; then
+  read -r released < "$root/.deploy.lock.released" || released=-
+  rm -f "$root/.deploy.lock.released"  # ours to write when we let go
+elif [ ! -e "$root/.deploy.lock.owner" ]; then
+  released=fresh
+fi
+# Letting go (our connection closed, or `unlock`: TERM either way) is recorded
+# before the kernel frees the lock; the sleeper goes too, whoever was signalled.
+sleeper=
+trap 'kill "$sleeper" 2>/dev/null; printf "%s\n" "${EPOCHREALTIME/,/.}" > "$root/.deploy.lock.released"; exit 0' TERM
 # Our pid leads this step's process group: `unlock` may stop it.
 printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$root/.deploy.lock.owner"
-echo acquired
-while :; do sleep 3600 9>&-; done
+echo "acquired ${released:--} ${EPOCHREALTIME/,/.}"
+if [ -n "$state" ]; then
+  bash -c "$state" state "$root" 9>&-
+  echo "@@state-end"
+fi
+while :; do
+  sleep 3600 9>&- &
+  sleeper=$!
+  wait "$sleeper"
+done
