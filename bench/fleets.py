@@ -15,6 +15,9 @@ test fleets (/srv/fab-test-fleet*, 127.0.<run>.21-24):
 Every sshd logs at LogLevel VERBOSE, so a bench can count SSH connections
 ("Accepted publickey") and remote commands ("Starting session:") per host.
 
+`up` also installs the bench-only host tools (bench/requirements-bench.txt: uv, pinned) from
+PyPI into /opt/fab-bench-tools, once, readable by every host user: UV is its uv binary.
+
 Environments (written on `up` into <root>/deploy/environments/, used through
 DEPLOY_ENVIRONMENTS; each has its own code_root on the hosts):
 
@@ -31,7 +34,8 @@ import os
 import pwd
 import sys
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)
 sys.path.insert(0, PROJECT)
 
 from fab import sandbox  # noqa: E402
@@ -39,6 +43,9 @@ from fab.sandbox import FleetSpec  # noqa: E402
 
 SSH_PORT = sandbox.SSH_PORT
 LOG_LEVEL = "VERBOSE"
+BENCH_TOOLS = "/opt/fab-bench-tools"
+BENCH_REQUIREMENTS = os.path.join(HERE, "requirements-bench.txt")
+UV = os.path.join(BENCH_TOOLS, "bin", "uv")
 
 
 def _spec(name, hosts, supervisord):
@@ -152,10 +159,25 @@ def running(fleet):
     return len(state["hosts"]) == len(spec.hosts) and all(sandbox.alive(pid) for pid in pids)
 
 
+def ensure_bench_tools():
+    """The bench hosts' own tools (uv), pinned, in a venv every host user can run; installed
+    from PyPI once per version of bench/requirements-bench.txt."""
+    marker = os.path.join(BENCH_TOOLS, ".installed-" + sandbox.file_digest(BENCH_REQUIREMENTS))
+    if os.path.exists(marker):
+        return
+    print(f"bench: installing the bench tools into {BENCH_TOOLS}", flush=True)
+    if not os.path.exists(os.path.join(BENCH_TOOLS, "bin", "python")):
+        sandbox.sh(sandbox.SYSTEM_PYTHON, "-m", "venv", BENCH_TOOLS)
+    sandbox.sh(os.path.join(BENCH_TOOLS, "bin", "pip"), "install", "-q", "-r", BENCH_REQUIREMENTS)
+    sandbox.sh("chmod", "-R", "a+rX", BENCH_TOOLS)
+    open(marker, "w").close()
+
+
 def up(fleet):
-    """Start the fleet (idempotent) and write its environment files."""
+    """Start the fleet (idempotent), install the bench tools and write its environment files."""
     spec = FLEETS[fleet]
     state = sandbox.up(spec)
+    ensure_bench_tools()
     write_environments(fleet)
     return state
 

@@ -17,8 +17,9 @@ process (wall clock, start-up included). Targets (names for --only):
     list      `fab -l` <= 0.5 s
     cold      cold deploy (first release, venv built) to 5 hosts <= one plain
               `ssh host bash -s` per host doing the same steps (bench/ssh_baseline.sh)
-    uv        venv build with uv vs virtualenv + pip when requirements change (when the
-              environment has a uv option and uv is installed)
+    uv        a deploy whose requirements changed, to 5 hosts: with the environment's uv option
+              (uv from bench/requirements-bench.txt, installed by bench/fleets.py up) faster
+              than virtualenv + pip; each deploy's output must show the builder it was for
 
 Loops are bounded (runs <= 20, every `fab` run <= 10 minutes, load <= 60 s per phase).
 Nothing is stopped unless --stop, and then only the fleets this run started.
@@ -26,13 +27,13 @@ Nothing is stopped unless --stop, and then only the fleets this run started.
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import typing
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,9 +65,10 @@ def environ_for(env_name, spec=None):
             "FAB_HISTORY_URL": fleets.history_url(spec)}
 
 
-def fab(env_name, *args, argv0=None, environ=None, spec=None):
-    """Run `fab <env> <args>` from the project folder; return its wall seconds. `spec`:
-    the fleet of an environment file written outside fleets.environments()."""
+def fab(env_name, *args, argv0=None, environ=None, spec=None, output=False):
+    """Run `fab <env> <args>` from the project folder; return its wall seconds (and, with
+    `output`, what it printed). `spec`: the fleet of an environment file written outside
+    fleets.environments()."""
     command = [*(argv0 or [FAB]), env_name, *args]
     started = time.monotonic()
     try:
@@ -79,7 +81,7 @@ def fab(env_name, *args, argv0=None, environ=None, spec=None):
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-6:]
         raise Failed(f"fab {env_name} {' '.join(args)} exited {result.returncode}: " + " | ".join(tail))
-    return took
+    return (took, result.stdout) if output else took
 
 
 def spec_of(env_name):
@@ -350,50 +352,51 @@ def measure_cold(table, runs):
               median(project) <= median(floor))
 
 
-def uv_option():
-    """(setting, value) turning uv on in an environment file, or None if there is no such option."""
-    for name, field in Environment.model_fields.items():
-        if "uv" in name.split("_"):
-            return name, True
-        if "uv" in _literal_values(field.annotation):
-            return name, "uv"
-    return None
+#: A deploy's line for a host's virtualenv step: "[   0.9s] host5      virtualenv   built
+#: venv <key> with uv (0.2s)" ("... with virtualenv + pip", "reused venv <key>").
+VIRTUALENV_LINE = re.compile(r"^\[[^]]*\]\s+(\S+)\s+virtualenv\s+(.*?)(?: \([\d.]+s\))?$", re.M)
 
 
-def _literal_values(annotation):
-    values = []
-    for arg in typing.get_args(annotation):
-        values.extend(_literal_values(arg) if typing.get_args(arg) else [arg])
-    return values
+def builders(output):
+    """{host: its virtualenv step's note} in a deploy's output."""
+    return dict(VIRTUALENV_LINE.findall(output))
 
 
 def measure_uv(table, runs):
+    """Deploys whose requirements changed, with the environment's uv option (the bench
+    tools' uv) and without it (virtualenv + pip), interleaved; each checked for its builder."""
     label = "venv build when requirements change: uv vs virtualenv+pip (5 hosts)"
-    option = uv_option()
-    if option is None:
-        return table.add(label, "faster", "n/a (no uv option)", "n/a")
-    if shutil.which("uv") is None:
-        return table.add(label, "faster", f"n/a (option {option[0]}, but no uv installed)", "n/a")
+    if not os.access(fleets.UV, os.X_OK):
+        raise Failed(f"no uv at {fleets.UV} (bench/fleets.py up installs it)")
     spec = fleets.FLEETS["code5"]
-    settings = {**fleets.environments()["benchcode5"][1], "code_root": "~/www/benchuv5", option[0]: option[1]}
+    settings = {**fleets.environments()["benchcode5"][1], "code_root": "~/www/benchuv5", "uv": fleets.UV}
     path = os.path.join(fleets.env_dir(spec), "benchuv5.yml")
     with open(path, "w") as handle:
         json.dump(settings, handle, indent=2)
+    requirements = os.path.join(spec.app_workdir, "requirements.txt")
+    with open(requirements) as handle:
+        original = handle.read()
+    fab_uv, fab_pip = [], []
     try:
-        fab("benchuv5", "deploy", spec=spec)  # its git cache and first release exist
-        fab_uv, fab_pip = [], []
-        requirements = os.path.join(spec.app_workdir, "requirements.txt")
-        with open(requirements) as handle:
-            original = handle.read()
+        fab("benchuv5", "deploy", spec=spec)  # its git cache and first release exist (the first fills uv's cache)
         for run in range(runs):
             # A comment changes the requirements' hash, not what they install (offline).
             sandbox.commit_app_change(spec, "requirements.txt", original + f"# bench {time.time()}\n",
                                       "bench: requirements changed")
-            for env, times in (("benchcode5", fab_pip), ("benchuv5", fab_uv))[:: 1 if run % 2 == 0 else -1]:
-                times.append(fab(env, "deploy", spec=spec))
-        sandbox.commit_app_change(spec, "requirements.txt", original, "bench: requirements back")
+            for env, times, builder in (("benchcode5", fab_pip, "virtualenv + pip"),
+                                        ("benchuv5", fab_uv, "uv"))[:: 1 if run % 2 == 0 else -1]:
+                settle()
+                took, output = fab(env, "deploy", spec=spec, output=True)
+                times.append(took)
+                notes = builders(output)
+                wrong = {h: n for h, n in notes.items() if not n.endswith(f" with {builder}")}
+                if wrong or len(notes) != len(spec.hosts):
+                    raise Failed(f"{env} deploy {run + 1}: venv not built with {builder} on every host: "
+                                 f"{wrong or notes}")
     finally:
         os.remove(path)
+        sandbox.commit_app_change(spec, "requirements.txt", original, "bench: requirements back")
+    print(f"   every timed deploy built its venvs with the builder wanted ({len(spec.hosts)} hosts each)")
     table.add(label, "faster", f"uv {spread(fab_uv)}; virtualenv+pip {spread(fab_pip)}",
               median(fab_uv) < median(fab_pip))
 
