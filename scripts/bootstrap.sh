@@ -43,3 +43,6 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
   touch "$stamp"
 fi
+# The deployer's own modules, byte-compiled where `fab` imports them from this checkout:
+# with PYTHONDONTWRITEBYTECODE set, every run would compile them again (~0.15 s).
+.venv/bin/python -m compileall -q fab fabfile.py >/dev/null
