@@ -177,10 +177,16 @@ def good_releases(env):
             if env.meta(host, r).get("status") == "good"}
 
 
-def lock_is_free(env):
+def lock_is_free(env, within=10):
+    """Whether the deploy lock frees within `within` seconds: its holder on web1 ends
+    once sshd has seen the deployer's connection close (a dead deployer included)."""
     lockfile = os.path.join(env.code_root("web1"), ".deploy.lock")
-    result = subprocess.run(["flock", "-n", lockfile, "true"], check=False)
-    return result.returncode == 0
+    deadline = time.monotonic() + within
+    while subprocess.run(["flock", "-n", lockfile, "true"], check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def served_commits(env):
