@@ -52,12 +52,13 @@ def check_value(task, param, default, value):
     return value
 
 
-def translate(argv, tasks, environments=()):
+def translate(argv, tasks, environments=(), spell=str):
     """Rewrite `argv` (the tokens after the core flags) into invoke's spelling.
 
     `tasks` maps each task name to its parameters as (name, default) pairs, in
     order; a bool default makes a flag. `environments` only improves the message
-    for an unknown name.
+    for an unknown name. `spell` gives a task name as invoke's collection knows it
+    (an environment `prod-eu` is its task `prod_eu` there).
     """
     out = []
     current = None  # the task whose flags we are reading
@@ -78,7 +79,7 @@ def translate(argv, tasks, environments=()):
         if name not in tasks:
             raise UsageError(_unknown(name, tasks, environments))
         current = name
-        out.append(name)
+        out.append(spell(name))
         if sep:
             out.extend(_fabric1_flags(name, tasks[name], arg_text))
     return out

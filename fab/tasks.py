@@ -25,7 +25,7 @@ import os
 import shlex
 
 from fabric import task
-from invoke import Exit, Task
+from invoke import Collection, Exit, Task
 
 from fab import cli, events, hooks, releases as rel
 from fab import history as history_store
@@ -678,8 +678,11 @@ def _translate_fabric1_arguments():
         obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
         for obj in globals().values() if isinstance(obj, Task)
     }
+    # Invoke files a task under its name with dashes made underscores (`prod-eu`, an
+    # environment's file name, is its task `prod_eu`): the names people type go in so.
+    spell = Collection(auto_dash_names=False).transform
     try:
-        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments())
+        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
     except DeployError as error:
         import sys
 

@@ -1,4 +1,7 @@
 """Fabric-1 argument translation (`task:a=b`) into invoke's spelling."""
+import os
+import subprocess
+
 import pytest
 
 from fab.cli import split_fabric1_args, translate
@@ -52,6 +55,12 @@ def test_translate_rejects(argv, message):
         translate(argv, TASKS)
 
 
+def test_an_environment_name_with_dashes_is_spelled_as_invoke_files_it():
+    tasks = {**TASKS, "prod-eu": []}
+    assert translate(["prod-eu", "deploy:yes"], tasks, spell=lambda name: name.replace("-", "_")) == [
+        "prod_eu", "deploy", "--resume"]
+
+
 def test_unknown_name_lists_environments():
     with pytest.raises(UsageError, match="environments: prod, sandbox"):
         translate(["prd", "deploy"], TASKS, ["sandbox", "prod"])
@@ -60,3 +69,19 @@ def test_unknown_name_lists_environments():
 def test_split_fabric1_args():
     assert split_fabric1_args("a,b=c\\,d,") == ["a", "b=c,d", ""]
     assert split_fabric1_args("x\\\\y") == ["x\\y"]
+
+
+def test_fab_selects_an_environment_whose_name_has_dashes(tmp_path):
+    """`fab prod-eu <task>` from the command line, as a user types it (no hosts needed:
+    `history` reads only the store)."""
+    from conftest import FAB, PROJECT_ROOT
+    from test_config import VALID
+
+    (tmp_path / "prod-eu.yml").write_text(VALID)
+    result = subprocess.run(
+        [FAB, "prod-eu", "history:limit=5"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, env={**os.environ, "CI": "true",
+                                       "DEPLOY_ENVIRONMENTS": str(tmp_path),
+                                       "FAB_HISTORY_URL": f"sqlite:///{tmp_path}/history.sqlite"})
+    assert result.returncode == 0, result.stderr
+    assert "No idea what" not in result.stderr
