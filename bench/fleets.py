@@ -15,8 +15,8 @@ test fleets (/srv/fab-test-fleet*, 127.0.<run>.21-24):
 Every sshd logs at LogLevel VERBOSE, so a bench can count SSH connections
 ("Accepted publickey") and remote commands ("Starting session:") per host.
 
-`up` also installs the bench-only host tools (bench/requirements-bench.txt: uv, pinned) from
-PyPI into /opt/fab-bench-tools, once, readable by every host user: UV is its uv binary.
+The hosts' tools are the sandbox's (fab/builtin/sandbox-hosts-requirements.txt, in
+/opt/fab-sandbox-tools): supervisord, virtualenv and uv (UV, for the `uv` target).
 
 Environments (written on `up` into <root>/deploy/environments/, used through
 DEPLOY_ENVIRONMENTS; each has its own code_root on the hosts):
@@ -28,14 +28,11 @@ DEPLOY_ENVIRONMENTS; each has its own code_root on the hosts):
     benchcode50   code50: host1..host50
 """
 import argparse
-import glob
 import json
 import os
-import pwd
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROJECT = os.path.dirname(HERE)
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT)
 
 from fab import sandbox  # noqa: E402
@@ -43,9 +40,7 @@ from fab.sandbox import FleetSpec  # noqa: E402
 
 SSH_PORT = sandbox.SSH_PORT
 LOG_LEVEL = "VERBOSE"
-BENCH_TOOLS = "/opt/fab-bench-tools"
-BENCH_REQUIREMENTS = os.path.join(HERE, "requirements-bench.txt")
-UV = os.path.join(BENCH_TOOLS, "bin", "uv")
+UV = os.path.join(sandbox.TOOLS, "bin", "uv")
 
 
 def _spec(name, hosts, supervisord):
@@ -159,63 +154,19 @@ def running(fleet):
     return len(state["hosts"]) == len(spec.hosts) and all(sandbox.alive(pid) for pid in pids)
 
 
-def ensure_bench_tools():
-    """The bench hosts' own tools (uv), pinned, in a venv every host user can run; installed
-    from PyPI once per version of bench/requirements-bench.txt."""
-    marker = os.path.join(BENCH_TOOLS, ".installed-" + sandbox.file_digest(BENCH_REQUIREMENTS))
-    if os.path.exists(marker):
-        return
-    print(f"bench: installing the bench tools into {BENCH_TOOLS}", flush=True)
-    if not os.path.exists(os.path.join(BENCH_TOOLS, "bin", "python")):
-        sandbox.sh(sandbox.SYSTEM_PYTHON, "-m", "venv", BENCH_TOOLS)
-    sandbox.sh(os.path.join(BENCH_TOOLS, "bin", "pip"), "install", "-q", "-r", BENCH_REQUIREMENTS)
-    sandbox.sh("chmod", "-R", "a+rX", BENCH_TOOLS)
-    open(marker, "w").close()
-
-
 def up(fleet):
-    """Start the fleet (idempotent), install the bench tools and write its environment files."""
+    """Start the fleet (idempotent) and write its environment files."""
     spec = FLEETS[fleet]
     state = sandbox.up(spec)
-    ensure_bench_tools()
     write_environments(fleet)
     return state
 
 
-def stop_proxies(fleet):
-    """Stop the nginx the deploys started on the fleet's hosts (it daemonizes, so no
-    supervisord stops it): by the pid in its pidfile, when that process is the host user's."""
-    spec = FLEETS[fleet]
-    for host in spec.hosts:
-        uid = pwd.getpwnam(spec.user(host)).pw_uid if _user_exists(spec.user(host)) else None
-        for pidfile in glob.glob(os.path.join(spec.home(host), "www", "*", "shared", "proxy", "*.pid")):
-            pid = sandbox.read_pid(pidfile)
-            if uid is not None and pid and sandbox.alive(pid) and _owner(pid) == uid:
-                sandbox.stop_pid(pid, f"nginx of {host}", grace=10)
-
-
-def _user_exists(user):
-    try:
-        pwd.getpwnam(user)
-        return True
-    except KeyError:
-        return False
-
-
-def _owner(pid):
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
-
-
 def down(fleet):
-    stop_proxies(fleet)
     sandbox.down(FLEETS[fleet])
 
 
 def destroy(fleet):
-    stop_proxies(fleet)
     sandbox.destroy(FLEETS[fleet])
 
 

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -372,8 +373,29 @@ def down(spec):
     for host, info in state["hosts"].items():
         # supervisord stops the programs it runs before it exits.
         stop_pid(info.get("supervisord_pid"), f"supervisord of {host}", grace=30)
+        stop_daemonized_proxies(spec, host)
         stop_pid(info.get("sshd_pid"), f"sshd of {host}", grace=5)
     os.remove(spec.state_file)
+
+
+def stop_daemonized_proxies(spec, host):
+    """Stop the nginx that deploys started on `host` (it daemonizes: no supervisord stops
+    it), by the pid in its pidfile, when that process is the host user's."""
+    try:
+        uid = pwd.getpwnam(spec.user(host)).pw_uid
+    except KeyError:
+        return
+    for pidfile in glob.glob(os.path.join(spec.home(host), "www", "*", "shared", "proxy", "*.pid")):
+        pid = read_pid(pidfile)
+        if pid and alive(pid) and _owner(pid) == uid:
+            stop_pid(pid, f"nginx of {host}", grace=10)
+
+
+def _owner(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def destroy(spec):
