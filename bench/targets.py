@@ -18,7 +18,7 @@ process (wall clock, start-up included). Targets (names for --only):
     cold      cold deploy (first release, venv built) to 5 hosts <= one plain
               `ssh host bash -s` per host doing the same steps (bench/ssh_baseline.sh)
     uv        a deploy whose requirements changed, to 5 hosts: with the environment's uv option
-              (uv from bench/requirements-bench.txt, installed by bench/fleets.py up) faster
+              (the hosts' tools' uv, /opt/fab-sandbox-tools/bin/uv) faster
               than virtualenv + pip; each deploy's output must show the builder it was for
 
 Loops are bounded (runs <= 20, every `fab` run <= 10 minutes, load <= 60 s per phase).
@@ -300,6 +300,29 @@ def measure_code(table, runs, scale):
         ratio = median(t50) / median(t5)
         table.add("code-only change deploy, 50 hosts / 5 hosts", "<= 2.00",
                   f"{ratio:.2f} (T(50) {spread(t50)})", ratio <= 2.0)
+        floor5, floor50 = [], []
+        for _ in range(runs):
+            floor5.append(ssh_true_everywhere(code50, hosts_of("benchcode50")[:5]))
+            floor50.append(ssh_true_everywhere(code50, hosts_of("benchcode50")))
+        table.add("  context: plain `ssh host true`, all hosts at once, 50 / 5", "-",
+                  f"{median(floor50) / median(floor5):.2f} (T(50) {spread(floor50)}; T(5) {spread(floor5)})",
+                  "info")
+
+
+def ssh_true_everywhere(spec, hosts):
+    """Wall seconds of one OpenSSH `ssh host true` per host, all at once: what merely
+    reaching the hosts costs on this machine, whose cores the hosts' sshd share."""
+    started = time.monotonic()
+    processes = [subprocess.Popen(["ssh", "-F", spec.ssh_config, host, "true"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for host in hosts]
+    for host, process in zip(hosts, processes):
+        try:
+            if process.wait(timeout=120) != 0:
+                raise Failed(f"ssh {host} true: {process.stderr.read().decode().strip()}")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise Failed(f"ssh {host} true: no answer in 120 s") from None
+    return time.monotonic() - started
 
 
 def measure_openings(table):

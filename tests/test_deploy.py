@@ -2,12 +2,14 @@
 import json
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import time
 import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
+from fab import sandbox
 
 
 def live_release(env):
@@ -55,6 +57,39 @@ def test_second_deploy_switches_every_host_and_reuses_the_virtualenv(deploy_env)
     second_venv = os.path.realpath(os.path.join(env.code_root("web1"), "releases", second, "python_env"))
     assert second_venv == venv and os.stat(venv).st_ino == venv_inode
     assert env.program_status("pillow1")[f"{env.name}-pillow"] == "RUNNING"
+
+
+def built_with(output, host):
+    """How `host`'s virtualenv step says it got its venv, from a deploy's plain lines
+    ("[   0.9s] web1       virtualenv   built venv <key> with uv (0.2s)")."""
+    notes = re.findall(rf"^\[[^]]*\] {re.escape(host)} +virtualenv +(.*?)(?: \([\d.]+s\))?$", output, re.M)
+    assert notes, f"no virtualenv line for {host}"
+    return notes[-1]
+
+
+def test_uv_builds_the_venv_where_the_host_has_it_and_virtualenv_with_pip_elsewhere(deploy_env):
+    env = deploy_env
+    requirements_path = os.path.join(env.spec.app_workdir, "requirements.txt")
+    requirements = pathlib.Path(requirements_path).read_text()
+    try:
+        # A uv the hosts do not have: virtualenv + pip, as without the setting.
+        env.write_config(uv="no-such-uv")
+        env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: no uv on the hosts")
+        result = assert_ok(env.fab("deploy"))
+        for host in env.hosts:
+            assert built_with(result.stdout, host).endswith("with virtualenv + pip"), result.stdout
+
+        env.write_config(uv=os.path.join(sandbox.TOOLS, "bin", "uv"))
+        new_commit = env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: uv")
+        result = assert_ok(env.fab("deploy"))
+        for host in env.hosts:
+            assert built_with(result.stdout, host).endswith("with uv"), result.stdout
+        for host in ("web1", "web2"):
+            assert env.version(host)["commit"] == new_commit
+        # pip is seeded as virtualenv does, for build and management commands that use it.
+        assert "pip" in env.remote("web1", f"~/{env.code_root_rel}/current/python_env/bin/pip --version")
+    finally:
+        env.commit("requirements.txt", requirements, "requirements as they were")
 
 
 def test_a_host_that_cannot_install_requirements_changes_no_host(deploy_env):
