@@ -1,5 +1,4 @@
 """Parsers of remote output and command builders, on captured text (no SSH)."""
-import base64
 import subprocess
 import types
 
