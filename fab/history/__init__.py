@@ -17,6 +17,8 @@ runs, so `fab -l` stays fast.
     open_store(env), location(env)  the store itself, its URL as it may be shown
 """
 import contextlib
+import importlib
+import threading
 import time
 
 from fab.events import stream
@@ -26,6 +28,19 @@ from fab.events import stream
 GOES_AHEAD_WITHOUT_STORE = frozenset({"rollback", "unlock"})
 FOLLOW_POLL_SECONDS = 0.5
 HISTORY_LIMIT = 20
+
+
+_importing = threading.Lock()
+
+
+def import_store_modules():
+    """Import SQLAlchemy and the store's modules, one thread at a time. The recorder
+    opens the store in its writer thread while the task connects to its hosts, and
+    SQLAlchemy imported from two threads at once (its imports are circular) can leave
+    one of them a half-initialised module. Every use of the store calls this first."""
+    with _importing:
+        for module in ("fab.history.store", "fab.history.claims"):
+            importlib.import_module(module)
 
 
 def recorder(env):
@@ -44,6 +59,7 @@ def location(env):
 
 def open_store(env):
     """The environment's store, open and at this deployer's schema (one-line errors otherwise)."""
+    import_store_modules()
     from fab.history.store import open_store as open_url
     from fab.history.urls import store_url
 
@@ -55,6 +71,7 @@ def claimed(env, task, holder, controller):
     """Hold `env`'s claim in the store while the block runs; ClaimHeld (exit 3) if another
     controller holds it. Without a reachable, current store only the emergency tools go
     ahead (with a warning); every other task refuses before touching a host."""
+    import_store_modules()
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
     from fab.history.recording import operation_id
@@ -91,6 +108,7 @@ def claimed(env, task, holder, controller):
 def clear_claim(env, by):
     """Remove whoever's claim on `env` (an audit row kept): its description, or None.
     A store that cannot be reached is a warning: unlock goes ahead with the host lock."""
+    import_store_modules()
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
 
@@ -106,6 +124,7 @@ def clear_claim(env, by):
 @contextlib.contextmanager
 def database_errors(env):
     """A database error in the middle of a use of the store is one line: StoreUnavailable."""
+    import_store_modules()
     from sqlalchemy.exc import DBAPIError
 
     from fab.history.errors import StoreUnavailable
@@ -227,6 +246,7 @@ def prune(env, days=0):
 
 def upgrade(env):
     """Bring the store to this deployer's schema (like `buildbot upgrade-master`)."""
+    import_store_modules()
     from fab.history.store import upgrade_store
     from fab.history.urls import mask_url, store_url
 

@@ -8,6 +8,11 @@ within about a second and a killed deploy leaves all but its last moment. The
 operation row heartbeats while the task runs; a reader takes a `running` row
 whose heartbeat went stale (or whose process is gone) as interrupted.
 
+The store is opened by the writer thread too, while the task connects to its
+hosts (SQLAlchemy's import alone takes a good part of a deploy's start-up). That
+thread never publishes: what it has to say waits for the publishing thread, which
+may be waiting for it (the task's end joins it from within the stream).
+
 If the store cannot be reached when the task starts, the run is
 kept in memory and written, if the store answers by then, when the task ends.
 """
@@ -63,6 +68,7 @@ class Recorder:
             self._run = None
             _recording.pop(self.env.name, None)
             run.finish(event)
+        run.publish_warnings()
 
 
 class _Run:
@@ -89,22 +95,39 @@ class _Run:
         self._stop = threading.Event()
         self._flusher = None
         self.opened = threading.Event()  # set once the store is open (or out of reach)
+        self._warnings = []  # what the writer has to say, for the publishing thread
 
     # -- in the publishing thread ----------------------------------------------
 
     def begin(self):
         self.take(self.started)
+        self._flusher = threading.Thread(target=self._open_and_flush, name="history-writer", daemon=True)
+        self._flusher.start()
+
+    def publish_warnings(self):
+        with self._lock:
+            warnings, self._warnings = self._warnings, []
+        for text in warnings:
+            stream.warning(text)
+
+    # -- writing (the writer thread, then finish) -------------------------------
+
+    def _warn(self, text):
+        with self._lock:
+            self._warnings.append(text)
+
+    def _open_and_flush(self):
         try:
             opened = self._open()
         finally:
             self.opened.set()
         if opened:
-            self._flusher = threading.Thread(target=self._flush_every, name="history-flusher", daemon=True)
-            self._flusher.start()
-
-    # -- writing (the flusher thread, then finish) -------------------------------
+            self._flush_every()
 
     def _open(self):
+        from fab.history import import_store_modules
+
+        import_store_modules()
         from fab.history.store import describe_database_error, open_store
 
         url = None
@@ -115,11 +138,11 @@ class _Run:
             return True
         except DeployError as error:
             self.store = None
-            stream.warning(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
+            self._warn(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
         except Exception as error:  # noqa: BLE001 - the database driver's errors
             self.store = None
-            stream.warning(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
-                           "this run is kept in memory and recorded at the end if it answers by then")
+            self._warn(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
+                       "this run is kept in memory and recorded at the end if it answers by then")
         return False
 
     def take(self, event):
@@ -159,9 +182,8 @@ class _Run:
         return self._next_key
 
     def finish(self, event):
-        if self._flusher is not None:
-            self._stop.set()
-            self._flusher.join()
+        self._stop.set()
+        self._flusher.join()  # an opening still under way included
         final = dict(finished_at=event.at, heartbeat_at=event.at, outcome=event.outcome,
                      exit_code=event.exit_code, seconds=event.seconds,
                      error=mask_secrets(event.error) or None)
@@ -183,6 +205,9 @@ class _Run:
 
     def _open_late(self):
         """A run that started without the store: try once more to write it all."""
+        from fab.history import import_store_modules
+
+        import_store_modules()
         from fab.history.store import describe_database_error, open_store
 
         try:
@@ -191,7 +216,7 @@ class _Run:
             return True
         except Exception as error:  # noqa: BLE001 - DeployError or the driver's errors
             reason = str(error) if isinstance(error, DeployError) else describe_database_error(error)
-            stream.warning(f"{reason}; this {self.started.task} was not recorded in the history")
+            self._warn(f"{reason}; this {self.started.task} was not recorded in the history")
             return False
 
     def _flush_every(self):
@@ -227,8 +252,8 @@ class _Run:
             if not self._complained or final:
                 self._complained = True
                 later = "the end of this run is not recorded" if final else "will retry"
-                stream.warning(f"history store {self.store.location}: cannot write "
-                               f"({describe_database_error(error)}); {later}")
+                self._warn(f"history store {self.store.location}: cannot write "
+                           f"({describe_database_error(error)}); {later}")
             return False
         self._row_ids.update(zip((key for key, _ in inserts), ids))
         self._lines_written += len(lines)
@@ -243,8 +268,8 @@ class _Run:
         try:
             self.store.prune(self.env.name, time.time() - days * 86400)
         except Exception as error:  # noqa: BLE001 - pruning is housekeeping
-            stream.warning(f"history store {self.store.location}: pruning old logs failed: "
-                           f"{describe_database_error(error)}")
+            self._warn(f"history store {self.store.location}: pruning old logs failed: "
+                       f"{describe_database_error(error)}")
 
 
 def lines_for(event, started):
