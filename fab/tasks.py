@@ -20,7 +20,9 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
+import atexit
 import contextlib
+import gc
 import os
 import shlex
 
@@ -38,6 +40,11 @@ from fab.operations import build, cleanup, code, lock, release, shared, supervis
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
+
+# `fab` ends right after its tasks, and the interpreter's garbage collections at exit
+# walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
+# every run. Frozen, those objects are freed at exit all the same, without the walks.
+atexit.register(gc.freeze)
 
 
 # --- deploy -------------------------------------------------------------------
