@@ -70,7 +70,7 @@ def ensure(host, release_name):
         uv_install = (f'{uv} pip install --quiet --python "$venv/bin/python" {requirement_args}'
                       if env.requirements else "true")
         build = f"""if command -v {uv} >/dev/null 2>&1; then
-    {uv} venv --seed --quiet --python {python} "$venv" >&2
+    {uv} venv --quiet --python {python} "$venv" >&2
     {uv_install} >&2
     builder=uv
   else
