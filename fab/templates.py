@@ -26,6 +26,22 @@ def supervisor_environment(variables):
     return ",".join(f"{name}={quoted(value)}" for name, value in variables.items())
 
 
+def supervisor_word(value):
+    """One word of a supervisor `command=`: shell-quoted (supervisor splits the line as
+    a shell would) and with % escaped (supervisor expands %(name)s in its values)."""
+    return supervisor_value(shell.quote(value))
+
+
+def supervisor_value(value):
+    """A whole supervisor value (`directory=`, `stdout_logfile=`): % escaped."""
+    return str(value).replace("%", "%%")
+
+
+def nginx_quote(value):
+    """One nginx parameter, double-quoted: a path with a space or a `;` stays one."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @functools.lru_cache(maxsize=None)
 def _jinja(template_dirs):
     import jinja2  # when a template is first rendered: `fab -l` renders none
@@ -36,7 +52,8 @@ def _jinja(template_dirs):
         keep_trailing_newline=True,
         autoescape=False,
     )
-    jinja.filters["supervisor_environment"] = supervisor_environment
+    jinja.filters.update(supervisor_environment=supervisor_environment, supervisor_word=supervisor_word,
+                         supervisor_value=supervisor_value, nginx_quote=nginx_quote)
     return jinja
 
 

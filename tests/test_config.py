@@ -201,3 +201,34 @@ def test_invalid_deploy_settings(tmp_path, old, new, fragments):
     assert "\n" not in message and "prod.yml" in message
     for fragment in fragments:
         assert fragment in message
+
+
+def test_stock_templates_keep_a_code_root_with_spaces_and_percent_signs_whole(tmp_path):
+    """Paths go into supervisor and nginx configs quoted for each: supervisor splits
+    `command=` as a shell does and expands %(...)s; nginx splits on spaces."""
+    import shlex
+
+    text = VALID.replace("code_root: ~/www/prod", "code_root: ~/www/my app 100%") + """
+  pillow: {role: pillowtop, template: supervisor/pillow.conf.j2}
+  proxy: {role: pillowtop, control: port, port: 8080, template: nginx/proxy.conf.j2, balances: web,
+          start: "true", reload: "true"}
+"""
+    env = load_environment("prod", write(tmp_path, text))
+    root = "/home/deploy/www/my app 100%"
+
+    def supervisor(service):
+        rendered = templates.render(env.template_dirs, env.services[service].template,
+                                    **templates.sample_service_context(env, service, env.services[service]))
+        values = dict(line.split("=", 1) for line in rendered.splitlines() if "=" in line and not line.startswith(";"))
+        return {key: value.replace("%%", "%") for key, value in values.items()}
+
+    web = supervisor("web")
+    assert shlex.split(web["command"])[:3] == [f"{root}/releases/2000-01-01_00.00.00/python_env/bin/gunicorn",
+                                               "--chdir", f"{root}/releases/2000-01-01_00.00.00"]
+    assert web["directory"] == f"{root}/releases/2000-01-01_00.00.00"
+    assert web["stdout_logfile"] == f"{root}/log/prod-web.log"
+    assert shlex.split(supervisor("pillow")["command"])[0].startswith(f"{root}/releases/")
+    nginx = templates.render(env.template_dirs, "nginx/proxy.conf.j2",
+                             **templates.sample_service_context(env, "proxy", env.services["proxy"]))
+    assert f'pid "{root}/shared/proxy/prod-proxy.pid";' in nginx
+    assert f'include "{root}/shared/proxy/' in nginx
