@@ -50,19 +50,20 @@ if _fault("fault-crash"):
 '''
 
 
+FAULTY_CONFIG = dict(
+    with_proxy=True,
+    build_commands=[SLOW_BUILD],
+    service_settings={"web": {"before": SLOW_RESTART,
+                              "health_check": {"path": "/health", "version_path": "/version", "timeout": 4}}},
+)
+
+
 @pytest.fixture
 def faulty_env(deploy_env):
     """The test environment with the fault hooks, behind the proxy, in waves
     (canary web1 | web2 + pillow1 | proxy1), one good release deployed."""
     env = deploy_env
-    env.write_config(
-        with_proxy=True,
-        build_commands=[SLOW_BUILD],
-        service_settings={"web": {"before": SLOW_RESTART,
-                                  "health_check": {"path": "/health", "version_path": "/version",
-                                                   "timeout": 4}}},
-        rollout={"canary": ["web1"], "batch": 2},
-    )
+    env.write_config(**FAULTY_CONFIG, rollout={"canary": ["web1"], "batch": 2})
     app_path = os.path.join(env.spec.app_workdir, "app.py")
     with open(app_path) as handle:
         original = handle.read()
@@ -380,3 +381,37 @@ def inject(env, fault, stage):
         live = set(currents(env).values())
         return "completed" if live != {None} and env.head() == env.version("web1")["commit"] else "interrupted"
     raise AssertionError(f"no injection for {fault} at {stage}")
+
+
+def test_a_host_failing_within_the_failure_limit_goes_back_while_the_others_stay_live(faulty_env):
+    env = faulty_env
+    env.write_config(**FAULTY_CONFIG, rollout={"canary": ["web1"], "batch": 1, "failure_limit": 1})
+    old_release, old_commit = env.current("web2"), env.head()
+    new_commit = env.commit("NEWS.txt", "web2 cannot serve this one\n", "a release web2 fails")
+    touch(env, "web2", "fault-unhealthy", new_commit)
+    try:
+        code, out, err = finish(start_fab(env, "deploy"))
+    finally:
+        os.remove(marker(env, "web2", "fault-unhealthy"))
+
+    assert code == 4, (out, err)
+    assert "within the failure limit" in err and "web2" in err, err
+    new_release = env.current("web1")
+    assert new_release != old_release
+    assert {host: env.current(host) for host in ("web2", "pillow1", "proxy1")} == {
+        "web2": old_release, "pillow1": new_release, "proxy1": new_release}
+    assert (env.version("web1")["commit"], env.version("web2")["commit"]) == (new_commit, old_commit)
+    assert env.meta("web2", old_release)["status"] == "good"
+    # Both web hosts are in rotation: every proxied request is answered.
+    url = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    answered = set()
+    for _ in range(8):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answered.add(json.loads(response.read().decode())["commit"])
+    assert answered <= {new_commit, old_commit}
+    assert lock_is_free(env)
+
+    # The fault gone, the next deploy brings web2 level with the others.
+    assert_ok(env.fab("deploy"))
+    assert set(currents(env).values()) == {env.current("web1")}
+    assert set(served_commits(env).values()) == {new_commit}
