@@ -250,24 +250,28 @@ def describe_error(error):
 class Fleet:
     """The hosts of one environment, each with an open connection."""
 
-    def __init__(self, env, hosts):
+    def __init__(self, env, hosts, balancers=()):
         self.env = env
         self.hosts = {host.name: host for host in hosts}
+        #: Proxies outside the fleet that balance its hosts: a task limited to some
+        #: hosts still drains those hosts there. Nothing else runs on them.
+        self.balancers = {host.name: host for host in balancers}
         self._addresses = {}
         opening = threading.BoundedSemaphore(env.ssh_concurrency)
-        for host in hosts:
+        for host in [*hosts, *balancers]:
             host.opening = opening
 
     @classmethod
-    def connect(cls, env, names=None, also=()):
-        """Connections to `names` (default: every host), opened in parallel, at most
-        `ssh_concurrency` at a time, together with the hosts `also` (connections the
-        fleet does not own, e.g. the lock's).
+    def connect(cls, env, names=None, also=(), balancers=()):
+        """Connections to `names` (default: every host) and to the proxies `balancers`,
+        opened in parallel, at most `ssh_concurrency` at a time, together with the
+        hosts `also` (connections the fleet does not own, e.g. the lock's).
 
         Every host key is verified here, before any host is changed.
         """
-        fleet = cls(env, [connect(name, env) for name in (names or env.hosts)])
-        everything = [*fleet.hosts.values(), *also]
+        fleet = cls(env, [connect(name, env) for name in (names or env.hosts)],
+                    [connect(name, env) for name in balancers])
+        everything = [*fleet.hosts.values(), *fleet.balancers.values(), *also]
         opening = cls(env, everything)  # one bound on connections opening, for all of them
         opening.hosts = {str(index): host for index, host in enumerate(everything)}
         opening.each("connect", lambda host: host.open(), quiet=True)
@@ -295,6 +299,11 @@ class Fleet:
 
     def of_role(self, role):
         return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]
+
+    def proxies_of(self, role):
+        """The connected hosts of proxy role `role`: the fleet's and its balancers."""
+        every = {**self.balancers, **self.hosts}
+        return [every[name] for name in self.env.hosts_of(role) if name in every]
 
     def each(self, step, action, hosts=None, quiet=False):
         """Run `action(host)` on every host in parallel; return {host name: result}.
@@ -415,5 +424,5 @@ class Fleet:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self):
-        for host in self.hosts.values():
+        for host in [*self.hosts.values(), *self.balancers.values()]:
             host.close()

@@ -55,6 +55,17 @@ def plan(fleet, hosts=None):
     )
 
 
+def balancers_outside(env, hosts):
+    """The proxy hosts not among `hosts` that balance a service running on one of them:
+    a task limited to `hosts` drains those hosts there too."""
+    outside = []
+    for proxy in env.services.values():
+        balanced = env.services.get(proxy.balances) if proxy.balances else None
+        if balanced and set(env.hosts_of(balanced.role)) & set(hosts):
+            outside += [name for name in env.hosts_of(proxy.role) if name not in hosts and name not in outside]
+    return outside
+
+
 def balanced_services(env, host):
     """Services on `host` that a proxy balances (they are drained to restart)."""
     balanced = {s.balances for s in env.services.values() if s.balances}
@@ -289,7 +300,7 @@ class Rotation:
             return
         env = self.fleet.env
         for proxy_name, proxy in env.services.items():
-            proxies = self.fleet.of_role(proxy.role) if proxy.balances else []
+            proxies = self.fleet.proxies_of(proxy.role) if proxy.balances else []
             if not proxies:
                 continue
             backends = backends_of(self.fleet, proxy.balances)

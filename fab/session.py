@@ -11,7 +11,7 @@ import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history
+from fab import events, history, rollout
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
 from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
@@ -143,18 +143,21 @@ def records(task, arguments):
 
 
 @contextlib.contextmanager
-def open_fleet(env, hosts=None, lock=None):
+def open_fleet(env, hosts=None, lock=None, drains=False):
     """The environment's hosts, connected and read: each host's state and paths.
 
     Every host key is verified before anything is written anywhere. With `lock`
     (the task's name), the environment's deploy lock is held from before the
-    hosts are read until the fleet closes.
+    hosts are read until the fleet closes. With `drains` (a task that restarts
+    balanced services), a fleet limited to some `hosts` also connects to the
+    proxies outside it that balance them (`fleet.balancers`).
     """
     # The lock is held over the first host's fleet connection; a fleet limited to
     # other hosts opens one for it, together with the fleet's.
     lock_host = connect(env.hosts[0], env) if lock and hosts and env.hosts[0] not in hosts else None
+    balancers = rollout.balancers_outside(env, hosts) if drains and hosts else []
     try:
-        fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [])
+        fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [], balancers=balancers)
     except BaseException as error:
         if lock_host:
             lock_host.close()
@@ -164,7 +167,7 @@ def open_fleet(env, hosts=None, lock=None):
         raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
         if not lock:
-            fleet.each("state", state.read, quiet=True)
+            fleet.each("state", state.read, [*fleet.hosts.values(), *fleet.balancers.values()], quiet=True)
         with locked(env, lock, lock_host or fleet[env.hosts[0]], fleet) if lock else contextlib.nullcontext():
             yield fleet
     finally:
@@ -195,7 +198,8 @@ def host_locked(env, task, lock_host, fleet):
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     lock_host_read = held.host.name in fleet.hosts
-    others = [host for name, host in fleet.hosts.items() if name != held.host.name]
+    others = [host for name, host in [*fleet.hosts.items(), *fleet.balancers.items()]
+              if name != held.host.name]
     began = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
         meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)

@@ -73,7 +73,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     targets = limited_hosts(env, hosts)
     ref = rev or env.app.branch
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env, targets, lock=None if plan else "deploy") as fleet:
+    with open_fleet(env, targets, lock=None if plan else "deploy", drains=True) as fleet:
         if resume:
             meta = release_to_resume(fleet.states)
             stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
@@ -269,7 +269,7 @@ def unlock(c):
 def restart_services(c, hosts=""):
     """Restart services without dropping requests."""
     env = selected_environment(c)
-    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services") as fleet:
+    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True) as fleet:
         live, meta = live_release(fleet)
         context = hook_context(fleet, "restart_services", meta)
         hooks.run(env, "before_restart", context)

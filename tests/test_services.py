@@ -2,6 +2,7 @@
 supervisorctl, manage, port-controlled services and health checks."""
 import json
 import os
+import re
 import time
 import urllib.request
 
@@ -53,19 +54,26 @@ def test_deploy_and_restarts_under_load_drop_no_request(deploy_env):
     first = env.head()
     assert_ok(env.fab("deploy"))
     proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
-    load = Load(proxy, threads=2, max_requests=5000, max_seconds=120, pause=0.05).start()
+    load = Load(proxy, threads=2, max_requests=6000, max_seconds=150, pause=0.05).start()
     try:
         assert load.wait_for_answer(first), load.summary()  # the load runs before the restart
         assert_ok(env.fab("restart_services"))
         second = env.commit("NEWS.txt", "under load\n", "deploy under load")
         assert_ok(env.fab("deploy"))
         assert load.wait_for_answer(second), load.summary()  # and the new release answers it
+        # Limited to one web host, a restart and a deploy still drain it on the proxy
+        # (not among the hosts named) and put it back afterwards.
+        web2 = env.spec.hosts["web2"]
+        for limited in (env.fab("restart_services:hosts=web2"), env.fab("deploy:hosts=webworkers")):
+            assert_ok(limited)
+            assert re.search(rf"proxy1 +drain +proxy: drained {re.escape(web2)}\b", limited.stdout), limited.stdout
+            assert re.search(r"proxy1 +undrain +proxy: drained none", limited.stdout), limited.stdout
     finally:
         load.stop()
     assert load.failures == [], load.summary()
     assert load.answered > 50, load.summary()
     assert {first[:12], second[:12]} <= set(load.versions), load.summary()
-    release = live_release(env)
+    release = env.current("web1")  # the web hosts' own deploy: the others run the one before
     for host in ("web1", "web2"):
         assert env.version(host)["release"] == os.path.join(env.code_root(host), "releases", release)
         assert env.version(host)["commit"] == second

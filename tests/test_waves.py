@@ -73,3 +73,23 @@ def test_without_services_every_host_swaps_in_one_wave():
     """Nothing restarts or is health-checked: a canary would prove nothing."""
     assert plan_waves(["a", "b", "c"], canary=1, batch=1, services=False) == [Wave("all hosts", ("a", "b", "c"))]
     assert plan_waves([], canary=1, batch=1, services=False) == []
+
+
+def test_a_task_limited_to_some_hosts_drains_them_on_the_proxies_outside_its_list(tmp_path):
+    from fab.config import load_environment
+    from fab.rollout import balancers_outside
+
+    (tmp_path / "prod.yml").write_text("""
+app: {repo: /srv/app.git, branch: main}
+code_root: ~/www/prod
+roles: {webworkers: [web1, web2], pillowtop: [pillow1], proxy: [proxy1, proxy2]}
+services:
+  web: {role: webworkers, template: supervisor/gunicorn.conf.j2, port: 8000}
+  pillow: {role: pillowtop, template: supervisor/pillow.conf.j2}
+  proxy: {role: proxy, control: port, port: 8080, template: nginx/proxy.conf.j2, balances: web,
+          start: "true", reload: "true"}
+""")
+    env = load_environment("prod", str(tmp_path))
+    assert balancers_outside(env, ["web2"]) == ["proxy1", "proxy2"]
+    assert balancers_outside(env, ["web1", "proxy2"]) == ["proxy1"]
+    assert balancers_outside(env, ["pillow1"]) == []  # nothing it runs is balanced
