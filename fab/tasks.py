@@ -285,8 +285,11 @@ def set_supervisor_config(c):
     env = selected_environment(c)
     with open_fleet(env, lock="set_supervisor_config") as fleet:
         live, meta = live_release(fleet)
+        context = hook_context(fleet, "set_supervisor_config", meta)
+        hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
         restart_everywhere(fleet, "changed", rollout.Target(live, meta.commit))
+        hooks.run_after(env, "after_restart", context)
 
 
 @task

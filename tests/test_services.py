@@ -35,8 +35,14 @@ def test_set_supervisor_config_removes_programs_and_sizes_workers_by_cpu(deploy_
     removed_pid = supervisor_pid(env, "pillow1", f"{env.name}-pillow2")
 
     del services["pillow2"]
-    env.write_config(services=services)
+    heard = os.path.join(env.directory, "hooks-heard.txt")
+    say = f'echo "$DEPLOY_HOOK $DEPLOY_TASK $DEPLOY_RELEASE" >> {heard}'
+    env.write_config(services=services, hooks={"before_restart": [say], "after_restart": [say]})
     result = assert_ok(env.fab("set_supervisor_config"))
+    with open(heard) as handle:
+        live = env.current("web1")
+        assert handle.read().splitlines() == [f"before_restart set_supervisor_config {live}",
+                                              f"after_restart set_supervisor_config {live}"]
 
     status = env.program_status("pillow1")
     assert f"{env.name}-pillow2" not in status, status
