@@ -300,10 +300,15 @@ class Fleet:
     def of_role(self, role):
         return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]
 
+    @property
+    def connected(self):
+        """{name: Host} of every host connected: the fleet's and its balancers."""
+        return {**self.balancers, **self.hosts}
+
     def proxies_of(self, role):
         """The connected hosts of proxy role `role`: the fleet's and its balancers."""
-        every = {**self.balancers, **self.hosts}
-        return [every[name] for name in self.env.hosts_of(role) if name in every]
+        connected = self.connected
+        return [connected[name] for name in self.env.hosts_of(role) if name in connected]
 
     def each(self, step, action, hosts=None, quiet=False):
         """Run `action(host)` on every host in parallel; return {host name: result}.

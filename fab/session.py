@@ -154,8 +154,9 @@ def open_fleet(env, hosts=None, lock=None, drains=False):
     """
     # The lock is held over the first host's fleet connection; a fleet limited to
     # other hosts opens one for it, together with the fleet's.
-    lock_host = connect(env.hosts[0], env) if lock and hosts and env.hosts[0] not in hosts else None
     balancers = rollout.balancers_outside(env, hosts) if drains and hosts else []
+    first = env.hosts[0]
+    lock_host = connect(first, env) if lock and hosts and first not in [*hosts, *balancers] else None
     try:
         fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [], balancers=balancers)
     except BaseException as error:
@@ -167,8 +168,8 @@ def open_fleet(env, hosts=None, lock=None, drains=False):
         raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
         if not lock:
-            fleet.each("state", state.read, [*fleet.hosts.values(), *fleet.balancers.values()], quiet=True)
-        with locked(env, lock, lock_host or fleet[env.hosts[0]], fleet) if lock else contextlib.nullcontext():
+            fleet.each("state", state.read, list(fleet.connected.values()), quiet=True)
+        with locked(env, lock, lock_host or fleet.connected[first], fleet) if lock else contextlib.nullcontext():
             yield fleet
     finally:
         fleet.close()
@@ -197,9 +198,8 @@ def host_locked(env, task, lock_host, fleet):
     """
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
-    lock_host_read = held.host.name in fleet.hosts
-    others = [host for name, host in [*fleet.hosts.items(), *fleet.balancers.items()]
-              if name != held.host.name]
+    lock_host_read = held.host in fleet.connected.values()
+    others = [host for host in fleet.connected.values() if host is not held.host]
     began = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
         meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
@@ -209,7 +209,7 @@ def host_locked(env, task, lock_host, fleet):
             _, unread = meanwhile.result()
     try:
         if lock_host_read:
-            fleet[held.host.name].state = state.parse(held.state_output, env.code_root)
+            held.host.state = state.parse(held.state_output, env.code_root)
         if unread or may_predate_release(held.released_ago, time.monotonic() - began):
             fleet.each("state", state.read, hosts=others, quiet=True)
         yield

@@ -85,6 +85,21 @@ def test_deploy_and_restarts_under_load_drop_no_request(deploy_env):
         assert env.version(host)["commit"] == second
 
 
+def test_a_limited_restart_takes_the_lock_on_a_proxy_it_only_drains_through(deploy_env):
+    """The lock lives on the environment's first host; here that is the proxy, which a
+    restart limited to web2 connects to only to drain web2 there: one connection does both."""
+    env = deploy_env
+    env.write_config(with_proxy=True, roles={"proxy": ["proxy1"], "webworkers": ["web1", "web2"],
+                                             "pillowtop": ["pillow1"]})
+    assert_ok(env.fab("deploy"))
+    before = supervisor_pid(env, "web2", f"{env.name}-web")
+    result = assert_ok(env.fab("restart_services:hosts=web2"))
+    assert re.search(r"proxy1 +lock +acquired", result.stdout), result.stdout
+    assert re.search(rf"proxy1 +drain +proxy: drained {re.escape(env.spec.hosts['web2'])}\b", result.stdout)
+    assert supervisor_pid(env, "web2", f"{env.name}-web") != before
+    assert os.path.exists(os.path.join(env.code_root("proxy1"), ".deploy.lock"))
+
+
 def test_restart_services_runs_the_release_current_points_to(deploy_env):
     """The stale-symlink trap: current moved but the app server was never told."""
     env = deploy_env
