@@ -395,7 +395,7 @@ def builders(output):
 
 
 def measure_uv(table, runs):
-    """Deploys whose requirements changed, with the environment's uv option (the bench
+    """Deploys whose requirements changed, with the environment's uv option (the hosts'
     tools' uv) and without it (virtualenv + pip), interleaved; each checked for its builder."""
     label = "venv build when requirements change: uv vs virtualenv+pip (5 hosts)"
     if not os.access(fleets.UV, os.X_OK):

@@ -63,6 +63,7 @@ class Host:
         """
         timeout = timeout or self.env.command_timeout
         self.open()  # connection errors (a host key, a refused port) are not a lost connection
+        timed_out = f"timed out after {timeout:.0f}s (stopped)"
         started = time.monotonic()
         try:
             shown = {"out_stream": MaskedLines(sys.stdout), "err_stream": MaskedLines(sys.stderr)} if stream else {}
@@ -73,13 +74,13 @@ class Host:
             for output in shown.values():
                 output.flush()
         except CommandTimedOut:
-            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s (stopped)") from None
+            raise RemoteCommandFailed(timed_out) from None
         except (socket.error, EOFError, paramiko.SSHException) as error:
             raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
         if result.exited == -1 and self._transport_active() and time.monotonic() - started >= timeout:
             # invoke's own test (its timer thread has ended) races with that thread
             # closing the channel: under load a timeout looked like a lost connection.
-            raise RemoteCommandFailed(f"timed out after {timeout:.0f}s (stopped)")
+            raise RemoteCommandFailed(timed_out)
         if result.exited == -1 or not self._transport_active():
             raise ConnectionLost(f"connection to {self.name} lost during the step",
                                  (result.stderr + result.stdout).strip())

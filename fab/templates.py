@@ -20,10 +20,7 @@ BUILTIN_TEMPLATES = os.path.join(BUILTIN_DIR, "templates")
 def supervisor_environment(variables):
     """{name: value} as supervisor's `environment=` value: KEY="value",... (quotes and %
     escaped, so a value is never parsed)."""
-    def quoted(value):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
-
-    return ",".join(f"{name}={quoted(value)}" for name, value in variables.items())
+    return ",".join(f"{name}={supervisor_value(double_quoted(value))}" for name, value in variables.items())
 
 
 def supervisor_word(value):
@@ -37,8 +34,9 @@ def supervisor_value(value):
     return str(value).replace("%", "%%")
 
 
-def nginx_quote(value):
-    """One nginx parameter, double-quoted: a path with a space or a `;` stays one."""
+def double_quoted(value):
+    """`value` in double quotes, backslashes and quotes escaped: one word for nginx (a
+    path with a space or a `;` stays one) and for supervisor's environment values."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -53,7 +51,7 @@ def _jinja(template_dirs):
         autoescape=False,
     )
     jinja.filters.update(supervisor_environment=supervisor_environment, supervisor_word=supervisor_word,
-                         supervisor_value=supervisor_value, nginx_quote=nginx_quote)
+                         supervisor_value=supervisor_value, nginx_quote=double_quoted)
     return jinja
 
 
