@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,11 +66,12 @@ def environ_for(env_name, spec=None):
             "FAB_HISTORY_URL": fleets.history_url(spec)}
 
 
-def fab(env_name, *args, argv0=None, environ=None, spec=None, output=False):
+def fab(env_name, *args, argv0=None, environ=None, spec=None, output=False, cpu=None):
     """Run `fab <env> <args>` from the project folder; return its wall seconds (and, with
     `output`, what it printed). `spec`: the fleet of an environment file written outside
-    fleets.environments()."""
+    fleets.environments(). `cpu`, a list, gets a Cpu of the run appended."""
     command = [*(argv0 or [FAB]), env_name, *args]
+    cpu_before = Cpu.now()
     started = time.monotonic()
     try:
         result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True,
@@ -78,10 +80,28 @@ def fab(env_name, *args, argv0=None, environ=None, spec=None, output=False):
     except subprocess.TimeoutExpired:
         raise Failed(f"fab {env_name} {' '.join(args)}: still running after {FAB_TIMEOUT}s") from None
     took = time.monotonic() - started
+    if cpu is not None:
+        cpu.append(Cpu.now() - cpu_before)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-6:]
         raise Failed(f"fab {env_name} {' '.join(args)} exited {result.returncode}: " + " | ".join(tail))
     return (took, result.stdout) if output else took
+
+
+class Cpu(tuple):
+    """(controller, machine) CPU seconds: what `fab` and its own children used, and what
+    every process on this machine used, the hosts' sshd and commands included."""
+
+    @classmethod
+    def now(cls):
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open("/proc/stat") as handle:
+            ticks = [int(t) for t in handle.readline().split()[1:]]
+        busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+        return cls((children.ru_utime + children.ru_stime, busy / os.sysconf("SC_CLK_TCK")))
+
+    def __sub__(self, other):
+        return Cpu((self[0] - other[0], self[1] - other[1]))
 
 
 def spec_of(env_name):
@@ -285,16 +305,17 @@ def measure_code(table, runs, scale):
         fab(env, "deploy")  # the venv exists: the timed deploys change code only
     settle()
     t1, t5, t50 = [], [], []
+    cpu5, cpu50 = [], []
     for run in range(runs):
         new_commit(code5)
         order = [("benchcode1", t1), ("benchcode5", t5)]
         for env, times in order if run % 2 == 0 else reversed(order):
             settle()  # not the tail of the deploy before (50 hosts' sshd exiting)
-            times.append(fab(env, "deploy"))
+            times.append(fab(env, "deploy", cpu=cpu5 if env == "benchcode5" else None))
         if scale:
             new_commit(code50)
             settle()
-            t50.append(fab("benchcode50", "deploy"))
+            t50.append(fab("benchcode50", "deploy", cpu=cpu50))
     table.add("code-only change deploy, 5 hosts", "<= 1.20s", spread(t5), median(t5) <= 1.2)
     ratio = median(t5) / median(t1)
     table.add("  T(5)/T(1)", "<= 1.30", f"{ratio:.2f} (T(1) {spread(t1)})", ratio <= 1.3)
@@ -302,6 +323,10 @@ def measure_code(table, runs, scale):
         ratio = median(t50) / median(t5)
         table.add("code-only change deploy, 50 hosts / 5 hosts", "<= 2.00",
                   f"{ratio:.2f} (T(50) {spread(t50)})", ratio <= 2.0)
+        added = [(median([c[i] for c in cpu50]) - median([c[i] for c in cpu5])) / 45 * 1000 for i in (0, 1)]
+        table.add("  context: CPU per host added, 5 -> 50 hosts", "-",
+                  f"controller (fab) {added[0]:.0f} ms; whole machine {added[1]:.0f} ms "
+                  f"(the hosts' sshd, shells, git, python share these {os.cpu_count()} cores)", "info")
         floor5, floor50 = [], []
         for _ in range(runs):
             floor5.append(ssh_true_everywhere(code50, hosts_of("benchcode50")[:5]))
