@@ -27,7 +27,6 @@ Nothing is stopped unless --stop, and then only the fleets this run started.
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -45,6 +44,7 @@ sys.path.insert(0, PROJECT)
 import fleets  # noqa: E402
 from fab import sandbox  # noqa: E402
 from fab.config import Environment  # noqa: E402
+from fab.outputs.plain import step_notes  # noqa: E402
 from loadgen import Load  # noqa: E402
 
 FAB = os.path.join(PROJECT, ".venv", "bin", "fab")
@@ -409,14 +409,9 @@ def measure_cold(table, runs):
               median(project) <= median(floor))
 
 
-#: A deploy's line for a host's virtualenv step: "[   0.9s] host5      virtualenv   built
-#: venv <key> with uv (0.2s)" ("... with virtualenv + pip", "reused venv <key>").
-VIRTUALENV_LINE = re.compile(r"^\[[^]]*\]\s+(\S+)\s+virtualenv\s+(.*?)(?: \([\d.]+s\))?$", re.M)
-
-
 def builders(output):
     """{host: its virtualenv step's note} in a deploy's output."""
-    return dict(VIRTUALENV_LINE.findall(output))
+    return step_notes(output, "virtualenv")
 
 
 def measure_uv(table, runs):

@@ -2,7 +2,6 @@
 import json
 import os
 import pathlib
-import re
 import shlex
 import subprocess
 import time
@@ -10,6 +9,7 @@ import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
 from fab import sandbox
+from fab.outputs.plain import step_notes
 
 
 def live_release(env):
@@ -60,11 +60,10 @@ def test_second_deploy_switches_every_host_and_reuses_the_virtualenv(deploy_env)
 
 
 def built_with(output, host):
-    """How `host`'s virtualenv step says it got its venv, from a deploy's plain lines
-    ("[   0.9s] web1       virtualenv   built venv <key> with uv (0.2s)")."""
-    notes = re.findall(rf"^\[[^]]*\] {re.escape(host)} +virtualenv +(.*?)(?: \([\d.]+s\))?$", output, re.M)
-    assert notes, f"no virtualenv line for {host}"
-    return notes[-1]
+    """How `host`'s virtualenv step says it got its venv, from a deploy's plain lines."""
+    notes = step_notes(output, "virtualenv")
+    assert host in notes, f"no virtualenv line for {host}"
+    return notes[host]
 
 
 def test_uv_builds_the_venv_where_the_host_has_it_and_virtualenv_with_pip_elsewhere(deploy_env):

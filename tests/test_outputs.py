@@ -17,7 +17,7 @@ from fab.cli import translate
 from fab.errors import DeployError, FleetInconsistent, LockHeld, StepFailed, UsageError
 from fab.outputs import LIVE, PLAIN, STDOUT, attach, choose
 from fab.outputs.live import LiveView
-from fab.outputs.plain import PlainLines, plain_console
+from fab.outputs.plain import PlainLines, plain_console, step_notes
 from fab.outputs.summary import SCHEMA_PATH, document
 from fab.outputs.record import TaskRecord
 from test_deploy import live_release
@@ -158,6 +158,7 @@ def test_plain_lines_are_timestamped_and_uncoloured_unless_asked():
     assert any(line.endswith("web2       check        FAILED: swap not allowed yet") for line in lines)
     assert not any("state" in line for line in lines)  # routine reads are left out
     assert "\x1b" not in text.getvalue()
+    assert step_notes(text.getvalue(), "virtualenv")["web1"] == "reused venv"  # read back
 
     coloured = io.StringIO()
     output = PlainLines(plain_console(coloured, color=True))

@@ -4,6 +4,7 @@ Lines are written as they happen (so a log shows a live deploy) and are never
 rewritten in place, so a CI log keeps exactly what a terminal showed. Colour
 only when the console says so (a terminal, FORCE_COLOR, FAB_COLOR=always).
 """
+import re
 import time
 
 from rich.console import Console
@@ -85,3 +86,10 @@ def plain_console(file=None, color=None):
 
 def host_line(host, step, text):
     return f"{host:<10} {step:<12} {text}"
+
+
+def step_notes(output, step):
+    """{host: note} of `step`'s finished lines in plain output (each host's last), the
+    way `PlainLines` wrote them: "[   0.9s] web1       virtualenv   reused venv ... (0.2s)"."""
+    line = re.compile(rf"^\[[^]]*\] (\S+) +{re.escape(step)} +(.*?)(?: \([\d.]+s\))?$", re.M)
+    return dict(line.findall(output))
