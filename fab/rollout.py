@@ -113,7 +113,10 @@ def go_live(fleet, waves, goal, previous, finish=None):
     except DeployError as error:
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
         stream.stage(f"{stopped}: putting every started wave back on its previous release")
-        put_back(fleet, rotation, [list(w.hosts) for w in reversed(started)], previous)
+        try:
+            put_back(fleet, rotation, [list(w.hosts) for w in reversed(started)], previous)
+        except FleetInconsistent as inconsistent:  # say why the deploy stopped, too
+            raise FleetInconsistent(f"{error}; {inconsistent}") from None
         back = "every host is back on its previous release"
         stream.stage(back)
         raise (Interrupted if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
@@ -155,17 +158,21 @@ def finish_the_others(fleet, finish):
 
 def put_back(fleet, rotation, host_groups, previous):
     """Put each group of hosts (in the order given) back on `previous`; those healthy
-    again go back into rotation. A second interrupt stops this at once and says
-    which host runs what."""
+    again go back into rotation. A host that cannot be put back (unreachable, say)
+    does not stop the others: every group is tried, then FleetInconsistent names
+    what is left. A second interrupt stops this at once and says which host runs what."""
+    failures = {}
     try:
         for group in host_groups:
-            failures = run_wave(fleet, rotation, group, previous, swap=True, mode="all")
-            if failures:
-                raise FleetInconsistent(
-                    f"could not put back {describe_failures(failures)}: check `fab {fleet.env.name} releases`")
+            failures.update(run_wave(fleet, rotation, group, previous, swap=True, mode="all"))
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}") from None
+    if failures:
+        drained = sorted(set(failures) & rotation.drained)
+        left_out = f"; left out of the proxies' rotation: {', '.join(drained)}" if drained else ""
+        raise FleetInconsistent(f"could not put back {describe_failures(failures)}{left_out}; "
+                                f"the other hosts are back: check `fab {fleet.env.name} releases`")
 
 
 def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=()):

@@ -220,6 +220,7 @@ CASES = [
     ("unreachable", "before the build"),
     ("connection drop", "mid-build"),
     ("connection drop", "during the restart waves"),
+    ("sshd stopped", "during the canary"),
     ("disk full", "mid-build"),
     ("program exits at once", "canary"),
     ("program exits at once", "during the restart waves"),
@@ -311,6 +312,25 @@ def inject(env, fault, stage):
             return "building"
         assert code == 130 and "interrupted" in err and "deploy:resume=yes" in out, (out, err)
         return "interrupted"
+
+    if fault == "sshd stopped":
+        # web2 goes away while the canary web1 restarts: its own wave cannot even
+        # connect. The canary is put back all the same, and the error says both.
+        old_release, old_commit = env.current("web1"), env.version("web1")["commit"]
+        touch(env, "web1", "fault-slow-restart")
+        process = start_fab(env, "deploy")
+        wait_for(marker(env, "web1", "fault-restart-started"), "the canary's restart to start")
+        with sshd_stopped(env, "web2"):
+            drop_connections(env, "web2")
+            os.remove(marker(env, "web1", "fault-slow-restart"))
+            code, out, err = finish(process)
+            assert code == 4, (out, err)
+            assert "connection to web2 lost" in err or "cannot connect" in err, err
+            assert "could not put back web2" in err and "rotation: web2" in err, err
+            # What a user checks before web2 is back: the canary and pillow1 went back.
+            assert env.current("web1") == env.current("pillow1") == old_release
+            assert env.version("web1")["commit"] == old_commit
+        return "failed"
 
     if stage in ("during the restart waves", "canary") and fault != "program exits at once":
         host = "web2"
