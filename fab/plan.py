@@ -136,11 +136,13 @@ def for_deploy(fleet, meta, live_release, now=None):
 
 
 def for_rollback(fleet, target_meta, leaving):
-    """The plan of `rollback` from release `leaving` to `target_meta`'s release."""
+    """The plan of `rollback` from release `leaving` (None: the hosts run different
+    ones) to `target_meta`'s release."""
     facts = read_facts(fleet, with_python=False)
-    leaving_found = next(iter(fleet.states.values())).release(leaving)
+    leaving_found = next(iter(fleet.states.values())).release(leaving) if leaving else None
     leaving_commit = leaving_found.meta.commit if leaving_found and leaving_found.meta else None
-    commits = Commits(target_meta.commit, leaving_commit, error="the live release has no metadata")
+    commits = Commits(target_meta.commit, leaving_commit, error="the live release has no metadata"
+                      if leaving else "the hosts run different releases")
     if leaving_commit:
         try:
             with opened(fleet.env.app.repo, [leaving_commit, target_meta.commit]) as repo:

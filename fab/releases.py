@@ -247,9 +247,9 @@ def rollback_target(host_releases, currents, wanted=None):
     the same on every host. With `wanted`: that release, complete on every host.
     Raises PreflightError naming what differs per host.
     """
-    current = agreed_current(currents)
     if wanted:
-        if wanted == current:
+        # A named release may bring hosts that disagree (a limited or killed deploy) level.
+        if set(currents.values()) == {wanted}:
             raise PreflightError(f"{wanted} is already the current release")
         problems = []
         for host, found in sorted(host_releases.items()):
@@ -261,6 +261,11 @@ def rollback_target(host_releases, currents, wanted=None):
         if problems:
             raise PreflightError(f"cannot roll back to {wanted}: {'; '.join(problems)}")
         return wanted
+    try:
+        current = agreed_current(currents)
+    except PreflightError as error:
+        raise PreflightError(f"{error}; to bring every host to one release, name it: rollback:release=NAME "
+                             "(or finish the deploy: deploy:resume=yes)") from None
     targets = {host: previous_good_release(found, current) for host, found in host_releases.items()}
     missing = sorted(host for host, target in targets.items() if target is None)
     if missing:

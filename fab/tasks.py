@@ -117,25 +117,23 @@ def rollback(c, release="", plan=False):
         currents = {name: s.current for name, s in states.items()}
         target = rel.rollback_target(
             {name: list(s.releases.values()) for name, s in states.items()}, currents, wanted)
-        leaving = rel.agreed_current(currents)
-        any_state = states[env.hosts[0]]
-        target_meta = any_state.release(target).meta
+        leaving = agreed_or_none(states)  # None: the hosts disagree, and release= was named
+        target_meta = states[env.hosts[0]].release(target).meta
         if plan:
             return show_plan(plans().for_rollback(fleet, target_meta, leaving))
         stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
-        stream.stage(f"rolling back from {leaving} to {target} ({target_meta.commit[:12]})")
+        stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target} "
+                     f"({target_meta.commit[:12]})")
 
-        leaving_meta = any_state.release(leaving).meta
         context = hook_context(fleet, "rollback", target_meta)
         hooks.run(env, "before_swap", context)
-        marks = [target_meta.with_status(rel.GOOD),
-                 *([leaving_meta.with_status(rel.ROLLED_BACK)] if leaving_meta else [])]
-        finish = rollout.Finishing(marked(*marks))
+        finish = rollout.Finishing(rolled_back_from(states, target_meta))
         go_live(fleet, target_meta, previous_releases(fleet), on_failure=None, finish=finish)
         rollout.finish_the_others(fleet, finish)
         hooks.run_after(env, "after_swap", context)
-    stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}; "
-                 f"{leaving} is kept, marked rolled_back")
+    left = sorted({current for current in currents.values() if current and current > target})
+    kept = f"; {', '.join(left)} kept, marked rolled_back" if left else ""
+    stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}{kept}")
 
 
 @task
@@ -565,6 +563,22 @@ def restart_everywhere(fleet, mode, target):
 def marked(*metas):
     """Steps for a host: write each release's metadata (its new status)."""
     return lambda host: [release.write_meta(host, meta) for meta in metas]
+
+
+def rolled_back_from(states, target_meta):
+    """Steps for a host going to `target_meta`'s release: mark it good, and the release
+    the host leaves rolled_back if that one is newer (rolling forward again leaves the
+    older release good, so a later rollback can still go to it)."""
+    good = target_meta.with_status(rel.GOOD)
+    leaving = {name: state.release(state.current) if state.current else None for name, state in states.items()}
+
+    def steps(host):
+        left = leaving[host.name]
+        newer = left is not None and left.meta is not None and left.name > target_meta.name
+        metas = [good, left.meta.with_status(rel.ROLLED_BACK)] if newer else [good]
+        return [release.write_meta(host, meta) for meta in metas]
+
+    return steps
 
 
 def mark(fleet, *metas, quietly=False):

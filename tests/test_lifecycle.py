@@ -71,6 +71,7 @@ def test_deploy_deploy_rollback_rollback_walks_back_two_releases(deploy_env):
     assert_ok(env.fab(f"rollback:{three}"))
     assert live_release(env) == three and set(served_commits(env).values()) == {c3}
     assert env.meta("web1", three)["status"] == "good"
+    assert env.meta("web1", one)["status"] == "good"  # rolling forward leaves the older one good
     assert_ok(env.fab("rollback", "--release", two))
     assert live_release(env) == two and set(served_commits(env).values()) == {c2}
 
@@ -166,13 +167,17 @@ def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
 def test_releases_view_flags_drift(deploy_env):
     env = deploy_env
     one, _ = deploy_new_commit(env, "one")
-    two, _ = deploy_new_commit(env, "two")
+    two, c2 = deploy_new_commit(env, "two")
     view = assert_ok(env.fab("releases")).stdout
     assert f"* {two}" in view and "DRIFT" not in view
     env.remote("web2", f"cd ~/{env.code_root_rel} && ln -sfn releases/{one} current")
     view = assert_ok(env.fab("releases")).stdout
     assert "DRIFT" in view and f"web2 has {one}" in view
-    assert_one_line_error(env.fab("rollback"), "disagree on the current release")
+    assert_one_line_error(env.fab("rollback"), "disagree on the current release", "rollback:release=NAME")
+    # Naming the release brings every host to it.
+    assert_ok(env.fab(f"rollback:{two}"))
+    assert live_release(env) == two and set(served_commits(env).values()) == {c2}
+    assert {env.meta(h, one)["status"] for h in env.hosts} == {"good"}
 
 
 def test_failed_hotfix_puts_the_previous_code_back(deploy_env):

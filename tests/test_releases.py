@@ -212,7 +212,7 @@ def test_rollback_refuses_when_hosts_differ():
     releases = fleet_of(a=[(name(1), GOOD), (name(3), GOOD)], b=[(name(2), GOOD), (name(3), GOOD)])
     with pytest.raises(PreflightError, match="disagree on the previous good release: b has .*-02_.* where a has .*-01_"):
         rollback_target(releases, {"a": name(3), "b": name(3)})
-    with pytest.raises(PreflightError, match="disagree on the current release"):
+    with pytest.raises(PreflightError, match="disagree on the current release: .*name it: rollback:release=NAME"):
         rollback_target(releases, {"a": name(3), "b": name(2)})
     with pytest.raises(PreflightError, match="no current release on b"):
         agreed_current({"a": name(3), "b": None})
@@ -229,6 +229,8 @@ def test_rollback_to_a_named_release():
         rollback_target(releases, currents, name(3))
     with pytest.raises(PreflightError, match="already the current"):
         rollback_target(releases, currents, name(4))
+    # Hosts that disagree (a limited or killed deploy) are brought level by naming a release.
+    assert rollback_target(releases, {"a": name(4), "b": name(2)}, name(4)) == name(4)
 
 
 def test_host_listing_marks_current_and_the_rollback_target():

@@ -25,7 +25,10 @@ def plan_lines(plan):
         field("release", f"{plan['release']}{named}")
         field("commit", f"{plan['commit']} ({plan['ref']})" if plan["ref"] else plan["commit"])
     if plan["task"] == "rollback":
-        field("live", f"{plan['live_release']} (kept, marked rolled_back)")
+        live = plan["live_release"]
+        field("live", "differs between hosts (each host's, if newer, kept, marked rolled_back)" if not live
+              else f"{live} (kept, marked rolled_back)" if live > plan["release"]
+              else f"{live} (kept, as it is: the rollback goes to a newer release)")
     elif plan["release"]:
         first = all(host["current"] is None for host in plan["hosts"].values())
         field("live", plan["live_release"] or ("none (a first deploy)" if first else "differs between hosts"))
