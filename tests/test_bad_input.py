@@ -95,3 +95,10 @@ def test_missing_ssh_config_file(deploy_env, tmp_path):
     deploy_env.write_config(ssh_config=str(tmp_path / "nope"))
     assert_one_line_error(deploy_env.fab("deploy"), "ssh_config file", "does not exist")
     assert nothing_on_hosts(deploy_env)
+
+
+def test_an_abbreviated_commit_is_refused_with_what_to_give(deploy_env):
+    short = deploy_env.head()[:7]
+    assert_one_line_error(deploy_env.fab(f"deploy:rev={short}"), f"'{short}' is not a branch or tag",
+                          "full 40-character id")
+    assert nothing_on_hosts(deploy_env)

@@ -16,6 +16,7 @@ from fab.secrets import mask, mask_url
 
 ROLES = ALL_ROLES
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,39}$")  # the controller has no clone to expand it in
 
 
 def resolve_commit(repo, ref):
@@ -41,6 +42,9 @@ def resolve_commit(repo, ref):
     for name in (f"refs/tags/{ref}^{{}}", f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
         if name in found:
             return found[name]
+    if _ABBREVIATED_SHA.match(ref):
+        raise PreflightError(f"{ref!r} is not a branch or tag in {mask_url(repo)}; "
+                             "give a commit as its full 40-character id")
     raise PreflightError(f"branch or tag {ref!r} does not exist in {mask_url(repo)}")
 
 
