@@ -199,6 +199,24 @@ def test_failed_hotfix_puts_the_previous_code_back(deploy_env):
             assert handle.read() == app
 
 
+def test_a_hotfix_that_cannot_start_says_what_supervisor_said(deploy_env):
+    env = deploy_env
+    live, good = deploy_new_commit(env, "before a hotfix that cannot import")
+    path = os.path.join(env.spec.app_workdir, "app.py")
+    with open(path) as handle:
+        app = handle.read()
+    env.commit("app.py", "import no_such_module_fabtest\n" + app, "a hotfix that cannot import")
+    try:
+        result = env.fab("hotfix_deploy")
+    finally:
+        env.commit("app.py", app, "the app imports again")
+    assert result.returncode == 1, result.stdout
+    error = result.stderr.strip().splitlines()[-1]
+    assert f"release {live} runs {good[:12]} again" in error
+    assert "exit status" not in error, error  # what supervisor said, not a bare status
+    assert set(served_commits(env).values()) == {good}
+
+
 def test_deploy_a_given_revision(deploy_env):
     env = deploy_env
     first, c1 = deploy_new_commit(env, "revision one")

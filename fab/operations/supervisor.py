@@ -127,21 +127,22 @@ cd {cwd}
 {hooks_after}
 notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
 """
-    # Programs `update` did not already restart; "changed" leaves them alone.
+    # Programs `update` did not already restart; "changed" leaves them alone. What
+    # supervisorctl says goes to stderr: shown if the step fails ("ERROR (not running)").
     untouched_by_update = {} if mode == "changed" else services
     per_program = []
     for name, service in untouched_by_update.items():
         program = env.program_name(name)
         if program in reloads or (mode == "graceful" and service.restart == "reload"):
-            action = f"{ctl} signal HUP {shell.quote(program)} >/dev/null"
+            action = f"{ctl} signal HUP {shell.quote(program)} >&2"
         else:
-            action = f"{ctl} restart {shell.quote(program)} >/dev/null"
+            action = f"{ctl} restart {shell.quote(program)} >&2"
         per_program.append(f'case " $changed " in *" "{shell.quote(program)}" "*) ;; *) {action} ;; esac')
     return f"""
 cd {cwd}
 {hooks_before}
 changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1/p' | tr '\\n' ' ')
-{ctl} update >/dev/null
+{ctl} update >&2
 {chr(10).join(per_program)}
 {wait_running_script(ctl, programs, timeout)}
 {hooks_after}
@@ -155,8 +156,8 @@ def reload_script(ctl, program, port=None):
     With a port, the signal goes straight to the master listening there: no
     supervisorctl (a Python start-up) on the way.
     """
-    through_supervisor = (f"{ctl} signal HUP {shell.quote(program)} >/dev/null || "
-                          f"{ctl} start {shell.quote(program)} >/dev/null")
+    through_supervisor = (f"{ctl} signal HUP {shell.quote(program)} >&2 || "
+                          f"{ctl} start {shell.quote(program)} >&2")
     if not port:
         return through_supervisor
     return f"""{pid_on_port_script(port)}
