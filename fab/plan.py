@@ -116,6 +116,8 @@ def for_deploy(fleet, meta, live_release, now=None):
             commits = read_commits(repo, live_commit, meta.commit)
     except RepoUnreadable as error:
         commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
+    fleet_target = rel.fleet_rollback_target(
+        rel.releases_by_host(fleet.states), meta.name)
     hosts = {}
     for name, host in fleet.hosts.items():
         state = host.state
@@ -127,7 +129,8 @@ def for_deploy(fleet, meta, live_release, now=None):
                 env.requirements, new_requirements, env.pip_args, facts[name], state.current,
                 done="virtualenv" in done, unreadable=commits.error),
             configs=config_changes(facts[name].current_configs, rendered_configs(host), state.current),
-            deletes=tuple(cleanup_after_deploy(list(state.releases.values()), meta, env.keep_releases, now)),
+            deletes=tuple(cleanup_after_deploy(list(state.releases.values()), meta, env.keep_releases, now,
+                                               fleet_target)),
         )
     resumed = any(meta.name in state.releases for state in fleet.states.values())
     return Plan("deploy", release=meta.name, new_release=not resumed, commit=meta.commit, ref=meta.branch,
@@ -160,8 +163,11 @@ def for_cleanup(fleet, now=None):
     """The plan of `clean_releases`: what it would delete on each host."""
     now = now or rel.utcnow()
     facts = read_facts(fleet, with_python=False)
+    found = rel.releases_by_host(fleet.states)
+    currents = {state.current for state in fleet.states.values()}
+    fleet_target = rel.fleet_rollback_target(found, currents.pop() if len(currents) == 1 else None)
     hosts = {name: HostPlan(current=state.current, deletes=tuple(rel.cleanup_deletes(
-        list(state.releases.values()), state.current, fleet.env.keep_releases, now)))
+        found[name], state.current, fleet.env.keep_releases, now, fleet_target)))
         for name, state in fleet.states.items()}
     return Plan("clean_releases", hosts=hosts, warnings=lock_warnings(facts))
 
@@ -267,12 +273,12 @@ def config_changes(live, new, live_release, limit=DIFF_LIMIT):
     return tuple(changes)
 
 
-def cleanup_after_deploy(releases, meta, keep, now):
+def cleanup_after_deploy(releases, meta, keep, now, fleet_target=None):
     """What the deploy's cleanup would delete on a host once `meta`'s release is good
     and current there (what `clean_old_releases` decides after a successful go-live)."""
     after = [r for r in releases if r.name != meta.name]
     after.append(rel.HostRelease(meta.name, meta.with_status(rel.GOOD)))
-    return rel.cleanup_deletes(after, meta.name, keep, now)
+    return rel.cleanup_deletes(after, meta.name, keep, now, fleet_target)
 
 
 def lock_warnings(facts):

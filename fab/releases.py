@@ -149,11 +149,14 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
     return [r.name for r in ordered if r.name not in keep_names]
 
 
-def cleanup_deletes(releases, current, keep, now):
+def cleanup_deletes(releases, current, keep, now, fleet_target=None):
     """What `clean_releases` (and a deploy's cleanup) deletes on one host: the
-    releases `releases_to_delete` names, keeping the rollback target."""
-    return releases_to_delete(releases, current, keep, now,
-                              rollback_target=previous_good_release(releases, current))
+    releases `releases_to_delete` names, keeping the host's own rollback target
+    and the fleet's (`fleet_rollback_target`; they differ on a host that a limited
+    deploy gave a release the others never ran)."""
+    doomed = releases_to_delete(releases, current, keep, now,
+                                rollback_target=previous_good_release(releases, current))
+    return [name for name in doomed if name != fleet_target]
 
 
 def resumable_release(releases, current):
@@ -194,6 +197,22 @@ def previous_good_release(releases, current):
         if r.status == GOOD and (current is None or r.name < current)
     ]
     return max(older_good) if older_good else None
+
+
+def releases_by_host(states):
+    """{host: [HostRelease]} from {host: HostState}: what the fleet-wide decisions take."""
+    return {name: list(state.releases.values()) for name, state in states.items()}
+
+
+def fleet_rollback_target(host_releases, current):
+    """The newest release older than `current` that is good on every host of
+    `host_releases` (host -> [HostRelease]): where `rollback` takes the fleet. None
+    if there is none."""
+    common = None
+    for found in host_releases.values():
+        good = {r.name for r in found if r.status == GOOD and (current is None or r.name < current)}
+        common = good if common is None else common & good
+    return max(common) if common else None
 
 
 def fallback_release(releases, current):
@@ -243,8 +262,9 @@ def rollback_target(host_releases, currents, wanted=None):
     """The release rollback goes to, decided once from every host's state.
 
     `host_releases` maps host -> [HostRelease]; `currents` host -> current name.
-    Without `wanted`: the newest good release older than current, which must be
-    the same on every host. With `wanted`: that release, complete on every host.
+    Without `wanted`: the newest release older than current (the same on every
+    host) that is good on every host. With `wanted`: that release, complete on
+    every host, whatever each host runs now.
     Raises PreflightError naming what differs per host.
     """
     if wanted:
@@ -266,23 +286,24 @@ def rollback_target(host_releases, currents, wanted=None):
     except PreflightError as error:
         raise PreflightError(f"{error}; to bring every host to one release, name it: rollback:release=NAME "
                              "(or finish the deploy: deploy:resume=yes)") from None
+    target = fleet_rollback_target(host_releases, current)
+    if target:
+        return target
     targets = {host: previous_good_release(found, current) for host, found in host_releases.items()}
     missing = sorted(host for host, target in targets.items() if target is None)
     if missing:
         raise PreflightError(
             f"no good release older than {current} on {', '.join(missing)}: nothing to roll back to"
         )
-    drift = disagreement(targets)
-    if drift:
-        raise PreflightError(f"hosts disagree on the previous good release: {drift}")
-    return next(iter(targets.values()))
+    raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
 
 
-def host_listing(releases, current):
+def host_listing(releases, current, fleet_target=None):
     """What one host has, as `fab <env> releases` shows it: plain data, oldest first.
 
-    `releases` are the host's HostRelease; the rollback target is the one
-    `previous_good_release` picks, so the listing and `rollback` never disagree.
+    `releases` are the host's HostRelease; the rollback target is `fleet_target`
+    (what `rollback` picks for the fleet) if given, else the host's own
+    `previous_good_release`, so the listing and `rollback` never disagree.
     """
     listed = []
     for found in sorted(releases, key=lambda r: r.name):
@@ -298,6 +319,6 @@ def host_listing(releases, current):
         })
     return {
         "current": current,
-        "rollback_target": previous_good_release(releases, current),
+        "rollback_target": fleet_target or previous_good_release(releases, current),
         "releases": listed,
     }

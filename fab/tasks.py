@@ -92,7 +92,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "after_build", context)
             migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        finish = rollout.Finishing(good_and_clean(meta, rel.utcnow()))
+        finish = rollout.Finishing(good_and_clean(fleet, meta, rel.utcnow()))
         failed = go_live(fleet, meta, previous, finish=finish)
         rollout.finish_the_others(fleet, finish)  # mark good and clean where not done yet
         hooks.run_after(env, "after_swap", context)
@@ -116,7 +116,7 @@ def rollback(c, release="", plan=False):
         states = fleet.states
         currents = {name: s.current for name, s in states.items()}
         target = rel.rollback_target(
-            {name: list(s.releases.values()) for name, s in states.items()}, currents, wanted)
+            rel.releases_by_host(states), currents, wanted)
         leaving = agreed_or_none(states)  # None: the hosts disagree, and release= was named
         target_meta = states[env.hosts[0]].release(target).meta
         if plan:
@@ -235,8 +235,9 @@ def releases(c):
     env = selected_environment(c)
     with open_fleet(env) as fleet:
         states = fleet.states
+        fleet_target = fleet_rollback_target(fleet, agreed_or_none(states))
     stream.publish(events.ReleasesListed(
-        {name: rel.host_listing(list(states[name].releases.values()), states[name].current)
+        {name: rel.host_listing(list(states[name].releases.values()), states[name].current, fleet_target)
          for name in env.hosts},
         drift=rel.disagreement({name: s.current for name, s in states.items()})))
 
@@ -398,7 +399,7 @@ def new_release(states, commit, branch, private=False, keep_days=0):
 def prepared_or_new_release(states, commit, ref, task="deploying"):
     """The release preindex_views prepared for `commit` on every host, to go on
     with; otherwise metadata for a new one."""
-    prepared = rel.prepared_release({name: list(s.releases.values()) for name, s in states.items()},
+    prepared = rel.prepared_release(rel.releases_by_host(states),
                                     {name: s.current for name, s in states.items()}, commit)
     if prepared:
         stream.stage(f"{task} {ref} at {commit[:12]}: release {prepared}, prepared earlier by preindex_views")
@@ -591,16 +592,17 @@ def mark(fleet, *metas, quietly=False):
         stream.warning(f"could not mark release {metas[0].name} {metas[0].status}: {error}")
 
 
-def good_and_clean(meta, now):
+def good_and_clean(fleet, meta, now):
     """Steps for a host that runs `meta`'s release now: mark it good and delete old
     releases. What to delete is decided per host, before anything is deleted, from
     the state read when the fleet opened plus what this task changed there."""
     good = meta.with_status(rel.GOOD)
+    fleet_target = fleet_rollback_target(fleet, good.name)
 
     def steps(host):
         host.state.releases[good.name] = rel.HostRelease(good.name, good)
         host.state.current = host.placed if host.placed in host.state.releases else good.name
-        return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now))]
+        return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now, fleet_target))]
 
     return steps
 
@@ -609,13 +611,20 @@ def clean_old_releases(fleet):
     """Delete old and failed releases, decided per host from the state read when
     the fleet opened (under the lock), before anything is deleted."""
     now = rel.utcnow()
-    fleet.each_steps(lambda host: [cleanup.delete_releases(host, old_releases(host, now))])
+    fleet_target = fleet_rollback_target(fleet, agreed_or_none(fleet.states))
+    fleet.each_steps(lambda host: [cleanup.delete_releases(host, old_releases(host, now, fleet_target))])
 
 
-def old_releases(host, now):
+def fleet_rollback_target(fleet, current):
+    """The release `rollback` would take the fleet to from `current` (None if none):
+    every host's cleanup keeps it, whatever the host's own rollback target is."""
+    return rel.fleet_rollback_target(rel.releases_by_host(fleet.states), current)
+
+
+def old_releases(host, now, fleet_target=None):
     """What cleanup deletes on `host` (fab.releases.cleanup_deletes), from its state."""
     return rel.cleanup_deletes(list(host.state.releases.values()), host.state.current,
-                               host.env.keep_releases, now)
+                               host.env.keep_releases, now, fleet_target)
 
 
 def limited_hosts(env, hosts):

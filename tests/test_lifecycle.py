@@ -76,6 +76,22 @@ def test_deploy_deploy_rollback_rollback_walks_back_two_releases(deploy_env):
     assert live_release(env) == two and set(served_commits(env).values()) == {c2}
 
 
+def test_after_a_limited_deploy_and_a_full_one_rollback_goes_where_every_host_was(deploy_env):
+    env = deploy_env
+    env.write_config(keep_releases=2)
+    before, c_before = deploy_new_commit(env, "live everywhere")
+    env.commit("NEWS.txt", "web2 only\n", "tried on web2 alone")
+    assert_ok(env.fab("deploy:hosts=web2"))
+    tried = env.current("web2")
+    after, _ = deploy_new_commit(env, "live everywhere again")
+    # web2's cleanup keeps the release every host ran, though it has a newer good one.
+    assert before in env.releases("web2") and tried in env.releases("web2")
+
+    assert_ok(env.fab("rollback"))
+    assert live_release(env) == before and set(served_commits(env).values()) == {c_before}
+    assert env.meta("web2", after)["status"] == "rolled_back"
+
+
 def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
     env = deploy_env
     one, _ = deploy_new_commit(env, "one")

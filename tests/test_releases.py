@@ -87,6 +87,13 @@ def test_failed_releases_do_not_push_out_the_last_good_one():
     assert set(doomed) == {name(d) for d in range(3, 9)}  # 9: what a resume continues
 
 
+def test_cleanup_keeps_the_fleets_rollback_target_beside_the_hosts_own():
+    # 2 was deployed to this host alone; 1 is what the whole fleet ran before 3.
+    releases = [release(name(1)), release(name(2)), release(name(3))]
+    assert cleanup_deletes(releases, name(3), keep=1, now=NOW) == [name(1)]
+    assert cleanup_deletes(releases, name(3), keep=1, now=NOW, fleet_target=name(1)) == []
+
+
 def test_cleanup_never_deletes_current_or_rollback_target_even_if_failed():
     releases = [release(name(1)), release(name(2), ROLLED_BACK), release(name(3))]
     doomed = releases_to_delete(releases, current=name(3), keep=1, now=NOW, rollback_target=name(1))
@@ -210,8 +217,11 @@ def test_rollback_refuses_when_hosts_differ():
     with pytest.raises(PreflightError, match=r"no good release older than .* on b"):
         rollback_target(releases, {"a": name(2), "b": name(2)})
     releases = fleet_of(a=[(name(1), GOOD), (name(3), GOOD)], b=[(name(2), GOOD), (name(3), GOOD)])
-    with pytest.raises(PreflightError, match="disagree on the previous good release: b has .*-02_.* where a has .*-01_"):
+    with pytest.raises(PreflightError, match="no release older than .* is good on every host: b has .*-02_.* where a has .*-01_"):
         rollback_target(releases, {"a": name(3), "b": name(3)})
+    # A release a limited deploy gave one host is passed over: the fleet goes where all were.
+    releases = fleet_of(a=[(name(1), GOOD), (name(3), GOOD)], b=[(name(1), GOOD), (name(2), GOOD), (name(3), GOOD)])
+    assert rollback_target(releases, {"a": name(3), "b": name(3)}) == name(1)
     with pytest.raises(PreflightError, match="disagree on the current release: .*name it: rollback:release=NAME"):
         rollback_target(releases, {"a": name(3), "b": name(2)})
     with pytest.raises(PreflightError, match="no current release on b"):
