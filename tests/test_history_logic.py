@@ -134,3 +134,15 @@ def test_the_head_revision_constant_is_the_migrations_head():
 
     assert migrate.HEAD == migrate.migrations_head()
 
+
+
+def test_a_sqlite_store_outside_the_default_place_needs_its_directory(tmp_path, monkeypatch):
+    from fab.history.errors import StoreUnavailable
+    from fab.history.store import create_engine
+
+    with pytest.raises(StoreUnavailable, match="directory .*/typo does not exist"):
+        create_engine(f"sqlite:///{tmp_path}/typo/history.sqlite")
+    assert not (tmp_path / "typo").exists()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the default store's place is made
+    create_engine(f"sqlite:///{tmp_path}/data/fab-deploy/history.sqlite").dispose()
+    assert (tmp_path / "data" / "fab-deploy").is_dir()

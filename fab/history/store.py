@@ -20,7 +20,7 @@ from fab.errors import DeployError
 from fab.history import chunks, liveness, migrate
 from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreUnavailable
 from fab.history.schema import claim_audit, claims, log_chunks, operations, steps
-from fab.history.urls import mask_secrets, mask_url
+from fab.history.urls import default_sqlite_path, mask_secrets, mask_url
 
 CONNECT_TIMEOUT = 5  # seconds, to a PostgreSQL server
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another process's write
@@ -39,7 +39,7 @@ def create_engine(url):
     try:
         if backend == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), mode=0o700, exist_ok=True)
+                _sqlite_directory(url, os.path.abspath(parsed.database))
             engine = sa.create_engine(
                 parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
             sa_event.listen(engine, "connect", _sqlite_connect)
@@ -52,6 +52,16 @@ def create_engine(url):
     except (NoSuchModuleError, ImportError) as error:
         raise StoreUnavailable(f"history store {mask_url(url)}: {error}") from None
     raise StoreUnavailable(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
+
+
+def _sqlite_directory(url, path):
+    """Make the default store's directory; any other must exist already: a typo in a
+    shared store's path would otherwise start a new, empty history of its own."""
+    directory = os.path.dirname(path)
+    if path == os.path.abspath(default_sqlite_path()):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    elif not os.path.isdir(directory):
+        raise StoreUnavailable(f"history store {mask_url(url)}: directory {directory} does not exist")
 
 
 def _sqlite_connect(dbapi_connection, _record):
