@@ -257,26 +257,39 @@ class Fleet:
         #: Proxies outside the fleet that balance its hosts: a task limited to some
         #: hosts still drains those hosts there. Nothing else runs on them.
         self.balancers = {host.name: host for host in balancers}
+        #: {host: why} of hosts left out of a partial fleet (see `connect`).
+        self.unreachable = {}
         self._addresses = {}
         opening = threading.BoundedSemaphore(env.ssh_concurrency)
         for host in [*hosts, *balancers]:
             host.opening = opening
 
     @classmethod
-    def connect(cls, env, names=None, also=(), balancers=()):
+    def connect(cls, env, names=None, also=(), balancers=(), partial=False):
         """Connections to `names` (default: every host) and to the proxies `balancers`,
         opened in parallel, at most `ssh_concurrency` at a time, together with the
         hosts `also` (connections the fleet does not own, e.g. the lock's).
 
-        Every host key is verified here, before any host is changed.
+        Every host key is verified here, before any host is changed. A `partial`
+        fleet (for reading only) leaves out the hosts it cannot reach, in `unreachable`.
         """
         fleet = cls(env, [connect(name, env) for name in (names or env.hosts)],
                     [connect(name, env) for name in balancers])
         everything = [*fleet.hosts.values(), *fleet.balancers.values(), *also]
         opening = cls(env, everything)  # one bound on connections opening, for all of them
         opening.hosts = {str(index): host for index, host in enumerate(everything)}
-        opening.each("connect", lambda host: host.open(), quiet=True)
+        if not partial:
+            opening.each("connect", lambda host: host.open(), quiet=True)
+            return fleet
+        _, failures = opening.attempt("connect", lambda host: host.open(), quiet=True)
+        fleet.leave_out(failures)
         return fleet
+
+    def leave_out(self, failures):
+        """Drop the hosts of `failures` ({host: why}) from this fleet, into `unreachable`."""
+        for name, why in failures.items():
+            self.hosts.pop(name).close()
+            self.unreachable[name] = why
 
     def __getitem__(self, name):
         return self.hosts[name]

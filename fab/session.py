@@ -143,22 +143,26 @@ def records(task, arguments):
 
 
 @contextlib.contextmanager
-def open_fleet(env, hosts=None, lock=None, drains=False):
+def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
     """The environment's hosts, connected and read: each host's state and paths.
 
     Every host key is verified before anything is written anywhere. With `lock`
     (the task's name), the environment's deploy lock is held from before the
     hosts are read until the fleet closes. With `drains` (a task that restarts
     balanced services), a fleet limited to some `hosts` also connects to the
-    proxies outside it that balance them (`fleet.balancers`).
+    proxies outside it that balance them (`fleet.balancers`). A `partial` fleet
+    (a read-only task's, without lock) leaves out the hosts it cannot reach or
+    read, naming them in `fleet.unreachable`.
     """
+    assert not (partial and lock), "a task that changes hosts needs every one of them"
     # The lock is held over the first host's fleet connection; a fleet limited to
     # other hosts opens one for it, together with the fleet's.
     balancers = rollout.balancers_outside(env, hosts) if drains and hosts else []
     first = env.hosts[0]
     lock_host = connect(first, env) if lock and hosts and first not in [*hosts, *balancers] else None
     try:
-        fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [], balancers=balancers)
+        fleet = Fleet.connect(env, hosts, also=[lock_host] if lock_host else [], balancers=balancers,
+                              partial=partial)
     except BaseException as error:
         if lock_host:
             lock_host.close()
@@ -167,7 +171,9 @@ def open_fleet(env, hosts=None, lock=None, drains=False):
             raise
         raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
-        if not lock:
+        if partial:
+            fleet.leave_out(fleet.attempt("state", state.read, list(fleet.connected.values()), quiet=True)[1])
+        elif not lock:
             fleet.each("state", state.read, list(fleet.connected.values()), quiet=True)
         with locked(env, lock, lock_host or fleet.connected[first], fleet) if lock else contextlib.nullcontext():
             yield fleet

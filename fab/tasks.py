@@ -231,15 +231,18 @@ prepare_release = Task(preindex_views.body, name="prepare_release")
 @task
 @reported
 def releases(c):
-    """Show each host's releases, statuses and drift."""
+    """Show each host's releases, statuses and drift (the hosts it can read)."""
     env = selected_environment(c)
-    with open_fleet(env) as fleet:
+    with open_fleet(env, partial=True) as fleet:
         states = fleet.states
         fleet_target = fleet_rollback_target(fleet, agreed_or_none(states))
     stream.publish(events.ReleasesListed(
         {name: rel.host_listing(list(states[name].releases.values()), states[name].current, fleet_target)
-         for name in env.hosts},
-        drift=rel.disagreement({name: s.current for name, s in states.items()})))
+         for name in env.hosts if name in states},
+        drift=rel.disagreement({name: s.current for name, s in states.items()}),
+        unreachable=fleet.unreachable))
+    if fleet.unreachable:
+        raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
 
 
 @task

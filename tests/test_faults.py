@@ -435,3 +435,17 @@ def test_a_host_failing_within_the_failure_limit_goes_back_while_the_others_stay
     assert_ok(env.fab("deploy"))
     assert set(currents(env).values()) == {env.current("web1")}
     assert set(served_commits(env).values()) == {new_commit}
+
+
+def test_releases_shows_the_hosts_it_can_read_while_one_is_down(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    live = env.current("web1")
+    with sshd_stopped(env, "web2"):
+        result = env.fab("releases")
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"* {live}" in result.stdout  # web1, pillow1, proxy1 are listed
+    assert "not read: cannot connect" in result.stdout
+    error = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert "could not read web2" in error, result.stderr

@@ -84,6 +84,7 @@ def document(record):
     if record.listing is not None:
         doc["releases"] = record.listing.hosts
         doc["drift"] = record.listing.drift
+        doc["unreachable"] = record.listing.unreachable
     if record.plan is not None:
         doc["plan"] = record.plan.plan
     return doc

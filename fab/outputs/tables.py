@@ -98,6 +98,9 @@ def releases_tables(listed, now, styled=True):
         if not listing["releases"]:
             table.add_row("  (no releases)", "", "", "", "", "")
         renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
+    for host, why in listed.unreachable.items():
+        renderables += [Text(host, style="bold" if styled else ""),
+                        Padding.indent(Text(f"not read: {why}", style="bold red" if styled else ""), 2)]
     if listed.drift:
         renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
                                 style="bold red" if styled else ""))
