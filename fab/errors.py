@@ -58,9 +58,10 @@ class RemoteCommandFailed(DeployError):
     Raised inside one host's step; `Fleet.each` gathers these into StepFailed.
     """
 
-    def __init__(self, message, output=""):
+    def __init__(self, message, output="", stdout=""):
         super().__init__(message)
         self.output = output
+        self.stdout = stdout  # what it printed on stdout before it stopped, if anything
 
 
 class ConnectionLost(RemoteCommandFailed):

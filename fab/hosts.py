@@ -42,6 +42,8 @@ class Host:
         self.opening = contextlib.nullcontext()
         #: What `current` was last set to by this task (None: untouched).
         self.placed = None
+        #: When `interrupt` last closed this host's sessions (monotonic), if ever.
+        self._interrupted_at = None
 
     @property
     def paths(self):
@@ -73,17 +75,20 @@ class Host:
             )
             for output in shown.values():
                 output.flush()
-        except CommandTimedOut:
-            raise RemoteCommandFailed(timed_out) from None
+        except CommandTimedOut as error:
+            raise RemoteCommandFailed(timed_out, stdout=error.result.stdout) from None
         except (socket.error, EOFError, paramiko.SSHException) as error:
             raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
         if result.exited == -1 and self._transport_active() and time.monotonic() - started >= timeout:
             # invoke's own test (its timer thread has ended) races with that thread
             # closing the channel: under load a timeout looked like a lost connection.
-            raise RemoteCommandFailed(timed_out)
+            raise RemoteCommandFailed(timed_out, result.stderr.strip(), stdout=result.stdout)
+        if result.exited != 0 and self._interrupted_at is not None and self._interrupted_at >= started:
+            # Its session closed under it (-1), or its exit status (TERM's) came first.
+            raise RemoteCommandFailed("stopped", result.stderr.strip(), stdout=result.stdout)
         if result.exited == -1 or not self._transport_active():
             raise ConnectionLost(f"connection to {self.name} lost during the step",
-                                 (result.stderr + result.stdout).strip())
+                                 (result.stderr + result.stdout).strip(), stdout=result.stdout)
         return result
 
     def run(self, script, args=(), timeout=None, check=True):
@@ -105,7 +110,12 @@ class Host:
         those done before it. The batch's time limit is its steps' together.
         """
         timeout = timeout or self.env.command_timeout * len(steps)
-        result = self.execute(batch.compose(steps), timeout=timeout)
+        try:
+            result = self.execute(batch.compose(steps), timeout=timeout)
+        except RemoteCommandFailed as error:  # cut short: name the step it cut, not the first
+            done, _ = batch.parse(steps, error.stdout)
+            raise StepsFailed(str(error), batch.without_reports(str(error.output)),
+                              step=steps[min(len(done), len(steps) - 1)].name, done=done) from None
         done, failed = batch.parse(steps, result.stdout)
         if result.exited != 0:
             output = result.stderr.strip()
@@ -141,6 +151,7 @@ class Host:
         """Stop whatever step runs here: closing its session ends it on the host
         (fab/remote/step.sh). Only the steps' sessions close: the connection stays
         up, and with it anything else it carries, such as the deploy lock."""
+        self._interrupted_at = time.monotonic()
         self.connection.close_sessions()
 
     def close(self):
@@ -358,7 +369,7 @@ class Fleet:
             stream.publish(events.StepFinished(
                 host.name, step, outcome, note=note, seconds=time.monotonic() - started, quiet=quiet))
 
-        self._fan_out(hosts, work, lambda host: step)
+        self._fan_out(hosts, work)
         return results, failures
 
     def each_steps(self, steps_for, hosts=None, quiet=False):
@@ -394,8 +405,7 @@ class Fleet:
             self._report(host, done, quiet)
             results[host.name] = {outcome.step: outcome.note for outcome in done}
 
-        self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work,
-                      lambda host: planned[host.name][0].name)
+        self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work)
         return results, failures
 
     @staticmethod
@@ -418,10 +428,10 @@ class Fleet:
     def _targets(self, hosts):
         return list(hosts) if hosts is not None else list(self.hosts.values())
 
-    def _fan_out(self, hosts, work, running_step):
+    def _fan_out(self, hosts, work):
         """Run `work(host)` on every host in parallel, to the end. On an interrupt,
-        the hosts still working are stopped (their connections closed), each
-        reported as `running_step(host)` stopped, before the interrupt goes on."""
+        the hosts still working are stopped (their steps' sessions closed), and each
+        `work` reports its own step stopped, before the interrupt goes on."""
         targets = self._targets(hosts)
         if not targets:
             return
@@ -433,11 +443,11 @@ class Fleet:
             for future in concurrent.futures.as_completed(futures):
                 future.result()
         except BaseException:
+            # Each step stopped here is reported by its own thread: "stopped", under
+            # the name of the step that was running (see Host.execute, run_steps).
             for future, host in futures.items():
                 if not future.done():
                     host.interrupt()
-                    stream.publish(events.StepFinished(host.name, running_step(host), events.FAILED,
-                                                       note="stopped"))
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

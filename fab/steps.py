@@ -123,6 +123,11 @@ def parse(steps, output):
     return done, failed
 
 
+def without_reports(output):
+    """`output` without the batch's report lines (what a user reads of a cut batch)."""
+    return "\n".join(line for line in output.split("\n") if not line.startswith(REPORT + " "))
+
+
 def _seconds(stamp):
     """A time the batch printed: bash's EPOCHREALTIME uses the locale's decimal mark."""
     return float(stamp.replace(",", "."))

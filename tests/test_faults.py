@@ -311,6 +311,9 @@ def inject(env, fault, stage):
             assert code == -signal.SIGKILL
             return "building"
         assert code == 130 and "interrupted" in err and "deploy:resume=yes" in out, (out, err)
+        # The step that was running is the one stopped; those before it are reported done.
+        assert "web2       build        FAILED: stopped" in out, out
+        assert "web2       virtualenv   FAILED" not in out and "@@fab-step" not in out, out
         return "interrupted"
 
     if fault == "sshd stopped":

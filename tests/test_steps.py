@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from fab.steps import Step, compose, parse
+from fab.steps import Step, compose, parse, without_reports
 
 
 def run(steps):
@@ -53,3 +53,8 @@ def test_the_first_failure_stops_the_batch_with_its_own_output(tmp_path):
 def test_step_names_are_plain_words():
     with pytest.raises(ValueError):
         compose([Step("two words", "true")])
+
+
+def test_a_cut_batch_is_shown_without_its_report_lines():
+    output = "exporting\n@@fab-step ok code 1.0 1.1 exported\nbuilding..."
+    assert without_reports(output) == "exporting\nbuilding..."
