@@ -367,6 +367,10 @@ class Environment(_Strict):
         roles = self.roles_of(host)
         return {name: s for name, s in self.services.items() if s.role in roles}
 
+    def service_ports(self):
+        """{service: port} of every service with a port, as configs render them now."""
+        return {name: s.port for name, s in self.services.items() if s.port}
+
     def supervised_on(self, host):
         return {n: s for n, s in self.services_on(host).items() if s.control == "supervisor"}
 

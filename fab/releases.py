@@ -78,6 +78,9 @@ class ReleaseMeta:
     hotfixes: tuple = ()
     #: Made by setup_release: never resumed into a deploy.
     private: bool = False
+    #: ((service, port), ...): the ports its service configs were rendered with, so a
+    #: proxy sends each host's traffic where that host listens while a port changes.
+    ports: tuple = ()
 
     def hotfixed(self, new_commit, who, when):
         """This release after its code was replaced in place by `new_commit`."""
@@ -92,6 +95,7 @@ class ReleaseMeta:
     def to_json(self):
         data = dataclasses.asdict(self)
         data["hotfixes"] = list(self.hotfixes)
+        data["ports"] = [list(pair) for pair in self.ports]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -100,7 +104,11 @@ class ReleaseMeta:
         fields = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in fields}
         data["hotfixes"] = tuple(data.get("hotfixes") or ())
+        data["ports"] = tuple((str(service), int(port)) for service, port in data.get("ports") or ())
         return cls(**data)
+
+    def with_ports(self, ports):
+        return dataclasses.replace(self, ports=tuple(sorted(ports.items())))
 
     def protected_at(self, now):
         """True while keep_days protects this release from cleanup."""

@@ -22,10 +22,18 @@ from fab.steps import Step
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """What one host should run: a release (None: no release at all) and its commit."""
+    """What one host should run: a release (None: no release at all), its commit and
+    the ports its services listen on there (ReleaseMeta.ports; () if not recorded)."""
 
     release: str
     commit: str = None
+    ports: tuple = ()
+
+    @classmethod
+    def of(cls, meta, ports=None):
+        """The target of running `meta`'s release (with `ports`, a dict, if its configs
+        were rendered again with other ports than it records)."""
+        return cls(meta.name, meta.commit, tuple(sorted(ports.items())) if ports is not None else meta.ports)
 
 
 @dataclasses.dataclass
@@ -138,7 +146,8 @@ def restart(fleet, waves, expected, mode):
                 raise DeployError(f"restart failed: {describe_failures(failures)}")
     except DeployError:
         if rotation.drained:
-            healthy, _ = fleet.attempt("recheck", lambda h: health.check(h, patience=2),
+            healthy, _ = fleet.attempt("recheck", lambda h: health.check(
+                h, patience=2, ports=tuple(rotation.listening.get(h.name, {}).items())),
                                        hosts=checked(fleet, rotation.drained))
             rotation.set(rotation.drained - set(healthy))
         raise
@@ -190,9 +199,9 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
         target = goal[host.name]
         planned = [swap_step(host, target)] if swap else []
         if env.services_on(host.name):
-            planned.append(restart_step(fleet, host, mode, target, reloads[host.name]))
+            planned.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
-            planned.append(health.check_step(host, target.release, target.commit))
+            planned.append(health.check_step(host, target.release, target.commit, ports=target.ports))
         return planned
 
     finishing = {}  # host: the names of its finishing steps
@@ -212,10 +221,11 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
     while watched and time.monotonic() < deadline:
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         _, failed = fleet.attempt("watch", lambda h: health.check(
-            h, goal[h.name].release, goal[h.name].commit, patience=2), watched, quiet=True)
+            h, goal[h.name].release, goal[h.name].commit, patience=2, ports=goal[h.name].ports), watched, quiet=True)
         failures.update(failed)
         watched = [h for h in watched if h.name not in failed]
     serving = {h.name for h in hosts if h.name not in failures and goal[h.name].release}
+    rotation.moved({h.name: goal[h.name] for h in hosts})
     rotation.set(rotation.drained - serving)
     return failures
 
@@ -272,10 +282,10 @@ def swap_step(host, target):
     return current.swap_step(host, target.release, then=placed)
 
 
-def restart_step(fleet, host, mode, target, reloads=()):
+def restart_step(rotation, host, mode, target, reloads=()):
     """Step: apply and restart (or reload) the host's services: supervisor programs,
     then port services (proxies get their upstream list first)."""
-    env = fleet.env
+    env = host.env
     parts = []
     if env.supervised_on(host.name):
         parts.append(supervisor.restart(host, mode, expect_programs=bool(target.release), reloads=reloads))
@@ -283,39 +293,65 @@ def restart_step(fleet, host, mode, target, reloads=()):
         for name, service in env.port_services_on(host.name).items():
             if service.balances:
                 parts.append(proxy_ops.upstream_script(
-                    host, name, service, backends_of(fleet, service.balances), reload=False))
+                    host, name, service, rotation.backends(service.balances), reload=False))
             parts.append(portservice.start_or_reload(host, name, service))
     return Step("restart", "\n".join([*parts, 'printf \'%s\\n\' "${notes:-nothing to restart}"']))
 
 
-def backends_of(fleet, service_name):
-    """[(address, port)] of the hosts running `service_name` (all of them, connected or not)."""
-    service = fleet.env.services[service_name]
-    return [(fleet.address_of(name), service.port) for name in fleet.env.hosts_of(service.role)]
-
-
 class Rotation:
-    """Which hosts the proxies leave out; rewritten on the proxies only when it changes."""
+    """Which hosts the proxies leave out, and where each host's services listen;
+    rewritten on the proxies only when it changes.
+
+    While a service's port changes, a host listens on the old port until it is
+    restarted with the new configs: the proxies send it there until then.
+    """
 
     def __init__(self, fleet):
         self.fleet = fleet
         self.drained = set()
+        #: {host: {service: port}} as each host listens now (its current release's
+        #: recorded ports; hosts outside the fleet and unrecorded ports: the setting's).
+        self.listening = {}
+        for name, host in fleet.connected.items():
+            found = host.state.release(host.state.current) if host.state and host.state.current else None
+            self.listening[name] = dict(found.meta.ports) if found and found.meta else {}
+        self._written = (set(), self._all_backends())  # what the proxies have now
+
+    def moved(self, targets):
+        """The hosts of `targets` ({host: Target}) now run their target's configs."""
+        for name, target in targets.items():
+            if target.release:
+                self.listening[name] = dict(target.ports)
+
+    def backends(self, service_name):
+        """[(address, port)] of the hosts running `service_name` (all of them, connected or not)."""
+        env = self.fleet.env
+        service = env.services[service_name]
+        return [(self.fleet.address_of(name), self.listening.get(name, {}).get(service_name, service.port))
+                for name in env.hosts_of(service.role)]
 
     def set(self, drained):
         drained = set(drained)
-        if drained == self.drained:
+        written = (drained, self._all_backends())
+        if written == self._written:
             return
         env = self.fleet.env
         for proxy_name, proxy in env.services.items():
             proxies = self.fleet.proxies_of(proxy.role) if proxy.balances else []
             if not proxies:
                 continue
-            backends = backends_of(self.fleet, proxy.balances)
+            backends = self.backends(proxy.balances)
             addresses = {self.fleet.address_of(name) for name in drained}
             self.fleet.each("drain" if drained else "undrain",
                             lambda host: proxy_ops.write_upstream(host, proxy_name, proxy, backends, addresses),
                             hosts=proxies)
         self.drained = drained
+        self._written = written
+
+    def _all_backends(self):
+        env = self.fleet.env
+        return {proxy.balances: tuple(self.backends(proxy.balances))
+                for proxy in env.services.values() if proxy.balances}
 
 
 def describe_failures(failures):

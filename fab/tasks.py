@@ -78,7 +78,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             meta = release_to_resume(fleet.states)
             stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
         else:
-            meta = prepared_or_new_release(fleet.states, commit, ref, "planning" if plan else "deploying")
+            meta = prepared_or_new_release(fleet, commit, ref, "planning" if plan else "deploying")
         if plan:
             return show_plan(plans().for_deploy(fleet, meta, agreed_or_none(fleet.states)))
         previous = previous_releases(fleet)
@@ -165,11 +165,11 @@ def hotfix_deploy(c, commit=""):
         hooks.run(env, "before_restart", context)
         try:
             fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
-            restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit))
+            restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit, meta.ports))
         except DeployError as error:
             stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
             fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
-            restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
+            restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
             raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
         mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
         hooks.run_after(env, "after_restart", context)
@@ -184,7 +184,7 @@ def setup_release(c, keep_days=0):
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="setup_release") as fleet:
-        meta = new_release(fleet.states, commit, env.app.branch, private=True, keep_days=days)
+        meta = new_release(fleet, commit, env.app.branch, private=True, keep_days=days)
         stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
                                             previous=agreed_or_none(fleet.states)))
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
@@ -211,7 +211,7 @@ def preindex_views(c):
     env = selected_environment(c)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="preindex_views") as fleet:
-        meta = prepared_or_new_release(fleet.states, commit, env.app.branch, task="preparing")
+        meta = prepared_or_new_release(fleet, commit, env.app.branch, task="preparing")
         stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
                                             previous=agreed_or_none(fleet.states)))
         context = hook_context(fleet, "preindex_views", meta)
@@ -275,7 +275,7 @@ def restart_services(c, hosts=""):
         live, meta = live_release(fleet)
         context = hook_context(fleet, "restart_services", meta)
         hooks.run(env, "before_restart", context)
-        restart_everywhere(fleet, "graceful", rollout.Target(live, meta.commit))
+        restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
@@ -290,7 +290,8 @@ def set_supervisor_config(c):
         context = hook_context(fleet, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        restart_everywhere(fleet, "changed", rollout.Target(live, meta.commit))
+        restart_everywhere(fleet, "changed", rollout.Target.of(meta, env.service_ports()))
+        mark(fleet, meta.with_ports(env.service_ports()))  # the ports its configs now have
         hooks.run_after(env, "after_restart", context)
 
 
@@ -383,10 +384,10 @@ def split_command(command):
 # --- the stages tasks share ---------------------------------------------------
 
 
-def new_release(states, commit, branch, private=False, keep_days=0):
+def new_release(fleet, commit, branch, private=False, keep_days=0):
     """Metadata for a new release, named so it collides with nothing on any host."""
     now = rel.utcnow()
-    existing = {name for s in states.values() for name in s.releases}
+    existing = {name for s in fleet.states.values() for name in s.releases}
     return rel.ReleaseMeta(
         name=rel.new_release_name(now, existing),
         commit=commit,
@@ -396,18 +397,19 @@ def new_release(states, commit, branch, private=False, keep_days=0):
         status=rel.PRIVATE if private else rel.BUILDING,
         keep_until=rel.keep_until(now, keep_days),
         private=private,
-    )
+    ).with_ports(fleet.env.service_ports())
 
 
-def prepared_or_new_release(states, commit, ref, task="deploying"):
+def prepared_or_new_release(fleet, commit, ref, task="deploying"):
     """The release preindex_views prepared for `commit` on every host, to go on
     with; otherwise metadata for a new one."""
+    states = fleet.states
     prepared = rel.prepared_release(rel.releases_by_host(states),
                                     {name: s.current for name, s in states.items()}, commit)
     if prepared:
         stream.stage(f"{task} {ref} at {commit[:12]}: release {prepared}, prepared earlier by preindex_views")
         return next(iter(states.values())).release(prepared).meta.with_status(rel.BUILDING)
-    meta = new_release(states, commit, ref)
+    meta = new_release(fleet, commit, ref)
     stream.stage(f"{task} {ref} at {commit[:12]} as release {meta.name}")
     return meta
 
@@ -458,7 +460,7 @@ def previous_releases(fleet):
             stream.warning(f"current release {host_state.current} is unfinished (a deploy died after "
                            f"swapping it); {back_to or 'no release'} is what a failure puts back", host=name)
         found = host_state.release(back_to) if back_to else None
-        targets[name] = rollout.Target(back_to, found.meta.commit if found and found.meta else None)
+        targets[name] = rollout.Target.of(found.meta) if found and found.meta else rollout.Target(back_to)
     return targets
 
 
@@ -544,7 +546,7 @@ def go_live(fleet, meta, previous, on_failure=rel.FAILED, finish=None):
     release is marked `on_failure` (or interrupted). Returns {host: failure} of
     hosts that failed within the failure limit.
     """
-    goal = {name: rollout.Target(meta.name, meta.commit) for name in fleet.names}
+    goal = {name: rollout.Target.of(meta) for name in fleet.names}
     stream.stage(f"waves: {waves.describe(rollout.plan(fleet))}")
     try:
         failed = rollout.go_live(fleet, rollout.plan(fleet), goal, previous, finish=finish)

@@ -305,3 +305,36 @@ def test_a_host_whose_restart_fails_goes_back_into_rotation_once_healthy(deploy_
     proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
     with urllib.request.urlopen(proxy, timeout=5) as response:
         assert response.status == 200
+
+
+def commit_on_port(env, host, port):
+    """The commit the app on `host` serves on `port`, or None if nothing answers there."""
+    try:
+        with urllib.request.urlopen(f"http://{env.spec.hosts[host]}:{port}/version", timeout=5) as response:
+            return json.loads(response.read().decode())["commit"]
+    except OSError:
+        return None
+
+
+def test_a_port_change_its_rollback_and_a_config_change_go_live_without_dropping_requests(deploy_env):
+    """While the web port changes, each host listens on the old port until its own
+    restart: the proxy must send it there until then, and back after a rollback."""
+    env = deploy_env
+    env.write_config(with_proxy=True)
+    assert_ok(env.fab("deploy"))
+    old_port, new_port = env.port, env.port + 2000
+    commit = env.head()
+    proxy = f"http://{env.spec.hosts['proxy1']}:{env.proxy_port}/version"
+    env.write_config(with_proxy=True, service_settings={"web": {"port": new_port}})
+    # The rolled-back release runs the old port; set_supervisor_config renders it anew.
+    for task, port, other in (("deploy", new_port, old_port), ("rollback", old_port, new_port),
+                              ("set_supervisor_config", new_port, old_port)):
+        load = Load(proxy, threads=2, max_requests=3000, max_seconds=90, pause=0.05).start()
+        try:
+            assert_ok(env.fab(task))
+        finally:
+            load.stop()
+        assert load.failures == [], f"{task}: {load.summary()}"
+        for host in ("web1", "web2"):
+            assert commit_on_port(env, host, port) == commit, (task, host)
+            assert commit_on_port(env, host, other) is None, (task, host)

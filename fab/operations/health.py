@@ -15,12 +15,15 @@ from fab.steps import Step
 ROLES = "roles with health-checked services"
 
 
-def checks_for(host):
+def checks_for(host, ports=()):
+    """The host's checks; `ports` ((service, port), ...) where a service listens
+    elsewhere than its setting says (a release rendered before a port changed)."""
+    listening = dict(ports)
     return [
         {
             "service": name,
             "address": host.address,
-            "port": service.port,
+            "port": listening.get(name, service.port),
             "path": service.health_check.path,
             "expect_body": service.health_check.expect_body,
             "version_path": service.health_check.version_path,
@@ -31,14 +34,14 @@ def checks_for(host):
     ]
 
 
-def check_step(host, release_name=None, commit=None, patience=None):
+def check_step(host, release_name=None, commit=None, patience=None, ports=()):
     """Step: wait for every health-checked service on the host; with a release,
     each version endpoint must report it and its commit (retried as long as the
     check's timeout: old workers may answer for a moment after a reload).
     `patience` (seconds) replaces each check's own timeout, e.g. for a quick recheck."""
     expected = {"release": host.paths.release(release_name), "commit": commit} if release_name else {}
     checks = [{**c, **expected, **({"timeout": patience} if patience is not None else {})}
-              for c in checks_for(host)]
+              for c in checks_for(host, ports)]
     verified = bool(release_name and any(c["version_path"] for c in checks))
 
     def note(_):
@@ -48,8 +51,8 @@ def check_step(host, release_name=None, commit=None, patience=None):
     return Step("health", body if checks else "echo 'no health checks'", then=note if checks else None)
 
 
-def check(host, release_name=None, commit=None, patience=None):
+def check(host, release_name=None, commit=None, patience=None, ports=()):
     """Run `check_step` alone; returns its note."""
-    step = check_step(host, release_name, commit, patience)
+    step = check_step(host, release_name, commit, patience, ports)
     waits = [patience if patience is not None else c["timeout"] for c in checks_for(host)]
     return host.run_steps([step], timeout=sum(waits) + 30)[0].note
