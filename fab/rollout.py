@@ -176,7 +176,9 @@ def put_back(fleet, rotation, host_groups, previous):
             failures.update(run_wave(fleet, rotation, group, previous, swap=True, mode="all"))
     except Interrupted:
         raise FleetInconsistent(
-            f"interrupted again while putting hosts back; now: {where_is_what(fleet)}") from None
+            f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "
+            f"mid-restart may have its services stopped or be out of rotation: `fab {fleet.env.name} "
+            "deploy:resume=yes` (or rollback:release=NAME) brings every host level") from None
     if failures:
         drained = sorted(set(failures) & rotation.drained)
         left_out = f"; left out of the proxies' rotation: {', '.join(drained)}" if drained else ""

@@ -164,7 +164,10 @@ def hotfix_deploy(c, commit=""):
         context = hook_context(fleet, "hotfix_deploy", meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
         hooks.run(env, "before_restart", context)
         try:
-            fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+            notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+            if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
+                stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
+                               f"`fab {env.name} deploy` does")
             restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit, meta.ports))
         except DeployError as error:
             stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")

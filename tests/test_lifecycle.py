@@ -161,6 +161,7 @@ def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
     result = assert_ok(env.fab("hotfix_deploy"))
 
     assert "virtualenv" not in result.stdout and "cleanup" not in result.stdout
+    assert "requirements" not in result.stdout + result.stderr
     assert live_release(env) == live and env.releases("web1") == [live]
     for host in ("web1", "web2"):
         answer = env.version(host)
@@ -178,6 +179,18 @@ def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
     # A named commit works too (here: back to the one the release was built from).
     assert_ok(env.fab(f"hotfix_deploy:{old_commit}"))
     assert set(served_commits(env).values()) == {old_commit}
+
+    # A commit that changes the requirements is hotfixed with a warning: they are not installed.
+    requirements_path = os.path.join(env.spec.app_workdir, "requirements.txt")
+    with open(requirements_path) as handle:
+        requirements = handle.read()
+    env.commit("requirements.txt", requirements + "# a new requirement would go here\n", "requirements")
+    try:
+        result = assert_ok(env.fab("hotfix_deploy"))
+    finally:
+        env.commit("requirements.txt", requirements, "requirements as they were")
+    assert "a hotfix does not install them" in result.stdout + result.stderr
+    assert os.stat(venv).st_ino == venv_inode
 
 
 def test_releases_view_flags_drift(deploy_env):

@@ -94,11 +94,20 @@ def hotfix(host, release_name, old_commit, new_commit):
     """
     cache = shell.quote(host.paths.git_cache)
     release_dir = host.paths.release(release_name)
-    host.run(shell.script(
+    commits = f"{shell.quote(old_commit)} {shell.quote(new_commit)}"
+    requirements = " ".join(shell.quote(r) for r in host.env.requirements)
+    output = host.run(shell.script(
         _update_cache(host, new_commit),
         f"cd {shell.quote(release_dir)}",
         f"git --git-dir={cache} diff --no-renames --name-only --diff-filter=D -z "
-        f"{shell.quote(old_commit)} {shell.quote(new_commit)} | xargs -0 -r rm -f --",
+        f"{commits} | xargs -0 -r rm -f --",
         _export(host, new_commit, release_dir),
+        f"git --git-dir={cache} diff --quiet {commits} -- {requirements} || echo {REQUIREMENTS_CHANGED}"
+        if requirements else "",
     ))
-    return f"code {old_commit[:12]} -> {new_commit[:12]}"
+    note = f"code {old_commit[:12]} -> {new_commit[:12]}"
+    return f"{note}; {REQUIREMENTS_CHANGED}" if REQUIREMENTS_CHANGED in output else note
+
+
+#: What a hotfix's note says when the commit changes the requirements (never installed by it).
+REQUIREMENTS_CHANGED = "requirements changed, not installed"
