@@ -222,6 +222,12 @@ def test_an_unreachable_store_makes_deploy_refuse_and_changes_no_host(deploy_env
     assert "history store" not in rollback.stderr and "no current release" in rollback.stderr  # its own reason
     assert "hunter2" not in unlocked.stdout + unlocked.stderr + rollback.stdout + rollback.stderr
 
+    # A URL that can never work is a configuration error (exit 2), said once.
+    misconfigured = env.fab("deploy", environ={"FAB_HISTORY_URL": "mysql://deployer@127.0.0.1/deploys"})
+    assert misconfigured.returncode == 2
+    assert_one_line_error(misconfigured, "use a sqlite:// or postgresql:// URL", "deploy does not run without it")
+    assert misconfigured.stdout.count("warning:") == 1 and "kept in memory" not in misconfigured.stdout
+
 
 def test_a_claim_held_elsewhere_refuses_deploy_and_a_stale_one_is_taken_over(deploy_env):
     env = deploy_env

@@ -85,8 +85,8 @@ def claimed(env, task, holder, controller):
     except (StoreUnavailable, SchemaMismatch) as error:
         if task not in GOES_AHEAD_WITHOUT_STORE:
             if isinstance(error, StoreUnavailable):
-                raise StoreUnavailable(f"{error}; {task} does not run without it "
-                                       f"(rollback and unlock do)") from None
+                raise type(error)(f"{error}; {task} does not run without it "
+                                  f"(rollback and unlock do)") from None
             raise
         stream.warning(f"{error}; {task} goes ahead without claiming {env.name}")
         yield None

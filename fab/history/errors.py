@@ -6,6 +6,13 @@ class StoreUnavailable(PreflightError):
     """The store cannot be reached or opened (the message names its URL, masked)."""
 
 
+class StoreMisconfigured(StoreUnavailable):
+    """The store's URL can never work as given (not a database URL, an unsupported
+    kind, a variable that is not set, a directory that does not exist)."""
+
+    exit_code = 2
+
+
 class SchemaMismatch(PreflightError):
     """The store was made by an older or newer deployer; the message says what to run."""
 

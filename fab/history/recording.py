@@ -24,6 +24,7 @@ from fab import events
 from fab.errors import DeployError
 from fab.events import stream
 from fab.history import liveness
+from fab.history.errors import StoreMisconfigured
 from fab.history.urls import mask_secrets, store_url
 from fab.history.views import arguments_text
 from fab.outputs.plain import PlainLines
@@ -91,6 +92,7 @@ class _Run:
         self._row_ids = {}  # key -> steps row id
         self._lines_written = 0
         self._heartbeat_at = 0.0
+        self._misconfigured = False  # the store's URL cannot work: nothing to retry
         self._complained = False
         self._stop = threading.Event()
         self._flusher = None
@@ -136,6 +138,10 @@ class _Run:
             self.store = open_store(url, self.env.name)
             self._insert_operation()
             return True
+        except StoreMisconfigured as error:  # it will not answer later either: say it once
+            self.store = None
+            self._misconfigured = True
+            self._warn(f"{error}; this {self.started.task} is not recorded in the history")
         except DeployError as error:
             self.store = None
             self._warn(f"{error}; this run is kept in memory and recorded at the end if it answers by then")
@@ -189,7 +195,7 @@ class _Run:
                      error=mask_secrets(event.error) or None)
         with self._lock:
             self._changes.update(final)
-        if self.store is None and not self._open_late():
+        if self.store is None and (self._misconfigured or not self._open_late()):
             return
         if not self._flush(final=True):
             return

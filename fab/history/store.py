@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from fab.errors import DeployError
 from fab.history import chunks, liveness, migrate
-from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreUnavailable
+from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreMisconfigured, StoreUnavailable
 from fab.history.schema import claim_audit, claims, log_chunks, operations, steps
 from fab.history.urls import default_sqlite_path, mask_secrets, mask_url
 
@@ -32,7 +32,7 @@ def create_engine(url):
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreUnavailable(f"history store {mask_url(url)}: not a database URL") from None
+        raise StoreMisconfigured(f"history store {mask_url(url)}: not a database URL") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
@@ -50,8 +50,8 @@ def create_engine(url):
             return sa.create_engine(parsed, pool_pre_ping=True,
                                     connect_args={"connect_timeout": CONNECT_TIMEOUT})
     except (NoSuchModuleError, ImportError) as error:
-        raise StoreUnavailable(f"history store {mask_url(url)}: {error}") from None
-    raise StoreUnavailable(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
+        raise StoreMisconfigured(f"history store {mask_url(url)}: {error}") from None
+    raise StoreMisconfigured(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
 
 
 def _sqlite_directory(url, path):
@@ -61,7 +61,7 @@ def _sqlite_directory(url, path):
     if path == os.path.abspath(default_sqlite_path()):
         os.makedirs(directory, mode=0o700, exist_ok=True)
     elif not os.path.isdir(directory):
-        raise StoreUnavailable(f"history store {mask_url(url)}: directory {directory} does not exist")
+        raise StoreMisconfigured(f"history store {mask_url(url)}: directory {directory} does not exist")
 
 
 def _sqlite_connect(dbapi_connection, _record):

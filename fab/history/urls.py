@@ -7,7 +7,7 @@ SQLite file per user ($XDG_DATA_HOME/fab-deploy/history.sqlite).
 import os
 import re
 
-from fab.history.errors import StoreUnavailable
+from fab.history.errors import StoreMisconfigured
 
 URL_VARIABLE = "FAB_HISTORY_URL"
 
@@ -49,7 +49,7 @@ def store_url(settings, environ=os.environ):
     if settings is not None and settings.url_env:
         value = environ.get(settings.url_env)
         if not value:
-            raise StoreUnavailable(
+            raise StoreMisconfigured(
                 f"history store: history.url_env names {settings.url_env}, which is not set")
         return value
     return "sqlite:///" + default_sqlite_path(environ)
