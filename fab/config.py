@@ -485,14 +485,28 @@ def read_secrets(env):
 
 
 def describe_validation_error(error):
-    """Pydantic's errors as one line: `field.path: message; ...`."""
-    parts = []
+    """Pydantic's errors as one line: `field.path: message; ...`. A setting that may
+    take one of several kinds (`workers: 2` or `auto`) gets one message, not one per kind."""
+    parts, alternatives = [], {}
     for item in error.errors():
-        location = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = [str(p) for p in item["loc"]]
         message = item["msg"]
+        if loc and _UNION_MEMBER.match(loc[-1]) and message.startswith("Input should be "):
+            key = ".".join(loc[:-1]) or "(top level)"
+            if key not in alternatives:
+                alternatives[key] = ([], item.get("input"))
+                parts.append(key)
+            alternatives[key][0].append(message[len("Input should be "):].split(", ")[0])
+            continue
         if item["type"] == "extra_forbidden":
             message = "unknown setting"
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
-        parts.append(f"{location}: {message}")
-    return "; ".join(parts)
+        parts.append(f"{'.'.join(loc) or '(top level)'}: {message}")
+    return "; ".join(
+        f"{part}: should be {' or '.join(alternatives[part][0])} (got {alternatives[part][1]!r})"
+        if part in alternatives else part for part in parts)
+
+
+#: How pydantic names the kind of a Union's member in an error's location.
+_UNION_MEMBER = re.compile(r"^(int|str|float|bool|(list|dict|literal)\[.*\])$")

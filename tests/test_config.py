@@ -47,6 +47,8 @@ def test_valid_environment(tmp_path):
     (VALID.replace("port: 8000", "port: http"), ["services.web.port"]),
     (VALID.replace("port: 8000,", ""), ["health_check needs a port"]),
     (VALID.replace("app: {repo: /srv/app.git, branch: main}", ""), ["app: Field required"]),
+    (VALID.replace("port: 8000,", "port: 8000, workers: many,"),
+     ["services.web.workers: should be a valid integer or 'auto' (got 'many')"]),
 ])
 def test_invalid_environment(tmp_path, text, fragments):
     with pytest.raises(ConfigError) as raised:
