@@ -53,6 +53,14 @@ class AppRepo:
                 raise
             return None
 
+    def readable(self):
+        """Whether git can read this repository here at all."""
+        try:
+            self.git("rev-parse", "--git-dir")
+        except RepoUnreadable:
+            return False
+        return True
+
     def has(self, revision):
         try:
             self.git("cat-file", "-e", revision)

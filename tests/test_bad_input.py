@@ -102,3 +102,9 @@ def test_an_abbreviated_commit_is_refused_with_what_to_give(deploy_env):
     assert_one_line_error(deploy_env.fab(f"deploy:rev={short}"), f"'{short}' is not a branch or tag",
                           "full 40-character id")
     assert nothing_on_hosts(deploy_env)
+
+
+def test_a_full_commit_id_the_repository_lacks_is_refused_before_any_host(deploy_env):
+    missing = "0123456789abcdef0123456789abcdef01234567"
+    assert_one_line_error(deploy_env.fab(f"deploy:rev={missing}"), f"commit {missing} is not in")
+    assert nothing_on_hosts(deploy_env)

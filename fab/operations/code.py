@@ -5,10 +5,12 @@ all roles: it updates the host's bare mirror of the app repository (a fetch, not
 a fresh clone) and exports the commit into the release directory, with a
 REVISION file naming it. Safe to rerun: an exported release is not exported again.
 """
+import os
 import re
 import subprocess
 
 from fab import shell
+from fab.app_repo import AppRepo
 from fab.errors import PreflightError
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
@@ -22,7 +24,7 @@ _ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,39}$")  # the controller has no clon
 def resolve_commit(repo, ref):
     """The commit `ref` (a branch, tag or commit id) names in `repo`, asked once, locally."""
     if _SHA.match(ref):
-        return ref
+        return _existing_commit(repo, ref)
     try:
         result = subprocess.run(
             ["git", "ls-remote", "--", repo, ref],
@@ -46,6 +48,17 @@ def resolve_commit(repo, ref):
         raise PreflightError(f"{ref!r} is not a branch or tag in {mask_url(repo)}; "
                              "give a commit as its full 40-character id")
     raise PreflightError(f"branch or tag {ref!r} does not exist in {mask_url(repo)}")
+
+
+def _existing_commit(repo, commit):
+    """`commit`, checked to be in `repo` when the repository is on this machine (a
+    path or file:// URL); elsewhere only its hosts can tell, when they fetch it."""
+    path = os.path.expanduser(repo[len("file://"):] if repo.startswith("file://") else repo)
+    if os.path.isdir(path):
+        in_place = AppRepo(path)  # unreadable here (another user's, say): the hosts tell
+        if in_place.readable() and not in_place.has(f"{commit}^{{commit}}"):
+            raise PreflightError(f"commit {commit} is not in {mask_url(repo)}")
+    return commit
 
 
 def _update_cache(host, commit):
