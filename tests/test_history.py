@@ -190,6 +190,7 @@ def test_a_killed_deploy_leaves_an_interrupted_row(deploy_env, go_signal):
 
     [killed] = operations(env)
     assert (killed["outcome"], killed["finished_at"], killed["exit_code"]) == ("interrupted", None, None)
+    assert killed["seconds"] > 0  # up to its last recorded words, not 0.0 for want of a heartbeat
     log = assert_ok(env.fab("deploy_log")).stdout.splitlines()
     assert any(line.endswith("== deploying main at " + env.head()[:12] + " as release " + killed["release"])
                for line in log), log

@@ -238,7 +238,9 @@ class _Run:
             ended, self._ended_steps = self._ended_steps, {}
             changes, self._changes = self._changes, {}
         now = time.time()
-        if not final and now - self._heartbeat_at >= liveness.HEARTBEAT_SECONDS:
+        # A write that goes anyway carries the heartbeat too: a run killed outright
+        # then shows how long it ran until its last words, not until its last beat.
+        if not final and (lines or new_steps or ended or now - self._heartbeat_at >= liveness.HEARTBEAT_SECONDS):
             changes["heartbeat_at"] = now
         if not (lines or new_steps or ended or changes):
             return True
