@@ -254,6 +254,9 @@ def describe_error(error):
         return f"unknown host key ({error}); add it to known_hosts first"
     if isinstance(error, paramiko.AuthenticationException):
         return f"SSH authentication failed: {error}"
+    if isinstance(error, socket.gaierror):
+        return (f"cannot connect: its name does not resolve ({error.strerror}); "
+                "is the host in the environment's ssh_config, with a HostName?")
     if isinstance(error, (socket.error, paramiko.SSHException, EOFError)):
         return f"cannot connect: {error or type(error).__name__}"
     return None

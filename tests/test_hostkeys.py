@@ -9,6 +9,7 @@ import concurrent.futures
 import os
 import pwd
 import re
+import socket
 import stat
 import time
 import warnings
@@ -389,3 +390,9 @@ def test_no_prints_one_warning_line_per_host(hk_fleet, tmp_path):
     assert all("is not in known_hosts" in line for line in warned)
     assert "UserWarning" not in result.stderr and "Unknown" not in result.stderr, result.stderr
     assert not (tmp_path / "known_hosts").exists()
+
+
+def test_a_host_whose_name_does_not_resolve_is_asked_about_in_one_line():
+    error = socket.gaierror(-2, "Name or service not known")
+    assert describe_error(error) == ("cannot connect: its name does not resolve (Name or service not known); "
+                                     "is the host in the environment's ssh_config, with a HostName?")
