@@ -164,8 +164,7 @@ def for_cleanup(fleet, now=None):
     now = now or rel.utcnow()
     facts = read_facts(fleet, with_python=False)
     found = rel.releases_by_host(fleet.states)
-    currents = {state.current for state in fleet.states.values()}
-    fleet_target = rel.fleet_rollback_target(found, currents.pop() if len(currents) == 1 else None)
+    fleet_target = rel.fleet_rollback_target(found, rel.agreed_or_none(fleet.states))
     hosts = {name: HostPlan(current=state.current, deletes=tuple(rel.cleanup_deletes(
         found[name], state.current, fleet.env.keep_releases, now, fleet_target)))
         for name, state in fleet.states.items()}

@@ -80,10 +80,10 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
         else:
             meta = prepared_or_new_release(fleet, commit, ref, "planning" if plan else "deploying")
         if plan:
-            return show_plan(plans().for_deploy(fleet, meta, agreed_or_none(fleet.states)))
+            return show_plan(plans().for_deploy(fleet, meta, rel.agreed_or_none(fleet.states)))
         previous = previous_releases(fleet)
         stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
-                                            previous=agreed_or_none(fleet.states)))
+                                            previous=rel.agreed_or_none(fleet.states)))
         context = hook_context(fleet, "deploy", meta)
 
         with unchanged_on_failure(fleet, meta):
@@ -115,9 +115,8 @@ def rollback(c, release="", plan=False):
     with open_fleet(env, lock=None if plan else "rollback") as fleet:
         states = fleet.states
         currents = {name: s.current for name, s in states.items()}
-        target = rel.rollback_target(
-            rel.releases_by_host(states), currents, wanted)
-        leaving = agreed_or_none(states)  # None: the hosts disagree, and release= was named
+        target = rel.rollback_target(rel.releases_by_host(states), currents, wanted)
+        leaving = rel.agreed_or_none(states)  # None: the hosts disagree, and release= was named
         target_meta = states[env.hosts[0]].release(target).meta
         if plan:
             return show_plan(plans().for_rollback(fleet, target_meta, leaving))
@@ -127,12 +126,13 @@ def rollback(c, release="", plan=False):
 
         context = hook_context(fleet, "rollback", target_meta)
         hooks.run(env, "before_swap", context)
-        finish = rollout.Finishing(rolled_back_from(states, target_meta))
+        left = newer_than(states, target)
+        finish = rollout.Finishing(rolled_back_from(left, target_meta))
         go_live(fleet, target_meta, previous_releases(fleet), on_failure=None, finish=finish)
         rollout.finish_the_others(fleet, finish)
         hooks.run_after(env, "after_swap", context)
-    left = sorted({current for current in currents.values() if current and current > target})
-    kept = f"; {', '.join(left)} kept, marked rolled_back" if left else ""
+    rolled_back = sorted({found.name for found in left.values()})
+    kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}{kept}")
 
 
@@ -189,7 +189,7 @@ def setup_release(c, keep_days=0):
     with open_fleet(env, lock="setup_release") as fleet:
         meta = new_release(fleet, commit, env.app.branch, private=True, keep_days=days)
         stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
-                                            previous=agreed_or_none(fleet.states)))
+                                            previous=rel.agreed_or_none(fleet.states)))
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
         context = hook_context(fleet, "setup_release", meta)
         with unchanged_on_failure(fleet, meta):
@@ -216,7 +216,7 @@ def preindex_views(c):
     with open_fleet(env, lock="preindex_views") as fleet:
         meta = prepared_or_new_release(fleet, commit, env.app.branch, task="preparing")
         stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
-                                            previous=agreed_or_none(fleet.states)))
+                                            previous=rel.agreed_or_none(fleet.states)))
         context = hook_context(fleet, "preindex_views", meta)
         with unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
@@ -238,7 +238,7 @@ def releases(c):
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         states = fleet.states
-        fleet_target = fleet_rollback_target(fleet, agreed_or_none(states))
+        fleet_target = fleet_rollback_target(fleet, rel.agreed_or_none(states))
     stream.publish(events.ReleasesListed(
         {name: rel.host_listing(list(states[name].releases.values()), states[name].current, fleet_target)
          for name in env.hosts if name in states},
@@ -293,8 +293,9 @@ def set_supervisor_config(c):
         context = hook_context(fleet, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        restart_everywhere(fleet, "changed", rollout.Target.of(meta, env.service_ports()))
-        mark(fleet, meta.with_ports(env.service_ports()))  # the ports its configs now have
+        ports = env.service_ports()  # what the configs were rendered with just now
+        restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
+        mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
 
 
@@ -422,7 +423,7 @@ def hook_context(fleet, task_name, meta):
     return hooks.HookContext(
         environment=fleet.env.name, task=task_name, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
-        previous_release=agreed_or_none(fleet.states) or "")
+        previous_release=rel.agreed_or_none(fleet.states) or "")
 
 
 def plans():
@@ -436,12 +437,6 @@ def show_plan(plan):
     """Publish what the task would do (a `fab.plan.Plan`); the task then ends, having
     changed nothing. A plan takes no lock: see `fab.plan`."""
     stream.publish(events.PlanMade(plan.to_dict()))
-
-
-def agreed_or_none(states):
-    """The release every host has as current, or None (first deploy, or drift)."""
-    currents = {s.current for s in states.values()}
-    return currents.pop() if len(currents) == 1 else None
 
 
 def live_release(fleet):
@@ -574,18 +569,22 @@ def marked(*metas):
     return lambda host: [release.write_meta(host, meta) for meta in metas]
 
 
-def rolled_back_from(states, target_meta):
+def newer_than(states, target):
+    """{host: HostRelease} of each host's current release that is newer than `target`
+    (with metadata): what a rollback to `target` leaves and marks rolled_back. Rolling
+    forward leaves the older release good, so a later rollback can still go to it."""
+    left = {name: state.release(state.current) for name, state in states.items() if state.current}
+    return {name: found for name, found in left.items() if found and found.meta and found.name > target}
+
+
+def rolled_back_from(left, target_meta):
     """Steps for a host going to `target_meta`'s release: mark it good, and the release
-    the host leaves rolled_back if that one is newer (rolling forward again leaves the
-    older release good, so a later rollback can still go to it)."""
+    it leaves (`left`, from `newer_than`) rolled_back."""
     good = target_meta.with_status(rel.GOOD)
-    leaving = {name: state.release(state.current) if state.current else None for name, state in states.items()}
 
     def steps(host):
-        left = leaving[host.name]
-        newer = left is not None and left.meta is not None and left.name > target_meta.name
-        metas = [good, left.meta.with_status(rel.ROLLED_BACK)] if newer else [good]
-        return [release.write_meta(host, meta) for meta in metas]
+        found = left.get(host.name)
+        return marked(good, *([found.meta.with_status(rel.ROLLED_BACK)] if found else []))(host)
 
     return steps
 
@@ -619,7 +618,7 @@ def clean_old_releases(fleet):
     """Delete old and failed releases, decided per host from the state read when
     the fleet opened (under the lock), before anything is deleted."""
     now = rel.utcnow()
-    fleet_target = fleet_rollback_target(fleet, agreed_or_none(fleet.states))
+    fleet_target = fleet_rollback_target(fleet, rel.agreed_or_none(fleet.states))
     fleet.each_steps(lambda host: [cleanup.delete_releases(host, old_releases(host, now, fleet_target))])
 
 
