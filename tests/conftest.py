@@ -176,10 +176,11 @@ class DeployEnv:
         with open(path) as handle:
             return json.load(handle)
 
-    def version(self, host):
-        """What the app on a web host answers at /version, over HTTP."""
+    def version(self, host, port=None):
+        """What the app on a web host answers at /version, over HTTP (on `port`, default
+        the web service's)."""
         address = self.spec.hosts[host]
-        with urllib.request.urlopen(f"http://{address}:{self.port}/version", timeout=10) as response:
+        with urllib.request.urlopen(f"http://{address}:{port or self.port}/version", timeout=10) as response:
             return json.loads(response.read().decode())
 
     def program_status(self, host):

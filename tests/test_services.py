@@ -310,8 +310,7 @@ def test_a_host_whose_restart_fails_goes_back_into_rotation_once_healthy(deploy_
 def commit_on_port(env, host, port):
     """The commit the app on `host` serves on `port`, or None if nothing answers there."""
     try:
-        with urllib.request.urlopen(f"http://{env.spec.hosts[host]}:{port}/version", timeout=5) as response:
-            return json.loads(response.read().decode())["commit"]
+        return env.version(host, port)["commit"]
     except OSError:
         return None
 
