@@ -343,6 +343,9 @@ class Environment(_Strict):
         both = set(self.linked_files) & set(self.linked_dirs)
         if both:
             raise ValueError(f"{', '.join(sorted(both))} is both a linked file and a linked dir")
+        linked = [*self.linked_dirs, *self.linked_files]
+        for inner, outer in ((i, o) for i in linked for o in linked if i.startswith(o + "/")):
+            raise ValueError(f"linked path {inner} is inside linked path {outer} (already in shared/ through it)")
         return self
 
     @property

@@ -185,6 +185,7 @@ def test_deploy_settings(tmp_path):
     ("linked_dirs: [media]", "linked_dirs: [/srv/media]", ["'/srv/media' must be a relative path"]),
     ("linked_dirs: [media]", "linked_dirs: [python_env]", ["'python_env' is the deployer's own part"]),
     ("linked_dirs: [media]", "linked_dirs: [.env]", [".env is both a linked file and a linked dir"]),
+    ("linked_dirs: [media]", "linked_dirs: [config]", ["linked path config/local.py is inside linked path config"]),
     ("shared_files_from: shared", "shared_files_from: nowhere", ["shared_files_from:", "is not a folder"]),
     ("role: webworkers}", "role: web}", ["migrate runs on unknown role 'web'"]),
     ("timeout: 900}", "timeout: 0}", ["predeploy.timeout", "greater than 0"]),

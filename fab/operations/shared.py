@@ -72,6 +72,18 @@ def provide_missing_files(host):
     return unprovided
 
 
+def linked_paths(env):
+    """Every linked path of the environment, as (kind, path): dirs, then files."""
+    return [*(("dir", name) for name in env.linked_dirs), *(("file", name) for name in env.linked_files)]
+
+
+def directories_above(path):
+    """The directories above a relative `path` inside the release, outermost first
+    ("public/media/x" -> ["public", "public/media"])."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+
 def link(host, release_name):
     """Step: link the release's linked dirs and files to shared/ (once per release)."""
     env = host.env
@@ -81,14 +93,6 @@ def link(host, release_name):
         where = f" or in {env.local_path(env.shared_files_from)}" if env.shared_files_from else ""
         raise RemoteCommandFailed(
             f"linked file {unprovided[0]} is missing: put it in {paths.shared_path(unprovided[0])}{where}")
-    lines = []
-    for name in env.linked_dirs:
-        lines.append(shell.command("mkdir", "-p", paths.shared_path(name)))
-    for name in [*env.linked_dirs, *env.linked_files]:
-        lines.append(shell.command("rm", "-rf", "--", name))
-        if "/" in name:
-            lines.append(shell.command("mkdir", "-p", "--", name.rsplit("/", 1)[0]))
-        lines.append(shell.command("ln", "-s", "--", paths.shared_path(name), name))
-    count = len(env.linked_dirs) + len(env.linked_files)
-    lines.append(f"echo '{count} shared path(s) linked'")
-    return once(host, release_name, "link", "\n".join(lines))
+    entries = [f"{kind}:{name}" for kind, name in linked_paths(env)]
+    body = shell.command("bash", "-c", shell.remote_script("link"), "link", paths.shared, *entries)
+    return once(host, release_name, "link", body)
