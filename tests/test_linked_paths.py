@@ -4,12 +4,15 @@ import os
 import shutil
 import stat
 import subprocess
+import types
 
 import pytest
 
 from conftest import assert_ok, assert_one_line_error
-from fab import shell
-from fab.operations import shared
+from fab import sandbox, shell
+from fab.errors import RemoteCommandFailed
+from fab.operations import code, shared
+from fab.paths import Paths
 from test_lifecycle import deploy_new_commit, served_commits
 
 OUTSIDE = "../../../../elsewhere"  # from releases/<name>/<top-level path>: the host user's ~/elsewhere
@@ -96,6 +99,77 @@ def test_linking_refuses_a_symlink_or_file_above_a_linked_path_before_changing_a
 def test_directories_above_a_linked_path():
     assert shared.directories_above(".env") == []
     assert shared.directories_above("public/media/x") == ["public", "public/media"]
+
+
+# -- a hotfix's commands, run locally --------------------------------------------
+
+class LocalHost:
+    """A host whose commands run here, with bash: the operations' shell without SSH."""
+
+    def __init__(self, code_root, repo, linked_dirs, linked_files):
+        self.paths = Paths(str(code_root))
+        self.env = types.SimpleNamespace(app=types.SimpleNamespace(repo=repo), requirements=[],
+                                         linked_dirs=linked_dirs, linked_files=linked_files)
+
+    def run(self, script, cwd=None):
+        result = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise RemoteCommandFailed((result.stderr.strip().splitlines() or ["failed"])[-1])
+        return result.stdout
+
+
+def commit_files(work, files, remove=()):
+    for name in remove:
+        os.remove(os.path.join(work, name))
+    for name, content in files.items():
+        write(os.path.join(work, name), content)
+    sandbox.git("add", "-A", cwd=work)
+    sandbox.git("commit", "-q", "-m", "change", cwd=work)
+    return sandbox.git("rev-parse", "HEAD", cwd=work)
+
+
+def test_a_hotfix_neither_writes_nor_deletes_at_linked_paths_and_reads_their_names_literally(tmp_path):
+    work = tmp_path / "app"
+    work.mkdir()
+    sandbox.git("init", "-q", cwd=work)
+    # "up[1]" read as a glob would match the file "up1" (code to update), not itself.
+    host = LocalHost(tmp_path / "root", str(work), ["media", "up[1]"], [".env"])
+    old = commit_files(work, {"app.py": "old\n", "media/logo.png": "repo\n", "up[1]/y": "repo\n",
+                              "up1": "old\n", ".env": "FROM=repository\n"})
+    release = host.paths.release("r1")
+    os.makedirs(release)
+    host.run(code.checkout(host, "r1", old).body, cwd=release)
+    assert not os.path.exists(os.path.join(release, "media"))  # never exported: linked
+    write(os.path.join(host.paths.shared, ".env"), "FROM=shared\n")
+    assert run_link(release, host.paths.shared, "dir:media", "dir:up[1]", "file:.env").returncode == 0
+    write(os.path.join(host.paths.shared, "media", "logo.png"), "an upload\n")
+    write(os.path.join(host.paths.shared, "up[1]", "y"), "an upload\n")
+    before = tree(host.paths.shared)
+
+    new = commit_files(work, {"app.py": "new\n", "media/new.png": "new\n", "up1": "new\n",
+                              ".env": "FROM=repository, changed\n"}, remove=["media/logo.png", "up[1]/y"])
+    code.fetch_for_hotfix(host, new)
+    code.hotfix(host, "r1", old, new)
+
+    assert tree(host.paths.shared) == before
+    for name in ("media", "up[1]", ".env"):
+        assert os.readlink(os.path.join(release, name)) == os.path.join(host.paths.shared, name)
+    for name, content in (("app.py", "new\n"), ("up1", "new\n"), ("REVISION", f"{new}\n")):
+        with open(os.path.join(release, name)) as handle:
+            assert handle.read() == content, name
+
+    # A commit with a symlink or a file where a linked path needs a directory is refused.
+    host.env.linked_dirs = ["public/media"]
+    os.symlink("../elsewhere", work / "public")
+    linked_out = commit_files(work, {})
+    with pytest.raises(RemoteCommandFailed, match=rf"^refused: {linked_out[:12]} has a symlink at public, "
+                                                  "above linked dir public/media: a hotfix through it"):
+        code.fetch_for_hotfix(host, linked_out)
+    os.remove(work / "public")
+    a_file = commit_files(work, {"public": "a file\n"})
+    with pytest.raises(RemoteCommandFailed, match=rf"^refused: {a_file[:12]} has a file at public, "
+                                                  "above linked dir public/media, where the release has a directory"):
+        code.fetch_for_hotfix(host, a_file)
 
 
 # -- on the fleet ------------------------------------------------------------
