@@ -161,7 +161,7 @@ def hotfix_deploy(c, commit=""):
         stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
-        fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, new_commit))  # refusals change nothing
+        fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
         context = hook_context(fleet, "hotfix_deploy", meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
         hooks.run(env, "before_restart", context)
         try:

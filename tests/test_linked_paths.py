@@ -1,6 +1,7 @@
 """Linked paths (links into shared/) are never written, deleted or followed through:
 not by a hotfix, not by the link step, whatever the repository commits there."""
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -96,20 +97,14 @@ def test_linking_refuses_a_symlink_or_file_above_a_linked_path_before_changing_a
     assert (tree(release), tree(shared_dir), tree(outside)) == before  # media not linked either
 
 
-def test_directories_above_a_linked_path():
-    assert shared.directories_above(".env") == []
-    assert shared.directories_above("public/media/x") == ["public", "public/media"]
-
-
 # -- a hotfix's commands, run locally --------------------------------------------
 
 class LocalHost:
     """A host whose commands run here, with bash: the operations' shell without SSH."""
 
-    def __init__(self, code_root, repo, linked_dirs, linked_files):
+    def __init__(self, code_root, repo):
         self.paths = Paths(str(code_root))
-        self.env = types.SimpleNamespace(app=types.SimpleNamespace(repo=repo), requirements=[],
-                                         linked_dirs=linked_dirs, linked_files=linked_files)
+        self.env = types.SimpleNamespace(app=types.SimpleNamespace(repo=repo), requirements=[])
 
     def run(self, script, cwd=None):
         result = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, check=False)
@@ -132,44 +127,47 @@ def test_a_hotfix_neither_writes_nor_deletes_at_linked_paths_and_reads_their_nam
     work = tmp_path / "app"
     work.mkdir()
     sandbox.git("init", "-q", cwd=work)
-    # "up[1]" read as a glob would match the file "up1" (code to update), not itself.
-    host = LocalHost(tmp_path / "root", str(work), ["media", "up[1]"], [".env"])
+    # A hotfix leaves out the release's links into shared/, whatever the environment
+    # file says now. "up[1]" read as a glob would match the file "up1" (code), not itself.
+    host = LocalHost(tmp_path / "root", str(work))
+    links = ["dir:media", "dir:up[1]", "dir:public/media", "file:.env"]
     old = commit_files(work, {"app.py": "old\n", "media/logo.png": "repo\n", "up[1]/y": "repo\n",
                               "up1": "old\n", ".env": "FROM=repository\n"})
     release = host.paths.release("r1")
     os.makedirs(release)
     host.run(code.checkout(host, "r1", old).body, cwd=release)
-    assert not os.path.exists(os.path.join(release, "media"))  # never exported: linked
     write(os.path.join(host.paths.shared, ".env"), "FROM=shared\n")
-    assert run_link(release, host.paths.shared, "dir:media", "dir:up[1]", "file:.env").returncode == 0
+    assert run_link(release, host.paths.shared, *links).returncode == 0
     write(os.path.join(host.paths.shared, "media", "logo.png"), "an upload\n")
     write(os.path.join(host.paths.shared, "up[1]", "y"), "an upload\n")
     before = tree(host.paths.shared)
 
     new = commit_files(work, {"app.py": "new\n", "media/new.png": "new\n", "up1": "new\n",
                               ".env": "FROM=repository, changed\n"}, remove=["media/logo.png", "up[1]/y"])
-    code.fetch_for_hotfix(host, new)
+    code.fetch_for_hotfix(host, "r1", new)
     code.hotfix(host, "r1", old, new)
 
     assert tree(host.paths.shared) == before
-    for name in ("media", "up[1]", ".env"):
+    for name in ("media", "up[1]", "public/media", ".env"):
         assert os.readlink(os.path.join(release, name)) == os.path.join(host.paths.shared, name)
     for name, content in (("app.py", "new\n"), ("up1", "new\n"), ("REVISION", f"{new}\n")):
         with open(os.path.join(release, name)) as handle:
             assert handle.read() == content, name
 
-    # A commit with a symlink or a file where a linked path needs a directory is refused.
-    host.env.linked_dirs = ["public/media"]
+    # A commit with a symlink or a file where a link into shared/ needs a directory is refused.
     os.symlink("../elsewhere", work / "public")
     linked_out = commit_files(work, {})
-    with pytest.raises(RemoteCommandFailed, match=rf"^refused: {linked_out[:12]} has a symlink at public, "
-                                                  "above linked dir public/media: a hotfix through it"):
-        code.fetch_for_hotfix(host, linked_out)
+    with pytest.raises(RemoteCommandFailed, match=re.escape(
+            f"refused: {linked_out[:12]} has a symlink at public, above public/media (a link into shared/): "
+            "a hotfix through it would land outside the release")):
+        code.fetch_for_hotfix(host, "r1", linked_out)
     os.remove(work / "public")
     a_file = commit_files(work, {"public": "a file\n"})
-    with pytest.raises(RemoteCommandFailed, match=rf"^refused: {a_file[:12]} has a file at public, "
-                                                  "above linked dir public/media, where the release has a directory"):
-        code.fetch_for_hotfix(host, a_file)
+    with pytest.raises(RemoteCommandFailed, match=re.escape(
+            f"refused: {a_file[:12]} has a file at public, above public/media (a link into shared/), "
+            "where the release has a directory")):
+        code.fetch_for_hotfix(host, "r1", a_file)
+    assert tree(host.paths.shared) == before
 
 
 # -- on the fleet ------------------------------------------------------------
@@ -230,8 +228,11 @@ def test_a_hotfix_leaves_every_link_into_shared_as_it_was(deploy_env):
         remove(os.path.join(app, "media"))
         remove(os.path.join(app, ".env"))
         second = env.commit("NEWS.txt", "second hotfix\n", "no linked paths in the repository")
-        # ...and back to the commit the release was built from, which adds them all again.
+        # ...and back to the commit the release was built from, which adds them all again,
+        # with media no longer in the environment file: the release's link is what counts.
         for commit, news in ((first, "first hotfix\n"), (second, "second hotfix\n"), (built_from, None)):
+            if commit == built_from:
+                linked_paths_config(env, [])
             assert_ok(env.fab(f"hotfix_deploy:{commit}"))
             assert shared_trees(env) == before, commit
             assert_linked(env, live, ["media", ".env"])
@@ -267,7 +268,7 @@ def test_a_committed_symlink_never_leads_the_link_step_or_a_hotfix_outside_the_r
         os.symlink(OUTSIDE, os.path.join(app, "public"))
         bad = env.commit("NEWS.txt", "public is a symlink\n", "public links outside the release")
         line = assert_one_line_error(env.fab("hotfix_deploy"), "public")
-        assert f"refused: {bad[:12]} has a symlink at public, above linked dir public/media" in line, line
+        assert f"refused: {bad[:12]} has a symlink at public, above public/media (a link into shared/)" in line, line
         line = assert_one_line_error(env.fab("deploy"), "public")
         assert f"refused: public is a symlink in the release (to {OUTSIDE}), above linked dir public/media" in line
         assert {env.current(host) for host in env.hosts} == {live}

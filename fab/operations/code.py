@@ -12,7 +12,7 @@ import subprocess
 from fab import shell
 from fab.app_repo import AppRepo
 from fab.errors import PreflightError
-from fab.operations import ALL_ROLES, shared
+from fab.operations import ALL_ROLES
 from fab.operations.release import once
 from fab.secrets import mask, mask_url
 
@@ -83,20 +83,13 @@ fi
 
 
 def _export(host, commit, release_dir):
-    """Commands: write `commit`'s files (and REVISION) into `release_dir`, except at
-    the linked paths: those are links into shared/, never written through."""
+    """Commands: write `commit`'s files (and REVISION) into `release_dir`."""
     cache = shell.quote(host.paths.git_cache)
     target = shell.quote(release_dir)
     return f"""
-git --git-dir={cache} archive --format=tar --end-of-options {shell.quote(commit)} {_outside_linked_paths(host.env)} \\
-  | tar -x -C {target}
+git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {target}
 printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
 """
-
-
-def _outside_linked_paths(env):
-    """Pathspecs (quoted) for every path of a commit but the linked paths and what is under them."""
-    return " ".join(shell.quote(f":(exclude,literal,top){name}") for _, name in shared.linked_paths(env))
 
 
 def checkout(host, release_name, commit):
@@ -106,50 +99,39 @@ def checkout(host, release_name, commit):
     return once(host, release_name, "code", body)
 
 
-def fetch_for_hotfix(host, commit):
-    """Bring `commit` into the host's git cache, and refuse it (before anything in a
-    release changes) where it has a file or symlink at a directory above a linked
-    path: a hotfix would write through it, perhaps outside the release."""
-    cache = shell.quote(host.paths.git_cache)
-    checks = []
-    for kind, name in shared.linked_paths(host.env):
-        for above in shared.directories_above(name):
-            where = f"at {above}, above linked {kind} {name}"
-            symlink = f"refused: {commit[:12]} has a symlink {where}: a hotfix through it would land outside the release"
-            other = f"refused: {commit[:12]} has a file {where}, where the release has a directory"
-            checks.append(f"""
-case "$(git --git-dir={cache} --literal-pathspecs ls-tree --end-of-options {shell.quote(commit)} -- {shell.quote(above)})" in
-  '' | '040000 '*) ;;
-  '120000 '*) echo {shell.quote(symlink)} >&2; exit 1 ;;
-  *) echo {shell.quote(other)} >&2; exit 1 ;;
-esac""")
-    host.run(shell.script(_update_cache(host, commit), *checks))
+def fetch_for_hotfix(host, release_name, commit):
+    """Bring `commit` into the host's git cache, and refuse it where it has a file or
+    a symlink at a directory above one of the release's links into shared/ (a hotfix
+    would write through it). Changes nothing in the release."""
+    host.run(shell.script(_update_cache(host, commit), _hotfix_script(host, "check", release_name, "", commit)))
     return f"fetched {commit[:12]}"
 
 
 def hotfix(host, release_name, old_commit, new_commit):
     """Replace the release's code from `old_commit` with `new_commit`, in place.
 
-    Files `new_commit` deleted are removed; the virtualenv, services and metadata
-    are untouched, and so are the linked paths (links into shared/: nothing is
-    written or deleted through them). Safe to rerun (the second run finds nothing
-    left to delete).
+    Files `new_commit` deleted are removed; the virtualenv, services, metadata and
+    the links into shared/ are untouched (nothing is written, deleted or followed
+    through those). Safe to rerun (the second run finds nothing left to delete).
     """
     cache = shell.quote(host.paths.git_cache)
-    release_dir = host.paths.release(release_name)
     commits = f"{shell.quote(old_commit)} {shell.quote(new_commit)}"
     requirements = " ".join(shell.quote(r) for r in host.env.requirements)
     output = host.run(shell.script(
         _update_cache(host, new_commit),
-        f"cd {shell.quote(release_dir)}",
-        f"git --git-dir={cache} diff --no-renames --name-only --diff-filter=D -z --end-of-options "
-        f"{commits} -- {_outside_linked_paths(host.env)} | xargs -0 -r rm -f --",
-        _export(host, new_commit, release_dir),
+        _hotfix_script(host, "apply", release_name, old_commit, new_commit),
         f"git --git-dir={cache} diff --quiet --end-of-options {commits} -- {requirements} || echo {REQUIREMENTS_CHANGED}"
         if requirements else "",
     ))
     note = f"code {old_commit[:12]} -> {new_commit[:12]}"
     return f"{note}; {REQUIREMENTS_CHANGED}" if REQUIREMENTS_CHANGED in output else note
+
+
+def _hotfix_script(host, mode, release_name, old_commit, new_commit):
+    """The command running fab/remote/hotfix.sh (`check` or `apply`) on the release."""
+    paths = host.paths
+    return shell.command("bash", "-c", shell.remote_script("hotfix"), "hotfix", mode, paths.release(release_name),
+                         paths.shared, paths.git_cache, old_commit, new_commit)
 
 
 #: What a hotfix's note says when the commit changes the requirements (never installed by it).

@@ -77,13 +77,6 @@ def linked_paths(env):
     return [*(("dir", name) for name in env.linked_dirs), *(("file", name) for name in env.linked_files)]
 
 
-def directories_above(path):
-    """The directories above a relative `path` inside the release, outermost first
-    ("public/media/x" -> ["public", "public/media"])."""
-    parts = path.split("/")[:-1]
-    return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
-
-
 def link(host, release_name):
     """Step: link the release's linked dirs and files to shared/ (once per release)."""
     env = host.env
