@@ -4,6 +4,7 @@
 all roles: it updates the host's bare mirror of the app repository (a fetch, not
 a fresh clone) and exports the commit into the release directory, with a
 REVISION file naming it. Safe to rerun: an exported release is not exported again.
+`hotfix` replaces the code of a release in place, never touching its links into shared/.
 """
 import os
 import re

@@ -5,8 +5,11 @@ shared/secrets.env (mode 0600) at every deploy, so services and commands get the
 current values. `link` links every `linked_dirs` and `linked_files` entry of a
 new release to its place in shared/, before the release's build commands run; a
 linked file that no host copy and no `shared_files_from` can provide stops the
-deploy before the swap, naming the file. Rollback and cleanup only ever remove
-the links in a release, never what they point to. Both are safe to rerun.
+deploy before the swap, naming the file. Nothing follows a symlink the
+repository commits (fab/remote/link.sh): one above a linked path refuses the
+release, one at a linked path is replaced by the link. Rollback and cleanup only
+ever remove the links in a release, never what they point to, and a hotfix
+leaves them out (fab/remote/hotfix.sh). Both steps are safe to rerun.
 """
 import os
 import shlex
