@@ -344,8 +344,9 @@ class Environment(_Strict):
         if both:
             raise ValueError(f"{', '.join(sorted(both))} is both a linked file and a linked dir")
         linked = [*self.linked_dirs, *self.linked_files]
-        for inner, outer in ((i, o) for i in linked for o in linked if i.startswith(o + "/")):
-            raise ValueError(f"linked path {inner} is inside linked path {outer} (already in shared/ through it)")
+        nested = next(((inner, outer) for inner in linked for outer in linked if inner.startswith(outer + "/")), None)
+        if nested:
+            raise ValueError("linked path {} is inside linked path {} (in shared/ through it already)".format(*nested))
         return self
 
     @property

@@ -121,8 +121,8 @@ def hotfix(host, release_name, old_commit, new_commit):
     output = host.run(shell.script(
         _update_cache(host, new_commit),
         _hotfix_script(host, "apply", release_name, old_commit, new_commit),
-        f"git --git-dir={cache} diff --quiet --end-of-options {commits} -- {requirements} || echo {REQUIREMENTS_CHANGED}"
-        if requirements else "",
+        f"git --git-dir={cache} diff --quiet --end-of-options {commits} -- {requirements} "
+        f"|| echo {REQUIREMENTS_CHANGED}" if requirements else "",
     ))
     note = f"code {old_commit[:12]} -> {new_commit[:12]}"
     return f"{note}; {REQUIREMENTS_CHANGED}" if REQUIREMENTS_CHANGED in output else note

@@ -75,11 +75,6 @@ def provide_missing_files(host):
     return unprovided
 
 
-def linked_paths(env):
-    """Every linked path of the environment, as (kind, path): dirs, then files."""
-    return [*(("dir", name) for name in env.linked_dirs), *(("file", name) for name in env.linked_files)]
-
-
 def link(host, release_name):
     """Step: link the release's linked dirs and files to shared/ (once per release)."""
     env = host.env
@@ -89,6 +84,6 @@ def link(host, release_name):
         where = f" or in {env.local_path(env.shared_files_from)}" if env.shared_files_from else ""
         raise RemoteCommandFailed(
             f"linked file {unprovided[0]} is missing: put it in {paths.shared_path(unprovided[0])}{where}")
-    entries = [f"{kind}:{name}" for kind, name in linked_paths(env)]
+    entries = [*(f"dir:{name}" for name in env.linked_dirs), *(f"file:{name}" for name in env.linked_files)]
     body = shell.command("bash", "-c", shell.remote_script("link"), "link", paths.shared, *entries)
     return once(host, release_name, "link", body)

@@ -31,10 +31,12 @@ if [ "$mode" = check ]; then
       case $(git --git-dir="$cache" --literal-pathspecs ls-tree --end-of-options "$new" -- "$above") in
         '' | '040000 '*) ;;
         '120000 '*)
-          echo "refused: ${new:0:12} has a symlink at $above, above $link (a link into shared/): a hotfix through it would land outside the release" >&2
+          echo "refused: ${new:0:12} has a symlink at $above, above $link (a link into shared/):" \
+            "a hotfix through it would land outside the release" >&2
           exit 1 ;;
         *)
-          echo "refused: ${new:0:12} has a file at $above, above $link (a link into shared/), where the release has a directory" >&2
+          echo "refused: ${new:0:12} has a file at $above, above $link (a link into shared/)," \
+            "where the release has a directory" >&2
           exit 1 ;;
       esac
     done
@@ -46,7 +48,7 @@ outside_links=()
 for link in "${links[@]}"; do
   outside_links+=(":(exclude,literal,top)$link")
 done
-git --git-dir="$cache" diff --no-renames --name-only --diff-filter=D -z --end-of-options "$old" "$new" -- "${outside_links[@]}" \
-  | xargs -0 -r rm -f --
+git --git-dir="$cache" diff --no-renames --name-only --diff-filter=D -z --end-of-options "$old" "$new" \
+  -- "${outside_links[@]}" | xargs -0 -r rm -f --
 git --git-dir="$cache" archive --format=tar --end-of-options "$new" "${outside_links[@]}" | tar -x -C .
 printf '%s\n' "$new" > REVISION

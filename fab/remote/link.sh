@@ -16,7 +16,8 @@ refuse_unsafe_parents() {  # $1: dir or file, $2: the linked path
     above=${above:+$above/}${rest%%/*}
     rest=${rest#*/}
     if [ -L "$above" ]; then
-      echo "refused: $above is a symlink in the release (to $(readlink -- "$above")), above linked $1 $2: a link through it would land outside the release" >&2
+      echo "refused: $above is a symlink in the release (to $(readlink -- "$above")), above linked $1 $2:" \
+        "a link through it would land outside the release" >&2
       exit 1
     elif [ -e "$above" ] && [ ! -d "$above" ]; then
       echo "refused: $above is a file in the release, above linked $1 $2, which needs it to be a directory" >&2
