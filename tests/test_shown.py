@@ -3,10 +3,12 @@ terminal control sequences, and is never read as rich markup (`fab.shown`)."""
 import io
 import json
 import re
+import shlex
 
 import pytest
 from rich.console import Console
 
+from conftest import assert_ok
 from fab import events as ev
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
@@ -126,3 +128,71 @@ def test_output_written_straight_to_the_terminal_is_clean():
     lines.write(HOSTILE + "\nsecond \x1b[31mline")
     lines.flush()
     assert_clean(out.getvalue(), tables=False)
+
+
+# --- on the real fleet ----------------------------------------------------------------
+
+#: What a hostile commit, host or lock record may hold: sequences that set the window
+#: title, clear the screen, rewrite a line, and markup rich would obey.
+#: (A line rewritten by cursor moves, "\x1b[1A\x1b[2K", is how the live view redraws itself:
+#: only plain output can show that none came from the host.)
+SEQUENCES = ("\x1b]0;pwned\x07", "\x1b[2J", "\x9b2J", "\x07")
+MARKUP = "[bold red]markup[/] [link=http://evil]click[/link]"
+HOSTILE_TEXT = (f"evil {SEQUENCES[0]}title {SEQUENCES[1]}clear {SEQUENCES[2]}clear \x1b[1A\x1b[2Kup"
+                f"\rover {MARKUP}")
+
+
+def assert_nothing_hostile(result, live=False):
+    """No hostile sequence in what `fab` printed (in plain output no ESC at all: the
+    live view draws its table with cursor moves of its own); the markup shown as text."""
+    printed = result.stdout + result.stderr
+    assert "Traceback" not in printed
+    for sequence in SEQUENCES:
+        assert sequence not in printed, (sequence, printed)
+    assert "pwned" not in printed and "\r" not in printed.replace("\r\n", "\n")
+    if not live:
+        assert "\x1b" not in printed and "\x9b" not in printed, printed
+    return printed
+
+
+def test_hostile_commit_lock_record_and_host_output_reach_no_terminal(deployed_env):
+    env = deployed_env.env
+    live = deployed_env.release
+    env.commit("NEWS.txt", "hostile subject\n", f"subject {HOSTILE_TEXT}")
+
+    # The commit's subject in a plan, in plain lines and in the live view.
+    for mode in ("plain", "live"):
+        planned = assert_ok(env.fab("deploy:plan=yes", environ={"FAB_OUTPUT": mode}))
+        assert MARKUP in assert_nothing_hostile(planned, live=mode == "live")
+    planned = assert_ok(env.fab("deploy:plan=yes,json=yes"))
+    assert MARKUP in assert_nothing_hostile(planned)
+    assert "\\u001b" not in planned.stdout and "\\u0007" not in planned.stdout
+
+    # Host output: a management command's and supervisorctl's.
+    echoed = assert_ok(env.fab("manage", "--command", f"echo {shlex.quote(HOSTILE_TEXT)}"))
+    assert MARKUP in assert_nothing_hostile(echoed)
+    status = env.fab("supervisorctl", "--command", f"status {shlex.quote(HOSTILE_TEXT)}")
+    assert_nothing_hostile(status)
+
+    # A lock held by a process whose owner record is hostile: the refusal, `unlock`
+    # and the history of the refused deploy show it cleaned.
+    record = json.dumps({"owner": f"mallory {HOSTILE_TEXT}", "machine": "m\x1b]0;pwned\x07",
+                         "pid": 1, "task": "deploy\x1b[2J", "since": "now\x07"})
+    # A process that holds the lock as lock.sh does, with that record (and its pid in it).
+    hold = ('exec 9>>.deploy.lock; flock -n 9 || exit 1; '
+            'printf "%s\\n" "${1%\\}}, \\"lock_pid\\": $$}" > .deploy.lock.owner; exec sleep 300')
+    holder = env.remote("web1", f"cd ~/{env.code_root_rel} || exit 1; setsid bash -c {shlex.quote(hold)} holder "
+                                f"{shlex.quote(record)} </dev/null >/dev/null 2>&1 & echo $!")
+    try:
+        env.remote("web1", f"for i in $(seq 50); do grep -q lock_pid ~/{env.code_root_rel}/.deploy.lock.owner "
+                           f"2>/dev/null && exit 0; sleep 0.1; done; exit 1")
+        refused = env.fab("deploy")
+        assert refused.returncode != 0 and "is locked by mallory" in refused.stderr
+        assert MARKUP in assert_nothing_hostile(refused)
+        for view in ("history", "deploy_log"):
+            assert "mallory" in assert_nothing_hostile(assert_ok(env.fab(view)))
+        unlocked = assert_ok(env.fab("unlock"))
+        assert "stopped the lock holder mallory" in assert_nothing_hostile(unlocked)
+    finally:
+        env.remote("web1", f"kill {int(holder)} 2>/dev/null; true", check=False)
+    assert {env.current(host) for host in env.hosts} == {live}  # nothing changed anywhere
