@@ -10,6 +10,7 @@ from rich.console import Console
 
 from conftest import assert_ok
 from fab import events as ev
+from fab.history import views
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.record import TaskRecord
@@ -128,6 +129,17 @@ def test_output_written_straight_to_the_terminal_is_clean():
     lines.write(HOSTILE + "\nsecond \x1b[31mline")
     lines.flush()
     assert_clean(out.getvalue(), tables=False)
+
+
+def test_history_json_values_are_clean():
+    row = {"id": 1, "environment": "prod", "task": "deploy", "arguments": json.dumps({"a": HOSTILE}),
+           "performer": HOSTILE, "controller": "laptop", "hosts": json.dumps(["web1"]),
+           "started_at": 1.0, "finished_at": 2.0, "outcome": "failed", "exit_code": 1,
+           "error": HOSTILE, "release": None, "commit": None, "ref": None, "previous_release": None,
+           "log_lines": 0, "log_pruned_at": None, "seconds": 1.0}
+    listed = json.loads(views.history_json([row], 3.0))
+    assert_clean(json.dumps(listed, ensure_ascii=False), tables=False)
+    assert listed[0]["error"] == shown(HOSTILE)
 
 
 # --- on the real fleet ----------------------------------------------------------------
