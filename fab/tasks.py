@@ -715,6 +715,11 @@ def _translate_fabric1_arguments():
     # Task names as written (setup_release, not setup-release), whichever
     # directory the fabfile is in (no fabric.yaml needed beside it).
     program.config.tasks.auto_dash_names = False
+    for obj in globals().values():
+        if isinstance(obj, Task):
+            # Long flags only: invoke's automatic short flags gave `-h` to `--hosts` and
+            # `--host`, taking it from help (and `task:a=b` has no short spelling anyway).
+            obj.auto_shortflags = False
     tasks = {
         obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
         for obj in globals().values() if isinstance(obj, Task)
@@ -723,6 +728,12 @@ def _translate_fabric1_arguments():
     # environment's file name, is its task `prod_eu`): the names people type go in so.
     spell = Collection(auto_dash_names=False).transform
     try:
+        cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
+                                   for name in arg.names})
+        asked = cli.help_asked(core.unparsed, tasks, spell)
+        if asked:  # `fab --help=<task>`'s help, and nothing runs
+            core[0].args.help.value, core.unparsed[:] = asked, []
+            return
         core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
     except DeployError as error:
         import sys

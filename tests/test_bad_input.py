@@ -108,3 +108,19 @@ def test_a_full_commit_id_the_repository_lacks_is_refused_before_any_host(deploy
     missing = "0123456789abcdef0123456789abcdef01234567"
     assert_one_line_error(deploy_env.fab(f"deploy:rev={missing}"), f"commit {missing} is not in")
     assert nothing_on_hosts(deploy_env)
+
+
+def test_fabrics_host_flag_is_refused_and_a_bare_flag_is_set(deploy_env):
+    """`fab -H web1,web2 <env> deploy` (a Fabric habit) ran one full deploy per -H entry;
+    `deploy:plan` was read as resume=plan; `manage -h` was a command "-h" on a host."""
+    env = deploy_env
+    refused = run_fab("-H", "web1,web2", env.name, "deploy", environments=env.directory)
+    assert_one_line_error(refused, "fab -H/--hosts", "deploy:hosts=web1,web2")
+    assert refused.returncode == 2
+    planned = env.fab("deploy:plan")
+    assert planned.returncode == 0, planned.stderr
+    assert "PLAN for deploy" in planned.stdout
+    for task in ("deploy", "manage"):
+        helped = env.fab(task, "-h")
+        assert helped.returncode == 0 and helped.stdout.startswith(f"Usage: fab [--core-opts] {task} ")
+    assert nothing_on_hosts(env)
