@@ -5,6 +5,8 @@ Fabric-1 spelling into that before invoke parses the task list, and checks every
 task name and typed value on the way, so a typo is one line, not a traceback.
 Both spellings may be mixed on one command line.
 """
+import re
+
 from fab.errors import UsageError
 
 _TRUE = {"yes", "y", "true", "t", "on", "1"}
@@ -67,14 +69,25 @@ def parse_bool(task, param, value):
     raise UsageError(f"{task}: {param} must be yes or no, got {value!r}")
 
 
+#: The largest whole number a task takes (days, a limit, an operation id): what a
+#: database integer holds; a larger one is a typo, not a wish.
+MAX_WHOLE_NUMBER = 2**31 - 1
+
+
 def check_value(task, param, default, value):
-    """Reject a value invoke would choke on (an int parameter given 'abc')."""
+    """Reject a value invoke would choke on (an int parameter given 'abc' or 10**30)."""
     if isinstance(default, int) and not isinstance(default, bool):
-        if not value.strip().isdigit():
+        if not whole_number(value):
             raise UsageError(
-                f"{task}: {param} must be a whole number (0 or more), got {value!r}"
+                f"{task}: {param} must be a whole number from 0 to {MAX_WHOLE_NUMBER}, got {value!r}"
             )
     return value
+
+
+def whole_number(text, most=MAX_WHOLE_NUMBER):
+    """Whether `text` is a whole number from 0 to `most`, in ASCII digits."""
+    text = str(text).strip()
+    return bool(re.fullmatch(r"[0-9]{1,12}", text)) and int(text) <= most
 
 
 HELP = ("-h", "--help")

@@ -54,6 +54,10 @@ def test_translate(argv, expected):
     (["sandbox", "sandbox:x"], "takes no arguments"),
     (["sandbox", "deploy", "--resum"], "unknown option --resum"),
     (["sandbox", "deploy", "--resume=yes"], "takes no value"),
+    # Numbers too large for any use (and for the history store's integers), or not ASCII digits.
+    (["sandbox", "setup_release:keep_days=" + "9" * 31], "keep_days must be a whole number from 0 to 2147483647"),
+    (["sandbox", "setup_release", "--keep-days", "2147483648"], "keep_days must be a whole number"),
+    (["sandbox", "setup_release:keep_days=²"], "keep_days must be a whole number"),
 ])
 def test_translate_rejects(argv, message):
     with pytest.raises(UsageError, match=message):
@@ -105,6 +109,21 @@ def test_fab_refuses_fabrics_own_host_options_before_any_task(tmp_path, args):
     assert_one_line_error(result, "error: fab -")
     assert result.returncode == 2
     assert not (tmp_path / "history.sqlite").exists()  # no task ran, not even `history`
+
+
+@pytest.mark.parametrize("args,message", [
+    (["history:limit=" + "1" * 31], "history: limit must be a whole number from 0 to 2147483647"),
+    (["history", "--limit", "99999999999"], "history: limit must be a whole number"),
+    (["deploy_log:operation=" + "9" * 20], "deploy_log: operation must be a whole number"),
+    (["history_prune:days=" + "9" * 40], "history_prune: days must be a whole number"),
+    (["setup_release:keep_days=36501"], "keep_days must be a whole number of days (0 to 36500)"),
+])
+def test_numbers_too_large_are_one_line(tmp_path, args, message):
+    from conftest import assert_one_line_error
+
+    result = run_fab_here(tmp_path, "prod", *args)
+    assert_one_line_error(result, message)
+    assert result.returncode == 2
 
 
 @pytest.mark.parametrize("task", ["deploy", "manage", "rollback", "restart_services"])
