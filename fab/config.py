@@ -20,7 +20,6 @@ from pydantic import (
 from fab import secrets, templates
 from fab.errors import ConfigError
 from fab.folders import NAME as _NAME, available_environments, deploy_folder, find_environment
-from fab.shown import shown
 
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -238,7 +237,7 @@ def _linked_path(value):
 #: Directories that hold other things than one app's deploys: a code root may be
 #: inside one of them (/srv/app, /var/www/app), never one of them itself.
 _SHARED_DIRECTORIES = {
-    "/usr/local", "/usr/share", "/usr/lib", "/usr/bin", "/var/lib", "/var/log", "/var/tmp",
+    "/usr/local", "/usr/share", "/var/lib", "/var/log", "/var/tmp",
     "/var/www", "/var/cache", "/var/opt", "/var/spool", "/var/mail", "/opt/local",
 }
 #: System directories nothing of a deploy belongs in, at any depth.
@@ -514,8 +513,8 @@ def check_values(data):
                 raise ValueError(f"{where}: longer than {MAX_STRING} characters")
             control = _CONTROL.search(value)
             if control:
-                raise ValueError(f"{where}: contains a control character ({control.group()!r}); "
-                                 "write it on one line (in YAML, `>-` folds lines into one)")
+                hint = "; write it on one line (in YAML, `>-` folds lines into one)" if control.group() in "\r\n" else ""
+                raise ValueError(f"{where}: contains a control character ({control.group()!r}){hint}")
         elif isinstance(value, bool) or value is None:
             pass
         elif isinstance(value, (int, float)):
@@ -527,8 +526,7 @@ def check_values(data):
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(value, dict):
-                    check(key, f"{where}.{key!r}" if where else repr(key))
-                    key = shown(str(key))
+                    check(key, f"{where}.{key!r}" if where else repr(key))  # before it names a setting
                 check(item, f"{where}.{key}" if where else str(key))
 
     check(data, "")

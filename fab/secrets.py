@@ -135,7 +135,6 @@ class MaskedLines:
         self.target.flush()
 
 
-
 def _safe_to_show(text):
     from fab.shown import safe_to_show  # fab.shown imports this module
 
