@@ -5,6 +5,8 @@ Fabric-1 spelling into that before invoke parses the task list, and checks every
 task name and typed value on the way, so a typo is one line, not a traceback.
 Both spellings may be mixed on one command line.
 """
+import re
+
 from fab.errors import UsageError
 
 _TRUE = {"yes", "y", "true", "t", "on", "1"}
@@ -33,6 +35,31 @@ def split_fabric1_args(text):
     return parts
 
 
+#: Fabric's own options that choose hosts, keys, timeouts or a dry run. This deployer
+#: reads all of that from the environment file and would silently ignore them, or (-H)
+#: run every task once per host: each is refused before any task runs.
+FABRIC_OPTIONS_REFUSED = {
+    "hosts": ("-H/--hosts", "runs the whole task once per host given; the hosts come from the "
+                            "environment file: limit a task with `deploy:hosts=web1,web2` (hosts or roles)"),
+    "dry": ("-R/--dry", "is no dry run here: `deploy:plan=yes` (also rollback) shows what a task would do"),
+    "identity": ("-i/--identity", "is not used: keys and users come from the environment's ssh_config"),
+    "ssh_config": ("-S/--ssh-config", "is not used: set ssh_config in the environment file"),
+    "connect_timeout": ("-t/--connect-timeout", "is not used: set ConnectTimeout in the environment's ssh_config"),
+    "command_timeout": ("-T/--command-timeout", "is not used: each step has its own timeout"),
+    "prompt_for_login_password": ("--prompt-for-login-password", "is not used: hosts are reached with keys"),
+    "prompt_for_passphrase": ("--prompt-for-passphrase", "is not used: load the key into ssh-agent"),
+    "prompt_for_sudo_password": ("--prompt-for-sudo-password", "is not used: nothing runs with sudo"),
+}
+
+
+def refuse_fabric_options(given):
+    """UsageError for the first of Fabric's own options in `given` (their names) that
+    this deployer does not honour (see FABRIC_OPTIONS_REFUSED)."""
+    for name, (flag, why) in FABRIC_OPTIONS_REFUSED.items():
+        if name in given:
+            raise UsageError(f"fab {flag} {why}")
+
+
 def parse_bool(task, param, value):
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -42,14 +69,45 @@ def parse_bool(task, param, value):
     raise UsageError(f"{task}: {param} must be yes or no, got {value!r}")
 
 
+#: The largest whole number a task takes (days, a limit, an operation id): what a
+#: database integer holds; a larger one is a typo, not a wish.
+MAX_WHOLE_NUMBER = 2**31 - 1
+
+
 def check_value(task, param, default, value):
-    """Reject a value invoke would choke on (an int parameter given 'abc')."""
+    """Reject a value invoke would choke on (an int parameter given 'abc' or 10**30)."""
     if isinstance(default, int) and not isinstance(default, bool):
-        if not value.strip().isdigit():
+        if not whole_number(value):
             raise UsageError(
-                f"{task}: {param} must be a whole number (0 or more), got {value!r}"
+                f"{task}: {param} must be a whole number from 0 to {MAX_WHOLE_NUMBER}, got {value!r}"
             )
     return value
+
+
+def whole_number(text, most=MAX_WHOLE_NUMBER):
+    """Whether `text` is a whole number from 0 to `most`, in ASCII digits."""
+    text = str(text).strip()
+    return bool(re.fullmatch(r"[0-9]{1,12}", text)) and int(text) <= most
+
+
+HELP = ("-h", "--help")
+
+
+def help_asked(argv, tasks, spell=str):
+    """The task whose help `argv` asks for (`fab prod manage -h`), or None.
+
+    Asked for after a task, help must be read before invoke parses the tasks: it
+    would take `-h` as the value of a task's missing positional argument (`manage -h`
+    ran a management command "-h").
+    """
+    task = None
+    for token in argv:
+        if token in HELP and task is not None:
+            return spell(task)
+        name = token.partition(":")[0]
+        if name in tasks:
+            task = name
+    return None
 
 
 def translate(argv, tasks, environments=(), spell=str):
@@ -104,7 +162,7 @@ def _native_flag(task, params, token, tokens, index):
                 raise UsageError(f"{task}: {flag} needs a value")
             check_value(task, param, defaults[param], tokens[index])
             return 1
-    if flag in ("-h", "--help"):
+    if flag in HELP:
         return 0
     known = ", ".join(flag_name(p) for p, _ in params) or "none"
     raise UsageError(f"{task}: unknown option {flag} (options: {known})")
@@ -118,6 +176,8 @@ def _fabric1_flags(task, params, arg_text):
     positional = []
     for part in split_fabric1_args(arg_text):
         key, eq, value = part.partition("=")
+        if not eq and isinstance(defaults.get(key), bool):
+            eq, value = "=", "yes"  # a flag named alone (`deploy:plan`) is set
         if eq and key in defaults:
             if key in given:
                 raise UsageError(f"{task}: {key} given twice")

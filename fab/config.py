@@ -234,6 +234,39 @@ def _linked_path(value):
     return normal
 
 
+#: Directories that hold other things than one app's deploys: a code root may be
+#: inside one of them (/srv/app, /var/www/app), never one of them itself.
+_SHARED_DIRECTORIES = {
+    "/usr/local", "/usr/share", "/var/lib", "/var/log", "/var/tmp",
+    "/var/www", "/var/cache", "/var/opt", "/var/spool", "/var/mail", "/opt/local",
+}
+#: System directories nothing of a deploy belongs in, at any depth.
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin",
+                 "/sys", "/usr/bin", "/usr/lib", "/usr/sbin")
+_HOME_PARENTS = ("home", "Users")
+
+
+def _own_directory(code_root):
+    """`code_root`, if it is a directory the deployer may fill on its own (releases/,
+    shared/, current, log/): not /, a top-level or shared system directory, a user's
+    home or a dot-directory in it (~/.ssh), and without `..`. ValueError otherwise."""
+    parts = code_root.split("/")
+    if ".." in parts:
+        raise ValueError(f"{code_root!r} must not contain '..'")
+    normal = posixpath.normpath(code_root.replace("~", "/~", 1) if code_root.startswith("~") else code_root)
+    words = [word for word in normal.split("/") if word]
+    in_home = (words[1:] if words[:1] == ["~"] else
+               words[2:] if len(words) >= 2 and words[0] in _HOME_PARENTS else
+               words[1:] if words[:1] == ["root"] else None)
+    shared = (len(words) <= 1 or normal in _SHARED_DIRECTORIES
+              or any(normal == tree or normal.startswith(tree + "/") for tree in _SYSTEM_TREES))
+    if shared or in_home == [] or (in_home and in_home[0].startswith(".")):
+        raise ValueError(
+            f"{code_root!r} is not a directory of its own (a system directory, a home, or a "
+            "directory other programs use): name one for this app, e.g. ~/www/<app> or /srv/<app>")
+    return code_root
+
+
 class Environment(_Strict):
     name: str = Field(pattern=_NAME)
     app: AppConfig
@@ -306,9 +339,9 @@ class Environment(_Strict):
     @field_validator("code_root")
     @classmethod
     def _code_root_is_rooted(cls, value):
-        if not (value.startswith("/") or value.startswith("~/")):
+        if not (value.startswith("/") or value == "~" or value.startswith("~/")):
             raise ValueError("must be absolute or start with ~/")
-        return value.rstrip("/")
+        return _own_directory(value.rstrip("/") or "/")
 
     @field_validator("services")
     @classmethod
@@ -423,7 +456,12 @@ def load_environment(name, directory=None):
     shown = os.path.relpath(path) if os.path.abspath(path).startswith(os.getcwd() + os.sep) else path
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise ConfigError(f"{shown}: larger than {MAX_FILE_BYTES} bytes")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -436,9 +474,12 @@ def load_environment(name, directory=None):
             raise ConfigError(f"{shown}: {derived}: unknown setting (the file's name and place give it)")
     data = {**data, "name": name, "folder": deploy_folder(os.path.dirname(path))}
     try:
+        check_values(data)
         env = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
+    except ValueError as error:
+        raise ConfigError(f"{shown}: {error}") from None
     # pip echoes its index URLs (and their passwords or tokens) in its errors.
     secrets.register_credentials_in([*env.pip_args, env.app.repo])
     try:
@@ -447,6 +488,52 @@ def load_environment(name, directory=None):
     except ValueError as error:
         raise ConfigError(f"{shown}: {error}") from None
     return env
+
+
+#: Bounds on what an environment file may hold, checked before its settings are read.
+MAX_FILE_BYTES = 1 << 20
+MAX_STRING = 4096
+MAX_ITEMS = 10_000  # in one list or mapping (a role's hosts)
+MAX_VALUES = 100_000  # in the whole file (YAML aliases may repeat a value many times)
+MAX_NUMBER = 10**9  # seconds, counts, days: a larger number is a mistake or an overflow
+#: Control characters (tab excepted): in a value rendered into a config file, a newline
+#: starts a line of its own (an `environment` value overrode the supervisor `command=`).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def check_values(data):
+    """Every string, number, list and mapping in the environment file's `data` is
+    within bounds and no string holds a control character; ValueError naming the
+    setting otherwise."""
+    counted = 0
+
+    def check(value, where):
+        nonlocal counted
+        counted += 1
+        if counted > MAX_VALUES:
+            raise ValueError(f"more than {MAX_VALUES} values (YAML aliases repeating a value count each time)")
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise ValueError(f"{where}: longer than {MAX_STRING} characters")
+            control = _CONTROL.search(value)
+            if control:
+                hint = "; write it on one line (in YAML, `>-` folds lines into one)" if control.group() in "\r\n" else ""
+                raise ValueError(f"{where}: contains a control character ({control.group()!r}){hint}")
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, (int, float)):
+            if not -MAX_NUMBER <= value <= MAX_NUMBER:  # False for nan
+                raise ValueError(f"{where}: {value!r} is out of range (at most {MAX_NUMBER})")
+        elif isinstance(value, (list, dict)):
+            if len(value) > MAX_ITEMS:
+                raise ValueError(f"{where}: more than {MAX_ITEMS} entries")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(value, dict):
+                    check(key, f"{where}.{key!r}" if where else repr(key))  # before it names a setting
+                check(item, f"{where}.{key}" if where else str(key))
+
+    check(data, "")
 
 
 def check_local_files(env):

@@ -8,7 +8,8 @@ listens.
 
 Events are small frozen dataclasses with a `kind` and `to_dict()`, so a
 subscriber can store or serialise them without knowing each type. Secrets are
-masked as an event is published, so no subscriber ever sees them.
+masked, and terminal control sequences dropped (`fab.shown`), as an event is
+published, so no subscriber ever sees them.
 """
 import dataclasses
 import threading
@@ -16,6 +17,7 @@ import time
 from typing import Optional
 
 from fab.secrets import mask
+from fab.shown import shown_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +172,7 @@ class Stream:
                 self._subscribers.remove(subscriber)
 
     def publish(self, event):
-        event = masked(event)
+        event = masked(cleaned(event))
         with self._lock:
             broken = []
             for subscriber in list(self._subscribers):
@@ -206,6 +208,20 @@ def masked(event):
         hidden = _masked_value(value)
         if hidden != value:
             changes[field.name] = hidden
+    return dataclasses.replace(event, **changes) if changes else event
+
+
+def cleaned(event):
+    """`event` without terminal control sequences in its text: commit messages, host and
+    hook output reach every output through here. Before masking, so that a secret a
+    colour code splits is whole again when masked."""
+    changes = {}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        if isinstance(value, (str, dict, list, tuple)):
+            clean = shown_data(value)
+            if clean != value:
+                changes[field.name] = clean
     return dataclasses.replace(event, **changes) if changes else event
 
 

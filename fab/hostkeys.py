@@ -84,7 +84,7 @@ def known_keys(files, server_key_name, fresh=False):
     found = {}
     for path in files:
         if os.path.isfile(path):
-            entry = (paramiko.HostKeys(path) if fresh else parsed_known_hosts(path)).lookup(server_key_name)
+            entry = (read_known_hosts(path) if fresh else parsed_known_hosts(path)).lookup(server_key_name)
             for key_type in entry or ():
                 found.setdefault(key_type, entry[key_type])
     return found
@@ -102,8 +102,31 @@ def parsed_known_hosts(path):
     with _parsed_lock:
         cached = _parsed.get(path)
         if cached is None or cached[0] != stamp:
-            cached = _parsed[path] = (stamp, paramiko.HostKeys(path))
+            cached = _parsed[path] = (stamp, read_known_hosts(path))
         return cached[1]
+
+
+def read_known_hosts(path):
+    """paramiko's HostKeys of known_hosts file `path`; a line it cannot read is a
+    ConfigError naming the file and the line (paramiko raises with neither)."""
+    try:
+        return paramiko.HostKeys(path)
+    except Exception as error:  # noqa: BLE001 - whatever the parser raises, it is this file's
+        raise ConfigError(f"known_hosts file {path}: {_unreadable_line(path) or error}") from None
+
+
+def _unreadable_line(path):
+    """'line N: why' for the first line of `path` paramiko cannot read, or None."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode()
+                if line.strip() and not line.lstrip().startswith("#"):
+                    paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except Exception as error:  # noqa: BLE001 - see read_known_hosts
+                why = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else "not a host key line"
+                return f"line {number}: {why} (fix or delete that line)"
+    return None
 
 
 def recorded_name(hostname, port):

@@ -56,12 +56,17 @@ def validate_release_name(name):
     return name
 
 
+#: A private release kept longer than this many days is a typo (and past year 9999 an error).
+MAX_KEEP_DAYS = 36500
+
+
 def parse_keep_days(value):
-    """`keep_days` from the command line: a non-negative whole number of days."""
-    text = str(value).strip()
-    if not text.isdigit():
-        raise UsageError(f"keep_days must be a whole number of days (0 or more), got {value!r}")
-    return int(text)
+    """`keep_days` from the command line: a whole number of days, 0 to MAX_KEEP_DAYS."""
+    from fab.cli import whole_number
+
+    if not whole_number(value, MAX_KEEP_DAYS):
+        raise UsageError(f"keep_days must be a whole number of days (0 to {MAX_KEEP_DAYS}), got {value!r}")
+    return int(str(value).strip())
 
 
 @dataclasses.dataclass(frozen=True)

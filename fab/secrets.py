@@ -111,8 +111,9 @@ def parse_env_file(text):
 
 
 class MaskedLines:
-    """A text stream that writes whole lines to `target`, each masked: for output that
-    goes straight to the terminal (a management command's), not via the event stream."""
+    """A text stream that writes whole lines to `target`, each masked and without control
+    sequences (`fab.shown`): for output that goes straight to the terminal (a management
+    command's), not via the event stream."""
 
     def __init__(self, target):
         self.target = target
@@ -122,14 +123,19 @@ class MaskedLines:
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self.target.write(mask(line) + "\n")
+            self.target.write(_safe_to_show(line) + "\n")
         self.target.flush()
         return len(text)
 
     def flush(self):
         """Write out a last line without its newline (the command ended)."""
         if self._pending:
-            self.target.write(mask(self._pending))
+            self.target.write(_safe_to_show(self._pending))
             self._pending = ""
         self.target.flush()
 
+
+def _safe_to_show(text):
+    from fab.shown import safe_to_show  # fab.shown imports this module
+
+    return safe_to_show(text)

@@ -18,6 +18,7 @@ from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tas
 from fab.operations import lock, state
 from fab.events import stream
 from fab.secrets import mask
+from fab.shown import safe_to_show
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -48,7 +49,7 @@ def user_errors(task_body):
         try:
             return task_body(*args, **kwargs)
         except DeployError as error:
-            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
+            raise Exit(f"error: {safe_to_show(error)}", code=error.exit_code) from None
 
     return wrapper
 
@@ -83,7 +84,7 @@ def reported(task_body):
                        events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else
                        events.FAILED)
             finished(outcome, error.exit_code, mask(error))
-            raise Exit(f"error: {mask(error)}", code=error.exit_code) from None
+            raise Exit(f"error: {safe_to_show(error)}", code=error.exit_code) from None
         except Exit as exit_:
             finished(events.SUCCEEDED if not exit_.code else events.FAILED, exit_.code or 0)
             raise

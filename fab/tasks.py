@@ -39,6 +39,7 @@ from fab.errors import (
 from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
+from fab.shown import safe_to_show, shown
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
 
 # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
@@ -256,15 +257,15 @@ def unlock(c):
     env = selected_environment(c)
     claim = history_store.clear_claim(env, who_am_i())
     if claim:
-        print(f"removed the claim of {claim} from the history store (kept in its claim audit)")
+        print(shown(f"removed the claim of {claim} from the history store (kept in its claim audit)"))
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
                              quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
     else:
-        print(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
-              f"on {env.hosts[0]}")
+        print(shown(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
+                    f"on {env.hosts[0]}"))
 
 
 # --- services -----------------------------------------------------------------
@@ -326,7 +327,7 @@ def supervisorctl(c, command="status"):
     for name in hosts:
         code_, output = outcomes[name]
         print(f"--- {name} (exit {code_})")
-        print(output)
+        print(safe_to_show(output))
     failed = sorted(name for name, (code_, _) in outcomes.items() if code_ != 0)
     if failed:
         raise DeployError(f"supervisorctl {command} exited non-zero on {', '.join(failed)}")
@@ -659,7 +660,7 @@ def limited_hosts(env, hosts):
 def history(c, limit=20, json=False):
     """Show the last operations and their outcomes."""
     env = selected_environment(c)
-    print("\n".join(history_store.history_lines(env, limit, as_json=json)))
+    print(shown("\n".join(history_store.history_lines(env, limit, as_json=json))))
 
 
 @task
@@ -668,9 +669,9 @@ def deploy_log(c, operation=0, follow=False):
     """Show an operation's log; follow a running one."""
     env = selected_environment(c)
     if follow:
-        history_store.follow_log(env, operation, write=lambda line: print(line, flush=True))
+        history_store.follow_log(env, operation, write=lambda line: print(shown(line), flush=True))
     else:
-        print("\n".join(history_store.log_lines(env, operation)))
+        print(shown("\n".join(history_store.log_lines(env, operation))))
 
 
 @task
@@ -715,6 +716,11 @@ def _translate_fabric1_arguments():
     # Task names as written (setup_release, not setup-release), whichever
     # directory the fabfile is in (no fabric.yaml needed beside it).
     program.config.tasks.auto_dash_names = False
+    for obj in globals().values():
+        if isinstance(obj, Task):
+            # Long flags only: invoke's automatic short flags gave `-h` to `--hosts` and
+            # `--host`, taking it from help (and `task:a=b` has no short spelling anyway).
+            obj.auto_shortflags = False
     tasks = {
         obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
         for obj in globals().values() if isinstance(obj, Task)
@@ -723,6 +729,12 @@ def _translate_fabric1_arguments():
     # environment's file name, is its task `prod_eu`): the names people type go in so.
     spell = Collection(auto_dash_names=False).transform
     try:
+        cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
+                                   for name in arg.names})
+        asked = cli.help_asked(core.unparsed, tasks, spell)
+        if asked:  # `fab --help=<task>`'s help, and nothing runs
+            core[0].args.help.value, core.unparsed[:] = asked, []
+            return
         core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
     except DeployError as error:
         import sys

@@ -108,3 +108,49 @@ def test_a_full_commit_id_the_repository_lacks_is_refused_before_any_host(deploy
     missing = "0123456789abcdef0123456789abcdef01234567"
     assert_one_line_error(deploy_env.fab(f"deploy:rev={missing}"), f"commit {missing} is not in")
     assert nothing_on_hosts(deploy_env)
+
+
+def test_fabrics_host_flag_is_refused_and_a_bare_flag_is_set(deploy_env):
+    """`fab -H web1,web2 <env> deploy` (a Fabric habit) ran one full deploy per -H entry;
+    `deploy:plan` was read as resume=plan; `manage -h` was a command "-h" on a host."""
+    env = deploy_env
+    refused = run_fab("-H", "web1,web2", env.name, "deploy", environments=env.directory)
+    assert_one_line_error(refused, "fab -H/--hosts", "deploy:hosts=web1,web2")
+    assert refused.returncode == 2
+    planned = env.fab("deploy:plan")
+    assert planned.returncode == 0, planned.stderr
+    assert "PLAN for deploy" in planned.stdout
+    for task in ("deploy", "manage"):
+        helped = env.fab(task, "-h")
+        assert helped.returncode == 0 and helped.stdout.startswith(f"Usage: fab [--core-opts] {task} ")
+    assert nothing_on_hosts(env)
+
+
+def test_a_malformed_known_hosts_line_is_one_line_naming_file_and_line(deploy_env, tmp_path):
+    spec = deploy_env.spec
+    with open(spec.known_hosts) as handle:
+        lines = handle.read().splitlines()
+    lines.insert(1, "web9 ssh-ed25519 AAAA!!not-base64")
+    (tmp_path / "known_hosts").write_text("\n".join(lines) + "\n")
+    with open(spec.ssh_config) as handle:
+        config = handle.read().replace(spec.known_hosts, str(tmp_path / "known_hosts"))
+    (tmp_path / "ssh_config").write_text(config)
+    deploy_env.write_config(ssh_config=str(tmp_path / "ssh_config"))
+    assert_one_line_error(deploy_env.fab("deploy"), f"known_hosts file {tmp_path / 'known_hosts'}: line 2:")
+    assert nothing_on_hosts(deploy_env)
+
+
+def test_refused_environment_values_change_nothing_on_any_host(deploy_env):
+    """A newline in a service's environment value (it overrode supervisor's command=), a
+    code root that is no directory of its own, an overflowing number: one line, no host touched."""
+    env = deploy_env
+    for settings, message in (
+            ({"service_settings": {"web": {"environment": {"X": "1\ncommand=/bin/sh -c 'touch ~/pwned'"}}}},
+             "services.web.environment.X: contains a control character"),
+            ({"code_root": "~"}, "code_root: '~' is not a directory of its own"),
+            ({"code_root": "/tmp"}, "code_root: '/tmp' is not a directory of its own"),
+            ({"keep_releases": 10**30}, "keep_releases: 1000000000000000000000000000000 is out of range")):
+        env.write_config(**settings)
+        assert_one_line_error(env.fab("deploy"), message)
+    assert nothing_on_hosts(env)
+    assert not any(os.path.exists(os.path.join(env.spec.home(host), "pwned")) for host in env.spec.hosts)

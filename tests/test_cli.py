@@ -1,15 +1,16 @@
 """Fabric-1 argument translation (`task:a=b`) into invoke's spelling."""
 import os
+import re
 import subprocess
 
 import pytest
 
-from fab.cli import split_fabric1_args, translate
+from fab.cli import help_asked, refuse_fabric_options, split_fabric1_args, translate
 from fab.errors import UsageError
 
 TASKS = {
     "sandbox": [],
-    "deploy": [("resume", False)],
+    "deploy": [("resume", False), ("plan", False), ("hosts", "")],
     "setup_release": [("keep_days", 0)],
     "rollback": [("release", "")],
     "manage": [("command", ""), ("host", "")],
@@ -32,6 +33,10 @@ TASKS = {
     (["safe:check=no"], ["safe", "--no-check"]),
     (["-e", "sandbox", "deploy", "--resume"], ["-e", "sandbox", "deploy", "--resume"]),
     (["sandbox", "deploy", "--help"], ["sandbox", "deploy", "--help"]),
+    # A flag named alone is set (it was read as the first argument: resume=plan).
+    (["sandbox", "deploy:plan"], ["sandbox", "deploy", "--plan"]),
+    (["sandbox", "deploy:plan,resume"], ["sandbox", "deploy", "--plan", "--resume"]),
+    (["sandbox", "deploy:plan,hosts=web1"], ["sandbox", "deploy", "--plan", "--hosts=web1"]),
 ])
 def test_translate(argv, expected):
     assert translate(argv, TASKS) == expected
@@ -41,7 +46,7 @@ def test_translate(argv, expected):
     (["nope", "deploy"], "unknown task or environment 'nope'"),
     (["sandbox", "deploy:resume=maybe"], "resume must be yes or no"),
     (["sandbox", "deploy:bogus=1"], "unknown argument 'bogus'"),
-    (["sandbox", "deploy:yes,no"], "too many arguments"),
+    (["sandbox", "deploy:yes,no,web1,more"], "too many arguments"),
     (["sandbox", "setup_release:keep_days=abc"], "keep_days must be a whole number"),
     (["sandbox", "setup_release", "--keep-days", "abc"], "keep_days must be a whole number"),
     (["sandbox", "setup_release", "--keep-days"], "needs a value"),
@@ -49,10 +54,85 @@ def test_translate(argv, expected):
     (["sandbox", "sandbox:x"], "takes no arguments"),
     (["sandbox", "deploy", "--resum"], "unknown option --resum"),
     (["sandbox", "deploy", "--resume=yes"], "takes no value"),
+    # Numbers too large for any use (and for the history store's integers), or not ASCII digits.
+    (["sandbox", "setup_release:keep_days=" + "9" * 31], "keep_days must be a whole number from 0 to 2147483647"),
+    (["sandbox", "setup_release", "--keep-days", "2147483648"], "keep_days must be a whole number"),
+    (["sandbox", "setup_release:keep_days=²"], "keep_days must be a whole number"),
 ])
 def test_translate_rejects(argv, message):
     with pytest.raises(UsageError, match=message):
         translate(argv, TASKS)
+
+
+@pytest.mark.parametrize("argv,task", [
+    (["sandbox", "deploy", "-h"], "deploy"),
+    (["sandbox", "manage", "--help"], "manage"),
+    (["-e", "sandbox", "deploy:plan", "--hosts", "web1", "-h"], "deploy"),
+    (["sandbox", "-h"], "sandbox"),
+    (["sandbox", "deploy"], None),
+    (["-h"], None),  # fab's own help: invoke's
+])
+def test_help_asked_after_a_task_is_that_tasks(argv, task):
+    assert help_asked(argv, TASKS) == task
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"hosts", "H"}, "fab -H/--hosts runs the whole task once per host given"),
+    ({"dry", "R"}, "is no dry run here: `deploy:plan=yes`"),
+    ({"identity"}, "-i/--identity is not used"),
+    ({"ssh_config"}, "-S/--ssh-config is not used"),
+])
+def test_fabrics_own_host_and_connection_options_are_refused(given, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        refuse_fabric_options(given)
+    refuse_fabric_options({"echo", "debug", "list"})  # harmless ones pass
+
+
+def run_fab_here(tmp_path, *args):
+    """The real `fab` with one environment `prod` (test_config.VALID) and no hosts."""
+    from conftest import FAB, PROJECT_ROOT
+    from test_config import VALID
+
+    (tmp_path / "prod.yml").write_text(VALID)
+    return subprocess.run(
+        [FAB, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": str(tmp_path),
+                                       "FAB_HISTORY_URL": f"sqlite:///{tmp_path}/history.sqlite"})
+
+
+@pytest.mark.parametrize("args", [["-H", "web1,web2", "prod", "deploy"], ["--hosts=web1", "prod", "history"],
+                                  ["-R", "prod", "deploy"], ["-i", "key", "prod", "deploy"]])
+def test_fab_refuses_fabrics_own_host_options_before_any_task(tmp_path, args):
+    from conftest import assert_one_line_error
+
+    result = run_fab_here(tmp_path, *args)
+    assert_one_line_error(result, "error: fab -")
+    assert result.returncode == 2
+    assert not (tmp_path / "history.sqlite").exists()  # no task ran, not even `history`
+
+
+@pytest.mark.parametrize("args,message", [
+    (["history:limit=" + "1" * 31], "history: limit must be a whole number from 0 to 2147483647"),
+    (["history", "--limit", "99999999999"], "history: limit must be a whole number"),
+    (["deploy_log:operation=" + "9" * 20], "deploy_log: operation must be a whole number"),
+    (["history_prune:days=" + "9" * 40], "history_prune: days must be a whole number"),
+    (["setup_release:keep_days=36501"], "keep_days must be a whole number of days (0 to 36500)"),
+])
+def test_numbers_too_large_are_one_line(tmp_path, args, message):
+    from conftest import assert_one_line_error
+
+    result = run_fab_here(tmp_path, "prod", *args)
+    assert_one_line_error(result, message)
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize("task", ["deploy", "manage", "rollback", "restart_services"])
+def test_dash_h_after_a_task_is_its_help(tmp_path, task):
+    for flag in ("-h", "--help"):
+        result = run_fab_here(tmp_path, "prod", task, flag)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Usage: fab [--core-opts] {task} ")
+        assert "--hosts" in result.stdout or "--host" in result.stdout or task == "rollback"
 
 
 def test_an_environment_name_with_dashes_is_spelled_as_invoke_files_it():

@@ -235,3 +235,71 @@ def test_stock_templates_keep_a_code_root_with_spaces_and_percent_signs_whole(tm
                              **templates.sample_service_context(env, "proxy", env.services["proxy"]))
     assert f'pid "{root}/shared/proxy/prod-proxy.pid";' in nginx
     assert f'include "{root}/shared/proxy/' in nginx
+
+
+# --- values in bounds, one line each ----------------------------------------------------
+
+WEB_ENV = VALID.replace("health_check: {path: /health}}", "health_check: {path: /health}, environment: {X: %s}}")
+
+
+@pytest.mark.parametrize("text,fragments", [
+    # A newline in a value rendered into supervisor's config started a line of its own.
+    (WEB_ENV % '"a\\ncommand=/bin/sh -c pwned"', ["services.web.environment.X", "control character", "'\\n'"]),
+    (VALID.replace("branch: main", 'branch: "ma\\0in"'), ["app.branch", "control character"]),
+    (VALID.replace("branch: main", 'branch: "m\\eain"'), ["app.branch", "'\\x1b'"]),
+    (VALID.replace("branch: main", 'branch: "m\\x85ain"'), ["app.branch", "control character"]),
+    (VALID.replace("branch: main", 'branch: "m\\rain"'), ["app.branch", "control character"]),
+    (VALID + 'hooks: {before_build: ["ok", "two\\nlines"]}\n', ["hooks.before_build.1", "control character"]),
+    (VALID + 'linked_files: ["a\\tb", "c\\bd"]\n', ["linked_files.1", "control character"]),
+    (VALID.replace("services:", '"bad\\nkey": 1\nservices:'), ["'bad\\nkey'", "control character"]),
+    (VALID.replace("branch: main", "branch: " + "b" * 4097), ["app.branch", "longer than 4096"]),
+    (VALID + "checks: [" + ", ".join(["x"] * 10001) + "]\n", ["checks", "more than 10000 entries"]),
+    (VALID + "keep_releases: 1000000000000000000000000000000\n", ["keep_releases", "out of range"]),
+    (VALID + "command_timeout: .inf\n", ["command_timeout", "out of range"]),
+    (VALID + "command_timeout: .nan\n", ["command_timeout", "out of range"]),
+    (VALID.replace("port: 8000", "port: 8000, timeout: -1.0e+300"), ["services.web.timeout", "out of range"]),
+    # YAML aliases repeating a value (the "billion laughs"): bounded, not expanded.
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n" + VALID,
+     ["more than 100000 values"]),
+])
+def test_values_out_of_bounds_are_one_line_naming_the_setting(tmp_path, text, fragments):
+    with pytest.raises(ConfigError) as raised:
+        load_environment("prod", write(tmp_path, text))
+    message = str(raised.value)
+    assert message.startswith(os.path.join(str(tmp_path), "prod.yml")) and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_tab_and_any_text_are_fine_in_values(tmp_path):
+    env = load_environment("prod", write(tmp_path, WEB_ENV % '"a\\tb ünïcödé %s ;$(x)"'))
+    assert env.services["web"].environment == {"X": "a\tb ünïcödé %s ;$(x)"}
+
+
+def test_a_huge_or_binary_environment_file_is_one_line(tmp_path):
+    (tmp_path / "prod.yml").write_text(VALID + "#" * (1 << 20))
+    with pytest.raises(ConfigError, match="larger than 1048576 bytes"):
+        load_environment("prod", str(tmp_path))
+    (tmp_path / "prod.yml").write_bytes(VALID.encode() + b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_environment("prod", str(tmp_path))
+
+
+@pytest.mark.parametrize("code_root", [
+    "/", "//", "/home", "/root", "/usr", "/etc", "/var", "/tmp", "/srv", "/opt", "~", "~/", "~/.",
+    "/home/alice", "/home/alice/", "/Users/alice", "/root/.ssh", "~/.ssh", "~/.config/app", "/home/alice/.ssh",
+    "/etc/app", "/usr/lib/app", "/proc/self", "/var/www", "/var/lib", "/usr/local", "~/www/..", "~/www/../..",
+    "/srv/app/../..", "/./", "/home/./alice",
+])
+def test_a_code_root_must_be_a_directory_of_its_own(tmp_path, code_root):
+    with pytest.raises(ConfigError, match="code_root: .*(not a directory of its own|must not contain '..')"):
+        load_environment("prod", write(tmp_path, VALID.replace("~/www/prod", f"'{code_root}'")))
+
+
+@pytest.mark.parametrize("code_root", ["~/www/prod", "~/app", "/srv/app", "/var/www/app", "/home/alice/app",
+                                       "/opt/app", "/usr/local/app", "/root/app", "~/www/my app 100%"])
+def test_a_code_root_of_its_own_is_fine(tmp_path, code_root):
+    env = load_environment("prod", write(tmp_path, VALID.replace("~/www/prod", f"'{code_root}'")))
+    assert env.code_root == code_root.rstrip("/")

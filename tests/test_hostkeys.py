@@ -396,3 +396,18 @@ def test_a_host_whose_name_does_not_resolve_is_asked_about_in_one_line():
     error = socket.gaierror(-2, "Name or service not known")
     assert describe_error(error) == ("cannot connect: its name does not resolve (Name or service not known); "
                                      "is the host in the environment's ssh_config, with a HostName?")
+
+
+@pytest.mark.parametrize("bad,why", [
+    (b"web9 ssh-ed25519 AAAA!!not-base64\n", "line 3: not a host key line"),
+    (b"web9 ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQ\n", "line 3: not a host key line"),
+    (b"web9 ssh-ed25519 \xff\xfe\n", "line 3: not UTF-8 text"),
+])
+def test_a_malformed_known_hosts_line_is_a_config_error_naming_file_and_line(tmp_path, bad, why):
+    good = hostkeys.known_hosts_line("web1", new_key()).encode()
+    path = tmp_path / "known_hosts"
+    path.write_bytes(good + b"# a comment\n" + bad + good.replace(b"web1", b"web2"))
+    for fresh in (True, False):
+        with pytest.raises(ConfigError) as raised:
+            hostkeys.known_keys([str(path)], "web1", fresh=fresh)
+        assert str(raised.value) == f"known_hosts file {path}: {why} (fix or delete that line)"

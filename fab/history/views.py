@@ -3,6 +3,8 @@ its per-host steps and its ending. Pure functions of row dicts (no database)."""
 import datetime
 import json
 
+from fab.shown import shown_data
+
 
 def stamp(epoch):
     """`2026-11-23 05:59:01` (UTC)."""
@@ -72,8 +74,9 @@ def history_table(operations, now):
 
 
 def history_json(operations, now):
-    """The history for scripts: a JSON list, newest first."""
-    return json.dumps([{
+    """The history for scripts: a JSON list, newest first (its text cleaned of control
+    sequences, as every output is: a store's rows are data anyone may have written)."""
+    return json.dumps(shown_data([{
         "id": op["id"], "environment": op["environment"], "task": op["task"],
         "arguments": json.loads(op["arguments"] or "{}"), "performer": op["performer"],
         "controller": op["controller"], "hosts": json.loads(op["hosts"] or "[]"),
@@ -82,7 +85,7 @@ def history_json(operations, now):
         "error": op["error"], "release": op["release"], "commit": op["commit"], "ref": op["ref"],
         "previous_release": op["previous_release"], "log_lines": op["log_lines"],
         "log_pruned_at": iso(op["log_pruned_at"]),
-    } for op in operations], indent=2)
+    } for op in operations]), indent=2)
 
 
 def log_header(operation):

@@ -107,12 +107,12 @@ class LiveView:
         running = host.current_step
         if running is not None:
             spinner = self._spinners.setdefault(host.name, Spinner("dots", style="cyan"))
-            return name, running.step, spinner, f"{now - running.started_at:.1f}s", ""
+            return name, Text(running.step), spinner, f"{now - running.started_at:.1f}s", ""
         last = host.last_step
         if last is None:
             return name, Text("waiting", style="dim"), "", "", ""
         symbol, style = SYMBOLS.get(last.outcome, ("?", ""))
-        return (name, last.step, Text(symbol, style=style), f"{last.seconds:.1f}s",
+        return (name, Text(last.step), Text(symbol, style=style), f"{last.seconds:.1f}s",
                 Text(last.note, style=style if last.outcome == events.FAILED else ""))
 
     @staticmethod

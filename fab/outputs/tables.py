@@ -1,7 +1,9 @@
 """The tables people read: the end-of-task summary and the `releases` listing.
 
 Built once here with rich, and shown both at a terminal (styled, boxed) and in
-plain output (`styled=False`: no box, no colour, columns aligned by rich).
+plain output (`styled=False`: no box, no colour, columns aligned by rich). Every
+cell is a `Text`: a plain string in a rich table is read as markup, and a release
+name or a host's words must never be.
 """
 import datetime as dt
 
@@ -22,6 +24,11 @@ def _table(styled, **options):
                  header_style="bold" if styled else "", pad_edge=False, **options)
 
 
+def add_row(table, *cells):
+    """Add a row whose strings are shown as they are (not parsed as rich markup)."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def short_commit(commit):
     return commit[:12] if commit else "-"
 
@@ -33,7 +40,7 @@ def summary_table(record, styled=True):
     title = f"{record.task} {record.started.environment}: {outcome}"
     if finished:
         title += f" (exit {finished.exit_code}) in {finished.seconds:.1f}s"
-    table = _table(styled, title=title, title_justify="left",
+    table = _table(styled, title=Text(title), title_justify="left",
                    title_style=OUTCOME_STYLES.get(outcome, "") if styled else "")
     for column in ("host", "release", "commit", "outcome", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
@@ -42,9 +49,9 @@ def summary_table(record, styled=True):
     for host in record.hosts.values():
         failed = host.failed_step
         text = f"failed at {failed.step}" if failed else host.outcome
-        table.add_row(host.name, release, commit,
-                      Text(text, style=OUTCOME_STYLES.get(host.outcome, "") if styled else ""),
-                      f"{host.seconds:.1f}")
+        add_row(table, host.name, release, commit,
+                Text(text, style=OUTCOME_STYLES.get(host.outcome, "") if styled else ""),
+                f"{host.seconds:.1f}")
     return table
 
 
@@ -87,7 +94,8 @@ def releases_tables(listed, now, styled=True):
                 marker_style = ("bold red" if listed.drift else "bold green") if is_current else "cyan"
             if is_current and listed.drift:
                 marker += " (drift)"
-            table.add_row(
+            add_row(
+                table,
                 f"{'*' if is_current else ' '} {release['name']}",
                 Text(release["status"], style=_status_style(release["status"]) if styled else ""),
                 short_commit(release["commit"]),
@@ -96,7 +104,7 @@ def releases_tables(listed, now, styled=True):
                 Text(marker, style=marker_style),
             )
         if not listing["releases"]:
-            table.add_row("  (no releases)", "", "", "", "", "")
+            add_row(table, "  (no releases)", "", "", "", "", "")
         renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
     for host, why in listed.unreachable.items():
         renderables += [Text(host, style="bold" if styled else ""),
