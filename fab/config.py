@@ -499,6 +499,11 @@ MAX_NUMBER = 10**9  # seconds, counts, days: a larger number is a mistake or an 
 #: Control characters (tab excepted): in a value rendered into a config file, a newline
 #: starts a line of its own (an `environment` value overrode the supervisor `command=`).
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: Settings that are shell script text run as a whole (never rendered into a config
+#: line): these may span lines, as a YAML `|` block does.
+_SCRIPT_SETTING = re.compile(
+    r"(build_commands|checks|hooks\.\w+|predeploy\.commands)\.\d+|migrate\.command|services\.[^.]+\.(before|after)")
+_SCRIPT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def check_values(data):
@@ -515,7 +520,7 @@ def check_values(data):
         if isinstance(value, str):
             if len(value) > MAX_STRING:
                 raise ValueError(f"{where}: longer than {MAX_STRING} characters")
-            control = _CONTROL.search(value)
+            control = (_SCRIPT_CONTROL if _SCRIPT_SETTING.fullmatch(where) else _CONTROL).search(value)
             if control:
                 hint = "; write it on one line (in YAML, `>-` folds lines into one)" if control.group() in "\r\n" else ""
                 raise ValueError(f"{where}: contains a control character ({control.group()!r}){hint}")

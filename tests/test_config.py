@@ -249,7 +249,7 @@ WEB_ENV = VALID.replace("health_check: {path: /health}}", "health_check: {path: 
     (VALID.replace("branch: main", 'branch: "m\\eain"'), ["app.branch", "'\\x1b'"]),
     (VALID.replace("branch: main", 'branch: "m\\x85ain"'), ["app.branch", "control character"]),
     (VALID.replace("branch: main", 'branch: "m\\rain"'), ["app.branch", "control character"]),
-    (VALID + 'hooks: {before_build: ["ok", "two\\nlines"]}\n', ["hooks.before_build.1", "control character"]),
+    (VALID + 'hooks: {before_build: ["ok", "two\\elines"]}\n', ["hooks.before_build.1", "control character"]),
     (VALID + 'linked_files: ["a\\tb", "c\\bd"]\n', ["linked_files.1", "control character"]),
     (VALID.replace("services:", '"bad\\nkey": 1\nservices:'), ["'bad\\nkey'", "control character"]),
     (VALID.replace("branch: main", "branch: " + "b" * 4097), ["app.branch", "longer than 4096"]),
@@ -276,6 +276,16 @@ def test_values_out_of_bounds_are_one_line_naming_the_setting(tmp_path, text, fr
 def test_a_tab_and_any_text_are_fine_in_values(tmp_path):
     env = load_environment("prod", write(tmp_path, WEB_ENV % '"a\\tb ünïcödé %s ;$(x)"'))
     assert env.services["web"].environment == {"X": "a\tb ünïcödé %s ;$(x)"}
+
+
+def test_shell_commands_may_span_lines_and_nothing_else_may(tmp_path):
+    """Build commands, checks, hooks and the like are script text run as a whole (a YAML
+    `|` block); a value rendered into a config line is not."""
+    script = "build_commands:\n  - |\n    set -e\n    echo one\n    echo two\n"
+    env = load_environment("prod", write(tmp_path, VALID + script))
+    assert env.build_commands == ["set -e\necho one\necho two\n"]
+    with pytest.raises(ConfigError, match="services.web.environment.X: contains a control character"):
+        load_environment("prod", write(tmp_path, WEB_ENV % '"a\\nb"'))
 
 
 def test_a_huge_or_binary_environment_file_is_one_line(tmp_path):
