@@ -445,7 +445,7 @@ def live_release(fleet):
     live = rel.agreed_current({name: s.current for name, s in states.items()})
     missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
     if missing:
-        raise PreflightError(f"current release {live} has no metadata on {', '.join(missing)}")
+        raise PreflightError(f"current release {live} has no readable metadata on {', '.join(missing)}")
     return live, states[fleet.names[0]].release(live).meta
 
 
