@@ -471,7 +471,11 @@ def release_to_resume(states):
             candidates[name] = host_state.release(name).meta
     if not candidates:
         raise PreflightError("nothing to resume: no unfinished release newer than current")
-    return candidates[max(candidates)].with_status(rel.BUILDING)
+    name = max(candidates)
+    unreadable = sorted(host for host, s in states.items() if s.release(name) and s.release(name).unreadable)
+    if unreadable:  # the other hosts' word does not make it ours to continue there
+        raise PreflightError(f"cannot resume release {name}: its metadata is unreadable on {', '.join(unreadable)}")
+    return candidates[name].with_status(rel.BUILDING)
 
 
 @contextlib.contextmanager
