@@ -8,6 +8,7 @@ import os
 import subprocess
 import types
 
+import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -17,9 +18,12 @@ from fab import releases as rel
 from fab import shell, steps
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import code, lock, plan_facts, state
+from fab.outputs.summary import SCHEMA_PATH
 from fab.outputs.tables import releases_tables
 from fab.releases import ReleaseMeta
 
+with open(SCHEMA_PATH) as _handle:
+    SCHEMA = json.load(_handle)
 NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
 OLD, LIVE, NEW = "2026-11-20_03.00.00", "2026-11-21_03.00.00", "2026-11-22_03.00.00"
 
@@ -177,6 +181,7 @@ def test_an_unreadable_release_is_never_a_target_and_cleanup_leaves_it():
         listing = rel.host_listing(found, LIVE)
         assert [r["status"] for r in listing["releases"]] == ["unreadable", "good", "unreadable"]
         assert "not 40 hex digits" in listing["releases"][0]["why"]
+        jsonschema.validate(listing, {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/listing"})  # `releases:json=yes` says it too
         shown = types.SimpleNamespace(hosts={"web1": listing}, unreachable={}, drift=None)
         assert releases_tables(shown, NOW, styled=False)  # renders, reason and all
 
@@ -204,6 +209,11 @@ def test_the_lock_owner_record_keeps_only_typed_bounded_fields():
         assert lock.decode_record(junk) == {}
     good = {"owner": "me", "machine": "m", "pid": 42, "task": "deploy", "since": NOW.isoformat()}
     assert lock.decode_record(encoded(good)) == good
+
+
+@pytest.mark.parametrize("released, now", [("inf", "1"), ("1", "inf"), ("nan", "1"), ("1e400", "0"), ("x", "1")])
+def test_a_lock_answer_with_times_that_are_no_times_reads_as_just_now(released, now):
+    assert lock.released_ago(released, now) == 0.0
 
 
 def test_plan_facts_keep_only_hex_venv_keys():

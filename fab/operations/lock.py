@@ -12,6 +12,7 @@ holds it, since when, from where and for what.
 import base64
 import binascii
 import json
+import math
 import os
 
 from fab import host_values as values
@@ -108,9 +109,10 @@ def released_ago(released="-", now="-"):
     if released == "fresh":
         return None
     try:
-        return max(0.0, float(now) - float(released))
+        ago = float(now) - float(released)
     except ValueError:
         return 0.0
+    return ago if math.isfinite(ago) and ago > 0 else 0.0  # "inf", "nan": unreadable too
 
 
 def force_release(host, breaker):
