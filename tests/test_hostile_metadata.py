@@ -7,6 +7,8 @@ import os
 import shlex
 import uuid
 
+import pytest
+
 from conftest import assert_ok
 from fab import host_values
 
@@ -30,9 +32,18 @@ def assert_clean_exit(result, task):
     return result
 
 
-def test_hostile_metadata_on_one_host_runs_nothing_and_moves_no_current_outside_releases(deploy_env):
+@pytest.fixture
+def markers():
+    """Paths a hostile value asks a command to create (/tmp: every host user can write there)."""
+    paths = [f"/tmp/fab-hostile-{uuid.uuid4().hex}" for _ in range(3)]
+    yield paths
+    for path in paths:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def test_hostile_metadata_on_one_host_runs_nothing_and_moves_no_current_outside_releases(deploy_env, markers):
     env = deploy_env
-    markers = [f"/tmp/fab-hostile-{uuid.uuid4().hex}" for _ in range(3)]
     assert_ok(env.fab("deploy"))
     older = env.current(HOSTILE_HOST)
     env.commit("hostile.txt", "1\n", "second release")
@@ -78,8 +89,8 @@ def test_hostile_metadata_on_one_host_runs_nothing_and_moves_no_current_outside_
         assert sum(name in line and "unreadable" in line for line in listed.stdout.splitlines()) >= 1, name
     assert "is not 40 hex digits" in listed.stdout and "'../../x' is not a release name" in listed.stdout
 
-    for task in ("rollback:plan=yes", "rollback", f"rollback:release={older}",
-                 "deploy:resume=yes,plan=yes", "deploy:resume=yes", "hotfix_deploy"):
+    for task in ("hotfix_deploy", "rollback:plan=yes", "rollback", f"rollback:release={older}",
+                 "deploy:resume=yes,plan=yes", "deploy:resume=yes"):
         refused = check(task, task)
         assert refused.returncode != 0, f"{task} went on with an unreadable release:\n{refused.stdout}"
         assert HOSTILE_HOST in refused.stderr, refused.stderr
