@@ -188,7 +188,7 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
         raise ValueError("keep must be at least 1")
     ordered = sorted(releases, key=lambda r: r.name)
     keep_names = {current, rollback_target}
-    keep_names.update(r.name for r in ordered if r.status == UNREADABLE)  # left, and said: `unreadable_lines`
+    keep_names.update(r.name for r in ordered if r.status == UNREADABLE)  # left; said when read (state.parse)
     keep_names.update(r.name for r in ordered if r.meta and r.meta.protected_at(now))
     good = [r.name for r in ordered if r.status == GOOD or r.name == current]
     keep_names.update(good[-keep:])

@@ -10,7 +10,6 @@ from fab import host_values as values
 from fab import shell
 from fab.errors import RemoteCommandFailed
 from fab.events import stream
-from fab.host_values import Unreadable
 from fab.operations import ALL_ROLES
 from fab.paths import Paths, expand_home
 from fab.releases import HostRelease, ReleaseMeta
@@ -45,7 +44,7 @@ def adopt(host, output):
     (no home) is an error of that host's, in one line."""
     try:
         host.state = parse(output, host.env.code_root)
-    except Unreadable as error:
+    except values.Unreadable as error:
         raise RemoteCommandFailed(f"unreadable state: {error}") from None
     said = host.__dict__.setdefault("_said_unreadable", set())
     for line in host.state.problems:
