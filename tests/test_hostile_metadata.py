@@ -108,6 +108,7 @@ def test_hostile_metadata_on_one_host_runs_nothing_and_moves_no_current_outside_
     for name in unreadable:
         assert sum(f"release {name} is unreadable" in line for line in said) == 1, (name, said)
 
+    assert check("clean_releases:plan=yes", "clean_releases:plan=yes").returncode == 0
     cleaned = check("clean_releases", "clean_releases")
     assert cleaned.returncode == 0
     check("rollback:plan=yes (after the deploy)", "rollback:plan=yes")
