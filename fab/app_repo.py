@@ -6,6 +6,10 @@ resolves the branch), so a plan does too, and never asks a host: a repository
 that is a local path is read in place (`git -C <path>`); any other is fetched
 into a temporary bare repository (blobs on demand where the server allows it),
 removed when the plan is made. No host's git cache is touched.
+
+Every git command here ends its options before its revisions (`--end-of-options`)
+and its repository (`--`): a commit id a host reported can never be read as an
+option (`--upload-pack=...` would run a command here).
 """
 import contextlib
 import os
@@ -36,18 +40,19 @@ class AppRepo:
         """(commits `since`..`until` as `git log --oneline` lines, newest first, at most
         `limit`; how many there are in all). `since` None: all of `until`'s history."""
         revisions = [f"{since}..{until}" if since else until]
-        total = int(self.git("rev-list", "--count", *revisions, "--").strip())
-        lines = self.git("log", f"--max-count={limit}", "--format=%h %s", *revisions, "--").splitlines()
+        total = int(self.git("rev-list", "--count", "--end-of-options", *revisions, "--").strip())
+        lines = self.git("log", f"--max-count={limit}", "--format=%h %s", "--end-of-options", *revisions,
+                         "--").splitlines()
         return lines, total
 
     def count(self, since, until):
         """How many commits `until` has that `since` has not."""
-        return int(self.git("rev-list", "--count", f"{since}..{until}", "--").strip())
+        return int(self.git("rev-list", "--count", "--end-of-options", f"{since}..{until}", "--").strip())
 
     def file_at(self, commit, path):
         """The bytes of `path` at `commit`, or None if the commit has no such file."""
         try:
-            return self.git("cat-file", "blob", f"{commit}:{path}", binary=True)
+            return self.git("cat-file", "blob", "--end-of-options", f"{commit}:{path}", binary=True)
         except RepoUnreadable:
             if self.has(f"{commit}:{path}"):
                 raise
@@ -63,7 +68,7 @@ class AppRepo:
 
     def has(self, revision):
         try:
-            self.git("cat-file", "-e", revision)
+            self.git("cat-file", "-e", "--end-of-options", revision)
         except RepoUnreadable:
             return False
         return True
@@ -89,9 +94,9 @@ def opened(repo, commits):
         fetched.git("init", "--quiet", "--bare")
         fetched.git("remote", "add", "--", "origin", repo)
         try:  # by commit id (protocol v2 servers allow it), blobs only as needed
-            fetched.git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "origin", *commits)
+            fetched.git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "--", "origin", *commits)
         except RepoUnreadable:  # older servers: every branch and tag
-            fetched.git("fetch", "--quiet", "--filter=blob:none", "origin",
+            fetched.git("fetch", "--quiet", "--filter=blob:none", "--", "origin",
                         "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
         yield fetched
 

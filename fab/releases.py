@@ -5,12 +5,11 @@ Nothing here touches a host; every function is unit-tested without SSH.
 import dataclasses
 import datetime as dt
 import json
-import re
 
+from fab import host_values as values
 from fab.errors import PreflightError, UsageError
 
 RELEASE_NAME_FORMAT = "%Y-%m-%d_%H.%M.%S"
-_RELEASE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}\.\d{2}\.\d{2}(-\d+)?$")
 
 BUILDING = "building"
 GOOD = "good"
@@ -22,6 +21,12 @@ INTERRUPTED = "interrupted"
 #: the deploy of its commit, which goes on with it instead of building anew.
 PREPARED = "prepared"
 STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED, PREPARED)
+#: What a release whose metadata fails the strict reader is shown as. Never written:
+#: such a release is never a rollback, resume or preindex target, never counts as
+#: good, and cleanup leaves it (saying so): the host's word on it is not data.
+UNREADABLE = "unreadable"
+#: The most characters of metadata read from a host (a real one is under 2 KB).
+META_LIMIT = 64 * 1024
 #: Statuses of a release that did not finish: a resume may complete it.
 UNFINISHED = (BUILDING, FAILED, INTERRUPTED, PREPARED)
 
@@ -48,7 +53,7 @@ def new_release_name(now, existing=()):
 
 def validate_release_name(name):
     """Return `name` if it is a release name; a user-supplied path never gets through."""
-    if not isinstance(name, str) or not _RELEASE_NAME.match(name):
+    if not isinstance(name, str) or not values.RELEASE_NAME.fullmatch(name):
         raise UsageError(
             f"invalid release name {name!r}: expected YYYY-MM-DD_HH.MM.SS "
             "(see `fab <env> releases`)"
@@ -104,13 +109,41 @@ class ReleaseMeta:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text):
-        data = json.loads(text)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k in fields}
-        data["hotfixes"] = tuple(data.get("hotfixes") or ())
-        data["ports"] = tuple((str(service), int(port)) for service, port in data.get("ports") or ())
-        return cls(**data)
+    def from_json(cls, text, directory):
+        """The metadata a host keeps in the release directory `directory`, read by the
+        strict reader (fab.host_values): Unreadable saying why if any field fails, or
+        if it names another release than its directory."""
+        if len(text) > META_LIMIT:
+            raise values.Unreadable(f"metadata longer than {META_LIMIT} characters")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise values.Unreadable("metadata is not JSON") from None
+        if not isinstance(data, dict):
+            raise values.Unreadable("metadata is not a JSON object")
+        missing = [name for name in ("name", "commit", "branch", "deployed_by", "created_at") if name not in data]
+        if missing:
+            raise values.Unreadable(f"metadata has no {', '.join(missing)}")
+        name = values.release_name(data["name"])
+        if name != directory:
+            raise values.Unreadable(f"metadata names release {name}, not its directory {directory}")
+        keep = data.get("keep_until")
+        ports = values.listed(data.get("ports") or [], "ports")
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in ports):
+            raise values.Unreadable("ports is not a list of [service, port] pairs")
+        return cls(
+            name=name,
+            commit=values.commit(data["commit"]),
+            branch=values.text(data["branch"], "branch"),
+            deployed_by=values.text(data["deployed_by"], "deployed_by"),
+            created_at=values.moment(data["created_at"], "created_at"),
+            status=values.one_of(data.get("status", BUILDING), STATUSES, "status"),
+            keep_until=None if keep is None else values.moment(keep, "keep_until"),
+            hotfixes=tuple(values.text(line, "hotfix entry")
+                           for line in values.listed(data.get("hotfixes") or [], "hotfixes")),
+            private=values.flag(data.get("private", False), "private"),
+            ports=tuple((values.word(service, "service"), values.port(port)) for service, port in ports),
+        )
 
     def with_ports(self, ports):
         return dataclasses.replace(self, ports=tuple(sorted(ports.items())))
@@ -131,13 +164,17 @@ def keep_until(now, keep_days):
 
 @dataclasses.dataclass(frozen=True)
 class HostRelease:
-    """A release directory as found on one host; `meta` is None if it has none."""
+    """A release directory as found on one host; `meta` is None if it has none, or if
+    its metadata failed the strict reader (`unreadable` then says why)."""
 
     name: str
     meta: ReleaseMeta = None
+    unreadable: str = None
 
     @property
     def status(self):
+        if self.unreadable:
+            return UNREADABLE
         # A directory without metadata never finished its first step.
         return self.meta.status if self.meta else FAILED
 
@@ -147,7 +184,8 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
 
     Kept: `current`; `rollback_target`; any release protected by keep_days; the
     newest `keep` good releases (current counts as one); the release a resume
-    would continue (`resumable_release`). Other unfinished, rolled-back and
+    would continue (`resumable_release`); a release whose metadata is unreadable
+    (the task says it leaves it). Other unfinished, rolled-back and
     expired private releases never count toward `keep`, so a run of failed
     deploys cannot push the last good release out.
     """
@@ -155,6 +193,7 @@ def releases_to_delete(releases, current, keep, now, rollback_target=None):
         raise ValueError("keep must be at least 1")
     ordered = sorted(releases, key=lambda r: r.name)
     keep_names = {current, rollback_target}
+    keep_names.update(r.name for r in ordered if r.status == UNREADABLE)  # left; said when read (state.parse)
     keep_names.update(r.name for r in ordered if r.meta and r.meta.protected_at(now))
     good = [r.name for r in ordered if r.status == GOOD or r.name == current]
     keep_names.update(good[-keep:])
@@ -239,7 +278,8 @@ def fallback_release(releases, current):
     """The release a host goes back to if a go-live fails: its current release if
     that one is complete, else (a deploy died after swapping it) its newest good one."""
     found = {r.name: r for r in releases}
-    if current is None or (current in found and found[current].status in COMPLETE):
+    # An unreadable current release ran before the task: putting it back changes nothing.
+    if current is None or (current in found and found[current].status in (*COMPLETE, UNREADABLE)):
         return current
     return previous_good_release(releases, None)
 
@@ -336,6 +376,7 @@ def host_listing(releases, current, fleet_target=None):
             "deployed_by": meta.deployed_by if meta else None,
             "created_at": meta.created_at if meta else None,
             "keep_until": meta.keep_until if meta else None,
+            **({"why": found.unreadable} if found.unreadable else {}),
         })
     return {
         "current": current,

@@ -171,9 +171,9 @@ def ensure_app_repo(spec):
     git("init", "-q", "-b", "main", cwd=spec.app_workdir)
     git("add", "-A", cwd=spec.app_workdir)
     git("commit", "-q", "-m", "Sample app", cwd=spec.app_workdir)
-    git("clone", "-q", "--bare", spec.app_workdir, spec.app_repo)
-    git("remote", "add", "origin", spec.app_repo, cwd=spec.app_workdir)
-    git("fetch", "-q", "origin", cwd=spec.app_workdir)
+    git("clone", "-q", "--bare", "--", spec.app_workdir, spec.app_repo)
+    git("remote", "add", "--", "origin", spec.app_repo, cwd=spec.app_workdir)
+    git("fetch", "-q", "--", "origin", cwd=spec.app_workdir)
     git("branch", "-q", "--set-upstream-to=origin/main", "main", cwd=spec.app_workdir)
     sh("chmod", "-R", "a+rX", spec.app_repo)
 
@@ -187,7 +187,7 @@ def commit_app_change(spec, path, content, message):
     git("add", "-A", cwd=spec.app_workdir)
     # --allow-empty: a test may write what the file already holds; it still wants a new commit.
     git("commit", "-q", "--allow-empty", "-m", message, cwd=spec.app_workdir)
-    git("push", "-q", "origin", "HEAD:main", cwd=spec.app_workdir)
+    git("push", "-q", "--", "origin", "HEAD:main", cwd=spec.app_workdir)
     sh("chmod", "-R", "a+rX", spec.app_repo)
     return git("rev-parse", "HEAD", cwd=spec.app_workdir)
 

@@ -216,7 +216,7 @@ def host_locked(env, task, lock_host, fleet):
             _, unread = meanwhile.result()
     try:
         if lock_host_read:
-            held.host.state = state.parse(held.state_output, env.code_root)
+            state.adopt(held.host, held.state_output)
         if unread or may_predate_release(held.released_ago, time.monotonic() - began):
             fleet.each("state", state.read, hosts=others, quiet=True)
         yield

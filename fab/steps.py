@@ -111,8 +111,15 @@ def parse(steps, output):
         if not line.startswith(REPORT + " "):
             continue
         fields = line.split(" ", 5)
+        # Host output: a report line that is not one of ours (too short, another step's
+        # name, no times) is not believed, and breaks nothing.
+        if len(fields) < 5 or fields[2] not in by_name:
+            continue
         outcome, name = fields[1], fields[2]
-        seconds = max(0.0, _seconds(fields[4]) - _seconds(fields[3]))
+        try:
+            seconds = max(0.0, _seconds(fields[4]) - _seconds(fields[3]))
+        except ValueError:
+            seconds = 0.0
         last_line = fields[5].strip() if len(fields) > 5 else ""
         if outcome == "failed":
             failed = name

@@ -447,7 +447,7 @@ def live_release(fleet):
     live = rel.agreed_current({name: s.current for name, s in states.items()})
     missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
     if missing:
-        raise PreflightError(f"current release {live} has no metadata on {', '.join(missing)}")
+        raise PreflightError(f"current release {live} has no readable metadata on {', '.join(missing)}")
     return live, states[fleet.names[0]].release(live).meta
 
 
@@ -473,7 +473,11 @@ def release_to_resume(states):
             candidates[name] = host_state.release(name).meta
     if not candidates:
         raise PreflightError("nothing to resume: no unfinished release newer than current")
-    return candidates[max(candidates)].with_status(rel.BUILDING)
+    name = max(candidates)
+    unreadable = sorted(host for host, s in states.items() if s.release(name) and s.release(name).unreadable)
+    if unreadable:  # the other hosts' word does not make it ours to continue there
+        raise PreflightError(f"cannot resume release {name}: its metadata is unreadable on {', '.join(unreadable)}")
+    return candidates[name].with_status(rel.BUILDING)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,8 @@ def test_parse_host_state():
     assert parsed.current == "2026-11-22_03.00.00" and parsed.cpus == 4
     assert parsed.releases["2026-11-22_03.00.00"].meta == meta
     assert parsed.steps["2026-11-22_03.00.00"] == {"code", "virtualenv"}
-    assert parsed.releases["2026-11-22_04.00.00"].meta is None  # unreadable -> failed
+    assert parsed.releases["2026-11-22_04.00.00"].meta is None
+    assert parsed.releases["2026-11-22_04.00.00"].status == "unreadable"  # said, never used
     assert parsed.steps["2026-11-22_04.00.00"] == set()
 
 

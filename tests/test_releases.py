@@ -63,11 +63,12 @@ def test_keep_until():
 
 
 def test_meta_round_trips_through_json():
-    meta = ReleaseMeta("n", "c", "main", "me", NOW.isoformat(), PRIVATE, "2026-12-01T00:00:00+00:00", ("abc",), True)
-    assert ReleaseMeta.from_json(meta.to_json()) == meta
+    meta = ReleaseMeta(name(1), "c" * 40, "main", "me", NOW.isoformat(), PRIVATE, "2026-12-01T00:00:00+00:00",
+                       ("abc",), True, (("web", 8000),))
+    assert ReleaseMeta.from_json(meta.to_json(), name(1)) == meta
     # Metadata written before a field existed still reads, with its default.
-    assert ReleaseMeta.from_json('{"name": "n", "commit": "c", "branch": "b", "deployed_by": "me", '
-                                 '"created_at": "t"}').private is False
+    assert ReleaseMeta.from_json(f'{{"name": "{name(1)}", "commit": "{"c" * 40}", "branch": "b", '
+                                 f'"deployed_by": "me", "created_at": "{NOW.isoformat()}"}}', name(1)).private is False
     assert meta.with_status(GOOD).status == GOOD
     with pytest.raises(ValueError):
         meta.with_status("bogus")

@@ -69,15 +69,15 @@ def _update_cache(host, commit):
     cache = shell.quote(host.paths.git_cache)
     wanted = shell.quote(commit + "^{commit}")
     return f"""
-if ! git --git-dir={cache} cat-file -e {wanted} 2>/dev/null; then
+if ! git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null; then
   if [ -d {cache}/objects ]; then
     # From the environment's repository as it is configured now (it may have moved).
-    git --git-dir={cache} fetch --quiet --prune {repo} '+refs/*:refs/*'
+    git --git-dir={cache} fetch --quiet --prune -- {repo} '+refs/*:refs/*'
   else
     rm -rf {cache}
-    git clone --quiet --mirror {repo} {cache}
+    git clone --quiet --mirror -- {repo} {cache}
   fi
-  git --git-dir={cache} cat-file -e {wanted} 2>/dev/null || {{
+  git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null || {{
     echo {shell.quote(f"commit {commit} is not in {mask_url(host.env.app.repo)}")} >&2; exit 1; }}
 fi
 """
@@ -88,7 +88,7 @@ def _export(host, commit, release_dir):
     cache = shell.quote(host.paths.git_cache)
     target = shell.quote(release_dir)
     return f"""
-git --git-dir={cache} archive --format=tar {shell.quote(commit)} | tar -x -C {target}
+git --git-dir={cache} archive --format=tar --end-of-options {shell.quote(commit)} | tar -x -C {target}
 printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
 """
 

@@ -12,8 +12,10 @@ holds it, since when, from where and for what.
 import base64
 import binascii
 import json
+import math
 import os
 
+from fab import host_values as values
 from fab import shell
 from fab.errors import LockHeld, PreflightError
 from fab.identity import controller_name
@@ -107,9 +109,10 @@ def released_ago(released="-", now="-"):
     if released == "fresh":
         return None
     try:
-        return max(0.0, float(now) - float(released))
+        ago = float(now) - float(released)
     except ValueError:
         return 0.0
+    return ago if math.isfinite(ago) and ago > 0 else 0.0  # "inf", "nan": unreadable too
 
 
 def force_release(host, breaker):
@@ -122,11 +125,36 @@ def force_release(host, breaker):
     return None
 
 
+#: The owner record's fields as the strict reader takes them (fab.host_values): a
+#: field that fails is left out (shown as "?"), the others still say who holds it.
+_RECORD_FIELDS = {
+    "owner": lambda value: values.text(value, "owner", 200),
+    "machine": lambda value: values.text(value, "machine", 200),
+    "task": lambda value: values.text(value, "task", 100),
+    "pid": lambda value: values.integer(value, 1, 1 << 31, "pid"),
+    "lock_pid": lambda value: values.integer(value, 1, 1 << 31, "lock_pid"),
+    "since": lambda value: values.moment(value, "since"),
+}
+#: The most bytes of an owner record read (a real one is under 300).
+RECORD_LIMIT = 4096
+
+
 def decode_record(encoded):
+    """The lock owner record a host reported (base64 of JSON): only its known fields
+    that pass the strict reader; {} if it is not a record at all."""
     try:
-        return json.loads(base64.b64decode(encoded).decode())
-    except (ValueError, binascii.Error):
+        data = json.loads(base64.b64decode(encoded[:RECORD_LIMIT * 2], validate=True)[:RECORD_LIMIT].decode())
+    except (ValueError, binascii.Error, RecursionError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    record = {}
+    for name, check in _RECORD_FIELDS.items():
+        try:
+            record[name] = check(data[name])
+        except (KeyError, values.Unreadable):
+            pass
+    return record
 
 
 def describe(holder):

@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 from typing import Optional
 
+from fab import host_values as values
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.lock import decode_record
@@ -51,9 +52,9 @@ def parse(output):
         elif kind == "python-failed":
             facts["python_error"] = rest or "it exited with an error"
         elif kind == "venv":
-            facts["venvs"].add(rest)
+            facts["venvs"].update(_venv_key(rest))
         elif kind == "current-venv":
-            facts["current_venv"] = rest
+            facts["current_venv"] = next(iter(_venv_key(rest)), None)
         elif kind == "requirement":
             name, _, encoded = rest.rpartition(" ")
             facts["current_requirements"][name] = _decoded(encoded)
@@ -64,6 +65,15 @@ def parse(output):
             facts["lock_holder"] = decode_record(rest)
     facts["venvs"] = frozenset(facts["venvs"])
     return HostFacts(**facts)
+
+
+def _venv_key(text):
+    """[the key] if `text` is a venv key (hex) by the strict reader, else []: a name
+    the host made up is no virtualenv of ours."""
+    try:
+        return [values.hex_digest(text, "venv key")]
+    except values.Unreadable:
+        return []
 
 
 def _decoded(encoded):

@@ -6,7 +6,10 @@ parsing (`parse`) are separate; `parse` is tested on captured output.
 import dataclasses
 import hashlib
 
+from fab import host_values as values
 from fab import shell
+from fab.errors import RemoteCommandFailed
+from fab.events import stream
 from fab.operations import ALL_ROLES
 from fab.paths import Paths, expand_home
 from fab.releases import HostRelease, ReleaseMeta
@@ -24,6 +27,7 @@ class HostState:
     venvs: dict = dataclasses.field(default_factory=dict)  # name -> key of the venv it links to
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
+    problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
         return self.releases.get(name)
@@ -31,8 +35,22 @@ class HostState:
 
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    output = host.run(shell.remote_script("state"), [host.env.code_root])
-    host.state = parse(output, host.env.code_root)
+    return adopt(host, host.run(shell.remote_script("state"), [host.env.code_root]))
+
+
+def adopt(host, output):
+    """Keep the state `output` describes as `host.state`, saying once per task what
+    of it the strict reader refused; a host whose state is unreadable as a whole
+    (no home) is an error of that host's, in one line."""
+    try:
+        host.state = parse(output, host.env.code_root)
+    except values.Unreadable as error:
+        raise RemoteCommandFailed(f"unreadable state: {error}") from None
+    said = host.__dict__.setdefault("_said_unreadable", set())
+    for line in host.state.problems:
+        if line not in said:
+            said.add(line)
+            stream.warning(line, host=host.name)
     return host.state
 
 
@@ -42,43 +60,63 @@ def config_digest(text):
 
 
 def parse(output, code_root):
-    """The HostState described by the output of `read`'s script."""
+    """The HostState described by the output of `read`'s script, every value through
+    the strict reader (fab.host_values): a release directory whose name is not a
+    release name is left out, a release whose metadata fails is kept as unreadable,
+    a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
-    names, metas, steps, venvs, configs = [], {}, {}, {}, {}
+    names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
-        if kind == "home":
-            home = rest
-        elif kind == "cpus":
-            cpus = int(rest) if rest.isdigit() else 1
-        elif kind == "current":
-            current = rest.rstrip("/").split("/")[-1]
-        elif kind == "release":
-            names.append(rest)
-        elif kind == "meta":
-            name, _, text = rest.partition(" ")
-            try:
-                metas[name] = ReleaseMeta.from_json(text)
-            except (ValueError, TypeError, KeyError):
-                metas[name] = None  # unreadable metadata: treated as a failed release
-        elif kind == "conf":
-            name, digest, file_name = rest.split(" ", 2)
-            configs.setdefault(name, {})[file_name.removesuffix(".conf")] = digest
-        elif kind == "venv":
-            name, _, key = rest.partition(" ")
-            venvs[name] = key
-        elif kind == "step":
-            name, _, step = rest.partition(" ")
-            steps.setdefault(name, set()).add(step)
+        try:
+            if kind == "home":
+                home = values.absolute_path(rest, "home")
+            elif kind == "cpus":
+                cpus = values.integer(int(rest) if rest.isdigit() else 0, 1, 1 << 16, "cpus")
+            elif kind == "current":
+                current = _current(rest)
+            elif kind == "release":
+                names.append(values.release_name(rest))
+            elif kind == "meta":
+                name, _, text = rest.partition(" ")
+                try:
+                    metas[name] = ReleaseMeta.from_json(text, name)
+                except values.Unreadable as error:
+                    unreadable[name] = str(error)
+            elif kind == "conf":
+                name, digest, file_name = rest.split(" ", 2)
+                configs.setdefault(name, {})[values.word(file_name.removesuffix(".conf"), "program")] = \
+                    values.hex_digest(digest, "config digest")
+            elif kind == "venv":
+                name, _, key = rest.partition(" ")
+                venvs[name] = values.hex_digest(key, "venv key")
+            elif kind == "step":
+                name, _, step = rest.partition(" ")
+                steps.setdefault(name, set()).add(values.word(step, "step"))
+        except (values.Unreadable, ValueError) as error:
+            problems.append(f"ignored {values.shown(line, 80)} from the host: {error}")
     if home is None:
-        raise ValueError("host state output has no home line")
+        raise values.Unreadable("no home line")
+    for name, why in unreadable.items():
+        if name in names:
+            problems.append(f"release {name} is unreadable ({why}): not a rollback, resume or "
+                            "prepared release; cleanup leaves it")
     return HostState(
         home=home,
         paths=Paths(expand_home(code_root, home)),
         current=current,
-        releases={name: HostRelease(name, metas.get(name)) for name in names},
+        releases={name: HostRelease(name, metas.get(name), unreadable.get(name)) for name in names},
         steps={name: steps.get(name, set()) for name in names},
         venvs={name: venvs[name] for name in names if name in venvs},
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
+        problems=problems,
     )
+
+
+def _current(link):
+    """The release `current` points at (`releases/<name>`, or an absolute path ending so)."""
+    parent, _, name = link.rstrip("/").rpartition("/")
+    if parent.rpartition("/")[2] != "releases":
+        raise values.Unreadable(f"current points at {values.shown(link)}, not into releases/")
+    return values.release_name(name)

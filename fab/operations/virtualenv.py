@@ -12,6 +12,7 @@ on the host (`key_command`, checked against `venv_key` in the tests), and
 """
 import hashlib
 
+from fab import host_values as values
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
@@ -96,7 +97,11 @@ echo "$note"
 
     def remember(note):
         """The host's state learns which venv the release runs (reload decisions use it)."""
-        host.state.venvs[release_name] = note.split()[2]  # "reused|built venv <key> ..."
+        words = note.split()  # "reused|built venv <key> ...", as the host reported it
+        try:
+            host.state.venvs[release_name] = values.hex_digest(words[2] if len(words) > 2 else "", "venv key")
+        except values.Unreadable:
+            host.state.venvs.pop(release_name, None)  # unknown: a reload decision then restarts
         return note
 
     return once(host, release_name, "virtualenv", body, then=remember)

@@ -89,6 +89,8 @@ def releases_tables(listed, now, styled=True):
             is_current = release["name"] == listing["current"]
             is_target = release["name"] == listing["rollback_target"]
             marker = "current" if is_current else "rollback target" if is_target else ""
+            if release.get("why"):
+                marker = f"{marker}; {release['why']}" if marker else release["why"]
             marker_style = ""
             if styled:
                 marker_style = ("bold red" if listed.drift else "bold green") if is_current else "cyan"
@@ -117,4 +119,4 @@ def releases_tables(listed, now, styled=True):
 
 def _status_style(status):
     return {rel.GOOD: "green", rel.FAILED: "red", rel.BUILDING: "yellow",
-            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan"}.get(status, "")
+            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan", rel.UNREADABLE: "bold red"}.get(status, "")
