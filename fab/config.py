@@ -435,14 +435,24 @@ def load_environment(name, directory=None):
         env = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
-    # pip echoes its index URLs (and their passwords or tokens) in its errors.
-    secrets.register_credentials_in([*env.pip_args, env.app.repo])
     try:
+        # pip echoes its index URLs (and their passwords or tokens) in its errors.
+        register_credentials(env)
         check_local_files(env)
         env._secret_values.update(read_secrets(env))
     except ValueError as error:
         raise ConfigError(f"{shown}: {error}") from None
     return env
+
+
+def register_credentials(env):
+    """Mask the credentials of the repository's and the pip arguments' URLs in all
+    output (ValueError naming the setting if one is too short to mask)."""
+    for setting, values in (("app.repo", [env.app.repo]), ("pip_args", env.pip_args)):
+        try:
+            secrets.register_credentials_in(values)
+        except secrets.SecretTooShort as error:
+            raise ValueError(f"{setting}: a URL's password or token is {error}") from None
 
 
 def check_local_files(env):
@@ -479,8 +489,11 @@ def read_secrets(env):
     if missing:
         raise ValueError(f"secrets.environment: {', '.join(missing)} not set in the deployer's environment")
     values.update({name: os.environ[name] for name in env.secrets.environment})
-    for value in values.values():
-        secrets.register(value)
+    for name, value in values.items():
+        try:
+            secrets.register(value)
+        except secrets.SecretTooShort as error:
+            raise ValueError(f"secret {name} is {error}") from None
     return values
 
 

@@ -39,6 +39,7 @@ from fab.errors import (
 from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
+from fab.secrets import mask
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
 
 # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
@@ -255,15 +256,15 @@ def unlock(c):
     env = selected_environment(c)
     claim = history_store.clear_claim(env, who_am_i())
     if claim:
-        print(f"removed the claim of {claim} from the history store (kept in its claim audit)")
+        print(mask(f"removed the claim of {claim} from the history store (kept in its claim audit)"))
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
                              quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
     else:
-        print(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
-              f"on {env.hosts[0]}")
+        print(mask(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
+                   f"on {env.hosts[0]}"))
 
 
 # --- services -----------------------------------------------------------------
@@ -325,7 +326,7 @@ def supervisorctl(c, command="status"):
     for name in hosts:
         code_, output = outcomes[name]
         print(f"--- {name} (exit {code_})")
-        print(output)
+        print(mask(output))
     failed = sorted(name for name, (code_, _) in outcomes.items() if code_ != 0)
     if failed:
         raise DeployError(f"supervisorctl {command} exited non-zero on {', '.join(failed)}")
@@ -658,7 +659,7 @@ def limited_hosts(env, hosts):
 def history(c, limit=20, json=False):
     """Show the last operations and their outcomes."""
     env = selected_environment(c)
-    print("\n".join(history_store.history_lines(env, limit, as_json=json)))
+    print(mask("\n".join(history_store.history_lines(env, limit, as_json=json))))
 
 
 @task
@@ -667,9 +668,9 @@ def deploy_log(c, operation=0, follow=False):
     """Show an operation's log; follow a running one."""
     env = selected_environment(c)
     if follow:
-        history_store.follow_log(env, operation, write=lambda line: print(line, flush=True))
+        history_store.follow_log(env, operation, write=lambda line: print(mask(line), flush=True))
     else:
-        print("\n".join(history_store.log_lines(env, operation)))
+        print(mask("\n".join(history_store.log_lines(env, operation))))
 
 
 @task
