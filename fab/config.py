@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from fab import secrets, templates
+from fab.operations import credentials
 from fab.errors import ConfigError
 from fab.folders import NAME as _NAME, available_environments, deploy_folder, find_environment
 
@@ -453,6 +454,10 @@ def register_credentials(env):
             secrets.register_credentials_in(values)
         except secrets.SecretTooShort as error:
             raise ValueError(f"{setting}: a URL's password or token is {error}") from None
+    try:
+        credentials.split_pip_args(env.pip_args)
+    except ValueError as error:
+        raise ValueError(f"pip_args: {error}") from None
 
 
 def check_local_files(env):

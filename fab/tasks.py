@@ -36,7 +36,7 @@ from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
 )
-from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
+from fab.operations import build, cleanup, code, credentials, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.secrets import mask
@@ -495,6 +495,8 @@ def build_release(fleet, meta):
     env = fleet.env
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
+    if credentials.needed(env):  # for git and pip, never on their command lines
+        fleet.each("credentials", credentials.upload)
 
     def check(host):
         return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
