@@ -55,7 +55,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_GET(self):
+    def do_HEAD(self):  # uv asks a wheel's size first
+        self.do_GET(head=True)
+
+    def do_GET(self, head=False):
         path = self.path.split("?", 1)[0]
         wanted = ("deployer", TOKEN) if path.startswith("/app.git/") else ("pypi", INDEX_PASSWORD)
         expected = "Basic " + base64.b64encode(":".join(wanted).encode()).decode()
@@ -77,7 +80,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def _content(self, path):
         if path.startswith("/app.git/"):
@@ -193,7 +197,8 @@ def creds_env(fleet, tmp_path):
             shutil.rmtree(env.code_root(host), ignore_errors=True)
 
 
-def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path):
+@pytest.mark.parametrize("builder", ["virtualenv + pip", "uv"])
+def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder):
     env = creds_env
     (tmp_path / "secrets.env").write_text(f"MULTI='{MULTI_LINE}'\nQUOTED=\"{QUOTED}\"\n")
     with serving(tmp_path, env.spec) as server:
@@ -202,7 +207,8 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             app={"repo": repo, "branch": "main"},
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
-            manage={"role": "webworkers", "command": "python_env/bin/python manage.py"})
+            manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
+            **({"uv": os.path.join(sandbox.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
         cache = f"$HOME/{env.code_root_rel}/git-cache"
         env.remote("web1", f"git clone --quiet --mirror {env.spec.app_repo} {cache} && "
@@ -211,6 +217,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
         with ArgvSampler([TOKEN, INDEX_PASSWORD]) as sampler:
             deployed = env.fab("deploy")
         assert_ok(deployed)
+        assert deployed.stdout.count(f"with {builder}") == len(env.hosts), deployed.stdout
 
         assert sampler.found == [], sampler.found
         assert sampler.sweeps > 10  # it looked all along the deploy
