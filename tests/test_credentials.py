@@ -1,6 +1,6 @@
 """Credentials never reach a command line or a file others can read, on any host.
 
-A deploy from `http://deployer:TOKEN@127.0.0.1:<port>/app.git` (git's HTTP
+A deploy from `http://deployer:TOKEN@127.0.0.1:<port>/app.git` (git's dumb HTTP
 protocol, Basic auth) with `pip_args: [--index-url, http://pypi:PASSWORD@.../simple]`
 (a PEP 503 index of the sandbox's wheels), both served on loopback by a server
 that refuses any request without the credentials, so the deploy only succeeds if
@@ -230,8 +230,8 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
 
         for host in env.hosts:
             assert readable_by_others_holding(env.spec.home(host), [TOKEN, INDEX_PASSWORD]) == [], host
-            kept = os.path.join(env.code_root(host), ".deploy-credentials")
-            assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+            for kept in (".deploy-credentials", ".deploy-netrc"):
+                assert stat.S_IMODE(os.stat(os.path.join(env.code_root(host), kept)).st_mode) == 0o600
         with open(os.path.join(env.code_root("web1"), "git-cache", "config")) as handle:
             assert f"url = http://127.0.0.1:{server.port}/app.git\n" in handle.read()
 
@@ -248,7 +248,8 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
 
 
 def test_no_step_script_carries_a_credential():
-    """The scripts that run git and pip name the credentials only as variables."""
+    """The scripts that run git and pip name no credential: git asks the helper, pip
+    and uv read the netrc file."""
     from types import SimpleNamespace
 
     from fab.operations import code, virtualenv
@@ -261,23 +262,31 @@ def test_no_step_script_carries_a_credential():
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
         requirements=["requirements.txt"], python="/usr/bin/python3", virtualenv="virtualenv", uv="uv",
     )
-    host = SimpleNamespace(env=env, paths=Paths("/home/deploy/www/app"), state=SimpleNamespace(venvs={}))
+    paths = Paths("/home/deploy/www/app")
+    host = SimpleNamespace(env=env, paths=paths, state=SimpleNamespace(venvs={}))
     scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body,
                virtualenv.key_command(env)]
     for script in scripts:
         assert TOKEN not in script and INDEX_PASSWORD not in script
-    assert "set -a; . /home/deploy/www/app/.deploy-credentials; set +a" in scripts[0]
+        assert "set -a; . /home/deploy/www/app/.deploy-credentials; set +a" in script or script is scripts[2]
     assert "https://git.example.com/app.git" in scripts[0]
-    assert "--no-cache-dir --find-links /srv/wheels" in scripts[1]
-    exported = dict(line.split("=", 1) for line in credentials.file_text(env).splitlines())
-    assert exported["PIP_INDEX_URL"] == f"https://pypi:{INDEX_PASSWORD}@pypi.example.com/simple"
-    assert exported["PIP_EXTRA_INDEX_URL"] == (
-        f"'https://{TOKEN}@more.example.com/simple https://public.example.com/simple'")
-    assert exported["UV_EXTRA_INDEX_URL"] == exported["PIP_EXTRA_INDEX_URL"]
-    assert exported["FAB_GIT_USERNAME"] == "ci" and exported["FAB_GIT_PASSWORD"] == TOKEN
-    assert json.dumps(sorted(exported)) == json.dumps(sorted(
-        ["FAB_GIT_USERNAME", "FAB_GIT_PASSWORD", "PIP_INDEX_URL", "UV_INDEX_URL",
-         "PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"]))
+    assert ("--no-cache-dir -i https://pypi.example.com/simple --extra-index-url=https://more.example.com/simple "
+            "--extra-index-url https://public.example.com/simple --find-links /srv/wheels") in scripts[1]
+    assert credentials.variables_text(env, paths) == (
+        f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\nNETRC=/home/deploy/www/app/.deploy-netrc\n")
+    assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
+        f'machine more.example.com login {TOKEN} password ""\n'
+        f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")
+
+
+def test_without_credentials_a_step_removes_those_an_earlier_deploy_left():
+    from types import SimpleNamespace
+
+    from fab.paths import Paths
+
+    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git"), pip_args=["--no-index"])
+    line = credentials.load_line(SimpleNamespace(env=env, paths=Paths("/srv/www")))
+    assert line.startswith("for file in /srv/www/.deploy-credentials /srv/www/.deploy-netrc; do")
 
 
 @pytest.mark.parametrize("url, public, user, password", [
@@ -292,7 +301,12 @@ def test_a_url_splits_into_what_may_be_shown_and_its_credentials(url, public, us
     assert credentials.split_url(url) == (public, user, password)
 
 
-def test_a_credential_pip_cannot_take_from_its_environment_is_refused():
-    with pytest.raises(ValueError, match="only as the value of"):
-        credentials.split_pip_args(["--extra-index", "https://u:secretpw@h/simple"])
+@pytest.mark.parametrize("pip_args, problem", [
+    (["-i", "https://u:secretpw@h/simple", "--extra-index-url", "https://v:otherpw@h/more"],
+     "two URLs on h carry different credentials"),
+    (["-i", "https://u:secret%20pw@h/simple"], "hold a space or a quote"),
+])
+def test_credentials_a_netrc_file_cannot_hold_are_refused(pip_args, problem):
+    with pytest.raises(ValueError, match=problem):
+        credentials.split_pip_args(pip_args)
     assert credentials.split_pip_args(["--no-index", "--find-links", "/w"]) == (["--no-index", "--find-links", "/w"], {})

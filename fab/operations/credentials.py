@@ -6,12 +6,14 @@ would show in every host's process list (`ps`) if git or pip got it as an
 argument, and a clone keeps its URL in its config (mode 0644). So git gets the
 repository URL without its user part (`public_url`) and the credentials from a
 credential helper that reads them from its environment; pip and uv get the index
-options that carry credentials as environment variables (PIP_INDEX_URL, ...).
-Those variables reach a host in one file, `<code_root>/.deploy-credentials`
-(mode 0600, sent over SFTP by `upload`, rewritten at each deploy), which the
-steps that run git or pip load into their own environment (`load_line`).
+URLs without credentials and read those from a netrc file that NETRC names.
+They reach a host in `<code_root>/.deploy-credentials` (sh variables) and
+`<code_root>/.deploy-netrc`, of mode 0600, sent over SFTP by `upload` and
+rewritten at each deploy; the steps that run git or pip load the variables into
+their own environment (`load_line`).
 """
 import posixpath
+import re
 import shlex
 import urllib.parse
 
@@ -25,14 +27,6 @@ GIT_USERNAME, GIT_PASSWORD = "FAB_GIT_USERNAME", "FAB_GIT_PASSWORD"
 _HELPER = ('!f() { if [ "$1" = get ]; then printf "username=%s\\npassword=%s\\n" '
            f'"${GIT_USERNAME}" "${GIT_PASSWORD}"; fi; }}; f')
 GIT_HELPER_OPTIONS = ("-c", "credential.helper=", "-c", f"credential.helper={_HELPER}")
-
-#: pip's options that take a URL: {option: (its short form, pip's variable, uv's variable, uv's separator)}.
-_PIP_URL_OPTIONS = {
-    "--index-url": ("-i", "PIP_INDEX_URL", "UV_INDEX_URL", " "),
-    "--extra-index-url": (None, "PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", " "),
-    "--find-links": ("-f", "PIP_FIND_LINKS", "UV_FIND_LINKS", ","),
-}
-
 
 def split_url(url):
     """(the URL without its credentials, user, password) when `url` carries a secret
@@ -63,72 +57,78 @@ def git_options(repo):
 
 
 def split_pip_args(pip_args):
-    """(the pip arguments that may go on a command line, {variable: value} for the
-    rest): each URL option of a kind (`--index-url`, `--extra-index-url`,
-    `--find-links`) of which one value carries credentials becomes pip's and uv's
-    variable for it. ValueError if a credential is left in some other argument."""
-    found = []  # (index of the option, how many arguments, option, value)
-    index = 0
-    while index < len(pip_args):
-        arg = str(pip_args[index])
-        for option, (short, *_) in _PIP_URL_OPTIONS.items():
-            if arg == option or (short and arg == short):
-                if index + 1 < len(pip_args):
-                    found.append((index, 2, option, str(pip_args[index + 1])))
-                    index += 1
-                break
-            if arg.startswith(option + "="):
-                found.append((index, 1, option, arg[len(option) + 1:]))
-                break
-            if short and arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
-                found.append((index, 1, option, arg[len(short):]))
-                break
-        index += 1
-    hidden = {option for _, _, option, value in found if secrets.credentials_in(value)}
-    environment, dropped = {}, set()
-    for start, count, option, value in found:
-        if option in hidden:
-            dropped.update(range(start, start + count))
-            _, pip_variable, uv_variable, separator = _PIP_URL_OPTIONS[option]
-            several = option != "--index-url"
-            environment[pip_variable] = (f"{environment[pip_variable]} {value}"
-                                         if several and pip_variable in environment else value)
-            environment[uv_variable] = (f"{environment[uv_variable]}{separator}{value}"
-                                        if several and uv_variable in environment else value)
-    public = [str(arg) for position, arg in enumerate(pip_args) if position not in dropped]
-    if any(secrets.credentials_in(arg) for arg in public):
-        raise ValueError("a URL with a password or token is allowed only as the value of "
-                         "--index-url (-i), --extra-index-url or --find-links (-f)")
-    return public, environment
+    """(the pip arguments with every URL's credentials taken out, {host: (user,
+    password)} of those credentials). pip and uv read these from a netrc file: pip
+    passes its index URLs on to the pip it runs to build an sdist, on its command
+    line, so the credentials must not be part of them. ValueError if two URLs on one
+    host carry different credentials (a netrc file tells hosts apart, not paths) or
+    a credential holds a space or a quote (netrc cannot write it)."""
+    public, logins = [], {}
+    for arg in map(str, pip_args):
+        match = _URL.search(arg)
+        if match and secrets.credentials_in(match.group(0)):
+            url, user, password = split_url(match.group(0))
+            host = urllib.parse.urlsplit(url).hostname or ""
+            if any(char in user + password for char in " \t\n\"'"):
+                raise ValueError(f"the credentials of {secrets.mask_url(match.group(0))} hold a space or a quote, "
+                                 "which a netrc file cannot hold")
+            if logins.get(host, (user, password)) != (user, password):
+                raise ValueError(f"two URLs on {host} carry different credentials")
+            logins[host] = (user, password)
+            arg = arg[:match.start()] + url + arg[match.end():]
+        if secrets.credentials_in(arg):
+            raise ValueError("give each URL with credentials as an argument of its own")
+        public.append(arg)
+    return public, logins
 
 
-def file_text(env):
-    """The host's credentials file: one KEY='value' line each, safe to source from sh."""
-    values = {**git_environment(env.app.repo), **split_pip_args(env.pip_args)[1]}
-    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def netrc_text(logins):
+    """A netrc file's text for {host: (user, password)}."""
+    return "".join(f"machine {host} login {user} password {password or chr(34) * 2}\n"
+                   for host, (user, password) in sorted(logins.items()))
 
 
 def needed(env):
     """Whether the hosts need credentials to fetch the code or the packages."""
-    return bool(file_text(env))
+    return bool(git_environment(env.app.repo) or split_pip_args(env.pip_args)[1])
 
 
-def path(paths):
+def variables_path(paths):
+    """The sh file of variables (git's credentials, NETRC) a step loads."""
     return posixpath.join(paths.code_root, ".deploy-credentials")
 
 
+def netrc_path(paths):
+    """The netrc file pip and uv read (NETRC names it)."""
+    return posixpath.join(paths.code_root, ".deploy-netrc")
+
+
+def variables_text(env, paths):
+    """The variables file: one KEY='value' line each, safe to source from sh."""
+    values = dict(git_environment(env.app.repo))
+    if split_pip_args(env.pip_args)[1]:
+        values["NETRC"] = netrc_path(paths)
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
+
+
 def load_line(host):
-    """Shell for a step that runs git or pip: export the credentials into its own
-    environment; without credentials, remove a file an earlier deploy left."""
-    where = shell.quote(path(host.paths))
+    """Shell for a step that runs git or pip: export the credentials' variables into
+    its own environment; without credentials, remove the files an earlier deploy left."""
+    files = " ".join(shell.quote(f) for f in (variables_path(host.paths), netrc_path(host.paths)))
     if needed(host.env):
-        return f"set -a; . {where}; set +a"
-    return f"if [ -e {where} ]; then rm -f {where}; fi"
+        return f"set -a; . {shell.quote(variables_path(host.paths))}; set +a"
+    return f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done"
 
 
 def upload(host):
-    """Put the credentials on the host (mode 0600, over SFTP)."""
+    """Put the credentials on the host: files of mode 0600, written over SFTP."""
     from fab.operations.shared import write_private
 
-    write_private(host, path(host.paths), file_text(host.env))
-    return "credentials for git and pip in a 0600 file"
+    write_private(host, variables_path(host.paths), variables_text(host.env, host.paths))
+    logins = split_pip_args(host.env.pip_args)[1]
+    if logins:
+        write_private(host, netrc_path(host.paths), netrc_text(logins))
+    return "credentials for git and pip in files of mode 0600"
