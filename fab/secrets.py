@@ -101,7 +101,8 @@ def _shown_forms(secret):
     lines long enough to mask (output is masked line by line), and its quoted forms."""
     if not secret:
         return set()
-    lines = [line.rstrip("\r") for line in secret.split("\n")]
+    # A line's indentation is not secret (and masking it would hide every indented line).
+    lines = [line.strip() for line in secret.split("\n")]
     if max(len(line) for line in lines) < MIN_SECRET_LENGTH:
         raise SecretTooShort(f"shorter than {MIN_SECRET_LENGTH} characters: too short to mask safely")
     forms = {secret, *(line for line in lines if len(line) >= MIN_SECRET_LENGTH)}

@@ -82,6 +82,14 @@ def test_a_multi_line_secret_is_masked_line_by_line_too():
     assert secrets.mask("whole: " + key) == "whole: ***"
 
 
+def test_the_indentation_of_a_multi_line_secret_is_not_masked():
+    secrets.register('{\n    "private_key": "k3y-material",\n    \n}')
+    assert secrets.mask('    "private_key": "k3y-material",') == "    ***"
+    assert secrets.mask("    indented output") == "    indented output"
+    with pytest.raises(secrets.SecretTooShort):
+        secrets.register("    ")
+
+
 @pytest.mark.parametrize("text", [
     'KEY=\'it\'s "quoted"\'',  # a secret with quotes, as JSON, repr and sh print it
 ])
