@@ -1,7 +1,7 @@
 """Credentials never reach a command line or a file others can read, on any host.
 
-A deploy from `http://deployer:TOKEN@127.0.0.1:<port>/app.git` (git's dumb HTTP
-protocol, Basic auth) with `pip_args: [--index-url, http://pypi:PASSWORD@.../simple]`
+A deploy from `http://deployer:TOKEN@127.0.0.1:<port>/app.git` (git's smart HTTP
+protocol by `git http-backend`, Basic auth) with `pip_args: [--index-url, http://pypi:PASSWORD@.../simple]`
 (a PEP 503 index of the sandbox's wheels), both served on loopback by a server
 that refuses any request without the credentials, so the deploy only succeeds if
 git and pip really got them. While it runs, every process's argv on the machine
@@ -35,7 +35,7 @@ QUOTED = "quoted-secret-value"
 
 
 class CredentialServer(http.server.ThreadingHTTPServer):
-    """git's dumb HTTP protocol for one bare repository (/app.git/...) and a PEP 503
+    """git's smart HTTP protocol for one bare repository (/app.git/...) and a PEP 503
     index of a wheelhouse (/simple/<project>/, /files/<wheel>), each behind its own
     Basic credentials. `requests` records (path, authorized) of every request."""
 
@@ -58,6 +58,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):  # uv asks a wheel's size first
         self.do_GET(head=True)
 
+    def do_POST(self):
+        self.do_GET()
+
     def do_GET(self, head=False):
         path = self.path.split("?", 1)[0]
         wanted = ("deployer", TOKEN) if path.startswith("/app.git/") else ("pypi", INDEX_PASSWORD)
@@ -70,37 +73,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body, kind = self._content(path)
-        if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
+        status, headers, body = self._git() if path.startswith("/app.git/") else self._index(path)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head:
             self.wfile.write(body)
 
-    def _content(self, path):
-        if path.startswith("/app.git/"):
-            local = os.path.realpath(os.path.join(self.server.repo, path[len("/app.git/"):]))
-            if local.startswith(self.server.repo + os.sep) and os.path.isfile(local):
-                with open(local, "rb") as handle:
-                    return handle.read(), "application/octet-stream"
-            return None, None
+    def _git(self):
+        """git's smart HTTP protocol, by `git http-backend` (a CGI program)."""
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        request = self.rfile.read(length) if length else b""
+        environ = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": os.path.dirname(self.server.repo),
+                   "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path, "QUERY_STRING": query,
+                   "REQUEST_METHOD": self.command, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                   "CONTENT_LENGTH": str(length), "REMOTE_USER": "deployer", "REMOTE_ADDR": "127.0.0.1",
+                   "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                   "GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}
+        result = subprocess.run(["git", "http-backend"], input=request, env=environ, capture_output=True,
+                                timeout=60)
+        head, _, body = result.stdout.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(": ")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value))
+        return status, headers, body
+
+    def _index(self, path):
+        """A PEP 503 index of the wheelhouse."""
         wheels = sorted(os.listdir(self.server.wheelhouse))
         match = re.match(r"^/simple/([^/]+)/$", path)
         if match:
             project = _normalized(match.group(1))
             links = "".join(f'<a href="/files/{name}#sha256={_sha256(self.server.wheelhouse, name)}">{name}</a>\n'
                             for name in wheels if _normalized(name.split("-")[0]) == project)
-            return f"<html><body>\n{links}</body></html>\n".encode(), "text/html"
+            return 200, [("Content-Type", "text/html")], f"<html><body>\n{links}</body></html>\n".encode()
         if path.startswith("/files/") and path[len("/files/"):] in wheels:
             with open(os.path.join(self.server.wheelhouse, path[len("/files/"):]), "rb") as handle:
-                return handle.read(), "application/octet-stream"
-        return None, None
+                return 200, [("Content-Type", "application/octet-stream")], handle.read()
+        return 404, [], b""
 
 
 def _normalized(name):
@@ -117,7 +134,6 @@ def serving(tmp_path, spec):
     """The credential server on a copy of the sample app's repository, in a thread."""
     repo = str(tmp_path / "served" / "app.git")
     subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
-    subprocess.run(["git", "--git-dir", repo, "update-server-info"], check=True)
     server = CredentialServer(os.path.realpath(repo), sandbox.WHEELHOUSE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -215,7 +231,9 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
                            f"git --git-dir={cache} config remote.origin.url {repo}")
 
         with ArgvSampler([TOKEN, INDEX_PASSWORD]) as sampler:
+            planned = env.fab("deploy:plan=yes")  # the controller fetches the commits it shows
             deployed = env.fab("deploy")
+        assert_ok(planned)
         assert_ok(deployed)
         assert deployed.stdout.count(f"with {builder}") == len(env.hosts), deployed.stdout
 
@@ -242,7 +260,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
         managed = assert_ok(env.fab(f"manage:echo {QUOTED} {MULTI_LINE.splitlines()[0]}"))
         assert "***: ERROR (no such process)" in ctl.stdout, ctl.stdout + ctl.stderr
         assert managed.stdout.count("***") == 2, managed.stdout
-    for output in (deployed.stdout, deployed.stderr, ctl.stdout, ctl.stderr, managed.stdout, managed.stderr):
+    for output in (planned.stdout, planned.stderr, deployed.stdout, deployed.stderr, ctl.stdout, ctl.stderr, managed.stdout, managed.stderr):
         for secret in (TOKEN, INDEX_PASSWORD, QUOTED, *MULTI_LINE.splitlines()):
             assert secret not in output, output
 
