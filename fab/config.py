@@ -18,9 +18,9 @@ from pydantic import (
 )
 
 from fab import secrets, templates
-from fab.operations import credentials
 from fab.errors import ConfigError
 from fab.folders import NAME as _NAME, available_environments, deploy_folder, find_environment
+from fab.operations import credentials
 
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 

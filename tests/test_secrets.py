@@ -252,3 +252,14 @@ def test_the_hosts_secrets_file_is_safe_to_source():
     script = text + 'printf "%s|" "$A" "$B" "$C"'
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout == f"{values['A']}|{values['B']}|{values['C']}|"
+
+
+def test_a_store_password_too_short_to_mask_is_refused_without_showing_it(monkeypatch):
+    from fab.history.errors import StoreMisconfigured
+    from fab.history.urls import store_url
+
+    monkeypatch.setenv("FAB_HISTORY_URL", "postgresql://deployer:pw@db.internal/deploys")
+    with pytest.raises(StoreMisconfigured) as raised:
+        store_url(None)
+    assert str(raised.value) == ("history store postgresql://deployer:***@db.internal/deploys: "
+                                 "its password is shorter than 4 characters: too short to mask safely")
