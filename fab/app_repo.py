@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 
 from fab.errors import DeployError
+from fab.operations import credentials
 from fab.secrets import mask
 
 GIT_TIMEOUT = 300
@@ -29,12 +30,14 @@ class RepoUnreadable(DeployError):
 class AppRepo:
     """A local git directory holding the commits a plan asked for."""
 
-    def __init__(self, git_dir):
+    def __init__(self, git_dir, repo=""):
         self.git_dir = git_dir
+        #: The repository it fetches from, whose credentials git asks of the helper.
+        self.repo = repo
 
     def git(self, command, *args, binary=False):
         """Run `git <command> <args>` here; its stdout (bytes if `binary`)."""
-        return _git(self.git_dir, command, *args, binary=binary)
+        return _git(self.git_dir, command, *args, binary=binary, repo=self.repo)
 
     def log(self, since, until, limit):
         """(commits `since`..`until` as `git log --oneline` lines, newest first, at most
@@ -90,9 +93,9 @@ def opened(repo, commits):
             yield in_place
             return
     with tempfile.TemporaryDirectory(prefix="fab-plan-") as temporary:
-        fetched = AppRepo(temporary)
+        fetched = AppRepo(temporary, repo)
         fetched.git("init", "--quiet", "--bare")
-        fetched.git("remote", "add", "--", "origin", repo)
+        fetched.git("remote", "add", "--", "origin", credentials.public_url(repo))
         try:  # by commit id (protocol v2 servers allow it), blobs only as needed
             fetched.git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "--", "origin", *commits)
         except RepoUnreadable:  # older servers: every branch and tag
@@ -101,11 +104,12 @@ def opened(repo, commits):
         yield fetched
 
 
-def _git(git_dir, command, *args, binary=False):
+def _git(git_dir, command, *args, binary=False, repo=""):
     try:
         result = subprocess.run(
-            ["git", "-C", git_dir, command, *args], capture_output=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            ["git", *credentials.git_options(repo), "-C", git_dir, command, *args], capture_output=True,
+            timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credentials.git_environment(repo)},
         )
     except subprocess.TimeoutExpired:
         raise RepoUnreadable(f"git {command} timed out after {GIT_TIMEOUT}s") from None

@@ -20,6 +20,7 @@ from pydantic import (
 from fab import secrets, templates
 from fab.errors import ConfigError
 from fab.folders import NAME as _NAME, available_environments, deploy_folder, find_environment
+from fab.operations import credentials
 
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -480,9 +481,9 @@ def load_environment(name, directory=None):
         raise ConfigError(f"{shown}: {describe_validation_error(error)}") from None
     except ValueError as error:
         raise ConfigError(f"{shown}: {error}") from None
-    # pip echoes its index URLs (and their passwords or tokens) in its errors.
-    secrets.register_credentials_in([*env.pip_args, env.app.repo])
     try:
+        # pip echoes its index URLs (and their passwords or tokens) in its errors.
+        register_credentials(env)
         check_local_files(env)
         env._secret_values.update(read_secrets(env))
     except ValueError as error:
@@ -541,6 +542,20 @@ def check_values(data):
     check(data, "")
 
 
+def register_credentials(env):
+    """Mask the credentials of the repository's and the pip arguments' URLs in all
+    output (ValueError naming the setting if one is too short to mask)."""
+    for setting, values in (("app.repo", [env.app.repo]), ("pip_args", env.pip_args)):
+        try:
+            secrets.register_credentials_in(values)
+        except secrets.SecretTooShort as error:
+            raise ValueError(f"{setting}: a URL's password or token is {error}") from None
+    try:
+        credentials.split_pip_args(env.pip_args)
+    except ValueError as error:
+        raise ValueError(f"pip_args: {error}") from None
+
+
 def check_local_files(env):
     """Every local file and template the environment names exists and is usable
     (ValueError naming the setting otherwise)."""
@@ -575,8 +590,11 @@ def read_secrets(env):
     if missing:
         raise ValueError(f"secrets.environment: {', '.join(missing)} not set in the deployer's environment")
     values.update({name: os.environ[name] for name in env.secrets.environment})
-    for value in values.values():
-        secrets.register(value)
+    for name, value in values.items():
+        try:
+            secrets.register(value)
+        except secrets.SecretTooShort as error:
+            raise ValueError(f"secret {name} is {error}") from None
     return values
 
 

@@ -1,19 +1,32 @@
 """Keeping secrets out of output: credentials in URLs, and values registered as secret.
 
-`mask(text)` is applied by every output (the plain lines, the one-line errors):
-any `scheme://user:password@` shows as `scheme://user:***@`, a bare token in an
-http(s) URL (`https://TOKEN@host`) as `https://***@host`, and every value given
-to `register` as `***`. A bare user name in ssh://, postgresql://, ... URLs
-(`ssh://git@host`) is a login, not a secret, and is kept.
+`mask(text)` is the one masking place: events are masked as they are published
+(so the plain lines, the live view, the JSON summary and the history store see
+them masked), and whatever is printed outside the event stream (streamed
+`manage` output, `supervisorctl`, `history`, `deploy_log`, the one-line errors)
+goes through it too. Any `scheme://user:password@` shows as
+`scheme://user:***@`, a bare token in an http(s) URL (`https://TOKEN@host`) as
+`https://***@host`, and every value given to `register` as `***`: also each
+line of a multi-line value (output is shown line by line) and the forms a value
+takes when printed quoted (JSON, shell, Python repr, URL-encoded). A bare user
+name in ssh://, postgresql://, ... URLs (`ssh://git@host`) is a login, not a
+secret, and is kept.
 """
+import json
 import re
+import shlex
 import threading
+import urllib.parse
 
 MASK = "***"
 
-#: Values shorter than this are not masked: they would hide ordinary words, and a
-#: secret that short protects nothing anyway.
+#: A secret shorter than this cannot be masked safely (masking it would hide
+#: ordinary words, not masking it prints it): `register` refuses it.
 MIN_SECRET_LENGTH = 4
+
+
+class SecretTooShort(ValueError):
+    """A secret too short to mask safely (the message never shows it)."""
 
 # scheme://userinfo@ where userinfo has no whitespace, "/" or "@" (RFC 3986 allows
 # neither "/" nor an unescaped "@" there).
@@ -62,13 +75,18 @@ def register(value):
     """Mask `value` in all output from now on (e.g. a service's secret environment value).
 
     A URL's own credentials are registered too, so they are masked wherever they
-    appear, not only inside that URL.
+    appear, not only inside that URL. An empty value hides nothing and is skipped;
+    SecretTooShort if a part of it that output could show on its own (the value,
+    each credential) has no line of MIN_SECRET_LENGTH characters.
     """
     value = str(value)
+    forms = set()
+    for secret in [value, *credentials_in(value)]:
+        forms |= _shown_forms(secret)
+    for credential in credentials_in(value):
+        forms |= _shown_forms(urllib.parse.unquote(credential))  # as a driver or git prints it
     with _registered_lock:
-        for secret in [value, *credentials_in(value)]:
-            if len(secret) >= MIN_SECRET_LENGTH:
-                _registered.add(secret)
+        _registered.update(forms)
 
 
 def register_credentials_in(values):
@@ -76,6 +94,21 @@ def register_credentials_in(values):
     for value in values:
         for secret in credentials_in(str(value)):
             register(secret)
+
+
+def _shown_forms(secret):
+    """The strings under which `secret` may appear in output: itself, each of its
+    lines long enough to mask (output is masked line by line), and its quoted forms."""
+    if not secret:
+        return set()
+    # A line's indentation is not secret (and masking it would hide every indented line).
+    lines = [line.strip() for line in secret.split("\n")]
+    if max(len(line) for line in lines) < MIN_SECRET_LENGTH:
+        raise SecretTooShort(f"shorter than {MIN_SECRET_LENGTH} characters: too short to mask safely")
+    forms = {secret, *(line for line in lines if len(line) >= MIN_SECRET_LENGTH)}
+    forms |= {json.dumps(secret)[1:-1], repr(secret)[1:-1], shlex.quote(secret),
+              urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
 def mask(text):
@@ -89,25 +122,59 @@ def mask(text):
 
 
 _ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_AFTER_QUOTE = re.compile(r"^\s*(?:#.*)?$")
 
 
 def parse_env_file(text):
     """{name: value} from a secrets file: KEY=value lines; blank lines and `#`
-    comments skipped; an optional `export `; a value in matching single or double
-    quotes loses them (nothing else is interpreted). ValueError names the line."""
+    comments skipped; an optional `export `. A value in single or double quotes
+    loses them, may span lines and may be followed by a `# comment`; inside double
+    quotes `\\"` and `\\\\` stand for `"` and `\\` (nothing else is interpreted). An
+    unquoted value is taken as it is. ValueError names the line."""
     values = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        number += 1
+        stripped = lines[number - 1].strip()
         if not stripped or stripped.startswith("#"):
             continue
         match = _ENV_LINE.match(stripped)
         if not match:
             raise ValueError(f"line {number}: expected KEY=value")
         name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"'):
+            first = number
+            rest = lines[number - 1].split("=", 1)[1].lstrip()
+            while True:
+                closed = _quoted(rest)
+                if closed is not None or number == len(lines):
+                    break
+                number += 1
+                rest += "\n" + lines[number - 1]
+            if closed is None:
+                raise ValueError(f"line {first}: {name}: the quote is never closed")
+            value, after = closed
+            if not _AFTER_QUOTE.match(after):
+                raise ValueError(f"line {number}: {name}: unexpected text after the closing quote")
         values[name] = value
     return values
+
+
+def _quoted(text):
+    """(value, what follows) of `text` that starts with a quote, or None if the
+    quote does not close in it."""
+    quote, index, value = text[0], 1, []
+    while index < len(text):
+        char = text[index]
+        if char == quote:
+            return "".join(value), text[index + 1:]
+        if quote == '"' and char == "\\" and text[index + 1:index + 2] in ('"', "\\"):
+            index += 1
+            char = text[index]
+        value.append(char)
+        index += 1
+    return None
 
 
 class MaskedLines:

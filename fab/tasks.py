@@ -36,10 +36,10 @@ from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
 )
-from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
+from fab.operations import build, cleanup, code, credentials, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
-from fab.shown import safe_to_show, shown
+from fab.shown import safe_to_show
 from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
 
 # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
@@ -257,15 +257,15 @@ def unlock(c):
     env = selected_environment(c)
     claim = history_store.clear_claim(env, who_am_i())
     if claim:
-        print(shown(f"removed the claim of {claim} from the history store (kept in its claim audit)"))
+        print(safe_to_show(f"removed the claim of {claim} from the history store (kept in its claim audit)"))
     with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
         removed = fleet.each("unlock", lambda host: lock.force_release(host, who_am_i()),
                              quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
     else:
-        print(shown(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
-                    f"on {env.hosts[0]}"))
+        print(safe_to_show(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
+                           f"on {env.hosts[0]}"))
 
 
 # --- services -----------------------------------------------------------------
@@ -500,6 +500,8 @@ def build_release(fleet, meta):
     env = fleet.env
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
+    if credentials.needed(env):  # for git and pip, never on their command lines
+        fleet.each("credentials", credentials.upload)
 
     def check(host):
         return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
@@ -664,7 +666,7 @@ def limited_hosts(env, hosts):
 def history(c, limit=20, json=False):
     """Show the last operations and their outcomes."""
     env = selected_environment(c)
-    print(shown("\n".join(history_store.history_lines(env, limit, as_json=json))))
+    print(safe_to_show("\n".join(history_store.history_lines(env, limit, as_json=json))))
 
 
 @task
@@ -673,9 +675,9 @@ def deploy_log(c, operation=0, follow=False):
     """Show an operation's log; follow a running one."""
     env = selected_environment(c)
     if follow:
-        history_store.follow_log(env, operation, write=lambda line: print(shown(line), flush=True))
+        history_store.follow_log(env, operation, write=lambda line: print(safe_to_show(line), flush=True))
     else:
-        print(shown("\n".join(history_store.log_lines(env, operation))))
+        print(safe_to_show("\n".join(history_store.log_lines(env, operation))))
 
 
 @task

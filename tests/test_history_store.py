@@ -204,6 +204,28 @@ def test_an_unreachable_store_is_one_line_without_its_password(env_dir):
     assert "hunter2" not in result.stdout + result.stderr, line
 
 
+@pytest.mark.parametrize("password, parts", [
+    ("hunter/2222", ["hunter/2222", "2222"]),
+    ("hunter 2222", ["hunter 2222", "2222"]),
+    ("p%2Fss/word", ["p%2Fss/word", "p/ss/word", "word"]),  # "%2F" is "/" to the driver
+])
+def test_a_store_password_with_a_slash_or_a_space_is_never_shown(env_dir, password, parts):
+    """SQLAlchemy takes such a password (it splits at the last "@"): every task that
+    names the store shows it masked, in its lines, its error and its JSON."""
+    url = f"postgresql://deployer:{password}@127.0.0.1:1/deploys"
+    environ = {"FAB_HISTORY_URL": url}
+    results = [fab(env_dir, *task, environ=environ)
+               for task in (["history"], ["history:json=yes"], ["history_upgrade"], ["deploy_log"],
+                            ["deploy"], ["unlock"])]
+    results.append(fab(env_dir, "deploy", environ={**environ, "FAB_JSON": "1"}))
+    for result in results:
+        shown = result.stdout + result.stderr
+        assert "Traceback" not in shown, shown
+        assert "postgresql://deployer:***@127.0.0.1:1/deploys" in shown, shown
+        for part in parts:
+            assert part not in shown, shown
+
+
 def test_two_controllers_claiming_at_once_exactly_one_wins_every_time(env_dir, pg_url, tmp_path, monkeypatch):
     monkeypatch.setenv("FAB_HISTORY_URL", pg_url)
     assert_ok(fab(env_dir, "history"))  # the store exists before the race

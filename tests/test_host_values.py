@@ -292,8 +292,9 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
         return result.stdout
 
     host = types.SimpleNamespace(
-        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"]),
+        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"], pip_args=[]),
         paths=types.SimpleNamespace(git_cache=str(tmp_path / "git-cache"), shared=str(tmp_path / "shared"),
+                                    code_root=str(tmp_path),
                                     release=lambda name: str(release)),
         run=run)
     run(shell.script(code._update_cache(host, commits[1]), code._export(host, commits[1], str(release))))

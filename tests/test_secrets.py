@@ -1,13 +1,15 @@
 """Secrets never reach output: credential URLs and registered values are masked."""
 import io
 import json
+import shlex
+import urllib.parse
 
 import pytest
 from invoke.exceptions import Exit
 
 from fab import events, secrets
 from fab.config import load_environment
-from fab.errors import PreflightError
+from fab.errors import ConfigError, PreflightError
 from fab.operations.code import resolve_commit
 from fab.outputs.plain import PlainLines
 from fab.session import user_errors
@@ -61,9 +63,122 @@ def test_registering_a_url_masks_its_credentials_anywhere():
     assert secrets.mask("auth failed with password Tok3n-xyz") == "auth failed with password ***"
 
 
-def test_very_short_values_are_not_registered():
-    secrets.register("ab")
+def test_a_secret_too_short_to_mask_is_refused_and_an_empty_one_hides_nothing():
+    for short in ("abc", "a", "ab\ncd"):
+        with pytest.raises(secrets.SecretTooShort):
+            secrets.register(short)
+    secrets.register("")
     assert secrets.mask("a tab") == "a tab"
+
+
+def test_a_multi_line_secret_is_masked_line_by_line_too():
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nw==\n-----END KEY-----"
+    secrets.register(key)
+    out = io.StringIO()
+    lines = secrets.MaskedLines(out)  # streamed output is masked one line at a time
+    lines.write("the key:\n" + key + "\ndone\n")
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in out.getvalue()
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in secrets.mask("one line: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
+    assert secrets.mask("whole: " + key) == "whole: ***"
+
+
+def test_the_indentation_of_a_multi_line_secret_is_not_masked():
+    secrets.register('{\n    "private_key": "k3y-material",\n    \n}')
+    assert secrets.mask('    "private_key": "k3y-material",') == "    ***"
+    assert secrets.mask("    indented output") == "    indented output"
+    with pytest.raises(secrets.SecretTooShort):
+        secrets.register("    ")
+
+
+@pytest.mark.parametrize("text", [
+    'KEY=\'it\'s "quoted"\'',  # a secret with quotes, as JSON, repr and sh print it
+])
+def test_a_secret_is_masked_in_its_quoted_forms(text):
+    value = "p@ss'w\"rd\\x/y z"
+    secrets.register(value)
+    for shown in (json.dumps({"v": value}), repr(value), shlex.quote(value),
+                  urllib.parse.quote(value, safe=""), value):
+        assert "w\"rd" not in secrets.mask(shown) and "rd\\" not in secrets.mask(shown), shown
+        assert "***" in secrets.mask(shown)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("KEY='single quoted'\n", "single quoted"),
+    ('KEY="double quoted"\n', "double quoted"),
+    ("export KEY = 'spaced'  # a comment\n", "spaced"),
+    ('KEY="with \\"escaped\\" quote and \\\\"\n', 'with "escaped" quote and \\'),
+    ("KEY='-----BEGIN\nline two\n-----END'\nNEXT=1234\n", "-----BEGIN\nline two\n-----END"),
+    ("KEY=unquoted # kept whole\n", "unquoted # kept whole"),
+])
+def test_secrets_file_values_lose_their_quotes(text, value):
+    assert secrets.parse_env_file(text)["KEY"] == value
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("KEY='never closed\nOTHER=1\n", "line 1: KEY: the quote is never closed"),
+    ("A=1\nKEY='closed' junk\n", "line 2: KEY: unexpected text after the closing quote"),
+])
+def test_malformed_quoted_values_name_their_line(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        secrets.parse_env_file(text)
+
+
+def environments(deploy_folder, config):
+    """An environments folder in `deploy_folder` holding `config` as prod.yml."""
+    folder = deploy_folder / "environments"
+    folder.mkdir()
+    (folder / "prod.yml").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_a_quoted_multi_line_secret_from_the_file_is_masked(tmp_path):
+    (tmp_path / "s.env").write_text("KEY='first-line-secret\nsecond-line-secret'\nQUOTED=\"dq-secret-1\"\n")
+    config = {"app": {"repo": "/srv/app.git"}, "code_root": "~/www/app",
+              "roles": {"webworkers": ["web1"]}, "secrets": {"file": "s.env"}}
+    load_environment("prod", directory=environments(tmp_path, config))
+    assert secrets.mask("a second-line-secret b dq-secret-1 c") == "a *** b *** c"
+
+
+@pytest.mark.parametrize("secrets_file, environ, shown", [
+    ("SHORT='ab'\n", {}, "secret SHORT is shorter than 4 characters"),
+    ("", {"CI_TOKEN": "xyz"}, "secret CI_TOKEN is shorter than 4 characters"),
+])
+def test_a_secret_too_short_to_mask_is_a_configuration_error(tmp_path, monkeypatch, secrets_file, environ, shown):
+    (tmp_path / "s.env").write_text(secrets_file)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    config = {"app": {"repo": "/srv/app.git"}, "code_root": "~/www/app", "roles": {"webworkers": ["web1"]},
+              "secrets": {"file": "s.env", "environment": list(environ)}}
+    with pytest.raises(ConfigError, match=shown) as raised:
+        load_environment("prod", directory=environments(tmp_path, config))
+    assert raised.value.exit_code == 2 and "'ab'" not in str(raised.value) and "xyz" not in str(raised.value)
+
+
+@pytest.mark.parametrize("setting", [
+    {"app": {"repo": "https://ci:pw@git.example.com/app.git"}},
+    {"pip_args": ["--index-url", "https://tok@pypi.internal/simple"]},
+])
+def test_a_url_credential_too_short_to_mask_is_a_configuration_error(tmp_path, setting):
+    config = {"app": {"repo": "/srv/app.git"}, "code_root": "~/www/app", "roles": {"webworkers": ["web1"]},
+              **setting}
+    (tmp_path / "prod.yml").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="too short to mask safely"):
+        load_environment("prod", directory=str(tmp_path))
+
+
+@pytest.mark.parametrize("password", ["pass/word-1", "pass word-2", "pa:ss/w rd 3"])
+def test_a_store_password_sqlalchemy_accepts_is_masked_everywhere(password, monkeypatch):
+    from fab.history.urls import mask_secrets, mask_url, store_url
+
+    url = f"postgresql://deployer:{password}@db.internal:5432/deploys"
+    monkeypatch.setenv("FAB_HISTORY_URL", url)
+    assert store_url(None) == url
+    assert mask_url(url) == "postgresql://deployer:***@db.internal:5432/deploys"
+    escaped = urllib.parse.quote(password, safe="")
+    for text in (f"could not connect to {url}", f"password {password!r} refused",
+                 json.dumps({"url": url}), f"postgresql://deployer:{escaped}@db/x"):
+        for shown in (mask_secrets(text), secrets.mask(text)):
+            assert password not in shown and escaped not in shown and repr(password) not in shown, shown
 
 
 def test_every_published_event_is_masked_before_any_output_sees_it():
@@ -137,3 +252,14 @@ def test_the_hosts_secrets_file_is_safe_to_source():
     script = text + 'printf "%s|" "$A" "$B" "$C"'
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout == f"{values['A']}|{values['B']}|{values['C']}|"
+
+
+def test_a_store_password_too_short_to_mask_is_refused_without_showing_it(monkeypatch):
+    from fab.history.errors import StoreMisconfigured
+    from fab.history.urls import store_url
+
+    monkeypatch.setenv("FAB_HISTORY_URL", "postgresql://deployer:pw@db.internal/deploys")
+    with pytest.raises(StoreMisconfigured) as raised:
+        store_url(None)
+    assert str(raised.value) == ("history store postgresql://deployer:***@db.internal/deploys: "
+                                 "its password is shorter than 4 characters: too short to mask safely")

@@ -13,13 +13,16 @@ import subprocess
 from fab import shell
 from fab.app_repo import AppRepo
 from fab.errors import PreflightError
-from fab.operations import ALL_ROLES
+from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
 from fab.secrets import mask, mask_url
 
 ROLES = ALL_ROLES
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,39}$")  # the controller has no clone to expand it in
+#: A git config line whose URL has a user part with a password, or any user part in
+#: http(s) (a token): what an older deployer's clone may have kept.
+_URL_WITH_USERINFO = r"url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@"
 
 
 def resolve_commit(repo, ref):
@@ -28,8 +31,9 @@ def resolve_commit(repo, ref):
         return _existing_commit(repo, ref)
     try:
         result = subprocess.run(
-            ["git", "ls-remote", "--", repo, ref],
+            ["git", *credentials.git_options(repo), "ls-remote", "--", credentials.public_url(repo), ref],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credentials.git_environment(repo)},
         )
     except subprocess.TimeoutExpired:
         raise PreflightError(f"git ls-remote {mask_url(repo)} timed out") from None
@@ -64,18 +68,27 @@ def _existing_commit(repo, commit):
 
 def _update_cache(host, commit):
     """Commands: make sure the host's bare mirror has `commit`: fetch it from the
-    repository (clone the mirror the first time) unless it is there already."""
-    repo = shell.quote(host.env.app.repo)
+    repository (clone the mirror the first time) unless it is there already.
+
+    git gets the repository's URL without its credentials, which it asks of the
+    helper (fab.operations.credentials); a cache whose config still holds a URL
+    with credentials (an older deployer's clone) gets the URL without them."""
+    repo = shell.quote(credentials.public_url(host.env.app.repo))
+    git = shell.command("git", *credentials.git_options(host.env.app.repo))
     cache = shell.quote(host.paths.git_cache)
     wanted = shell.quote(commit + "^{commit}")
     return f"""
+{credentials.load_line(host)}
+if [ -f {cache}/config ] && grep -Eq {shell.quote(_URL_WITH_USERINFO)} {cache}/config; then
+  git --git-dir={cache} config remote.origin.url {repo}
+fi
 if ! git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null; then
   if [ -d {cache}/objects ]; then
     # From the environment's repository as it is configured now (it may have moved).
-    git --git-dir={cache} fetch --quiet --prune -- {repo} '+refs/*:refs/*'
+    GIT_TERMINAL_PROMPT=0 {git} --git-dir={cache} fetch --quiet --prune -- {repo} '+refs/*:refs/*'
   else
     rm -rf {cache}
-    git clone --quiet --mirror -- {repo} {cache}
+    GIT_TERMINAL_PROMPT=0 {git} clone --quiet --mirror -- {repo} {cache}
   fi
   git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null || {{
     echo {shell.quote(f"commit {commit} is not in {mask_url(host.env.app.repo)}")} >&2; exit 1; }}
@@ -118,6 +131,8 @@ def hotfix(host, release_name, old_commit, new_commit):
     cache = shell.quote(host.paths.git_cache)
     commits = f"{shell.quote(old_commit)} {shell.quote(new_commit)}"
     requirements = " ".join(shell.quote(r) for r in host.env.requirements)
+    if credentials.needed(host.env):
+        credentials.upload(host)
     output = host.run(shell.script(
         _update_cache(host, new_commit),
         _hotfix_script(host, "apply", release_name, old_commit, new_commit),

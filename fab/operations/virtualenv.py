@@ -13,8 +13,8 @@ on the host (`key_command`, checked against `venv_key` in the tests), and
 import hashlib
 
 from fab import host_values as values
-from fab import shell
-from fab.operations import ALL_ROLES
+from fab import secrets, shell
+from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
 
 ROLES = ALL_ROLES
@@ -27,8 +27,9 @@ KEY_LENGTH = 16
 
 
 def pip_args_line(pip_args):
-    """The pip arguments as the one line the key hashes."""
-    return " ".join(shell.quote(a) for a in pip_args)
+    """The pip arguments as the one line the key hashes (credentials masked: the line
+    is part of a command, and a new password is not a new set of packages)."""
+    return " ".join(shell.quote(secrets.mask_url(str(a))) for a in pip_args)
 
 
 def venv_key(requirement_contents, pip_args, python_version_output):
@@ -57,7 +58,7 @@ def ensure(host, release_name):
     env = host.env
     paths = host.paths
     requirements = " ".join(shell.quote(r) for r in env.requirements)
-    pip_args = pip_args_line(env.pip_args)
+    pip_args = " ".join(shell.quote(a) for a in credentials.split_pip_args(env.pip_args)[0])
     python = shell.quote(env.python)
     requirement_args = " ".join(f"-r {shell.quote(r)}" for r in env.requirements) + (
         f" {pip_args}" if pip_args else "")
@@ -78,6 +79,7 @@ def ensure(host, release_name):
     {build}
   fi"""
     body = f"""
+{credentials.load_line(host)}
 for file in {requirements}; do
   [ -f "$file" ] || {{ echo "requirements file $file is not in the release" >&2; exit 1; }}
 done

@@ -1,0 +1,330 @@
+"""Credentials never reach a command line or a file others can read, on any host.
+
+A deploy from `http://deployer:TOKEN@127.0.0.1:<port>/app.git` (git's smart HTTP
+protocol by `git http-backend`, Basic auth) with `pip_args: [--index-url, http://pypi:PASSWORD@.../simple]`
+(a PEP 503 index of the sandbox's wheels), both served on loopback by a server
+that refuses any request without the credentials, so the deploy only succeeds if
+git and pip really got them. While it runs, every process's argv on the machine
+(the hosts are local users; the controller is here too) is sampled from /proc.
+"""
+import base64
+import contextlib
+import hashlib
+import http.server
+import json
+import os
+import re
+import secrets as random_secrets
+import shutil
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import DeployEnv, assert_ok
+from fab import sandbox
+from fab.operations import credentials
+
+
+TOKEN = "ghp_" + random_secrets.token_hex(16)
+INDEX_PASSWORD = "idx-" + random_secrets.token_hex(16)
+MULTI_LINE = "multi-line-secret-one\nmulti-line-secret-two"
+QUOTED = "quoted-secret-value"
+
+
+class CredentialServer(http.server.ThreadingHTTPServer):
+    """git's smart HTTP protocol for one bare repository (/app.git/...) and a PEP 503
+    index of a wheelhouse (/simple/<project>/, /files/<wheel>), each behind its own
+    Basic credentials. `requests` records (path, authorized) of every request."""
+
+    daemon_threads = True
+
+    def __init__(self, repo, wheelhouse):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.repo, self.wheelhouse = repo, wheelhouse
+        self.requests = []
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):  # uv asks a wheel's size first
+        self.do_GET(head=True)
+
+    def do_POST(self):
+        self.do_GET()
+
+    def do_GET(self, head=False):
+        path = self.path.split("?", 1)[0]
+        wanted = ("deployer", TOKEN) if path.startswith("/app.git/") else ("pypi", INDEX_PASSWORD)
+        expected = "Basic " + base64.b64encode(":".join(wanted).encode()).decode()
+        authorized = self.headers.get("Authorization") == expected
+        self.server.requests.append((path, authorized))
+        if not authorized:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, headers, body = self._git() if path.startswith("/app.git/") else self._index(path)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _git(self):
+        """git's smart HTTP protocol, by `git http-backend` (a CGI program)."""
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        request = self.rfile.read(length) if length else b""
+        environ = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": os.path.dirname(self.server.repo),
+                   "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path, "QUERY_STRING": query,
+                   "REQUEST_METHOD": self.command, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                   "CONTENT_LENGTH": str(length), "REMOTE_USER": "deployer", "REMOTE_ADDR": "127.0.0.1",
+                   "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                   "GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}
+        result = subprocess.run(["git", "http-backend"], input=request, env=environ, capture_output=True,
+                                timeout=60)
+        head, _, body = result.stdout.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(": ")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value))
+        return status, headers, body
+
+    def _index(self, path):
+        """A PEP 503 index of the wheelhouse."""
+        wheels = sorted(os.listdir(self.server.wheelhouse))
+        match = re.match(r"^/simple/([^/]+)/$", path)
+        if match:
+            project = _normalized(match.group(1))
+            links = "".join(f'<a href="/files/{name}#sha256={_sha256(self.server.wheelhouse, name)}">{name}</a>\n'
+                            for name in wheels if _normalized(name.split("-")[0]) == project)
+            return 200, [("Content-Type", "text/html")], f"<html><body>\n{links}</body></html>\n".encode()
+        if path.startswith("/files/") and path[len("/files/"):] in wheels:
+            with open(os.path.join(self.server.wheelhouse, path[len("/files/"):]), "rb") as handle:
+                return 200, [("Content-Type", "application/octet-stream")], handle.read()
+        return 404, [], b""
+
+
+def _normalized(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _sha256(folder, name):
+    with open(os.path.join(folder, name), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@contextlib.contextmanager
+def serving(tmp_path, spec):
+    """The credential server on a copy of the sample app's repository, in a thread."""
+    repo = str(tmp_path / "served" / "app.git")
+    subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
+    server = CredentialServer(os.path.realpath(repo), sandbox.WHEELHOUSE)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class ArgvSampler:
+    """Reads every process's argv (/proc/<pid>/cmdline, as root) until stopped, at most
+    every `interval` seconds and for at most `limit` seconds; keeps those holding a secret."""
+
+    def __init__(self, secrets, interval=0.02, limit=600):
+        self.secrets = [s.encode() for s in secrets]
+        self.interval, self.limit = interval, limit
+        self.found, self.sweeps = [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        argv = handle.read()
+                except OSError:
+                    continue  # it ended
+                if any(secret in argv for secret in self.secrets) and len(self.found) < 20:
+                    self.found.append(argv.replace(b"\0", b" ")[:300])
+            self.sweeps += 1
+            self._stop.wait(self.interval)
+
+
+def readable_by_others_holding(top, secrets):
+    """Files under `top` that any user may read (mode o+r) and that hold one of `secrets`."""
+    found = []
+    for folder, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                status = os.lstat(path)
+                if not stat.S_ISREG(status.st_mode) or not status.st_mode & stat.S_IROTH or status.st_size > 5 << 20:
+                    continue
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            except OSError:
+                continue
+            if any(secret.encode() in content for secret in secrets):
+                found.append(path)
+    return found
+
+
+@pytest.fixture
+def creds_env(fleet, tmp_path):
+    """An environment of its own (own code root, git cache and venvs), removed whole after."""
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    env = DeployEnv(fleet, str(directory), "fabcreds", 8160)
+    try:
+        yield env
+    finally:
+        env.remove_from_hosts()
+        for host in fleet.hosts:
+            shutil.rmtree(env.code_root(host), ignore_errors=True)
+
+
+@pytest.mark.parametrize("builder", ["virtualenv + pip", "uv"])
+def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder):
+    env = creds_env
+    (tmp_path / "secrets.env").write_text(f"MULTI='{MULTI_LINE}'\nQUOTED=\"{QUOTED}\"\n")
+    with serving(tmp_path, env.spec) as server:
+        repo = f"http://deployer:{TOKEN}@127.0.0.1:{server.port}/app.git"
+        env.write_config(
+            app={"repo": repo, "branch": "main"},
+            pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
+            secrets={"file": str(tmp_path / "secrets.env")},
+            manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
+            **({"uv": os.path.join(sandbox.TOOLS, "bin", "uv")} if builder == "uv" else {}))
+        # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
+        cache = f"$HOME/{env.code_root_rel}/git-cache"
+        env.remote("web1", f"git clone --quiet --mirror {env.spec.app_repo} {cache} && "
+                           f"git --git-dir={cache} config remote.origin.url {repo}")
+
+        with ArgvSampler([TOKEN, INDEX_PASSWORD]) as sampler:
+            planned = env.fab("deploy:plan=yes")  # the controller fetches the commits it shows
+            deployed = env.fab("deploy")
+        assert_ok(planned)
+        assert_ok(deployed)
+        assert deployed.stdout.count(f"with {builder}") == len(env.hosts), deployed.stdout
+
+        assert sampler.found == [], sampler.found
+        assert sampler.sweeps > 10  # it looked all along the deploy
+        # The server refused every request without the credentials: git and pip had them.
+        assert ("/app.git/info/refs", True) in server.requests
+        assert any(path.startswith("/simple/gunicorn") and ok for path, ok in server.requests), server.requests
+        releases = {env.current(host) for host in env.hosts}
+        assert len(releases) == 1 and None not in releases
+        assert env.version("web1")["release"].endswith("/" + releases.pop())
+
+        for host in env.hosts:
+            assert readable_by_others_holding(env.spec.home(host), [TOKEN, INDEX_PASSWORD]) == [], host
+            for kept in (".deploy-credentials", ".deploy-netrc"):
+                assert stat.S_IMODE(os.stat(os.path.join(env.code_root(host), kept)).st_mode) == 0o600
+        with open(os.path.join(env.code_root("web1"), "git-cache", "config")) as handle:
+            assert f"url = http://127.0.0.1:{server.port}/app.git\n" in handle.read()
+
+        # What supervisorctl and manage print is masked like the rest: each line of a
+        # multi-line secret, a value the secrets file quotes.
+        line_two = MULTI_LINE.splitlines()[1]
+        ctl = env.fab(f"supervisorctl:status {line_two}")
+        managed = assert_ok(env.fab(f"manage:echo {QUOTED} {MULTI_LINE.splitlines()[0]}"))
+        assert "***: ERROR (no such process)" in ctl.stdout, ctl.stdout + ctl.stderr
+        assert managed.stdout.count("***") == 2, managed.stdout
+    for output in (planned.stdout, planned.stderr, deployed.stdout, deployed.stderr, ctl.stdout, ctl.stderr, managed.stdout, managed.stderr):
+        for secret in (TOKEN, INDEX_PASSWORD, QUOTED, *MULTI_LINE.splitlines()):
+            assert secret not in output, output
+
+
+def test_no_step_script_carries_a_credential():
+    """The scripts that run git and pip name no credential: git asks the helper, pip
+    and uv read the netrc file."""
+    from types import SimpleNamespace
+
+    from fab.operations import code, virtualenv
+    from fab.paths import Paths
+
+    env = SimpleNamespace(
+        app=SimpleNamespace(repo=f"https://ci:{TOKEN}@git.example.com/app.git"),
+        pip_args=["--no-cache-dir", "-i", f"https://pypi:{INDEX_PASSWORD}@pypi.example.com/simple",
+                  f"--extra-index-url=https://{TOKEN}@more.example.com/simple",
+                  "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
+        requirements=["requirements.txt"], python="/usr/bin/python3", virtualenv="virtualenv", uv="uv",
+    )
+    paths = Paths("/home/deploy/www/app")
+    host = SimpleNamespace(env=env, paths=paths, state=SimpleNamespace(venvs={}))
+    scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body,
+               virtualenv.key_command(env)]
+    for script in scripts:
+        assert TOKEN not in script and INDEX_PASSWORD not in script
+        assert "set -a; . /home/deploy/www/app/.deploy-credentials; set +a" in script or script is scripts[2]
+    assert "https://git.example.com/app.git" in scripts[0]
+    assert ("--no-cache-dir -i https://pypi.example.com/simple --extra-index-url=https://more.example.com/simple "
+            "--extra-index-url https://public.example.com/simple --find-links /srv/wheels") in scripts[1]
+    assert credentials.variables_text(env, paths) == (
+        f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\nNETRC=/home/deploy/www/app/.deploy-netrc\n")
+    assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
+        f'machine more.example.com login {TOKEN} password ""\n'
+        f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")
+
+
+def test_without_credentials_a_step_removes_those_an_earlier_deploy_left():
+    from types import SimpleNamespace
+
+    from fab.paths import Paths
+
+    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git"), pip_args=["--no-index"])
+    line = credentials.load_line(SimpleNamespace(env=env, paths=Paths("/srv/www")))
+    assert line.startswith("for file in /srv/www/.deploy-credentials /srv/www/.deploy-netrc; do")
+
+
+@pytest.mark.parametrize("url, public, user, password", [
+    ("https://ci:t0ken-xyz@git.example.com/app.git", "https://git.example.com/app.git", "ci", "t0ken-xyz"),
+    ("https://ghp_tokentoken@github.com/me/app.git", "https://github.com/me/app.git", "ghp_tokentoken", ""),
+    ("https://ci:p%40ss%2Fw0rd@h:8443/a.git", "https://h:8443/a.git", "ci", "p@ss/w0rd"),
+    ("ssh://git@github.com/me/app.git", "ssh://git@github.com/me/app.git", None, None),
+    ("git@github.com:me/app.git", "git@github.com:me/app.git", None, None),
+    ("/srv/repos/app.git", "/srv/repos/app.git", None, None),
+])
+def test_a_url_splits_into_what_may_be_shown_and_its_credentials(url, public, user, password):
+    assert credentials.split_url(url) == (public, user, password)
+
+
+@pytest.mark.parametrize("pip_args, problem", [
+    (["-i", "https://u:secretpw@h/simple", "--extra-index-url", "https://v:otherpw@h/more"],
+     "two URLs on h carry different credentials"),
+    (["-i", "https://u:secret%20pw@h/simple"], "hold a space or a quote"),
+])
+def test_credentials_a_netrc_file_cannot_hold_are_refused(pip_args, problem):
+    with pytest.raises(ValueError, match=problem):
+        credentials.split_pip_args(pip_args)
+    assert credentials.split_pip_args(["--no-index", "--find-links", "/w"]) == (["--no-index", "--find-links", "/w"], {})
