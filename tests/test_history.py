@@ -7,6 +7,7 @@ import queue
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -290,3 +291,33 @@ def test_a_team_store_on_postgresql_is_shared_by_every_controller(deploy_env, po
             if table.name != "fab_log_chunks":  # read above, decompressed
                 stored.extend(str(row) for row in connection.execute(sa.select(table)))
     assert len(stored) > 20 and password not in " ".join(stored)
+
+
+def sqlite_path(url):
+    return url.removeprefix("sqlite:///")
+
+
+def test_a_store_that_cannot_record_makes_deploy_refuse_and_rollback_go_ahead(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    first = live_release(env)
+    env.commit("NEWS.txt", "second\n", "a second release")
+    assert_ok(env.fab("deploy"))
+    second = live_release(env)
+    # Partly corrupted: the claims table works, the steps table is gone.
+    with sqlite3.connect(sqlite_path(os.environ["FAB_HISTORY_URL"])) as database:
+        database.execute("DROP TABLE fab_steps")
+    database.close()
+    env.commit("NEWS.txt", "third\n", "a third release")
+    on_hosts = {host: (env.current(host), env.releases(host)) for host in env.hosts}
+
+    refused = env.fab("deploy")
+    assert refused.returncode == 1
+    assert_one_line_error(refused, "history store sqlite:///", "cannot record: no such table: fab_steps",
+                          "deploy does not run without it (rollback and unlock do)")
+    assert {host: (env.current(host), env.releases(host)) for host in env.hosts} == on_hosts
+    assert open_store(os.environ["FAB_HISTORY_URL"], env.name).claim(env.name) is None
+
+    rolled_back = assert_ok(env.fab("rollback"))
+    assert "cannot record: no such table: fab_steps; rollback goes ahead without claiming" in rolled_back.stdout
+    assert live_release(env) == first != second

@@ -69,17 +69,21 @@ def open_store(env):
 @contextlib.contextmanager
 def claimed(env, task, holder, controller):
     """Hold `env`'s claim in the store while the block runs; ClaimHeld (exit 3) if another
-    controller holds it. Without a reachable, current store only the emergency tools go
-    ahead (with a warning); every other task refuses before touching a host."""
+    controller holds it. Without a reachable, current store that records this task's run,
+    only the emergency tools go ahead (with a warning); every other task refuses before
+    touching a host: a store that cannot record is one that cannot be reached."""
     import_store_modules()
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
-    from fab.history.recording import operation_id
+    from fab.history.recording import operation_id, unrecordable
     from fab.history.store import describe_database_error
 
     try:
         with database_errors(env):
             store = open_store(env)
+            why_not = unrecordable(env.name)
+            if why_not:
+                raise StoreUnavailable(why_not)
             claim = claims.acquire(store, env.name, task, holder, controller, env.history.stale_seconds,
                                    operation_id=operation_id(env.name))
     except (StoreUnavailable, SchemaMismatch) as error:

@@ -203,13 +203,31 @@ class Store:
 
     def start_operation(self, environment, task, arguments, performer, controller, pid, hosts,
                         started_at):
+        """Insert the operation's row; its id. The same transaction first tries every
+        write a recording makes (then undoes it), so a store that would take the row but
+        not its steps or log (a table gone, a privilege missing) fails here, at the start."""
         with writing(self.engine) as connection:
             result = connection.execute(operations.insert().values(
                 environment=environment, task=task,
                 arguments=mask_secrets(json.dumps(arguments, sort_keys=True, default=str)),
                 performer=performer, controller=controller, pid=pid, hosts=json.dumps(list(hosts)),
                 started_at=started_at, heartbeat_at=started_at, outcome=liveness.RUNNING))
-            return result.inserted_primary_key[0]
+            operation_id = result.inserted_primary_key[0]
+            self._try_recording(connection, operation_id, started_at)
+            return operation_id
+
+    def _try_recording(self, connection, operation_id, at):
+        """Every kind of write `write_progress` makes, in a savepoint that is rolled back."""
+        attempt = connection.begin_nested()
+        step_id = connection.execute(steps.insert().values(
+            operation_id=operation_id, host="-", step="-", started_at=at,
+            outcome=liveness.RUNNING)).inserted_primary_key[0]
+        connection.execute(steps.update().where(steps.c.id == step_id).values(outcome=liveness.RUNNING))
+        data, compression = chunks.encode(["-"])
+        connection.execute(log_chunks.insert().values(
+            operation_id=operation_id, first_line=1, last_line=1, data=data, compression=compression))
+        connection.execute(operations.update().where(operations.c.id == operation_id).values(heartbeat_at=at))
+        attempt.rollback()
 
     def write_progress(self, operation_id, first_line, lines, new_steps, finished_steps, changes):
         """One transaction: log lines numbered from `first_line`, steps begun (values; their
