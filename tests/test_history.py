@@ -321,3 +321,30 @@ def test_a_store_that_cannot_record_makes_deploy_refuse_and_rollback_go_ahead(de
     rolled_back = assert_ok(env.fab("rollback"))
     assert "cannot record: no such table: fab_steps; rollback goes ahead without claiming" in rolled_back.stdout
     assert live_release(env) == first != second
+
+
+def test_a_deploy_whose_postgresql_store_went_down_is_recorded_succeeded_once_it_is_back(
+        deploy_env, postgres, go_signal, monkeypatch):
+    env = deploy_env
+    monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
+    env.write_config(hooks={"before_swap": [go_signal.check()]})
+    deploy = start_fab(env, "deploy")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not go_signal.waiting():  # built everywhere, held before the swap
+        assert time.monotonic() < deadline and deploy.poll() is None
+        time.sleep(0.05)
+    postgres.stop()
+    try:
+        go_signal.go()
+        wait_for_line(deploy, "deploy finished: release")
+        wait_for_line(deploy, "retrying for up to")  # its end could not be written: it waits
+    finally:
+        postgres.start_server()
+    output = "\n".join(remaining_lines(deploy))  # exit 0
+    assert "the end of this deploy is recorded" in output, output
+
+    [deployed] = operations(env)
+    assert (deployed["outcome"], deployed["exit_code"], deployed["error"]) == ("succeeded", 0, None)
+    assert deployed["release"] == live_release(env)
+    log = assert_ok(env.fab("deploy_log")).stdout
+    assert "deploy finished: release" in log and "deploy succeeded (exit 0)" in log
