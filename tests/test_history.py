@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from conftest import FAB, assert_ok, assert_one_line_error
 from fab import PROJECT_ROOT
 from fab.history.store import open_store
+import test_faults as faults
 from test_deploy import live_release
+from test_faults import faulty_env  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.fleet
 
@@ -348,3 +350,37 @@ def test_a_deploy_whose_postgresql_store_went_down_is_recorded_succeeded_once_it
     assert deployed["release"] == live_release(env)
     log = assert_ok(env.fab("deploy_log")).stdout
     assert "deploy finished: release" in log and "deploy succeeded (exit 0)" in log
+
+
+def test_the_next_task_records_per_host_what_a_killed_deploy_left(faulty_env):
+    env = faulty_env  # waves: canary web1 | web2 + pillow1 | proxy1
+    old = live_release(env)
+    env.commit("NEWS.txt", "killed\n", "a release whose deploy is killed")
+    faults.touch(env, "web1", "fault-slow-restart")
+    killed = faults.start_fab(env, "deploy")
+    try:
+        # The canary is swapped and restarting: kill the deployer there.
+        faults.wait_for(faults.marker(env, "web1", "fault-restart-started"), "the canary's restart")
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=60)
+    finally:
+        os.remove(faults.marker(env, "web1", "fault-restart-started"))
+        os.remove(faults.marker(env, "web1", "fault-slow-restart"))
+    new = env.current("web1")
+    assert new != old and {env.current(host) for host in ("web2", "pillow1", "proxy1")} == {old}
+    [before] = [op for op in operations(env) if op["outcome"] != "succeeded"]
+    assert (before["outcome"], before["error"]) == ("interrupted", None)
+
+    deployed = assert_ok(env.fab("deploy"))
+    assert f"operation {before['id']} (deploy) never recorded its end: recorded now as interrupted" in deployed.stdout
+    [after] = [op for op in operations(env) if op["id"] == before["id"]]
+    assert after["outcome"] == "interrupted" and after["exit_code"] is None
+    assert after["error"] == (f"its end was not recorded; operation {before['id'] + 1} found on {new}: web1; "
+                              f"not swapped: web2 ({old}), pillow1 ({old}), proxy1 ({old})")
+    log = assert_ok(env.fab(f"deploy_log:{before['id']}")).stdout.splitlines()
+    assert any(re.match(rf"  web1 +current +swapped +0.0s +runs {new}$", line) for line in log), "\n".join(log)
+    for host in ("web2", "pillow1", "proxy1"):
+        assert any(re.match(rf"  {host} +current +not swapped +0.0s +runs {old}$", line) for line in log), "\n".join(log)
+    assert f"[reconciled] {after['error']}" in log
+    # Corrected once: the deploy after it finds nothing to correct.
+    assert "never recorded its end" not in assert_ok(env.fab("deploy")).stdout
