@@ -257,7 +257,7 @@ class _Run:
         up to FINAL_RETRY_SECONDS (a store restarting, a dropped connection), so the row
         does not stay `running` and read as interrupted. Called in the publishing thread."""
         self._warn(f"history store {self.store.location}: retrying for up to {FINAL_RETRY_SECONDS}s "
-                   f"to record the end of this {self.started.task}")
+                   f"to record the end of this {self.started.task} (Ctrl-C gives up)")
         self.publish_warnings()
         deadline = time.monotonic() + FINAL_RETRY_SECONDS
         while time.monotonic() < deadline:
