@@ -215,3 +215,13 @@ def test_a_run_without_a_release_of_its_own_is_recorded_interrupted_with_no_host
     assert "it had chosen no release yet" in fix.summary
     assert reconcile.correction(row(3, task="restart_services", release=None), {"web1": (OLD, None)},
                                 12).outcome == "interrupted"
+
+
+def test_the_locking_tasks_are_those_that_take_the_lock_in_tasks_py():
+    import re
+
+    from fab import PROJECT_ROOT
+
+    with open(f"{PROJECT_ROOT}/fab/tasks.py") as handle:
+        taking = set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
+    assert taking == reconcile.LOCKING_TASKS
