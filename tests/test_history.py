@@ -384,3 +384,35 @@ def test_the_next_task_records_per_host_what_a_killed_deploy_left(faulty_env):
     assert f"[reconciled] {after['error']}" in log
     # Corrected once: the deploy after it finds nothing to correct.
     assert "never recorded its end" not in assert_ok(env.fab("deploy")).stdout
+
+
+def test_a_deploy_whose_store_stayed_down_past_its_end_is_completed_by_the_next_task(
+        deploy_env, postgres, go_signal, monkeypatch):
+    env = deploy_env
+    monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
+    env.write_config(hooks={"before_swap": [go_signal.check()]})
+    deploy = start_fab(env, "deploy")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not go_signal.waiting():
+        assert time.monotonic() < deadline and deploy.poll() is None
+        time.sleep(0.05)
+    postgres.stop()
+    try:
+        go_signal.go()
+        output = "\n".join(remaining_lines(deploy))  # exit 0, after its bounded wait
+    finally:
+        postgres.start_server()
+    assert "gave up; the end of this deploy is not recorded" in output, output
+    release = live_release(env)
+    [unfinished] = operations(env)
+    assert unfinished["outcome"] == "interrupted"  # as it reads: running, its process gone
+
+    again = assert_ok(env.fab("deploy"))
+    assert (f"operation {unfinished['id']} (deploy) never recorded its end: recorded now as succeeded"
+            in again.stdout)
+    # (A server that crashed skips sequence values: the ids are not consecutive.)
+    reader, completed = operations(env)
+    assert completed["id"] == unfinished["id"]
+    assert completed["outcome"] == "succeeded" and completed["release"] == release
+    assert completed["error"] == (f"its end was not recorded; operation {reader['id']} found on "
+                                  f"{release}: web1, web2, pillow1")
