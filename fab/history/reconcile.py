@@ -62,7 +62,7 @@ def unfinished(operations, own_id, taken_over_id, now, stale_after, alive):
     return None
 
 
-def correction(operation, found, reader_id):
+def correction(operation, found, reader_id=None):
     """How the unfinished `operation` (a row) really ended, from `found`: {host: (its
     current release or None, the status on that host of the operation's release or
     None)} as the next task (operation `reader_id`) read them before changing anything.
@@ -70,11 +70,12 @@ def correction(operation, found, reader_id):
     A deploy or rollback is succeeded when every one of its hosts runs its release,
     marked good there; otherwise interrupted. Per host, swapped means its `current` is
     the operation's release. Other tasks (no release of their own) are interrupted."""
+    reader = f"operation {reader_id}" if reader_id else "the next task"
     release = operation["release"]
     if operation["task"] not in SWAPPING_TASKS or not release:
         left = "it had chosen no release yet" if operation["task"] in SWAPPING_TASKS else "not read back"
         return Correction(liveness.INTERRUPTED,
-                          f"its end was not recorded; operation {reader_id} took the lock after it ({left})",
+                          f"its end was not recorded; {reader} took the lock after it ({left})",
                           {}, liveness.INTERRUPTED)
     recorded_hosts = json.loads(operation["hosts"] or "[]")
     hosts = [host for host in recorded_hosts if host in found]
@@ -89,7 +90,7 @@ def correction(operation, found, reader_id):
         parts.append(f"not swapped: {', '.join(others)}")
     if unread:
         parts.append(f"not read: {', '.join(unread)}")
-    summary = f"its end was not recorded; operation {reader_id} found {'; '.join(parts)}"
+    summary = f"its end was not recorded; {reader} found {'; '.join(parts)}"
     if done:
         return Correction(SUCCEEDED, summary, per_host, UNRECORDED)
     return Correction(liveness.INTERRUPTED, summary, per_host, liveness.INTERRUPTED)

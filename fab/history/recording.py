@@ -256,9 +256,7 @@ class _Run:
         """The run's row is in the store but its end could not be written: try again for
         up to FINAL_RETRY_SECONDS (a store restarting, a dropped connection), so the row
         does not stay `running` and read as interrupted. Called in the publishing thread."""
-        self._warn(f"history store {self.store.location}: retrying for up to {FINAL_RETRY_SECONDS}s "
-                   f"to record the end of this {self.started.task} (Ctrl-C gives up)")
-        self.publish_warnings()
+        self.publish_warnings()  # the failure, and that it retries
         deadline = time.monotonic() + FINAL_RETRY_SECONDS
         while time.monotonic() < deadline:
             time.sleep(FINAL_RETRY_INTERVAL)
@@ -267,7 +265,8 @@ class _Run:
                            "is recorded")
                 return True
         self._warn(f"history store {self.store.location}: gave up; the end of this {self.started.task} is "
-                   f"not recorded (the next task on {self.env.name} completes its record from the hosts)")
+                   f"not recorded (the next task that locks {self.env.name} completes its record "
+                   "from the hosts)")
         return False
 
     def _flush_every(self):
@@ -304,7 +303,8 @@ class _Run:
                 self._changes = {**changes, **self._changes}
             if not quiet and (not self._complained or final):
                 self._complained = True
-                later = "cannot record the end of this run yet" if final else "will retry"
+                later = (f"retrying for up to {FINAL_RETRY_SECONDS}s to record the end of this "
+                         f"{self.started.task} (Ctrl-C gives up)" if final else "will retry")
                 self._warn(f"history store {self.store.location}: cannot write "
                            f"({describe_database_error(error)}); {later}")
             return False
