@@ -187,9 +187,11 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
 @contextlib.contextmanager
 def locked(env, task, lock_host, fleet):
     """Hold the environment's claim in the history store, then its deploy lock on the
-    hosts (the last line of defence), for the duration; read every host's state."""
-    with history.claimed(env, task, who_am_i(), controller_name()):
+    hosts (the last line of defence), for the duration; read every host's state, and
+    with it complete the record of a previous run that never recorded its end."""
+    with history.claimed(env, task, who_am_i(), controller_name()) as claim:
         with host_locked(env, task, lock_host, fleet):
+            history.correct_unfinished(env, claim, fleet.states)
             yield
 
 

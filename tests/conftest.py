@@ -372,6 +372,10 @@ class Postgres:
     def start(self):
         self.run("initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                  "--locale=C", "--no-sync")
+        self.start_server()
+
+    def start_server(self):
+        """Start the cluster's server (again, after `stop`: a store going down and back)."""
         self.run("pg_ctl", "-D", self.data_dir, "-l", os.path.join(self.data_dir, "server.log"),
                  "-w", "-t", "60", "-o",
                  f"-k {self.data_dir} -c listen_addresses='' -c fsync=off -c max_connections=100",

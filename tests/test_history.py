@@ -7,6 +7,7 @@ import queue
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -18,7 +19,9 @@ import sqlalchemy as sa
 from conftest import FAB, assert_ok, assert_one_line_error
 from fab import PROJECT_ROOT
 from fab.history.store import open_store
+import test_faults as faults
 from test_deploy import live_release
+from test_faults import faulty_env  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.fleet
 
@@ -290,3 +293,126 @@ def test_a_team_store_on_postgresql_is_shared_by_every_controller(deploy_env, po
             if table.name != "fab_log_chunks":  # read above, decompressed
                 stored.extend(str(row) for row in connection.execute(sa.select(table)))
     assert len(stored) > 20 and password not in " ".join(stored)
+
+
+def sqlite_path(url):
+    return url.removeprefix("sqlite:///")
+
+
+def test_a_store_that_cannot_record_makes_deploy_refuse_and_rollback_go_ahead(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    first = live_release(env)
+    env.commit("NEWS.txt", "second\n", "a second release")
+    assert_ok(env.fab("deploy"))
+    second = live_release(env)
+    # Partly corrupted: the claims table works, the steps table is gone.
+    with sqlite3.connect(sqlite_path(os.environ["FAB_HISTORY_URL"])) as database:
+        database.execute("DROP TABLE fab_steps")
+    database.close()
+    env.commit("NEWS.txt", "third\n", "a third release")
+    on_hosts = {host: (env.current(host), env.releases(host)) for host in env.hosts}
+
+    refused = env.fab("deploy")
+    assert refused.returncode == 1
+    assert_one_line_error(refused, "history store sqlite:///", "cannot record: no such table: fab_steps",
+                          "deploy does not run without it (rollback and unlock do)")
+    assert {host: (env.current(host), env.releases(host)) for host in env.hosts} == on_hosts
+    assert open_store(os.environ["FAB_HISTORY_URL"], env.name).claim(env.name) is None
+
+    rolled_back = assert_ok(env.fab("rollback"))
+    assert "cannot record: no such table: fab_steps; rollback goes ahead without claiming" in rolled_back.stdout
+    assert live_release(env) == first != second
+
+
+def test_a_deploy_whose_postgresql_store_went_down_is_recorded_succeeded_once_it_is_back(
+        deploy_env, postgres, go_signal, monkeypatch):
+    env = deploy_env
+    monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
+    env.write_config(hooks={"before_swap": [go_signal.check()]})
+    deploy = start_fab(env, "deploy")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not go_signal.waiting():  # built everywhere, held before the swap
+        assert time.monotonic() < deadline and deploy.poll() is None
+        time.sleep(0.05)
+    postgres.stop()
+    try:
+        go_signal.go()
+        wait_for_line(deploy, "deploy finished: release")
+        wait_for_line(deploy, "retrying for up to")  # its end could not be written: it waits
+    finally:
+        postgres.start_server()
+    output = "\n".join(remaining_lines(deploy))  # exit 0
+    assert "the end of this deploy is recorded" in output, output
+
+    [deployed] = operations(env)
+    assert (deployed["outcome"], deployed["exit_code"], deployed["error"]) == ("succeeded", 0, None)
+    assert deployed["release"] == live_release(env)
+    log = assert_ok(env.fab("deploy_log")).stdout
+    assert "deploy finished: release" in log and "deploy succeeded (exit 0)" in log
+
+
+def test_the_next_task_records_per_host_what_a_killed_deploy_left(faulty_env):
+    env = faulty_env  # waves: canary web1 | web2 + pillow1 | proxy1
+    old = live_release(env)
+    env.commit("NEWS.txt", "killed\n", "a release whose deploy is killed")
+    faults.touch(env, "web1", "fault-slow-restart")
+    killed = faults.start_fab(env, "deploy")
+    try:
+        # The canary is swapped and restarting: kill the deployer there.
+        faults.wait_for(faults.marker(env, "web1", "fault-restart-started"), "the canary's restart")
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=60)
+    finally:
+        os.remove(faults.marker(env, "web1", "fault-restart-started"))
+        os.remove(faults.marker(env, "web1", "fault-slow-restart"))
+    new = env.current("web1")
+    assert new != old and {env.current(host) for host in ("web2", "pillow1", "proxy1")} == {old}
+    [before] = [op for op in operations(env) if op["outcome"] != "succeeded"]
+    assert (before["outcome"], before["error"]) == ("interrupted", None)
+
+    deployed = assert_ok(env.fab("deploy"))
+    assert f"operation {before['id']} (deploy) never recorded its end: recorded now as interrupted" in deployed.stdout
+    [after] = [op for op in operations(env) if op["id"] == before["id"]]
+    assert after["outcome"] == "interrupted" and after["exit_code"] is None
+    assert after["error"] == (f"its end was not recorded; operation {before['id'] + 1} found on {new}: web1; "
+                              f"not swapped: web2 ({old}), pillow1 ({old}), proxy1 ({old})")
+    log = assert_ok(env.fab(f"deploy_log:{before['id']}")).stdout.splitlines()
+    assert any(re.match(rf"  web1 +current +swapped +0.0s +runs {new}$", line) for line in log), "\n".join(log)
+    for host in ("web2", "pillow1", "proxy1"):
+        assert any(re.match(rf"  {host} +current +not swapped +0.0s +runs {old}$", line) for line in log), "\n".join(log)
+    assert f"[reconciled] {after['error']}" in log
+    # Corrected once: the deploy after it finds nothing to correct.
+    assert "never recorded its end" not in assert_ok(env.fab("deploy")).stdout
+
+
+def test_a_deploy_whose_store_stayed_down_past_its_end_is_completed_by_the_next_task(
+        deploy_env, postgres, go_signal, monkeypatch):
+    env = deploy_env
+    monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
+    env.write_config(hooks={"before_swap": [go_signal.check()]})
+    deploy = start_fab(env, "deploy")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not go_signal.waiting():
+        assert time.monotonic() < deadline and deploy.poll() is None
+        time.sleep(0.05)
+    postgres.stop()
+    try:
+        go_signal.go()
+        output = "\n".join(remaining_lines(deploy))  # exit 0, after its bounded wait
+    finally:
+        postgres.start_server()
+    assert "gave up; the end of this deploy is not recorded" in output, output
+    release = live_release(env)
+    [unfinished] = operations(env)
+    assert unfinished["outcome"] == "interrupted"  # as it reads: running, its process gone
+
+    again = assert_ok(env.fab("deploy"))
+    assert (f"operation {unfinished['id']} (deploy) never recorded its end: recorded now as succeeded"
+            in again.stdout)
+    # (A server that crashed skips sequence values: the ids are not consecutive.)
+    reader, completed = operations(env)
+    assert completed["id"] == unfinished["id"]
+    assert completed["outcome"] == "succeeded" and completed["release"] == release
+    assert completed["error"] == (f"its end was not recorded; operation {reader['id']} found on "
+                                  f"{release}: web1, web2, pillow1")

@@ -1,4 +1,6 @@
 """The history store's pure decisions: URL masking and location, staleness, log chunks, views."""
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -146,3 +148,80 @@ def test_a_sqlite_store_outside_the_default_place_needs_its_directory(tmp_path, 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the default store's place is made
     create_engine(f"sqlite:///{tmp_path}/data/fab-deploy/history.sqlite").dispose()
     assert (tmp_path / "data" / "fab-deploy").is_dir()
+
+
+# --- completing the record of a run that never recorded its end -------------------
+
+from fab.history import reconcile  # noqa: E402
+
+NEW, OLD = "2026-12-07_04.40.00", "2026-12-07_04.30.00"
+
+
+def row(id_, task="deploy", outcome="running", heartbeat_at=1000.0, release=NEW,
+        hosts=("web1", "web2", "proxy1"), controller="laptop", pid=4242):
+    return dict(id=id_, task=task, outcome=outcome, heartbeat_at=heartbeat_at, release=release,
+                hosts=json.dumps(list(hosts)), controller=controller, pid=pid)
+
+
+def unfinished(rows, own=99, taken_over=None, now=1010.0, alive=None):
+    return reconcile.unfinished(rows, own, taken_over, now, 60, lambda r: alive)
+
+
+def test_the_run_found_unfinished_is_the_newest_that_held_the_lock_and_whose_holder_is_gone():
+    killed = row(3)
+    # The controller's own run, a refused one and a read-only task are not it.
+    newer = [row(99), row(7, outcome="refused"), row(6, task="history", outcome="succeeded")]
+    assert unfinished(newer + [killed], alive=False) == killed  # its process is gone here
+    assert unfinished(newer + [killed], now=1061) == killed  # silent past stale_seconds
+    assert unfinished(newer + [killed], now=1030) is None  # another controller, still heartbeating
+    # A run that ended (recorded its end) after it: the hosts show that one's end, not the killed one's.
+    assert unfinished([row(5, outcome="succeeded"), killed], alive=False) is None
+    # One still starting elsewhere (heartbeating, never reached the hosts) is looked past.
+    starting = row(8, heartbeat_at=1009.0, controller="ci")
+    assert unfinished([starting, killed], now=1065) == row(3)
+    assert unfinished([row(3, outcome="interrupted")], alive=False) is None  # already completed
+
+
+def test_the_run_whose_claim_was_taken_over_is_the_one_found_unfinished():
+    killed, later = row(3), row(5, heartbeat_at=1009.0)
+    assert unfinished([later, killed], taken_over=3, now=1011) == killed  # whatever its heartbeat
+    assert unfinished([later, row(3, outcome="succeeded")], taken_over=3) is None
+
+
+def test_a_killed_deploy_is_recorded_per_host_swapped_or_not():
+    found = {"web1": (NEW, "building"), "web2": (OLD, "building"), "proxy1": (OLD, None)}
+    fix = reconcile.correction(row(3), found, 12)
+    assert fix.outcome == "interrupted"
+    assert fix.hosts == {"web1": ("swapped", NEW), "web2": ("not swapped", OLD), "proxy1": ("not swapped", OLD)}
+    assert fix.summary == (f"its end was not recorded; operation 12 found on {NEW}: web1; "
+                           f"not swapped: web2 ({OLD}), proxy1 ({OLD})")
+    assert fix.steps_left_running == "interrupted"
+
+
+def test_a_deploy_live_and_good_everywhere_whose_end_was_not_recorded_succeeded():
+    fix = reconcile.correction(row(3), {h: (NEW, "good") for h in ("web1", "web2", "proxy1")}, 12)
+    assert fix.outcome == "succeeded" and fix.steps_left_running == "not recorded"
+    assert set(fix.hosts.values()) == {("swapped", NEW)}
+    # Live everywhere but never marked good (killed before), or a host not read: interrupted.
+    assert reconcile.correction(row(3), {h: (NEW, "building") for h in ("web1", "web2", "proxy1")},
+                                12).outcome == "interrupted"
+    partial = reconcile.correction(row(3), {h: (NEW, "good") for h in ("web1", "web2")}, 12)
+    assert partial.outcome == "interrupted" and partial.summary.endswith("; not read: proxy1")
+
+
+def test_a_run_without_a_release_of_its_own_is_recorded_interrupted_with_no_host_claim():
+    fix = reconcile.correction(row(3, release=None), {"web1": (OLD, None)}, 12)
+    assert (fix.outcome, fix.hosts) == ("interrupted", {})
+    assert "it had chosen no release yet" in fix.summary
+    assert reconcile.correction(row(3, task="restart_services", release=None), {"web1": (OLD, None)},
+                                12).outcome == "interrupted"
+
+
+def test_the_locking_tasks_are_those_that_take_the_lock_in_tasks_py():
+    import re
+
+    from fab import PROJECT_ROOT
+
+    with open(f"{PROJECT_ROOT}/fab/tasks.py") as handle:
+        taking = set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
+    assert taking == reconcile.LOCKING_TASKS

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from conftest import assert_ok, assert_one_line_error, run_fab
 from fab import PROJECT_ROOT, history
@@ -272,3 +274,41 @@ def wait_for_files(paths, processes, timeout=60):
         assert time.monotonic() < deadline, f"timed out waiting for {paths}"
         time.sleep(0.01)
     return [path.read_text() for path in paths]
+
+
+def test_a_postgresql_role_that_cannot_write_one_table_cannot_start_an_operation(postgres, pg_url):
+    """A store that would take an operation's row but not its log is found out at the
+    start (the claim then refuses a deploy), not half-way through the deploy."""
+    open_store(pg_url, ENV)  # made by its owner
+    database = pg_url.split("@/")[1].split("?")[0]
+    role = f"deployer_{uuid.uuid4().hex[:8]}"
+    postgres.run("psql", "-h", postgres.data_dir, "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c",
+                 f"CREATE ROLE {role} LOGIN; "
+                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+                 f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+                 f"REVOKE INSERT ON fab_log_chunks FROM {role}")
+    limited = open_store(pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"), ENV)
+    with pytest.raises(DBAPIError, match="permission denied for table fab_log_chunks"):
+        limited.start_operation(ENV, "deploy", {}, "alice@laptop", "laptop", 1, ["web1"], time.time())
+    assert open_store(pg_url, ENV).operations(ENV, 5) == []  # no row left behind
+    claims.release(limited, claims.acquire(limited, ENV, "deploy", "alice@laptop", "laptop", 60))  # claims work
+
+
+def test_correcting_an_unfinished_operation_writes_once_and_never_over_an_end(store_url):
+    store = open_store(store_url, ENV)
+    started = time.time() - 30
+    running = store.start_operation(ENV, "deploy", {}, "alice@laptop", "laptop", 1, ["web1", "web2"], started)
+    store.write_progress(running, 1, ["[   0.1s] == deploying"],
+                         [dict(host="web1", step="restart", started_at=started, outcome="running")], {}, {})
+    current = [dict(host=h, step="current", started_at=started + 40, finished_at=started + 40, outcome=how,
+                    note="runs R") for h, how in (("web1", "swapped"), ("web2", "not swapped"))]
+    assert store.correct_operation(running, ["[reconciled] found"], current, "interrupted",
+                                   dict(outcome="interrupted", error="its end was not recorded"))
+    assert [(s["host"], s["step"], s["outcome"]) for s in store.steps(running)] == [
+        ("web1", "restart", "interrupted"), ("web1", "current", "swapped"), ("web2", "current", "not swapped")]
+    assert store.log_lines(running) == [(1, "[   0.1s] == deploying"), (2, "[reconciled] found")]
+    assert store.operation(ENV, running)["outcome"] == "interrupted"
+    assert not store.correct_operation(running, ["again"], [], "interrupted", dict(outcome="succeeded"))
+    ended = record_operation(store, started, ["[   0.1s] done"])
+    assert not store.correct_operation(ended, ["late"], [], "interrupted", dict(outcome="interrupted"))
+    assert store.operation(ENV, ended)["outcome"] == "succeeded" and len(store.log_lines(ended)) == 1

@@ -11,6 +11,9 @@ runs, so `fab -l` stays fast.
     claimed(env, task, holder, controller)
                                     hold the environment's claim (fab.session.locked)
     clear_claim(env, by)            `fab <env> unlock`
+    correct_unfinished(env, claim, states)
+                                    complete the record of a run that never recorded
+                                    its end, from the hosts (fab.session.locked)
     history_lines(env, limit, as_json), log_lines(env, operation_id),
     follow_log(env, operation_id, write), prune(env, days), upgrade(env)
                                     the history tasks of fabfile.py
@@ -28,6 +31,7 @@ from fab.events import stream
 GOES_AHEAD_WITHOUT_STORE = frozenset({"rollback", "unlock"})
 FOLLOW_POLL_SECONDS = 0.5
 HISTORY_LIMIT = 20
+RECONCILE_LOOKBACK = 20  # operations looked at for a run that never recorded its end
 
 
 _importing = threading.Lock()
@@ -69,17 +73,21 @@ def open_store(env):
 @contextlib.contextmanager
 def claimed(env, task, holder, controller):
     """Hold `env`'s claim in the store while the block runs; ClaimHeld (exit 3) if another
-    controller holds it. Without a reachable, current store only the emergency tools go
-    ahead (with a warning); every other task refuses before touching a host."""
+    controller holds it. Without a reachable, current store that records this task's run,
+    only the emergency tools go ahead (with a warning); every other task refuses before
+    touching a host: a store that cannot record is one that cannot be reached."""
     import_store_modules()
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
-    from fab.history.recording import operation_id
+    from fab.history.recording import operation_id, unrecordable
     from fab.history.store import describe_database_error
 
     try:
         with database_errors(env):
             store = open_store(env)
+            why_not = unrecordable(env.name)
+            if why_not:
+                raise StoreUnavailable(why_not)
             claim = claims.acquire(store, env.name, task, holder, controller, env.history.stale_seconds,
                                    operation_id=operation_id(env.name))
     except (StoreUnavailable, SchemaMismatch) as error:
@@ -103,6 +111,51 @@ def claimed(env, task, holder, controller):
             claims.release(store, claim)
         except Exception as error:  # noqa: BLE001 - the task's own outcome matters more
             stream.warning(f"could not release the claim on {env.name}: {describe_database_error(error)}")
+
+
+def correct_unfinished(env, claim, states):
+    """Under the lock, before this task changes any host: if the previous run on `env`
+    never recorded its end (killed outright, or its store was down when it ended),
+    complete its row from `states` ({host: HostState}, as just read): per host whether it
+    runs that run's release, and how it ended (fab.history.reconcile). `claim` is this
+    task's (None without a store: then nothing is done). Never stops the task."""
+    if claim is None:
+        return
+    from fab.history import liveness, reconcile
+    from fab.history.recording import operation_id
+    from fab.history.store import describe_database_error
+    from fab.identity import controller_name
+
+    store = open_store(env)
+    own = operation_id(env.name)
+    taken_over = (claim.took_over or {}).get("operation_id")
+    here = controller_name()
+    try:
+        found = reconcile.unfinished(
+            store.operations(env.name, RECONCILE_LOOKBACK), own, taken_over, time.time(),
+            env.history.stale_seconds,
+            lambda row: liveness.process_alive_here(row["controller"], row["pid"], here))
+        if found is None:
+            return
+        on_hosts = {}
+        for host, state in states.items():
+            if state is not None:
+                held = state.release(found["release"]) if found["release"] else None
+                on_hosts[host] = (state.current, getattr(getattr(held, "meta", None), "status", None))
+        fix = reconcile.correction(found, on_hosts, own)
+        now = time.time()
+        steps = [dict(host=host, step="current", started_at=now, finished_at=now, outcome=how,
+                      note=f"runs {current or 'no release'}") for host, (how, current) in fix.hosts.items()]
+        changes = dict(outcome=fix.outcome, error=fix.summary)
+        corrected = store.correct_operation(found["id"], [f"[reconciled] {fix.summary}"], steps,
+                                            fix.steps_left_running, changes)
+    except Exception as error:  # noqa: BLE001 - the record is housekeeping; the task goes on
+        stream.warning(f"could not complete the record of an earlier {env.name} run: "
+                       f"{describe_database_error(error)}")
+        return
+    if corrected:
+        stream.note(f"operation {found['id']} ({found['task']}) never recorded its end: "
+                    f"recorded now as {fix.outcome} ({fix.summary.split('; ', 1)[1]})")
 
 
 def clear_claim(env, by):

@@ -13,8 +13,13 @@ hosts (SQLAlchemy's import alone takes a good part of a deploy's start-up). That
 thread never publishes: what it has to say waits for the publishing thread, which
 may be waiting for it (the task's end joins it from within the stream).
 
-If the store cannot be reached when the task starts, the run is
-kept in memory and written, if the store answers by then, when the task ends.
+If the store cannot be reached when the task starts, or opens but cannot
+record (a table gone, a privilege missing: `unrecordable` says why, and the
+claim refuses as for a store out of reach), the run is kept in memory and
+written, if the store answers by then, when the task ends. A run whose row is
+in the store but whose writes stopped (the store went down mid-task) retries
+at its end for up to FINAL_RETRY_SECONDS, so its row does not stay `running`
+(read as interrupted) when the task in fact ended otherwise.
 """
 import os
 import threading
@@ -30,6 +35,8 @@ from fab.history.views import arguments_text
 from fab.outputs.plain import PlainLines
 
 FLUSH_SECONDS = 0.5
+FINAL_RETRY_SECONDS = 30
+FINAL_RETRY_INTERVAL = 1.0
 OUTPUT_TAIL_LINES = 40
 
 #: environment name -> the run being recorded (for the claim's operation id).
@@ -44,6 +51,16 @@ def operation_id(environment):
         return None
     run.opened.wait()
     return run.operation_id
+
+
+def unrecordable(environment):
+    """Why the store, open, cannot record this process's run on `environment` (one
+    line), or None: it records, is out of reach (said by opening it), or nothing records."""
+    run = _recording.get(environment)
+    if run is None:
+        return None
+    run.opened.wait()
+    return run.unrecordable
 
 
 class Recorder:
@@ -80,6 +97,7 @@ class _Run:
         self.started = started
         self.store = None
         self.operation_id = None
+        self.unrecordable = None  # why the open store refused this run's row, if it did
         self._lock = threading.Lock()
         self._lines = []  # formatted, not yet written
         self._new_steps = []  # (key, values) begun, not yet written
@@ -136,8 +154,6 @@ class _Run:
         try:
             url = store_url(self.env.history)
             self.store = open_store(url, self.env.name)
-            self._insert_operation()
-            return True
         except StoreMisconfigured as error:  # it will not answer later either: say it once
             self.store = None
             self._misconfigured = True
@@ -149,6 +165,17 @@ class _Run:
             self.store = None
             self._warn(f"history store {mask_secrets(url or '')} failed: {describe_database_error(error)}; "
                        "this run is kept in memory and recorded at the end if it answers by then")
+        if self.store is None:
+            return False
+        try:
+            self._insert_operation()
+            return True
+        except Exception as error:  # noqa: BLE001 - the database driver's errors
+            self.unrecordable = (f"history store {self.store.location} cannot record: "
+                                 f"{describe_database_error(error)}")
+            self.store = None
+            self._warn(f"{self.unrecordable}; this run is kept in memory and recorded at the end "
+                       "if it can be by then")
         return False
 
     def take(self, event):
@@ -197,7 +224,7 @@ class _Run:
             self._changes.update(final)
         if self.store is None and (self._misconfigured or not self._open_late()):
             return
-        if not self._flush(final=True):
+        if not self._flush(final=True) and not self._flush_again():
             return
         if self.started.task == "deploy":
             self._prune_in_passing()
@@ -225,11 +252,28 @@ class _Run:
             self._warn(f"{reason}; this {self.started.task} was not recorded in the history")
             return False
 
+    def _flush_again(self):
+        """The run's row is in the store but its end could not be written: try again for
+        up to FINAL_RETRY_SECONDS (a store restarting, a dropped connection), so the row
+        does not stay `running` and read as interrupted. Called in the publishing thread."""
+        self.publish_warnings()  # the failure, and that it retries
+        deadline = time.monotonic() + FINAL_RETRY_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(FINAL_RETRY_INTERVAL)
+            if self._flush(final=True, quiet=True):
+                self._warn(f"history store {self.store.location}: the end of this {self.started.task} "
+                           "is recorded")
+                return True
+        self._warn(f"history store {self.store.location}: gave up; the end of this {self.started.task} is "
+                   f"not recorded (the next task that locks {self.env.name} completes its record "
+                   "from the hosts)")
+        return False
+
     def _flush_every(self):
         while not self._stop.wait(FLUSH_SECONDS):
             self._flush()
 
-    def _flush(self, final=False):
+    def _flush(self, final=False, quiet=False):
         from fab.history.store import describe_database_error
 
         with self._lock:
@@ -257,9 +301,10 @@ class _Run:
                 self._new_steps[:0] = new_steps
                 self._ended_steps = {**ended, **self._ended_steps}
                 self._changes = {**changes, **self._changes}
-            if not self._complained or final:
+            if not quiet and (not self._complained or final):
                 self._complained = True
-                later = "the end of this run is not recorded" if final else "will retry"
+                later = (f"retrying for up to {FINAL_RETRY_SECONDS}s to record the end of this "
+                         f"{self.started.task} (Ctrl-C gives up)" if final else "will retry")
                 self._warn(f"history store {self.store.location}: cannot write "
                            f"({describe_database_error(error)}); {later}")
             return False

@@ -203,37 +203,59 @@ class Store:
 
     def start_operation(self, environment, task, arguments, performer, controller, pid, hosts,
                         started_at):
+        """Insert the operation's row; its id. The same transaction first tries every
+        write a recording makes (then undoes it), so a store that would take the row but
+        not its steps or log (a table gone, a privilege missing) fails here, at the start."""
         with writing(self.engine) as connection:
             result = connection.execute(operations.insert().values(
                 environment=environment, task=task,
                 arguments=mask_secrets(json.dumps(arguments, sort_keys=True, default=str)),
                 performer=performer, controller=controller, pid=pid, hosts=json.dumps(list(hosts)),
                 started_at=started_at, heartbeat_at=started_at, outcome=liveness.RUNNING))
-            return result.inserted_primary_key[0]
+            operation_id = result.inserted_primary_key[0]
+            self._try_recording(connection, operation_id, started_at)
+            return operation_id
+
+    def _try_recording(self, connection, operation_id, at):
+        """Every kind of write `write_progress` makes, in a savepoint that is rolled back."""
+        attempt = connection.begin_nested()
+        step_id = connection.execute(steps.insert().values(
+            operation_id=operation_id, host="-", step="-", started_at=at,
+            outcome=liveness.RUNNING)).inserted_primary_key[0]
+        connection.execute(steps.update().where(steps.c.id == step_id).values(outcome=liveness.RUNNING))
+        data, compression = chunks.encode(["-"])
+        connection.execute(log_chunks.insert().values(
+            operation_id=operation_id, first_line=1, last_line=1, data=data, compression=compression))
+        connection.execute(operations.update().where(operations.c.id == operation_id).values(heartbeat_at=at))
+        attempt.rollback()
 
     def write_progress(self, operation_id, first_line, lines, new_steps, finished_steps, changes):
         """One transaction: log lines numbered from `first_line`, steps begun (values; their
         row ids are returned, in order), steps ended ({row id: values}), and `changes` to the
         operation (heartbeat, release, outcome, ...)."""
         with writing(self.engine) as connection:
-            number = first_line
-            for group in chunks.split(lines):
-                data, compression = chunks.encode(group)
-                connection.execute(log_chunks.insert().values(
-                    operation_id=operation_id, first_line=number, last_line=number + len(group) - 1,
-                    data=data, compression=compression))
-                number += len(group)
-            ids = self._insert_steps(connection, operation_id, new_steps)
-            # One statement for all the steps that ended (a 50-host stage ends 50 at once).
-            for _fields, group in _grouped_by_fields(finished_steps.items()):
-                connection.execute(
-                    steps.update().where(steps.c.id == sa.bindparam("row_id")),
-                    [{"row_id": step_id, **values} for step_id, values in group])
-            if lines:
-                changes = {**changes, "log_lines": number - 1}
-            if changes:
-                connection.execute(
-                    operations.update().where(operations.c.id == operation_id).values(**changes))
+            return self._write_progress(connection, operation_id, first_line, lines, new_steps,
+                                        finished_steps, changes)
+
+    def _write_progress(self, connection, operation_id, first_line, lines, new_steps, finished_steps, changes):
+        number = first_line
+        for group in chunks.split(lines):
+            data, compression = chunks.encode(group)
+            connection.execute(log_chunks.insert().values(
+                operation_id=operation_id, first_line=number, last_line=number + len(group) - 1,
+                data=data, compression=compression))
+            number += len(group)
+        ids = self._insert_steps(connection, operation_id, new_steps)
+        # One statement for all the steps that ended (a 50-host stage ends 50 at once).
+        for _fields, group in _grouped_by_fields(finished_steps.items()):
+            connection.execute(
+                steps.update().where(steps.c.id == sa.bindparam("row_id")),
+                [{"row_id": step_id, **values} for step_id, values in group])
+        if lines:
+            changes = {**changes, "log_lines": number - 1}
+        if changes:
+            connection.execute(
+                operations.update().where(operations.c.id == operation_id).values(**changes))
         return ids
 
     def _insert_steps(self, connection, operation_id, new_steps):
@@ -248,6 +270,23 @@ class Store:
                 steps.insert().returning(steps.c.id, sort_by_parameter_order=True), rows)
             return [row.id for row in result]
         return [connection.execute(steps.insert().values(**row)).inserted_primary_key[0] for row in rows]
+
+    def correct_operation(self, operation_id, lines, new_steps, running_steps_outcome, changes):
+        """Complete the row of an operation still `running` whose end was not recorded
+        (fab.history.reconcile), in one transaction: log `lines` after its own, step rows
+        (values), its steps still running set to `running_steps_outcome`, and `changes`.
+        False, changing nothing, if the row is no longer running (its own end, or another
+        correction, came first)."""
+        with writing(self.engine) as connection:
+            row = connection.execute(sa.select(operations.c.outcome, operations.c.log_lines)
+                                     .where(operations.c.id == operation_id)).first()
+            if row is None or row.outcome != liveness.RUNNING:
+                return False
+            connection.execute(steps.update().where(steps.c.operation_id == operation_id,
+                                                    steps.c.outcome == liveness.RUNNING)
+                               .values(outcome=running_steps_outcome))
+            self._write_progress(connection, operation_id, row.log_lines + 1, lines, new_steps, {}, changes)
+        return True
 
     # -- reading ---------------------------------------------------------------
 
