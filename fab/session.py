@@ -109,12 +109,18 @@ def reported(task_body):
     return wrapper
 
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+#: SIGHUP too: a closed terminal or a dropped SSH session to a jump box is an interrupt,
+#: not the end (the outputs survive it: fab.outputs.streams).
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def raise_interrupted(signum, frame):
-    """SIGINT and SIGTERM become Interrupted wherever the task is: each stage
+    """SIGINT, SIGTERM and SIGHUP become Interrupted wherever the task is: each stage
     decides what an interrupt there means (nothing changed, or put every host back)."""
+    if signum == signal.SIGHUP:
+        # A hang-up often comes more than once (the terminal, then the shell): a
+        # second one is no one asking to stop the put-back.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
@@ -125,7 +131,9 @@ def task_outputs(json=False, recorded_env=None):
     history recorder. Close the returned stack to detach them. Every output for
     people, and where it writes, is chosen in `fab.outputs`."""
     from fab import outputs  # rich: only once a task runs (`fab -l` stays quick)
+    from fab.outputs.streams import survive_closed_output
 
+    survive_closed_output()  # for the rest of the process: a closed terminal must not stop a put-back
     stack = outputs.attach(stream, json_requested=json)
     if recorded_env is not None:
         recorder = stream.subscribe(history.recorder(recorded_env))
@@ -183,6 +191,20 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
             lock_host.close()
 
 
+def fence_the_broken_holder(env, generation):
+    """Every other host refuses the broken holder's swaps from now on (should it wake up);
+    a host that cannot be reached is named: it refuses them once the next holder swaps there."""
+    others = env.hosts[1:]
+    if not others or not generation:
+        return
+    with open_fleet(env, hosts=others, partial=True) as fleet:
+        _, failed = fleet.attempt("fence", lambda host: lock.raise_generation(host, generation), quiet=True)
+    unfenced = {**fleet.unreachable, **failed}
+    if unfenced:
+        stream.warning(f"could not tell {rollout.describe_failures(unfenced)} to refuse the broken "
+                       "holder's swaps (its own deployer stops at its next step all the same)")
+
+
 @contextlib.contextmanager
 def locked(env, task, lock_host, fleet):
     """Hold the environment's claim in the history store, then its deploy lock on the
@@ -218,8 +240,10 @@ def host_locked(env, task, lock_host, fleet):
             held.host.state = state.parse(held.state_output, env.code_root)
         if unread or may_predate_release(held.released_ago, time.monotonic() - began):
             fleet.each("state", state.read, hosts=others, quiet=True)
+        fleet.lock = held
         yield
     finally:
+        fleet.lock = None
         try:
             lock_fleet.each("unlock", lambda host: held.release() or "released")
         except DeployError as error:

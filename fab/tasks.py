@@ -39,7 +39,8 @@ from fab.errors import (
 from fab.operations import build, cleanup, code, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
-from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
+from fab.session import (fence_the_broken_holder, open_fleet, reported, select_environment, selected_environment,
+                         user_errors, who_am_i)
 
 # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
 # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
@@ -261,9 +262,11 @@ def unlock(c):
                              quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
-    else:
-        print(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
-              f"on {env.hosts[0]}")
+        return
+    holder, generation = removed
+    print(f"stopped the lock holder {lock.describe(holder)}; recorded in log/lock-breaks.log "
+          f"on {env.hosts[0]}")
+    fence_the_broken_holder(env, generation)
 
 
 # --- services -----------------------------------------------------------------
