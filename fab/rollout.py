@@ -184,10 +184,16 @@ def put_back(fleet, rotation, host_groups, previous):
     does not stop the others: every group is tried, then FleetInconsistent names
     what is left. A second interrupt stops this at once and says which host runs what."""
     failures = {}
+    # A host this task never asked to swap runs its previous release: it only goes
+    # back into rotation (an interrupt or a lost lock before its swap restarts nothing).
+    untouched = {name for group in host_groups for name in group if fleet[name].placed is None}
     try:
         with fleet.lock.putting_back() if fleet.lock else contextlib.nullcontext():
             for group in host_groups:
-                failures.update(run_wave(fleet, rotation, group, previous, swap=True, mode="all"))
+                touched = [name for name in group if name not in untouched]
+                if touched:
+                    failures.update(run_wave(fleet, rotation, touched, previous, swap=True, mode="all"))
+            rotation.set(rotation.drained - untouched)
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "

@@ -106,7 +106,8 @@ class Heartbeat:
     """Refreshes a claim's heartbeat in a background thread until stopped.
 
     `on_problem(text)` is told once if the claim was taken over or the store stops
-    answering; the task goes on (the host lock still guards the hosts).
+    answering; the task goes on while it holds the deploy lock on the hosts (which
+    stops it at its next step once lost: fab.operations.lock).
     """
 
     def __init__(self, store, claim, on_problem, interval=liveness.HEARTBEAT_SECONDS):
@@ -134,6 +135,6 @@ class Heartbeat:
                     complained = True
                 continue
             if not ours:
-                self._on_problem(f"the claim on {self._claim.environment} was taken over by another "
-                                 "controller; the host lock still guards the hosts")
+                self._on_problem(f"the claim on {self._claim.environment} is no longer this task's (cleared "
+                                 "by `unlock` or taken over): it goes on only while it holds the deploy lock")
                 return

