@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import FAB, PROJECT_ROOT, assert_ok
+from conftest import FAB, PROJECT_ROOT, assert_ok, assert_one_line_error
+from fab import shell
 from test_faults import (  # noqa: F401 - faulty_env is a fixture
     assert_fleet_on, faulty_env, finish, good_releases, marker, start_fab, touch, wait_for)
 
@@ -121,3 +122,35 @@ def test_sighup_mid_wave_puts_every_host_back_with_the_terminal_gone(faulty_env,
     assert [env.meta("web1", name)["status"] for name in made] == ["interrupted"]
     newest = last_deploy(env)
     assert (newest["task"], newest["outcome"], newest["exit_code"]) == ("deploy", "interrupted", 130)
+
+
+def test_unlock_stops_nothing_but_the_lock_holder_whatever_the_owner_record_says(deploy_env):
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    # A deploy holds the lock (its lock script, over ssh as a deployer runs it) ...
+    holder = subprocess.Popen(
+        ["ssh", "-F", env.spec.ssh_config, "web1", shell.step_command(shell.remote_script("lock"), [
+            env.code_root("web1"), json.dumps({"owner": "someone@elsewhere", "task": "deploy"}), "",
+            shell.remote_script("fence")])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    home = os.stat(env.spec.home("web1"))
+    # ... and the app, as the deploy user, points the owner record at one of its own processes.
+    bystander = subprocess.Popen(["sleep", "300"], user=home.st_uid, group=home.st_gid, extra_groups=[])
+    try:
+        assert holder.stdout.readline().startswith("acquired ")
+        owner_file = os.path.join(env.code_root("web1"), ".deploy.lock.owner")
+        with open(owner_file) as handle:
+            record = json.loads(handle.read())
+        with open(owner_file, "w") as handle:
+            handle.write(json.dumps({**record, "lock_pid": bystander.pid}))
+
+        refused = env.fab("unlock")
+        assert_one_line_error(refused, f"names pid {bystander.pid}, which does not hold the lock: nothing was stopped")
+        assert bystander.poll() is None and holder.poll() is None  # both alive
+        assert env.fab("deploy").returncode == 3  # the lock is still held
+        assert not os.path.exists(os.path.join(env.code_root("web1"), "log", "lock-breaks.log"))
+    finally:
+        bystander.kill()
+        bystander.wait()
+        holder.kill()
+        holder.wait()
