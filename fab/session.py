@@ -8,11 +8,12 @@ import functools
 import inspect
 import signal
 import time
+import uuid
 
 from invoke.exceptions import Exit
 
 from fab import events, history, rollout
-from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
+from fab.errors import ConfigError, DeployError, Interrupted, LockHeld, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
 from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
 from fab.operations import lock, state
@@ -208,33 +209,55 @@ def fence_the_broken_holder(env, generation):
 @contextlib.contextmanager
 def locked(env, task, lock_host, fleet):
     """Hold the environment's claim in the history store, then its deploy lock on the
-    hosts (the last line of defence), for the duration; read every host's state."""
-    with history.claimed(env, task, who_am_i(), controller_name()):
-        with host_locked(env, task, lock_host, fleet):
+    hosts (the last line of defence), for the duration; read every host's state.
+
+    A claim held by another controller whose holder no longer holds the deploy lock
+    (SIGKILLed: the kernel freed its lock at once) is taken over at once: we take the
+    host lock first, and if its last holder was that claim's, the holder is gone
+    (see fab.history.claims). Our own lock record names our claim for the same reason.
+    """
+    token = uuid.uuid4().hex
+    held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i(), claim=token))
+    lock_host_read = held.host in fleet.connected.values()
+
+    def holder_gone(claim):
+        if not held.acquired:
+            try:
+                Fleet(env, [held.host]).each("lock", lambda host: held.acquire(read_state=lock_host_read))
+            except LockHeld:
+                return False  # its holder still holds it: the claim stands
+        if held.previous_holder.get("claim") == claim["token"]:
+            return True
+        release_lock(held)
+        return False
+
+    with history.claimed(env, task, who_am_i(), controller_name(), token=token, holder_gone=holder_gone):
+        with host_locked(env, held, fleet):
             yield
 
 
 @contextlib.contextmanager
-def host_locked(env, task, lock_host, fleet):
-    """Hold the environment's deploy lock (on its first host, over `lock_host`: its
-    fleet connection, or one of the lock's own) for the duration, and read every host
-    of `fleet` under it. Stopping a step closes only that step's session, never the lock's.
+def host_locked(env, held, fleet):
+    """Hold the environment's deploy lock (`held`, a HeldLock on its first host, over
+    its fleet connection or one of the lock's own) for the duration, and read every
+    host of `fleet` under it. Stopping a step closes only that step's session, never the lock's.
 
     The lock host's state is read in the lock's own round trip, the other hosts' at
     the same time; if the previous holder let go after those reads began (or did not
-    let go cleanly), they are read again, now under the lock.
+    let go cleanly), they are read again, now under the lock. (Taken already to see
+    whether a claim's holder is gone, the lock has them read now.)
     """
-    held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     lock_host_read = held.host in fleet.connected.values()
     others = [host for host in fleet.connected.values() if host is not held.host]
-    began = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
-        meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
-        try:
-            lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
-        finally:
-            _, unread = meanwhile.result()
+    unread, began = others, time.monotonic()
+    if not held.acquired:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
+            meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
+            try:
+                lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
+            finally:
+                _, unread = meanwhile.result()
     try:
         if lock_host_read:
             held.host.state = state.parse(held.state_output, env.code_root)
@@ -244,10 +267,14 @@ def host_locked(env, task, lock_host, fleet):
         yield
     finally:
         fleet.lock = None
-        try:
-            lock_fleet.each("unlock", lambda host: held.release() or "released")
-        except DeployError as error:
-            stream.warning(f"could not release the lock cleanly (it frees itself): {error}")
+        release_lock(held)
+
+
+def release_lock(held):
+    try:
+        Fleet(held.host.env, [held.host]).each("unlock", lambda host: held.release() or "released")
+    except DeployError as error:
+        stream.warning(f"could not release the lock cleanly (it frees itself): {error}")
 
 
 #: Seconds of leeway when deciding whether state read while the lock was being taken

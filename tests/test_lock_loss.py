@@ -19,8 +19,10 @@ import pytest
 
 from conftest import FAB, PROJECT_ROOT, assert_ok, assert_one_line_error
 from fab import shell
+from fab.history import claims
+from fab.history.store import open_store
 from test_faults import (  # noqa: F401 - faulty_env is a fixture
-    assert_fleet_on, faulty_env, finish, good_releases, marker, start_fab, touch, wait_for)
+    assert_fleet_on, faulty_env, finish, good_releases, lock_is_free, marker, start_fab, touch, wait_for)
 
 pytestmark = pytest.mark.fleet
 
@@ -154,3 +156,40 @@ def test_unlock_stops_nothing_but_the_lock_holder_whatever_the_owner_record_says
         bystander.wait()
         holder.kill()
         holder.wait()
+
+
+def test_a_sigkilled_holders_claim_is_taken_over_at_once_by_another_controller(faulty_env):
+    env = faulty_env
+    old_release = env.current("web1")
+    new_commit = env.commit("NEWS.txt", "killed mid-rollout\n", "a release whose controller is killed")
+    touch(env, "web1", "fault-slow-restart")  # the canary, drained, restarting
+    laptop = subprocess.Popen(
+        [FAB, env.name, "deploy"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory, "FAB_CONTROLLER": "laptop"})
+    try:
+        wait_for(marker(env, "web1", "fault-restart-started"), "the canary's restart")
+        laptop.kill()
+        laptop.wait()
+    finally:
+        os.remove(marker(env, "web1", "fault-restart-started"))
+        os.remove(marker(env, "web1", "fault-slow-restart"))
+    assert lock_is_free(env)  # the kernel freed its host lock at once ...
+    store = open_store(os.environ["FAB_HISTORY_URL"], env.name)
+    claim = store.claim(env.name)
+    assert claim["controller"] == "laptop"  # ... its claim is still there, heartbeat fresh
+    # (A claim is asked about its host lock only once it is a few seconds old: see claims.LOCK_GRACE_SECONDS.)
+    time.sleep(max(0.0, claim["claimed_at"] + claims.LOCK_GRACE_SECONDS - time.time()))
+
+    other = env.fab("deploy", environ={"FAB_CONTROLLER": "ci-runner"})
+    assert_ok(other)
+    assert "took over the stale claim of" in other.stdout and "from laptop" in other.stdout
+    assert "it no longer holds the deploy lock on the hosts" in other.stdout
+    audit = store.claim_audit(env.name)[-1]
+    assert (audit["action"], audit["controller"]) == ("taken_over", "laptop")
+    assert "no longer holds the deploy lock" in audit["reason"]
+    release = env.current("web1")
+    assert release != old_release
+    assert {env.current(host) for host in env.hosts} == {release}
+    assert env.version("web1")["commit"] == new_commit
+    assert drained_in_proxy(env) == []

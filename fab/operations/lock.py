@@ -30,14 +30,17 @@ from fab.releases import utcnow
 ROLES = "first host"
 
 
-def owner_record(task, performer):
-    return {
+def owner_record(task, performer, claim=None):
+    """Who holds the lock, as shown to whoever is refused; `claim`: the token of the
+    holder's claim in the history store (whether a claim's holder still holds the lock)."""
+    record = {
         "owner": performer,
         "machine": controller_name(),
         "pid": os.getpid(),
         "task": task,
         "since": utcnow().isoformat(),
     }
+    return {**record, "claim": claim} if claim else record
 
 
 class HeldLock:
@@ -61,6 +64,10 @@ class HeldLock:
         self._answers = None
         self._reported = False  # LockLost raised: the task is putting back and recording now
         self._putting_back = 0
+
+    @property
+    def acquired(self):
+        return self._channel is not None
 
     def acquire(self, read_state=False, timeout=30):
         """Take the lock (and with `read_state`, read the lock host's state under it, in
