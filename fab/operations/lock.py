@@ -133,11 +133,11 @@ class HeldLock:
         transport = channel.get_transport()
         if not (channel.exit_status_ready() or channel.closed or transport is None or not transport.is_active()):
             return False
-        self.lost = f"the deploy lock on {self.host.name} was taken away: {self._why_lost()}"
+        self.lost = self._why_lost()
         return True
 
     def _why_lost(self):
-        """Who broke the lock, from the audit line lock.sh says it was stopped with."""
+        """Why the lock ended; who broke it, from the audit line lock.sh says it was stopped with."""
         try:
             channel = self._channel
             channel.settimeout(2)
@@ -150,8 +150,10 @@ class HeldLock:
                     audit = base64.b64decode(line.partition(" ")[2]).decode(errors="replace")
                 except (ValueError, binascii.Error):
                     continue
-                return f"{shown(audit).rstrip(':')} (fab {self.host.env.name} unlock; see log/lock-breaks.log)"
-        return "its holder on the host ended (the connection dropped, or it was stopped)"
+                return (f"the deploy lock on {self.host.name} was taken away: {shown(audit).rstrip(':')} "
+                        f"(fab {self.host.env.name} unlock; see log/lock-breaks.log)")
+        return (f"the deploy lock on {self.host.name} was lost: its holder there ended "
+                "(the connection dropped, or it was stopped)")
 
     def release(self):
         """Let go: our end of the stream closes, the holding process ends, the kernel frees
