@@ -45,6 +45,11 @@ def new_releases(env, before):
     return sorted(set(env.releases("web1")) - set(before))
 
 
+def lock_generation(env, host):
+    with open(os.path.join(env.code_root(host), ".deploy.lock.generation")) as handle:
+        return int(handle.read())
+
+
 def drained_in_proxy(env):
     """The backends the proxy's upstream lists leave out (" down")."""
     root = env.code_root("proxy1")
@@ -69,6 +74,8 @@ def test_a_deploy_whose_lock_is_broken_while_it_is_paused_changes_nothing_more(f
         os.remove(marker(env, "web2", "fault-slow-build"))  # its build ends meanwhile
         unlocked = assert_ok(env.fab("unlock"))
         assert "stopped the lock holder" in unlocked.stdout
+        # Every host now refuses the paused deployer's swaps (its generation is behind theirs).
+        assert len({lock_generation(env, host) for host in env.hosts}) == 1
     finally:
         process.send_signal(signal.SIGCONT)  # the lid opens
     code, out, err = finish(process)
