@@ -76,7 +76,8 @@ def acquire(store, environment, task, holder, controller, stale_after, operation
             why = why_stale(current, at)
         elif holder_gone is not None and at - current["claimed_at"] >= LOCK_GRACE_SECONDS \
                 and holder_gone(current):
-            why = f"it no longer holds the deploy lock on the hosts (its last heartbeat {at - current['heartbeat_at']:.0f}s ago)"
+            why = (f"it no longer holds the deploy lock on the hosts "
+                   f"(its last heartbeat {at - current['heartbeat_at']:.0f}s ago)")
         else:
             raise ClaimHeld(describe_held(current, at))
         audit = audit_row(current, TAKEN_OVER, holder, at, reason=why)
