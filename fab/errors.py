@@ -69,6 +69,11 @@ class ConnectionLost(RemoteCommandFailed):
 
 
 class Interrupted(DeployError):
-    """SIGINT or SIGTERM reached the deployer."""
+    """SIGINT, SIGTERM or SIGHUP reached the deployer."""
 
     exit_code = 130
+
+
+class LockLost(Interrupted):
+    """The task's deploy lock ended under it (`unlock`, its connection lost): it changes
+    nothing more, puts back what it swapped as an interrupt does, and is recorded as interrupted."""

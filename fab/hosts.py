@@ -273,6 +273,9 @@ class Fleet:
         self.balancers = {host.name: host for host in balancers}
         #: {host: why} of hosts left out of a partial fleet (see `connect`).
         self.unreachable = {}
+        #: The task's deploy lock (fab.operations.lock.HeldLock) while it holds one:
+        #: checked before every step, so a task that lost it changes nothing more.
+        self.lock = None
         self._addresses = {}
         opening = threading.BoundedSemaphore(env.ssh_concurrency)
         for host in [*hosts, *balancers]:
@@ -438,6 +441,8 @@ class Fleet:
         targets = self._targets(hosts)
         if not targets:
             return
+        if self.lock is not None:
+            self.lock.check()
         # One thread per host: no host's step waits for another's. What is bounded is
         # how many connections open at once (Host.open, `ssh_concurrency`).
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(targets))

@@ -4,16 +4,18 @@ Each wave is drained from the proxies that balance it, swapped, restarted and
 health-checked together, then put back into rotation; the canary wave may also
 be watched for a while. When the canary fails, or failures pass the failure
 limit, every wave already live is put back on its previous release, newest
-first. An interrupt (SIGINT/SIGTERM, raised as `Interrupted`) is treated like
-a failure: the deployer puts every host back, and a second interrupt stops it
-with a line saying which host runs what. The plan itself is `fab.waves`.
+first. An interrupt (SIGINT/SIGTERM/SIGHUP, raised as `Interrupted`) and the
+loss of the task's deploy lock (`LockLost`) are treated like a failure: the
+deployer puts every host back, and a second interrupt stops it with a line
+saying which host runs what. The plan itself is `fab.waves`.
 """
+import contextlib
 import dataclasses
 import time
 import typing
 
 from fab import waves as wave_plan
-from fab.errors import DeployError, FleetInconsistent, Interrupted, StepFailed
+from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
@@ -119,6 +121,7 @@ def go_live(fleet, waves, goal, previous, finish=None):
                 put_back(fleet, rotation, [list(failures)], previous)
                 stream.stage(f"{describe_failures(failures)} back on the previous release; going on")
     except DeployError as error:
+        error = lock_lost_first(fleet, error)
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
         stream.stage(f"{stopped}: putting every started wave back on its previous release")
         try:
@@ -127,8 +130,18 @@ def go_live(fleet, waves, goal, previous, finish=None):
             raise FleetInconsistent(f"{error}; {inconsistent}") from None
         back = "every host is back on its previous release"
         stream.stage(back)
-        raise (Interrupted if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
+        raise type(error)(f"{error}; {back}") if isinstance(error, Interrupted) else DeployError(
+            f"{error}; {back}") from None
     return failed
+
+
+def lock_lost_first(fleet, error):
+    """The reason a rollout stopped: if the task's lock was lost (a host refused a
+    swap for it, say), that, as an interrupt (LockLost), naming who broke it."""
+    lock = fleet.lock
+    if lock is None or isinstance(error, LockLost) or not lock.notice():
+        return error
+    return LockLost(f"{lock.lost} ({error})")
 
 
 def restart(fleet, waves, expected, mode):
@@ -171,9 +184,16 @@ def put_back(fleet, rotation, host_groups, previous):
     does not stop the others: every group is tried, then FleetInconsistent names
     what is left. A second interrupt stops this at once and says which host runs what."""
     failures = {}
+    # A host this task never asked to swap runs its previous release: it only goes
+    # back into rotation (an interrupt or a lost lock before its swap restarts nothing).
+    untouched = {name for group in host_groups for name in group if fleet[name].placed is None}
     try:
-        for group in host_groups:
-            failures.update(run_wave(fleet, rotation, group, previous, swap=True, mode="all"))
+        with fleet.lock.putting_back() if fleet.lock else contextlib.nullcontext():
+            for group in host_groups:
+                touched = [name for name in group if name not in untouched]
+                if touched:
+                    failures.update(run_wave(fleet, rotation, touched, previous, swap=True, mode="all"))
+            rotation.set(rotation.drained - untouched)
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "
@@ -199,7 +219,7 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
 
     def wave_steps(host):
         target = goal[host.name]
-        planned = [swap_step(host, target)] if swap else []
+        planned = [swap_step(host, target, fleet.lock)] if swap else []
         if env.services_on(host.name):
             planned.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
@@ -272,16 +292,16 @@ def checked(fleet, names):
     return [fleet[name] for name in names if health.checks_for(fleet[name])]
 
 
-def swap_step(host, target):
+def swap_step(host, target, lock=None):
     """Step: point `current` at the target release; with none, remove `current`
-    (undoing a first deploy)."""
+    (undoing a first deploy). `lock`: the task's deploy lock (its swaps carry it)."""
     host.placed = "unknown (its swap was cut short)"
 
     def placed(note):
         host.placed = target.release or "nothing"
         return note
 
-    return current.swap_step(host, target.release, then=placed)
+    return current.swap_step(host, target.release, then=placed, lock=lock)
 
 
 def restart_step(rotation, host, mode, target, reloads=()):

@@ -8,11 +8,12 @@ import functools
 import inspect
 import signal
 import time
+import uuid
 
 from invoke.exceptions import Exit
 
 from fab import events, history, rollout
-from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
+from fab.errors import ConfigError, DeployError, Interrupted, LockHeld, PreflightError, UsageError
 from fab.hosts import Fleet, connect, describe_error
 from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
 from fab.operations import lock, state
@@ -110,12 +111,18 @@ def reported(task_body):
     return wrapper
 
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+#: SIGHUP too: a closed terminal or a dropped SSH session to a jump box is an interrupt,
+#: not the end (the outputs survive it: fab.outputs.streams).
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def raise_interrupted(signum, frame):
-    """SIGINT and SIGTERM become Interrupted wherever the task is: each stage
+    """SIGINT, SIGTERM and SIGHUP become Interrupted wherever the task is: each stage
     decides what an interrupt there means (nothing changed, or put every host back)."""
+    if signum == signal.SIGHUP:
+        # A hang-up often comes more than once (the terminal, then the shell): a
+        # second one is no one asking to stop the put-back.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
@@ -126,7 +133,9 @@ def task_outputs(json=False, recorded_env=None):
     history recorder. Close the returned stack to detach them. Every output for
     people, and where it writes, is chosen in `fab.outputs`."""
     from fab import outputs  # rich: only once a task runs (`fab -l` stays quick)
+    from fab.outputs.streams import survive_closed_output
 
+    survive_closed_output()  # for the rest of the process: a closed terminal must not stop a put-back
     stack = outputs.attach(stream, json_requested=json)
     if recorded_env is not None:
         recorder = stream.subscribe(history.recorder(recorded_env))
@@ -184,49 +193,91 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
             lock_host.close()
 
 
+def fence_the_broken_holder(env, generation):
+    """Every other host refuses the broken holder's swaps from now on (should it wake up);
+    a host that cannot be reached is named: it refuses them once the next holder swaps there."""
+    others = env.hosts[1:]
+    if not others or not generation:
+        return
+    with open_fleet(env, hosts=others, partial=True) as fleet:
+        _, failed = fleet.attempt("fence", lambda host: lock.raise_generation(host, generation), quiet=True)
+    unfenced = {**fleet.unreachable, **failed}
+    if unfenced:
+        stream.warning(f"could not tell {rollout.describe_failures(unfenced)} to refuse the broken "
+                       "holder's swaps (its own deployer stops at its next step all the same)")
+
+
 @contextlib.contextmanager
 def locked(env, task, lock_host, fleet):
     """Hold the environment's claim in the history store, then its deploy lock on the
     hosts (the last line of defence), for the duration; read every host's state, and
-    with it complete the record of a previous run that never recorded its end."""
-    with history.claimed(env, task, who_am_i(), controller_name()) as claim:
-        with host_locked(env, task, lock_host, fleet):
+    with it complete the record of a previous run that never recorded its end.
+
+    A claim held by another controller whose holder no longer holds the deploy lock
+    (SIGKILLed: the kernel freed its lock at once) is taken over at once: we take the
+    host lock first, and if its last holder was that claim's, the holder is gone
+    (see fab.history.claims). Our own lock record names our claim for the same reason.
+    """
+    token = uuid.uuid4().hex
+    held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i(), claim=token))
+    lock_host_read = held.host in fleet.connected.values()
+
+    def holder_gone(claim):
+        if not held.acquired:
+            try:
+                Fleet(env, [held.host]).each("lock", lambda host: held.acquire(read_state=lock_host_read))
+            except LockHeld:
+                return False  # its holder still holds it: the claim stands
+        if held.previous_holder.get("claim") == claim["token"]:
+            return True
+        release_lock(held)
+        return False
+
+    with history.claimed(env, task, who_am_i(), controller_name(), token=token, holder_gone=holder_gone) as claim:
+        with host_locked(env, held, fleet):
             history.correct_unfinished(env, claim, fleet.states)
             yield
 
 
 @contextlib.contextmanager
-def host_locked(env, task, lock_host, fleet):
-    """Hold the environment's deploy lock (on its first host, over `lock_host`: its
-    fleet connection, or one of the lock's own) for the duration, and read every host
-    of `fleet` under it. Stopping a step closes only that step's session, never the lock's.
+def host_locked(env, held, fleet):
+    """Hold the environment's deploy lock (`held`, a HeldLock on its first host, over
+    its fleet connection or one of the lock's own) for the duration, and read every
+    host of `fleet` under it. Stopping a step closes only that step's session, never the lock's.
 
     The lock host's state is read in the lock's own round trip, the other hosts' at
     the same time; if the previous holder let go after those reads began (or did not
-    let go cleanly), they are read again, now under the lock.
+    let go cleanly), they are read again, now under the lock. (Taken already to see
+    whether a claim's holder is gone, the lock has them read now.)
     """
-    held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i()))
     lock_fleet = Fleet(env, [held.host])
     lock_host_read = held.host in fleet.connected.values()
     others = [host for host in fleet.connected.values() if host is not held.host]
-    began = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
-        meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
-        try:
-            lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
-        finally:
-            _, unread = meanwhile.result()
+    unread, began = others, time.monotonic()
+    if not held.acquired:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
+            meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
+            try:
+                lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
+            finally:
+                _, unread = meanwhile.result()
     try:
         if lock_host_read:
             state.adopt(held.host, held.state_output)
         if unread or may_predate_release(held.released_ago, time.monotonic() - began):
             fleet.each("state", state.read, hosts=others, quiet=True)
+        fleet.lock = held
         yield
     finally:
-        try:
-            lock_fleet.each("unlock", lambda host: held.release() or "released")
-        except DeployError as error:
-            stream.warning(f"could not release the lock cleanly (it frees itself): {error}")
+        fleet.lock = None
+        release_lock(held)
+
+
+def release_lock(held):
+    try:
+        Fleet(held.host.env, [held.host]).each("unlock", lambda host: held.release() or "released")
+    except DeployError as error:
+        stream.warning(f"could not release the lock cleanly (it frees itself): {error}")
 
 
 #: Seconds of leeway when deciding whether state read while the lock was being taken

@@ -40,7 +40,8 @@ from fab.operations import build, cleanup, code, credentials, lock, release, sha
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.shown import safe_to_show
-from fab.session import open_fleet, reported, select_environment, selected_environment, user_errors, who_am_i
+from fab.session import (fence_the_broken_holder, open_fleet, reported, select_environment, selected_environment,
+                         user_errors, who_am_i)
 
 # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
 # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
@@ -263,9 +264,11 @@ def unlock(c):
                              quiet=True)[env.hosts[0]]
     if removed is None:
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
-    else:
-        print(safe_to_show(f"stopped the lock holder {lock.describe(removed)}; recorded in log/lock-breaks.log "
-                           f"on {env.hosts[0]}"))
+        return
+    holder, generation = removed
+    print(safe_to_show(f"stopped the lock holder {lock.describe(holder)}; recorded in log/lock-breaks.log "
+                       f"on {env.hosts[0]}"))
+    fence_the_broken_holder(env, generation)
 
 
 # --- services -----------------------------------------------------------------

@@ -198,6 +198,36 @@ def test_a_claim_whose_process_died_on_this_controller_is_stale_at_once(history_
     assert claim.took_over["pid"] == dead.pid
 
 
+def test_a_claim_whose_holder_lost_its_host_lock_is_taken_over_at_once(history_url):
+    store = open_store(history_url, ENV)
+    now = time.time()
+    store.insert_claim(dict(environment=ENV, token="k" * 32, holder="alice@laptop", controller="laptop",
+                            pid=4242, task="deploy", claimed_at=now - 30, heartbeat_at=now - 1))
+    asked = []
+
+    def holder_gone(claim):  # as fab.session asks it: the host lock's last holder was this claim's
+        asked.append(claim["token"])
+        return claim["token"] == "k" * 32
+
+    # Its heartbeat is fresh, so only the host lock tells: asked, the holder is gone.
+    claim = claims.acquire(store, ENV, "deploy", "bob@ci", "ci", stale_after=60, token="b" * 32,
+                           holder_gone=holder_gone)
+    assert (claim.token, claim.took_over["holder"], asked) == ("b" * 32, "alice@laptop", ["k" * 32])
+    assert "no longer holds the deploy lock" in claim.why
+    [audit] = store.claim_audit(ENV)
+    assert (audit["action"], audit["by"]) == ("taken_over", "bob@ci")
+    assert "no longer holds the deploy lock" in audit["reason"]
+    # A holder that still holds the lock, or a claim too young to have taken it, stands.
+    with pytest.raises(ClaimHeld):
+        claims.acquire(store, ENV, "deploy", "carol@desk", "desk", stale_after=60, holder_gone=lambda c: False)
+    store.delete_claim(ENV, "b" * 32)
+    claims.acquire(store, ENV, "deploy", "dave@box", "box", stale_after=60)
+    with pytest.raises(ClaimHeld):
+        claims.acquire(store, ENV, "deploy", "carol@desk", "desk", stale_after=60,
+                       holder_gone=lambda c: asked.append("young") or True)
+    assert asked[-1] != "young"
+
+
 def test_an_unreachable_store_is_one_line_without_its_password(env_dir):
     url = "postgresql://deployer:hunter2@127.0.0.1:1/deploys"
     result = fab(env_dir, "history", environ={"FAB_HISTORY_URL": url})

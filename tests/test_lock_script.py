@@ -16,7 +16,8 @@ def hold(root, state=""):
     and its first answer line."""
     holder = subprocess.Popen(
         ["bash", "-c", shell.step_command(shell.remote_script("lock"),
-                                          [str(root), json.dumps({"owner": "tester"}), state])],
+                                          [str(root), json.dumps({"owner": "tester"}), state,
+                                           shell.remote_script("fence")])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return holder, holder.stdout.readline().split()
 

@@ -343,3 +343,30 @@ def test_releases_in_plain_and_json_with_markers_and_drift(deploy_env):
     assert f"web2 has {first}" in drifted.stdout and "current (drift)" in drifted.stdout
     doc = validate(json.loads(assert_ok(env.fab("releases:json=yes")).stdout))
     assert f"have {second}" in doc["drift"] and doc["releases"]["web2"]["current"] == first
+
+
+# --- a closed terminal or pipe ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("closed", ["pipe", "pty"])
+def test_writing_to_a_closed_terminal_or_pipe_never_raises(closed):
+    import pty
+
+    from fab.outputs.streams import SurvivingStream
+
+    if closed == "pipe":
+        reader, writer = os.pipe()
+    else:
+        reader, writer = pty.openpty()  # the terminal's side, and the program's
+    raw = open(writer, "w", buffering=1)
+    stream = SurvivingStream(raw)
+    stream.write("before the terminal went\n")
+    os.close(reader)  # EPIPE on the pipe, EIO on the pty from now on
+    for _ in range(3):
+        assert stream.write("x" * 70000 + "\n") == 70001
+        stream.flush()
+    raw.write("and the stream itself writes on, into /dev/null\n")
+    raw.flush()
+    raw.close()
+    with pytest.raises(ValueError):  # any other error is still raised
+        stream.write("closed")

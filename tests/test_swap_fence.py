@@ -1,12 +1,39 @@
-"""fab/remote/swap.sh on a local directory: atomic swaps, fenced against a late stale one."""
+"""fab/remote/swap.sh on a local directory: atomic swaps, fenced against a late stale one
+and against a holder whose deploy lock was broken (fence.sh, unlock.sh, lock.sh)."""
+import json
 import os
 import subprocess
+
+import pytest
 
 from fab import shell
 
 
-def swap(root, release, task, counter):
-    return subprocess.run(["bash", "-c", shell.remote_script("swap"), "swap", str(root), release, task, str(counter)],
+def swap(root, release, task, counter, generation=None, putback=False):
+    fence = [str(generation), shell.remote_script("fence"), "putback" if putback else ""] if generation else []
+    return subprocess.run(["bash", "-c", shell.remote_script("swap"), "swap", str(root), release, task, str(counter),
+                           *fence], capture_output=True, text=True)
+
+
+def fence(root, *args):
+    return subprocess.run(["bash", "-c", shell.remote_script("fence"), "fence", str(root), *args],
+                          capture_output=True, text=True)
+
+
+def hold(root):
+    """A lock holder as a deployer starts one (step.sh); its generation from its answer."""
+    holder = subprocess.Popen(
+        ["bash", "-c", shell.step_command(shell.remote_script("lock"), [
+            str(root), json.dumps({"owner": "tester"}), "", shell.remote_script("fence")])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    answer = holder.stdout.readline().split()
+    assert answer[0] == "acquired", answer
+    return holder, answer[3]
+
+
+def unlock(root):
+    return subprocess.run(["bash", "-c", shell.remote_script("unlock"), "unlock", str(root),
+                           "2026-12-07T04:00:00+00:00 lock broken by bob@desk:", shell.remote_script("fence")],
                           capture_output=True, text=True)
 
 
@@ -30,3 +57,88 @@ def test_missing_release_and_removal(tmp_path):
     assert swap(tmp_path, "r1", "t", 2).stdout.strip() == "previous="
     assert swap(tmp_path, "", "t", 3).stdout.strip() == "previous=releases/r1"
     assert not os.path.lexists(tmp_path / "current")
+
+
+def releases(root, *names):
+    for name in names:
+        (root / "releases" / name).mkdir(parents=True)
+
+
+def test_a_holder_whose_lock_was_broken_cannot_swap_even_once(tmp_path):
+    releases(tmp_path, "old", "new")
+    assert swap(tmp_path, "old", "first-deploy", 1).returncode == 0
+    holder, generation = hold(tmp_path)  # a deploy holds the lock, then hangs (SIGSTOP)
+    broken = unlock(tmp_path)
+    assert broken.returncode == 0 and broken.stdout.startswith("broken "), broken.stderr
+    assert holder.wait(timeout=10) == 0
+    # It said who stopped it, on its way out (its deployer reads that line).
+    assert "broken " in holder.stdout.read()
+    later = swap(tmp_path, "new", "hung-deploy", 1, generation)  # it wakes up
+    assert later.returncode == 1 and "deploy lock of this task was broken" in later.stderr
+    assert os.readlink(tmp_path / "current") == "releases/old"
+    # The next holder swaps; the old one's put-back cannot undo that either.
+    holder, newer = hold(tmp_path)
+    try:
+        assert int(newer) > int(generation)
+        assert swap(tmp_path, "new", "next-deploy", 1, newer).returncode == 0
+        assert swap(tmp_path, "old", "hung-deploy", 2, generation, putback=True).returncode == 1
+        assert os.readlink(tmp_path / "current") == "releases/new"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def test_a_broken_holder_may_only_put_back_its_own_swap(tmp_path):
+    releases(tmp_path, "old", "new", "newer")
+    assert swap(tmp_path, "old", "first-deploy", 1).returncode == 0
+    holder, generation = hold(tmp_path)
+    assert swap(tmp_path, "new", "deploy", 1, generation).returncode == 0  # its canary swapped
+    assert unlock(tmp_path).returncode == 0
+    holder.wait(timeout=10)
+    # Going on is refused; putting its own swap back is not (nobody swapped since).
+    assert swap(tmp_path, "newer", "deploy", 2, generation).returncode == 1
+    back = swap(tmp_path, "old", "deploy", 3, generation, putback=True)
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(tmp_path / "current") == "releases/old"
+    # Where nothing would change, nothing is refused (a host its swap never reached).
+    assert swap(tmp_path, "old", "deploy", 4, generation, putback=True).returncode == 0
+
+
+def test_an_unlock_raises_the_generation_on_the_other_hosts_too(tmp_path):
+    releases(tmp_path, "old", "new")
+    assert fence(tmp_path, "raise", "5000").returncode == 0
+    assert swap(tmp_path, "new", "deploy", 1, 4999).returncode == 1
+    assert swap(tmp_path, "new", "deploy", 2, 5000).returncode == 0
+    # A generation only grows; a value the host garbled counts from zero, a given one must be a number.
+    assert fence(tmp_path, "raise", "12").returncode == 0
+    assert (tmp_path / ".deploy.lock.generation").read_text().strip() == "5000"
+    (tmp_path / ".deploy.lock.generation").write_text("$(touch pwned) 99999999999999999999999\n")
+    assert swap(tmp_path, "old", "deploy", 3, 1).returncode == 0
+    assert fence(tmp_path, "raise", "1;touch pwned").returncode == 1
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.fixture
+def forged_owner(tmp_path):
+    """A held lock whose owner record the app rewrote to name another process of ours."""
+    holder, _ = hold(tmp_path)
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    record = json.loads((tmp_path / ".deploy.lock.owner").read_text())
+    (tmp_path / ".deploy.lock.owner").write_text(json.dumps({**record, "lock_pid": bystander.pid}))
+    try:
+        yield bystander
+    finally:
+        bystander.kill()
+        bystander.wait()
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def test_unlock_stops_only_a_process_that_holds_the_lock(tmp_path, forged_owner):
+    refused = unlock(tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip() == (f"the lock owner record names pid {forged_owner.pid}, which does not "
+                                      "hold the lock: nothing was stopped")
+    assert forged_owner.poll() is None  # alive
+    assert subprocess.run(["flock", "-n", str(tmp_path / ".deploy.lock"), "true"]).returncode == 1  # still held
+    assert not (tmp_path / "log" / "lock-breaks.log").exists()

@@ -71,11 +71,12 @@ def open_store(env):
 
 
 @contextlib.contextmanager
-def claimed(env, task, holder, controller):
+def claimed(env, task, holder, controller, token=None, holder_gone=None):
     """Hold `env`'s claim in the store while the block runs; ClaimHeld (exit 3) if another
-    controller holds it. Without a reachable, current store that records this task's run,
-    only the emergency tools go ahead (with a warning); every other task refuses before
-    touching a host: a store that cannot record is one that cannot be reached."""
+    controller holds it (see fab.history.claims.acquire for `token` and `holder_gone`).
+    Without a reachable, current store that records this task's run, only the emergency
+    tools go ahead (with a warning); every other task refuses before touching a host: a
+    store that cannot record is one that cannot be reached."""
     import_store_modules()
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
@@ -89,7 +90,7 @@ def claimed(env, task, holder, controller):
             if why_not:
                 raise StoreUnavailable(why_not)
             claim = claims.acquire(store, env.name, task, holder, controller, env.history.stale_seconds,
-                                   operation_id=operation_id(env.name))
+                                   operation_id=operation_id(env.name), token=token, holder_gone=holder_gone)
     except (StoreUnavailable, SchemaMismatch) as error:
         if task not in GOES_AHEAD_WITHOUT_STORE:
             if isinstance(error, StoreUnavailable):
@@ -101,7 +102,7 @@ def claimed(env, task, holder, controller):
         return
     if claim.took_over:
         stream.warning(f"took over the stale claim of {claims.describe(claim.took_over)}: "
-                       f"{claims.why_stale(claim.took_over, time.time())}; kept in the claim audit")
+                       f"{claim.why}; kept in the claim audit")
     heartbeat = claims.Heartbeat(store, claim, stream.warning).start()
     try:
         yield claim

@@ -7,6 +7,13 @@ The holder heartbeats. A claim whose holder stopped heartbeating for
 stale: the next claimant takes it over in one transaction that only matches the
 old claim's token, and leaves an audit row. `fab <env> unlock` clears a claim,
 also with an audit row. The host-side lock stays the last line of defence.
+
+A claim is stale at once, too, when its holder no longer holds the deploy lock on
+the hosts (SIGKILLed: the kernel freed its lock, but its heartbeat looks recent).
+The claimant asks `holder_gone(claim)` (fab.session): that takes the host lock
+itself and looks whether the lock's last holder was this claim's (the holder's
+lock record names its claim's token). Holding the lock then, the claimant cannot
+race the old holder, which can change nothing more without it.
 """
 import os
 import threading
@@ -25,20 +32,36 @@ _TRIES = 5  # a claim released or taken over between our insert and our look: tr
 
 
 class Claim:
-    """A claim this process holds (`took_over`: the stale claim it replaced, if any)."""
+    """A claim this process holds (`took_over`: the stale claim it replaced, if any,
+    and `why`: why it was stale)."""
 
-    def __init__(self, values, took_over=None):
+    def __init__(self, values, took_over=None, why=None):
         self.environment = values["environment"]
         self.token = values["token"]
         self.values = values
         self.took_over = took_over
+        self.why = why
 
 
-def acquire(store, environment, task, holder, controller, stale_after, operation_id=None, now=time.time):
-    """Claim `environment` for `task`, or raise ClaimHeld naming who holds it."""
+#: A claim younger than this is not asked whether its holder still holds the host
+#: lock: between claiming and taking the lock a live holder would find it taken.
+LOCK_GRACE_SECONDS = liveness.HEARTBEAT_SECONDS
+
+
+def new_token():
+    return uuid.uuid4().hex
+
+
+def acquire(store, environment, task, holder, controller, stale_after, operation_id=None, now=time.time,
+            token=None, holder_gone=None):
+    """Claim `environment` for `task` (with `token`, to name it elsewhere before it is
+    claimed), or raise ClaimHeld naming who holds it. A claim held by another is taken
+    over when it is stale, or when `holder_gone(claim)` says its holder lost its
+    deploy lock on the hosts (see the module's docstring)."""
+    token = token or new_token()
     for _ in range(_TRIES):
         at = now()
-        values = dict(environment=environment, token=uuid.uuid4().hex, holder=holder,
+        values = dict(environment=environment, token=token, holder=holder,
                       controller=controller, pid=os.getpid(), task=task, operation_id=operation_id,
                       claimed_at=at, heartbeat_at=at)
         try:
@@ -49,11 +72,17 @@ def acquire(store, environment, task, holder, controller, stale_after, operation
         current = store.claim(environment)
         if current is None:
             continue
-        if not is_stale(current, at, stale_after, controller):
+        if is_stale(current, at, stale_after, controller):
+            why = why_stale(current, at)
+        elif holder_gone is not None and at - current["claimed_at"] >= LOCK_GRACE_SECONDS \
+                and holder_gone(current):
+            why = (f"it no longer holds the deploy lock on the hosts "
+                   f"(its last heartbeat {at - current['heartbeat_at']:.0f}s ago)")
+        else:
             raise ClaimHeld(describe_held(current, at))
-        audit = audit_row(current, TAKEN_OVER, holder, at, reason=why_stale(current, at))
+        audit = audit_row(current, TAKEN_OVER, holder, at, reason=why)
         if store.replace_claim(current, values, audit):
-            return Claim(values, took_over=current)
+            return Claim(values, took_over=current, why=why)
     raise ClaimHeld(f"environment {environment}: several controllers are claiming it at once; try again")
 
 
@@ -106,7 +135,8 @@ class Heartbeat:
     """Refreshes a claim's heartbeat in a background thread until stopped.
 
     `on_problem(text)` is told once if the claim was taken over or the store stops
-    answering; the task goes on (the host lock still guards the hosts).
+    answering; the task goes on while it holds the deploy lock on the hosts (which
+    stops it at its next step once lost: fab.operations.lock).
     """
 
     def __init__(self, store, claim, on_problem, interval=liveness.HEARTBEAT_SECONDS):
@@ -134,6 +164,6 @@ class Heartbeat:
                     complained = True
                 continue
             if not ours:
-                self._on_problem(f"the claim on {self._claim.environment} was taken over by another "
-                                 "controller; the host lock still guards the hosts")
+                self._on_problem(f"the claim on {self._claim.environment} is no longer this task's (cleared "
+                                 "by `unlock` or taken over): it goes on only while it holds the deploy lock")
                 return

@@ -2,7 +2,8 @@
 
 Runs on: all roles. rename(2) is atomic, so at every instant `current` points to
 a complete release. Swaps are fenced (fab/remote/swap.sh): a swap that an
-interrupt cut short cannot land after the one that put the host back. Safe to rerun.
+interrupt cut short cannot land after the one that put the host back, and a
+task whose deploy lock was broken cannot swap, only put back. Safe to rerun.
 """
 import itertools
 import uuid
@@ -18,11 +19,16 @@ _TASK = uuid.uuid4().hex
 _order = itertools.count(1)
 
 
-def swap_step(host, release_name, then=None):
+def swap_step(host, release_name, then=None, lock=None):
     """Step: point `current` at `release_name`, or with none remove `current`
-    (undoing the very first deploy). Its note: "current -> <new> (was <old>)"."""
+    (undoing the very first deploy). Its note: "current -> <new> (was <old>)".
+
+    With `lock` (the task's HeldLock) the swap carries its generation: the host
+    refuses it if the lock was broken since, unless the task lost its lock and
+    this only puts the host back (see swap.sh)."""
+    fence = [lock.generation, shell.remote_script("fence"), "putback" if lock.lost else ""] if lock else []
     body = shell.command("bash", "-c", shell.remote_script("swap"), "swap",
-                         host.paths.code_root, release_name or "", _TASK, next(_order))
+                         host.paths.code_root, release_name or "", _TASK, next(_order), *fence)
 
     def note(last_line):
         previous = last_line.partition("=")[2].rstrip("/").split("/")[-1] or "nothing"

@@ -1,0 +1,37 @@
+# The deploy lock's generation on this host ($1/.deploy.lock.generation): a
+# number that grows with every holder of the lock and every `unlock`. A swap
+# carries its holder's generation and a host refuses it once it has seen a later
+# one: a deployer whose lock was broken cannot swap, however late it wakes up.
+#   next     raise it past its value and now (microseconds: a new lock host's
+#            count still goes past the old one's); print it   (lock.sh, unlock.sh)
+#   raise G  raise it to G if lower                            (unlock, other hosts)
+#   check G  exit 0 if G is not behind it (raising it to G), 2 if it is (swap.sh)
+root=$1
+action=$2
+given=$3
+valid() { [[ $1 =~ ^[0-9]{1,18}$ ]]; }
+[ "$action" = next ] || valid "$given" || { echo "invalid lock generation: $given" >&2; exit 1; }
+file="$root/.deploy.lock.generation"
+exec 7>>"$root/.fence.lock"
+flock 7
+read -r seen < "$file" 2>/dev/null
+valid "$seen" || seen=0  # missing or not ours to trust: counted from zero
+seen=$((10#$seen))
+case $action in
+  next)
+    now=${EPOCHREALTIME/[.,]/}
+    given=$((seen + 1 > 10#$now ? seen + 1 : 10#$now)) ;;
+  raise) given=$((10#$given)) ;;
+  check)
+    given=$((10#$given))
+    if [ "$given" -lt "$seen" ]; then
+      echo "$seen"
+      exit 2
+    fi ;;
+  *) echo "unknown fence action: $action" >&2; exit 1 ;;
+esac
+if [ "$given" -gt "$seen" ]; then
+  printf '%s\n' "$given" > "$file.tmp.$$" && mv -f "$file.tmp.$$" "$file" || exit 1
+fi
+[ "$action" = next ] && echo "$given"
+exit 0
