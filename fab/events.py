@@ -172,7 +172,7 @@ class Stream:
                 self._subscribers.remove(subscriber)
 
     def publish(self, event):
-        event = masked(cleaned(event))
+        event = masked(event)
         with self._lock:
             broken = []
             for subscriber in list(self._subscribers):
@@ -199,29 +199,17 @@ class Stream:
 
 
 def masked(event):
-    """`event` with secrets masked in its text, so no output can leak them."""
-    changes = {}
-    for field in dataclasses.fields(event):
-        value = getattr(event, field.name)
-        if not isinstance(value, (str, dict)):
-            continue
-        hidden = _masked_value(value)
-        if hidden != value:
-            changes[field.name] = hidden
-    return dataclasses.replace(event, **changes) if changes else event
-
-
-def cleaned(event):
-    """`event` without terminal control sequences in its text: commit messages, host and
-    hook output reach every output through here. Before masking, so that a secret a
+    """`event` as any output may show it: its text (strings, inside dicts and lists too)
+    without terminal control sequences (commit messages, host and hook output reach every
+    output through here), then with secrets masked: after cleaning, so that a secret a
     colour code splits is whole again when masked."""
     changes = {}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
         if isinstance(value, (str, dict, list, tuple)):
-            clean = shown_data(value)
-            if clean != value:
-                changes[field.name] = clean
+            safe = _masked_value(shown_data(value))
+            if safe != value:
+                changes[field.name] = safe
     return dataclasses.replace(event, **changes) if changes else event
 
 
