@@ -25,6 +25,7 @@ import os
 
 from fab import host_values as values
 from fab import shell
+from fab.shown import shown
 from fab.errors import LockHeld, LockLost, PreflightError
 from fab.identity import controller_name
 from fab.releases import utcnow
@@ -152,7 +153,8 @@ class HeldLock:
                     audit = base64.b64decode(line.partition(" ")[2]).decode(errors="replace")
                 except (ValueError, binascii.Error):
                     continue
-                return (f"the deploy lock on {self.host.name} was taken away: {shown(audit).rstrip(':')} "
+                breaker = " ".join(shown(audit).split())[:200].rstrip(":")  # a host's words: one clean line
+                return (f"the deploy lock on {self.host.name} was taken away: {breaker} "
                         f"(fab {self.host.env.name} unlock; see log/lock-breaks.log)")
         return (f"the deploy lock on {self.host.name} was lost: its holder there ended "
                 "(the connection dropped, or it was stopped)")
@@ -225,11 +227,6 @@ def raise_generation(host, generation):
     """Make `host` refuse swaps of lock holders before `generation` (a broken lock's)."""
     host.run(shell.remote_script("fence"), [host.env.code_root, "raise", generation])
     return f"swaps of the broken holder refused from generation {generation}"
-
-
-def shown(text, limit=200):
-    """Text a host wrote, as one printable line (a host's words never steer the terminal)."""
-    return "".join(ch if ch.isprintable() else " " for ch in text.strip())[:limit]
 
 
 def decode_record(encoded):
