@@ -186,9 +186,10 @@ def test_hostile_commit_lock_record_and_host_output_reach_no_terminal(deployed_e
     status = env.fab("supervisorctl", "--command", f"status {shlex.quote(HOSTILE_TEXT)}")
     assert_nothing_hostile(status)
 
-    # A lock held by a process whose owner record is hostile: the refusal, `unlock`
-    # and the history of the refused deploy show it cleaned.
-    record = json.dumps({"owner": f"mallory {HOSTILE_TEXT}", "machine": "m\x1b]0;pwned\x07",
+    # A lock held by a process whose owner record is hostile: the strict reader leaves
+    # out the fields with control sequences (fab.host_values), and the refusal, `unlock`
+    # and the history of the refused deploy show the rest as text, never as markup.
+    record = json.dumps({"owner": f"mallory {MARKUP}", "machine": "m\x1b]0;pwned\x07",
                          "pid": 1, "task": "deploy\x1b[2J", "since": "now\x07"})
     # A process that holds the lock as lock.sh does, with that record (and its pid in it).
     hold = ('exec 9>>.deploy.lock; flock -n 9 || exit 1; '
