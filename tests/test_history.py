@@ -409,7 +409,7 @@ def test_a_deploy_whose_store_stayed_down_past_its_end_is_completed_by_the_next_
 
     again = assert_ok(env.fab("deploy"))
     assert (f"operation {unfinished['id']} (deploy) never recorded its end: recorded now as succeeded"
-            in again.stdout)
+            in again.stdout), "\n" + again.stdout
     # (A server that crashed skips sequence values: the ids are not consecutive.)
     reader, completed = operations(env)
     assert completed["id"] == unfinished["id"]
