@@ -361,6 +361,10 @@ def test_the_next_task_records_per_host_what_a_killed_deploy_left(faulty_env):
     try:
         # The canary is swapped and restarting: kill the deployer there.
         faults.wait_for(faults.marker(env, "web1", "fault-restart-started"), "the canary's restart")
+        deadline = time.monotonic() + 20  # the store has heard its release (a busy machine flushes late)
+        while not [op for op in operations(env) if op["outcome"] == "running" and op["release"]]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=60)
     finally:
@@ -396,6 +400,11 @@ def test_a_deploy_whose_store_stayed_down_past_its_end_is_completed_by_the_next_
     while not go_signal.waiting():
         assert time.monotonic() < deadline and deploy.poll() is None
         time.sleep(0.05)
+    # The store has heard which release this run makes (its writer flushes every second
+    # or so; on a busy machine later): without that, nothing could tell the next task.
+    while not operations(env)[0]["release"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     postgres.stop()
     try:
         go_signal.go()

@@ -212,7 +212,7 @@ def test_a_deploy_live_and_good_everywhere_whose_end_was_not_recorded_succeeded(
 def test_a_run_without_a_release_of_its_own_is_recorded_interrupted_with_no_host_claim():
     fix = reconcile.correction(row(3, release=None), {"web1": (OLD, None)}, 12)
     assert (fix.outcome, fix.hosts) == ("interrupted", {})
-    assert "it had chosen no release yet" in fix.summary
+    assert "its release was never recorded" in fix.summary
     assert reconcile.correction(row(3, task="restart_services", release=None), {"web1": (OLD, None)},
                                 12).outcome == "interrupted"
 

@@ -73,7 +73,7 @@ def correction(operation, found, reader_id=None):
     reader = f"operation {reader_id}" if reader_id else "the next task"
     release = operation["release"]
     if operation["task"] not in SWAPPING_TASKS or not release:
-        left = "it had chosen no release yet" if operation["task"] in SWAPPING_TASKS else "not read back"
+        left = "its release was never recorded" if operation["task"] in SWAPPING_TASKS else "not read back"
         return Correction(liveness.INTERRUPTED,
                           f"its end was not recorded; {reader} took the lock after it ({left})",
                           {}, liveness.INTERRUPTED)
