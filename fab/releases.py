@@ -352,8 +352,12 @@ def rollback_target(host_releases, currents, wanted=None):
     targets = {host: previous_good_release(found, current) for host, found in host_releases.items()}
     missing = sorted(host for host, target in targets.items() if target is None)
     if missing:
+        # A release there that the deployer cannot trust is never a target: say which.
+        unreadable = sorted({r.name for host in missing for r in host_releases[host]
+                             if r.status == UNREADABLE and r.name < current})
+        because = f" ({', '.join(unreadable)} unreadable there: see `releases`)" if unreadable else ""
         raise PreflightError(
-            f"no good release older than {current} on {', '.join(missing)}: nothing to roll back to"
+            f"no good release older than {current} on {', '.join(missing)}{because}: nothing to roll back to"
         )
     raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
 

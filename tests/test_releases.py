@@ -213,6 +213,13 @@ def test_rollback_goes_to_previous_good_skipping_failed_and_rolled_back():
     assert rollback_target(fleet_of(a=after, b=after), {"a": name(3), "b": name(3)}) == name(1)
 
 
+def test_a_refused_rollback_names_the_unreadable_release_it_passed_over():
+    releases = fleet_of(a=[(name(1), GOOD), (name(2), GOOD)], b=[(name(2), GOOD)])
+    releases["b"].insert(0, HostRelease(name(1), unreadable="commit '--output=x' is not 40 hex digits"))
+    with pytest.raises(PreflightError, match=rf"on b \({name(1)} unreadable there: see `releases`\): nothing"):
+        rollback_target(releases, {"a": name(2), "b": name(2)})
+
+
 def test_rollback_refuses_when_hosts_differ():
     releases = fleet_of(a=[(name(1), GOOD), (name(2), GOOD)], b=[(name(2), GOOD)])
     with pytest.raises(PreflightError, match=r"no good release older than .* on b"):
