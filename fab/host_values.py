@@ -28,33 +28,38 @@ class Unreadable(ValueError):
     """A value from a host that fails its check; the message is one line saying why."""
 
 
-def shown(value, limit=40):
+def quoted(value, limit=40):
+    """`value` as an error line quotes it: its repr, cut at `limit` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _matches(pattern, value):
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
 def release_name(value):
-    if not isinstance(value, str) or not RELEASE_NAME.fullmatch(value):
-        raise Unreadable(f"{shown(value)} is not a release name")
+    if not _matches(RELEASE_NAME, value):
+        raise Unreadable(f"{quoted(value)} is not a release name")
     return value
 
 
 def commit(value):
-    if not isinstance(value, str) or not _COMMIT.fullmatch(value):
-        raise Unreadable(f"commit {shown(value)} is not 40 hex digits")
+    if not _matches(_COMMIT, value):
+        raise Unreadable(f"commit {quoted(value)} is not 40 hex digits")
     return value
 
 
 def hex_digest(value, what):
     """A venv key or a config digest: lowercase hex, at most 64 digits."""
-    if not isinstance(value, str) or not _HEX.fullmatch(value):
-        raise Unreadable(f"{what} {shown(value)} is not hex")
+    if not _matches(_HEX, value):
+        raise Unreadable(f"{what} {quoted(value)} is not hex")
     return value
 
 
 def one_of(value, known, what):
     if not isinstance(value, str) or value not in known:
-        raise Unreadable(f"{what} {shown(value)} is not one of {', '.join(known)}")
+        raise Unreadable(f"{what} {quoted(value)} is not one of {', '.join(known)}")
     return value
 
 
@@ -65,14 +70,14 @@ def moment(value, what):
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise Unreadable(f"{what} {shown(value)} is not a time with its UTC offset")
+        raise Unreadable(f"{what} {quoted(value)} is not a time with its UTC offset")
     return value
 
 
 def integer(value, low, high, what):
     # bool is an int in Python; a host writing `true` for a port wrote no port.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise Unreadable(f"{what} {shown(value)} is not a whole number in {low}..{high}")
+        raise Unreadable(f"{what} {quoted(value)} is not a whole number in {low}..{high}")
     return value
 
 
@@ -83,26 +88,26 @@ def port(value):
 def text(value, what, limit=TEXT_LIMIT):
     """Free text: a string of at most `limit` characters, none of them a control character."""
     if not isinstance(value, str) or len(value) > limit or _CONTROL.search(value):
-        raise Unreadable(f"{what} {shown(value)} is not a line of at most {limit} characters")
+        raise Unreadable(f"{what} {quoted(value)} is not a line of at most {limit} characters")
     return value
 
 
 def flag(value, what):
     if not isinstance(value, bool):
-        raise Unreadable(f"{what} {shown(value)} is not true or false")
+        raise Unreadable(f"{what} {quoted(value)} is not true or false")
     return value
 
 
 def word(value, what):
     """A short name made of letters, digits, `_.-` (a step marker)."""
-    if not isinstance(value, str) or not _WORD.fullmatch(value):
-        raise Unreadable(f"{what} {shown(value)} is not a name")
+    if not _matches(_WORD, value):
+        raise Unreadable(f"{what} {quoted(value)} is not a name")
     return value
 
 
 def absolute_path(value, what):
     if not isinstance(value, str) or not value.startswith("/") or len(value) > 4096 or _CONTROL.search(value):
-        raise Unreadable(f"{what} {shown(value)} is not an absolute path")
+        raise Unreadable(f"{what} {quoted(value)} is not an absolute path")
     return value
 
 

@@ -94,7 +94,7 @@ def parse(output, code_root):
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
         except (values.Unreadable, ValueError) as error:
-            problems.append(f"ignored {values.shown(line, 80)} from the host: {error}")
+            problems.append(f"ignored {values.quoted(line, 80)} from the host: {error}")
     if home is None:
         raise values.Unreadable("no home line")
     for name, why in unreadable.items():
@@ -118,5 +118,5 @@ def _current(link):
     """The release `current` points at (`releases/<name>`, or an absolute path ending so)."""
     parent, _, name = link.rstrip("/").rpartition("/")
     if parent.rpartition("/")[2] != "releases":
-        raise values.Unreadable(f"current points at {values.shown(link)}, not into releases/")
+        raise values.Unreadable(f"current points at {values.quoted(link)}, not into releases/")
     return values.release_name(name)
