@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from fab.secrets import mask
+from fab.secrets import safe_to_show
 from fab.shown import shown_data
 
 
@@ -199,29 +199,18 @@ class Stream:
 
 
 def masked(event):
-    """`event` as any output may show it: its text (strings, inside dicts and lists too)
-    without terminal control sequences (commit messages, host and hook output reach every
-    output through here), then with secrets masked: after cleaning, so that a secret a
-    colour code splits is whole again when masked."""
+    """`event` as any output may show it: its text (strings, inside dicts and lists too:
+    a plan's diffs and commit lines) without terminal control sequences (commit
+    messages, host and hook output reach every output through here) and with secrets
+    masked (fab.secrets.safe_to_show)."""
     changes = {}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
         if isinstance(value, (str, dict, list, tuple)):
-            safe = _masked_value(shown_data(value))
+            safe = shown_data(value, safe_to_show)
             if safe != value:
                 changes[field.name] = safe
     return dataclasses.replace(event, **changes) if changes else event
-
-
-def _masked_value(value):
-    """Strings masked, inside dicts and lists too (a plan's diffs and commit lines)."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {key: _masked_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_masked_value(item) for item in value)
-    return value
 
 
 #: The one stream a process publishes to.

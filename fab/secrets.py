@@ -18,6 +18,8 @@ import shlex
 import threading
 import urllib.parse
 
+from fab.shown import shown
+
 MASK = "***"
 
 #: A secret shorter than this cannot be masked safely (masking it would hide
@@ -111,6 +113,12 @@ def _shown_forms(secret):
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+def safe_to_show(text):
+    """`text` as any output may show it: without control sequences (fab.shown), secrets
+    masked. Cleaned first, so a secret a colour code splits is whole again when masked."""
+    return mask(shown(text))
+
+
 def mask(text):
     """`text` with every credential URL and every registered value masked."""
     text = mask_url(str(text))
@@ -190,19 +198,13 @@ class MaskedLines:
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self.target.write(_safe_to_show(line) + "\n")
+            self.target.write(safe_to_show(line) + "\n")
         self.target.flush()
         return len(text)
 
     def flush(self):
         """Write out a last line without its newline (the command ended)."""
         if self._pending:
-            self.target.write(_safe_to_show(self._pending))
+            self.target.write(safe_to_show(self._pending))
             self._pending = ""
         self.target.flush()
-
-
-def _safe_to_show(text):
-    from fab.shown import safe_to_show  # fab.shown imports this module
-
-    return safe_to_show(text)

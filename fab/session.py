@@ -18,8 +18,7 @@ from fab.hosts import Fleet, connect, describe_error
 from fab.identity import controller_name, who_am_i  # noqa: F401 - who_am_i: tasks import it from here
 from fab.operations import lock, state
 from fab.events import stream
-from fab.secrets import mask
-from fab.shown import safe_to_show
+from fab.secrets import mask, safe_to_show
 
 _CONFIG_KEY = "deploy_environment"
 

@@ -15,8 +15,6 @@ text: outputs never let rich parse markup in anything that holds such text
 """
 import re
 
-from fab.secrets import mask
-
 # ESC-introduced sequences, whole: CSI (ESC [ ... final byte); OSC, DCS, SOS, PM and
 # APC strings up to their terminator (BEL or ESC \), or to the end of the line if
 # unterminated; any other ESC with its intermediate and final bytes.
@@ -41,18 +39,13 @@ def shown(text):
     return _CONTROLS.sub("", text)
 
 
-def shown_data(value):
-    """`value` with `shown` applied to every string in it, dict keys included."""
+def shown_data(value, text=shown):
+    """`value` with `text` (default: `shown`) applied to every string in it, and dict
+    keys cleaned by `shown`."""
     if isinstance(value, str):
-        return shown(value)
+        return text(value)
     if isinstance(value, dict):
-        return {shown_data(key): shown_data(item) for key, item in value.items()}
+        return {shown(key) if isinstance(key, str) else key: shown_data(item, text) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(shown_data(item) for item in value)
+        return type(value)(shown_data(item, text) for item in value)
     return value
-
-
-def safe_to_show(text):
-    """`text` as any output may show it: without control sequences, secrets masked.
-    Cleaned first, so a secret a colour code splits is whole again when masked."""
-    return mask(shown(text))

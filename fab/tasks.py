@@ -39,7 +39,7 @@ from fab.errors import (
 from fab.operations import build, cleanup, code, credentials, lock, release, shared, supervisor, virtualenv
 from fab.operations import manage as manage_ops
 from fab.events import stream
-from fab.shown import safe_to_show
+from fab.secrets import safe_to_show
 from fab.session import (fence_the_broken_holder, open_fleet, reported, select_environment, selected_environment,
                          user_errors, who_am_i)
 
