@@ -219,12 +219,11 @@ def locked(env, task, lock_host, fleet):
     """
     token = uuid.uuid4().hex
     held = lock.HeldLock(lock_host, lock.owner_record(task, who_am_i(), claim=token))
-    lock_host_read = held.host in fleet.connected.values()
 
     def holder_gone(claim):
         if not held.acquired:
             try:
-                Fleet(env, [held.host]).each("lock", lambda host: held.acquire(read_state=lock_host_read))
+                take_lock(held, fleet)
             except LockHeld:
                 return False  # its holder still holds it: the claim stands
         if held.previous_holder.get("claim") == claim["token"]:
@@ -249,7 +248,6 @@ def host_locked(env, held, fleet):
     let go cleanly), they are read again, now under the lock. (Taken already to see
     whether a claim's holder is gone, the lock has them read now.)
     """
-    lock_fleet = Fleet(env, [held.host])
     lock_host_read = held.host in fleet.connected.values()
     others = [host for host in fleet.connected.values() if host is not held.host]
     unread, began = others, time.monotonic()
@@ -257,7 +255,7 @@ def host_locked(env, held, fleet):
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reading:
             meanwhile = reading.submit(fleet.attempt, "state", state.read, others, True)
             try:
-                lock_fleet.each("lock", lambda host: held.acquire(read_state=lock_host_read))
+                take_lock(held, fleet)
             finally:
                 _, unread = meanwhile.result()
     try:
@@ -270,6 +268,13 @@ def host_locked(env, held, fleet):
     finally:
         fleet.lock = None
         release_lock(held)
+
+
+def take_lock(held, fleet):
+    """Take `held` on its host, reading that host's state in the same round trip when it
+    is one of `fleet`'s; LockHeld naming the holder if another task has it."""
+    read_state = held.host in fleet.connected.values()
+    Fleet(held.host.env, [held.host]).each("lock", lambda host: held.acquire(read_state=read_state))
 
 
 def release_lock(held):
