@@ -105,12 +105,10 @@ def opened(repo, commits):
 
 
 def _git(git_dir, command, *args, binary=False, repo=""):
+    git, environ = credentials.controller_git(repo)
     try:
-        result = subprocess.run(
-            ["git", *credentials.git_options(repo), "-C", git_dir, command, *args], capture_output=True,
-            timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credentials.git_environment(repo)},
-        )
+        result = subprocess.run([*git, "-C", git_dir, command, *args], capture_output=True,
+                                timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL, env=environ)
     except subprocess.TimeoutExpired:
         raise RepoUnreadable(f"git {command} timed out after {GIT_TIMEOUT}s") from None
     except OSError as error:

@@ -29,11 +29,11 @@ def resolve_commit(repo, ref):
     """The commit `ref` (a branch, tag or commit id) names in `repo`, asked once, locally."""
     if _SHA.match(ref):
         return _existing_commit(repo, ref)
+    git, environ = credentials.controller_git(repo)
     try:
         result = subprocess.run(
-            ["git", *credentials.git_options(repo), "ls-remote", "--", credentials.public_url(repo), ref],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credentials.git_environment(repo)},
+            [*git, "ls-remote", "--", credentials.public_url(repo), ref],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=environ,
         )
     except subprocess.TimeoutExpired:
         raise PreflightError(f"git ls-remote {mask_url(repo)} timed out") from None

@@ -12,6 +12,7 @@ They reach a host in `<code_root>/.deploy-credentials` (sh variables) and
 rewritten at each deploy; the steps that run git or pip load the variables into
 their own environment (`load_line`).
 """
+import os
 import posixpath
 import re
 import shlex
@@ -54,6 +55,12 @@ def git_environment(repo):
 def git_options(repo):
     """git's options that make it ask the helper (none if `repo` has no credentials)."""
     return GIT_HELPER_OPTIONS if git_environment(repo) else ()
+
+
+def controller_git(repo):
+    """(the start of a git command line, its environment) for git run on the controller
+    against `repo`: credentials from the helper, never a prompt."""
+    return ["git", *git_options(repo)], {**os.environ, "GIT_TERMINAL_PROMPT": "0", **git_environment(repo)}
 
 
 def split_pip_args(pip_args):
