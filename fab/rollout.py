@@ -130,8 +130,7 @@ def go_live(fleet, waves, goal, previous, finish=None):
             raise FleetInconsistent(f"{error}; {inconsistent}") from None
         back = "every host is back on its previous release"
         stream.stage(back)
-        raise type(error)(f"{error}; {back}") if isinstance(error, Interrupted) else DeployError(
-            f"{error}; {back}") from None
+        raise (type(error) if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
     return failed
 
 

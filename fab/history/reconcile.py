@@ -5,12 +5,13 @@ at its end leaves its row `running`; a reader takes it as interrupted, and its
 steps as they were when the writes stopped. The next task that takes the lock
 reads every host before changing anything: what it finds there is what that
 operation left behind, so it corrects the record, per host. Pure decisions here;
-fab.history.reconcile_unfinished finds the operation and writes the correction.
+fab.history.correct_unfinished finds the operation and writes the correction.
 """
 import dataclasses
 import json
 
 from fab.history import liveness
+from fab.releases import GOOD
 
 #: Tasks that hold the lock and so change hosts: the newest of their runs is the
 #: one whose end the hosts show (refused runs changed nothing).
@@ -24,7 +25,6 @@ SWAPPED, NOT_SWAPPED = "swapped", "not swapped"
 UNRECORDED = "not recorded"
 SUCCEEDED = "succeeded"
 REFUSED = "refused"
-GOOD = "good"  # a release's status once every host runs it (fab.releases.GOOD)
 
 
 @dataclasses.dataclass(frozen=True)
