@@ -325,16 +325,27 @@ def test_a_store_that_cannot_record_makes_deploy_refuse_and_rollback_go_ahead(de
     assert live_release(env) == first != second
 
 
-def test_a_deploy_whose_postgresql_store_went_down_is_recorded_succeeded_once_it_is_back(
-        deploy_env, postgres, go_signal, monkeypatch):
-    env = deploy_env
+def deploy_held_before_swap(env, postgres, go_signal, monkeypatch):
+    """A deploy recording into a new PostgreSQL database, built everywhere and held
+    before its swap, once the store has heard which release it makes (its writer flushes
+    every second or so; on a busy machine later): the test then stops the store."""
     monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
     env.write_config(hooks={"before_swap": [go_signal.check()]})
     deploy = start_fab(env, "deploy")
     deadline = time.monotonic() + WAIT_SECONDS
-    while not go_signal.waiting():  # built everywhere, held before the swap
+    while not go_signal.waiting():
         assert time.monotonic() < deadline and deploy.poll() is None
         time.sleep(0.05)
+    while not operations(env)[0]["release"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return deploy
+
+
+def test_a_deploy_whose_postgresql_store_went_down_is_recorded_succeeded_once_it_is_back(
+        deploy_env, postgres, go_signal, monkeypatch):
+    env = deploy_env
+    deploy = deploy_held_before_swap(env, postgres, go_signal, monkeypatch)
     postgres.stop()
     try:
         go_signal.go()
@@ -393,18 +404,7 @@ def test_the_next_task_records_per_host_what_a_killed_deploy_left(faulty_env):
 def test_a_deploy_whose_store_stayed_down_past_its_end_is_completed_by_the_next_task(
         deploy_env, postgres, go_signal, monkeypatch):
     env = deploy_env
-    monkeypatch.setenv("FAB_HISTORY_URL", postgres.url(postgres.create_database()))
-    env.write_config(hooks={"before_swap": [go_signal.check()]})
-    deploy = start_fab(env, "deploy")
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not go_signal.waiting():
-        assert time.monotonic() < deadline and deploy.poll() is None
-        time.sleep(0.05)
-    # The store has heard which release this run makes (its writer flushes every second
-    # or so; on a busy machine later): without that, nothing could tell the next task.
-    while not operations(env)[0]["release"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    deploy = deploy_held_before_swap(env, postgres, go_signal, monkeypatch)
     postgres.stop()
     try:
         go_signal.go()
