@@ -20,18 +20,14 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
-import atexit
 import contextlib
-import gc
-import os
 import shlex
 
 from fabric import task
-from invoke import Collection, Exit, Task
+from invoke import Exit, Task
 
-from fab import cli, events, hooks, releases as rel
+from fab import entry, events, hooks, releases as rel
 from fab import history as history_store
-from fab.folders import available_environments, find_environment
 from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
@@ -40,14 +36,9 @@ from fab.operations import build, cleanup, code, credentials, lock, release, sha
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.secrets import safe_to_show
-from fab.session import (fence_the_broken_holder, open_fleet, reported, select_environment, selected_environment,
-                         user_errors, who_am_i)
-
-# `fab` ends right after its tasks, and the interpreter's garbage collections at exit
-# walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
-# every run. Frozen, those objects are freed at exit all the same, without the walks.
-atexit.register(gc.freeze)
-
+from fab.identity import who_am_i
+from fab.opening import fence_the_broken_holder, open_fleet
+from fab.runner import reported, selected_environment, user_errors
 
 # --- deploy -------------------------------------------------------------------
 
@@ -697,63 +688,8 @@ def history_upgrade(c):
     print(history_store.upgrade(selected_environment(c)))
 
 
-# --- environments and Fabric-1 arguments --------------------------------------
+# --- what a fabfile gets ------------------------------------------------------
 
-
-def _environment_task(name):
-    def select(c):
-        select_environment(c, name)
-
-    path = find_environment(name)
-    shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
-    select.__doc__ = f"Select environment {name}.\n\nRead from {shown}."
-    return Task(user_errors(select), name=name)
-
-
-for _name in available_environments():
-    globals()[f"env_{_name}"] = _environment_task(_name)
-
-
-def _translate_fabric1_arguments():
-    """Rewrite `task:a=b` into invoke's `task --a=b` before invoke parses the tasks."""
-    import fabric.main
-
-    program = fabric.main.program
-    core = getattr(program, "core", None)
-    if core is None:  # imported outside `fab` (tests, tools): nothing to translate
-        return
-    # Task names as written (setup_release, not setup-release), whichever
-    # directory the fabfile is in (no fabric.yaml needed beside it).
-    program.config.tasks.auto_dash_names = False
-    for obj in globals().values():
-        if isinstance(obj, Task):
-            # Long flags only: invoke's automatic short flags gave `-h` to `--hosts` and
-            # `--host`, taking it from help (and `task:a=b` has no short spelling anyway).
-            obj.auto_shortflags = False
-    tasks = {
-        obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
-        for obj in globals().values() if isinstance(obj, Task)
-    }
-    # Invoke files a task under its name with dashes made underscores (`prod-eu`, an
-    # environment's file name, is its task `prod_eu`): the names people type go in so.
-    spell = Collection(auto_dash_names=False).transform
-    try:
-        cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
-                                   for name in arg.names})
-        asked = cli.help_asked(core.unparsed, tasks, spell)
-        if asked:  # `fab --help=<task>`'s help, and nothing runs
-            core[0].args.help.value, core.unparsed[:] = asked, []
-            return
-        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
-    except DeployError as error:
-        import sys
-
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-
-
-_translate_fabric1_arguments()
-
-
-#: What `from fab.tasks import *` gives a fabfile: every task, environments included.
-__all__ = [name for name, obj in globals().items() if isinstance(obj, Task)]
+#: What `from fab.tasks import *` gives a fabfile: every task, one per environment too
+#: (`fab <env> <task>`), with Fabric-1 style arguments understood (fab.entry).
+__all__ = entry.set_up(globals())

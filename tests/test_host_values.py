@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from fab import held_lock
 from fab import host_values as values
 from fab import plan as plans
 from fab import releases as rel
@@ -213,7 +214,7 @@ def test_the_lock_owner_record_keeps_only_typed_bounded_fields():
 
 @pytest.mark.parametrize("released, now", [("inf", "1"), ("1", "inf"), ("nan", "1"), ("1e400", "0"), ("x", "1")])
 def test_a_lock_answer_with_times_that_are_no_times_reads_as_just_now(released, now):
-    assert lock.released_ago(released, now) == 0.0
+    assert held_lock.released_ago(released, now) == 0.0
 
 
 def test_plan_facts_keep_only_hex_venv_keys():
