@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fab import events, history  # noqa: E402
-from fab.config import Environment  # noqa: E402
+from fab.settings import Environment  # noqa: E402
 from fab.history.urls import URL_VARIABLE  # noqa: E402
 
 ENV = Environment.model_validate({"name": "bench", "app": {"repo": "/dev/null"}, "code_root": "/srv/bench",

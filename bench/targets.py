@@ -43,7 +43,7 @@ sys.path.insert(0, PROJECT)
 
 import fleets  # noqa: E402
 from fab import sandbox  # noqa: E402
-from fab.config import Environment  # noqa: E402
+from fab.settings import Environment  # noqa: E402
 from fab.outputs.plain import step_notes  # noqa: E402
 from loadgen import Load  # noqa: E402
 

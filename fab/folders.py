@@ -1,7 +1,7 @@
 """Where environment files are found: the deploy folders, without reading any file.
 
-Kept apart from `fab.config` (the schema, which needs pydantic) so that listing
-the tasks and environments (`fab -l`) stays quick.
+Kept apart from `fab.settings` (the schema, which needs pydantic) and `fab.config`
+(loading) so that listing the tasks and environments (`fab -l`) stays quick.
 """
 import os
 import re

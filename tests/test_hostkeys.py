@@ -20,7 +20,7 @@ from fabric import Config, Connection
 
 from conftest import RUN_ID, assert_one_line_error, run_fab
 from fab import events, hostkeys, sandbox
-from fab.config import Environment
+from fab.settings import Environment
 from fab.errors import ConfigError
 from fab.hosts import connect, describe_error
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from fab import hosts
-from fab.config import Environment
+from fab.settings import Environment
 
 
 def environment(**settings):
