@@ -22,9 +22,9 @@ from fab.settings import Environment
 
 
 def load_environment(name, directory=None):
-    """Read and validate environment `name` (from `directory`, or the first of
-    `environment_dirs()` that has it) and every local file it names; ConfigError
-    in one line otherwise."""
+    """Read and validate environment `name` (from `directory`, or the first folder of
+    `fab.precedence.environment_dirs` that has it) and every local file it names;
+    ConfigError in one line otherwise."""
     path = find_environment(name, directory)
     if path is None:
         known = ", ".join(available_environments(directory)) or "none"

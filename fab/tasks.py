@@ -29,7 +29,7 @@ import shlex
 from fabric import task
 from invoke import Collection, Exit, Task
 
-from fab import cli, events, hooks, releases as rel
+from fab import cli, events, hooks, precedence, releases as rel
 from fab import history as history_store
 from fab.folders import available_environments, find_environment
 from fab import rollout, waves
@@ -73,7 +73,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     targets = limited_hosts(env, hosts)
-    ref = rev or env.app.branch
+    ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, targets, lock=None if plan else "deploy", drains=True) as fleet:
         if resume:
@@ -157,10 +157,11 @@ def clean_releases(c, plan=False):
 def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
-    new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
+    ref = precedence.git_ref(commit, env)
+    new_commit = code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         live, meta = live_release(fleet)
-        stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
+        stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
@@ -367,7 +368,7 @@ def manage_targets(env, host, role, all_hosts):
         if host not in env.hosts:
             raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
         return [host]
-    candidates = env.hosts_of(role or env.manage.role)
+    candidates = env.hosts_of(precedence.manage_role(role, env))
     return candidates if all_hosts else candidates[:1]
 
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from fab.settings import HistorySettings
 from fab.history import chunks, liveness, views
 from fab.history.errors import StoreUnavailable
-from fab.history.urls import default_sqlite_path, mask_secrets, mask_url, store_url
+from fab.history.urls import mask_secrets, mask_url, store_url
+from fab.precedence import default_sqlite_path
 
 
 @pytest.mark.parametrize("url,shown", [
