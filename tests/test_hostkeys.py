@@ -263,7 +263,7 @@ def write_ssh_config(directory, spec, strict, jump_for=(), **extra):
     hosts in `jump_for` are reached through `jump`."""
     blocks = []
     for alias, address in spec.hosts.items():
-        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {sandbox.SSH_PORT}",
+        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {sandbox.daemons.SSH_PORT}",
                  f"  User {spec.user(alias)}", f"  IdentityFile {spec.identity}",
                  "  IdentitiesOnly yes", f"  UserKnownHostsFile {directory}/known_hosts",
                  "  GlobalKnownHostsFile none", f"  StrictHostKeyChecking {strict}"]
