@@ -4,6 +4,7 @@ Pydantic models, strict (an unknown or misspelt setting is an error) and frozen;
 each validator checks one setting or how settings refer to each other. Finding,
 reading and checking a file against this schema is `fab.config`'s job.
 """
+import functools
 import os
 import posixpath
 import re
@@ -12,8 +13,8 @@ from typing import Dict, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from fab import templates
-from fab.errors import ConfigError
 from fab.folders import NAME as _NAME
+from fab.topology import Topology
 
 
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -380,45 +381,13 @@ class Environment(_Strict):
     @property
     def hosts(self):
         """Every host once, in the order the roles first name them."""
-        seen = []
-        for hosts in self.roles.values():
-            seen.extend(h for h in hosts if h not in seen)
-        return seen
+        return self.topology.hosts
 
-    def roles_of(self, host):
-        return [role for role, hosts in self.roles.items() if host in hosts]
-
-    def hosts_of(self, role):
-        if role not in self.roles:
-            raise ConfigError(
-                f"{self.name}: unknown role {role!r} (roles: {', '.join(sorted(self.roles))})"
-            )
-        return list(self.roles[role])
-
-    def services_on(self, host):
-        roles = self.roles_of(host)
-        return {name: s for name, s in self.services.items() if s.role in roles}
-
-    def service_ports(self):
-        """{service: port} of every service with a port, as configs render them now."""
-        return {name: s.port for name, s in self.services.items() if s.port}
-
-    def supervised_on(self, host):
-        return {n: s for n, s in self.services_on(host).items() if s.control == "supervisor"}
-
-    def port_services_on(self, host):
-        return {n: s for n, s in self.services_on(host).items() if s.control == "port"}
-
-    def pillows_on(self, host):
-        """Supervisor programs of the pillow role on `host`."""
-        if host not in self.roles.get(self.pillow_role, []):
-            return []
-        return [self.program_name(n) for n, s in self.services.items()
-                if s.role == self.pillow_role and s.control == "supervisor"]
-
-    def program_name(self, service_name):
-        """The supervisor program name of a service in this environment."""
-        return f"{self.name}-{service_name}"
+    @functools.cached_property
+    def topology(self):
+        """Which services, programs and balancers sit on which hosts (fab.topology), made
+        once: the settings it is made from are frozen."""
+        return Topology.of(self)
 
     def local_path(self, path):
         """A path an environment file names on the deployer's machine: `~` expanded,

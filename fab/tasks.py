@@ -299,7 +299,7 @@ def set_supervisor_config(c):
         context = hook_context(fleet, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        ports = env.service_ports()  # what the configs were rendered with just now
+        ports = env.topology.service_ports()  # what the configs were rendered with just now
         restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
         mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
@@ -325,7 +325,7 @@ def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
     words = split_command(command)
-    hosts = [name for name in env.hosts if env.supervised_on(name)]
+    hosts = [name for name in env.hosts if env.topology.supervised_on(name)]
     with open_fleet(env, hosts=hosts) as fleet:
         outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
     for name in hosts:
@@ -368,17 +368,17 @@ def manage_targets(env, host, role, all_hosts):
         if host not in env.hosts:
             raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
         return [host]
-    candidates = env.hosts_of(precedence.manage_role(role, env))
+    candidates = env.topology.hosts_of(precedence.manage_role(role, env))
     return candidates if all_hosts else candidates[:1]
 
 
 def on_pillows(env, operation):
     """Run `operation(host, programs)` on every host of the pillow role."""
-    hosts = [name for name in env.hosts if env.pillows_on(name)]
+    hosts = [name for name in env.hosts if env.topology.pillows_on(name)]
     if not hosts:
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
+        fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
 
 
 def split_command(command):
@@ -407,7 +407,7 @@ def new_release(fleet, commit, branch, private=False, keep_days=0):
         status=rel.PRIVATE if private else rel.BUILDING,
         keep_until=rel.keep_until(now, keep_days),
         private=private,
-    ).with_ports(fleet.env.service_ports())
+    ).with_ports(fleet.env.topology.service_ports())
 
 
 def prepared_or_new_release(fleet, commit, ref, task="deploying"):
@@ -508,7 +508,7 @@ def build_release(fleet, meta):
         fleet.each("credentials", credentials.upload)
 
     def check(host):
-        return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
+        return build.preswap_check(host, meta.name, [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
@@ -653,7 +653,7 @@ def limited_hosts(env, hosts):
     chosen = []
     for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
         if word in env.roles:
-            chosen.extend(env.hosts_of(word))
+            chosen.extend(env.topology.hosts_of(word))
         elif word in env.hosts:
             chosen.append(word)
         else:
