@@ -78,7 +78,7 @@ class Fleet:
         return self._addresses[name]
 
     def of_role(self, role):
-        return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]
+        return [self.hosts[name] for name in self.env.topology.hosts_of(role) if name in self.hosts]
 
     @property
     def connected(self):
@@ -88,7 +88,7 @@ class Fleet:
     def proxies_of(self, role):
         """The connected hosts of proxy role `role`: the fleet's and its balancers."""
         connected = self.connected
-        return [connected[name] for name in self.env.hosts_of(role) if name in connected]
+        return [connected[name] for name in self.env.topology.hosts_of(role) if name in connected]
 
     def each(self, step, action, hosts=None, quiet=False):
         """Run `action(host)` on every host in parallel; return {host name: result}.

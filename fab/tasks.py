@@ -26,7 +26,7 @@ import shlex
 from fabric import task
 from invoke import Exit, Task
 
-from fab import entry, events, hooks, releases as rel
+from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
 from fab import rollout, waves
 from fab.errors import (
@@ -64,7 +64,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     targets = limited_hosts(env, hosts)
-    ref = rev or env.app.branch
+    ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, targets, lock=None if plan else "deploy", drains=True) as fleet:
         if resume:
@@ -148,10 +148,11 @@ def clean_releases(c, plan=False):
 def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
-    new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
+    ref = precedence.git_ref(commit, env)
+    new_commit = code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         live, meta = live_release(fleet)
-        stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
+        stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
@@ -289,7 +290,7 @@ def set_supervisor_config(c):
         context = hook_context(fleet, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        ports = env.service_ports()  # what the configs were rendered with just now
+        ports = env.topology.service_ports()  # what the configs were rendered with just now
         restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
         mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
@@ -315,7 +316,7 @@ def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
     words = split_command(command)
-    hosts = [name for name in env.hosts if env.supervised_on(name)]
+    hosts = [name for name in env.hosts if env.topology.supervised_on(name)]
     with open_fleet(env, hosts=hosts) as fleet:
         outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
     for name in hosts:
@@ -358,17 +359,17 @@ def manage_targets(env, host, role, all_hosts):
         if host not in env.hosts:
             raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
         return [host]
-    candidates = env.hosts_of(role or env.manage.role)
+    candidates = env.topology.hosts_of(precedence.manage_role(role, env))
     return candidates if all_hosts else candidates[:1]
 
 
 def on_pillows(env, operation):
     """Run `operation(host, programs)` on every host of the pillow role."""
-    hosts = [name for name in env.hosts if env.pillows_on(name)]
+    hosts = [name for name in env.hosts if env.topology.pillows_on(name)]
     if not hosts:
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
+        fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
 
 
 def split_command(command):
@@ -397,7 +398,7 @@ def new_release(fleet, commit, branch, private=False, keep_days=0):
         status=rel.PRIVATE if private else rel.BUILDING,
         keep_until=rel.keep_until(now, keep_days),
         private=private,
-    ).with_ports(fleet.env.service_ports())
+    ).with_ports(fleet.env.topology.service_ports())
 
 
 def prepared_or_new_release(fleet, commit, ref, task="deploying"):
@@ -498,7 +499,7 @@ def build_release(fleet, meta):
         fleet.each("credentials", credentials.upload)
 
     def check(host):
-        return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
+        return build.preswap_check(host, meta.name, [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
@@ -643,7 +644,7 @@ def limited_hosts(env, hosts):
     chosen = []
     for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
         if word in env.roles:
-            chosen.extend(env.hosts_of(word))
+            chosen.extend(env.topology.hosts_of(word))
         elif word in env.hosts:
             chosen.append(word)
         else:

@@ -134,7 +134,7 @@ def serving(tmp_path, spec):
     """The credential server on a copy of the sample app's repository, in a thread."""
     repo = str(tmp_path / "served" / "app.git")
     subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
-    server = CredentialServer(os.path.realpath(repo), sandbox.WHEELHOUSE)
+    server = CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -224,7 +224,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
             manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
-            **({"uv": os.path.join(sandbox.TOOLS, "bin", "uv")} if builder == "uv" else {}))
+            **({"uv": os.path.join(sandbox.tools.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
         cache = f"$HOME/{env.code_root_rel}/git-cache"
         env.remote("web1", f"git clone --quiet --mirror {env.spec.app_repo} {cache} && "
