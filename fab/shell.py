@@ -39,6 +39,12 @@ def remote_script(name):
         return handle.read()
 
 
+def exec_script(name, *args):
+    """A step's last command: fab/remote/<name>.sh run with `args` ($1...) in place of
+    the step's own shell (exec), so the script costs no process more than inline shell."""
+    return "exec " + command("bash", "-c", remote_script(name), name, *args)
+
+
 def step_command(text, args=()):
     """The command that runs script `text` with `args` ($1...) as one step on a host.
 

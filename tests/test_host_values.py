@@ -117,7 +117,7 @@ def hostile_state():
               "release ../../x", meta_line("../../x", good_meta("../../x")), "release --output=x",
               "venv 2026-11-20_03.00.00 ../../../etc", "venv 2026-11-21_03.00.00 0123456789abcdef",
               "conf 2026-11-21_03.00.00 --output=x prod-web.conf", "step 2026-11-21_03.00.00 ../../x",
-              "cpus many"]
+              "cpus many", "venvdir ../../etc", "venvdir 0123456789abcdef", "venvdir -rf"]
     return "\n".join(lines)
 
 
@@ -127,6 +127,8 @@ def test_a_hostile_state_is_read_as_data_and_each_refusal_said_in_one_line():
     assert parsed.releases[NEW].status == rel.UNREADABLE and parsed.releases[NEW].meta is None
     assert "is not 40 hex digits" in parsed.releases[NEW].unreadable
     assert parsed.venvs == {LIVE: "0123456789abcdef"}
+    assert parsed.venv_links_unknown == {OLD}  # its link's key is no key: cleanup deletes no venv
+    assert parsed.venv_dirs == {"0123456789abcdef"}
     assert parsed.configs[LIVE] == {} and parsed.steps[LIVE] == set() and parsed.cpus == 4
     assert all("\n" not in line for line in parsed.problems)
     assert sum(NEW in line and "unreadable" in line for line in parsed.problems) == 1
@@ -150,7 +152,8 @@ def test_a_state_without_a_usable_home_is_one_unreadable_error(home):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["home", "cpus", "current", "release", "meta", "conf", "venv", "step", "x"])
+@given(st.lists(st.sampled_from(["home", "cpus", "current", "release", "meta", "conf", "venv", "venvdir", "step",
+                                  "x"])
                 .flatmap(lambda kind: st.text(max_size=30).map(lambda rest: f"{kind} {rest}")), max_size=12))
 def test_any_state_output_reads_or_is_one_unreadable_error(lines):
     try:
@@ -159,7 +162,7 @@ def test_any_state_output_reads_or_is_one_unreadable_error(lines):
         return
     for name in [*parsed.releases, *([parsed.current] if parsed.current else [])]:
         assert values.RELEASE_NAME.fullmatch(name)
-    assert all(values.hex_digest(key, "k") for key in parsed.venvs.values())
+    assert all(values.hex_digest(key, "k") for key in [*parsed.venvs.values(), *parsed.venv_dirs])
 
 
 def test_an_unreadable_release_is_never_a_target_and_cleanup_leaves_it():
