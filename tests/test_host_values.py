@@ -300,7 +300,7 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
                                     code_root=str(tmp_path),
                                     release=lambda name: str(release)),
         run=run)
-    run(shell.script(code._update_cache(host, commits[1]), code._export(host, commits[1], str(release))))
+    run(shell.script(code._checkout(host, "export", commits[1], str(release))))
     for hostile in hostile_revisions(marker):
         for old, new in ((hostile, commits[1]), (commits[0], hostile)):
             try:  # a diff of a revision that is no commit fails; what the hotfix does then is its own
@@ -308,6 +308,6 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
             except RuntimeError:
                 pass
             with pytest.raises(RuntimeError):
-                run(shell.script(code._export(host, hostile, str(release))))
+                run(shell.script(code._checkout(host, "export", hostile, str(release))))
         assert not marker.exists(), hostile
     assert (release / "gone0.txt").exists()  # nothing deleted on a hostile commit's word

@@ -36,9 +36,3 @@ def once(host, release_name, step, body, then=None):
     this release on this host (its marker, in the release, says so)."""
     return Step(step, body, cwd=host.paths.release(release_name),
                 marker=host.paths.release_step(release_name, step), then=then)
-
-
-def run_once(host, release_name, step, body, timeout=None):
-    """Run `once(...)` alone, stopped after `timeout` seconds (default: the
-    environment's command_timeout). Returns its note, or "skipped (already done)"."""
-    return host.run_steps([once(host, release_name, step, body)], timeout=timeout)[0].note
