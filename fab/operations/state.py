@@ -93,9 +93,11 @@ def parse(output, code_root):
                     values.hex_digest(digest, "config digest")
             elif kind == "venv":
                 name, _, key = rest.partition(" ")
-                unknown_links.add(name)  # until its key reads
-                venvs[name] = values.hex_digest(key, "venv key")
-                unknown_links.discard(name)
+                try:
+                    venvs[name] = values.hex_digest(key, "venv key")
+                except values.Unreadable:
+                    unknown_links.add(name)  # its venv may be any one: cleanup then deletes none
+                    raise
             elif kind == "venvdir":
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind == "step":
