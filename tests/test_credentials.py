@@ -11,7 +11,6 @@ import base64
 import contextlib
 import hashlib
 import http.server
-import json
 import os
 import re
 import secrets as random_secrets

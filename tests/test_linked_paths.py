@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_ok, assert_one_line_error
 from fab import sandbox, shell
 from fab.errors import RemoteCommandFailed
-from fab.operations import code, shared
+from fab.operations import code
 from fab.paths import Paths
 from test_lifecycle import deploy_new_commit, served_commits
 
