@@ -96,20 +96,19 @@ fi
 """
 
 
-def _export(host, commit, release_dir):
-    """Commands: write `commit`'s files (and REVISION) into `release_dir`."""
+def _export(host, commit, release_name):
+    """Commands: write `commit`'s files (and REVISION) into the release."""
     cache = shell.quote(host.paths.git_cache)
-    target = shell.quote(release_dir)
+    target = shell.quote(host.paths.release(release_name))
     return f"""
 git --git-dir={cache} archive --format=tar --end-of-options {shell.quote(commit)} | tar -x -C {target}
-printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
+printf '%s\\n' {shell.quote(commit)} > {shell.quote(host.paths.release_revision(release_name))}
 """
 
 
 def checkout(host, release_name, commit):
     """Step: update the git cache and export `commit` into the release."""
-    release_dir = host.paths.release(release_name)
-    body = _update_cache(host, commit) + _export(host, commit, release_dir) + f'echo "exported {commit[:12]}"'
+    body = _update_cache(host, commit) + _export(host, commit, release_name) + f'echo "exported {commit[:12]}"'
     return once(host, release_name, "code", body)
 
 
@@ -147,7 +146,7 @@ def _hotfix_script(host, mode, release_name, old_commit, new_commit):
     """The command running fab/remote/hotfix.sh (`check` or `apply`) on the release."""
     paths = host.paths
     return shell.command("bash", "-c", shell.remote_script("hotfix"), "hotfix", mode, paths.release(release_name),
-                         paths.shared, paths.git_cache, old_commit, new_commit)
+                         paths.shared, paths.git_cache, old_commit, new_commit, paths.release_revision(release_name))
 
 
 #: What a hotfix's note says when the commit changes the requirements (never installed by it).
