@@ -26,6 +26,7 @@ import sys
 import time
 
 from fab import BUILTIN_DIR
+from fab.paths import Paths
 
 TOOLS = "/opt/fab-sandbox-tools"
 SAMPLE_APP = os.path.join(BUILTIN_DIR, "sample_app")
@@ -232,7 +233,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{home}/supervisor/supervisor.sock
 
 [include]
-files = {home}/www/*/current/services/supervisor/*.conf
+files = {programs}
 """
 
 
@@ -261,7 +262,8 @@ def ensure_user(spec, host):
     write(os.path.join(home, ".gitconfig"), "[safe]\n\tdirectory = *\n", 0o644)
     write(
         os.path.join(home, "supervisor", "supervisord.conf"),
-        SUPERVISORD_CONFIG.format(home=home, host=host),
+        SUPERVISORD_CONFIG.format(home=home, host=host, programs=every_environment(home).current_service_config(
+            "supervisor", "*")),
         0o644,
     )
     sh("chown", "-R", f"{user}:{user}", home)
@@ -378,6 +380,12 @@ def down(spec):
     os.remove(spec.state_file)
 
 
+def every_environment(home):
+    """The remote paths of every environment a sandbox host has (code roots ~/www/<env>),
+    as glob patterns."""
+    return Paths(os.path.join(home, "www", "*"))
+
+
 def stop_daemonized_proxies(spec, host):
     """Stop the nginx that deploys started on `host` (it daemonizes: no supervisord stops
     it), by the pid in its pidfile, when that process is the host user's."""
@@ -385,7 +393,7 @@ def stop_daemonized_proxies(spec, host):
         uid = pwd.getpwnam(spec.user(host)).pw_uid
     except KeyError:
         return
-    for pidfile in glob.glob(os.path.join(spec.home(host), "www", "*", "shared", "proxy", "*.pid")):
+    for pidfile in glob.glob(os.path.join(every_environment(spec.home(host)).proxy, "*.pid")):
         pid = read_pid(pidfile)
         if pid and alive(pid) and _owner(pid) == uid:
             stop_pid(pid, f"nginx of {host}", grace=10)

@@ -10,6 +10,7 @@ outlives its time limit is stopped on the host and fails its step.
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.release import once, run_once
+from fab.paths import VENV_LINK
 from fab.steps import Step
 
 ROLES = ALL_ROLES
@@ -18,7 +19,7 @@ ROLES = ALL_ROLES
 def in_release_environment(host):
     """Shell lines (run in a release directory) that put its virtualenv first on PATH
     and export the environment's secrets."""
-    lines = ['export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env"']
+    lines = [f'export PATH="$PWD/{VENV_LINK}/bin:$PATH" VIRTUAL_ENV="$PWD/{VENV_LINK}"']
     if host.env.secrets:
         lines.append(f"set -a; . {shell.quote(host.paths.secrets_file)}; set +a")
     return "\n".join(lines)
@@ -49,10 +50,10 @@ def preswap_check(host, release_name, programs):
     """Step: check the release can run: its python starts and its service configs exist."""
     paths = host.paths
     confs = " ".join(
-        shell.quote(f"{paths.release_services(release_name)}/{program}.conf") for program in programs
+        shell.quote(paths.release_service_config(release_name, "supervisor", program)) for program in programs
     )
     return Step("check", f"""
-python_env/bin/python -c 'import sys' || {{ echo "python_env does not run" >&2; exit 1; }}
+{shell.quote(VENV_LINK)}/bin/python -c 'import sys' || {{ echo {shell.quote(VENV_LINK + " does not run")} >&2; exit 1; }}
 for conf in {confs}; do [ -f "$conf" ] || {{ echo "missing $conf" >&2; exit 1; }}; done
 {in_release_environment(host)}
 {chr(10).join(host.env.checks)}

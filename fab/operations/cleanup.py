@@ -6,6 +6,7 @@ to rerun.
 """
 from fab import shell
 from fab.operations import ALL_ROLES
+from fab.paths import VENV_LINK
 from fab.releases import validate_release_name
 from fab.steps import Step
 
@@ -20,14 +21,14 @@ def delete_releases(host, names):
     return Step("cleanup", f"""
 {shell.command("rm", "-rf", "--", *doomed) if doomed else "true"}
 # A venv no remaining release links to is no longer needed (one readlink for all).
-if [ -d venvs ]; then
+if [ -d {shell.quote(paths.venvs)} ]; then
   declare -A used=()
   links=()
-  for link in releases/*/python_env; do [ -L "$link" ] && links+=("$link"); done
+  for link in {shell.quote(paths.releases)}/*/{shell.quote(VENV_LINK)}; do [ -L "$link" ] && links+=("$link"); done
   if [ "${{#links[@]}}" -gt 0 ]; then
     while IFS= read -r target; do used[${{target##*/}}]=1; done < <(readlink -- "${{links[@]}}")
   fi
-  for venv in venvs/*/; do
+  for venv in {shell.quote(paths.venvs)}/*/; do
     [ -d "$venv" ] || continue
     key=${{venv%/}}
     key=${{key##*/}}

@@ -16,6 +16,7 @@ from fab import host_values as values
 from fab import secrets, shell
 from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
+from fab.paths import VENV_COMPLETE
 
 ROLES = ALL_ROLES
 
@@ -85,15 +86,15 @@ for file in {requirements}; do
 done
 {key_command(env)}
 venv={shell.quote(paths.venvs)}/"$key"
-if [ -f "$venv/.complete" ]; then
+if [ -f "$venv"/{shell.quote(VENV_COMPLETE)} ]; then
   note="reused venv $key"
 else
   rm -rf "$venv"
   {build}
-  touch "$venv/.complete"
+  touch "$venv"/{shell.quote(VENV_COMPLETE)}
   note="built venv $key with $builder"
 fi
-ln -sfn "$venv" python_env
+ln -sfn "$venv" {shell.quote(paths.release_venv(release_name))}
 echo "$note"
 """
 
