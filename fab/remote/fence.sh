@@ -1,13 +1,14 @@
-# The deploy lock's generation on this host, kept in the file $1 (Paths.lock_generation)
-# under an flock on $2 (Paths.fence_lock): a number that grows with every holder
-# of the lock and every `unlock`. A swap
-# carries its holder's generation and a host refuses it once it has seen a later
-# one: a deployer whose lock was broken cannot swap, however late it wakes up.
+# The deploy lock's generation on this host: a number that grows with every
+# holder of the lock and every `unlock`. A swap carries its holder's generation
+# and a host refuses it once it has seen a later one: a deployer whose lock was
+# broken cannot swap, however late it wakes up.
+#   $1 the file it is kept in, $2 the file flock'ed while it changes
+#      (Paths.lock_generation, .fence_lock; fab.operations.lock.fence_files)
+#   $3 the action, $4 G:
 #   next     raise it past its value and now (microseconds: a new lock host's
 #            count still goes past the old one's); print it   (lock.sh, unlock.sh)
 #   raise G  raise it to G if lower                            (unlock, other hosts)
 #   check G  exit 0 if G is not behind it (raising it to G), 2 if it is (swap.sh)
-# $3 is the action, $4 is G.
 file=$1
 fence_lock=$2
 action=$3
