@@ -64,12 +64,6 @@ class Paths:
     def __repr__(self):
         return f"Paths({self.code_root!r})"
 
-    def __eq__(self, other):
-        return isinstance(other, Paths) and other.code_root == self.code_root
-
-    def __hash__(self):
-        return hash(self.code_root)
-
     def _under(self, *parts):
         return posixpath.join(self.code_root, *parts)
 
