@@ -21,14 +21,15 @@ from invoke.exceptions import CommandTimedOut
 
 from fab import hostkeys, shell, steps as batch
 from fab.errors import ConfigError, ConnectionLost, RemoteCommandFailed
+from fab.paths import Paths
 from fab.secrets import MaskedLines
 
 
 class Host:
     """One SSH connection to one host of an environment.
 
-    `paths` and `state` are filled when the fleet opens (one read of the host's
-    state), so every operation can rely on them.
+    `state` is filled when the fleet opens (one read of the host's state), so every
+    operation can rely on it and on `paths`.
     """
 
     def __init__(self, name, env, connection):
@@ -45,7 +46,10 @@ class Host:
 
     @property
     def paths(self):
-        return self.state.paths
+        """The environment's remote paths (fab.paths): absolute once the state is read;
+        before that (taking the lock, reading the state) under the code root as
+        configured, whose `~/` the remote shell expands."""
+        return self.state.paths if self.state else Paths(self.env.code_root)
 
     @property
     def address(self):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from fab import templates
 from fab.folders import NAME as _NAME
+from fab.paths import IN_RELEASE, VENV_LINK
 from fab.topology import Topology
 
 
@@ -139,7 +140,7 @@ class Rollout(_Strict):
 class Manage(_Strict):
     role: str
     #: Run in the current release; the user's command's words are appended, quoted.
-    command: str = "python_env/bin/python manage.py"
+    command: str = f"{VENV_LINK}/bin/python manage.py"
 
 
 class HistorySettings(_Strict):
@@ -215,17 +216,13 @@ class Hooks(_Strict):
         return getattr(self, point)
 
 
-#: What a linked path may not be: the deployer's own parts of a release.
-_RESERVED_IN_RELEASE = {"python_env", "services", "REVISION", ".release"}
-
-
 def _linked_path(value):
     """A path inside the release (and inside shared/): relative, no `..`, not ours."""
     normal = posixpath.normpath(value)
     if (not value or value.startswith(("/", "~")) or normal in (".", "..") or normal.startswith("../")
             or "/../" in f"/{value}/" or "\n" in value):
         raise ValueError(f"{value!r} must be a relative path inside the release")
-    if normal.split("/")[0] in _RESERVED_IN_RELEASE:
+    if normal.split("/")[0] in IN_RELEASE:  # the deployer's own parts of a release
         raise ValueError(f"{value!r} is the deployer's own part of a release")
     return normal
 

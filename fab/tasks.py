@@ -38,6 +38,7 @@ from fab.events import stream
 from fab.secrets import safe_to_show
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
+from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 
 # --- deploy -------------------------------------------------------------------
@@ -258,8 +259,9 @@ def unlock(c):
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
         return
     holder, generation = removed
-    print(safe_to_show(f"stopped the lock holder {lock.describe(holder)}; recorded in log/lock-breaks.log "
-                       f"on {env.hosts[0]}"))
+    paths = Paths(env.code_root)
+    print(safe_to_show(f"stopped the lock holder {lock.describe(holder)}; recorded in "
+                       f"{paths.relative(paths.lock_breaks_log)} on {env.hosts[0]}"))
     fence_the_broken_holder(env, generation)
 
 

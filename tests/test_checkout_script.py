@@ -116,5 +116,5 @@ def test_git_gets_no_terminal_prompt_and_the_helpers_options(tmp_path, repo):
 
 
 def test_an_unknown_mode_is_refused(tmp_path):
-    result = run(shell.script_command("checkout", "delete", str(tmp_path), "/srv/app.git", "a" * 40, "x", ""))
+    result = run(shell.script_command("checkout", "delete", str(tmp_path), "/srv/app.git", "a" * 40, "x", "", ""))
     assert result.returncode == 2 and "unknown mode" in result.stderr

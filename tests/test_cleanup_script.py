@@ -9,6 +9,7 @@ import pytest
 
 from fab import shell, steps
 from fab.operations import cleanup, state
+from fab.paths import Paths
 
 OLD, MID, LIVE = "2026-12-01_00.00.00", "2026-12-02_00.00.00", "2026-12-03_00.00.00"
 A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
@@ -30,7 +31,7 @@ def code_root(tmp_path, links):
 
 
 def host_at(root):
-    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", str(root)],
+    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(Paths(str(root)))],
                             capture_output=True, text=True, check=True).stdout
     found = state.parse(output, str(root))
     return types.SimpleNamespace(state=found, paths=found.paths)

@@ -1,5 +1,4 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
-import json
 import os
 import pathlib
 import shlex
@@ -9,7 +8,9 @@ import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
 from fab import sandbox
+from fab.operations import lock
 from fab.outputs.plain import step_notes
+from fab.paths import Paths
 
 
 def live_release(env):
@@ -160,7 +161,7 @@ def test_a_hung_lock_holder_is_named_and_can_be_stopped_with_an_audit_line(deplo
         script = handle.read()
     holder = subprocess.Popen(
         ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", script, "lock", env.code_root("web1"), json.dumps(record)])],
+         shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().startswith("acquired ")

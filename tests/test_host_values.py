@@ -20,6 +20,7 @@ from fab import shell, steps
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import code, lock, plan_facts, state
 from fab.outputs.summary import SCHEMA_PATH
+from fab.paths import Paths
 from fab.outputs.tables import releases_tables
 from fab.releases import ReleaseMeta
 
@@ -297,11 +298,8 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
 
     host = types.SimpleNamespace(
         env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"], pip_args=[]),
-        paths=types.SimpleNamespace(git_cache=str(tmp_path / "git-cache"), shared=str(tmp_path / "shared"),
-                                    code_root=str(tmp_path),
-                                    release=lambda name: str(release)),
-        run=run)
-    run(shell.script(code._checkout(host, "export", commits[1], str(release))))
+        paths=Paths(str(tmp_path)), run=run)
+    run(shell.script(code._checkout(host, "export", commits[1], LIVE)))
     for hostile in hostile_revisions(marker):
         for old, new in ((hostile, commits[1]), (commits[0], hostile)):
             try:  # a diff of a revision that is no commit fails; what the hotfix does then is its own
@@ -309,6 +307,6 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
             except RuntimeError:
                 pass
             with pytest.raises(RuntimeError):
-                run(shell.script(code._checkout(host, "export", hostile, str(release))))
+                run(shell.script(code._checkout(host, "export", hostile, LIVE)))
         assert not marker.exists(), hostile
     assert (release / "gone0.txt").exists()  # nothing deleted on a hostile commit's word

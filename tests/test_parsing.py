@@ -55,7 +55,7 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
     (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
     (root / "current").symlink_to(f"releases/{good.name}")
-    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", str(root)],
+    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(Paths(str(root)))],
                             capture_output=True, text=True, check=True, env={"HOME": str(home),
                                                                                "PATH": "/usr/bin:/bin"}).stdout
     parsed = state.parse(output, "~/www/prod")

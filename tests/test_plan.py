@@ -22,7 +22,7 @@ from fab import plan as plans
 from fab import releases as rel
 from fab import sandbox, shell, waves
 from fab.app_repo import RepoUnreadable, opened
-from fab.operations import plan_facts, virtualenv
+from fab.operations import lock, plan_facts, virtualenv
 from fab.operations.plan_facts import HostFacts
 from fab.operations.state import HostState
 from fab.outputs.live import LiveView
@@ -326,14 +326,15 @@ def test_facts_script_reads_and_changes_nothing(tmp_path):
     (root / "venvs" / "aaaaaaaaaaaaaaaa" / ".complete").touch()  # b... is incomplete
     (live / "python_env").symlink_to(root / "venvs" / "aaaaaaaaaaaaaaaa")
     (root / "current").symlink_to(f"releases/{name(1)}")
-    # A live lock holder: a process whose command line names the code root.
-    holder = subprocess.Popen(["bash", "-c", "sleep 30; exit", "fab-step", str(root)])
+    # A live lock holder: a process whose command line names the lock file.
+    paths = Paths(str(root))
+    holder = subprocess.Popen(["bash", "-c", "sleep 30; exit", "fab-step", paths.lock])
     (root / ".deploy.lock.owner").write_text(json.dumps({"owner": "someone@else", "task": "deploy",
                                                          "lock_pid": holder.pid}))
     before = tree_checksum(str(tmp_path))
     try:
-        output = subprocess.run(["bash", "-c", shell.remote_script("plan"), "plan", str(root), name(1),
-                                 "/usr/bin/python3", "requirements.txt", "missing.txt"],
+        output = subprocess.run(["bash", "-c", shell.remote_script("plan"), "plan", *plan_facts.arguments(
+            paths, name(1), "/usr/bin/python3", ["requirements.txt", "missing.txt"])],
                                 capture_output=True, text=True, check=True).stdout
     finally:
         holder.kill()
@@ -350,7 +351,7 @@ def test_facts_script_reads_and_changes_nothing(tmp_path):
 
     # Once the holder is gone, its stale record is not a lock; a python that fails is said.
     again = plan_facts.parse(subprocess.run(
-        ["bash", "-c", shell.remote_script("plan"), "plan", str(root), "", "/no/python"],
+        ["bash", "-c", shell.remote_script("plan"), "plan", *plan_facts.arguments(paths, None, "/no/python")],
         capture_output=True, text=True, check=True).stdout)
     assert again.lock_holder is None and again.python_version is None
     assert "/no/python" in again.python_error and again.current_configs == {}
@@ -507,7 +508,8 @@ def test_a_plan_takes_no_lock_and_says_who_holds_it(deploy_env):
               "since": "2026-01-01T00:00:00+00:00"}
     holder = subprocess.Popen(
         ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", shell.remote_script("lock"), "lock", env.code_root("web1"), json.dumps(record)])],
+         shlex.join(["bash", "-c", shell.remote_script("lock"), "lock",
+                     *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().startswith("acquired ")

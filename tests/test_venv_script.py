@@ -12,7 +12,7 @@ import pytest
 from fab import host_values as values
 from fab import steps
 from fab.operations import virtualenv
-from fab.paths import Paths
+from fab.paths import VENV_COMPLETE, Paths
 
 PYTHON = "/usr/bin/python3"
 
@@ -80,7 +80,7 @@ def test_the_host_finds_the_key_venv_key_defines_and_reuses_a_complete_venv(tmp_
     assert run_step(virtualenv.ensure(host, name)) == f"built venv {key} with virtualenv + pip"
     assert host.state.venvs == {name: key}
     link = os.path.join(host.paths.release(name), "python_env")
-    assert os.readlink(link) == host.paths.venv(key) and os.path.isfile(os.path.join(link, ".complete"))
+    assert os.readlink(link) == os.path.join(host.paths.venvs, key) and os.path.isfile(os.path.join(link, VENV_COMPLETE))
     expected = ["pip install --quiet --no-input --disable-pip-version-check "
                 + " ".join(f"-r {f}" for f in files) + "".join(f" {a}" for a in pip_args)] if files else []
     assert (tools.installs.read_text().splitlines() if tools.installs.exists() else []) == expected

@@ -10,6 +10,7 @@ outlives its time limit is stopped on the host and fails its step.
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
+from fab.paths import VENV_LINK
 from fab.steps import Step
 
 ROLES = ALL_ROLES
@@ -19,7 +20,7 @@ def in_release(host, mode, release_dir, *args):
     """The arguments of fab/remote/in_release.sh (`run` or `check`), which runs the
     environment's commands in `release_dir` with its virtualenv first on PATH and the
     environment's secrets exported."""
-    return [mode, release_dir, host.paths.secrets_file if host.env.secrets else "", *args]
+    return [mode, release_dir, host.paths.secrets_file if host.env.secrets else "", VENV_LINK, *args]
 
 
 def build_commands(host, release_name):

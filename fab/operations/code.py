@@ -63,25 +63,26 @@ def _existing_commit(repo, commit):
     return commit
 
 
-def _checkout(host, mode, commit, release_dir="", run=shell.script_command):
+def _checkout(host, mode, commit, release_name=None, run=shell.script_command):
     """Lines running fab/remote/checkout.sh (through `run`): `fetch` makes sure the
     host's bare mirror has `commit` (fetching it from the repository, cloning the
     mirror the first time, unless it is there already); `export` then writes its
-    files and REVISION into `release_dir`.
+    files and REVISION into release `release_name`.
 
     git gets the repository's URL without its credentials, which it asks of the
     helper (fab.operations.credentials), whose variables the first line loads; a
     cache whose config still holds a URL with credentials (an older deployer's
     clone) gets the URL without them."""
-    repo = host.env.app.repo
+    repo, paths = host.env.app.repo, host.paths
+    release = [paths.release(release_name), paths.release_revision(release_name)] if release_name else ["", ""]
     return "\n".join([credentials.load_line(host), run(
-        "checkout", mode, host.paths.git_cache, credentials.public_url(repo), commit, mask_url(repo), release_dir,
+        "checkout", mode, paths.git_cache, credentials.public_url(repo), commit, mask_url(repo), *release,
         *credentials.git_options(repo))])
 
 
 def checkout(host, release_name, commit):
     """Step: update the git cache and export `commit` into the release."""
-    body = _checkout(host, "export", commit, host.paths.release(release_name), run=shell.exec_script)
+    body = _checkout(host, "export", commit, release_name, run=shell.exec_script)
     return once(host, release_name, "code", body)
 
 
@@ -118,7 +119,7 @@ def _hotfix_script(host, mode, release_name, old_commit, new_commit):
     """The command running fab/remote/hotfix.sh (`check` or `apply`) on the release."""
     paths = host.paths
     return shell.script_command("hotfix", mode, paths.release(release_name), paths.shared, paths.git_cache,
-                                old_commit, new_commit)
+                                old_commit, new_commit, paths.release_revision(release_name))
 
 
 #: What a hotfix's note says when the commit changes the requirements (never installed by it).

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 
 from fab import host_values as values
+from fab import paths as layout
 from fab import shell
 from fab.errors import RemoteCommandFailed
 from fab.events import stream
@@ -36,9 +37,16 @@ class HostState:
         return self.releases.get(name)
 
 
+def arguments(paths):
+    """fab/remote/state.sh's arguments: where `current` and the releases are, the
+    names inside a release it reads, and where the venvs are."""
+    return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
+            layout.SUPERVISOR_CONFIGS, layout.VENV_LINK, paths.venvs]
+
+
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    return adopt(host, host.run(shell.remote_script("state"), [host.env.code_root]))
+    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths)))
 
 
 def adopt(host, output):
@@ -129,7 +137,7 @@ def parse(output, code_root):
 
 def _current(link):
     """The release `current` points at (`releases/<name>`, or an absolute path ending so)."""
-    parent, _, name = link.rstrip("/").rpartition("/")
-    if parent.rpartition("/")[2] != "releases":
-        raise values.Unreadable(f"current points at {values.quoted(link)}, not into releases/")
+    name = Paths.release_named_by(link)
+    if name is None:
+        raise values.Unreadable(f"current points at {values.quoted(link)}, not into {layout.RELEASES}/")
     return values.release_name(name)

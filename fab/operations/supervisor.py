@@ -35,7 +35,7 @@ def render_service_configs(host, release_name):
         if not service.template:
             continue
         context = templates.service_context(env, paths, facts, service_name, service, release_name)
-        path = f"{paths.release_services(release_name, service.control)}/{context['program']}.conf"
+        path = paths.release_service_config(release_name, service.control, context["program"])
         rendered[path] = templates.render(env.template_dirs, service.template, **context)
     return rendered
 

@@ -16,6 +16,7 @@ from fab import host_values as values
 from fab import secrets, shell
 from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
+from fab.paths import VENV_COMPLETE, VENV_LINK
 
 ROLES = ALL_ROLES
 
@@ -50,7 +51,7 @@ def ensure(host, release_name):
     env = host.env
     requirements = list(env.requirements)
     script = shell.exec_script("venv", host.paths.venvs, env.python, env.virtualenv, env.uv or "",
-                               pip_args_line(env.pip_args), len(requirements), *requirements,
+                               pip_args_line(env.pip_args), VENV_LINK, VENV_COMPLETE, len(requirements), *requirements,
                                *credentials.split_pip_args(env.pip_args)[0])
 
     def remember(last_line):

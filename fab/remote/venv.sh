@@ -5,7 +5,9 @@
 #   $1 the venvs directory      $2 the python to build with
 #   $3 the virtualenv command   $4 the uv command ('' when the environment has none)
 #   $5 the pip arguments' line the key hashes (credentials masked)
-#   $6 how many requirements files follow; then the files, then the pip arguments
+#   $6 the release's link to its venv (fab.paths.VENV_LINK)
+#   $7 the file that marks a venv complete, inside it (fab.paths.VENV_COMPLETE)
+#   $8 how many requirements files follow; then the files, then the pip arguments
 # Prints "reused <key>" or "built <key> uv|virtualenv".
 #
 # The key is fab.operations.virtualenv.venv_key (the tests check they agree): the
@@ -17,8 +19,10 @@ python=$2
 virtualenv=$3
 uv=$4
 pip_line=$5
-count=$6
-shift 6
+venv_link=$6
+complete=$7
+count=$8
+shift 8
 requirements=("${@:1:count}")
 install_args=()
 for file in "${requirements[@]}"; do
@@ -31,7 +35,7 @@ digest=$( { cat -- "${requirements[@]}" /dev/null; printf '%s\n' "$pip_line"
             "$python" -S -c 'import sys; print(sys.version)'; } | sha256sum)
 key=${digest:0:16}
 venv=$venvs/$key
-if [ -f "$venv/.complete" ]; then
+if [ -f "$venv/$complete" ]; then
   result="reused $key"
 else
   rm -rf "$venv"
@@ -46,7 +50,7 @@ else
     fi
     result="built $key virtualenv"
   fi
-  : > "$venv/.complete"
+  : > "$venv/$complete"
 fi
-ln -sfn "$venv" python_env
+ln -sfn "$venv" "$venv_link"
 echo "$result"

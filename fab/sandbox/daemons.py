@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+from fab.paths import Paths
 from fab.sandbox.tools import TOOLS, log, sh
 
 SSH_PORT = 2222
@@ -53,7 +54,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{home}/supervisor/supervisor.sock
 
 [include]
-files = {home}/www/*/current/services/supervisor/*.conf
+files = {programs}
 """
 
 
@@ -82,7 +83,8 @@ def ensure_user(spec, host):
     write(os.path.join(home, ".gitconfig"), "[safe]\n\tdirectory = *\n", 0o644)
     write(
         os.path.join(home, "supervisor", "supervisord.conf"),
-        SUPERVISORD_CONFIG.format(home=home, host=host),
+        SUPERVISORD_CONFIG.format(home=home, host=host, programs=every_environment(home).current_service_config(
+            "supervisor", "*")),
         0o644,
     )
     sh("chown", "-R", f"{user}:{user}", home)
@@ -164,7 +166,7 @@ def stop_daemonized_proxies(spec, host):
         uid = pwd.getpwnam(spec.user(host)).pw_uid
     except KeyError:
         return
-    for pidfile in glob.glob(os.path.join(spec.home(host), "www", "*", "shared", "proxy", "*.pid")):
+    for pidfile in glob.glob(os.path.join(every_environment(spec.home(host)).proxy, "*.pid")):
         pid = read_pid(pidfile)
         if pid and alive(pid) and _owner(pid) == uid:
             stop_pid(pid, f"nginx of {host}", grace=10)
@@ -228,3 +230,9 @@ def wait_for(condition, what, timeout=30):
             return
         time.sleep(0.05)
     raise RuntimeError(f"timed out waiting for {what}")
+
+
+def every_environment(home):
+    """The remote paths of every environment a sandbox host has (code roots ~/www/<env>),
+    as glob patterns."""
+    return Paths(os.path.join(home, "www", "*"))
