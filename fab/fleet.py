@@ -131,8 +131,9 @@ class Fleet:
         """Run each host's steps (`steps_for(host)`: a list of fab.steps.Step) in one
         round trip per host, all hosts in parallel; return {host: {step: note}}.
 
-        Each step is reported on its own, as if run alone; failures are raised
-        together (StepFailed) once every host has finished.
+        Each step is reported on its own, as if run alone, as its host says it
+        started and ended (with the host's times); failures are raised together
+        (StepFailed) once every host has finished.
         """
         results, failures = self.attempt_steps(steps_for, hosts, quiet)
         if failures:
