@@ -9,6 +9,7 @@ import time
 
 import jsonschema
 import pytest
+from hypothesis import given, settings, strategies as st
 from rich.console import Console
 
 from conftest import assert_ok
@@ -17,7 +18,7 @@ from fab import releases as rel
 from fab.cli import translate
 from fab.errors import DeployError, FleetInconsistent, LockHeld, StepFailed, UsageError
 from fab.outputs import LIVE, PLAIN, STDOUT, attach, choose
-from fab.outputs.live import LiveView
+from fab.outputs.live import HostGroup, LiveView, merged_across_waves, names_within
 from fab.outputs.plain import PlainLines, plain_console, step_notes
 from fab.outputs.summary import SCHEMA_PATH, document
 from fab.outputs.record import TaskRecord
@@ -281,6 +282,36 @@ def test_live_view_fits_the_terminal_names_every_failing_host_and_counts_every_h
     failed = sum(int(n) for n in re.findall(r"failed at health \((\d+)\)", text))
     assert failed == len(failing) and counted + failed == count
     assert re.search(r"^ *\d+ .*(wave 2|waves) .*waiting", text, re.M)  # the waves to come say so
+
+
+@pytest.mark.parametrize("names, width, shown", [
+    ([], 20, ""),
+    (["web1"], 2, "web1"),  # the first name always shows
+    (["web1", "web2"], 10, "web1, web2"),
+    (["web1", "web2", "web3"], 12, "web1, … +2"),
+    ([f"web{n}" for n in range(1, 201)], 40, "web1, web2, web3, web4, web5, … +195"),
+])
+def test_names_within_a_width_say_how_many_more(names, width, shown):
+    assert names_within(names, width) == shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"[a-z]{1,8}[0-9]{0,3}", fullmatch=True), unique=True, max_size=60),
+       st.integers(min_value=12, max_value=120))
+def test_names_within_fit_and_account_for_every_name(names, width):
+    text = names_within(names, width)
+    shown, _, more = text.partition(", … +")
+    assert len(text) <= width or len(shown.split(", ")) == 1
+    assert len(shown.split(", ")) + int(more or 0) == len(names) or not names
+
+
+def test_groups_across_waves_keep_every_host_and_count_the_waves():
+    groups = [HostGroup("wave 2", "waiting", None, ["a", "b"]), HostGroup("wave 3", "waiting", None, ["c"]),
+              HostGroup("wave 1", "running", "health", ["d"], 3.0),
+              HostGroup("wave 4", "running", "health", ["e"], 5.0)]
+    merged = merged_across_waves(groups)
+    assert [(g.wave, g.state, g.hosts, g.seconds) for g in merged] == [
+        ("2 waves", "waiting", ["a", "b", "c"], None), ("2 waves", "running", ["d", "e"], 5.0)]
 
 
 def test_a_host_put_back_is_shown_so_with_the_release_each_host_ended_on():
