@@ -195,7 +195,8 @@ def put_back(fleet, rotation, host_groups, previous):
                 if touched:
                     failures.update(run_wave(fleet, rotation, touched, previous, swap=True, mode="all"))
             rotation.set(rotation.drained - untouched)
-            stream.publish(events.PutBack({n: previous[n].release for g in host_groups for n in g if n not in failures and n not in untouched}))
+            stream.publish(events.PutBack({name: previous[name].release for group in host_groups for name in group
+                                           if name not in failures and name not in untouched}))
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "
