@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 
-from fab import history, rollout
+from fab import events, history, rollout
 from fab.errors import DeployError, LockHeld
 from fab.events import stream
 from fab.fleet import Fleet
@@ -51,6 +51,7 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
         elif not lock:
             fleet.each("state", state.read, list(fleet.connected.values()), quiet=True)
         with locked(env, lock, lock_host or fleet.connected[first], fleet) if lock else contextlib.nullcontext():
+            stream.publish(events.ReleasesRead({name: host.state.current for name, host in fleet.hosts.items()}))
             yield fleet
     finally:
         fleet.close()

@@ -14,7 +14,7 @@ import dataclasses
 import time
 import typing
 
-from fab import waves as wave_plan
+from fab import events, waves as wave_plan
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
@@ -85,6 +85,7 @@ def go_live(fleet, waves, goal, previous, finish=None):
     try:
         for wave in waves:
             stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
+            stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             started.append(wave)
             watch = env.rollout.canary_watch if wave.canary else 0
             # The last wave's hosts finish in their own round trip; the hosts of the
@@ -136,6 +137,7 @@ def restart(fleet, waves, expected, mode):
     try:
         for wave in waves:
             stream.stage(f"{wave.name}: restarting {', '.join(wave.hosts)}")
+            stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             failures = run_wave(fleet, rotation, wave.hosts, expected, swap=False, mode=mode)
             if failures:
                 raise DeployError(f"restart failed: {describe_failures(failures)}")
@@ -176,6 +178,8 @@ def put_back(fleet, rotation, host_groups, previous):
                 if touched:
                     failures.update(run_wave(fleet, rotation, touched, previous, swap=True, mode="all"))
             rotation.set(rotation.drained - untouched)
+            stream.publish(events.PutBack({name: previous[name].release for group in host_groups for name in group
+                                           if name not in failures and name not in untouched}))
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "
@@ -281,6 +285,7 @@ def swap_step(host, target, lock=None):
 
     def placed(note):
         host.placed = target.release or "nothing"
+        stream.publish(events.ReleaseChanged(host.name, target.release))
         return note
 
     return current.swap_step(host, target.release, then=placed, lock=lock)
