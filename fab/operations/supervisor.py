@@ -12,9 +12,10 @@ import re
 from fab import shell, templates
 from fab.commands import hook
 from fab.hosts import RemoteCommandFailed
-from fab.operations.portservice import pid_on_port_script
+from fab.operations import portservice
 from fab.operations.release import once
 from fab.operations.state import config_digest
+from fab.steps import Reporting
 
 ROLES = "roles with services"
 
@@ -98,117 +99,67 @@ def reloads_in_place(host, mode):
 
 
 def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
-    """Shell that applies config changes (reread/update) and restarts programs as
-    `mode` says, with the services' before/after hooks, then waits until every
-    program is RUNNING; it appends what it did to $notes.
+    """The command (a Reporting) that applies config changes (reread/update) and
+    restarts programs as `mode` says, with the services' before/after hooks, then
+    waits until every program is RUNNING (fab/remote/supervisor.sh); its note:
+    "running: <programs>".
 
     Programs in `reloads` (the caller knows their config and virtualenv did not
     change) get SIGHUP instead of a restart; when that is every program, nothing
-    is reread or restarted at all, and the health check proves the reload. With
-    `expect_programs` false (no release is current any more) it only applies the
-    removal. Safe to rerun.
+    is reread or restarted at all, and the health check proves the reload (its
+    note: "reloaded in place: <programs>"). With `expect_programs` false (no
+    release is current any more) it only applies the removal. Safe to rerun.
     """
     if mode not in RESTART_MODES:
         raise ValueError(f"unknown restart mode {mode!r}")
     env = host.env
-    ctl = env.supervisorctl  # a trusted command prefix from the environment file
     services = env.supervised_on(host.name) if expect_programs else {}
     programs = [env.program_name(name) for name in services]
     reloads = [p for p in programs if p in set(reloads)]
-    hooks_before = "\n".join(h for h in (hook(host, n, s, "before") for n, s in services.items()) if h)
-    hooks_after = "\n".join(h for h in (hook(host, n, s, "after") for n, s in services.items()) if h)
-    cwd = shell.quote(host.paths.current if expect_programs else host.paths.code_root)
-    if programs and len(reloads) == len(programs):
-        ports = {env.program_name(name): service.port for name, service in services.items()}
-        return f"""
-cd {cwd}
-{hooks_before}
-{chr(10).join(reload_script(ctl, program, ports.get(program)) for program in reloads)}
-{hooks_after}
-notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
-"""
-    # Programs `update` did not already restart; "changed" leaves them alone. What
-    # supervisorctl says goes to stderr: shown if the step fails ("ERROR (not running)").
-    untouched_by_update = {} if mode == "changed" else services
-    per_program = []
-    for name, service in untouched_by_update.items():
+    cwd = host.paths.current if expect_programs else host.paths.code_root
+    in_place = programs and len(reloads) == len(programs)
+    items = []
+    for name, service in services.items():
         program = env.program_name(name)
-        if program in reloads or (mode == "graceful" and service.restart == "reload"):
-            action = f"{ctl} signal HUP {shell.quote(program)} >&2"
-        else:
-            action = f"{ctl} restart {shell.quote(program)} >&2"
-        per_program.append(f'case " $changed " in *" "{shell.quote(program)}" "*) ;; *) {action} ;; esac')
-    return f"""
-cd {cwd}
-{hooks_before}
-changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1/p' | tr '\\n' ' ')
-{ctl} update >&2
-{chr(10).join(per_program)}
-{wait_running_script(ctl, programs, timeout)}
-{hooks_after}
-notes="${{notes:+$notes; }}running: {', '.join(programs) or 'no programs'}"
-"""
+        if in_place:
+            items += ["reload", program, service.port or ""]
+        else:  # what `update` did not already restart ("changed": left alone)
+            items += [_action(mode, service, program in reloads), program]
+    args = ["reload", env.supervisorctl, cwd] if in_place else ["restart", env.supervisorctl, cwd, int(timeout)]
+    items = [*_hooks(host, services, "before"), *items, *_hooks(host, services, "after")]
+    return Reporting(portservice.script_command("supervisor", *args, *items), describe_restart)
 
 
-def reload_script(ctl, program, port=None):
-    """Shell that sends SIGHUP to `program` (starting it if it is not running).
-
-    With a port, the signal goes straight to the master listening there: no
-    supervisorctl (a Python start-up) on the way.
-    """
-    through_supervisor = (f"{ctl} signal HUP {shell.quote(program)} >&2 || "
-                          f"{ctl} start {shell.quote(program)} >&2")
-    if not port:
-        return through_supervisor
-    return f"""{pid_on_port_script(port)}
-if [ -n "$pid" ]; then kill -HUP "$pid"; else {through_supervisor}; fi"""
+def _hooks(host, services, which):
+    """supervisor.sh's items for the services' `which` (before/after) hooks."""
+    items = []
+    for name, service in services.items():
+        command = hook(host, name, service, which)
+        if command:
+            items += [which, name, command]
+    return items
 
 
-def wait_running_script(ctl, programs, timeout, steady=0):
-    """Shell: poll `status` until every program is RUNNING (and still is `steady` s later)."""
-    expected = " ".join(shell.quote(p) for p in programs) or '""'
-    expected_pattern = "|".join(re.escape(p) for p in programs) or "-"
-    return f"""
-deadline=$(( $(date +%s) + {int(timeout)} ))
-steadied=0
-while :; do
-  out=$({ctl} status 2>&1 || true)
-  missing=""
-  for program in {expected}; do
-    [ -n "$program" ] || continue
-    printf '%s\\n' "$out" | grep -Eq "^$program +RUNNING" || missing="$missing $program"
-  done
-  if [ -z "$missing" ]; then
-    [ "$steadied" = 1 ] || [ {int(steady)} -eq 0 ] && break
-    sleep {int(steady)}; steadied=1; continue
-  fi
-  fatal=$(printf '%s\n' "$out" | grep -E "^({expected_pattern}) +FATAL" || true)
-  if [ -n "$fatal" ]; then
-    printf '%s\n' "$out" >&2
-    echo "gave up starting (FATAL): $(printf '%s' "$fatal" | cut -d' ' -f1 | tr '\n' ' ')" >&2
-    exit 1
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    printf '%s\\n' "$out" >&2
-    echo "not RUNNING after {int(timeout)}s:$missing" >&2
-    exit 1
-  fi
-  steadied=0
-  sleep 0.1
-done
-"""
+def _action(mode, service, reloads):
+    """What supervisor.sh does to a program `update` did not restart."""
+    if mode == "changed":
+        return "keep"
+    return "hup" if reloads or (mode == "graceful" and service.restart == "reload") else "restart"
+
+
+def describe_restart(line):
+    """supervisor.sh's result line ("running p1 p2", "reloaded p1") in a note's words."""
+    did, *programs = line.split()
+    if did == "reloaded":
+        return f"reloaded in place: {', '.join(programs)}"
+    return f"running: {', '.join(programs) or 'no programs'}"
 
 
 def start_programs(host, programs, timeout=60, steady=2):
     """Start programs and check they stay RUNNING for `steady` seconds."""
     if not programs:
         return "no programs"
-    ctl = host.env.supervisorctl
-    host.run(f"""
-set -e
-{ctl} start {shell.command(*programs)} >/dev/null || true
-{wait_running_script(ctl, programs, timeout, steady=steady)}
-""")
+    host.run(portservice.script("supervisor"), ["start", host.env.supervisorctl, int(timeout), int(steady), *programs])
     return f"running: {', '.join(programs)}"
 
 
@@ -216,8 +167,7 @@ def stop_programs(host, programs):
     """Stop programs; supervisorctl waits for each to exit. Returns their states."""
     if not programs:
         return "no programs"
-    ctl = host.env.supervisorctl
-    output = host.run(f"{ctl} stop {shell.command(*programs)} >/dev/null || true\n{ctl} status {shell.command(*programs)} || true")
+    output = host.run(portservice.script("supervisor"), ["stop", host.env.supervisorctl, *programs])
     states = parse_status(output)
     not_stopped = [p for p in programs if states.get(p) not in ("STOPPED", "EXITED")]
     if not_stopped:
