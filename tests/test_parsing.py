@@ -49,6 +49,8 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / ".release" / "steps" / "virtualenv").touch()
     (first / "services" / "supervisor").mkdir(parents=True)
     (first / "services" / "supervisor" / "prod-web.conf").write_text("[program:prod-web]\n")
+    (first / "services" / "port").mkdir(parents=True)
+    (first / "services" / "port" / "prod-proxy.conf").write_text("events {}\n")
     (root / "venvs" / "0123456789abcdef").mkdir(parents=True)
     (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
     (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
@@ -63,7 +65,8 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     assert parsed.releases["2026-11-22_04.00.00"].meta is None
     assert parsed.steps == {good.name: {"code", "virtualenv"}, "2026-11-22_04.00.00": set()}
     assert parsed.venvs == {good.name: "0123456789abcdef"}
-    assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n")},
+    assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n"),
+                                          "prod-proxy": state.config_digest("events {}\n")},
                               "2026-11-22_04.00.00": {}}
 
 

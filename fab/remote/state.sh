@@ -1,6 +1,6 @@
 # Prints what a host has under the code root $1, one fact per line:
 #   home, cpus, current, release, meta (meta.json on one line), conf (a digest
-#   of each supervisor program's config), venv (the key of the virtualenv a
+#   of each service's config, supervisor program or port service), venv (the key of the virtualenv a
 #   release links to) and step lines. Read-only.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
@@ -22,7 +22,7 @@ for dir in "$root"/releases/*/; do
     meta=${meta//[$'\n\r']/ }  # JSON's own newlines are whitespace: one line
     printf 'meta %s %s\n' "$name" "$meta"
   fi
-  for conf in "$dir"services/supervisor/*.conf; do
+  for conf in "$dir"services/*/*.conf; do
     [ -f "$conf" ] && confs+=("$conf")
   done
   for step in "$dir".release/steps/*; do
@@ -30,9 +30,9 @@ for dir in "$root"/releases/*/; do
   done
 done
 if [ "${#confs[@]}" -gt 0 ]; then
-  # "<digest>  <root>/releases/<name>/services/supervisor/<file>", in the order given
+  # "<digest>  <root>/releases/<name>/services/<control>/<file>", in the order given
   sha256sum -- "${confs[@]}" | while read -r digest path; do
-    release=${path%/services/supervisor/*}
+    release=${path%/services/*}
     printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
   done
 fi
