@@ -155,15 +155,6 @@ def test_start_waits_until_steady_and_stop_prints_the_status(ctl, tmp_path):
     assert supervisor.parse_status(done.stdout) == {"p1": "STOPPED", "p2": "EXITED"}
 
 
-@pytest.mark.parametrize("line,note", [
-    ("running p1 p2", "running: p1, p2"),
-    ("running", "running: no programs"),
-    ("reloaded p1", "reloaded in place: p1"),
-])
-def test_describe_restart(line, note):
-    assert supervisor.describe_restart(line) == note
-
-
 # --- a port service: portservice.sh and upstream.sh --------------------------------
 
 # A master that listens and forks a worker sharing its socket (as gunicorn and nginx

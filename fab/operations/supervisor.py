@@ -7,6 +7,7 @@ its release's absolute path: after a swap `update` restarts every program whose
 release changed (no process keeps old code through a resolved symlink), and
 removes programs that no longer exist.
 """
+import posixpath
 import re
 
 from fab import shell, templates
@@ -42,10 +43,33 @@ def render_service_configs(host, release_name):
 
 
 def configs_by_program(host, release_name):
-    """{program: config text} of the host's supervisor programs in a release (local)."""
-    return {path.rsplit("/", 1)[-1].removesuffix(".conf"): text
-            for path, text in render_service_configs(host, release_name).items()
-            if path.startswith(host.paths.release_services(release_name, "supervisor") + "/")}
+    """{program: config text} of every service config of the host in a release (local):
+    supervisor programs and port services (fab/remote/state.sh digests the same files)."""
+    return {posixpath.basename(path).removesuffix(".conf"): text
+            for path, text in render_service_configs(host, release_name).items()}
+
+
+def digests(configs):
+    """{program: digest} of {program: config text}, as HostState.configs has them."""
+    return {program: config_digest(text) for program, text in configs.items()}
+
+
+def nothing_to_apply(recorded, rendered, recorded_ports, ports):
+    """True if applying service configs changes nothing: on every host the configs
+    rendered now ({host: {program: text}}) are those its current release has
+    ({host: {program: digest}}, HostState.configs: same programs, same texts), and
+    the release records the ports ({service: port}) they are rendered with."""
+    return dict(recorded_ports) == ports and all(
+        recorded.get(name) == digests(configs) for name, configs in rendered.items())
+
+
+def renders_as_current(hosts, recorded_ports, ports):
+    """True if rendering the service configs of `hosts` again for their current release
+    (which records `recorded_ports`) with `ports` changes nothing (no round trip)."""
+    return nothing_to_apply(
+        {host.name: host.state.configs.get(host.state.current, {}) for host in hosts},
+        {host.name: configs_by_program(host, host.state.current) for host in hosts},
+        recorded_ports, ports)
 
 
 def _write_configs_script(host, release_name):
@@ -65,8 +89,7 @@ def install_service_configs(host, release_name):
     """Step: render this host's service configs into a new release (once per release)."""
     def remember(note):
         """The host's state learns the new release's configs (reload decisions use them)."""
-        host.state.configs[release_name] = {
-            program: config_digest(text) for program, text in configs_by_program(host, release_name).items()}
+        host.state.configs[release_name] = digests(configs_by_program(host, release_name))
         return note
 
     return once(host, release_name, "services", _write_configs_script(host, release_name), then=remember)
@@ -124,7 +147,7 @@ def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
         if in_place:
             items += ["reload", program, service.port or ""]
         else:  # what `update` did not already restart ("changed": left alone)
-            items += [_action(mode, service, program in reloads), program]
+            items += [action_after_update(mode, service, program in reloads), program]
     args = ["reload", env.supervisorctl, cwd] if in_place else ["restart", env.supervisorctl, cwd, int(timeout)]
     items = [*_hooks(host, services, "before"), *items, *_hooks(host, services, "after")]
     return Reporting(portservice.script_command("supervisor", *args, *items), describe_restart)
@@ -140,7 +163,7 @@ def _hooks(host, services, which):
     return items
 
 
-def _action(mode, service, reloads):
+def action_after_update(mode, service, reloads):
     """What supervisor.sh does to a program `update` did not restart."""
     if mode == "changed":
         return "keep"
