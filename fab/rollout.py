@@ -56,30 +56,13 @@ def plan(fleet, hosts=None):
     rollout settings."""
     env = fleet.env
     names = [h for h in env.hosts if h in (hosts or fleet.names)]
-    settings = env.rollout
+    settings, topology = env.rollout, env.topology
     return wave_plan.plan_waves(
         names, settings.canary, settings.batch,
-        balanced=[h for h in names if balanced_services(env, h)],
-        last=[h for h in names if any(s.balances for s in env.services_on(h).values())],
-        services=any(env.services_on(h) for h in names),
+        balanced=topology.balanced_hosts(names),
+        last=topology.balancer_hosts(names),
+        services=any(topology.services_on(h) for h in names),
     )
-
-
-def balancers_outside(env, hosts):
-    """The proxy hosts not among `hosts` that balance a service running on one of them:
-    a task limited to `hosts` drains those hosts there too."""
-    outside = []
-    for proxy in env.services.values():
-        balanced = env.services.get(proxy.balances) if proxy.balances else None
-        if balanced and set(env.hosts_of(balanced.role)) & set(hosts):
-            outside += [name for name in env.hosts_of(proxy.role) if name not in hosts and name not in outside]
-    return outside
-
-
-def balanced_services(env, host):
-    """Services on `host` that a proxy balances (they are drained to restart)."""
-    balanced = {s.balances for s in env.services.values() if s.balances}
-    return [name for name in env.supervised_on(host) if name in balanced]
 
 
 def go_live(fleet, waves, goal, previous, finish=None):
@@ -219,7 +202,7 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
     def wave_steps(host):
         target = goal[host.name]
         planned = [swap_step(host, target, fleet.lock)] if swap else []
-        if env.services_on(host.name):
+        if env.topology.services_on(host.name):
             planned.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
             planned.append(health.check_step(host, target.release, target.commit, ports=target.ports))
@@ -264,7 +247,7 @@ def in_place_reloads(host, target):
         return set()
     before = host.state.configs.get(running, {})
     after = host.state.configs.get(target.release, {})
-    programs = {env.program_name(name) for name, service in env.supervised_on(host.name).items()
+    programs = {env.topology.program_name(name) for name, service in env.topology.supervised_on(host.name).items()
                 if service.restart == "reload"}
     return {p for p in programs if p in after and before.get(p) == after[p]}
 
@@ -278,11 +261,11 @@ def running_release(host):
 
 def needs_drain(env, host, mode, reloads=()):
     """A host behind a proxy is drained unless every balanced program reloads in place."""
-    balanced = balanced_services(env, host.name)
+    balanced = env.topology.balanced_services(host.name)
     if not balanced:
         return False
     if mode == "all":
-        return any(env.program_name(name) not in reloads for name in balanced)
+        return any(env.topology.program_name(name) not in reloads for name in balanced)
     return not supervisor.reloads_in_place(host, mode)
 
 
@@ -308,10 +291,10 @@ def restart_step(rotation, host, mode, target, reloads=()):
     then port services (proxies get their upstream list first)."""
     env = host.env
     parts = []
-    if env.supervised_on(host.name):
+    if env.topology.supervised_on(host.name):
         parts.append(supervisor.restart(host, mode, expect_programs=bool(target.release), reloads=reloads))
-    if env.port_services_on(host.name) and target.release:
-        for name, service in env.port_services_on(host.name).items():
+    if env.topology.port_services_on(host.name) and target.release:
+        for name, service in env.topology.port_services_on(host.name).items():
             if service.balances:
                 parts.append(proxy_ops.upstream_script(
                     host, name, service, rotation.backends(service.balances), reload=False))
@@ -349,7 +332,7 @@ class Rotation:
         env = self.fleet.env
         service = env.services[service_name]
         return [(self.fleet.address_of(name), self.listening.get(name, {}).get(service_name, service.port))
-                for name in env.hosts_of(service.role)]
+                for name in env.topology.hosts_of(service.role)]
 
     def set(self, drained):
         drained = set(drained)

@@ -20,18 +20,14 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
-import atexit
 import contextlib
-import gc
-import os
 import shlex
 
 from fabric import task
-from invoke import Collection, Exit, Task
+from invoke import Exit, Task
 
-from fab import cli, events, hooks, releases as rel
+from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab.folders import available_environments, find_environment
 from fab import rollout, waves
 from fab.errors import (
     ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
@@ -40,14 +36,9 @@ from fab.operations import build, cleanup, code, credentials, lock, release, sha
 from fab.operations import manage as manage_ops
 from fab.events import stream
 from fab.secrets import safe_to_show
-from fab.session import (fence_the_broken_holder, open_fleet, reported, select_environment, selected_environment,
-                         user_errors, who_am_i)
-
-# `fab` ends right after its tasks, and the interpreter's garbage collections at exit
-# walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
-# every run. Frozen, those objects are freed at exit all the same, without the walks.
-atexit.register(gc.freeze)
-
+from fab.identity import who_am_i
+from fab.opening import fence_the_broken_holder, open_fleet
+from fab.runner import reported, selected_environment, user_errors
 
 # --- deploy -------------------------------------------------------------------
 
@@ -73,7 +64,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     targets = limited_hosts(env, hosts)
-    ref = rev or env.app.branch
+    ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, targets, lock=None if plan else "deploy", drains=True) as fleet:
         if resume:
@@ -157,10 +148,11 @@ def clean_releases(c, plan=False):
 def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
-    new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
+    ref = precedence.git_ref(commit, env)
+    new_commit = code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         live, meta = live_release(fleet)
-        stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
+        stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
@@ -295,7 +287,7 @@ def set_supervisor_config(c):
     env = selected_environment(c)
     with open_fleet(env, lock="set_supervisor_config") as fleet:
         live, meta = live_release(fleet)
-        ports = env.service_ports()  # what the configs are rendered with
+        ports = env.topology.service_ports()  # what the configs are rendered with
         if supervisor.renders_as_current(fleet.hosts.values(), meta.ports, ports):
             stream.stage(f"nothing changed: every host has these service configs in release {live}; "
                          "nothing restarted")
@@ -328,7 +320,7 @@ def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
     words = split_command(command)
-    hosts = [name for name in env.hosts if env.supervised_on(name)]
+    hosts = [name for name in env.hosts if env.topology.supervised_on(name)]
     with open_fleet(env, hosts=hosts) as fleet:
         outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
     for name in hosts:
@@ -371,17 +363,17 @@ def manage_targets(env, host, role, all_hosts):
         if host not in env.hosts:
             raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
         return [host]
-    candidates = env.hosts_of(role or env.manage.role)
+    candidates = env.topology.hosts_of(precedence.manage_role(role, env))
     return candidates if all_hosts else candidates[:1]
 
 
 def on_pillows(env, operation):
     """Run `operation(host, programs)` on every host of the pillow role."""
-    hosts = [name for name in env.hosts if env.pillows_on(name)]
+    hosts = [name for name in env.hosts if env.topology.pillows_on(name)]
     if not hosts:
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
+        fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
 
 
 def split_command(command):
@@ -410,7 +402,7 @@ def new_release(fleet, commit, branch, private=False, keep_days=0):
         status=rel.PRIVATE if private else rel.BUILDING,
         keep_until=rel.keep_until(now, keep_days),
         private=private,
-    ).with_ports(fleet.env.service_ports())
+    ).with_ports(fleet.env.topology.service_ports())
 
 
 def prepared_or_new_release(fleet, commit, ref, task="deploying"):
@@ -511,7 +503,7 @@ def build_release(fleet, meta):
         fleet.each("credentials", credentials.upload)
 
     def check(host):
-        return build.preswap_check(host, meta.name, [env.program_name(s) for s in env.supervised_on(host.name)])
+        return build.preswap_check(host, meta.name, [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
@@ -656,7 +648,7 @@ def limited_hosts(env, hosts):
     chosen = []
     for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
         if word in env.roles:
-            chosen.extend(env.hosts_of(word))
+            chosen.extend(env.topology.hosts_of(word))
         elif word in env.hosts:
             chosen.append(word)
         else:
@@ -701,63 +693,8 @@ def history_upgrade(c):
     print(history_store.upgrade(selected_environment(c)))
 
 
-# --- environments and Fabric-1 arguments --------------------------------------
+# --- what a fabfile gets ------------------------------------------------------
 
-
-def _environment_task(name):
-    def select(c):
-        select_environment(c, name)
-
-    path = find_environment(name)
-    shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
-    select.__doc__ = f"Select environment {name}.\n\nRead from {shown}."
-    return Task(user_errors(select), name=name)
-
-
-for _name in available_environments():
-    globals()[f"env_{_name}"] = _environment_task(_name)
-
-
-def _translate_fabric1_arguments():
-    """Rewrite `task:a=b` into invoke's `task --a=b` before invoke parses the tasks."""
-    import fabric.main
-
-    program = fabric.main.program
-    core = getattr(program, "core", None)
-    if core is None:  # imported outside `fab` (tests, tools): nothing to translate
-        return
-    # Task names as written (setup_release, not setup-release), whichever
-    # directory the fabfile is in (no fabric.yaml needed beside it).
-    program.config.tasks.auto_dash_names = False
-    for obj in globals().values():
-        if isinstance(obj, Task):
-            # Long flags only: invoke's automatic short flags gave `-h` to `--hosts` and
-            # `--host`, taking it from help (and `task:a=b` has no short spelling anyway).
-            obj.auto_shortflags = False
-    tasks = {
-        obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
-        for obj in globals().values() if isinstance(obj, Task)
-    }
-    # Invoke files a task under its name with dashes made underscores (`prod-eu`, an
-    # environment's file name, is its task `prod_eu`): the names people type go in so.
-    spell = Collection(auto_dash_names=False).transform
-    try:
-        cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
-                                   for name in arg.names})
-        asked = cli.help_asked(core.unparsed, tasks, spell)
-        if asked:  # `fab --help=<task>`'s help, and nothing runs
-            core[0].args.help.value, core.unparsed[:] = asked, []
-            return
-        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
-    except DeployError as error:
-        import sys
-
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-
-
-_translate_fabric1_arguments()
-
-
-#: What `from fab.tasks import *` gives a fabfile: every task, environments included.
-__all__ = [name for name, obj in globals().items() if isinstance(obj, Task)]
+#: What `from fab.tasks import *` gives a fabfile: every task, one per environment too
+#: (`fab <env> <task>`), with Fabric-1 style arguments understood (fab.entry).
+__all__ = entry.set_up(globals())

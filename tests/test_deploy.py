@@ -78,7 +78,7 @@ def test_uv_builds_the_venv_where_the_host_has_it_and_virtualenv_with_pip_elsewh
         for host in env.hosts:
             assert built_with(result.stdout, host).endswith("with virtualenv + pip"), result.stdout
 
-        env.write_config(uv=os.path.join(sandbox.TOOLS, "bin", "uv"))
+        env.write_config(uv=os.path.join(sandbox.tools.TOOLS, "bin", "uv"))
         new_commit = env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: uv")
         result = assert_ok(env.fab("deploy"))
         for host in env.hosts:

@@ -205,7 +205,7 @@ def test_a_claim_whose_holder_lost_its_host_lock_is_taken_over_at_once(history_u
                             pid=4242, task="deploy", claimed_at=now - 30, heartbeat_at=now - 1))
     asked = []
 
-    def holder_gone(claim):  # as fab.session asks it: the host lock's last holder was this claim's
+    def holder_gone(claim):  # as fab.opening asks it: the host lock's last holder was this claim's
         asked.append(claim["token"])
         return claim["token"] == "k" * 32
 

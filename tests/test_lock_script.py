@@ -7,8 +7,8 @@ import time
 import pytest
 
 from fab import shell
-from fab.operations.lock import released_ago
-from fab.session import STATE_LEEWAY, may_predate_release
+from fab.held_lock import released_ago
+from fab.held_lock import STATE_LEEWAY, may_predate_release
 
 
 def hold(root, state=""):

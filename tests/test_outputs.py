@@ -15,7 +15,7 @@ from fab import events as ev
 from fab import releases as rel
 from fab.cli import translate
 from fab.errors import DeployError, FleetInconsistent, LockHeld, StepFailed, UsageError
-from fab.outputs import LIVE, PLAIN, STDOUT, attach, choose
+from fab.outputs import attach
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console, step_notes
 from fab.outputs.summary import SCHEMA_PATH, document
@@ -71,27 +71,6 @@ def a_failed_deploy():
 
 
 # --- choosing the outputs -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("environ,json_flag,stdout_tty,stderr_tty,expected", [
-    ({}, False, True, True, (LIVE, False, None)),
-    ({"CI": "true"}, False, True, True, (PLAIN, False, None)),
-    ({"CI": "false"}, False, True, True, (LIVE, False, None)),
-    ({}, False, False, True, (PLAIN, False, None)),
-    ({"TERM": "dumb"}, False, True, True, (PLAIN, False, None)),
-    ({"FAB_OUTPUT": "plain"}, False, True, True, (PLAIN, False, None)),
-    ({"FAB_OUTPUT": "live", "CI": "1"}, False, False, False, (LIVE, False, None)),
-    # JSON on stdout: people read stderr, live if that is a terminal.
-    ({}, True, False, True, (LIVE, True, STDOUT)),
-    ({"FAB_JSON": "1"}, False, True, False, (PLAIN, True, STDOUT)),
-    ({"FAB_JSON": "no"}, False, True, True, (LIVE, False, None)),
-    ({"FAB_JSON": "summary.json", "CI": "true"}, False, False, False, (PLAIN, False, "summary.json")),
-    ({"FAB_JSON": "summary.json"}, True, False, False, (PLAIN, True, STDOUT)),  # the flag wins
-])
-def test_choose(environ, json_flag, stdout_tty, stderr_tty, expected):
-    choice = choose(environ, json_flag, stdout_tty, stderr_tty)
-    assert (choice.people, choice.people_on_stderr, choice.json) == expected
-    assert choice.forced_live == (environ.get("FAB_OUTPUT") == "live" and not stdout_tty)
 
 
 @pytest.mark.parametrize("environ,message", [

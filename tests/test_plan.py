@@ -397,7 +397,7 @@ def program_pids(env):
     """{host: {program: pid}} from supervisorctl, and /version's pid of each web host."""
     pids = {}
     for host in env.hosts:
-        status = env.remote(host, f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status",
+        status = env.remote(host, f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status",
                             check=False)
         pids[host] = dict(re.findall(r"^(\S+)\s+RUNNING\s+pid (\d+)", status, re.M))
     for host in ("web1", "web2"):

@@ -12,7 +12,7 @@ from fab.config import load_environment
 from fab.errors import ConfigError, PreflightError
 from fab.operations.code import resolve_commit
 from fab.outputs.plain import PlainLines
-from fab.session import user_errors
+from fab.runner import user_errors
 
 
 @pytest.fixture(autouse=True)

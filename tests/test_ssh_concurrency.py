@@ -5,8 +5,9 @@ import time
 
 import pytest
 
+from fab import fleet as fleets
 from fab import hosts
-from fab.config import Environment
+from fab.settings import Environment
 
 
 def environment(**settings):
@@ -46,7 +47,7 @@ class FakeConnection:
 @pytest.fixture
 def fake_connections(monkeypatch):
     FakeConnection.opening = FakeConnection.most = 0
-    monkeypatch.setattr(hosts, "connect", lambda name, env: hosts.Host(name, env, FakeConnection(name)))
+    monkeypatch.setattr(fleets, "connect", lambda name, env: hosts.Host(name, env, FakeConnection(name)))
 
 
 def test_the_default_is_thirty():
@@ -55,14 +56,14 @@ def test_the_default_is_thirty():
 
 def test_connections_open_at_most_ssh_concurrency_at_once(fake_connections):
     env = environment(ssh_concurrency=3)
-    fleet = hosts.Fleet.connect(env)
+    fleet = fleets.Fleet.connect(env)
     assert all(host.connection.transport for host in fleet.hosts.values())
     assert FakeConnection.most == 3
 
 
 def test_every_host_works_at_once_whatever_the_bound(fake_connections):
     env = environment(ssh_concurrency=2)
-    fleet = hosts.Fleet.connect(env)
+    fleet = fleets.Fleet.connect(env)
     # 40 parties (more than any fixed pool of 32): passes only if all 40 hosts' steps run at the same time.
     together = threading.Barrier(len(env.hosts), timeout=10)
     results = fleet.each("together", lambda host: together.wait() is not None and "ok")
@@ -71,7 +72,7 @@ def test_every_host_works_at_once_whatever_the_bound(fake_connections):
 
 def test_reconnects_are_bounded_too(fake_connections):
     env = environment(ssh_concurrency=4)
-    fleet = hosts.Fleet.connect(env)
+    fleet = fleets.Fleet.connect(env)
     for host in fleet.hosts.values():
         host.connection.close()  # as a lost connection: the next open reconnects
     FakeConnection.most = 0

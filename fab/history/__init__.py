@@ -7,13 +7,13 @@ both win (claims.py), retention. Task code never talks to the database: it uses
 the functions below. SQLAlchemy and Alembic are imported only when one of them
 runs, so `fab -l` stays fast.
 
-    recorder(env)                   a subscriber of fab.events.stream (fab.session)
+    recorder(env)                   a subscriber of fab.events.stream (fab.runner)
     claimed(env, task, holder, controller)
-                                    hold the environment's claim (fab.session.locked)
+                                    hold the environment's claim (fab.opening.locked)
     clear_claim(env, by)            `fab <env> unlock`
     correct_unfinished(env, claim, states)
                                     complete the record of a run that never recorded
-                                    its end, from the hosts (fab.session.locked)
+                                    its end, from the hosts (fab.opening.locked)
     history_lines(env, limit, as_json), log_lines(env, operation_id),
     follow_log(env, operation_id, write), prune(env, days), upgrade(env)
                                     the history tasks of fabfile.py
@@ -24,6 +24,7 @@ import importlib
 import threading
 import time
 
+from fab import precedence
 from fab.events import stream
 
 #: Tasks that go ahead (with a warning) when the store cannot be reached or is at
@@ -290,7 +291,7 @@ def _next_to_follow(env, store, write, poll):
 def prune(env, days=0):
     """Remove the log text of operations older than `days` (default: the environment's
     history retention_days); their rows and steps stay. A line saying what was done."""
-    days = days or env.history.retention_days
+    days = precedence.retention_days(days, env)
     store = open_store(env)
     with database_errors(env):
         pruned = store.prune(env.name, time.time() - days * 86400)

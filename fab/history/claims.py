@@ -10,7 +10,7 @@ also with an audit row. The host-side lock stays the last line of defence.
 
 A claim is stale at once, too, when its holder no longer holds the deploy lock on
 the hosts (SIGKILLed: the kernel freed its lock, but its heartbeat looks recent).
-The claimant asks `holder_gone(claim)` (fab.session): that takes the host lock
+The claimant asks `holder_gone(claim)` (fab.opening): that takes the host lock
 itself and looks whether the lock's last holder was this claim's (the holder's
 lock record names its claim's token). Holding the lock then, the claimant cannot
 race the old holder, which can change nothing more without it.

@@ -25,6 +25,9 @@ class HostState:
     releases: dict = dataclasses.field(default_factory=dict)  # name -> HostRelease
     steps: dict = dataclasses.field(default_factory=dict)  # name -> set of done steps
     venvs: dict = dataclasses.field(default_factory=dict)  # name -> key of the venv it links to
+    #: Directories of releases/ whose venv link could not be read (cleanup then deletes no venv).
+    venv_links_unknown: set = dataclasses.field(default_factory=set)
+    venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
@@ -66,6 +69,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
+    unknown_links, venv_dirs = set(), set()
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -89,7 +93,13 @@ def parse(output, code_root):
                     values.hex_digest(digest, "config digest")
             elif kind == "venv":
                 name, _, key = rest.partition(" ")
-                venvs[name] = values.hex_digest(key, "venv key")
+                try:
+                    venvs[name] = values.hex_digest(key, "venv key")
+                except values.Unreadable:
+                    unknown_links.add(name)  # its venv may be any one: cleanup then deletes none
+                    raise
+            elif kind == "venvdir":
+                venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind == "step":
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
@@ -108,6 +118,9 @@ def parse(output, code_root):
         releases={name: HostRelease(name, metas.get(name), unreadable.get(name)) for name in names},
         steps={name: steps.get(name, set()) for name in names},
         venvs={name: venvs[name] for name in names if name in venvs},
+        # A link in a directory that is no release (left out above) is unknown too.
+        venv_links_unknown=unknown_links | {name for name in venvs if name not in names},
+        venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
         problems=problems,

@@ -33,7 +33,7 @@ def render_service_configs(host, release_name):
     paths = host.paths
     facts = {"name": host.name, "address": host.address, "cpus": host.state.cpus}
     rendered = {}
-    for service_name, service in env.services_on(host.name).items():
+    for service_name, service in env.topology.services_on(host.name).items():
         if not service.template:
             continue
         context = templates.service_context(env, paths, facts, service_name, service, release_name)
@@ -114,7 +114,7 @@ def reloads_in_place(host, mode):
     if mode == "all":
         return False
     env = host.env
-    web = {env.program_name(n): s for n, s in env.supervised_on(host.name).items() if s.port}
+    web = {env.topology.program_name(n): s for n, s in env.topology.supervised_on(host.name).items() if s.port}
     changed = set(changed_programs(host)) & set(web)
     if changed:
         return False
@@ -136,14 +136,14 @@ def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
     if mode not in RESTART_MODES:
         raise ValueError(f"unknown restart mode {mode!r}")
     env = host.env
-    services = env.supervised_on(host.name) if expect_programs else {}
-    programs = [env.program_name(name) for name in services]
+    services = env.topology.supervised_on(host.name) if expect_programs else {}
+    programs = [env.topology.program_name(name) for name in services]
     reloads = [p for p in programs if p in set(reloads)]
     cwd = host.paths.current if expect_programs else host.paths.code_root
     in_place = programs and len(reloads) == len(programs)
     items = []
     for name, service in services.items():
-        program = env.program_name(name)
+        program = env.topology.program_name(name)
         if in_place:
             items += ["reload", program, service.port or ""]
         else:  # what `update` did not already restart ("changed": left alone)

@@ -1,7 +1,8 @@
 # Prints what a host has under the code root $1, one fact per line:
 #   home, cpus, current, release, meta (meta.json on one line), conf (a digest
-#   of each service's config, supervisor program or port service), venv (the key of the virtualenv a
-#   release links to) and step lines. Read-only.
+#   of each service's config, supervisor program or port service), venv (the key
+#   of the virtualenv a release links to), venvdir (a virtualenv in venvs/) and
+#   step lines. Read-only.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -9,6 +10,12 @@ root=$1
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$root/current" ]; then printf 'current %s\n' "$(readlink "$root/current")"; fi
+for dir in "$root"/venvs/*/; do
+  name=${dir%/}
+  name=${name##*/}
+  # Only the deployer's own venvs (named by their key): cleanup never touches others.
+  if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then printf 'venvdir %s\n' "$name"; fi
+done
 [ -d "$root/releases" ] || exit 0
 confs=()
 for dir in "$root"/releases/*/; do

@@ -1,0 +1,77 @@
+"""Setting up `fab`'s entry point for a fabfile's tasks: one task per environment
+(`fab <env> <task>` selects it), Fabric-1 style arguments (`task:a=b`) rewritten
+before invoke parses them, and a quick exit.
+"""
+import atexit
+import gc
+import os
+import sys
+
+from invoke import Collection, Task
+
+from fab import cli
+from fab.errors import DeployError
+from fab.folders import available_environments, find_environment
+from fab.runner import select_environment, user_errors
+
+
+def set_up(namespace):
+    """Add an environment task per environment to a fabfile's `namespace` (its
+    globals), rewrite the command line's Fabric-1 arguments for its tasks, and
+    return the names of its tasks (its `__all__`)."""
+    # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
+    # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
+    # every run. Frozen, those objects are freed at exit all the same, without the walks.
+    atexit.register(gc.freeze)
+    for name in available_environments():
+        namespace[f"env_{name}"] = environment_task(name)
+    translate_fabric1_arguments(namespace)
+    return [name for name, obj in namespace.items() if isinstance(obj, Task)]
+
+
+def environment_task(name):
+    def select(c):
+        select_environment(c, name)
+
+    path = find_environment(name)
+    shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+    select.__doc__ = f"Select environment {name}.\n\nRead from {shown}."
+    return Task(user_errors(select), name=name)
+
+
+def translate_fabric1_arguments(namespace):
+    """Rewrite `task:a=b` into invoke's `task --a=b` before invoke parses the tasks."""
+    import fabric.main
+
+    program = fabric.main.program
+    core = getattr(program, "core", None)
+    if core is None:  # imported outside `fab` (tests, tools): nothing to translate
+        return
+    # Task names as written (setup_release, not setup-release), whichever
+    # directory the fabfile is in (no fabric.yaml needed beside it).
+    program.config.tasks.auto_dash_names = False
+    for obj in namespace.values():
+        if isinstance(obj, Task):
+            # Long flags only: invoke's automatic short flags gave `-h` to `--hosts` and
+            # `--host`, taking it from help (and `task:a=b` has no short spelling anyway).
+            obj.auto_shortflags = False
+    tasks = {
+        obj.name: [(p.name, p.default) for p in obj.argspec(obj.body).parameters.values()]
+        for obj in namespace.values() if isinstance(obj, Task)
+    }
+    # Invoke files a task under its name with dashes made underscores (`prod-eu`, an
+    # environment's file name, is its task `prod_eu`): the names people type go in so.
+    spell = Collection(auto_dash_names=False).transform
+    try:
+        cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
+                                   for name in arg.names})
+        asked = cli.help_asked(core.unparsed, tasks, spell)
+        if asked:  # `fab --help=<task>`'s help, and nothing runs
+            core[0].args.help.value, core.unparsed[:] = asked, []
+            return
+        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
