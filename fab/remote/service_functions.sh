@@ -6,9 +6,11 @@
 # filled, each a quoted word ({pid} is "$pid"). They run as if written in the
 # script: under `set -e`, in its directory, with no arguments of ours in sight (a
 # script keeps its own in variables). Their output goes to stderr, shown if the
-# step fails: stdout carries only the script's result line. A command of the
-# environment file is never eval'ed inside a function: errexit firing in `eval`
-# in a function makes bash 5.2 print a stray "pop_var_context" line.
+# step fails: stdout carries only the script's result line. Inside a function
+# they are eval'ed only where errexit is off (a hook, as `( cmd ) || ...` always
+# was; supervisorctl, whose status the function returns): errexit firing in `eval`
+# in a function makes bash 5.2 print a stray "pop_var_context" line, which would
+# stand where the failure's own last line should.
 
 # run_hook before|after SERVICE COMMAND: a service's hook (nothing if empty), in a
 # subshell; its failure stops the script, naming the hook.
