@@ -2,7 +2,8 @@
 
 They are shell text the user wrote; `{name}` placeholders are filled from the
 service and host, each as one quoted shell word (a path holding `$(...)` stays a
-path). `{pid}` becomes the shell variable the remote script sets.
+path). `{pid}` becomes the shell variable the remote script sets (see
+fab/remote/service_functions.sh).
 """
 import re
 
@@ -41,9 +42,6 @@ def expand(command, variables):
 
 
 def hook(host, service_name, service, which):
-    """The before/after hook of a service as a shell line (empty if none)."""
+    """The before/after hook of a service as shell text, placeholders filled ("" if none)."""
     command = getattr(service, which)
-    if not command:
-        return ""
-    expanded = expand(command, service_variables(host, service_name, service))
-    return f"( {expanded} ) || {{ echo '{which} hook of {service_name} failed' >&2; exit 1; }}"
+    return expand(command, service_variables(host, service_name, service)) if command else ""

@@ -19,7 +19,7 @@ from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, St
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
-from fab.steps import Step
+from fab.steps import reporting_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +304,7 @@ def restart_step(rotation, host, mode, target, reloads=()):
                 parts.append(proxy_ops.upstream_script(
                     host, name, service, rotation.backends(service.balances), reload=False))
             parts.append(portservice.start_or_reload(host, name, service))
-    return Step("restart", "\n".join([*parts, 'printf \'%s\\n\' "${notes:-nothing to restart}"']))
+    return reporting_step("restart", parts, nothing="nothing to restart")
 
 
 class Rotation:

@@ -206,3 +206,30 @@ def without_reports(output):
 def _seconds(stamp):
     """A time the batch printed: bash's EPOCHREALTIME uses the locale's decimal mark."""
     return float(stamp.replace(",", "."))
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporting:
+    """A one-line remote command (a fab/remote script and its arguments) that prints
+    what it did as one line on stdout, and how that line reads in a note
+    (`describe`; "" says nothing)."""
+
+    command: str
+    describe: Callable[[str], str]
+
+
+def reporting_step(name, commands, nothing):
+    """Step: run `commands` (Reporting) in order, stopping at the first that fails;
+    its note says what each did, joined by "; " (`nothing` if none says anything).
+
+    Their result lines travel on the step's last line, one per command, tab-joined."""
+    if not commands:
+        return Step(name, shell.command("echo", nothing))
+    body = ("fab_results=$(" + " &&\n".join(c.command for c in commands) + ")\n"
+            """printf '%s\\n' "${fab_results//$'\\n'/$'\\t'}\"""")
+
+    def note(line):
+        said = [c.describe(result) for c, result in zip(commands, line.split("\t"))]
+        return "; ".join(text for text in said if text) or nothing
+
+    return Step(name, body, then=note)

@@ -285,14 +285,18 @@ def restart_services(c, hosts=""):
 @task
 @reported
 def set_supervisor_config(c):
-    """Render service configs and apply the changes."""
+    """Render service configs and apply the changes (none: says so, restarts nothing)."""
     env = selected_environment(c)
     with open_fleet(env, lock="set_supervisor_config") as fleet:
         live, meta = live_release(fleet)
+        ports = env.topology.service_ports()  # what the configs are rendered with
+        if supervisor.renders_as_current(fleet.hosts.values(), meta.ports, ports):
+            stream.stage(f"nothing changed: every host has these service configs in release {live}; "
+                         "nothing restarted")
+            return
         context = hook_context(fleet, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        ports = env.topology.service_ports()  # what the configs were rendered with just now
         restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
         mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)

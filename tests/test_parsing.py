@@ -48,6 +48,8 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / ".release" / "steps" / "virtualenv").touch()
     (first / "services" / "supervisor").mkdir(parents=True)
     (first / "services" / "supervisor" / "prod-web.conf").write_text("[program:prod-web]\n")
+    (first / "services" / "port").mkdir(parents=True)
+    (first / "services" / "port" / "prod-proxy.conf").write_text("events {}\n")
     (root / "venvs" / "0123456789abcdef").mkdir(parents=True)
     (root / "venvs" / "fedcba9876543210").mkdir()
     (root / "venvs" / "someone else's").mkdir()  # not the deployer's: never reported, never deleted
@@ -68,7 +70,8 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     assert parsed.venv_dirs == {"0123456789abcdef", "fedcba9876543210"} and parsed.problems == [
         "release 2026-11-22_04.00.00 is unreadable (metadata is not JSON): not a rollback, resume or prepared "
         "release; cleanup leaves it"]
-    assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n")},
+    assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n"),
+                                          "prod-proxy": state.config_digest("events {}\n")},
                               "2026-11-22_04.00.00": {}}
 
 

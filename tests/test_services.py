@@ -3,6 +3,7 @@ supervisorctl, manage, port-controlled services and health checks."""
 import json
 import os
 import re
+import subprocess
 import time
 import urllib.request
 
@@ -52,6 +53,51 @@ def test_set_supervisor_config_removes_programs_and_sizes_workers_by_cpu(deploy_
     assert supervisor_pid(env, "pillow1", f"{env.name}-pillow") == pillow_pid
     assert not os.path.exists(conf.replace("-web.conf", "-pillow2.conf"))
     assert "healthy" in result.stdout
+
+
+def listening_pids(address, port):
+    """The pids listening on `address`:`port` (a proxy's master and its workers), once
+    the same twice in a row (old workers of a reload just before close their sockets)."""
+    def read():
+        out = subprocess.run(["ss", "-Hltnp", f"src {address}:{port}"], capture_output=True, text=True,
+                             check=True).stdout
+        return set(re.findall(r"pid=(\d+)", out))
+
+    previous, deadline = read(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = read()
+        if now == previous:
+            break
+        previous = now
+    return previous
+
+
+def test_set_supervisor_config_with_nothing_changed_says_so_and_restarts_nothing(deploy_env):
+    env = deploy_env
+    heard = os.path.join(env.directory, "hooks-heard.txt")
+    say = f'echo "$DEPLOY_HOOK" >> {heard}'
+    env.write_config(with_proxy=True, hooks={"before_restart": [say], "after_restart": [say]})
+    assert_ok(env.fab("deploy"))
+    programs = {(host, program): supervisor_pid(env, host, f"{env.name}-{program}")
+                for host, program in (("web1", "web"), ("web2", "web"), ("pillow1", "pillow"))}
+    proxy = listening_pids(env.spec.hosts["proxy1"], env.proxy_port)
+    assert len(proxy) >= 2  # the master and a worker: a reload would start new workers
+
+    result = assert_ok(env.fab("set_supervisor_config"))
+    assert f"nothing changed: every host has these service configs in release {live_release(env)}" \
+        in result.stdout, result.stdout
+    assert not re.search(r"\b(drain|render|restart|undrain)\b +", result.stdout.replace("nothing restarted", ""))
+    assert programs == {(host, program): supervisor_pid(env, host, f"{env.name}-{program}")
+                        for host, program in programs}
+    assert listening_pids(env.spec.hosts["proxy1"], env.proxy_port) == proxy
+    assert not os.path.exists(heard)  # nothing restarted: no restart hooks
+
+    env.write_config(with_proxy=True, service_settings={"web": {"workers": 2}})  # a change applies
+    result = assert_ok(env.fab("set_supervisor_config"))
+    assert "nothing changed" not in result.stdout
+    assert supervisor_pid(env, "web1", f"{env.name}-web") != programs["web1", "web"]
+    assert supervisor_pid(env, "pillow1", f"{env.name}-pillow") == programs["pillow1", "pillow"]
 
 
 def test_deploy_and_restarts_under_load_drop_no_request(deploy_env):

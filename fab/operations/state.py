@@ -41,7 +41,7 @@ def arguments(paths):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
     names inside a release it reads, and where the venvs are."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SUPERVISOR_CONFIGS, layout.VENV_LINK, paths.venvs]
+            layout.SERVICES, layout.VENV_LINK, paths.venvs]
 
 
 def read(host):

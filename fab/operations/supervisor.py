@@ -7,14 +7,16 @@ its release's absolute path: after a swap `update` restarts every program whose
 release changed (no process keeps old code through a resolved symlink), and
 removes programs that no longer exist.
 """
+import posixpath
 import re
 
 from fab import shell, templates
 from fab.commands import hook
 from fab.hosts import RemoteCommandFailed
-from fab.operations.portservice import pid_on_port_script
+from fab.operations import portservice
 from fab.operations.release import once
 from fab.operations.state import config_digest
+from fab.steps import Reporting
 
 ROLES = "roles with services"
 
@@ -41,10 +43,33 @@ def render_service_configs(host, release_name):
 
 
 def configs_by_program(host, release_name):
-    """{program: config text} of the host's supervisor programs in a release (local)."""
-    return {path.rsplit("/", 1)[-1].removesuffix(".conf"): text
-            for path, text in render_service_configs(host, release_name).items()
-            if path.startswith(host.paths.release_services(release_name, "supervisor") + "/")}
+    """{program: config text} of every service config of the host in a release (local):
+    supervisor programs and port services (fab/remote/state.sh digests the same files)."""
+    return {posixpath.basename(path).removesuffix(".conf"): text
+            for path, text in render_service_configs(host, release_name).items()}
+
+
+def digests(configs):
+    """{program: digest} of {program: config text}, as HostState.configs has them."""
+    return {program: config_digest(text) for program, text in configs.items()}
+
+
+def nothing_to_apply(recorded, rendered, recorded_ports, ports):
+    """True if applying service configs changes nothing: on every host the configs
+    rendered now ({host: {program: text}}) are those its current release has
+    ({host: {program: digest}}, HostState.configs: same programs, same texts), and
+    the release records the ports ({service: port}) they are rendered with."""
+    return dict(recorded_ports) == ports and all(
+        recorded.get(name) == digests(configs) for name, configs in rendered.items())
+
+
+def renders_as_current(hosts, recorded_ports, ports):
+    """True if rendering the service configs of `hosts` again for their current release
+    (which records `recorded_ports`) with `ports` changes nothing (no round trip)."""
+    return nothing_to_apply(
+        {host.name: host.state.configs.get(host.state.current, {}) for host in hosts},
+        {host.name: configs_by_program(host, host.state.current) for host in hosts},
+        recorded_ports, ports)
 
 
 def _write_configs_script(host, release_name):
@@ -64,8 +89,7 @@ def install_service_configs(host, release_name):
     """Step: render this host's service configs into a new release (once per release)."""
     def remember(note):
         """The host's state learns the new release's configs (reload decisions use them)."""
-        host.state.configs[release_name] = {
-            program: config_digest(text) for program, text in configs_by_program(host, release_name).items()}
+        host.state.configs[release_name] = digests(configs_by_program(host, release_name))
         return note
 
     return once(host, release_name, "services", _write_configs_script(host, release_name), then=remember)
@@ -98,117 +122,67 @@ def reloads_in_place(host, mode):
 
 
 def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
-    """Shell that applies config changes (reread/update) and restarts programs as
-    `mode` says, with the services' before/after hooks, then waits until every
-    program is RUNNING; it appends what it did to $notes.
+    """The command (a Reporting) that applies config changes (reread/update) and
+    restarts programs as `mode` says, with the services' before/after hooks, then
+    waits until every program is RUNNING (fab/remote/supervisor.sh); its note:
+    "running: <programs>".
 
     Programs in `reloads` (the caller knows their config and virtualenv did not
     change) get SIGHUP instead of a restart; when that is every program, nothing
-    is reread or restarted at all, and the health check proves the reload. With
-    `expect_programs` false (no release is current any more) it only applies the
-    removal. Safe to rerun.
+    is reread or restarted at all, and the health check proves the reload (its
+    note: "reloaded in place: <programs>"). With `expect_programs` false (no
+    release is current any more) it only applies the removal. Safe to rerun.
     """
     if mode not in RESTART_MODES:
         raise ValueError(f"unknown restart mode {mode!r}")
     env = host.env
-    ctl = env.supervisorctl  # a trusted command prefix from the environment file
     services = env.topology.supervised_on(host.name) if expect_programs else {}
     programs = [env.topology.program_name(name) for name in services]
     reloads = [p for p in programs if p in set(reloads)]
-    hooks_before = "\n".join(h for h in (hook(host, n, s, "before") for n, s in services.items()) if h)
-    hooks_after = "\n".join(h for h in (hook(host, n, s, "after") for n, s in services.items()) if h)
-    cwd = shell.quote(host.paths.current if expect_programs else host.paths.code_root)
-    if programs and len(reloads) == len(programs):
-        ports = {env.topology.program_name(name): service.port for name, service in services.items()}
-        return f"""
-cd {cwd}
-{hooks_before}
-{chr(10).join(reload_script(ctl, program, ports.get(program)) for program in reloads)}
-{hooks_after}
-notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
-"""
-    # Programs `update` did not already restart; "changed" leaves them alone. What
-    # supervisorctl says goes to stderr: shown if the step fails ("ERROR (not running)").
-    untouched_by_update = {} if mode == "changed" else services
-    per_program = []
-    for name, service in untouched_by_update.items():
+    cwd = host.paths.current if expect_programs else host.paths.code_root
+    in_place = programs and len(reloads) == len(programs)
+    items = []
+    for name, service in services.items():
         program = env.topology.program_name(name)
-        if program in reloads or (mode == "graceful" and service.restart == "reload"):
-            action = f"{ctl} signal HUP {shell.quote(program)} >&2"
-        else:
-            action = f"{ctl} restart {shell.quote(program)} >&2"
-        per_program.append(f'case " $changed " in *" "{shell.quote(program)}" "*) ;; *) {action} ;; esac')
-    return f"""
-cd {cwd}
-{hooks_before}
-changed=$({ctl} reread | sed -n 's/^\\([^: ]*\\): \\(changed\\|available\\)$/\\1/p' | tr '\\n' ' ')
-{ctl} update >&2
-{chr(10).join(per_program)}
-{wait_running_script(ctl, programs, timeout)}
-{hooks_after}
-notes="${{notes:+$notes; }}running: {', '.join(programs) or 'no programs'}"
-"""
+        if in_place:
+            items += ["reload", program, service.port or ""]
+        else:  # what `update` did not already restart ("changed": left alone)
+            items += [action_after_update(mode, service, program in reloads), program]
+    args = ["reload", env.supervisorctl, cwd] if in_place else ["restart", env.supervisorctl, cwd, int(timeout)]
+    items = [*_hooks(host, services, "before"), *items, *_hooks(host, services, "after")]
+    return Reporting(portservice.script_command("supervisor", *args, *items), describe_restart)
 
 
-def reload_script(ctl, program, port=None):
-    """Shell that sends SIGHUP to `program` (starting it if it is not running).
-
-    With a port, the signal goes straight to the master listening there: no
-    supervisorctl (a Python start-up) on the way.
-    """
-    through_supervisor = (f"{ctl} signal HUP {shell.quote(program)} >&2 || "
-                          f"{ctl} start {shell.quote(program)} >&2")
-    if not port:
-        return through_supervisor
-    return f"""{pid_on_port_script(port)}
-if [ -n "$pid" ]; then kill -HUP "$pid"; else {through_supervisor}; fi"""
+def _hooks(host, services, which):
+    """supervisor.sh's items for the services' `which` (before/after) hooks."""
+    items = []
+    for name, service in services.items():
+        command = hook(host, name, service, which)
+        if command:
+            items += [which, name, command]
+    return items
 
 
-def wait_running_script(ctl, programs, timeout, steady=0):
-    """Shell: poll `status` until every program is RUNNING (and still is `steady` s later)."""
-    expected = " ".join(shell.quote(p) for p in programs) or '""'
-    expected_pattern = "|".join(re.escape(p) for p in programs) or "-"
-    return f"""
-deadline=$(( $(date +%s) + {int(timeout)} ))
-steadied=0
-while :; do
-  out=$({ctl} status 2>&1 || true)
-  missing=""
-  for program in {expected}; do
-    [ -n "$program" ] || continue
-    printf '%s\\n' "$out" | grep -Eq "^$program +RUNNING" || missing="$missing $program"
-  done
-  if [ -z "$missing" ]; then
-    [ "$steadied" = 1 ] || [ {int(steady)} -eq 0 ] && break
-    sleep {int(steady)}; steadied=1; continue
-  fi
-  fatal=$(printf '%s\n' "$out" | grep -E "^({expected_pattern}) +FATAL" || true)
-  if [ -n "$fatal" ]; then
-    printf '%s\n' "$out" >&2
-    echo "gave up starting (FATAL): $(printf '%s' "$fatal" | cut -d' ' -f1 | tr '\n' ' ')" >&2
-    exit 1
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    printf '%s\\n' "$out" >&2
-    echo "not RUNNING after {int(timeout)}s:$missing" >&2
-    exit 1
-  fi
-  steadied=0
-  sleep 0.1
-done
-"""
+def action_after_update(mode, service, reloads):
+    """What supervisor.sh does to a program `update` did not restart."""
+    if mode == "changed":
+        return "keep"
+    return "hup" if reloads or (mode == "graceful" and service.restart == "reload") else "restart"
+
+
+def describe_restart(line):
+    """supervisor.sh's result line ("running p1 p2", "reloaded p1") in a note's words."""
+    did, *programs = line.split()
+    if did == "reloaded":
+        return f"reloaded in place: {', '.join(programs)}"
+    return f"running: {', '.join(programs) or 'no programs'}"
 
 
 def start_programs(host, programs, timeout=60, steady=2):
     """Start programs and check they stay RUNNING for `steady` seconds."""
     if not programs:
         return "no programs"
-    ctl = host.env.supervisorctl
-    host.run(f"""
-set -e
-{ctl} start {shell.command(*programs)} >/dev/null || true
-{wait_running_script(ctl, programs, timeout, steady=steady)}
-""")
+    host.run(portservice.script("supervisor"), ["start", host.env.supervisorctl, int(timeout), int(steady), *programs])
     return f"running: {', '.join(programs)}"
 
 
@@ -216,8 +190,7 @@ def stop_programs(host, programs):
     """Stop programs; supervisorctl waits for each to exit. Returns their states."""
     if not programs:
         return "no programs"
-    ctl = host.env.supervisorctl
-    output = host.run(f"{ctl} stop {shell.command(*programs)} >/dev/null || true\n{ctl} status {shell.command(*programs)} || true")
+    output = host.run(portservice.script("supervisor"), ["stop", host.env.supervisorctl, *programs])
     states = parse_status(output)
     not_stopped = [p for p in programs if states.get(p) not in ("STOPPED", "EXITED")]
     if not_stopped:

@@ -1,12 +1,13 @@
 # Prints what a host has, one fact per line:
 #   home, cpus, current, release, meta (meta.json on one line), conf (a digest
-#   of each supervisor program's config), venv (the key of the virtualenv a
-#   release links to), venvdir (a virtualenv in the venvs dir) and step lines. Read-only.
+#   of each service's config, supervisor program or port service), venv (the key
+#   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
+#   and step lines. Read-only.
 #   $1 the `current` link, $2 the releases dir (Paths.current, .releases); inside
-#   each release: $3 its meta file, $4 its steps dir, $5 its supervisor configs
-#   dir, $6 its link to its venv (fab.paths.RELEASE_META, RELEASE_STEPS,
-#   SUPERVISOR_CONFIGS, VENV_LINK); $7 the venvs dir (Paths.venvs).
-#   fab.operations.state.arguments builds them.
+#   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
+#   (one directory per control under it), $6 its link to its venv
+#   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
+#   (Paths.venvs). fab.operations.state.arguments builds them.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -39,7 +40,7 @@ for dir in "$releases"/*/; do
     meta=${meta//[$'\n\r']/ }  # JSON's own newlines are whitespace: one line
     printf 'meta %s %s\n' "$name" "$meta"
   fi
-  for conf in "$dir$configs_dir"/*.conf; do
+  for conf in "$dir$configs_dir"/*/*.conf; do
     [ -f "$conf" ] && confs+=("$conf")
   done
   for step in "$dir$steps_dir"/*; do
@@ -47,7 +48,7 @@ for dir in "$releases"/*/; do
   done
 done
 if [ "${#confs[@]}" -gt 0 ]; then
-  # "<digest>  <releases>/<name>/<configs dir>/<file>", in the order given
+  # "<digest>  <releases>/<name>/<configs dir>/<control>/<file>", in the order given
   sha256sum -- "${confs[@]}" | while read -r digest path; do
     release=${path%/"$configs_dir"/*}
     printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
