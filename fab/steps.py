@@ -3,7 +3,7 @@
 A deploy's stages are many small steps per host (create the release, export
 the code, link the venv, render service configs, check, swap, restart, probe),
 and each SSH round trip costs about as much as the step itself. So steps that
-follow each other on a host are composed into one remote script: each still
+follow each other on a host run in one remote script (fab/remote/batch.sh): each still
 runs in its own subshell under `set -e`, in its own directory, once per release
 where it has a marker, and reports on lines of its own that it started, then its
 outcome, duration and note (its last output line). The report lines are read as
@@ -63,55 +63,17 @@ class Outcome:
 
 
 def compose(steps):
-    """The remote script running `steps` in order, stopping at the first failure."""
-    parts = [_PRELUDE]
+    """The one-line command running `steps` in order, stopping at the first failure
+    (fab/remote/batch.sh, which says how each step runs and reports)."""
+    args = []
     for step in steps:
         if not _NAME.match(step.name):
             raise ValueError(f"step name {step.name!r} must be a lowercase word")
-        run = (_RUN.replace("@NAME@", step.name).replace("@CWD@", shell.quote(step.cwd or "~"))
-               .replace("@TOUCH@", f": > {shell.quote(step.marker)}" if step.marker else ":")
-               .replace("@BODY@", step.body))
-        if step.marker:
-            run = f"if [ -e {shell.quote(step.marker)} ]; then fab_report skipped {step.name} 0 0 ''\nelse\n{run}\nfi"
-        parts.append(run)
-    return "\n".join(parts)
+        args += [step.name, step.cwd or "", step.marker or "", step.body]
+    return shell.exec_script("batch", *args)
 
 
 _NAME = re.compile(r"^[a-z][a-z_]*$")
-
-# Each step's output goes to files; only its last line travels back, on the
-# step's report line (carriage returns dropped, so it stays one line). On a
-# failure, the step's own output goes to stderr and the batch exits with the
-# step's status. Per step the batch starts one process (the step's subshell):
-# on a 50-host fleet every fork costs, so times, notes and markers use builtins.
-_PRELUDE = r"""
-fab_dir=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
-trap 'rm -rf "$fab_dir"' EXIT
-fab_report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "${5//$'\r'/}"; }
-fab_last_line() {
-  fab_note=
-  local fab_lines
-  mapfile -t fab_lines < "$1"
-  if [ "${#fab_lines[@]}" -gt 0 ]; then fab_note=${fab_lines[-1]}; fi
-}
-"""
-
-_RUN = r"""fab_started=${EPOCHREALTIME:-$(date +%s.%N)}
-fab_report started @NAME@ "$fab_started" "$fab_started" ''
-( set -e; cd @CWD@
-@BODY@
-) >"$fab_dir/out" 2>"$fab_dir/err" </dev/null
-fab_status=$?
-fab_ended=${EPOCHREALTIME:-$(date +%s.%N)}
-if [ "$fab_status" -ne 0 ]; then
-  fab_report failed @NAME@ "$fab_started" "$fab_ended" ''
-  cat "$fab_dir/out" "$fab_dir/err" >&2
-  exit "$fab_status"
-fi
-@TOUCH@
-fab_last_line "$fab_dir/out"
-fab_report ok @NAME@ "$fab_started" "$fab_ended" "$fab_note"
-"""
 
 
 class Reader:
