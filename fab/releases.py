@@ -362,12 +362,13 @@ def rollback_target(host_releases, currents, wanted=None):
     raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
 
 
-def host_listing(releases, current, fleet_target=None):
+def host_listing(releases, current, rollback_target=None):
     """What one host has, as `fab <env> releases` shows it: plain data, oldest first.
 
-    `releases` are the host's HostRelease; the rollback target is `fleet_target`
-    (what `rollback` picks for the fleet) if given, else the host's own
-    `previous_good_release`, so the listing and `rollback` never disagree.
+    `releases` are the host's HostRelease; `rollback_target` is what `rollback`
+    picks for the fleet (FleetSnapshot.would_roll_back_to: None where it refuses),
+    never a host's own previous good release, so the listing and `rollback`
+    never disagree.
     """
     listed = []
     for found in sorted(releases, key=lambda r: r.name):
@@ -384,6 +385,6 @@ def host_listing(releases, current, fleet_target=None):
         })
     return {
         "current": current,
-        "rollback_target": fleet_target or previous_good_release(releases, current),
+        "rollback_target": rollback_target,
         "releases": listed,
     }
