@@ -19,23 +19,8 @@ from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, St
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
+from fab.rotation import Rotation
 from fab.steps import Step
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """What one host should run: a release (None: no release at all), its commit and
-    the ports its services listen on there (ReleaseMeta.ports; () if not recorded)."""
-
-    release: str
-    commit: str = None
-    ports: tuple = ()
-
-    @classmethod
-    def of(cls, meta, ports=None):
-        """The target of running `meta`'s release (with `ports`, a dict, if its configs
-        were rendered again with other ports than it records)."""
-        return cls(meta.name, meta.commit, tuple(sorted(ports.items())) if ports is not None else meta.ports)
 
 
 #: Where a host's `current` points when its swap was cut short: either release.
@@ -44,10 +29,11 @@ CUT_SHORT = "unknown (its swap was cut short)"
 
 @dataclasses.dataclass(frozen=True)
 class Built:
-    """What a release's build left on a host that decides whether its programs may
-    reload in place: its virtualenv's key (None: unknown) and {program: config digest}."""
+    """What the build stage made on a host that decides whether programs may reload
+    in place: `release`, its virtualenv's key (None: unknown) and {program: config digest}."""
 
-    venv: str = None
+    release: str
+    venv: typing.Optional[str] = None
     configs: dict = dataclasses.field(default_factory=dict)
 
 
@@ -56,30 +42,31 @@ class Moves:
     """What this task changed on the fleet while going live: one record, kept by the
     go-live stage alone (nothing is written into the hosts' states).
 
-    `builds` ({host: {release: Built}}) is what it knows of the releases' builds;
-    `placed`: {host: the release its `current` points to now} for every host this
-    task swapped ("nothing": removed, CUT_SHORT: unknown); `put_back`: the hosts it
-    put back on their previous release; `failed`: {host: failure} of those that
-    failed within the failure limit. `finish(host, placed)` gives the steps a live
-    host runs to finish (e.g. mark the release good): `finished` are the hosts that
-    ran them, `finish_failed` ({host: (step, line)}) those where one failed (the
-    host stays live).
+    It starts from `snapshot` (the FleetSnapshot read when the fleet opened), `built`
+    ({host: Built}, what the build stage made) and `finish(host, placed)`, the steps
+    a live host runs to finish (e.g. mark the release good). Then: `placed`, {host:
+    the release its `current` points to now} for every host this task swapped
+    ("nothing": removed, CUT_SHORT: unknown); `put_back`, the hosts it put back on
+    their previous release; `failed`, {host: failure} of those that failed within
+    the failure limit; `finished`, the hosts that ran the finish steps, and
+    `finish_failed` ({host: (step, line)}) those where one failed (they stay live).
     """
 
+    snapshot: typing.Any = None
+    built: dict = dataclasses.field(default_factory=dict)
     finish: typing.Callable = None
-    builds: dict = dataclasses.field(default_factory=dict)
     placed: dict = dataclasses.field(default_factory=dict)
     put_back: set = dataclasses.field(default_factory=set)
     failed: dict = dataclasses.field(default_factory=dict)
     finished: set = dataclasses.field(default_factory=set)
     finish_failed: dict = dataclasses.field(default_factory=dict)
 
-    def running(self, name, state):
-        """The release host `name` runs as far as this task knows, from what it placed
-        there, else its `state` as read (None: unknown, or a release not read there)."""
+    def running(self, name):
+        """The release host `name` runs as far as this task knows: what it placed there
+        if the host had that release when read, else what it ran then (None: unknown)."""
         if name not in self.placed:
-            return state.current
-        return self.placed[name] if self.placed[name] in state.releases else None
+            return self.snapshot.current(name)
+        return self.placed[name] if self.snapshot.release(name, self.placed[name]) else None
 
     def finish_steps(self, host):
         """The finish steps of `host`, given the release this task placed there."""
@@ -133,12 +120,12 @@ def balanced_services(env, host):
     return [name for name in env.supervised_on(host) if name in balanced]
 
 
-def go_live(fleet, waves, goal, previous, builds=None, finish=None):
+def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     """Swap and restart `waves` in order so each host runs `goal[host]` (a Target).
 
-    `builds`: {host: {release: Built}} of the releases whose builds the task knows
-    (programs reload in place only where both sides are known alike). `finish(host,
-    placed)`: the steps a host runs once live (`placed`: the release this task put
+    `snapshot`: the fleet as read when it opened; `built`: {host: Built} of what the
+    build stage made (programs reload in place only where both releases are known
+    alike: FleetSnapshot.reloads_in_place). `finish(host, placed)`: the steps a host runs once live (`placed`: the release this task put
     there). The last wave's hosts run them in their own go-live round trip and the
     hosts of the waves before it (all live by then) in one of theirs meanwhile, a
     round trip saved per host; `finish_the_others` runs them where they did not run.
@@ -150,7 +137,7 @@ def go_live(fleet, waves, goal, previous, builds=None, finish=None):
     FleetInconsistent if it could not be.
     """
     env = fleet.env
-    moves = Moves(finish, builds or {})
+    moves = Moves(snapshot, built or {}, finish)
     rotation = Rotation(fleet)
     budget = wave_plan.failure_budget(env.rollout.failure_limit, sum(len(w.hosts) for w in waves))
     started = []
@@ -308,24 +295,15 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
 
 
 def in_place_reloads(host, moves, target):
-    """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`
-    (fab.rollout.reloads_in_place, from the builds the task knows)."""
+    """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`:
+    FleetSnapshot.reloads_in_place, from the host as read and what the build made."""
     env = host.env
-    builds = moves.builds.get(host.name, {})
-    running = moves.running(host.name, host.state)
-    programs = {env.program_name(name) for name, service in env.supervised_on(host.name).items()
-                if service.restart == "reload"}
-    return reloads_in_place(programs, builds.get(running), builds.get(target.release))
-
-
-def reloads_in_place(programs, before, after):
-    """Which of `programs` (those of services with `restart: reload`) may reload in
-    place going from the release built as `before` to the one built as `after`
-    (Built, None: unknown): those whose virtualenv and rendered config are the same
-    in both. Anything else, or anything unknown, restarts."""
-    if before is None or after is None or before.venv is None or before.venv != after.venv:
-        return set()
-    return {p for p in programs if p in after.configs and before.configs.get(p) == after.configs[p]}
+    reloadable = {env.program_name(name) for name, service in env.supervised_on(host.name).items()
+                  if service.restart == "reload"}
+    built = moves.built.get(host.name)
+    venvs, configs = ({built.release: built.venv}, {built.release: built.configs}) if built else ({}, {})
+    return moves.snapshot.reloads_in_place(host.name, reloadable, moves.running(host.name), target.release,
+                                           venvs, configs)
 
 
 def needs_drain(env, host, mode, reloads=()):
@@ -357,62 +335,6 @@ def restart_step(rotation, host, mode, target, reloads=()):
                     host, name, service, rotation.backends(service.balances), reload=False))
             parts.append(portservice.start_or_reload(host, name, service))
     return Step("restart", "\n".join([*parts, 'printf \'%s\\n\' "${notes:-nothing to restart}"']))
-
-
-class Rotation:
-    """Which hosts the proxies leave out, and where each host's services listen;
-    rewritten on the proxies only when it changes.
-
-    While a service's port changes, a host listens on the old port until it is
-    restarted with the new configs: the proxies send it there until then.
-    """
-
-    def __init__(self, fleet):
-        self.fleet = fleet
-        self.drained = set()
-        #: {host: {service: port}} as each host listens now (its current release's
-        #: recorded ports; hosts outside the fleet and unrecorded ports: the setting's).
-        self.listening = {}
-        for name, host in fleet.connected.items():
-            found = host.state.release(host.state.current) if host.state and host.state.current else None
-            self.listening[name] = dict(found.meta.ports) if found and found.meta else {}
-        self._written = (set(), self._all_backends())  # what the proxies have now
-
-    def moved(self, targets):
-        """The hosts of `targets` ({host: Target}) now run their target's configs."""
-        for name, target in targets.items():
-            if target.release:
-                self.listening[name] = dict(target.ports)
-
-    def backends(self, service_name):
-        """[(address, port)] of the hosts running `service_name` (all of them, connected or not)."""
-        env = self.fleet.env
-        service = env.services[service_name]
-        return [(self.fleet.address_of(name), self.listening.get(name, {}).get(service_name, service.port))
-                for name in env.hosts_of(service.role)]
-
-    def set(self, drained):
-        drained = set(drained)
-        written = (drained, self._all_backends())
-        if written == self._written:
-            return
-        env = self.fleet.env
-        for proxy_name, proxy in env.services.items():
-            proxies = self.fleet.proxies_of(proxy.role) if proxy.balances else []
-            if not proxies:
-                continue
-            backends = self.backends(proxy.balances)
-            addresses = {self.fleet.address_of(name) for name in drained}
-            self.fleet.each("drain" if drained else "undrain",
-                            lambda host: proxy_ops.write_upstream(host, proxy_name, proxy, backends, addresses),
-                            hosts=proxies)
-        self.drained = drained
-        self._written = written
-
-    def _all_backends(self):
-        env = self.fleet.env
-        return {proxy.balances: tuple(self.backends(proxy.balances))
-                for proxy in env.services.values() if proxy.balances}
 
 
 def describe_failures(failures):

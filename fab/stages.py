@@ -11,11 +11,11 @@
 `rollback` chooses and goes live; `hotfix_deploy` and `restart_services` restart in
 place. Hooks run between stages, in the tasks, where a reader sees them.
 
-What the build made is returned as data (`build` returns {host: rollout.Built});
-what going live changed is one record, rollout.Moves, owned by the go-live stage;
-nothing is written into the hosts' states. The decisions the stages take (which
-release, what a failure puts back, what cleanup deletes) are the pure functions of
-fab.releases, over the states read once when the fleet opened.
+The fleet is read once when it opens: the stages decide (which release, what a
+failure puts back, what cleanup deletes, reload or restart) from that reading, the
+task's FleetSnapshot. What the build made is returned as data (`build` returns
+{host: rollout.Built}); what going live changed is one record, rollout.Moves,
+owned by the go-live stage; nothing is written into the hosts' states.
 """
 import contextlib
 
@@ -23,22 +23,22 @@ from fab import events, hooks
 from fab import releases as rel
 from fab import rollout, waves
 from fab import host_values as values
-from fab.errors import DeployError, Interrupted, PreflightError, StepFailed
+from fab.errors import DeployError, Interrupted, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
 from fab.operations.state import config_digest
+from fab.snapshot import Target
 
 # --- choose the release ---------------------------------------------------------
 
 
-def new_release(fleet, commit, branch, private=False, keep_days=0):
+def new_release(fleet, snapshot, commit, branch, private=False, keep_days=0):
     """Metadata for a new release, named so it collides with nothing on any host."""
     now = rel.utcnow()
-    existing = {name for s in fleet.states.values() for name in s.releases}
     return rel.ReleaseMeta(
-        name=rel.new_release_name(now, existing),
+        name=snapshot.new_release_name(now),
         commit=commit,
         branch=branch,
         deployed_by=who_am_i(),
@@ -49,79 +49,43 @@ def new_release(fleet, commit, branch, private=False, keep_days=0):
     ).with_ports(fleet.env.service_ports())
 
 
-def prepared_or_new_release(fleet, commit, ref, doing="deploying"):
+def prepared_or_new_release(fleet, snapshot, commit, ref, doing="deploying"):
     """The release preindex_views prepared for `commit` on every host, to go on
     with; otherwise metadata for a new one."""
-    states = fleet.states
-    prepared = rel.prepared_release(rel.releases_by_host(states), currents(fleet), commit)
+    prepared = snapshot.prepared_for(commit)
     if prepared:
-        stream.stage(f"{doing} {ref} at {commit[:12]}: release {prepared}, prepared earlier by preindex_views")
-        return next(iter(states.values())).release(prepared).meta.with_status(rel.BUILDING)
-    meta = new_release(fleet, commit, ref)
+        stream.stage(f"{doing} {ref} at {commit[:12]}: release {prepared.name}, prepared earlier by preindex_views")
+        return prepared
+    meta = new_release(fleet, snapshot, commit, ref)
     stream.stage(f"{doing} {ref} at {commit[:12]} as release {meta.name}")
     return meta
 
 
-def release_to_resume(fleet):
+def release_to_resume(snapshot):
     """The release every host would resume: the newest unfinished one newer than current."""
-    states = fleet.states
-    candidates = {}
-    for host_state in states.values():
-        name = rel.resumable_release(list(host_state.releases.values()), host_state.current)
-        if name:
-            candidates[name] = host_state.release(name).meta
-    if not candidates:
-        raise PreflightError("nothing to resume: no unfinished release newer than current")
-    name = max(candidates)
-    unreadable = sorted(host for host, s in states.items() if s.release(name) and s.release(name).unreadable)
-    if unreadable:  # the other hosts' word does not make it ours to continue there
-        raise PreflightError(f"cannot resume release {name}: its metadata is unreadable on {', '.join(unreadable)}")
-    stream.stage(f"resuming release {name} at {candidates[name].commit[:12]}")
-    return candidates[name].with_status(rel.BUILDING)
+    meta = snapshot.release_to_resume()
+    stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
+    return meta
 
 
-def live_release(fleet):
-    """The release current on every host, and its metadata."""
-    states = fleet.states
-    live = rel.agreed_current(currents(fleet))
-    missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
-    if missing:
-        raise PreflightError(f"current release {live} has no readable metadata on {', '.join(missing)}")
-    return live, states[fleet.names[0]].release(live).meta
-
-
-def rollback_release(fleet, wanted=None):
+def rollback_release(snapshot, wanted=None):
     """(metadata of the release rollback goes to, the release it leaves or None where
     the hosts run different ones and `wanted` was named)."""
-    states = fleet.states
-    target = rel.rollback_target(rel.releases_by_host(states), currents(fleet), wanted)
-    return states[fleet.env.hosts[0]].release(target).meta, rel.agreed_or_none(states)
+    return snapshot.meta(snapshot.rollback_target(wanted)), snapshot.agreed_current()
 
 
-def announce(fleet, task, meta):
+def announce(fleet, snapshot, task, meta):
     """Say which release this task works on (and which was live); the hooks' context."""
-    previous = rel.agreed_or_none(fleet.states)
-    stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch, previous=previous))
-    return hook_context(fleet, task, meta)
+    stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch, previous=snapshot.agreed_current()))
+    return hook_context(fleet, snapshot, task, meta)
 
 
-def hook_context(fleet, task, meta):
+def hook_context(fleet, snapshot, task, meta):
     """What the environment's hooks are told about this task and its release."""
     return hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
-        previous_release=rel.agreed_or_none(fleet.states) or "")
-
-
-def fleet_rollback_target(fleet, current):
-    """The release `rollback` would take the fleet to from `current` (None if none):
-    every host's cleanup keeps it, whatever the host's own rollback target is."""
-    return rel.fleet_rollback_target(rel.releases_by_host(fleet.states), current)
-
-
-def currents(fleet):
-    """{host: its current release} as read when the fleet opened."""
-    return {name: s.current for name, s in fleet.states.items()}
+        previous_release=snapshot.agreed_current() or "")
 
 
 # --- build ------------------------------------------------------------------------
@@ -191,7 +155,7 @@ def built_on(host, release_name, notes):
     else:
         configs = {program: config_digest(text)
                    for program, text in supervisor.configs_by_program(host, release_name).items()}
-    return rollout.Built(venv, configs)
+    return rollout.Built(release_name, venv, configs)
 
 
 def skipped(note):
@@ -237,7 +201,7 @@ def on_role(fleet, meta, step, setting, commands):
 # --- go live ----------------------------------------------------------------------
 
 
-def go_live(fleet, meta, finish, built=None, on_failure=rel.FAILED):
+def go_live(fleet, snapshot, meta, finish, built=None, on_failure=rel.FAILED):
     """Every host goes to `meta`'s release, wave by wave; each host then runs the
     finish steps `finish(host, placed)` (run `finish` to complete them: the last
     wave's hosts, and meanwhile those of the waves before it, run them in their
@@ -247,40 +211,35 @@ def go_live(fleet, meta, finish, built=None, on_failure=rel.FAILED):
     release is marked `on_failure` (or interrupted). Returns the rollout.Moves
     record of what changed (hosts that failed within the failure limit in `failed`).
     """
-    goal = {name: rollout.Target.of(meta) for name in fleet.names}
-    previous = put_back_targets(fleet)
+    goal = {name: Target.of(meta) for name in fleet.names}
+    for name, line in snapshot.put_back_warnings().items():
+        stream.warning(line, host=name)
     wave_list = rollout.waves_for(fleet)
     stream.stage(f"waves: {waves.describe(wave_list)}")
     try:
-        return rollout.go_live(fleet, wave_list, goal, previous, builds_known(fleet, meta.name, built), finish)
+        return rollout.go_live(fleet, snapshot, wave_list, goal, snapshot.put_back_targets(), built, finish)
     except DeployError as error:
         if on_failure:
             mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
         raise
 
 
-def put_back_targets(fleet):
-    """{host: Target} of what each host runs now: where a failed go-live puts it back."""
-    targets = {}
-    for name, host_state in fleet.states.items():
-        back_to = rel.fallback_release(list(host_state.releases.values()), host_state.current)
-        if back_to != host_state.current:
-            stream.warning(f"current release {host_state.current} is unfinished (a deploy died after "
-                           f"swapping it); {back_to or 'no release'} is what a failure puts back", host=name)
-        found = host_state.release(back_to) if back_to else None
-        targets[name] = rollout.Target.of(found.meta) if found and found.meta else rollout.Target(back_to)
-    return targets
-
-
-def builds_known(fleet, release_name=None, built=None):
-    """{host: {release: rollout.Built}}: each release's build as read when the fleet
-    opened, and `release_name`'s as the build stage returned it (`built`)."""
-    known = {}
-    for name, state in fleet.states.items():
-        known[name] = {r: rollout.Built(state.venvs.get(r), state.configs.get(r, {})) for r in state.releases}
-        if built and name in built:
-            known[name][release_name] = built[name]
-    return known
+def hotfix(fleet, meta, new_commit):
+    """Put `new_commit` into the live release `meta` in place on every host (fetched
+    already) and restart without dropping requests; on a failure put its commit back
+    and restart again."""
+    live = meta.name
+    try:
+        notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+        if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
+            stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
+                           f"`fab {fleet.env.name} deploy` does")
+        restart_everywhere(fleet, "graceful", Target(live, new_commit, meta.ports))
+    except DeployError as error:
+        stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
+        fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
+        restart_everywhere(fleet, "graceful", Target.of(meta))
+        raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
 
 
 def restart_everywhere(fleet, mode, target):
@@ -297,37 +256,18 @@ def finish(fleet, moves):
     rollout.finish_the_others(fleet, moves)
 
 
-def good_and_clean(fleet, meta):
+def good_and_clean(snapshot, meta):
     """Finish steps for a host that runs `meta`'s release now: mark it good and delete
-    old releases, decided per host (`deletes_after_going_live`) before anything is
-    deleted."""
+    old releases, decided per host (FleetSnapshot.cleanup_deletes after going live,
+    where the host runs what this task placed there) before anything is deleted."""
     good = meta.with_status(rel.GOOD)
     now = rel.utcnow()
-    fleet_target = fleet_rollback_target(fleet, good.name)
 
     def steps(host, placed):
-        doomed = deletes_after_going_live(host.state, good, placed, host.env.keep_releases, now, fleet_target)
+        doomed = snapshot.cleanup_deletes(host.name, now, after_going_live=meta, running=placed)
         return [release.write_meta(host, good), cleanup.delete_releases(host, doomed)]
 
     return steps
-
-
-def deletes_after_going_live(state, good, placed, keep, now, fleet_target=None):
-    """What cleanup deletes on a host (`state`: as read when the fleet opened) once
-    `good`'s release went live: its current is then `placed` (what this task put
-    there, e.g. its previous release if it was put back) if that is a release it
-    has, else the good one."""
-    releases = {**state.releases, good.name: rel.HostRelease(good.name, good)}
-    current = placed if placed in releases else good.name
-    return rel.cleanup_deletes(list(releases.values()), current, keep, now, fleet_target)
-
-
-def newer_than(fleet, target):
-    """{host: HostRelease} of each host's current release that is newer than `target`
-    (with metadata): what a rollback to `target` leaves and marks rolled_back. Rolling
-    forward leaves the older release good, so a later rollback can still go to it."""
-    left = {name: state.release(state.current) for name, state in fleet.states.items() if state.current}
-    return {name: found for name, found in left.items() if found and found.meta and found.name > target}
 
 
 def rolled_back_from(left, target_meta):
@@ -342,13 +282,11 @@ def rolled_back_from(left, target_meta):
     return steps
 
 
-def clean_up(fleet):
+def clean_up(fleet, snapshot):
     """Delete old and failed releases, decided per host from the state read when
     the fleet opened (under the lock), before anything is deleted."""
     now = rel.utcnow()
-    fleet_target = fleet_rollback_target(fleet, rel.agreed_or_none(fleet.states))
-    fleet.each_steps(lambda host: [cleanup.delete_releases(host, rel.cleanup_deletes(
-        list(host.state.releases.values()), host.state.current, host.env.keep_releases, now, fleet_target))])
+    fleet.each_steps(lambda host: [cleanup.delete_releases(host, snapshot.cleanup_deletes(host.name, now))])
 
 
 def mark(fleet, *metas, quietly=False):

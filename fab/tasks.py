@@ -35,6 +35,7 @@ from fab.operations import code, lock, supervisor
 from fab.operations import manage as manage_ops
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
+from fab.snapshot import FleetSnapshot, Target
 from fab.task_input import limited_hosts, manage_hosts, split_command
 
 # --- deploy -------------------------------------------------------------------
@@ -63,18 +64,19 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     ref = rev or env.app.branch
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
-        meta = stages.release_to_resume(fleet) if resume else \
-            stages.prepared_or_new_release(fleet, commit, ref, "planning" if plan else "deploying")
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = stages.release_to_resume(snapshot) if resume else \
+            stages.prepared_or_new_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying")
         if plan:
-            return show_plan(plans().for_deploy(fleet, meta, rel.agreed_or_none(fleet.states)))
-        context = stages.announce(fleet, "deploy", meta)
+            return show_plan(plans().for_deploy(fleet, meta, snapshot.agreed_current()))
+        context = stages.announce(fleet, snapshot, "deploy", meta)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
             built = stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        moves = stages.go_live(fleet, meta, stages.good_and_clean(fleet, meta), built)
+        moves = stages.go_live(fleet, snapshot, meta, stages.good_and_clean(snapshot, meta), built)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
     if moves.failed:
@@ -94,15 +96,16 @@ def rollback(c, release="", plan=False):
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
     with open_fleet(env, lock=None if plan else "rollback") as fleet:
-        target, leaving = stages.rollback_release(fleet, wanted)  # leaving None: the hosts differ
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        target, leaving = stages.rollback_release(snapshot, wanted)  # leaving None: the hosts differ
         if plan:
             return show_plan(plans().for_rollback(fleet, target, leaving))
-        context = stages.announce(fleet, "rollback", target)
+        context = stages.announce(fleet, snapshot, "rollback", target)
         stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target.name} "
                      f"({target.commit[:12]})")
         hooks.run(env, "before_swap", context)
-        left = stages.newer_than(fleet, target.name)
-        moves = stages.go_live(fleet, target, stages.rolled_back_from(left, target), on_failure=None)
+        left = snapshot.newer_than(target.name)
+        moves = stages.go_live(fleet, snapshot, target, stages.rolled_back_from(left, target), on_failure=None)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
     rolled_back = sorted({found.name for found in left.values()})
@@ -121,7 +124,7 @@ def clean_releases(c, plan=False):
     with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
         if plan:
             return show_plan(plans().for_cleanup(fleet))
-        stages.clean_up(fleet)
+        stages.clean_up(fleet, FleetSnapshot.of_fleet(fleet))
 
 
 @task
@@ -131,24 +134,16 @@ def hotfix_deploy(c, commit=""):
     env = selected_environment(c)
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
-        live, meta = stages.live_release(fleet)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
         stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
-        context = stages.hook_context(fleet, "hotfix_deploy", meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        context = stages.hook_context(fleet, snapshot, "hotfix_deploy",
+                                      meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
         hooks.run(env, "before_restart", context)
-        try:
-            notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
-            if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
-                stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
-                               f"`fab {env.name} deploy` does")
-            stages.restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit, meta.ports))
-        except DeployError as error:
-            stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
-            fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
-            stages.restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
-            raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
+        stages.hotfix(fleet, meta, new_commit)
         stages.mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
@@ -162,8 +157,9 @@ def setup_release(c, keep_days=0):
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="setup_release") as fleet:
-        meta = stages.new_release(fleet, commit, env.app.branch, private=True, keep_days=days)
-        context = stages.announce(fleet, "setup_release", meta)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = stages.new_release(fleet, snapshot, commit, env.app.branch, private=True, keep_days=days)
+        context = stages.announce(fleet, snapshot, "setup_release", meta)
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
@@ -187,8 +183,9 @@ def preindex_views(c):
     env = selected_environment(c)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="preindex_views") as fleet:
-        meta = stages.prepared_or_new_release(fleet, commit, env.app.branch, doing="preparing")
-        context = stages.announce(fleet, "preindex_views", meta)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = stages.prepared_or_new_release(fleet, snapshot, commit, env.app.branch, doing="preparing")
+        context = stages.announce(fleet, snapshot, "preindex_views", meta)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
             stages.build(fleet, meta)
@@ -208,12 +205,10 @@ def releases(c):
     """Show each host's releases, statuses and drift (the hosts it can read)."""
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
-        states = fleet.states
-        fleet_target = stages.fleet_rollback_target(fleet, rel.agreed_or_none(states))
+        snapshot = FleetSnapshot.of_fleet(fleet)
     stream.publish(events.ReleasesListed(
-        {name: rel.host_listing(list(states[name].releases.values()), states[name].current, fleet_target)
-         for name in env.hosts if name in states},
-        drift=rel.disagreement({name: s.current for name, s in states.items()}),
+        {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
+        drift=snapshot.drift(),
         unreachable=fleet.unreachable))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
@@ -248,10 +243,11 @@ def restart_services(c, hosts=""):
     """Restart services without dropping requests."""
     env = selected_environment(c)
     with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True) as fleet:
-        live, meta = stages.live_release(fleet)
-        context = stages.hook_context(fleet, "restart_services", meta)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
+        context = stages.hook_context(fleet, snapshot, "restart_services", meta)
         hooks.run(env, "before_restart", context)
-        stages.restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
+        stages.restart_everywhere(fleet, "graceful", Target.of(meta))
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
@@ -262,12 +258,13 @@ def set_supervisor_config(c):
     """Render service configs and apply the changes."""
     env = selected_environment(c)
     with open_fleet(env, lock="set_supervisor_config") as fleet:
-        live, meta = stages.live_release(fleet)
-        context = stages.hook_context(fleet, "set_supervisor_config", meta)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
+        context = stages.hook_context(fleet, snapshot, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
         ports = env.service_ports()  # what the configs were rendered with just now
-        stages.restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
+        stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
         stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
 
