@@ -14,10 +14,11 @@ How a task runs a Decision (the stages):
     goal = decision.goal()            # {host: Target}: rollout.go_live's goal
     previous = decision.put_back()    # {host: Target}: what a failure puts back
     # once a host is live (or was put back on `previous`, within the failure limit):
-    finish_steps(decision, name, steps, put_back=...)   # mark, then delete
+    marks, deletes = decision.finishing(name, placed)    # what it writes, then deletes
 
-where `steps` makes a host's real steps (`mark(meta)`: release.write_meta;
-`delete(names)`: cleanup.delete_releases). Nothing here touches a host.
+(`finish_steps` turns that into a host's steps through a maker: `mark(meta)` is
+release.write_meta, `delete(names)` cleanup.delete_releases). Nothing here
+touches a host.
 """
 import dataclasses
 import typing
@@ -91,6 +92,22 @@ class Decision:
     def put_back(self):
         """{host: Target} each host goes back to if going live fails."""
         return {name: host.back_to for name, host in self.hosts.items() if host.goes_to is not None}
+
+    def finishing(self, host, placed=None):
+        """(marks, deletes) `host` writes once it is live: the ReleaseMeta to write, in
+        order, and the releases its cleanup deletes (None: the task runs no cleanup
+        step there; a deploy always runs one, even with nothing to delete).
+
+        `placed`: the release the go-live left on the host (None: the one it was
+        sent to). A host put back on its `back_to` release, within the failure
+        limit, still finishes: its cleanup is then `deletes_if_put_back`.
+        """
+        decided = self.hosts[host]
+        if self.task != DEPLOY:
+            return decided.marks, None
+        put_back = placed is not None and decided.back_to is not None and placed == decided.back_to.release \
+            and placed != decided.goes_to.release
+        return decided.marks, decided.deletes_if_put_back if put_back else decided.deletes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,15 +201,12 @@ def decide_hotfix(snapshot, new_commit, who, now, waves):
     return Decision(HOTFIX, release=hotfixed, previous=live, waves=tuple(waves), hosts=hosts)
 
 
-def finish_steps(decision, host, steps, put_back=False):
-    """The steps `host` runs once it is live (or, `put_back`, back on its previous
-    release after failing within the failure limit): each of its `marks`, then
-    the deletion of what its cleanup deletes. `steps` makes each step: an object
-    with `mark(meta)` and `delete(names)` (a host's real steps, or a recorder in
-    a test). Returns the list of steps, in order."""
-    decided = decision.hosts[host]
-    doomed = decided.deletes_if_put_back if put_back else decided.deletes
-    made = [steps.mark(meta) for meta in decided.marks]
-    if decision.task == DEPLOY:  # a deploy always runs its cleanup step, even with nothing to delete
-        made.append(steps.delete(list(doomed)))
-    return made
+def finish_steps(decision, host, steps, placed=None):
+    """The steps `host` runs once it is live, or back on its previous release after
+    failing within the failure limit (`placed`: the release the go-live left
+    there; None: the one the decision sends it to): each of its `marks`, then,
+    for a deploy, the deletion of what its cleanup deletes (Decision.finishing).
+    `steps` makes each step: an object with `mark(meta)` and `delete(names)` (a
+    host's real steps, or a recorder in a test). Returns the steps, in order."""
+    marks, doomed = decision.finishing(host, placed)
+    return [*(steps.mark(meta) for meta in marks), *([] if doomed is None else [steps.delete(list(doomed))])]

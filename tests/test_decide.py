@@ -80,6 +80,20 @@ def test_cleanup_deletes_what_clean_releases_decides_and_swaps_nothing():
     assert decision.hosts == {"a": decide.HostDecision(current=name(3), deletes=(name(1),))}
     assert decision.goal() == {} and decision.put_back() == {}
     assert decide.finish_steps(decision, "a", Recorder()) == []
+    assert decision.finishing("a") == ((), None)  # clean_releases deletes as its own stage
+
+
+def test_what_a_host_finishes_with_depends_on_where_the_go_live_left_it():
+    releases = [(name(1), rel.GOOD), (name(2), rel.GOOD), (name(3), rel.GOOD)]
+    fleet = snapshot_of(keep=1, a=state(name(3), *releases))
+    new = meta(name(5), rel.BUILDING)
+    decision = decide.decide_deploy(fleet, new, ONE_WAVE, NOW)
+    good = (new.with_status(rel.GOOD),)
+    assert decision.finishing("a") == decision.finishing("a", name(5)) == (good, (name(1), name(2)))
+    assert decision.finishing("a", name(3)) == (good, (name(1),))  # put back: 3 runs, 2 its rollback target
+    assert decide.finish_steps(decision, "a", Recorder(), name(3)) == [("mark", good[0]), ("delete", (name(1),))]
+    rollback = decide.decide_rollback(fleet, ONE_WAVE)
+    assert rollback.finishing("a") == ((meta(name(2)), meta(name(3), rel.ROLLED_BACK)), None)
 
 
 def test_a_hotfix_keeps_the_release_and_changes_its_commit():
@@ -177,7 +191,7 @@ def run(decision, states, failing=frozenset(), abort_at=None):
                     host.apply(("mark", decision.release.with_status(decision.fails_as)))
             return fleet, put_back
     for name in decision.hosts:
-        for step in decide.finish_steps(decision, name, Recorder(), put_back=name in put_back):
+        for step in decide.finish_steps(decision, name, Recorder(), placed=fleet[name].current):
             fleet[name].apply(step)
     return fleet, put_back
 
