@@ -251,16 +251,21 @@ def host_states(draw):
 
 
 @st.composite
-def fleets(draw):
-    count = draw(st.integers(1, 4))
-    # Most fleets agree on current (the usual case), some drift.
+def fleet_states(draw, max_hosts=4):
+    """{host: HostState} of a random fleet: half of them agree on current."""
+    count = draw(st.integers(1, max_hosts))
     states = {f"h{i}": draw(host_states()) for i in range(count)}
     if draw(st.booleans()):
         shared = draw(st.sampled_from(POOL))
         for host_state in states.values():
             host_state.releases.setdefault(shared, found(shared))
             host_state.current = shared
-    return FleetSnapshot.of(states, draw(st.integers(1, 4)))
+    return states
+
+
+@st.composite
+def fleets(draw):
+    return FleetSnapshot.of(draw(fleet_states()), draw(st.integers(1, 4)))
 
 
 @settings(max_examples=300, deadline=None)
