@@ -19,7 +19,7 @@ owned by the go-live stage; nothing is written into the hosts' states.
 """
 import contextlib
 
-from fab import events, hooks
+from fab import decide, events, hooks
 from fab import releases as rel
 from fab import rollout, waves
 from fab import host_values as values
@@ -29,54 +29,32 @@ from fab.identity import who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
 from fab.operations.state import config_digest
-from fab.snapshot import Target
 
 # --- choose the release ---------------------------------------------------------
 
 
-def new_release(fleet, snapshot, commit, branch, private=False, keep_days=0):
-    """Metadata for a new release, named so it collides with nothing on any host."""
-    now = rel.utcnow()
-    return rel.ReleaseMeta(
-        name=snapshot.new_release_name(now),
-        commit=commit,
-        branch=branch,
-        deployed_by=who_am_i(),
-        created_at=now.isoformat(),
-        status=rel.PRIVATE if private else rel.BUILDING,
-        keep_until=rel.keep_until(now, keep_days),
-        private=private,
-    ).with_ports(fleet.env.service_ports())
-
-
-def prepared_or_new_release(fleet, snapshot, commit, ref, doing="deploying"):
-    """The release preindex_views prepared for `commit` on every host, to go on
-    with; otherwise metadata for a new one."""
-    prepared = snapshot.prepared_for(commit)
-    if prepared:
-        stream.stage(f"{doing} {ref} at {commit[:12]}: release {prepared.name}, prepared earlier by preindex_views")
-        return prepared
-    meta = new_release(fleet, snapshot, commit, ref)
-    stream.stage(f"{doing} {ref} at {commit[:12]} as release {meta.name}")
+def choose_release(fleet, snapshot, commit, ref, doing="deploying", resume=False):
+    """The release a deploy (or preindex_views) goes on with, said in one line: the
+    unfinished one `resume` continues, the one preindex_views prepared for `commit`,
+    or a new one (fab.decide.choose_release)."""
+    chosen = decide.choose_release(snapshot, commit, ref, who_am_i(), rel.utcnow(), fleet.env.service_ports(),
+                                   resume)
+    meta = chosen.meta
+    if chosen.source == decide.RESUMED:
+        stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
+    elif chosen.source == decide.PREPARED:
+        stream.stage(f"{doing} {ref} at {commit[:12]}: release {meta.name}, prepared earlier by preindex_views")
+    else:
+        stream.stage(f"{doing} {ref} at {commit[:12]} as release {meta.name}")
     return meta
 
 
-def release_to_resume(snapshot):
-    """The release every host would resume: the newest unfinished one newer than current."""
-    meta = snapshot.release_to_resume()
-    stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
-    return meta
-
-
-def rollback_release(snapshot, wanted=None):
-    """(metadata of the release rollback goes to, the release it leaves or None where
-    the hosts run different ones and `wanted` was named)."""
-    return snapshot.meta(snapshot.rollback_target(wanted)), snapshot.agreed_current()
-
-
-def announce(fleet, snapshot, task, meta):
-    """Say which release this task works on (and which was live); the hooks' context."""
+def announce(fleet, snapshot, task, meta, warnings=()):
+    """Say which release this task works on (and which was live), and the decision's
+    `warnings`; the hooks' context."""
     stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch, previous=snapshot.agreed_current()))
+    for line in warnings:
+        stream.warning(line)
     return hook_context(fleet, snapshot, task, meta)
 
 
@@ -201,45 +179,49 @@ def on_role(fleet, meta, step, setting, commands):
 # --- go live ----------------------------------------------------------------------
 
 
-def go_live(fleet, snapshot, meta, finish, built=None, on_failure=rel.FAILED):
-    """Every host goes to `meta`'s release, wave by wave; each host then runs the
-    finish steps `finish(host, placed)` (run `finish` to complete them: the last
-    wave's hosts, and meanwhile those of the waves before it, run them in their
-    go-live round trip). `built`: what the build stage returned.
+def go_live(fleet, snapshot, decision, built=None):
+    """Every host goes where `decision` (a fab.decide.Decision) sends it, in its waves,
+    and then finishes as it says (marks the release, cleans up: run `finish` to
+    complete that; the last wave's hosts, and meanwhile those of the waves before
+    it, finish in their go-live round trip). `built`: what the build stage returned.
 
-    On a failure or an interrupt every host is put back on what it ran and the
-    release is marked `on_failure` (or interrupted). Returns the rollout.Moves
+    On a failure or an interrupt every host is put back where the decision says
+    and the release is marked `fails_as` (or interrupted). Returns the rollout.Moves
     record of what changed (hosts that failed within the failure limit in `failed`).
     """
-    goal = {name: Target.of(meta) for name in fleet.names}
-    for name, line in snapshot.put_back_warnings().items():
+    for name, line in decision.host_warnings.items():
         stream.warning(line, host=name)
-    wave_list = rollout.waves_for(fleet)
-    stream.stage(f"waves: {waves.describe(wave_list)}")
+    stream.stage(f"waves: {waves.describe(decision.waves)}")
+
+    def finish_steps(host, placed):
+        return decide.finish_steps(decision, host.name, FinishSteps(host), placed)
+
     try:
-        return rollout.go_live(fleet, snapshot, wave_list, goal, snapshot.put_back_targets(), built, finish)
+        return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
+                               finish_steps)
     except DeployError as error:
-        if on_failure:
-            mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
+        if decision.fails_as:
+            mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
 
 
-def hotfix(fleet, meta, new_commit):
-    """Put `new_commit` into the live release `meta` in place on every host (fetched
-    already) and restart without dropping requests; on a failure put its commit back
-    and restart again."""
-    live = meta.name
+def hotfix(fleet, decision):
+    """Put the new commit into the live release in place on every host (fetched
+    already) and restart without dropping requests; on a failure put the old commit
+    back and restart again (`decision`: fab.decide.decide_hotfix's)."""
+    live, new_commit = decision.release.name, decision.release.commit
+    old_commit = decision.put_back()[fleet.names[0]].commit
     try:
-        notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
+        notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, old_commit, new_commit))
         if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
             stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
                            f"`fab {fleet.env.name} deploy` does")
-        restart_everywhere(fleet, "graceful", Target(live, new_commit, meta.ports))
+        rollout.restart(fleet, list(decision.waves), decision.goal(), "graceful")
     except DeployError as error:
-        stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
-        fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
-        restart_everywhere(fleet, "graceful", Target.of(meta))
-        raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
+        stream.stage(f"hotfix failed: putting {old_commit[:12]} back into {live}")
+        fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, old_commit))
+        rollout.restart(fleet, list(decision.waves), decision.put_back(), "graceful")
+        raise DeployError(f"{error}; release {live} runs {old_commit[:12]} again") from None
 
 
 def restart_everywhere(fleet, mode, target):
@@ -256,37 +238,23 @@ def finish(fleet, moves):
     rollout.finish_the_others(fleet, moves)
 
 
-def good_and_clean(snapshot, meta):
-    """Finish steps for a host that runs `meta`'s release now: mark it good and delete
-    old releases, decided per host (FleetSnapshot.cleanup_deletes after going live,
-    where the host runs what this task placed there) before anything is deleted."""
-    good = meta.with_status(rel.GOOD)
-    now = rel.utcnow()
+class FinishSteps:
+    """The steps a host finishes with, as fab.decide.finish_steps asks for them."""
 
-    def steps(host, placed):
-        doomed = snapshot.cleanup_deletes(host.name, now, after_going_live=meta, running=placed)
-        return [release.write_meta(host, good), cleanup.delete_releases(host, doomed)]
+    def __init__(self, host):
+        self.host = host
 
-    return steps
+    def mark(self, meta):
+        return release.write_meta(self.host, meta)
 
-
-def rolled_back_from(left, target_meta):
-    """Finish steps for a host going to `target_meta`'s release: mark it good, and the
-    release it leaves (`left`, from `newer_than`) rolled_back."""
-    good = target_meta.with_status(rel.GOOD)
-
-    def steps(host, placed):
-        found = left.get(host.name)
-        return marked(good, *([found.meta.with_status(rel.ROLLED_BACK)] if found else []))(host)
-
-    return steps
+    def delete(self, names):
+        return cleanup.delete_releases(self.host, names)
 
 
-def clean_up(fleet, snapshot):
-    """Delete old and failed releases, decided per host from the state read when
-    the fleet opened (under the lock), before anything is deleted."""
-    now = rel.utcnow()
-    fleet.each_steps(lambda host: [cleanup.delete_releases(host, snapshot.cleanup_deletes(host.name, now))])
+def clean_up(fleet, decision):
+    """Delete what `decision` (fab.decide.decide_cleanup's) says, on every host in
+    one round trip each."""
+    fleet.each_steps(lambda host: [cleanup.delete_releases(host, list(decision.hosts[host.name].deletes))])
 
 
 def mark(fleet, *metas, quietly=False):

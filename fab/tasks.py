@@ -26,7 +26,7 @@ from invoke import Exit, Task
 
 from fab import entry, events, hooks, releases as rel
 from fab import history as history_store
-from fab import rollout, stages
+from fab import decide, rollout, stages
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
@@ -65,10 +65,10 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-        meta = stages.release_to_resume(snapshot) if resume else \
-            stages.prepared_or_new_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying")
+        meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
+        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_deploy(fleet, meta, snapshot.agreed_current()))
+            return show_plan(plans().for_deploy(fleet, meta, decision=decision))
         context = stages.announce(fleet, snapshot, "deploy", meta)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
@@ -76,7 +76,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "after_build", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        moves = stages.go_live(fleet, snapshot, meta, stages.good_and_clean(snapshot, meta), built)
+        moves = stages.go_live(fleet, snapshot, decision, built)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
     if moves.failed:
@@ -97,18 +97,18 @@ def rollback(c, release="", plan=False):
     wanted = rel.validate_release_name(release) if release else None
     with open_fleet(env, lock=None if plan else "rollback") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-        target, leaving = stages.rollback_release(snapshot, wanted)  # leaving None: the hosts differ
+        decision = decide.decide_rollback(snapshot, rollout.waves_for(fleet), wanted)
         if plan:
-            return show_plan(plans().for_rollback(fleet, target, leaving))
-        context = stages.announce(fleet, snapshot, "rollback", target)
+            return show_plan(plans().for_rollback(fleet, decision=decision))
+        target, leaving = decision.release, decision.previous  # leaving None: the hosts differ
+        context = stages.announce(fleet, snapshot, "rollback", target, decision.warnings)
         stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target.name} "
                      f"({target.commit[:12]})")
         hooks.run(env, "before_swap", context)
-        left = snapshot.newer_than(target.name)
-        moves = stages.go_live(fleet, snapshot, target, stages.rolled_back_from(left, target), on_failure=None)
+        moves = stages.go_live(fleet, snapshot, decision)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
-    rolled_back = sorted({found.name for found in left.values()})
+    rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
 
@@ -122,9 +122,10 @@ def clean_releases(c, plan=False):
     """
     env = selected_environment(c)
     with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
+        decision = decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_cleanup(fleet))
-        stages.clean_up(fleet, FleetSnapshot.of_fleet(fleet))
+            return show_plan(plans().for_cleanup(fleet, decision=decision))
+        stages.clean_up(fleet, decision)
 
 
 @task
@@ -135,16 +136,16 @@ def hotfix_deploy(c, commit=""):
     new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
+        decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
         live, meta = snapshot.live()
         stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
-        context = stages.hook_context(fleet, snapshot, "hotfix_deploy",
-                                      meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
         hooks.run(env, "before_restart", context)
-        stages.hotfix(fleet, meta, new_commit)
-        stages.mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        stages.hotfix(fleet, decision)
+        stages.mark(fleet, decision.release)
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
@@ -158,7 +159,8 @@ def setup_release(c, keep_days=0):
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="setup_release") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-        meta = stages.new_release(fleet, snapshot, commit, env.app.branch, private=True, keep_days=days)
+        meta = decide.new_release(snapshot, commit, env.app.branch, who_am_i(), rel.utcnow(), env.service_ports(),
+                                  private=True, keep_days=days)
         context = stages.announce(fleet, snapshot, "setup_release", meta)
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
         with stages.unchanged_on_failure(fleet, meta):
@@ -184,7 +186,7 @@ def preindex_views(c):
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="preindex_views") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-        meta = stages.prepared_or_new_release(fleet, snapshot, commit, env.app.branch, doing="preparing")
+        meta = stages.choose_release(fleet, snapshot, commit, env.app.branch, doing="preparing")
         context = stages.announce(fleet, snapshot, "preindex_views", meta)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)

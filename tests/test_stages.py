@@ -1,19 +1,18 @@
 """The stages (fab.stages, fab.rollout) without SSH: what the build made, what a
 host reloads or restarts, what the finish deletes, and the go-live record
 (rollout.Moves) over a fake fleet that runs no step. The decisions themselves
-are FleetSnapshot's (tests/test_snapshot.py)."""
+are FleetSnapshot's and fab.decide's (tests/test_snapshot.py, tests/test_decide.py)."""
 import dataclasses
 import datetime as dt
 
 import pytest
 
-from fab import rollout, stages
+from fab import decide, rollout, stages
 from fab.config import load_environment
 from fab.operations.state import HostState
 from fab.paths import Paths
-from fab.releases import BUILDING, GOOD, ROLLED_BACK, HostRelease, ReleaseMeta, cleanup_deletes
+from fab.releases import BUILDING, GOOD, ReleaseMeta, HostRelease
 from fab.snapshot import FleetSnapshot, Target
-from fab.steps import Step
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
 KEY, OTHER_KEY = "0123456789abcdef", "fedcba9876543210"
@@ -129,34 +128,15 @@ def test_programs_reload_in_place_only_when_what_they_run_is_known_alike(env, bu
 # --- finish -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("placed,current_then", [
-    (NEWER, NEWER),     # it went live there
-    (None, NEWER),      # the finish was planned before its swap ran
-    (rollout.CUT_SHORT, NEWER),
-    (NEW, NEW),         # it was put back on its previous release
-])
-def test_the_deploy_finish_cleans_up_from_where_the_host_is(env, monkeypatch, placed, current_then):
-    read = state(NEW, [meta(f"2026-11-{day:02d}_00.00.00") for day in range(1, 22)])
-    snapshot = FleetSnapshot.of({"web1": read}, keep_releases=3)
-    deleted = []
-    monkeypatch.setattr(stages.cleanup, "delete_releases", lambda host, names: deleted.append(names) or Step("c", ":"))
-    monkeypatch.setattr(stages.rel, "utcnow", lambda: NOW)
-    steps = stages.good_and_clean(snapshot, meta(NEWER, BUILDING))(FakeHost("web1", env, read), placed)
-    assert [step.name for step in steps] == ["mark", "c"]
-    expected = cleanup_deletes([*read.releases.values(), HostRelease(NEWER, meta(NEWER))], current_then, 3, NOW,
-                               snapshot.fleet_rollback_target(NEWER))
-    assert deleted == [expected] and expected
-    assert NEWER not in expected and current_then not in expected
-
-
-def test_a_rollback_marks_what_each_host_leaves(env):
-    read = FleetSnapshot.of({"web1": state(NEWER, [meta(NEW), meta(NEWER)]), "web2": state(NEW, [meta(NEW)]),
-                             "web3": state(None, [meta(NEW)])})
-    left = read.newer_than(NEW)
-    assert {name: found.name for name, found in left.items()} == {"web1": NEWER}
-    finish = stages.rolled_back_from(left, meta(NEW, ROLLED_BACK))
-    assert [step.name for step in finish(FakeHost("web1", env, state()), NEW)] == ["mark", "mark"]
-    assert [step.name for step in finish(FakeHost("web2", env, state()), NEW)] == ["mark"]
+def test_a_host_finishes_with_the_decisions_steps(env):
+    read = {"web1": state(NEWER, [meta(NEW), meta(NEWER)]), "web2": state(NEW, [meta(NEW)])}
+    decision = decide.decide_rollback(FleetSnapshot.of(read, keep_releases=3), (), NEW)
+    made = [decide.finish_steps(decision, name, stages.FinishSteps(FakeHost(name, env, s)))
+            for name, s in read.items()]
+    assert [[step.name for step in steps] for steps in made] == [["mark", "mark"], ["mark"]]
+    deploy = decide.decide_deploy(FleetSnapshot.of(read, keep_releases=3), meta(NEWER, BUILDING), (), NOW)
+    steps = decide.finish_steps(deploy, "web2", stages.FinishSteps(FakeHost("web2", env, read["web2"])))
+    assert [step.name for step in steps] == ["mark", "cleanup"]
 
 
 # --- go live over a fake fleet: the round trips and the record --------------------
@@ -213,16 +193,18 @@ class FakeFleet:
         return results
 
 
-def finish_marker(host, placed):
-    return [Step("mark", ":")]
+def deploy_of(fleet, release=NEW):
+    """The decision of deploying `release` to the fake fleet, in its waves."""
+    snapshot = FleetSnapshot.of(fleet.states, keep_releases=3)
+    return snapshot, decide.decide_deploy(snapshot, meta(release, BUILDING), rollout.waves_for(fleet), NOW)
 
 
 def test_the_finish_rides_on_the_last_wave_and_nothing_is_left_for_after(env):
     fleet = FakeFleet(env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")})
-    moves = stages.go_live(fleet, FleetSnapshot.of(fleet.states), meta(NEW, BUILDING), finish_marker,
-                           on_failure=None)
+    moves = stages.go_live(fleet, *deploy_of(fleet))
     assert fleet.round_trips == [("web1", ["swap", "restart"]), ("web2", ["swap", "restart"]),
-                                 ("web3", ["swap", "restart", "mark"]), ("web1", ["mark"]), ("web2", ["mark"])]
+                                 ("web3", ["swap", "restart", "mark", "cleanup"]),
+                                 ("web1", ["mark", "cleanup"]), ("web2", ["mark", "cleanup"])]
     assert moves.placed == {"web1": NEW, "web2": NEW, "web3": NEW}
     assert moves.finished == {"web1", "web2", "web3"} and not moves.failed and not moves.put_back
     stages.finish(fleet, moves)
@@ -241,12 +223,11 @@ def test_a_host_failing_within_the_limit_is_put_back_and_recorded(env):
         return results, failures
 
     fleet.attempt_steps = failing_once
-    moves = stages.go_live(fleet, FleetSnapshot.of(fleet.states), meta(NEW, BUILDING), finish_marker,
-                           on_failure=None)
+    moves = stages.go_live(fleet, *deploy_of(fleet))
     assert moves.failed == {"web2": "boom"}
     assert moves.put_back == {"web2"}
     assert moves.placed == {"web1": NEW, "web2": OLD, "web3": NEW}
     assert moves.finished == {"web1", "web3"}
     stages.finish(fleet, moves)
-    assert fleet.round_trips[-1] == ("web2", ["mark"])  # the put-back host is finished too
+    assert fleet.round_trips[-1] == ("web2", ["mark", "cleanup"])  # the put-back host is finished too
     assert rollout.where_is_what(fleet, moves) == f"web1={NEW}, web2={OLD}, web3={NEW}"
