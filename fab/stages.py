@@ -11,11 +11,13 @@
 `rollback` chooses and goes live; `hotfix_deploy` and `restart_services` restart in
 place. Hooks run between stages, in the tasks, where a reader sees them.
 
-The fleet is read once when it opens: the stages decide (which release, what a
-failure puts back, what cleanup deletes, reload or restart) from that reading, the
-task's FleetSnapshot. What the build made is returned as data (`build` returns
-{host: rollout.Built}); what going live changed is one record, rollout.Moves,
-owned by the go-live stage; nothing is written into the hosts' states.
+A task reads the fleet once when it opens (a fab.snapshot.FleetSnapshot) and
+decides once (fab.decide: which release, where each host goes, what a failure
+puts back, what is marked and deleted once live); the stages carry out that
+Decision, the very object `plan=yes` shows. What the build made is returned as
+data (`build` returns {host: rollout.Built}: the reload-or-restart decision takes
+it); what going live changed is one record, rollout.Moves, owned by the go-live
+stage; nothing is written into the hosts' states.
 """
 import contextlib
 

@@ -37,10 +37,11 @@ def test_fleet_spec(run_id):
 
 
 def run_id():
-    """FAB_TEST_FLEET (default 0); each pytest-xdist worker gets a fleet of its own above it."""
+    """FAB_TEST_FLEET (default 0, at most 39); each pytest-xdist worker gets a fleet of its
+    own above it, 40 apart per worker, so runs with neighbouring ids never share a fleet."""
     base = int(os.environ.get("FAB_TEST_FLEET", "0"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return base if not worker else 100 + base + int(worker.removeprefix("gw"))
+    return base if not worker else 100 + base + 40 * int(worker.removeprefix("gw"))
 
 
 RUN_ID = run_id()
