@@ -1,4 +1,5 @@
 """Release lifecycle on a real fleet: resume, rollback, setup_release, cleanup, hotfix."""
+import json
 import os
 
 from conftest import assert_ok, assert_one_line_error
@@ -100,6 +101,9 @@ def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
 
     line = assert_one_line_error(env.fab("rollback"), "web2")
     assert "nothing to roll back to" in line
+    # `releases` marks no rollback target where `rollback` refuses (it marked web1's own).
+    listed = json.loads(assert_ok(env.fab("releases:json=yes")).stdout)["releases"]
+    assert {listing["rollback_target"] for listing in listed.values()} == {None}
     assert_one_line_error(env.fab(f"rollback:{one}"), f"cannot roll back to {one}", "web2: missing")
     assert_one_line_error(env.fab("rollback:../../etc"), "invalid release name")
     assert live_release(env) == two and set(served_commits(env).values()) == {c2}
