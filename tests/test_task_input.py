@@ -1,9 +1,9 @@
-"""Pure choices the tasks make before touching any host."""
+"""What a user names on the command line (fab.task_input): pure, checked before any host is touched."""
 import pytest
 
 from fab.config import load_environment
 from fab.errors import ConfigError, UsageError
-from fab.tasks import manage_targets
+from fab.task_input import limited_hosts, manage_hosts, split_command
 
 ENV = """
 app: {repo: /srv/app.git}
@@ -28,14 +28,14 @@ def env(tmp_path):
     ("", "celery", False, ["worker1"]),         # another role's first host
     ("", "celery", True, ["worker1", "worker2"]),
 ])
-def test_manage_targets(env, host, role, all_hosts, expected):
-    assert manage_targets(env, host, role, all_hosts) == expected
+def test_manage_hosts(env, host, role, all_hosts, expected):
+    assert manage_hosts(env, host, role, all_hosts) == expected
 
 
-def test_manage_targets_refuse_what_does_not_exist(env):
+def test_manage_hosts_refuse_what_does_not_exist(env):
     with pytest.raises(UsageError, match="unknown host 'web9'"):
-        manage_targets(env, "web9", "", False)
+        manage_hosts(env, "web9", "", False)
     with pytest.raises(ConfigError, match="unknown role 'db'"):
-        manage_targets(env, "", "db", False)
+        manage_hosts(env, "", "db", False)
     with pytest.raises(UsageError, match="not both"):
-        manage_targets(env, "web1", "celery", False)
+        manage_hosts(env, "web1", "celery", False)
