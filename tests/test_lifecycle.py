@@ -88,9 +88,12 @@ def test_after_a_limited_deploy_and_a_full_one_rollback_goes_where_every_host_wa
     # web2's cleanup keeps the release every host ran, though it has a newer good one.
     assert before in env.releases("web2") and tried in env.releases("web2")
 
-    assert_ok(env.fab("rollback"))
+    result = assert_ok(env.fab("rollback"))
     assert live_release(env) == before and set(served_commits(env).values()) == {c_before}
     assert env.meta("web2", after)["status"] == "rolled_back"
+    # It says which release it passed over, and where that one is missing.
+    others = ", ".join(sorted(h for h in env.hosts if h != "web2"))
+    assert f"rollback passes over {tried} (missing on {others})" in result.stdout + result.stderr
 
 
 def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
