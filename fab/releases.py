@@ -251,18 +251,6 @@ def previous_good_release(releases, current):
     return max(older_good) if older_good else None
 
 
-def releases_by_host(states):
-    """{host: [HostRelease]} from {host: HostState}: what the fleet-wide decisions take."""
-    return {name: list(state.releases.values()) for name, state in states.items()}
-
-
-def agreed_or_none(states):
-    """The release every host of {host: HostState} has as current, or None (first
-    deploy, or drift)."""
-    currents = {state.current for state in states.values()}
-    return currents.pop() if len(currents) == 1 else None
-
-
 def fleet_rollback_target(host_releases, current):
     """The newest release older than `current` that is good on every host of
     `host_releases` (host -> [HostRelease]): where `rollback` takes the fleet. None

@@ -76,6 +76,10 @@ class FleetSnapshot:
 
     hosts: types.MappingProxyType
     keep_releases: typing.Optional[int] = None
+    #: Fleet-wide answers already worked out ({question: answer}): each is asked once
+    #: per host (cleanup, the listing), and at 200 hosts working it out again each
+    #: time would cost seconds. The snapshot never changes, so neither do they.
+    _answers: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, states, keep_releases=None):
@@ -116,7 +120,18 @@ class FleetSnapshot:
     @property
     def releases_by_host(self):
         """{host: [HostRelease]}: what fab.releases's fleet-wide decisions take."""
-        return {name: list(view.releases.values()) for name, view in self.hosts.items()}
+        return {name: list(found) for name, found in self._releases_by_host().items()}
+
+    def _releases_by_host(self):
+        """releases_by_host, made once and shared by this snapshot's own decisions."""
+        return self._answer("releases_by_host", lambda: {
+            name: tuple(view.releases.values()) for name, view in self.hosts.items()})
+
+    def _answer(self, question, work_out):
+        """The answer to `question` (a hashable key), worked out once by `work_out()`."""
+        if question not in self._answers:
+            self._answers[question] = work_out()
+        return self._answers[question]
 
     def meta(self, name):
         """The metadata of release `name` as the first host (in fleet order) that can
@@ -198,7 +213,7 @@ class FleetSnapshot:
         """The metadata (status building) of the release preindex_views prepared for
         `commit` on every host, newer than each host's current, that a deploy of
         that commit goes on with; None if there is none."""
-        name = rel.prepared_release(self.releases_by_host, self.currents, commit)
+        name = rel.prepared_release(self._releases_by_host(), self.currents, commit)
         return self.meta(name).with_status(rel.BUILDING) if name else None
 
     # --- rollback ----------------------------------------------------------------
@@ -207,20 +222,24 @@ class FleetSnapshot:
         """The newest release older than `current` that is good on every host (None
         if none): where `rollback` takes the fleet from `current`, so every host's
         cleanup keeps it whatever the host's own rollback target is."""
-        return rel.fleet_rollback_target(self.releases_by_host, current)
+        return self._answer(("fleet_rollback_target", current),
+                            lambda: rel.fleet_rollback_target(self._releases_by_host(), current))
 
     def rollback_target(self, wanted=None):
         """The release `rollback` goes to (`wanted`: the one named), decided once from
         every host's state; PreflightError naming what differs per host otherwise."""
-        return rel.rollback_target(self.releases_by_host, self.currents, wanted)
+        return rel.rollback_target(self._releases_by_host(), self.currents, wanted)
 
     def would_roll_back_to(self):
         """What `rollback` without a release name picks now, or None where it refuses:
         the one release `releases` marks as the rollback target, on every host."""
-        try:
-            return self.rollback_target()
-        except PreflightError:
-            return None
+        def work_out():
+            try:
+                return self.rollback_target()
+            except PreflightError:
+                return None
+
+        return self._answer("would_roll_back_to", work_out)
 
     def passed_over(self, target):
         """{release: {host: why}} of the releases newer than `target` and older than

@@ -268,7 +268,7 @@ def fleets(draw):
     return FleetSnapshot.of(draw(fleet_states()), draw(st.integers(1, 4)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(fleets(), st.sampled_from([None, "new", "resumed"]))
 def test_cleanup_never_deletes_what_must_stay(snapshot, going_live):
     """Cleanup keeps each host's current, the release a failure puts back there, the
@@ -302,7 +302,7 @@ def test_cleanup_never_deletes_what_must_stay(snapshot, going_live):
             assert snapshot.would_roll_back_to() not in cases[0][0]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(fleets())
 def test_the_rollback_target_is_good_with_metadata_on_every_host_and_what_releases_marks(snapshot):
     target = snapshot.would_roll_back_to()
