@@ -7,14 +7,14 @@ limit, every wave already live is put back on its previous release, newest
 first. An interrupt (SIGINT/SIGTERM/SIGHUP, raised as `Interrupted`) and the
 loss of the task's deploy lock (`LockLost`) are treated like a failure: the
 deployer puts every host back, and a second interrupt stops it with a line
-saying which host runs what. The plan itself is `fab.waves`.
+saying which host runs what. Which hosts go in which wave is `fab.waves`.
 """
 import contextlib
 import dataclasses
 import time
 import typing
 
-from fab import waves as wave_plan
+from fab.waves import failure_budget, plan_waves
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
@@ -91,7 +91,7 @@ def waves_for(fleet, hosts=None):
     env = fleet.env
     names = [h for h in env.hosts if h in (hosts or fleet.names)]
     settings = env.rollout
-    return wave_plan.plan_waves(
+    return plan_waves(
         names, settings.canary, settings.batch,
         balanced=[h for h in names if balanced_services(env, h)],
         last=[h for h in names if any(s.balances for s in env.services_on(h).values())],
@@ -139,7 +139,7 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     env = fleet.env
     moves = Moves(snapshot, built or {}, finish)
     rotation = Rotation(fleet)
-    budget = wave_plan.failure_budget(env.rollout.failure_limit, sum(len(w.hosts) for w in waves))
+    budget = failure_budget(env.rollout.failure_limit, sum(len(w.hosts) for w in waves))
     started = []
     try:
         for wave in waves:
@@ -261,12 +261,12 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
 
     def wave_steps(host):
         target = goal[host.name]
-        planned = [moves.swap_step(host, target, fleet.lock)] if swap else []
+        steps = [moves.swap_step(host, target, fleet.lock)] if swap else []
         if env.services_on(host.name):
-            planned.append(restart_step(rotation, host, mode, target, reloads[host.name]))
+            steps.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
-            planned.append(health.check_step(host, target.release, target.commit, ports=target.ports))
-        return planned
+            steps.append(health.check_step(host, target.release, target.commit, ports=target.ports))
+        return steps
 
     finish_steps = {}  # host: the names of its finish steps
 
