@@ -39,3 +39,35 @@ def test_manage_hosts_refuse_what_does_not_exist(env):
         manage_hosts(env, "", "db", False)
     with pytest.raises(UsageError, match="not both"):
         manage_hosts(env, "web1", "celery", False)
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("", None),                                   # no limit: every host
+    ("web2", ["web2"]),
+    ("celery", ["worker1", "worker2"]),           # a role's hosts
+    ("worker2;web1", ["web1", "worker2"]),        # in the environment's order
+    ("web1, celery ,web1", ["web1", "worker1", "worker2"]),  # commas too, each host once
+])
+def test_limited_hosts(env, given, expected):
+    assert limited_hosts(env, given) == expected
+
+
+def test_limited_hosts_refuse_what_does_not_exist(env):
+    with pytest.raises(UsageError, match="unknown host or role 'db'"):
+        limited_hosts(env, "web1;db")
+
+
+@pytest.mark.parametrize("command,words", [
+    ("status", ["status"]),
+    ("restart 'web 1'", ["restart", "web 1"]),
+    ('shell -c "print(1)"', ["shell", "-c", "print(1)"]),
+])
+def test_split_command(command, words):
+    assert split_command(command) == words
+
+
+@pytest.mark.parametrize("command,message", [("", "empty command"), ("  ", "empty command"),
+                                             ("say 'unclosed", "cannot parse command")])
+def test_split_command_refuses(command, message):
+    with pytest.raises(UsageError, match=message):
+        split_command(command)
