@@ -31,7 +31,7 @@ def main():
     fab("deploy")
 
     def new_commit():
-        sandbox.commit_app_change(sandbox.SANDBOX, "BENCH.txt", f"{time.time()}\n", "bench: new commit")
+        sandbox.tools.commit_app_change(sandbox.SANDBOX, "BENCH.txt", f"{time.time()}\n", "bench: new commit")
 
     measure("releases (read-only)", ["releases"], args.runs)
     measure("deploy, requirements unchanged", ["deploy"], args.runs, before=new_commit)

@@ -38,9 +38,9 @@ sys.path.insert(0, PROJECT)
 from fab import sandbox  # noqa: E402
 from fab.sandbox import FleetSpec  # noqa: E402
 
-SSH_PORT = sandbox.SSH_PORT
+SSH_PORT = sandbox.daemons.SSH_PORT
 LOG_LEVEL = "VERBOSE"
-UV = os.path.join(sandbox.TOOLS, "bin", "uv")
+UV = os.path.join(sandbox.tools.TOOLS, "bin", "uv")
 
 
 def _spec(name, hosts, supervisord):
@@ -73,10 +73,10 @@ def _common(spec, name):
         "app": {"repo": spec.app_repo, "branch": "main"},
         "code_root": f"~/www/{name}",
         "ssh_config": spec.ssh_config,
-        "python": sandbox.SYSTEM_PYTHON,
-        "virtualenv": f"{sandbox.TOOLS}/bin/virtualenv",
+        "python": sandbox.tools.SYSTEM_PYTHON,
+        "virtualenv": f"{sandbox.tools.TOOLS}/bin/virtualenv",
         "requirements": ["requirements.txt"],
-        "pip_args": ["--no-index", "--find-links", sandbox.WHEELHOUSE],
+        "pip_args": ["--no-index", "--find-links", sandbox.tools.WHEELHOUSE],
         "keep_releases": 3,
     }
 
@@ -86,7 +86,7 @@ def web_environment(spec, name):
     return {
         **_common(spec, name),
         "roles": {"webworkers": webs, "proxy": ["proxy1"]},
-        "supervisorctl": f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
+        "supervisorctl": f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
         "services": {
             "web": {
                 "role": "webworkers",
@@ -151,7 +151,7 @@ def running(fleet):
         state = json.load(handle)
     pids = [pid for info in state["hosts"].values()
             for key, pid in info.items() if key.endswith("_pid")]
-    return len(state["hosts"]) == len(spec.hosts) and all(sandbox.alive(pid) for pid in pids)
+    return len(state["hosts"]) == len(spec.hosts) and all(sandbox.daemons.alive(pid) for pid in pids)
 
 
 def up(fleet):

@@ -17,8 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fab import events, history  # noqa: E402
-from fab.config import Environment  # noqa: E402
-from fab.history.urls import URL_VARIABLE  # noqa: E402
+from fab.settings import Environment  # noqa: E402
+from fab.precedence import HISTORY_URL_VARIABLE  # noqa: E402
 
 ENV = Environment.model_validate({"name": "bench", "app": {"repo": "/dev/null"}, "code_root": "/srv/bench",
                                   "roles": {"webworkers": ["web1", "web2", "web3", "web4"]}})
@@ -67,7 +67,7 @@ def main():
     parser.add_argument("--url", help="a store URL (default: a temporary SQLite file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        os.environ[URL_VARIABLE] = args.url or f"sqlite:///{directory}/history.sqlite"
+        os.environ[HISTORY_URL_VARIABLE] = args.url or f"sqlite:///{directory}/history.sqlite"
         store = history.open_store(ENV)
         bare = run(args.events, with_recorder=False)
         recorded = run(args.events, with_recorder=True)

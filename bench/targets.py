@@ -43,7 +43,7 @@ sys.path.insert(0, PROJECT)
 
 import fleets  # noqa: E402
 from fab import sandbox  # noqa: E402
-from fab.config import Environment  # noqa: E402
+from fab.settings import Environment  # noqa: E402
 from fab.outputs.plain import step_notes  # noqa: E402
 from loadgen import Load  # noqa: E402
 
@@ -114,7 +114,7 @@ def hosts_of(env_name):
 
 
 def new_commit(spec, what="bench: one-line change"):
-    return sandbox.commit_app_change(spec, "BENCH.txt", f"{time.time()}\n", what)
+    return sandbox.tools.commit_app_change(spec, "BENCH.txt", f"{time.time()}\n", what)
 
 
 def settle(limit=20):
@@ -433,7 +433,7 @@ def measure_uv(table, runs):
         fab("benchuv5", "deploy", spec=spec)  # its git cache and first release exist (the first fills uv's cache)
         for run in range(runs):
             # A comment changes the requirements' hash, not what they install (offline).
-            sandbox.commit_app_change(spec, "requirements.txt", original + f"# bench {time.time()}\n",
+            sandbox.tools.commit_app_change(spec, "requirements.txt", original + f"# bench {time.time()}\n",
                                       "bench: requirements changed")
             for env, times, builder in (("benchcode5", fab_pip, "virtualenv + pip"),
                                         ("benchuv5", fab_uv, "uv"))[:: 1 if run % 2 == 0 else -1]:
@@ -447,7 +447,7 @@ def measure_uv(table, runs):
                                  f"{wrong or notes}")
     finally:
         os.remove(path)
-        sandbox.commit_app_change(spec, "requirements.txt", original, "bench: requirements back")
+        sandbox.tools.commit_app_change(spec, "requirements.txt", original, "bench: requirements back")
     print(f"   every timed deploy built its venvs with the builder wanted ({len(spec.hosts)} hosts each)")
     table.add(label, "faster", f"uv {spread(fab_uv)}; virtualenv+pip {spread(fab_pip)}",
               median(fab_uv) < median(fab_pip))

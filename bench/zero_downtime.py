@@ -34,7 +34,7 @@ def main():
     args = parser.parse_args()
     sandbox = require_sandbox()
     fab("deploy")  # a known starting point
-    sandbox.commit_app_change(sandbox.SANDBOX, "BENCH.txt", f"{time.time()}\n", "bench: new commit")
+    sandbox.tools.commit_app_change(sandbox.SANDBOX, "BENCH.txt", f"{time.time()}\n", "bench: new commit")
     failed = 0
     failed += phase("deploy", ["deploy"], args.requests, args.seconds)
     failed += phase("restart_services", ["restart_services"], args.requests, args.seconds)

@@ -14,7 +14,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 def service_variables(host, service_name, service):
     env = host.env
     paths = host.paths
-    program = env.program_name(service_name)
+    program = env.topology.program_name(service_name)
     return {
         "port": str(service.port or ""),
         "program": program,

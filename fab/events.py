@@ -91,6 +91,47 @@ class StepFinished(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class ReleasesRead(Event):
+    """What `current` points to on each host as the task read it, under its lock
+    if it takes one: {host: release, or None for none}."""
+
+    current: dict
+
+    kind = "releases_read"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseChanged(Event):
+    """`current` on `host` now points to `release` (None: removed), as its swap said."""
+
+    host: str
+    release: Optional[str]
+
+    kind = "release_changed"
+
+
+@dataclasses.dataclass(frozen=True)
+class PutBack(Event):
+    """After a failure, these hosts are back on the release they ran before the task:
+    {host: release, or None for none}."""
+
+    hosts: dict
+
+    kind = "put_back"
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveStarted(Event):
+    """Wave `wave` of `waves` (((name, (host, ...)), ...), in order) starts going live or
+    restarting: the hosts of the waves after it wait."""
+
+    wave: str
+    waves: tuple
+
+    kind = "wave_started"
+
+
+@dataclasses.dataclass(frozen=True)
 class Note(Event):
     """A free line: a warning, a hint, what a refusal means (`host` if about one)."""
 
@@ -145,6 +186,8 @@ class TaskFinished(Event):
 
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+#: A host's outcome when a failure put it back on the release it ran before.
+PUT_BACK = "put back"
 SUCCEEDED, INTERRUPTED, REFUSED = "succeeded", "interrupted", "refused"
 
 

@@ -5,7 +5,7 @@ import concurrent.futures
 import threading
 import time
 
-from fab import events
+from fab import events, steps as batch
 from fab.errors import StepFailed
 from fab.events import stream
 from fab.hosts import connect, describe_error
@@ -78,7 +78,7 @@ class Fleet:
         return self._addresses[name]
 
     def of_role(self, role):
-        return [self.hosts[name] for name in self.env.hosts_of(role) if name in self.hosts]
+        return [self.hosts[name] for name in self.env.topology.hosts_of(role) if name in self.hosts]
 
     @property
     def connected(self):
@@ -88,7 +88,7 @@ class Fleet:
     def proxies_of(self, role):
         """The connected hosts of proxy role `role`: the fleet's and its balancers."""
         connected = self.connected
-        return [connected[name] for name in self.env.hosts_of(role) if name in connected]
+        return [connected[name] for name in self.env.topology.hosts_of(role) if name in connected]
 
     def each(self, step, action, hosts=None, quiet=False):
         """Run `action(host)` on every host in parallel; return {host name: result}.
@@ -116,7 +116,7 @@ class Fleet:
             try:
                 value = action(host)
             except Exception as error:  # noqa: BLE001 - reported per host
-                failures[host.name] = self._failed(host, step, error)
+                failures[host.name] = self._failed(host, step, error, time.monotonic() - started)
                 return
             results[host.name] = value
             note = value if isinstance(value, str) and value else "ok"
@@ -131,8 +131,9 @@ class Fleet:
         """Run each host's steps (`steps_for(host)`: a list of fab.steps.Step) in one
         round trip per host, all hosts in parallel; return {host: {step: note}}.
 
-        Each step is reported on its own, as if run alone; failures are raised
-        together (StepFailed) once every host has finished.
+        Each step is reported on its own, as if run alone, as its host says it
+        started and ended (with the host's times); failures are raised together
+        (StepFailed) once every host has finished.
         """
         results, failures = self.attempt_steps(steps_for, hosts, quiet)
         if failures:
@@ -148,35 +149,40 @@ class Fleet:
 
         def work(host):
             steps = planned[host.name]
-            stream.publish(events.StepStarted(host.name, steps[0].name))
+            began = {}  # step: when the host's word that it started arrived (monotonic)
+
+            def reported(report):  # as the host says it, so the outputs show what runs there
+                if isinstance(report, batch.Started):
+                    began[report.step] = time.monotonic()
+                    stream.publish(events.StepStarted(host.name, report.step))
+                elif report.outcome != events.FAILED:  # a failure is published with its output
+                    stream.publish(events.StepFinished(
+                        host.name, report.step, events.SKIPPED if report.outcome == "skipped" else events.OK,
+                        note=report.note, seconds=report.seconds, quiet=quiet))
+
             try:
-                done = host.run_steps(steps)
+                done = host.run_steps(steps, on_report=reported)
             except Exception as error:  # noqa: BLE001 - reported per host
                 done = getattr(error, "done", [])
-                self._report(host, done, quiet)
                 failed = getattr(error, "step", None) or steps[min(len(done), len(steps) - 1)].name
-                failures[host.name] = (failed, self._failed(host, failed, error))
+                seconds = getattr(error, "seconds", None)
+                if seconds is None and failed in began:  # cut short: the time since it began
+                    seconds = time.monotonic() - began[failed]
+                failures[host.name] = (failed, self._failed(host, failed, error, seconds))
                 return
-            self._report(host, done, quiet)
             results[host.name] = {outcome.step: outcome.note for outcome in done}
 
         self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work)
         return results, failures
 
     @staticmethod
-    def _report(host, outcomes, quiet=False):
-        for outcome in outcomes:
-            state = events.SKIPPED if outcome.outcome == "skipped" else events.OK
-            stream.publish(events.StepFinished(host.name, outcome.step, state, note=outcome.note,
-                                               seconds=outcome.seconds, quiet=quiet))
-
-    @staticmethod
-    def _failed(host, step, error):
-        """Publish `step`'s failure on `host`; its one line. Internal bugs are raised."""
+    def _failed(host, step, error, seconds=None):
+        """Publish `step`'s failure on `host` after `seconds` (None: unknown); its one
+        line. Internal bugs are raised."""
         message = describe_error(error)
         if message is None:
             raise error
-        stream.publish(events.StepFinished(host.name, step, events.FAILED, note=message,
+        stream.publish(events.StepFinished(host.name, step, events.FAILED, note=message, seconds=seconds or 0.0,
                                            output=getattr(error, "output", "")))
         return message
 

@@ -1,35 +1,15 @@
 """Where environment files are found: the deploy folders, without reading any file.
 
-Kept apart from `fab.config` (the schema, which needs pydantic) so that listing
-the tasks and environments (`fab -l`) stays quick.
+Kept apart from `fab.settings` (the schema, which needs pydantic) and `fab.config`
+(loading) so that listing the tasks and environments (`fab -l`) stays quick.
 """
 import os
 import re
 
-from fab import BUILTIN_DIR
+from fab.precedence import environment_dirs
 
-BUILTIN_ENVIRONMENTS = os.path.join(BUILTIN_DIR, "environments")
 #: What an environment's name may be.
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-
-def environment_dirs(environ=None):
-    """The folders environment files are looked up in, first match wins:
-
-    every folder in DEPLOY_ENVIRONMENTS (separated by os.pathsep), then the
-    application's deploy folder's `environments/` (DEPLOY_DIR, default `deploy`
-    in the current directory), then the built-in one (the `sandbox`). They add
-    up: naming your own folder never hides the built-in environments.
-    """
-    environ = os.environ if environ is None else environ
-    extra = [d for d in environ.get("DEPLOY_ENVIRONMENTS", "").split(os.pathsep) if d]
-    deploy_dir = environ.get("DEPLOY_DIR") or "deploy"
-    found = [*extra, os.path.join(deploy_dir, "environments"), BUILTIN_ENVIRONMENTS]
-    unique = []
-    for directory in (os.path.abspath(d) for d in found):
-        if directory not in unique:
-            unique.append(directory)
-    return unique
 
 
 def deploy_folder(environments_dir):
@@ -39,9 +19,9 @@ def deploy_folder(environments_dir):
 
 
 def available_environments(directory=None):
-    """Every environment's name, from `directory` or else from `environment_dirs()`."""
+    """Every environment's name, from `directory` or else from `environment_dirs`."""
     names = set()
-    for folder in [directory] if directory else environment_dirs():
+    for folder in [directory] if directory else environment_dirs(os.environ):
         if os.path.isdir(folder):
             names.update(n[: -len(".yml")] for n in os.listdir(folder) if n.endswith(".yml"))
     return sorted(names)
@@ -51,7 +31,7 @@ def find_environment(name, directory=None):
     """The path of environment `name`'s file (the first folder that has it), or None."""
     if not re.match(NAME, name):
         return None
-    for folder in [directory] if directory else environment_dirs():
+    for folder in [directory] if directory else environment_dirs(os.environ):
         path = os.path.join(folder, f"{name}.yml")
         if os.path.isfile(path):
             return path

@@ -18,12 +18,11 @@ holder whose lock was broken since. The lock's one-shot remote operations
 import base64
 import binascii
 import contextlib
-import json
 import math
 
 from fab import shell
 from fab.errors import LockHeld, LockLost, PreflightError
-from fab.operations import lock
+from fab.operations import lock, state
 from fab.shown import shown
 
 
@@ -59,10 +58,9 @@ class HeldLock:
         self.host.open()
         channel = self.host.connection.transport.open_session()
         channel.settimeout(timeout)
-        channel.exec_command(shell.step_command(
-            shell.remote_script("lock"),
-            [self.host.env.code_root, json.dumps(self.record),
-             shell.remote_script("state") if read_state else "", shell.remote_script("fence")]))
+        paths = self.host.paths
+        channel.exec_command(shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
+            paths, self.record, state.arguments(paths) if read_state else ())))
         answers = channel.makefile("r")
         answer = answers.readline().strip()
         if answer.startswith("acquired"):
@@ -135,8 +133,9 @@ class HeldLock:
                 except (ValueError, binascii.Error):
                     continue
                 breaker = " ".join(shown(audit).split())[:200].rstrip(":")  # a host's words: one clean line
+                paths = self.host.paths
                 return (f"the deploy lock on {self.host.name} was taken away: {breaker} "
-                        f"(fab {self.host.env.name} unlock; see log/lock-breaks.log)")
+                        f"(fab {self.host.env.name} unlock; see {paths.relative(paths.lock_breaks_log)})")
         return (f"the deploy lock on {self.host.name} was lost: its holder there ended "
                 "(the connection dropped, or it was stopped)")
 

@@ -21,14 +21,15 @@ from invoke.exceptions import CommandTimedOut
 
 from fab import hostkeys, shell, steps as batch
 from fab.errors import ConfigError, ConnectionLost, RemoteCommandFailed
+from fab.paths import Paths
 from fab.secrets import MaskedLines
 
 
 class Host:
     """One SSH connection to one host of an environment.
 
-    `paths` and `state` are filled when the fleet opens (one read of the host's
-    state), so every operation can rely on them.
+    `state` is filled when the fleet opens (one read of the host's state), so every
+    operation can rely on it and on `paths`.
     """
 
     def __init__(self, name, env, connection):
@@ -43,18 +44,22 @@ class Host:
 
     @property
     def paths(self):
-        return self.state.paths
+        """The environment's remote paths (fab.paths): absolute once the state is read;
+        before that (taking the lock, reading the state) under the code root as
+        configured, whose `~/` the remote shell expands."""
+        return self.state.paths if self.state else Paths(self.env.code_root)
 
     @property
     def address(self):
         """The network address ssh_config resolves this host to."""
         return self.connection.host
 
-    def execute(self, script, args=(), timeout=None, stream=False):
+    def execute(self, script, args=(), timeout=None, stream=False, watch=None):
         """Run a shell script (with `args` as $1...) in one round trip; return its Result
         whatever its exit code.
 
-        Output is captured, or with `stream` shown as it comes. The script never
+        Output is captured, or with `stream` shown as it comes; `watch` (a file-like
+        object, e.g. fab.steps.Reader) is given stdout as it comes. The script never
         reads stdin, and it stops when its connection closes (a timeout, an
         interrupt, a dead deployer). Raises RemoteCommandFailed on a timeout and
         ConnectionLost if the connection dropped.
@@ -65,9 +70,11 @@ class Host:
         started = time.monotonic()
         try:
             shown = {"out_stream": MaskedLines(sys.stdout), "err_stream": MaskedLines(sys.stderr)} if stream else {}
+            # invoke writes stdout into a given out_stream, hidden or not (the rest stays hidden).
+            watched = {"out_stream": watch} if watch is not None and not stream else {}
             result = self.connection.run(
                 shell.step_command(script, args), hide=not stream, warn=True,
-                in_stream=False, timeout=timeout, **shown,
+                in_stream=False, timeout=timeout, **shown, **watched,
             )
             for output in shown.values():
                 output.flush()
@@ -99,26 +106,36 @@ class Host:
             raise RemoteCommandFailed(last, output)
         return result.stdout
 
-    def run_steps(self, steps, timeout=None):
+    def run_steps(self, steps, timeout=None, on_report=None):
         """Run `steps` (fab.steps.Step) in one round trip; return their Outcomes.
 
-        Raises StepsFailed naming the step that failed, with the outcomes of
-        those done before it. The batch's time limit is its steps' together.
+        `on_report(report)` is called as each report arrives from the host (a step
+        started, a step ended well: fab.steps.Reader), in a thread of Fabric's.
+        Raises StepsFailed naming the step that failed, with the outcomes of those
+        done before it and, if the host said, its seconds. The batch's time limit
+        is its steps' together.
         """
         timeout = timeout or self.env.command_timeout * len(steps)
+        reader = batch.Reader(steps, on_report)
         try:
-            result = self.execute(batch.compose(steps), timeout=timeout)
+            result = self.execute(batch.compose(steps), timeout=timeout, watch=reader)
         except RemoteCommandFailed as error:  # cut short: name the step it cut, not the first
-            done, _ = batch.parse(steps, error.stdout)
+            reader.close()
             raise StepsFailed(str(error), batch.without_reports(str(error.output)),
-                              step=steps[min(len(done), len(steps) - 1)].name, done=done) from None
-        done, failed = batch.parse(steps, result.stdout)
+                              step=self._cut(steps, reader), done=reader.done) from None
+        reader.close()
         if result.exited != 0:
             output = result.stderr.strip()
             last = output.splitlines()[-1] if output else f"exit status {result.exited}"
-            failed = failed or steps[min(len(done), len(steps) - 1)].name
-            raise StepsFailed(last, output, step=failed, done=done)
-        return done
+            failed = reader.failed
+            raise StepsFailed(last, output, step=failed.step if failed else self._cut(steps, reader),
+                              done=reader.done, seconds=failed.seconds if failed else None)
+        return reader.done
+
+    @staticmethod
+    def _cut(steps, reader):
+        """The step a batch that ended early was in: the one begun, else the next one."""
+        return reader.running or steps[min(len(reader.done), len(steps) - 1)].name
 
     def upload(self, content, path):
         """Write `content` (text) into the existing file `path` over SFTP: the bytes
@@ -159,12 +176,14 @@ class Host:
 
 
 class StepsFailed(RemoteCommandFailed):
-    """A step of a batch failed: `step` names it, `done` holds the Outcomes before it."""
+    """A step of a batch failed: `step` names it, `done` holds the Outcomes before it,
+    `seconds` what it took on its host (None: the host did not say, it was cut short)."""
 
-    def __init__(self, message, output="", step=None, done=()):
+    def __init__(self, message, output="", step=None, done=(), seconds=None):
         super().__init__(message, output)
         self.step = step
         self.done = list(done)
+        self.seconds = seconds
 
 
 class StoppableConnection(Connection):

@@ -4,14 +4,12 @@ import getpass
 import os
 import socket
 
-#: Overrides the controller's name (a CI runner in a throwaway container, tests
-#: that play two controllers on one machine).
-CONTROLLER_VARIABLE = "FAB_CONTROLLER"
+from fab import precedence
 
 
 def controller_name():
-    """The machine the deployer runs on."""
-    return os.environ.get(CONTROLLER_VARIABLE) or socket.gethostname()
+    """The machine the deployer runs on (FAB_CONTROLLER overrides its host name)."""
+    return precedence.controller_name(os.environ, socket.gethostname)
 
 
 def who_am_i():

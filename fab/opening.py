@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 
-from fab import history, rollout
+from fab import events, history, rollout
 from fab.errors import DeployError, LockHeld
 from fab.events import stream
 from fab.fleet import Fleet
@@ -32,7 +32,7 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
     assert not (partial and lock), "a task that changes hosts needs every one of them"
     # The lock is held over the first host's fleet connection; a fleet limited to
     # other hosts opens one for it, together with the fleet's.
-    balancers = rollout.balancers_outside(env, hosts) if drains and hosts else []
+    balancers = env.topology.balancers_outside(hosts) if drains and hosts else []
     first = env.hosts[0]
     lock_host = connect(first, env) if lock and hosts and first not in [*hosts, *balancers] else None
     try:
@@ -51,6 +51,7 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
         elif not lock:
             fleet.each("state", state.read, list(fleet.connected.values()), quiet=True)
         with locked(env, lock, lock_host or fleet.connected[first], fleet) if lock else contextlib.nullcontext():
+            stream.publish(events.ReleasesRead({name: host.state.current for name, host in fleet.hosts.items()}))
             yield fleet
     finally:
         fleet.close()

@@ -28,6 +28,7 @@ from fab import releases as rel
 from fab import rollout
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
+from fab.paths import SERVICES
 from fab.snapshot import FleetSnapshot
 
 #: Commits a plan lists before it says "... N more".
@@ -272,7 +273,7 @@ def config_changes(live, new, live_release, limit=DIFF_LIMIT):
         else:
             diff = list(difflib.unified_diff(
                 live[file].splitlines(), new[file].splitlines(),
-                f"{live_release}/services/{file}", f"new/services/{file}", lineterm="", n=1))
+                f"{live_release}/{SERVICES}/{file}", f"new/{SERVICES}/{file}", lineterm="", n=1))
             shown, more = shorten(diff, limit)
             changes.append(ConfigChange(file, CHANGED, tuple(shown), more))
     return tuple(changes)

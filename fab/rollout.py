@@ -15,6 +15,7 @@ import time
 import typing
 
 from fab.waves import failure_budget, plan_waves
+from fab import events
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
@@ -80,6 +81,7 @@ class Moves:
 
         def placed(note):
             self.placed[host.name] = target.release or "nothing"
+            stream.publish(events.ReleaseChanged(host.name, target.release))
             return note
 
         return current.swap_step(host, target.release, then=placed, lock=lock)
@@ -90,12 +92,12 @@ def waves_for(fleet, hosts=None):
     rollout settings."""
     env = fleet.env
     names = [h for h in env.hosts if h in (hosts or fleet.names)]
-    settings = env.rollout
+    settings, topology = env.rollout, env.topology
     return plan_waves(
         names, settings.canary, settings.batch,
-        balanced=[h for h in names if balanced_services(env, h)],
-        last=[h for h in names if any(s.balances for s in env.services_on(h).values())],
-        services=any(env.services_on(h) for h in names),
+        balanced=topology.balanced_hosts(names),
+        last=topology.balancer_hosts(names),
+        services=any(topology.services_on(h) for h in names),
     )
 
 
@@ -103,32 +105,16 @@ def waves_for(fleet, hosts=None):
 plan = waves_for
 
 
-def balancers_outside(env, hosts):
-    """The proxy hosts not among `hosts` that balance a service running on one of them:
-    a task limited to `hosts` drains those hosts there too."""
-    outside = []
-    for proxy in env.services.values():
-        balanced = env.services.get(proxy.balances) if proxy.balances else None
-        if balanced and set(env.hosts_of(balanced.role)) & set(hosts):
-            outside += [name for name in env.hosts_of(proxy.role) if name not in hosts and name not in outside]
-    return outside
-
-
-def balanced_services(env, host):
-    """Services on `host` that a proxy balances (they are drained to restart)."""
-    balanced = {s.balances for s in env.services.values() if s.balances}
-    return [name for name in env.supervised_on(host) if name in balanced]
-
-
 def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     """Swap and restart `waves` in order so each host runs `goal[host]` (a Target).
 
     `snapshot`: the fleet as read when it opened; `built`: {host: Built} of what the
     build stage made (programs reload in place only where both releases are known
-    alike: FleetSnapshot.reloads_in_place). `finish(host, placed)`: the steps a host runs once live (`placed`: the release this task put
-    there). The last wave's hosts run them in their own go-live round trip and the
-    hosts of the waves before it (all live by then) in one of theirs meanwhile, a
-    round trip saved per host; `finish_the_others` runs them where they did not run.
+    alike: FleetSnapshot.reloads_in_place). `finish(host, placed)`: the steps a host
+    runs once live (`placed`: the release this task put there). The last wave's
+    hosts run them in their own go-live round trip and the hosts of the waves
+    before it (all live by then) in one of theirs meanwhile, a round trip saved per
+    host; `finish_the_others` runs them where they did not run.
 
     Returns the task's Moves record; hosts that failed within the failure limit are
     in its `failed` (they are back on `previous[host]`). Otherwise, on the canary
@@ -144,6 +130,7 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     try:
         for wave in waves:
             stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
+            stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             started.append(wave)
             watch = env.rollout.canary_watch if wave.canary else 0
             finishing = finish is not None and wave is waves[-1] and not watch
@@ -193,6 +180,7 @@ def restart(fleet, waves, expected, mode):
     try:
         for wave in waves:
             stream.stage(f"{wave.name}: restarting {', '.join(wave.hosts)}")
+            stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             failures = run_wave(fleet, rotation, Moves(), wave.hosts, expected, swap=False, mode=mode)
             if failures:
                 raise DeployError(f"restart failed: {describe_failures(failures)}")
@@ -236,6 +224,8 @@ def put_back(fleet, rotation, moves, host_groups, previous):
                     failures.update(failed)
                     moves.put_back.update(name for name in touched if name not in failed)
             rotation.set(rotation.drained - untouched)
+            stream.publish(events.PutBack({name: previous[name].release for group in host_groups for name in group
+                                           if name not in failures and name not in untouched}))
     except Interrupted:
         raise FleetInconsistent(
             f"interrupted again while putting hosts back; now: {where_is_what(fleet, moves)}; a host cut "
@@ -262,7 +252,7 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
     def wave_steps(host):
         target = goal[host.name]
         steps = [moves.swap_step(host, target, fleet.lock)] if swap else []
-        if env.services_on(host.name):
+        if env.topology.services_on(host.name):
             steps.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
             steps.append(health.check_step(host, target.release, target.commit, ports=target.ports))
@@ -297,8 +287,8 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
 def in_place_reloads(host, moves, target):
     """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`:
     FleetSnapshot.reloads_in_place, from the host as read and what the build made."""
-    env = host.env
-    reloadable = {env.program_name(name) for name, service in env.supervised_on(host.name).items()
+    topology = host.env.topology
+    reloadable = {topology.program_name(name) for name, service in topology.supervised_on(host.name).items()
                   if service.restart == "reload"}
     built = moves.built.get(host.name)
     venvs, configs = ({built.release: built.venv}, {built.release: built.configs}) if built else ({}, {})
@@ -308,11 +298,11 @@ def in_place_reloads(host, moves, target):
 
 def needs_drain(env, host, mode, reloads=()):
     """A host behind a proxy is drained unless every balanced program reloads in place."""
-    balanced = balanced_services(env, host.name)
+    balanced = env.topology.balanced_services(host.name)
     if not balanced:
         return False
     if mode == "all":
-        return any(env.program_name(name) not in reloads for name in balanced)
+        return any(env.topology.program_name(name) not in reloads for name in balanced)
     return not supervisor.reloads_in_place(host, mode)
 
 
@@ -326,10 +316,10 @@ def restart_step(rotation, host, mode, target, reloads=()):
     then port services (proxies get their upstream list first)."""
     env = host.env
     parts = []
-    if env.supervised_on(host.name):
+    if env.topology.supervised_on(host.name):
         parts.append(supervisor.restart(host, mode, expect_programs=bool(target.release), reloads=reloads))
-    if env.port_services_on(host.name) and target.release:
-        for name, service in env.port_services_on(host.name).items():
+    if env.topology.port_services_on(host.name) and target.release:
+        for name, service in env.topology.port_services_on(host.name).items():
             if service.balances:
                 parts.append(proxy_ops.upstream_script(
                     host, name, service, rotation.backends(service.balances), reload=False))

@@ -34,7 +34,7 @@ class Rotation:
         env = self.fleet.env
         service = env.services[service_name]
         return [(self.fleet.address_of(name), self.listening.get(name, {}).get(service_name, service.port))
-                for name in env.hosts_of(service.role)]
+                for name in env.topology.hosts_of(service.role)]
 
     def set(self, drained):
         drained = set(drained)

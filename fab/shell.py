@@ -39,6 +39,17 @@ def remote_script(name):
         return handle.read()
 
 
+def script_command(name, *args):
+    """The one-line command that runs fab/remote/<name>.sh with `args` as $1..."""
+    return command("bash", "-c", remote_script(name), name, *args)
+
+
+def exec_script(name, *args):
+    """A step's last command: fab/remote/<name>.sh run with `args` in place of the
+    step's own shell (exec), so the script costs no process more than inline shell."""
+    return "exec " + script_command(name, *args)
+
+
 def step_command(text, args=()):
     """The command that runs script `text` with `args` ($1...) as one step on a host.
 

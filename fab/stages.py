@@ -39,7 +39,7 @@ def choose_release(fleet, snapshot, commit, ref, doing="deploying", resume=False
     """The release a deploy (or preindex_views) goes on with, said in one line: the
     unfinished one `resume` continues, the one preindex_views prepared for `commit`,
     or a new one (fab.decide.choose_release)."""
-    chosen = decide.choose_release(snapshot, commit, ref, who_am_i(), rel.utcnow(), fleet.env.service_ports(),
+    chosen = decide.choose_release(snapshot, commit, ref, who_am_i(), rel.utcnow(), fleet.env.topology.service_ports(),
                                    resume)
     meta = chosen.meta
     if chosen.source == decide.RESUMED:
@@ -99,7 +99,7 @@ def build(fleet, meta):
 
     def check(host):
         return build_ops.preswap_check(host, meta.name,
-                                       [env.program_name(s) for s in env.supervised_on(host.name)])
+                                       [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.

@@ -5,10 +5,12 @@ the code, link the venv, render service configs, check, swap, restart, probe),
 and each SSH round trip costs about as much as the step itself. So steps that
 follow each other on a host are composed into one remote script: each still
 runs in its own subshell under `set -e`, in its own directory, once per release
-where it has a marker, and reports its own outcome, duration and note (its last
-output line) on a line of its own. The first failure stops the script with that
-step's own output, so the deployer reports exactly which step failed and why,
-as it would for a step run alone.
+where it has a marker, and reports on lines of its own that it started, then its
+outcome, duration and note (its last output line). The report lines are read as
+they arrive (`Reader`), so a step is shown as it runs on its host, with the times
+the host measured. The first failure stops the script with that step's own
+output, so the deployer reports exactly which step failed and why, as it would
+for a step run alone.
 """
 import dataclasses
 import re
@@ -43,8 +45,16 @@ class Step:
 
 
 @dataclasses.dataclass(frozen=True)
+class Started:
+    """A step of the batch began on its host."""
+
+    step: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What one step of a batch did: ok or skipped, its note and its seconds."""
+    """What one step of a batch did: ok, skipped or failed, its note and the seconds
+    it took on its host."""
 
     step: str
     outcome: str
@@ -87,6 +97,7 @@ fab_last_line() {
 """
 
 _RUN = r"""fab_started=${EPOCHREALTIME:-$(date +%s.%N)}
+fab_report started @NAME@ "$fab_started" "$fab_started" ''
 ( set -e; cd @CWD@
 @BODY@
 ) >"$fab_dir/out" 2>"$fab_dir/err" </dev/null
@@ -103,31 +114,88 @@ fab_report ok @NAME@ "$fab_started" "$fab_ended" "$fab_note"
 """
 
 
-def parse(steps, output):
-    """([Outcome] of the steps that finished, name of the step that failed or None)."""
-    by_name = {step.name: step for step in steps}
-    done, failed = [], None
-    for line in output.split("\n"):  # only newlines: a note may hold any other byte
-        if not line.startswith(REPORT + " "):
-            continue
-        fields = line.split(" ", 5)
-        # Host output: a report line that is not one of ours (too short, another step's
-        # name, no times) is not believed, and breaks nothing.
-        if len(fields) < 5 or fields[2] not in by_name:
-            continue
-        outcome, name = fields[1], fields[2]
+class Reader:
+    """Reads a batch's output as it arrives, in pieces of any size (a file-like object:
+    Fabric writes the host's stdout into it), and hands each report to
+    `on_report(report)` as soon as its line is whole: Started, then an Outcome.
+
+    Host output: a report line that is not one of ours (too short, another step's
+    name, no times) is not believed, and breaks nothing. A report of the host's that
+    `on_report` (or a step's `then`) cannot take is raised by `close`, not into the
+    thread that writes.
+    """
+
+    def __init__(self, steps, on_report=None):
+        self._steps = {step.name: step for step in steps}
+        self._on_report = on_report or (lambda report: None)
+        self._partial = ""
+        self._error = None
+        #: The Outcomes of the steps that ended well (ok or skipped), in order.
+        self.done = []
+        #: The Outcome of the step the host said failed, if it said so.
+        self.failed = None
+        #: The name of the step begun and not ended, if any (the one a cut stops).
+        self.running = None
+
+    def write(self, text):
+        # Only newlines end a line: a note may hold any other byte.
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        """The output ended: read its last line, even without a newline."""
+        partial, self._partial = self._partial, ""
+        if partial:
+            self._line(partial)
+        if self._error is not None:
+            raise self._error
+
+    def _line(self, line):
+        if self._error is not None or not line.startswith(REPORT + " "):
+            return
+        try:
+            report = self._report(line.split(" ", 5))
+            if report is not None:
+                self._on_report(report)
+        except Exception as error:  # noqa: BLE001 - raised by close, in the caller's thread
+            self._error = error
+
+    def _report(self, fields):
+        if len(fields) < 5 or fields[2] not in self._steps:
+            return None
+        kind, name = fields[1], fields[2]
+        if kind == "started":
+            self.running = name
+            return Started(name)
         try:
             seconds = max(0.0, _seconds(fields[4]) - _seconds(fields[3]))
         except ValueError:
             seconds = 0.0
+        self.running = None
+        if kind == "failed":
+            self.failed = Outcome(name, kind, "", seconds)
+            return self.failed
         last_line = fields[5].strip() if len(fields) > 5 else ""
-        if outcome == "failed":
-            failed = name
-            continue
-        step = by_name[name]
-        note = "skipped (already done)" if outcome == "skipped" else step.note(last_line)
-        done.append(Outcome(name, outcome, note, seconds))
-    return done, failed
+        skipped = kind == "skipped"
+        note = "skipped (already done)" if skipped else self._steps[name].note(last_line)
+        outcome = Outcome(name, "skipped" if skipped else "ok", note, seconds)
+        self.done.append(outcome)
+        return outcome
+
+
+def parse(steps, output):
+    """([Outcome] of the steps that finished, name of the step that failed or None)
+    from a batch's whole output."""
+    reader = Reader(steps)
+    reader.write(output)
+    reader.close()
+    return reader.done, reader.failed.step if reader.failed else None
 
 
 def without_reports(output):

@@ -2,6 +2,7 @@
 hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words."""
 import shlex
 
+from fab import precedence
 from fab.errors import UsageError
 
 
@@ -12,7 +13,7 @@ def limited_hosts(env, hosts):
     chosen = []
     for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
         if word in env.roles:
-            chosen.extend(env.hosts_of(word))
+            chosen.extend(env.topology.hosts_of(word))
         elif word in env.hosts:
             chosen.append(word)
         else:
@@ -29,7 +30,7 @@ def manage_hosts(env, host, role, all_hosts):
         if host not in env.hosts:
             raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
         return [host]
-    candidates = env.hosts_of(role or env.manage.role)
+    candidates = env.topology.hosts_of(precedence.manage_role(role, env))
     return candidates if all_hosts else candidates[:1]
 
 

@@ -24,7 +24,7 @@ fabfile.py does, and so does the one in an application's repository.
 from fabric import task
 from invoke import Exit, Task
 
-from fab import entry, events, hooks, releases as rel
+from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
 from fab import decide, rollout, stages
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
@@ -33,6 +33,7 @@ from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, supervisor
 from fab.operations import manage as manage_ops
+from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
@@ -61,7 +62,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     env = selected_environment(c)
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
-    ref = rev or env.app.branch
+    ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
@@ -133,12 +134,13 @@ def clean_releases(c, plan=False):
 def hotfix_deploy(c, commit=""):
     """Put new code into the current release; restart."""
     env = selected_environment(c)
-    new_commit = code.resolve_commit(env.app.repo, commit or env.app.branch)
+    ref = precedence.git_ref(commit, env)
+    new_commit = code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
         live, meta = snapshot.live()
-        stream.publish(events.ReleaseChosen(live, new_commit, commit or env.app.branch, previous=live))
+        stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
@@ -159,8 +161,8 @@ def setup_release(c, keep_days=0):
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="setup_release") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-        meta = decide.new_release(snapshot, commit, env.app.branch, who_am_i(), rel.utcnow(), env.service_ports(),
-                                  private=True, keep_days=days)
+        meta = decide.new_release(snapshot, commit, env.app.branch, who_am_i(), rel.utcnow(),
+                                  env.topology.service_ports(), private=True, keep_days=days)
         context = stages.announce(fleet, snapshot, "setup_release", meta)
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
         with stages.unchanged_on_failure(fleet, meta):
@@ -231,8 +233,9 @@ def unlock(c):
         print(f"{env.name} was not locked" if claim is None else f"no lock on {env.hosts[0]}")
         return
     holder, generation = removed
-    print(safe_to_show(f"stopped the lock holder {lock.describe(holder)}; recorded in log/lock-breaks.log "
-                       f"on {env.hosts[0]}"))
+    paths = Paths(env.code_root)
+    print(safe_to_show(f"stopped the lock holder {lock.describe(holder)}; recorded in "
+                       f"{paths.relative(paths.lock_breaks_log)} on {env.hosts[0]}"))
     fence_the_broken_holder(env, generation)
 
 
@@ -265,7 +268,7 @@ def set_supervisor_config(c):
         context = stages.hook_context(fleet, snapshot, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        ports = env.service_ports()  # what the configs were rendered with just now
+        ports = env.topology.service_ports()  # what the configs were rendered with just now
         stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
         stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
@@ -291,7 +294,7 @@ def supervisorctl(c, command="status"):
     """Run supervisorctl on every host with services."""
     env = selected_environment(c)
     words = split_command(command)
-    hosts = [name for name in env.hosts if env.supervised_on(name)]
+    hosts = [name for name in env.hosts if env.topology.supervised_on(name)]
     with open_fleet(env, hosts=hosts) as fleet:
         outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
     for name in hosts:
@@ -328,11 +331,11 @@ def manage(c, command, host="", role="", all_hosts=False):
 
 def on_pillows(env, operation):
     """Run `operation(host, programs)` on every host of the pillow role."""
-    hosts = [name for name in env.hosts if env.pillows_on(name)]
+    hosts = [name for name in env.hosts if env.topology.pillows_on(name)]
     if not hosts:
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("pillows", lambda host: operation(host, env.pillows_on(host.name)))
+        fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
 
 
 # --- the dry run -----------------------------------------------------------------

@@ -81,7 +81,7 @@ def check(template_dirs, template, context):
 
 def service_context(env, paths, host, service_name, service, release_name):
     """What a service template gets; `host` is {name, address, cpus}."""
-    program = env.program_name(service_name)
+    program = env.topology.program_name(service_name)
     context = dict(
         env={"name": env.name, "code_root": paths.code_root},
         host=host,

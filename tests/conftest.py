@@ -83,11 +83,11 @@ class DeployEnv:
             "ssh_config": self.spec.ssh_config,
             "roles": {"webworkers": ["web1", "web2"], "pillowtop": ["pillow1"]},
             "python": "/usr/bin/python3",
-            "virtualenv": f"{sandbox.TOOLS}/bin/virtualenv",
+            "virtualenv": f"{sandbox.tools.TOOLS}/bin/virtualenv",
             "requirements": ["requirements.txt"],
-            "pip_args": ["--no-index", "--find-links", sandbox.WHEELHOUSE],
+            "pip_args": ["--no-index", "--find-links", sandbox.tools.WHEELHOUSE],
             "keep_releases": 3,
-            "supervisorctl": f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
+            "supervisorctl": f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
             "services": {
                 "web": {
                     "role": "webworkers",
@@ -129,7 +129,7 @@ class DeployEnv:
         return run_fab(self.name, *args, environments=self.directory, timeout=timeout, environ=environ)
 
     def commit(self, path, content, message="change"):
-        return sandbox.commit_app_change(self.spec, path, content, message)
+        return sandbox.tools.commit_app_change(self.spec, path, content, message)
 
     @contextlib.contextmanager
     def unhealthy_app(self, status):
@@ -147,7 +147,7 @@ class DeployEnv:
             self.commit("app.py", app, "repair /health")
 
     def head(self):
-        return sandbox.git("rev-parse", "HEAD", cwd=self.spec.app_workdir)
+        return sandbox.tools.git("rev-parse", "HEAD", cwd=self.spec.app_workdir)
 
     # -- looking at the hosts, as a user would -------------------------------
 
@@ -185,7 +185,7 @@ class DeployEnv:
             return json.loads(response.read().decode())
 
     def program_status(self, host):
-        out = self.remote(host, f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status", check=False)
+        out = self.remote(host, f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status", check=False)
         return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
     def remove_from_hosts(self):
@@ -224,7 +224,7 @@ class DeployEnv:
                   find ~/{self.code_root_rel} -mindepth 1 -maxdepth 1 ! -name venvs ! -name git-cache -exec rm -rf {{}} +
                 fi
                 rm -rf ~/.config/pip
-                {sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null
+                {sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null
             """), check=False)
 
 

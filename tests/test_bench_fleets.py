@@ -5,7 +5,7 @@ import ipaddress
 import os
 
 from fab import PROJECT_ROOT, sandbox
-from fab.config import Environment
+from fab.settings import Environment
 
 _spec = importlib.util.spec_from_file_location("bench_fleets", os.path.join(PROJECT_ROOT, "bench", "fleets.py"))
 fleets = importlib.util.module_from_spec(_spec)

@@ -29,9 +29,9 @@ def test_valid_environment(tmp_path):
     env = load_environment("prod", write(tmp_path, VALID))
     assert env.name == "prod" and env.keep_releases == 3
     assert env.hosts == ["web1", "web2", "pillow1"]
-    assert env.roles_of("web2") == ["webworkers", "pillowtop"]
-    assert list(env.services_on("pillow1")) == []
-    assert env.program_name("web") == "prod-web"
+    assert env.topology.roles_of("web2") == ["webworkers", "pillowtop"]
+    assert list(env.topology.services_on("pillow1")) == []
+    assert env.topology.program_name("web") == "prod-web"
     assert available_environments(str(tmp_path)) == ["prod"]
 
 
@@ -70,7 +70,7 @@ def test_unknown_environment_lists_known_ones(tmp_path):
 def test_unknown_role_lookup(tmp_path):
     env = load_environment("prod", write(tmp_path, VALID))
     with pytest.raises(ConfigError, match="unknown role 'celery'"):
-        env.hosts_of("celery")
+        env.topology.hosts_of("celery")
 
 
 # --- an application's own deploy folder ----------------------------------------

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import hashlib
 import http.server
-import json
 import os
 import re
 import secrets as random_secrets
@@ -134,7 +133,7 @@ def serving(tmp_path, spec):
     """The credential server on a copy of the sample app's repository, in a thread."""
     repo = str(tmp_path / "served" / "app.git")
     subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
-    server = CredentialServer(os.path.realpath(repo), sandbox.WHEELHOUSE)
+    server = CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -224,7 +223,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
             manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
-            **({"uv": os.path.join(sandbox.TOOLS, "bin", "uv")} if builder == "uv" else {}))
+            **({"uv": os.path.join(sandbox.tools.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
         cache = f"$HOME/{env.code_root_rel}/git-cache"
         env.remote("web1", f"git clone --quiet --mirror {env.spec.app_repo} {cache} && "
@@ -282,11 +281,10 @@ def test_no_step_script_carries_a_credential():
     )
     paths = Paths("/home/deploy/www/app")
     host = SimpleNamespace(env=env, paths=paths, state=SimpleNamespace(venvs={}))
-    scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body,
-               virtualenv.key_command(env)]
+    scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body]
     for script in scripts:
         assert TOKEN not in script and INDEX_PASSWORD not in script
-        assert "set -a; . /home/deploy/www/app/.deploy-credentials; set +a" in script or script is scripts[2]
+        assert "set -a; . /home/deploy/www/app/.deploy-credentials; set +a" in script
     assert "https://git.example.com/app.git" in scripts[0]
     assert ("--no-cache-dir -i https://pypi.example.com/simple --extra-index-url=https://more.example.com/simple "
             "--extra-index-url https://public.example.com/simple --find-links /srv/wheels") in scripts[1]

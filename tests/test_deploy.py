@@ -1,5 +1,4 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
-import json
 import os
 import pathlib
 import shlex
@@ -9,7 +8,9 @@ import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
 from fab import sandbox
+from fab.operations import lock
 from fab.outputs.plain import step_notes
+from fab.paths import Paths
 
 
 def live_release(env):
@@ -78,7 +79,7 @@ def test_uv_builds_the_venv_where_the_host_has_it_and_virtualenv_with_pip_elsewh
         for host in env.hosts:
             assert built_with(result.stdout, host).endswith("with virtualenv + pip"), result.stdout
 
-        env.write_config(uv=os.path.join(sandbox.TOOLS, "bin", "uv"))
+        env.write_config(uv=os.path.join(sandbox.tools.TOOLS, "bin", "uv"))
         new_commit = env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: uv")
         result = assert_ok(env.fab("deploy"))
         for host in env.hosts:
@@ -160,7 +161,7 @@ def test_a_hung_lock_holder_is_named_and_can_be_stopped_with_an_audit_line(deplo
         script = handle.read()
     holder = subprocess.Popen(
         ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", script, "lock", env.code_root("web1"), json.dumps(record)])],
+         shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().startswith("acquired ")

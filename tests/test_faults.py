@@ -12,6 +12,7 @@ say so by touching a `...-started` file; the test app exits at start or answers
 machine, so the test reads and writes them directly.)
 """
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -438,6 +439,45 @@ def test_a_host_failing_within_the_failure_limit_goes_back_while_the_others_stay
     assert_ok(env.fab("deploy"))
     assert set(currents(env).values()) == {env.current("web1")}
     assert set(served_commits(env).values()) == {new_commit}
+
+
+def test_a_failing_canary_is_shown_as_it_happened(faulty_env, tmp_path):
+    """The canary's health check fails: the JSON summary shows the step the canary
+    was really in while it polled (health, for about the check's timeout, not the
+    swap, not 0.0 s), and the release each host is on after the task: the canary
+    put back, the others never moved."""
+    from test_outputs import validate
+
+    env = faulty_env
+    old_release = env.current("web1")
+    new_commit = env.commit("NEWS.txt", "the canary cannot serve this one\n", "a release the canary fails")
+    touch(env, "web1", "fault-unhealthy", new_commit)
+    summary = tmp_path / "summary.json"
+    try:
+        result = env.fab("deploy", environ={"FAB_JSON": str(summary)})
+    finally:
+        os.remove(marker(env, "web1", "fault-unhealthy"))
+    assert result.returncode == 1 and "the canary failed" in result.stderr, result.stderr
+    doc = validate(json.loads(summary.read_text()))
+
+    steps = doc["hosts"]["web1"]["steps"]
+    failed = [step for step in steps if step["outcome"] == "failed"]
+    assert [step["step"] for step in failed] == ["health"], steps
+    health = failed[0]
+    timeout = FAULTY_CONFIG["service_settings"]["web"]["health_check"]["timeout"]
+    polled = at(health["finished_at"]) - at(health["started_at"])
+    assert timeout - 0.5 <= health["seconds"] <= timeout + 5 and abs(polled - health["seconds"]) < 1.5, health
+    before = steps[steps.index(health) - 1]
+    assert before["step"] == "restart" and at(before["finished_at"]) <= at(health["started_at"])
+
+    assert {host: (entry["release"], entry["outcome"]) for host, entry in doc["hosts"].items()} == {
+        "web1": (old_release, "put back"), "web2": (old_release, "ok"), "pillow1": (old_release, "ok"),
+        "proxy1": (old_release, "ok")}
+    assert set(currents(env).values()) == {old_release}
+
+
+def at(timestamp):
+    return datetime.datetime.fromisoformat(timestamp).timestamp()
 
 
 def test_releases_shows_the_hosts_it_can_read_while_one_is_down(deploy_env):

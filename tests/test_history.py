@@ -184,8 +184,9 @@ def test_a_killed_deploy_leaves_an_interrupted_row(deploy_env, go_signal):
     deploy = start_fab(env, "deploy")
     store = open_store(os.environ["FAB_HISTORY_URL"], env.name)
     deadline = time.monotonic() + WAIT_SECONDS
-    # Each host's build is one round trip: its first step is recorded as it starts.
-    while not any(s["step"] == "release" for s in steps_of_newest(store, env)):
+    # Each host's build is one round trip, and each of its steps is recorded as it starts
+    # there: web1's pre-swap check, waiting for the go signal, is recorded running.
+    while not any((s["host"], s["step"]) == ("web1", "check") for s in steps_of_newest(store, env)):
         assert time.monotonic() < deadline and deploy.poll() is None, deploy.seen
         time.sleep(0.05)
     os.kill(deploy.pid, signal.SIGKILL)
@@ -197,7 +198,8 @@ def test_a_killed_deploy_leaves_an_interrupted_row(deploy_env, go_signal):
     log = assert_ok(env.fab("deploy_log")).stdout.splitlines()
     assert any(line.endswith("== deploying main at " + env.head()[:12] + " as release " + killed["release"])
                for line in log), log
-    assert any(re.match(r"  web1 +release +interrupted", line) for line in log), log
+    assert any(re.match(r"  web1 +release +ok", line) for line in log), log
+    assert any(re.match(r"  web1 +check +interrupted", line) for line in log), log
     assert "deploy interrupted" in log[-1] and "its controller stopped answering" in log[-1]
 
 

@@ -5,10 +5,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fab.config import HistorySettings
+from fab.settings import HistorySettings
 from fab.history import chunks, liveness, views
 from fab.history.errors import StoreUnavailable
-from fab.history.urls import default_sqlite_path, mask_secrets, mask_url, store_url
+from fab.history.urls import mask_secrets, mask_url, store_url
+from fab.precedence import default_sqlite_path
 
 
 @pytest.mark.parametrize("url,shown", [

@@ -20,6 +20,7 @@ from fab import shell, steps
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import code, lock, plan_facts, state
 from fab.outputs.summary import SCHEMA_PATH
+from fab.paths import Paths
 from fab.outputs.tables import releases_tables
 from fab.releases import ReleaseMeta
 
@@ -118,7 +119,7 @@ def hostile_state():
               "release ../../x", meta_line("../../x", good_meta("../../x")), "release --output=x",
               "venv 2026-11-20_03.00.00 ../../../etc", "venv 2026-11-21_03.00.00 0123456789abcdef",
               "conf 2026-11-21_03.00.00 --output=x prod-web.conf", "step 2026-11-21_03.00.00 ../../x",
-              "cpus many"]
+              "cpus many", "venvdir ../../etc", "venvdir 0123456789abcdef", "venvdir -rf"]
     return "\n".join(lines)
 
 
@@ -128,6 +129,8 @@ def test_a_hostile_state_is_read_as_data_and_each_refusal_said_in_one_line():
     assert parsed.releases[NEW].status == rel.UNREADABLE and parsed.releases[NEW].meta is None
     assert "is not 40 hex digits" in parsed.releases[NEW].unreadable
     assert parsed.venvs == {LIVE: "0123456789abcdef"}
+    assert parsed.venv_links_unknown == {OLD}  # its link's key is no key: cleanup deletes no venv
+    assert parsed.venv_dirs == {"0123456789abcdef"}
     assert parsed.configs[LIVE] == {} and parsed.steps[LIVE] == set() and parsed.cpus == 4
     assert all("\n" not in line for line in parsed.problems)
     assert sum(NEW in line and "unreadable" in line for line in parsed.problems) == 1
@@ -151,7 +154,8 @@ def test_a_state_without_a_usable_home_is_one_unreadable_error(home):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["home", "cpus", "current", "release", "meta", "conf", "venv", "step", "x"])
+@given(st.lists(st.sampled_from(["home", "cpus", "current", "release", "meta", "conf", "venv", "venvdir", "step",
+                                  "x"])
                 .flatmap(lambda kind: st.text(max_size=30).map(lambda rest: f"{kind} {rest}")), max_size=12))
 def test_any_state_output_reads_or_is_one_unreadable_error(lines):
     try:
@@ -160,7 +164,7 @@ def test_any_state_output_reads_or_is_one_unreadable_error(lines):
         return
     for name in [*parsed.releases, *([parsed.current] if parsed.current else [])]:
         assert values.RELEASE_NAME.fullmatch(name)
-    assert all(values.hex_digest(key, "k") for key in parsed.venvs.values())
+    assert all(values.hex_digest(key, "k") for key in [*parsed.venvs.values(), *parsed.venv_dirs])
 
 
 def test_an_unreadable_release_is_never_a_target_and_cleanup_leaves_it():
@@ -294,11 +298,8 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
 
     host = types.SimpleNamespace(
         env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"], pip_args=[]),
-        paths=types.SimpleNamespace(git_cache=str(tmp_path / "git-cache"), shared=str(tmp_path / "shared"),
-                                    code_root=str(tmp_path),
-                                    release=lambda name: str(release)),
-        run=run)
-    run(shell.script(code._update_cache(host, commits[1]), code._export(host, commits[1], str(release))))
+        paths=Paths(str(tmp_path)), run=run)
+    run(shell.script(code._checkout(host, "export", commits[1], LIVE)))
     for hostile in hostile_revisions(marker):
         for old, new in ((hostile, commits[1]), (commits[0], hostile)):
             try:  # a diff of a revision that is no commit fails; what the hotfix does then is its own
@@ -306,6 +307,6 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
             except RuntimeError:
                 pass
             with pytest.raises(RuntimeError):
-                run(shell.script(code._export(host, hostile, str(release))))
+                run(shell.script(code._checkout(host, "export", hostile, LIVE)))
         assert not marker.exists(), hostile
     assert (release / "gone0.txt").exists()  # nothing deleted on a hostile commit's word

@@ -20,7 +20,7 @@ from fabric import Config, Connection
 
 from conftest import RUN_ID, assert_one_line_error, run_fab
 from fab import events, hostkeys, sandbox
-from fab.config import Environment
+from fab.settings import Environment
 from fab.errors import ConfigError
 from fab.hosts import connect, describe_error
 
@@ -263,7 +263,7 @@ def write_ssh_config(directory, spec, strict, jump_for=(), **extra):
     hosts in `jump_for` are reached through `jump`."""
     blocks = []
     for alias, address in spec.hosts.items():
-        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {sandbox.SSH_PORT}",
+        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {sandbox.daemons.SSH_PORT}",
                  f"  User {spec.user(alias)}", f"  IdentityFile {spec.identity}",
                  "  IdentitiesOnly yes", f"  UserKnownHostsFile {directory}/known_hosts",
                  "  GlobalKnownHostsFile none", f"  StrictHostKeyChecking {strict}"]

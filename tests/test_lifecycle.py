@@ -263,8 +263,8 @@ def test_deploy_a_given_revision(deploy_env):
     assert f"deploying {c1} at {c1[:12]}" in result.stdout
     assert set(served_commits(env).values()) == {c1}
     assert env.meta("web1", third)["commit"] == c1
-    sandbox.git("tag", "-f", "fabtest-tag", c2, cwd=env.spec.app_workdir)
-    sandbox.git("push", "-q", "-f", "origin", "fabtest-tag", cwd=env.spec.app_workdir)
+    sandbox.tools.git("tag", "-f", "fabtest-tag", c2, cwd=env.spec.app_workdir)
+    sandbox.tools.git("push", "-q", "-f", "origin", "fabtest-tag", cwd=env.spec.app_workdir)
     assert_ok(env.fab("deploy", "--rev", "fabtest-tag"))
     assert set(served_commits(env).values()) == {c2}
     assert_one_line_error(env.fab("deploy:rev=no-such-tag"), "'no-such-tag' does not exist")

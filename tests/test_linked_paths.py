@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_ok, assert_one_line_error
 from fab import sandbox, shell
 from fab.errors import RemoteCommandFailed
-from fab.operations import code, shared
+from fab.operations import code
 from fab.paths import Paths
 from test_lifecycle import deploy_new_commit, served_commits
 
@@ -118,15 +118,15 @@ def commit_files(work, files, remove=()):
         os.remove(os.path.join(work, name))
     for name, content in files.items():
         write(os.path.join(work, name), content)
-    sandbox.git("add", "-A", cwd=work)
-    sandbox.git("commit", "-q", "-m", "change", cwd=work)
-    return sandbox.git("rev-parse", "HEAD", cwd=work)
+    sandbox.tools.git("add", "-A", cwd=work)
+    sandbox.tools.git("commit", "-q", "-m", "change", cwd=work)
+    return sandbox.tools.git("rev-parse", "HEAD", cwd=work)
 
 
 def test_a_hotfix_neither_writes_nor_deletes_at_linked_paths_and_reads_their_names_literally(tmp_path):
     work = tmp_path / "app"
     work.mkdir()
-    sandbox.git("init", "-q", cwd=work)
+    sandbox.tools.git("init", "-q", cwd=work)
     # A hotfix leaves out the release's links into shared/, whatever the environment
     # file says now. "up[1]" read as a glob would match the file "up1" (code), not itself.
     host = LocalHost(tmp_path / "root", str(work))

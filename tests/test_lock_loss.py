@@ -19,6 +19,8 @@ import pytest
 
 from conftest import FAB, PROJECT_ROOT, assert_ok, assert_one_line_error
 from fab import shell
+from fab.operations import lock
+from fab.paths import Paths
 from fab.history import claims
 from fab.history.store import open_store
 from test_faults import (  # noqa: F401 - faulty_env is a fixture
@@ -138,9 +140,8 @@ def test_unlock_stops_nothing_but_the_lock_holder_whatever_the_owner_record_says
     assert_ok(env.fab("deploy"))
     # A deploy holds the lock (its lock script, over ssh as a deployer runs it) ...
     holder = subprocess.Popen(
-        ["ssh", "-F", env.spec.ssh_config, "web1", shell.step_command(shell.remote_script("lock"), [
-            env.code_root("web1"), json.dumps({"owner": "someone@elsewhere", "task": "deploy"}), "",
-            shell.remote_script("fence")])],
+        ["ssh", "-F", env.spec.ssh_config, "web1", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
+            Paths(env.code_root("web1")), {"owner": "someone@elsewhere", "task": "deploy"}))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     home = os.stat(env.spec.home("web1"))
     # ... and the app, as the deploy user, points the owner record at one of its own processes.

@@ -9,15 +9,17 @@ import pytest
 from fab import shell
 from fab.held_lock import released_ago
 from fab.held_lock import STATE_LEEWAY, may_predate_release
+from fab.operations import lock, state
+from fab.paths import Paths
 
 
-def hold(root, state=""):
+def hold(root, read_state=False):
     """Start a holder as the deployer does (step.sh, our pipe as its stdin); return it
     and its first answer line."""
+    paths = Paths(str(root))
     holder = subprocess.Popen(
-        ["bash", "-c", shell.step_command(shell.remote_script("lock"),
-                                          [str(root), json.dumps({"owner": "tester"}), state,
-                                           shell.remote_script("fence")])],
+        ["bash", "-c", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
+            paths, {"owner": "tester"}, state.arguments(paths) if read_state else ()))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return holder, holder.stdout.readline().split()
 
@@ -62,7 +64,7 @@ def test_a_holder_stopped_without_a_trace_reads_as_just_now(tmp_path):
 
 def test_the_lock_host_state_comes_in_the_same_answer(tmp_path):
     (tmp_path / "releases" / "2026-01-01_00.00.00").mkdir(parents=True)
-    holder, answer = hold(tmp_path, shell.remote_script("state"))
+    holder, answer = hold(tmp_path, read_state=True)
     try:
         assert answer[0] == "acquired"
         lines = []

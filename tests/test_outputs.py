@@ -3,11 +3,13 @@ summary and the `releases` listing; first from events alone, then on the real fl
 import io
 import json
 import os
+import re
 import sys
 import time
 
 import jsonschema
 import pytest
+from hypothesis import given, settings, strategies as st
 from rich.console import Console
 
 from conftest import assert_ok
@@ -15,8 +17,8 @@ from fab import events as ev
 from fab import releases as rel
 from fab.cli import translate
 from fab.errors import DeployError, FleetInconsistent, LockHeld, StepFailed, UsageError
-from fab.outputs import LIVE, PLAIN, STDOUT, attach, choose
-from fab.outputs.live import LiveView
+from fab.outputs import attach
+from fab.outputs.live import HostGroup, LiveView, merged_across_waves, names_within
 from fab.outputs.plain import PlainLines, plain_console, step_notes
 from fab.outputs.summary import SCHEMA_PATH, document
 from fab.outputs.record import TaskRecord
@@ -24,6 +26,7 @@ from test_deploy import live_release
 
 HOSTS = ("web1", "web2", "pillow1", "proxy1")
 RELEASE, COMMIT = "2026-11-22_03.00.00", "c0ffee" * 6 + "abcd"
+PREVIOUS = "2026-11-21_03.00.00"
 
 with open(SCHEMA_PATH) as _handle:
     SCHEMA = json.load(_handle)
@@ -51,8 +54,9 @@ def a_failed_deploy():
     happened += step("web1", "lock", note="acquired")
     for host in HOSTS:
         happened += step(host, "state", quiet=True, seconds=0.1)
+    happened.append(ev.ReleasesRead({host: PREVIOUS for host in HOSTS}, at=at))
     happened.append(ev.Stage(f"deploying main at {COMMIT[:12]} as release {RELEASE}", at=at))
-    happened.append(ev.ReleaseChosen(RELEASE, COMMIT, "main", previous=None, at=at))
+    happened.append(ev.ReleaseChosen(RELEASE, COMMIT, "main", previous=PREVIOUS, at=at))
     for host in HOSTS:
         happened += step(host, "release", note="created")
         happened += step(host, "virtualenv", ev.SKIPPED if host == "proxy1" else ev.OK,
@@ -71,27 +75,6 @@ def a_failed_deploy():
 
 
 # --- choosing the outputs -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("environ,json_flag,stdout_tty,stderr_tty,expected", [
-    ({}, False, True, True, (LIVE, False, None)),
-    ({"CI": "true"}, False, True, True, (PLAIN, False, None)),
-    ({"CI": "false"}, False, True, True, (LIVE, False, None)),
-    ({}, False, False, True, (PLAIN, False, None)),
-    ({"TERM": "dumb"}, False, True, True, (PLAIN, False, None)),
-    ({"FAB_OUTPUT": "plain"}, False, True, True, (PLAIN, False, None)),
-    ({"FAB_OUTPUT": "live", "CI": "1"}, False, False, False, (LIVE, False, None)),
-    # JSON on stdout: people read stderr, live if that is a terminal.
-    ({}, True, False, True, (LIVE, True, STDOUT)),
-    ({"FAB_JSON": "1"}, False, True, False, (PLAIN, True, STDOUT)),
-    ({"FAB_JSON": "no"}, False, True, True, (LIVE, False, None)),
-    ({"FAB_JSON": "summary.json", "CI": "true"}, False, False, False, (PLAIN, False, "summary.json")),
-    ({"FAB_JSON": "summary.json"}, True, False, False, (PLAIN, True, STDOUT)),  # the flag wins
-])
-def test_choose(environ, json_flag, stdout_tty, stderr_tty, expected):
-    choice = choose(environ, json_flag, stdout_tty, stderr_tty)
-    assert (choice.people, choice.people_on_stderr, choice.json) == expected
-    assert choice.forced_live == (environ.get("FAB_OUTPUT") == "live" and not stdout_tty)
 
 
 @pytest.mark.parametrize("environ,message", [
@@ -201,13 +184,14 @@ def test_live_view_shows_every_host_failures_and_the_final_table():
     assert f"deploying main at {COMMIT[:12]} as release {RELEASE}" in text  # a stage header
     assert "✗ web2  check failed: swap not allowed yet" in text
     assert "still checking" in text  # the failed step's last output lines
-    final = text[text.index("deploy prod: failed (exit 1) in 8.0s"):]
-    assert final.split("\n")[1].split() == ["host", "release", "commit", "outcome", "seconds"]
+    final = text[text.index(f"deploy prod: failed (exit 1) in 8.0s · release {RELEASE} ({COMMIT[:12]})"):]
+    assert final.split("\n")[1].split() == ["host", "current", "outcome", "seconds"]
     summary = {line.split()[0]: line.split() for line in final.splitlines()[2:] if line.strip()
                and line.split()[0] in HOSTS}
     assert set(summary) == set(HOSTS)
-    assert summary["web2"][1:5] == [RELEASE, COMMIT[:12], "failed", "at"]
-    assert summary["web1"][1:4] == [RELEASE, COMMIT[:12], "ok"]
+    # No host swapped: each is still on the release it ran before.
+    assert summary["web2"][1:5] == [PREVIOUS, "failed", "at", "check"]
+    assert summary["web1"][1:3] == [PREVIOUS, "ok"]
     assert "\x1b[1;31m" in styled  # failures in red
     assert view._live is None  # the live area is gone
 
@@ -226,6 +210,132 @@ def test_live_view_prints_no_progress_table_for_a_read_only_task():
     text = console.export_text()
     assert "outcome" not in text  # no summary table
     assert all(host in text for host in HOSTS) and "current" in text
+
+
+def a_rollout(hosts, failing, batch):
+    """The events of a deploy over `hosts` going live in a canary (the first host) and
+    waves of `batch`: the canary and wave 1 checking their health, the health check
+    failed on `failing`, the later waves waiting for theirs."""
+    at = time.time() - 60
+    waves = (("canary", hosts[:1]),) + tuple(
+        (f"wave {n + 1}", hosts[1 + n * batch:1 + (n + 1) * batch]) for n in range((len(hosts) - 2) // batch + 1))
+    happened = [ev.TaskStarted("deploy", "prod", {}, "me@laptop", "laptop", hosts, at=at),
+                ev.ReleasesRead({host: PREVIOUS for host in hosts}, at=at),
+                ev.ReleaseChosen(RELEASE, COMMIT, "main", previous=PREVIOUS, at=at)]
+    for host in hosts:
+        happened += [ev.StepStarted(host, "code", at=at + 1),
+                     ev.StepFinished(host, "code", ev.OK, note="exported", seconds=1.0, at=at + 2)]
+    happened.append(ev.WaveStarted("wave 1", waves, at=at + 3))
+    for host in waves[0][1] + waves[1][1]:
+        happened += [ev.StepStarted(host, "swap", at=at + 3), ev.ReleaseChanged(host, RELEASE, at=at + 3.1),
+                     ev.StepFinished(host, "swap", ev.OK, note="current -> new", seconds=0.1, at=at + 3.1),
+                     ev.StepStarted(host, "health", at=at + 4)]
+    for host in failing:
+        happened.append(ev.StepFinished(host, "health", ev.FAILED, note="timed out after 15s", seconds=15.0,
+                                        output="503 fault", at=at + 19))
+    return happened
+
+
+@pytest.mark.parametrize("count, batch, height", [(5, 2, 24), (50, 5, 24), (200, 20, 30), (200, 1, 40)])
+def test_live_view_fits_the_terminal_names_every_failing_host_and_counts_every_host(count, batch, height):
+    hosts = tuple(f"web{n}" for n in range(1, count + 1))
+    failing = (hosts[:1 + batch])[1::3]
+    view = LiveView(Console(file=io.StringIO(), width=100, height=height, force_terminal=True),
+                    refresh_per_second=20)
+    for event in a_rollout(hosts, failing, batch):
+        view(event)
+    drawn = Console(file=io.StringIO(), record=True, width=100, height=height)
+    drawn.print(view.table())
+    view.close()
+    text = drawn.export_text()
+    lines = text.splitlines()
+    assert len(lines) < height  # the cursor's line stays free: rich's Live crops nothing
+    for host in failing:
+        assert re.search(rf"\b{host}\b", text), host
+    rows = [line.split() for line in lines[3:]]  # under the heading, the header and its rule
+    if count + 3 < height:  # a row per host
+        assert sorted(row[0] for row in rows) == sorted(hosts)
+        assert all("waiting: wave 2" in line for line in lines if line.split()[0] in hosts[1 + batch:])
+        return
+    counted = sum(int(row[0]) for row in rows if row and row[0].isdigit())
+    failed = sum(int(n) for n in re.findall(r"failed at health \((\d+)\)", text))
+    assert failed == len(failing) and counted + failed == count
+    assert re.search(r"^ *\d+ .*(wave 2|waves) .*waiting", text, re.M)  # the waves to come say so
+
+
+@pytest.mark.parametrize("names, width, shown", [
+    ([], 20, ""),
+    (["web1"], 2, "web1"),  # the first name always shows
+    (["web1", "web2"], 10, "web1, web2"),
+    (["web1", "web2", "web3"], 12, "web1, … +2"),
+    ([f"web{n}" for n in range(1, 201)], 40, "web1, web2, web3, web4, web5, … +195"),
+])
+def test_names_within_a_width_say_how_many_more(names, width, shown):
+    assert names_within(names, width) == shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"[a-z]{1,8}[0-9]{0,3}", fullmatch=True), unique=True, max_size=60),
+       st.integers(min_value=12, max_value=120))
+def test_names_within_fit_and_account_for_every_name(names, width):
+    text = names_within(names, width)
+    shown, _, more = text.partition(", … +")
+    assert len(text) <= width or len(shown.split(", ")) == 1
+    assert len(shown.split(", ")) + int(more or 0) == len(names) or not names
+
+
+def test_groups_across_waves_keep_every_host_and_count_the_waves():
+    groups = [HostGroup("wave 2", "waiting", None, ["a", "b"]), HostGroup("wave 3", "waiting", None, ["c"]),
+              HostGroup("wave 1", "running", "health", ["d"], 3.0),
+              HostGroup("wave 4", "running", "health", ["e"], 5.0)]
+    merged = merged_across_waves(groups)
+    assert [(g.wave, g.state, g.hosts, g.seconds) for g in merged] == [
+        ("2 waves", "waiting", ["a", "b", "c"], None), ("2 waves", "running", ["d", "e"], 5.0)]
+
+
+def test_a_host_put_back_is_shown_so_with_the_release_each_host_ended_on():
+    hosts = ("web1", "web2", "web3")
+    happened = a_rollout(hosts, ["web1"], 1)[:-1]
+    happened += [ev.StepFinished("web1", "health", ev.FAILED, note="503", seconds=15.0),
+                 ev.StepStarted("web1", "swap"), ev.ReleaseChanged("web1", PREVIOUS),
+                 ev.StepFinished("web1", "swap", ev.OK, note=f"current -> {PREVIOUS}", seconds=0.1),
+                 ev.PutBack({"web1": PREVIOUS}),
+                 ev.TaskFinished(ev.FAILED, 4, "1 host(s) failed, within the failure limit", seconds=30.0)]
+    record = None
+    for event in happened:
+        record = TaskRecord(event) if isinstance(event, ev.TaskStarted) else record
+        record.apply(event)
+    doc = validate(document(record))
+    assert {host: (doc["hosts"][host]["release"], doc["hosts"][host]["outcome"]) for host in hosts} == {
+        "web1": (PREVIOUS, "put back"), "web2": (RELEASE, "ok"), "web3": (PREVIOUS, "ok")}
+    assert [s["outcome"] for s in doc["hosts"]["web1"]["steps"] if s["step"] == "health"] == ["failed"]
+
+    console = recorded_console()
+    view = LiveView(console, refresh_per_second=20)
+    for event in happened:
+        view(event)
+    text = console.export_text()
+    assert f"↩ put back on {PREVIOUS}: web1" in text
+    summary = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.split()
+               and line.split()[0] in hosts}
+    assert summary["web1"][:5] == [PREVIOUS, "put", "back", "(failed", "at"]
+    assert summary["web2"][:2] == [RELEASE, "ok"] and summary["web3"][:2] == [PREVIOUS, "ok"]
+
+    assert PlainLines.lines(ev.PutBack({"web1": PREVIOUS})) == [f"web1                    put back on {PREVIOUS}"]
+    from fab.history.recording import lines_for
+
+    ending = lines_for(happened[-1], record)
+    assert ending[1:4] == [f"web1       ended on     {PREVIOUS}: put back (failed at health)",
+                           f"web2       ended on     {RELEASE}: ok", f"web3       ended on     {PREVIOUS}: ok"]
+
+
+def test_a_swap_cut_short_leaves_the_hosts_release_unknown():
+    record = TaskRecord(ev.TaskStarted("deploy", "prod", {}, "me", "laptop", ("web1",)))
+    for event in (ev.ReleasesRead({"web1": PREVIOUS}), ev.StepStarted("web1", "swap"),
+                  ev.StepFinished("web1", "swap", ev.FAILED, note="stopped")):
+        record.apply(event)
+    assert document(record)["hosts"]["web1"]["release"] is None
+    assert record.hosts["web1"].outcome == ev.FAILED
 
 
 # --- the JSON summary -----------------------------------------------------------------

@@ -80,9 +80,9 @@ class MySite:
             "ssh_config": self.spec.ssh_config,
             "roles": {"webworkers": ["web1", "web2"], "proxy": ["proxy1"]},
             "python": "/usr/bin/python3",
-            "virtualenv": f"{sandbox.TOOLS}/bin/virtualenv",
+            "virtualenv": f"{sandbox.tools.TOOLS}/bin/virtualenv",
             "pip_args": ["--no-index", "--find-links", self.wheelhouse],
-            "supervisorctl": f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
+            "supervisorctl": f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf",
             "linked_files": [".env"],
             "linked_dirs": ["media"],
             "shared_files_from": "shared",
@@ -189,7 +189,7 @@ class MySite:
 
 
 def git(*args, cwd):
-    return sandbox.git(*args, cwd=cwd)
+    return sandbox.tools.git(*args, cwd=cwd)
 
 
 def run(*command, cwd=None):

@@ -1,12 +1,11 @@
 """Parsers of remote output and command builders, on captured text (no SSH)."""
 import subprocess
-import types
 
 import pytest
 
 from fab import shell
 from fab.errors import ConfigError
-from fab.operations import state, supervisor, virtualenv
+from fab.operations import state, supervisor
 from fab.paths import Paths, expand_home
 from fab.releases import GOOD, ReleaseMeta
 from fab import templates
@@ -50,10 +49,13 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / "services" / "supervisor").mkdir(parents=True)
     (first / "services" / "supervisor" / "prod-web.conf").write_text("[program:prod-web]\n")
     (root / "venvs" / "0123456789abcdef").mkdir(parents=True)
+    (root / "venvs" / "fedcba9876543210").mkdir()
+    (root / "venvs" / "someone else's").mkdir()  # not the deployer's: never reported, never deleted
+    (root / "venvs" / "aaaa.txt").touch()
     (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
     (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
     (root / "current").symlink_to(f"releases/{good.name}")
-    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", str(root)],
+    output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(Paths(str(root)))],
                             capture_output=True, text=True, check=True, env={"HOME": str(home),
                                                                                "PATH": "/usr/bin:/bin"}).stdout
     parsed = state.parse(output, "~/www/prod")
@@ -62,7 +64,10 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     assert parsed.releases[good.name].meta == good
     assert parsed.releases["2026-11-22_04.00.00"].meta is None
     assert parsed.steps == {good.name: {"code", "virtualenv"}, "2026-11-22_04.00.00": set()}
-    assert parsed.venvs == {good.name: "0123456789abcdef"}
+    assert parsed.venvs == {good.name: "0123456789abcdef"} and parsed.venv_links_unknown == set()
+    assert parsed.venv_dirs == {"0123456789abcdef", "fedcba9876543210"} and parsed.problems == [
+        "release 2026-11-22_04.00.00 is unreadable (metadata is not JSON): not a rollback, resume or prepared "
+        "release; cleanup leaves it"]
     assert parsed.configs == {good.name: {"prod-web": state.config_digest("[program:prod-web]\n")},
                               "2026-11-22_04.00.00": {}}
 
@@ -118,24 +123,6 @@ def test_template_missing_variable_names_template_and_variable():
                          load_secrets="")
     with pytest.raises(ConfigError, match="not found"):
         templates.render([templates.BUILTIN_TEMPLATES], "supervisor/nope.j2")
-
-
-@pytest.mark.parametrize("files,pip_args", [
-    ({"requirements.txt": b"gunicorn==23.0.0\n"}, ["--no-index", "--find-links", "/opt/wheels"]),
-    ({"requirements.txt": b"a\n", "dev requirements.txt": b"b\n# it's\n"}, ["--index-url", "https://x/$y z"]),
-    ({}, []),
-])
-def test_the_build_hashes_exactly_what_venv_key_defines(tmp_path, files, pip_args):
-    """The build computes the key with sha256sum on the host; the plan with venv_key."""
-    for file, content in files.items():
-        (tmp_path / file).write_bytes(content)
-
-    env = types.SimpleNamespace(requirements=list(files), pip_args=pip_args, python="/usr/bin/python3")
-    on_host = subprocess.run(["bash", "-c", virtualenv.key_command(env) + '\nprintf %s "$key"'],
-                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    version = subprocess.run(["/usr/bin/python3", "-S", "-c", virtualenv.PYTHON_VERSION_CODE],
-                             capture_output=True, check=True).stdout
-    assert on_host == virtualenv.venv_key(list(files.values()), pip_args, version)
 
 
 def probe_module():

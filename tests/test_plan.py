@@ -20,12 +20,13 @@ from fab import events as ev
 from fab import plan as plans
 from fab import sandbox, shell, waves
 from fab.app_repo import RepoUnreadable, opened
-from fab.operations import plan_facts, virtualenv
+from fab.operations import lock, plan_facts, virtualenv
 from fab.operations.plan_facts import HostFacts
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.record import TaskRecord
 from fab.outputs.summary import SCHEMA_PATH, document
+from fab.paths import Paths
 from fab.waves import Wave
 from test_deploy import live_release
 
@@ -295,14 +296,15 @@ def test_facts_script_reads_and_changes_nothing(tmp_path):
     (root / "venvs" / "aaaaaaaaaaaaaaaa" / ".complete").touch()  # b... is incomplete
     (live / "python_env").symlink_to(root / "venvs" / "aaaaaaaaaaaaaaaa")
     (root / "current").symlink_to(f"releases/{name(1)}")
-    # A live lock holder: a process whose command line names the code root.
-    holder = subprocess.Popen(["bash", "-c", "sleep 30; exit", "fab-step", str(root)])
+    # A live lock holder: a process whose command line names the lock file.
+    paths = Paths(str(root))
+    holder = subprocess.Popen(["bash", "-c", "sleep 30; exit", "fab-step", paths.lock])
     (root / ".deploy.lock.owner").write_text(json.dumps({"owner": "someone@else", "task": "deploy",
                                                          "lock_pid": holder.pid}))
     before = tree_checksum(str(tmp_path))
     try:
-        output = subprocess.run(["bash", "-c", shell.remote_script("plan"), "plan", str(root), name(1),
-                                 "/usr/bin/python3", "requirements.txt", "missing.txt"],
+        output = subprocess.run(["bash", "-c", shell.remote_script("plan"), "plan", *plan_facts.arguments(
+            paths, name(1), "/usr/bin/python3", ["requirements.txt", "missing.txt"])],
                                 capture_output=True, text=True, check=True).stdout
     finally:
         holder.kill()
@@ -319,7 +321,7 @@ def test_facts_script_reads_and_changes_nothing(tmp_path):
 
     # Once the holder is gone, its stale record is not a lock; a python that fails is said.
     again = plan_facts.parse(subprocess.run(
-        ["bash", "-c", shell.remote_script("plan"), "plan", str(root), "", "/no/python"],
+        ["bash", "-c", shell.remote_script("plan"), "plan", *plan_facts.arguments(paths, None, "/no/python")],
         capture_output=True, text=True, check=True).stdout)
     assert again.lock_holder is None and again.python_version is None
     assert "/no/python" in again.python_error and again.current_configs == {}
@@ -366,7 +368,7 @@ def program_pids(env):
     """{host: {program: pid}} from supervisorctl, and /version's pid of each web host."""
     pids = {}
     for host in env.hosts:
-        status = env.remote(host, f"{sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status",
+        status = env.remote(host, f"{sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf status",
                             check=False)
         pids[host] = dict(re.findall(r"^(\S+)\s+RUNNING\s+pid (\d+)", status, re.M))
     for host in ("web1", "web2"):
@@ -476,7 +478,8 @@ def test_a_plan_takes_no_lock_and_says_who_holds_it(deploy_env):
               "since": "2026-01-01T00:00:00+00:00"}
     holder = subprocess.Popen(
         ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", shell.remote_script("lock"), "lock", env.code_root("web1"), json.dumps(record)])],
+         shlex.join(["bash", "-c", shell.remote_script("lock"), "lock",
+                     *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().startswith("acquired ")

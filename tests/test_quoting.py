@@ -28,4 +28,4 @@ def test_a_code_root_holding_shell_runs_nothing_on_any_host(deploy_env):
         assert env.version("web1")["release"].startswith(os.path.join(env.spec.home("web1"), weird))
     finally:
         for host in env.spec.hosts:
-            env.remote(host, f"rm -rf ~/'{weird}'; {sandbox.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null", check=False)
+            env.remote(host, f"rm -rf ~/'{weird}'; {sandbox.tools.TOOLS}/bin/supervisorctl -c ~/supervisor/supervisord.conf update >/dev/null", check=False)

@@ -7,7 +7,7 @@ import pytest
 
 from fab import fleet as fleets
 from fab import hosts
-from fab.config import Environment
+from fab.settings import Environment
 
 
 def environment(**settings):

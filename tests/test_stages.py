@@ -86,7 +86,8 @@ def test_a_build_step_that_ran_says_what_it_made(env):
     built = stages.built_on(host, NEW, {"virtualenv": f"built venv {KEY} with uv",
                                         "services": "2 service config(s) rendered"})
     assert built.venv == KEY  # not what the host had when read
-    assert set(built.configs) == {env.program_name("web"), env.program_name("worker")}  # as rendered here
+    programs = {env.topology.program_name("web"), env.topology.program_name("worker")}
+    assert set(built.configs) == programs  # as rendered here
     unreadable = stages.built_on(host, NEW, {"virtualenv": "oops", "services": "skipped (already done)"})
     assert unreadable == rollout.Built(NEW, None, {})  # unknown: its programs restart
 
@@ -116,7 +117,7 @@ def test_what_a_host_runs_as_far_as_the_task_knows(placed, running):
     (None, {"web1": NEWER}, OLD, {"web"}),                     # back from a release read alike
 ])
 def test_programs_reload_in_place_only_when_what_they_run_is_known_alike(env, built, placed, target, reloads):
-    programs = {name: env.program_name(name) for name in ("web", "worker")}
+    programs = {name: env.topology.program_name(name) for name in ("web", "worker")}
     read = state(OLD, [meta(OLD), meta(NEWER)], venvs={OLD: KEY, NEWER: KEY},
                  configs={r: {programs["web"]: "aa", programs["worker"]: "bb"} for r in (OLD, NEWER)})
     made = {"web1": rollout.Built(NEW, built[0], {programs[p]: d for p, d in built[1].items()})} if built else {}

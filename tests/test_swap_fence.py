@@ -7,24 +7,28 @@ import subprocess
 import pytest
 
 from fab import shell
+from fab.operations import lock
+from fab.operations.current import swap_arguments
+from fab.paths import Paths
 
 
 def swap(root, release, task, counter, generation=None, putback=False):
-    fence = [str(generation), shell.remote_script("fence"), "putback" if putback else ""] if generation else []
-    return subprocess.run(["bash", "-c", shell.remote_script("swap"), "swap", str(root), release, task, str(counter),
-                           *fence], capture_output=True, text=True)
+    arguments = swap_arguments(Paths(str(root)), release or None, task, counter,
+                               str(generation) if generation else None, putback)
+    return subprocess.run(["bash", "-c", shell.remote_script("swap"), "swap", *map(str, arguments)],
+                          capture_output=True, text=True)
 
 
 def fence(root, *args):
-    return subprocess.run(["bash", "-c", shell.remote_script("fence"), "fence", str(root), *args],
-                          capture_output=True, text=True)
+    return subprocess.run(["bash", "-c", shell.remote_script("fence"), "fence", *lock.fence_files(Paths(str(root))),
+                           *args], capture_output=True, text=True)
 
 
 def hold(root):
     """A lock holder as a deployer starts one (step.sh); its generation from its answer."""
     holder = subprocess.Popen(
-        ["bash", "-c", shell.step_command(shell.remote_script("lock"), [
-            str(root), json.dumps({"owner": "tester"}), "", shell.remote_script("fence")])],
+        ["bash", "-c", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
+            Paths(str(root)), {"owner": "tester"}))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     answer = holder.stdout.readline().split()
     assert answer[0] == "acquired", answer
@@ -32,9 +36,8 @@ def hold(root):
 
 
 def unlock(root):
-    return subprocess.run(["bash", "-c", shell.remote_script("unlock"), "unlock", str(root),
-                           "2026-12-07T04:00:00+00:00 lock broken by bob@desk:", shell.remote_script("fence")],
-                          capture_output=True, text=True)
+    return subprocess.run(["bash", "-c", shell.remote_script("unlock"), "unlock", *lock.unlock_arguments(
+        Paths(str(root)), "2026-12-07T04:00:00+00:00 lock broken by bob@desk:")], capture_output=True, text=True)
 
 
 def test_a_stale_swap_of_the_same_task_cannot_undo_a_later_one(tmp_path):

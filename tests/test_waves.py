@@ -77,7 +77,6 @@ def test_without_services_every_host_swaps_in_one_wave():
 
 def test_a_task_limited_to_some_hosts_drains_them_on_the_proxies_outside_its_list(tmp_path):
     from fab.config import load_environment
-    from fab.rollout import balancers_outside
 
     (tmp_path / "prod.yml").write_text("""
 app: {repo: /srv/app.git, branch: main}
@@ -90,6 +89,6 @@ services:
           start: "true", reload: "true"}
 """)
     env = load_environment("prod", str(tmp_path))
-    assert balancers_outside(env, ["web2"]) == ["proxy1", "proxy2"]
-    assert balancers_outside(env, ["web1", "proxy2"]) == ["proxy1"]
-    assert balancers_outside(env, ["pillow1"]) == []  # nothing it runs is balanced
+    assert env.topology.balancers_outside(["web2"]) == ["proxy1", "proxy2"]
+    assert env.topology.balancers_outside(["web1", "proxy2"]) == ["proxy1"]
+    assert env.topology.balancers_outside(["pillow1"]) == []  # nothing it runs is balanced

@@ -24,6 +24,7 @@ import importlib
 import threading
 import time
 
+from fab import precedence
 from fab.events import stream
 
 #: Tasks that go ahead (with a warning) when the store cannot be reached or is at
@@ -290,7 +291,7 @@ def _next_to_follow(env, store, write, poll):
 def prune(env, days=0):
     """Remove the log text of operations older than `days` (default: the environment's
     history retention_days); their rows and steps stay. A line saying what was done."""
-    days = days or env.history.retention_days
+    days = precedence.retention_days(days, env)
     store = open_store(env)
     with database_errors(env):
         pruned = store.prune(env.name, time.time() - days * 86400)

@@ -32,7 +32,9 @@ from fab.history import liveness
 from fab.history.errors import StoreMisconfigured
 from fab.history.urls import mask_secrets, store_url
 from fab.history.views import arguments_text
-from fab.outputs.plain import PlainLines
+from fab.outputs.plain import PlainLines, host_line
+from fab.outputs.record import TaskRecord
+from fab.outputs.tables import current_text, outcome_text
 
 FLUSH_SECONDS = 0.5
 FINAL_RETRY_SECONDS = 30
@@ -95,6 +97,7 @@ class _Run:
     def __init__(self, env, started):
         self.env = env
         self.started = started
+        self._record = TaskRecord(started)  # the run folded, for what each host ended on
         self.store = None
         self.operation_id = None
         self.unrecordable = None  # why the open store refused this run's row, if it did
@@ -179,7 +182,8 @@ class _Run:
         return False
 
     def take(self, event):
-        texts = [mask_secrets(line) for text in lines_for(event, self.started)
+        self._record.apply(event)
+        texts = [mask_secrets(line) for text in lines_for(event, self._record)
                  for line in text.splitlines() or [""]]
         elapsed = max(0.0, event.at - self.started.at)
         with self._lock:
@@ -203,7 +207,7 @@ class _Run:
             self._new_steps.append((key, dict(host=event.host, step=event.step,
                                               started_at=event.at - event.seconds, outcome=liveness.RUNNING)))
         started_at = self._step_started_at.pop(key, event.at - event.seconds)
-        # A failure is published without its duration: it is the time since the step began.
+        # A step cut short carries no duration (its host never said): the time since it began.
         seconds = event.seconds or max(0.0, event.at - started_at)
         self._ended_steps[key] = dict(
             finished_at=event.at, outcome=event.outcome, note=mask_secrets(event.note) or None,
@@ -325,9 +329,12 @@ class _Run:
                        f"{describe_database_error(error)}")
 
 
-def lines_for(event, started):
-    """The log lines of one event: what the plain output shows, plus the task's start,
-    its release and its end (which the terminal shows by other means)."""
+def lines_for(event, record):
+    """The log lines of one event (`record`: the run folded up to it, fab.outputs.record):
+    what the plain output shows, plus the task's start, its release and its end
+    (which the terminal shows by other means), and, for a task that moved a host's
+    `current`, the release each host ended on."""
+    started = record.started
     if isinstance(event, events.TaskStarted):
         arguments = arguments_text(event.arguments)
         return [f"fab {event.environment} {event.task}{':' + arguments if arguments else ''} "
@@ -338,5 +345,14 @@ def lines_for(event, started):
                 f"previous release {event.previous or 'none'}"]
     if isinstance(event, events.TaskFinished):
         error = [f"error: {event.error}"] if event.error else []
-        return error + [f"{started.task} {event.outcome} (exit {event.exit_code}) after {event.seconds:.1f}s"]
+        return error + ending_hosts(record) + [
+            f"{started.task} {event.outcome} (exit {event.exit_code}) after {event.seconds:.1f}s"]
     return PlainLines.lines(event)
+
+
+def ending_hosts(record):
+    """`<host> <release after the task> <outcome>` lines, if the task moved any host's `current`."""
+    if not record.moved:
+        return []
+    return [host_line(host.name, "ended on", f"{current_text(host)}: {outcome_text(host)}")
+            for host in record.hosts.values()]

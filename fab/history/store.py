@@ -20,7 +20,8 @@ from fab.errors import DeployError
 from fab.history import chunks, liveness, migrate
 from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreMisconfigured, StoreUnavailable
 from fab.history.schema import claim_audit, claims, log_chunks, operations, steps
-from fab.history.urls import default_sqlite_path, mask_secrets, mask_url
+from fab.history.urls import mask_secrets, mask_url
+from fab.precedence import default_sqlite_path
 
 CONNECT_TIMEOUT = 5  # seconds, to a PostgreSQL server
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another process's write
@@ -58,7 +59,7 @@ def _sqlite_directory(url, path):
     """Make the default store's directory; any other must exist already: a typo in a
     shared store's path would otherwise start a new, empty history of its own."""
     directory = os.path.dirname(path)
-    if path == os.path.abspath(default_sqlite_path()):
+    if path == os.path.abspath(default_sqlite_path(os.environ)):
         os.makedirs(directory, mode=0o700, exist_ok=True)
     elif not os.path.isdir(directory):
         raise StoreMisconfigured(f"history store {mask_url(url)}: directory {directory} does not exist")

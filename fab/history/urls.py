@@ -1,16 +1,13 @@
 """Where the history store is, and how its URL may be shown: never with a password.
 
-Precedence (one place): FAB_HISTORY_URL, then the environment file's `history`
-setting (`url`, or `url_env` naming a variable that holds the URL), then a
-SQLite file per user ($XDG_DATA_HOME/fab-deploy/history.sqlite).
+Which URL wins (FAB_HISTORY_URL, the environment file's `history`, a SQLite file
+per user) is fab.precedence.history_url.
 """
 import os
 import re
 
-from fab import secrets
+from fab import precedence, secrets
 from fab.history.errors import StoreMisconfigured
-
-URL_VARIABLE = "FAB_HISTORY_URL"
 
 # Secret-looking query parameters (?password=..., &token=...).
 _SECRET_PARAMETER = re.compile(
@@ -62,30 +59,13 @@ def register_password(url):
         raise StoreMisconfigured(f"history store {mask_url(url)}: its password is {error}") from None
 
 
-def default_sqlite_path(environ=os.environ):
-    home = environ.get("HOME") or os.path.expanduser("~")
-    data_home = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    return os.path.join(data_home, "fab-deploy", "history.sqlite")
-
-
 def store_url(settings, environ=os.environ):
     """The URL of the store for an environment whose `history` setting is `settings`
-    (its password registered as a secret: see register_password)."""
-    url = _configured_url(settings, environ)
+    (which setting wins: fab.precedence.history_url), its password registered as a
+    secret (see register_password)."""
+    try:
+        url = precedence.history_url(settings, environ)
+    except precedence.HistoryUrlVariableUnset as error:
+        raise StoreMisconfigured(f"history store: {error}") from None
     register_password(url)
     return url
-
-
-def _configured_url(settings, environ):
-    override = environ.get(URL_VARIABLE)
-    if override:
-        return override
-    if settings is not None and settings.url:
-        return settings.url
-    if settings is not None and settings.url_env:
-        value = environ.get(settings.url_env)
-        if not value:
-            raise StoreMisconfigured(
-                f"history store: history.url_env names {settings.url_env}, which is not set")
-        return value
-    return "sqlite:///" + default_sqlite_path(environ)

@@ -9,19 +9,18 @@ outlives its time limit is stopped on the host and fails its step.
 """
 from fab import shell
 from fab.operations import ALL_ROLES
-from fab.operations.release import once, run_once
+from fab.operations.release import once
+from fab.paths import VENV_LINK
 from fab.steps import Step
 
 ROLES = ALL_ROLES
 
 
-def in_release_environment(host):
-    """Shell lines (run in a release directory) that put its virtualenv first on PATH
-    and export the environment's secrets."""
-    lines = ['export PATH="$PWD/python_env/bin:$PATH" VIRTUAL_ENV="$PWD/python_env"']
-    if host.env.secrets:
-        lines.append(f"set -a; . {shell.quote(host.paths.secrets_file)}; set +a")
-    return "\n".join(lines)
+def in_release(host, mode, release_dir, *args):
+    """The arguments of fab/remote/in_release.sh (`run` or `check`), which runs the
+    environment's commands in `release_dir` with its virtualenv first on PATH and the
+    environment's secrets exported."""
+    return [mode, release_dir, host.paths.secrets_file if host.env.secrets else "", VENV_LINK, *args]
 
 
 def build_commands(host, release_name):
@@ -33,28 +32,22 @@ def release_commands(host, release_name, step, commands):
     """Step `step`: run `commands` in the release (once per release)."""
     if not commands:
         return Step(step, f"echo 'no {step} commands'")
-    body = "\n".join([in_release_environment(host), *commands,
-                      f"echo '{len(commands)} {step} command(s) ran'"])
-    return once(host, release_name, step, body)
+    body = shell.exec_script("in_release", *in_release(host, "run", host.paths.release(release_name), *commands))
+    return once(host, release_name, step, body, then=lambda _: f"{len(commands)} {step} command(s) ran")
 
 
 def run_release_commands(host, release_name, step, commands, timeout=None):
-    """Run `release_commands(...)` alone, within `timeout` seconds."""
+    """Run `release_commands(...)` alone, stopped after `timeout` seconds (default: the
+    environment's command_timeout). Returns its note, or "skipped (already done)"."""
     if not commands:
         return f"no {step} commands"
-    return run_once(host, release_name, step, release_commands(host, release_name, step, commands).body, timeout)
+    return host.run_steps([release_commands(host, release_name, step, commands)], timeout=timeout)[0].note
 
 
 def preswap_check(host, release_name, programs):
-    """Step: check the release can run: its python starts and its service configs exist."""
+    """Step: check the release can run: its python starts, its service configs exist
+    and the environment's checks pass."""
     paths = host.paths
-    confs = " ".join(
-        shell.quote(f"{paths.release_services(release_name)}/{program}.conf") for program in programs
-    )
-    return Step("check", f"""
-python_env/bin/python -c 'import sys' || {{ echo "python_env does not run" >&2; exit 1; }}
-for conf in {confs}; do [ -f "$conf" ] || {{ echo "missing $conf" >&2; exit 1; }}; done
-{in_release_environment(host)}
-{chr(10).join(host.env.checks)}
-echo ready
-""", cwd=paths.release(release_name))
+    confs = [f"{paths.release_services(release_name)}/{program}.conf" for program in programs]
+    args = in_release(host, "check", paths.release(release_name), len(confs), *confs, *host.env.checks)
+    return Step("check", shell.exec_script("in_release", *args))

@@ -1,38 +1,27 @@
 """Removing old releases and the virtualenvs no release uses any more.
 
-Runs on: all roles. What to delete is decided by `fab.releases.releases_to_delete`
-from every host's state before any host changes; this only carries it out. Safe
-to rerun.
+Runs on: all roles. What to delete is decided from every host's state before any
+host changes: the releases by `fab.releases.releases_to_delete`, the venvs by
+`fab.venvs.unused_venvs`; fab/remote/cleanup.sh only carries it out. Safe to rerun.
 """
+from fab import host_values as values
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.releases import validate_release_name
 from fab.steps import Step
+from fab.venvs import unused_venvs
 
 ROLES = ALL_ROLES
 
 
 def delete_releases(host, names):
-    """Step "cleanup": delete the releases `names`, then the venvs no release uses."""
+    """Step "cleanup": delete the releases `names`, then the venvs no remaining
+    release uses (of those the host had when its state was read)."""
     paths = host.paths
-    doomed = [paths.release(validate_release_name(name)) for name in names]
+    state = host.state
+    doomed = [validate_release_name(name) for name in names]
+    venvs = [values.hex_digest(key, "venv key")
+             for key in unused_venvs(state.venv_dirs, state.venvs, state.venv_links_unknown, doomed)]
     note = f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
-    return Step("cleanup", f"""
-{shell.command("rm", "-rf", "--", *doomed) if doomed else "true"}
-# A venv no remaining release links to is no longer needed (one readlink for all).
-if [ -d venvs ]; then
-  declare -A used=()
-  links=()
-  for link in releases/*/python_env; do [ -L "$link" ] && links+=("$link"); done
-  if [ "${{#links[@]}}" -gt 0 ]; then
-    while IFS= read -r target; do used[${{target##*/}}]=1; done < <(readlink -- "${{links[@]}}")
-  fi
-  for venv in venvs/*/; do
-    [ -d "$venv" ] || continue
-    key=${{venv%/}}
-    key=${{key##*/}}
-    [ -n "${{used[$key]:-}}" ] || rm -rf "$venv"
-  done
-fi
-echo {shell.quote(note)}
-""", cwd=paths.code_root)
+    return Step("cleanup", shell.exec_script("cleanup", paths.releases, paths.venvs, len(doomed), *doomed, *venvs),
+                then=lambda _: note)

@@ -20,9 +20,6 @@ from fab.secrets import mask, mask_url
 ROLES = ALL_ROLES
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,39}$")  # the controller has no clone to expand it in
-#: A git config line whose URL has a user part with a password, or any user part in
-#: http(s) (a token): what an older deployer's clone may have kept.
-_URL_WITH_USERINFO = r"url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@"
 
 
 def resolve_commit(repo, ref):
@@ -66,50 +63,26 @@ def _existing_commit(repo, commit):
     return commit
 
 
-def _update_cache(host, commit):
-    """Commands: make sure the host's bare mirror has `commit`: fetch it from the
-    repository (clone the mirror the first time) unless it is there already.
+def _checkout(host, mode, commit, release_name=None, run=shell.script_command):
+    """Lines running fab/remote/checkout.sh (through `run`): `fetch` makes sure the
+    host's bare mirror has `commit` (fetching it from the repository, cloning the
+    mirror the first time, unless it is there already); `export` then writes its
+    files and REVISION into release `release_name`.
 
     git gets the repository's URL without its credentials, which it asks of the
-    helper (fab.operations.credentials); a cache whose config still holds a URL
-    with credentials (an older deployer's clone) gets the URL without them."""
-    repo = shell.quote(credentials.public_url(host.env.app.repo))
-    git = shell.command("git", *credentials.git_options(host.env.app.repo))
-    cache = shell.quote(host.paths.git_cache)
-    wanted = shell.quote(commit + "^{commit}")
-    return f"""
-{credentials.load_line(host)}
-if [ -f {cache}/config ] && grep -Eq {shell.quote(_URL_WITH_USERINFO)} {cache}/config; then
-  git --git-dir={cache} config remote.origin.url {repo}
-fi
-if ! git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null; then
-  if [ -d {cache}/objects ]; then
-    # From the environment's repository as it is configured now (it may have moved).
-    GIT_TERMINAL_PROMPT=0 {git} --git-dir={cache} fetch --quiet --prune -- {repo} '+refs/*:refs/*'
-  else
-    rm -rf {cache}
-    GIT_TERMINAL_PROMPT=0 {git} clone --quiet --mirror -- {repo} {cache}
-  fi
-  git --git-dir={cache} cat-file -e --end-of-options {wanted} 2>/dev/null || {{
-    echo {shell.quote(f"commit {commit} is not in {mask_url(host.env.app.repo)}")} >&2; exit 1; }}
-fi
-"""
-
-
-def _export(host, commit, release_dir):
-    """Commands: write `commit`'s files (and REVISION) into `release_dir`."""
-    cache = shell.quote(host.paths.git_cache)
-    target = shell.quote(release_dir)
-    return f"""
-git --git-dir={cache} archive --format=tar --end-of-options {shell.quote(commit)} | tar -x -C {target}
-printf '%s\\n' {shell.quote(commit)} > {target}/REVISION
-"""
+    helper (fab.operations.credentials), whose variables the first line loads; a
+    cache whose config still holds a URL with credentials (an older deployer's
+    clone) gets the URL without them."""
+    repo, paths = host.env.app.repo, host.paths
+    release = [paths.release(release_name), paths.release_revision(release_name)] if release_name else ["", ""]
+    return "\n".join([credentials.load_line(host), run(
+        "checkout", mode, paths.git_cache, credentials.public_url(repo), commit, mask_url(repo), *release,
+        *credentials.git_options(repo))])
 
 
 def checkout(host, release_name, commit):
     """Step: update the git cache and export `commit` into the release."""
-    release_dir = host.paths.release(release_name)
-    body = _update_cache(host, commit) + _export(host, commit, release_dir) + f'echo "exported {commit[:12]}"'
+    body = _checkout(host, "export", commit, release_name, run=shell.exec_script)
     return once(host, release_name, "code", body)
 
 
@@ -117,7 +90,7 @@ def fetch_for_hotfix(host, release_name, commit):
     """Bring `commit` into the host's git cache, and refuse it where it has a file or
     a symlink at a directory above one of the release's links into shared/ (a hotfix
     would write through it). Changes nothing in the release."""
-    host.run(shell.script(_update_cache(host, commit), _hotfix_script(host, "check", release_name, "", commit)))
+    host.run(shell.script(_checkout(host, "fetch", commit), _hotfix_script(host, "check", release_name, "", commit)))
     return f"fetched {commit[:12]}"
 
 
@@ -128,16 +101,15 @@ def hotfix(host, release_name, old_commit, new_commit):
     the links into shared/ are untouched (nothing is written, deleted or followed
     through those). Safe to rerun (the second run finds nothing left to delete).
     """
-    cache = shell.quote(host.paths.git_cache)
-    commits = f"{shell.quote(old_commit)} {shell.quote(new_commit)}"
-    requirements = " ".join(shell.quote(r) for r in host.env.requirements)
+    requirements = host.env.requirements
     if credentials.needed(host.env):
         credentials.upload(host)
     output = host.run(shell.script(
-        _update_cache(host, new_commit),
+        _checkout(host, "fetch", new_commit),
         _hotfix_script(host, "apply", release_name, old_commit, new_commit),
-        f"git --git-dir={cache} diff --quiet --end-of-options {commits} -- {requirements} "
-        f"|| echo {REQUIREMENTS_CHANGED}" if requirements else "",
+        shell.command("git", f"--git-dir={host.paths.git_cache}", "diff", "--quiet", "--end-of-options",
+                      old_commit, new_commit, "--", *requirements)
+        + f" || echo {shell.quote(REQUIREMENTS_CHANGED)}" if requirements else "",
     ))
     note = f"code {old_commit[:12]} -> {new_commit[:12]}"
     return f"{note}; {REQUIREMENTS_CHANGED}" if REQUIREMENTS_CHANGED in output else note
@@ -146,8 +118,8 @@ def hotfix(host, release_name, old_commit, new_commit):
 def _hotfix_script(host, mode, release_name, old_commit, new_commit):
     """The command running fab/remote/hotfix.sh (`check` or `apply`) on the release."""
     paths = host.paths
-    return shell.command("bash", "-c", shell.remote_script("hotfix"), "hotfix", mode, paths.release(release_name),
-                         paths.shared, paths.git_cache, old_commit, new_commit)
+    return shell.script_command("hotfix", mode, paths.release(release_name), paths.shared, paths.git_cache,
+                                old_commit, new_commit, paths.release_revision(release_name))
 
 
 #: What a hotfix's note says when the commit changes the requirements (never installed by it).

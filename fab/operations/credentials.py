@@ -13,7 +13,6 @@ rewritten at each deploy; the steps that run git or pip load the variables into
 their own environment (`load_line`).
 """
 import os
-import posixpath
 import re
 import shlex
 import urllib.parse
@@ -103,30 +102,21 @@ def needed(env):
     return bool(git_environment(env.app.repo) or split_pip_args(env.pip_args)[1])
 
 
-def variables_path(paths):
-    """The sh file of variables (git's credentials, NETRC) a step loads."""
-    return posixpath.join(paths.code_root, ".deploy-credentials")
-
-
-def netrc_path(paths):
-    """The netrc file pip and uv read (NETRC names it)."""
-    return posixpath.join(paths.code_root, ".deploy-netrc")
-
-
 def variables_text(env, paths):
     """The variables file: one KEY='value' line each, safe to source from sh."""
     values = dict(git_environment(env.app.repo))
     if split_pip_args(env.pip_args)[1]:
-        values["NETRC"] = netrc_path(paths)
+        values["NETRC"] = paths.netrc_file
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
 
 
 def load_line(host):
     """Shell for a step that runs git or pip: export the credentials' variables into
     its own environment; without credentials, remove the files an earlier deploy left."""
-    files = " ".join(shell.quote(f) for f in (variables_path(host.paths), netrc_path(host.paths)))
+    paths = host.paths
+    files = " ".join(shell.quote(f) for f in (paths.credentials_file, paths.netrc_file))
     if needed(host.env):
-        return f"set -a; . {shell.quote(variables_path(host.paths))}; set +a"
+        return f"set -a; . {shell.quote(paths.credentials_file)}; set +a"
     return f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done"
 
 
@@ -134,8 +124,8 @@ def upload(host):
     """Put the credentials on the host: files of mode 0600, written over SFTP."""
     from fab.operations.shared import write_private
 
-    write_private(host, variables_path(host.paths), variables_text(host.env, host.paths))
+    write_private(host, host.paths.credentials_file, variables_text(host.env, host.paths))
     logins = split_pip_args(host.env.pip_args)[1]
     if logins:
-        write_private(host, netrc_path(host.paths), netrc_text(logins))
+        write_private(host, host.paths.netrc_file, netrc_text(logins))
     return "credentials for git and pip in files of mode 0600"

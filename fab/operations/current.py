@@ -10,6 +10,7 @@ import uuid
 
 from fab import shell
 from fab.operations import ALL_ROLES
+from fab.operations.lock import fence_arguments
 from fab.steps import Step
 
 ROLES = ALL_ROLES
@@ -26,9 +27,9 @@ def swap_step(host, release_name, then=None, lock=None):
     With `lock` (the task's HeldLock) the swap carries its generation: the host
     refuses it if the lock was broken since, unless the task lost its lock and
     this only puts the host back (see swap.sh)."""
-    fence = [lock.generation, shell.remote_script("fence"), "putback" if lock.lost else ""] if lock else []
-    body = shell.command("bash", "-c", shell.remote_script("swap"), "swap",
-                         host.paths.code_root, release_name or "", _TASK, next(_order), *fence)
+    arguments = swap_arguments(host.paths, release_name, _TASK, next(_order),
+                               *([lock.generation, bool(lock.lost)] if lock else []))
+    body = shell.command("bash", "-c", shell.remote_script("swap"), "swap", *arguments)
 
     def note(last_line):
         previous = last_line.partition("=")[2].rstrip("/").split("/")[-1] or "nothing"
@@ -37,3 +38,12 @@ def swap_step(host, release_name, then=None, lock=None):
         return then(text) if then else text
 
     return Step("swap", body, then=note)
+
+
+def swap_arguments(paths, release_name, task, counter, generation=None, putback=False):
+    """fab/remote/swap.sh's arguments: point `current` at `release_name` (None: remove
+    it) as swap `counter` of `task`; with `generation` (the task's lock generation)
+    fenced by the lock, and with `putback` only putting a host back."""
+    target = [paths.current_target(release_name), paths.release(release_name)] if release_name else ["", ""]
+    fence = [generation, *fence_arguments(paths), "putback" if putback else ""] if generation is not None else []
+    return [paths.current, *target, paths.current_temp, paths.swap_lock, paths.swap_fence, task, counter, *fence]

@@ -29,7 +29,7 @@ def checks_for(host, ports=()):
             "version_path": service.health_check.version_path,
             "timeout": service.health_check.timeout,
         }
-        for name, service in host.env.services_on(host.name).items()
+        for name, service in host.env.topology.services_on(host.name).items()
         if service.health_check
     ]
 

@@ -31,13 +31,36 @@ def owner_record(task, performer, claim=None):
     return {**record, "claim": claim} if claim else record
 
 
+def fence_files(paths):
+    """The files fab/remote/fence.sh keeps the lock's generation in (its $1 and $2)."""
+    return [paths.lock_generation, paths.fence_lock]
+
+
+def fence_arguments(paths):
+    """fence.sh and its files, as the scripts that run it take them (lock.sh,
+    unlock.sh, swap.sh)."""
+    return [shell.remote_script("fence"), *fence_files(paths)]
+
+
+def lock_arguments(paths, record, state_arguments=()):
+    """fab/remote/lock.sh's arguments: hold the lock for `record` (a dict), and with
+    `state_arguments` (state.sh's own) read the host's state under it."""
+    state = [shell.remote_script("state"), *state_arguments] if state_arguments else []
+    return [paths.lock, paths.lock_owner, paths.lock_released, paths.lock_broken, json.dumps(record),
+            *fence_arguments(paths), *state]
+
+
+def unlock_arguments(paths, audit):
+    """fab/remote/unlock.sh's arguments: break the lock, logging `audit`."""
+    return [paths.lock, paths.lock_owner, paths.lock_broken, paths.lock_breaks_log, audit, *fence_arguments(paths)]
+
+
 def force_release(host, breaker):
     """Break the lock whoever holds it (stopping its holder, and only it), with an
     audit line in log/lock-breaks.log. Returns (the holder's record, the lock's new
     generation), or None if it was free."""
     audit = f"{utcnow().isoformat(timespec='seconds')} lock broken by {breaker}:"
-    output = host.run(shell.remote_script("unlock"),
-                      [host.env.code_root, audit, shell.remote_script("fence")]).strip()
+    output = host.run(shell.remote_script("unlock"), unlock_arguments(host.paths, audit)).strip()
     if output.startswith("broken"):
         fields = output.split()
         return decode_record(fields[1] if len(fields) > 1 else ""), fields[2] if len(fields) > 2 else ""
@@ -61,7 +84,7 @@ RECORD_LIMIT = 4096
 
 def raise_generation(host, generation):
     """Make `host` refuse swaps of lock holders before `generation` (a broken lock's)."""
-    host.run(shell.remote_script("fence"), [host.env.code_root, "raise", generation])
+    host.run(shell.remote_script("fence"), [*fence_files(host.paths), "raise", generation])
     return f"swaps of the broken holder refused from generation {generation}"
 
 

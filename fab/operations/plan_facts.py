@@ -13,6 +13,7 @@ import dataclasses
 from typing import Optional
 
 from fab import host_values as values
+from fab import paths as layout
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.lock import decode_record
@@ -37,9 +38,16 @@ class HostFacts:
 def read(host, with_python=True):
     """The host's facts for a plan (its state must have been read: the current release)."""
     env = host.env
-    output = host.run(shell.remote_script("plan"), [
-        env.code_root, host.state.current or "", env.python if with_python else "", *env.requirements])
+    output = host.run(shell.remote_script("plan"), arguments(
+        host.paths, host.state.current, env.python if with_python else None, env.requirements))
     return parse(output)
+
+
+def arguments(paths, current=None, python=None, requirements=()):
+    """fab/remote/plan.sh's arguments: the host's facts with `current` the current
+    release (None: none), `python` the interpreter to ask (None: do not)."""
+    return [paths.venvs, layout.VENV_COMPLETE, paths.release(current) if current else "", layout.VENV_LINK,
+            layout.SERVICES, paths.lock, paths.lock_owner, python or "", *requirements]
 
 
 def parse(output):

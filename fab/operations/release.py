@@ -14,21 +14,16 @@ ROLES = ALL_ROLES
 def create(host, meta):
     """Step: create the release directory with its metadata. Safe to rerun."""
     paths = host.paths
-    return Step("release", "\n".join([
-        shell.command("mkdir", "-p", paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)),
-        shell.write_file(paths.release_meta(meta.name), meta.to_json()),
-        "echo created",
-    ]))
+    return Step("release", shell.exec_script("meta", "create", paths.release_meta(meta.name), meta.to_json(),
+                                             paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)))
 
 
 def write_meta(host, meta):
-    """Step "mark": rewrite the release's metadata (e.g. its new status), atomically."""
+    """Step "mark": rewrite the release's metadata (e.g. its new status), atomically,
+    where the release still exists."""
     paths = host.paths
-    return Step("mark", "\n".join([
-        f"[ -d {shell.quote(paths.release(meta.name))} ] || {{ echo {shell.quote(meta.status)}; exit 0; }}",
-        shell.write_file(paths.release_meta(meta.name), meta.to_json()),
-        f"echo {shell.quote(meta.status)}",
-    ]))
+    return Step("mark", shell.exec_script("meta", "mark", paths.release_meta(meta.name), meta.to_json(),
+                                          paths.release(meta.name), meta.status))
 
 
 def once(host, release_name, step, body, then=None):
@@ -36,9 +31,3 @@ def once(host, release_name, step, body, then=None):
     this release on this host (its marker, in the release, says so)."""
     return Step(step, body, cwd=host.paths.release(release_name),
                 marker=host.paths.release_step(release_name, step), then=then)
-
-
-def run_once(host, release_name, step, body, timeout=None):
-    """Run `once(...)` alone, stopped after `timeout` seconds (default: the
-    environment's command_timeout). Returns its note, or "skipped (already done)"."""
-    return host.run_steps([once(host, release_name, step, body)], timeout=timeout)[0].note

@@ -32,14 +32,9 @@ def write_private(host, path, content):
     """Write `content` to `path` with mode 0600, atomically; the content travels by
     SFTP, never on a command line (other users on the host can read those)."""
     temp = f"{path}.upload"
-    host.run(shell.script(
-        shell.command("mkdir", "-p", os.path.dirname(path)),
-        "umask 077",
-        f"rm -f {shell.quote(temp)}",
-        f": > {shell.quote(temp)}",
-    ))
+    host.run(shell.remote_script("shared"), ["prepare", os.path.dirname(path), temp])
     host.upload(content, temp)
-    host.run(shell.script(f"chmod 600 {shell.quote(temp)}", shell.command("mv", "-f", temp, path)))
+    host.run(shell.remote_script("shared"), ["commit", temp, path])
 
 
 def upload_secrets(host):
@@ -51,11 +46,9 @@ def upload_secrets(host):
 
 def missing_linked_files(host):
     """The linked files shared/ does not have on this host."""
-    paths = host.paths
-    checks = "\n".join(
-        f"[ -e {shell.quote(paths.shared_path(name))} ] || printf '%s\\n' {shell.quote(name)}"
-        for name in host.env.linked_files)
-    return [line for line in host.run(checks + "\ntrue").splitlines() if line]
+    by_path = {host.paths.shared_path(name): name for name in host.env.linked_files}
+    output = host.run(shell.remote_script("shared"), ["missing", *by_path])
+    return [by_path[line] for line in output.splitlines() if line in by_path]
 
 
 def provide_missing_files(host):

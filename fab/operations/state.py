@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 
 from fab import host_values as values
+from fab import paths as layout
 from fab import shell
 from fab.errors import RemoteCommandFailed
 from fab.events import stream
@@ -25,6 +26,9 @@ class HostState:
     releases: dict = dataclasses.field(default_factory=dict)  # name -> HostRelease
     steps: dict = dataclasses.field(default_factory=dict)  # name -> set of done steps
     venvs: dict = dataclasses.field(default_factory=dict)  # name -> key of the venv it links to
+    #: Directories of releases/ whose venv link could not be read (cleanup then deletes no venv).
+    venv_links_unknown: set = dataclasses.field(default_factory=set)
+    venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
@@ -33,9 +37,16 @@ class HostState:
         return self.releases.get(name)
 
 
+def arguments(paths):
+    """fab/remote/state.sh's arguments: where `current` and the releases are, the
+    names inside a release it reads, and where the venvs are."""
+    return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
+            layout.SUPERVISOR_CONFIGS, layout.VENV_LINK, paths.venvs]
+
+
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    return adopt(host, host.run(shell.remote_script("state"), [host.env.code_root]))
+    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths)))
 
 
 def adopt(host, output):
@@ -66,6 +77,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
+    unknown_links, venv_dirs = set(), set()
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -89,7 +101,13 @@ def parse(output, code_root):
                     values.hex_digest(digest, "config digest")
             elif kind == "venv":
                 name, _, key = rest.partition(" ")
-                venvs[name] = values.hex_digest(key, "venv key")
+                try:
+                    venvs[name] = values.hex_digest(key, "venv key")
+                except values.Unreadable:
+                    unknown_links.add(name)  # its venv may be any one: cleanup then deletes none
+                    raise
+            elif kind == "venvdir":
+                venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind == "step":
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
@@ -108,6 +126,9 @@ def parse(output, code_root):
         releases={name: HostRelease(name, metas.get(name), unreadable.get(name)) for name in names},
         steps={name: steps.get(name, set()) for name in names},
         venvs={name: venvs[name] for name in names if name in venvs},
+        # A link in a directory that is no release (left out above) is unknown too.
+        venv_links_unknown=unknown_links | {name for name in venvs if name not in names},
+        venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
         problems=problems,
@@ -116,7 +137,7 @@ def parse(output, code_root):
 
 def _current(link):
     """The release `current` points at (`releases/<name>`, or an absolute path ending so)."""
-    parent, _, name = link.rstrip("/").rpartition("/")
-    if parent.rpartition("/")[2] != "releases":
-        raise values.Unreadable(f"current points at {values.quoted(link)}, not into releases/")
+    name = Paths.release_named_by(link)
+    if name is None:
+        raise values.Unreadable(f"current points at {values.quoted(link)}, not into {layout.RELEASES}/")
     return values.release_name(name)

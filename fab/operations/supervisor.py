@@ -31,11 +31,11 @@ def render_service_configs(host, release_name):
     paths = host.paths
     facts = {"name": host.name, "address": host.address, "cpus": host.state.cpus}
     rendered = {}
-    for service_name, service in env.services_on(host.name).items():
+    for service_name, service in env.topology.services_on(host.name).items():
         if not service.template:
             continue
         context = templates.service_context(env, paths, facts, service_name, service, release_name)
-        path = f"{paths.release_services(release_name, service.control)}/{context['program']}.conf"
+        path = paths.release_service_config(release_name, service.control, context["program"])
         rendered[path] = templates.render(env.template_dirs, service.template, **context)
     return rendered
 
@@ -90,7 +90,7 @@ def reloads_in_place(host, mode):
     if mode == "all":
         return False
     env = host.env
-    web = {env.program_name(n): s for n, s in env.supervised_on(host.name).items() if s.port}
+    web = {env.topology.program_name(n): s for n, s in env.topology.supervised_on(host.name).items() if s.port}
     changed = set(changed_programs(host)) & set(web)
     if changed:
         return False
@@ -112,14 +112,14 @@ def restart(host, mode="all", expect_programs=True, reloads=(), timeout=60):
         raise ValueError(f"unknown restart mode {mode!r}")
     env = host.env
     ctl = env.supervisorctl  # a trusted command prefix from the environment file
-    services = env.supervised_on(host.name) if expect_programs else {}
-    programs = [env.program_name(name) for name in services]
+    services = env.topology.supervised_on(host.name) if expect_programs else {}
+    programs = [env.topology.program_name(name) for name in services]
     reloads = [p for p in programs if p in set(reloads)]
     hooks_before = "\n".join(h for h in (hook(host, n, s, "before") for n, s in services.items()) if h)
     hooks_after = "\n".join(h for h in (hook(host, n, s, "after") for n, s in services.items()) if h)
     cwd = shell.quote(host.paths.current if expect_programs else host.paths.code_root)
     if programs and len(reloads) == len(programs):
-        ports = {env.program_name(name): service.port for name, service in services.items()}
+        ports = {env.topology.program_name(name): service.port for name, service in services.items()}
         return f"""
 cd {cwd}
 {hooks_before}
@@ -132,7 +132,7 @@ notes="${{notes:+$notes; }}reloaded in place: {', '.join(reloads)}"
     untouched_by_update = {} if mode == "changed" else services
     per_program = []
     for name, service in untouched_by_update.items():
-        program = env.program_name(name)
+        program = env.topology.program_name(name)
         if program in reloads or (mode == "graceful" and service.restart == "reload"):
             action = f"{ctl} signal HUP {shell.quote(program)} >&2"
         else:

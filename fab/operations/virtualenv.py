@@ -7,7 +7,7 @@ changed once complete, so a release whose requirements match an existing venv
 reuses it without running pip. Safe to rerun.
 
 The key is defined once, by `venv_key`; the build computes the same bytes' hash
-on the host (`key_command`, checked against `venv_key` in the tests), and
+on the host (fab/remote/venv.sh, checked against `venv_key` in the tests), and
 `fab <env> deploy:plan=yes` computes it on the controller to predict reuse.
 """
 import hashlib
@@ -16,12 +16,13 @@ from fab import host_values as values
 from fab import secrets, shell
 from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
+from fab.paths import VENV_COMPLETE, VENV_LINK
 
 ROLES = ALL_ROLES
 
 #: What the key takes from the interpreter: its full version (build, compiler). Run
 #: with -S: the version is the same without the site module, and python starts in
-#: half the time (every host of a fleet runs it in every build).
+#: half the time (every host of a fleet runs it in every build). venv.sh runs the same.
 PYTHON_VERSION_CODE = "import sys; print(sys.version)"
 KEY_LENGTH = 16
 
@@ -44,66 +45,41 @@ def venv_key(requirement_contents, pip_args, python_version_output):
     return digest.hexdigest()[:KEY_LENGTH]
 
 
-def key_command(env):
-    """Shell, run in the release directory: sets $key to `venv_key` of its requirements."""
-    requirements = " ".join(shell.quote(r) for r in env.requirements)
-    return (
-        f"key=$( {{ cat {requirements} /dev/null; printf '%s\\n' {shell.quote(pip_args_line(env.pip_args))}; "
-        f"{shell.quote(env.python)} -S -c {shell.quote(PYTHON_VERSION_CODE)}; }} | sha256sum | cut -c1-{KEY_LENGTH})"
-    )
-
-
 def ensure(host, release_name):
-    """Step: link the release to a matching complete venv, building it first if needed."""
+    """Step: link the release to a matching complete venv, building it first if needed
+    (fab/remote/venv.sh). Its note: "reused venv <key>" or "built venv <key> with <builder>"."""
     env = host.env
-    paths = host.paths
-    requirements = " ".join(shell.quote(r) for r in env.requirements)
-    pip_args = " ".join(shell.quote(a) for a in credentials.split_pip_args(env.pip_args)[0])
-    python = shell.quote(env.python)
-    requirement_args = " ".join(f"-r {shell.quote(r)}" for r in env.requirements) + (
-        f" {pip_args}" if pip_args else "")
-    install = ('"$venv/bin/pip" install --quiet --no-input --disable-pip-version-check '
-               + requirement_args) if env.requirements else "true"
-    build = f"""{shell.quote(env.virtualenv)} --quiet --python {python} "$venv" >&2
-  {install} >&2
-  builder='virtualenv + pip'"""
-    if env.uv:
-        uv = shell.quote(env.uv)
-        uv_install = (f'{uv} pip install --quiet --python "$venv/bin/python" {requirement_args}'
-                      if env.requirements else "true")
-        build = f"""if command -v {uv} >/dev/null 2>&1; then
-    {uv} venv --quiet --python {python} "$venv" >&2
-    {uv_install} >&2
-    builder=uv
-  else
-    {build}
-  fi"""
-    body = f"""
-{credentials.load_line(host)}
-for file in {requirements}; do
-  [ -f "$file" ] || {{ echo "requirements file $file is not in the release" >&2; exit 1; }}
-done
-{key_command(env)}
-venv={shell.quote(paths.venvs)}/"$key"
-if [ -f "$venv/.complete" ]; then
-  note="reused venv $key"
-else
-  rm -rf "$venv"
-  {build}
-  touch "$venv/.complete"
-  note="built venv $key with $builder"
-fi
-ln -sfn "$venv" python_env
-echo "$note"
-"""
+    requirements = list(env.requirements)
+    script = shell.exec_script("venv", host.paths.venvs, env.python, env.virtualenv, env.uv or "",
+                               pip_args_line(env.pip_args), VENV_LINK, VENV_COMPLETE, len(requirements), *requirements,
+                               *credentials.split_pip_args(env.pip_args)[0])
 
-    def remember(note):
-        """The host's state learns which venv the release runs (reload decisions use it)."""
-        words = note.split()  # "reused|built venv <key> ...", as the host reported it
+    def remember(last_line):
+        """The host's state learns which venv the release runs (reload decisions and
+        cleanup use it); an answer it cannot read leaves that venv unknown."""
         try:
-            host.state.venvs[release_name] = values.hex_digest(words[2] if len(words) > 2 else "", "venv key")
+            outcome, key, builder = read_result(last_line)
         except values.Unreadable:
             host.state.venvs.pop(release_name, None)  # unknown: a reload decision then restarts
-        return note
+            host.state.venv_links_unknown.add(release_name)  # and cleanup deletes no venv
+            return last_line
+        host.state.venvs[release_name] = key
+        host.state.venv_links_unknown.discard(release_name)
+        return f"{outcome} venv {key}" + (f" with {BUILDERS[builder]}" if builder else "")
 
-    return once(host, release_name, "virtualenv", body, then=remember)
+    return once(host, release_name, "virtualenv", "\n".join([credentials.load_line(host), script]), then=remember)
+
+
+#: venv.sh's builder word -> how a note names it.
+BUILDERS = {"uv": "uv", "virtualenv": "virtualenv + pip"}
+
+
+def read_result(line):
+    """(outcome, key, builder or None) from venv.sh's last line: "reused <key>" or
+    "built <key> <builder>"; Unreadable otherwise."""
+    words = line.split(" ")
+    outcome = values.one_of(words[0], ("reused", "built"), "venv outcome")
+    if len(words) != (2 if outcome == "reused" else 3):
+        raise values.Unreadable(f"venv result {values.quoted(line)} is not reused <key> or built <key> <builder>")
+    key = values.hex_digest(words[1], "venv key")
+    return outcome, key, values.one_of(words[2], tuple(BUILDERS), "venv builder") if outcome == "built" else None

@@ -10,65 +10,21 @@ event stream (`fab.events`) and never knows how events came about.
                                  `json=yes` on any task asks for stdout
     FAB_COLOR=auto|always|never  colour codes: auto lets rich decide (terminal,
                                  FORCE_COLOR, NO_COLOR)
+
+Which of these wins is decided in fab.precedence.outputs.
 """
 import contextlib
-import dataclasses
 import os
 import sys
-from typing import Optional
 
 from rich.console import Console
 
+from fab import precedence
 from fab.errors import UsageError
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.summary import JsonSummary
-
-LIVE, PLAIN = "live", "plain"
-STDOUT = "-"
-_YES = {"1", "yes", "y", "true", "on", STDOUT}
-_NO = {"", "0", "no", "n", "false", "off"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    people: str  # LIVE or PLAIN
-    people_on_stderr: bool  # True when stdout carries the JSON summary
-    json: Optional[str]  # None, STDOUT or a file path
-    color: Optional[bool]  # None: rich decides
-    forced_live: bool = False  # live although not at a terminal (FAB_OUTPUT=live)
-
-
-def choose(environ, json_requested, stdout_tty, stderr_tty):
-    """Decide the outputs (pure, so every combination is unit-tested).
-
-    Raises UsageError for a value no one could mean.
-    """
-    json_target = STDOUT if json_requested else _json_target(environ.get("FAB_JSON", ""))
-    on_stderr = json_target == STDOUT
-    at_terminal = stderr_tty if on_stderr else stdout_tty
-    mode = environ.get("FAB_OUTPUT", "auto").strip().lower() or "auto"
-    if mode not in ("auto", LIVE, PLAIN):
-        raise UsageError(f"FAB_OUTPUT must be auto, live or plain, got {mode!r}")
-    in_ci = environ.get("CI", "").strip().lower() not in _NO
-    dumb = environ.get("TERM", "") == "dumb"
-    if mode == "auto":
-        mode = LIVE if at_terminal and not in_ci and not dumb else PLAIN
-    color_setting = environ.get("FAB_COLOR", "auto").strip().lower() or "auto"
-    colors = {"auto": None, "always": True, "never": False}
-    if color_setting not in colors:
-        raise UsageError(f"FAB_COLOR must be auto, always or never, got {color_setting!r}")
-    return Choice(mode, on_stderr, json_target, colors[color_setting],
-                  forced_live=mode == LIVE and not at_terminal)
-
-
-def _json_target(value):
-    text = value.strip()
-    if text.lower() in _NO:
-        return None
-    if text.lower() in _YES:
-        return STDOUT
-    return text
+from fab.precedence import LIVE, STDOUT
 
 
 def subscribers(choice, stdout, stderr):
@@ -95,7 +51,7 @@ def attach(stream, json_requested=False, environ=None):
     """
     environ = os.environ if environ is None else environ
     stdout, stderr = sys.stdout, sys.stderr
-    choice = choose(environ, json_requested, _isatty(stdout), _isatty(stderr))
+    choice = precedence.outputs(environ, json_requested, _isatty(stdout), _isatty(stderr))
     if choice.json not in (None, STDOUT):
         directory = os.path.dirname(os.path.abspath(choice.json))
         if not os.path.isdir(directory):

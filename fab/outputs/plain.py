@@ -60,6 +60,9 @@ class PlainLines:
         if isinstance(event, events.Note):
             text = f"warning: {event.text}" if event.level == "warning" else event.text
             return [host_line(event.host, "", text) if event.host else text]
+        if isinstance(event, events.PutBack):
+            return [host_line(host, "", f"{events.PUT_BACK} on {release or 'no release'}")
+                    for host, release in event.hosts.items()]
         return []
 
     @staticmethod

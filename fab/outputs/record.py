@@ -8,6 +8,9 @@ from typing import Optional
 
 from fab import events
 
+#: The step that points `current` elsewhere (fab.operations.current.swap_step).
+SWAP = "swap"
+
 
 @dataclasses.dataclass
 class StepRecord:
@@ -29,6 +32,13 @@ class StepRecord:
 class HostRecord:
     name: str
     steps: list = dataclasses.field(default_factory=list)
+    #: What `current` points to as far as the task knows (None: no release), once
+    #: `release_known`: read when the task opened the fleet, then as swaps said.
+    release: Optional[str] = None
+    release_known: bool = False
+    put_back: bool = False  # a failure put it back on the release it ran before
+    wave: Optional[str] = None  # the wave it goes live or restarts in, once planned
+    waiting: bool = False  # for its wave to start
 
     @property
     def current_step(self):
@@ -47,7 +57,10 @@ class HostRecord:
 
     @property
     def outcome(self):
-        """failed if any step failed, ok if it ran steps that all ended well, else none."""
+        """put back if a failure put it back on its release before the task; otherwise
+        failed if any step failed, ok if it ran steps that all ended well, else none."""
+        if self.put_back:
+            return events.PUT_BACK
         if self.failed_step:
             return events.FAILED
         return events.OK if any(step.outcome for step in self.steps) else "none"
@@ -70,6 +83,7 @@ class TaskRecord:
         self.listing = None  # the ReleasesListed event, if any
         self.plan = None  # the PlanMade event, if any
         self.finished = None
+        self.moved = False  # True once the task pointed a host's `current` elsewhere
 
     @property
     def task(self):
@@ -102,6 +116,29 @@ class TaskRecord:
             self.plan = event
         elif isinstance(event, events.TaskFinished):
             self.finished = event
+        elif isinstance(event, events.ReleasesRead):
+            for name, release in event.current.items():
+                self._placed(name, release)
+        elif isinstance(event, events.ReleaseChanged):
+            self._placed(event.host, event.release)
+            self.moved = True
+        elif isinstance(event, events.PutBack):
+            self.moved = True
+            for name, release in event.hosts.items():
+                self._placed(name, release).put_back = True
+            for host in self.hosts.values():
+                host.waiting = False  # the waves after it will not start
+        elif isinstance(event, events.WaveStarted):
+            names = [name for name, _ in event.waves]
+            for index, (name, hosts) in enumerate(event.waves):
+                for host in hosts:
+                    self.host(host).wave = name
+                    self.host(host).waiting = index > names.index(event.wave)
+
+    def _placed(self, name, release):
+        host = self.host(name)
+        host.release, host.release_known = release, True
+        return host
 
     def _finish_step(self, event):
         host = self.host(event.host)
@@ -115,5 +152,7 @@ class TaskRecord:
         step.note = event.note
         step.output = event.output
         step.quiet = event.quiet
-        # A failed step's event carries no duration: it is measured from its start.
+        # A step cut short carries no duration (its host never said): it is measured from its start.
         step.seconds = event.seconds or max(0.0, event.at - step.started_at)
+        if event.step == SWAP and event.outcome == events.FAILED:
+            host.release_known = False  # a swap cut short may have happened or not

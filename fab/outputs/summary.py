@@ -93,6 +93,7 @@ def document(record):
 def _host(host):
     return {
         "outcome": host.outcome,
+        "release": host.release if host.release_known else None,
         "seconds": round(host.seconds, 3),
         "steps": [_step(step) for step in host.steps],
     }

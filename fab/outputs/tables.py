@@ -8,6 +8,7 @@ name or a host's words must never be.
 import datetime as dt
 
 from rich import box
+from rich.console import Group
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +16,7 @@ from rich.text import Text
 from fab import events
 from fab import releases as rel
 
-OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red",
+OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red", events.PUT_BACK: "yellow",
                   events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow"}
 
 
@@ -34,25 +35,40 @@ def short_commit(commit):
 
 
 def summary_table(record, styled=True):
-    """Per host: the release and commit the task worked on, its outcome, its seconds."""
+    """Per host: the release `current` points to after the task, its outcome, its seconds;
+    under a title saying how the task ended and its release."""
     finished = record.finished
     outcome = finished.outcome if finished else "running"
     title = f"{record.task} {record.started.environment}: {outcome}"
     if finished:
         title += f" (exit {finished.exit_code}) in {finished.seconds:.1f}s"
-    table = _table(styled, title=Text(title), title_justify="left",
-                   title_style=OUTCOME_STYLES.get(outcome, "") if styled else "")
-    for column in ("host", "release", "commit", "outcome", "seconds"):
+    if record.release:
+        title += f" · release {record.release.release} ({short_commit(record.release.commit)})"
+    table = _table(styled)
+    for column in ("host", "current", "outcome", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
-    release = record.release.release if record.release else "-"
-    commit = short_commit(record.release.commit if record.release else None)
     for host in record.hosts.values():
-        failed = host.failed_step
-        text = f"failed at {failed.step}" if failed else host.outcome
-        add_row(table, host.name, release, commit,
-                Text(text, style=OUTCOME_STYLES.get(host.outcome, "") if styled else ""),
+        add_row(table, host.name, current_text(host),
+                Text(outcome_text(host), style=OUTCOME_STYLES.get(host.outcome, "") if styled else ""),
                 f"{host.seconds:.1f}")
-    return table
+    # The title above the table, not in it: a table's title wraps at the table's width.
+    return Group(Text(title, style=OUTCOME_STYLES.get(outcome, "") if styled else ""), table)
+
+
+def current_text(host):
+    """A HostRecord's release after the task, for people."""
+    if not host.release_known:
+        return "unknown"
+    return host.release or "none"
+
+
+def outcome_text(host):
+    """A HostRecord's outcome, with the step that failed: `failed at health`,
+    `put back (failed at health)`."""
+    failed = host.failed_step
+    if host.outcome == events.PUT_BACK:
+        return f"{events.PUT_BACK} (failed at {failed.step})" if failed else events.PUT_BACK
+    return f"failed at {failed.step}" if failed else host.outcome
 
 
 def age(created_at, now):

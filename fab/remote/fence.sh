@@ -1,18 +1,21 @@
-# The deploy lock's generation on this host ($1/.deploy.lock.generation): a
-# number that grows with every holder of the lock and every `unlock`. A swap
-# carries its holder's generation and a host refuses it once it has seen a later
-# one: a deployer whose lock was broken cannot swap, however late it wakes up.
+# The deploy lock's generation on this host: a number that grows with every
+# holder of the lock and every `unlock`. A swap carries its holder's generation
+# and a host refuses it once it has seen a later one: a deployer whose lock was
+# broken cannot swap, however late it wakes up.
+#   $1 the file it is kept in, $2 the file flock'ed while it changes
+#      (Paths.lock_generation, .fence_lock; fab.operations.lock.fence_files)
+#   $3 the action, $4 G:
 #   next     raise it past its value and now (microseconds: a new lock host's
 #            count still goes past the old one's); print it   (lock.sh, unlock.sh)
 #   raise G  raise it to G if lower                            (unlock, other hosts)
 #   check G  exit 0 if G is not behind it (raising it to G), 2 if it is (swap.sh)
-root=$1
-action=$2
-given=$3
+file=$1
+fence_lock=$2
+action=$3
+given=$4
 valid() { [[ $1 =~ ^[0-9]{1,18}$ ]]; }
 [ "$action" = next ] || valid "$given" || { echo "invalid lock generation: $given" >&2; exit 1; }
-file="$root/.deploy.lock.generation"
-exec 7>>"$root/.fence.lock"
+exec 7>>"$fence_lock"
 flock 7
 read -r seen < "$file" 2>/dev/null
 valid "$seen" || seen=0  # missing or not ours to trust: counted from zero

@@ -1,5 +1,6 @@
 # A hotfix of the release in $2 from commit $5 to commit $6, taken from the git
-# cache $4 (its objects already fetched); $3 is shared/.
+# cache $4 (its objects already fetched); $3 is shared/, $7 the release's
+# REVISION file (Paths.release, .shared, .git_cache, .release_revision).
 #   $1 = check: refuse commit $6 if it has a file or a symlink where a link into
 #        shared/ needs a directory (a hotfix would write through it). Changes nothing.
 #   $1 = apply: delete the files $6 removed, then write $6's files.
@@ -12,6 +13,7 @@ shared=$3
 cache=$4
 old=$5
 new=$6
+revision=$7
 cd "$release"
 
 links=()
@@ -51,4 +53,4 @@ done
 git --git-dir="$cache" diff --no-renames --name-only --diff-filter=D -z --end-of-options "$old" "$new" \
   -- "${outside_links[@]}" | xargs -0 -r rm -f --
 git --git-dir="$cache" archive --format=tar --end-of-options "$new" "${outside_links[@]}" | tar -x -C .
-printf '%s\n' "$new" > REVISION
+printf '%s\n' "$new" > "$revision"

@@ -1,5 +1,5 @@
 # Links each linked path of the release (the current directory) to its place in
-# shared/: $1 is shared/, then one "dir:<path>" or "file:<path>" per linked path.
+# shared/: $1 is shared/ (Paths.shared), then one "dir:<path>" or "file:<path>" per linked path.
 # Nothing here follows a symlink the repository commits. Every directory above a
 # linked path must be a real directory of the release (or absent, then created):
 # a symlink or a file there refuses the release before anything changes, since

@@ -1,10 +1,15 @@
-# Holds the environment's deploy lock, an flock on $1/.deploy.lock, for as long
-# as this step runs. The step ends when the deployer's connection closes (see
-# step.sh), and the kernel frees an flock with the process that holds it: the
+# Holds the environment's deploy lock, an flock on the file $1 (Paths.lock), for
+# as long as this step runs. The step ends when the deployer's connection closes
+# (see step.sh), and the kernel frees an flock with the process that holds it: the
 # lock cannot outlive its deploy, however and wherever the deployer stopped.
-# $2 is the holder's record (JSON) shown to whoever is refused. $3, if given, is
-# the state script (state.sh): this host's state is read under the lock, in this
-# same round trip, and followed by a line "@@state-end". $4 is fence.sh.
+#   $1 the lock file, $2 $3 $4 its owner record, released and broken files
+#      (Paths.lock_owner, .lock_released, .lock_broken)
+#   $5 the holder's record (JSON), shown to whoever is refused
+#   $6 fence.sh, $7 $8 its files (Paths.lock_generation, .fence_lock)
+#   $9..., if given: the state script (state.sh) and its arguments: this host's
+#      state is read under the lock, in this same round trip, and followed by a
+#      line "@@state-end"
+# (fab.operations.lock.lock_arguments builds them.)
 #
 # The answer is "acquired <released> <now> <generation> <previous holder>":
 # <released> (this host's clock) is when the last holder let go, "-" if it never
@@ -18,44 +23,48 @@
 # store held this lock, and so is gone now that we have it (fab/history/claims.py).
 #
 # When `unlock` stops us, we say so before we go: "broken <base64 of its audit line>".
-root=$1
-record=$2
-state=$3
-fence=$4
-mkdir -p "$root" || exit 1
-exec 9>>"$root/.deploy.lock"
+lockfile=$1
+owner=$2
+released_file=$3
+broken=$4
+record=$5
+fence=$6
+fence_files=("$7" "$8")
+shift 8
+mkdir -p "${lockfile%/*}" || exit 1
+exec 9>>"$lockfile"
 if ! flock -n 9; then
-  printf 'held %s\n' "$(base64 -w0 < "$root/.deploy.lock.owner" 2>/dev/null)"
+  printf 'held %s\n' "$(base64 -w0 < "$owner" 2>/dev/null)"
   exit 3
 fi
 released=-
-if [ -f "$root/.deploy.lock.released" ]; then
-  read -r released < "$root/.deploy.lock.released" || released=-
-  rm -f "$root/.deploy.lock.released"  # ours to write when we let go
-elif [ ! -e "$root/.deploy.lock.owner" ]; then
+if [ -f "$released_file" ]; then
+  read -r released < "$released_file" || released=-
+  rm -f "$released_file"  # ours to write when we let go
+elif [ ! -e "$owner" ]; then
   released=fresh
 fi
-previous=$(base64 -w0 < "$root/.deploy.lock.owner" 2>/dev/null)
-rm -f "$root/.deploy.lock.broken"  # an earlier holder's news
-generation=$(bash -c "$fence" fence "$root" next) || exit 1
+previous=$(base64 -w0 < "$owner" 2>/dev/null)
+rm -f "$broken"  # an earlier holder's news
+generation=$(bash -c "$fence" fence "${fence_files[@]}" next) || exit 1
 # Letting go (our connection closed, or `unlock`: TERM either way) is recorded
 # before the kernel frees the lock; the sleeper goes too, whoever was signalled.
 sleeper=
 let_go() {
   kill "$sleeper" 2>/dev/null
-  if [ -f "$root/.deploy.lock.broken" ]; then
-    printf 'broken %s\n' "$(base64 -w0 < "$root/.deploy.lock.broken")"
+  if [ -f "$broken" ]; then
+    printf 'broken %s\n' "$(base64 -w0 < "$broken")"
   fi
-  printf "%s\n" "${EPOCHREALTIME/,/.}" > "$root/.deploy.lock.released"
+  printf "%s\n" "${EPOCHREALTIME/,/.}" > "$released_file"
   exit 0
 }
 trap let_go TERM
 # Our pid leads this step's process group: `unlock` may stop it (only it: it
 # checks that the pid holds this lock file open).
-printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$root/.deploy.lock.owner"
+printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$owner"
 echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--}"
-if [ -n "$state" ]; then
-  bash -c "$state" state "$root" 9>&-
+if [ "$#" -gt 0 ]; then
+  bash -c "$1" state "${@:2}" 9>&-
   echo "@@state-end"
 fi
 while :; do

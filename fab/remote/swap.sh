@@ -1,40 +1,47 @@
-# Points $1/current at releases/$2 with a temporary link renamed over it (never
-# rm + ln); with $2 empty, removes `current` (undoing a first deploy).
-# Prints previous=<old target>.
+# Points the link $1 (Paths.current) at $2 (Paths.current_target: releases/<name>,
+# the release directory $3) with a temporary link ($4.<pid>, Paths.current_temp)
+# renamed over it (never rm + ln); with $2 empty, removes the link (undoing a
+# first deploy). Prints previous=<old target>.
 #
 # Two fences keep a swap that should not happen from landing:
-# - $3 $4: the task's id and a counter that only grows within it. A swap an
+# - $7 $8: the task's id and a counter that only grows within it. A swap an
 #   interrupt cut short can still land on the host after the swap that puts the
-#   host back; it then finds a later counter of its own task recorded and refuses
-#   instead of undoing the put-back.
-# - $5: the deploy lock generation its task holds ($6 is fence.sh). Once the lock
-#   was broken (`unlock`) or taken by a later holder, the host has seen a later
-#   generation and refuses: a deployer that lost its lock changes nothing more.
-#   Only a put-back ($7 = putback) goes through, and only where the last swap was
-#   its own task's (nobody swapped since), or where nothing would change.
-root=$1
-release=$2
-task=$3
-counter=$4
-generation=${5:-0}
-fence=$6
-mode=$7
-cd "$root" || exit 1
-exec 8>>.swap.lock
+#   host back; it then finds a later counter of its own task recorded (in the
+#   file $6, Paths.swap_fence; swaps take turns on an flock on $5, Paths.swap_lock)
+#   and refuses instead of undoing the put-back.
+# - $9: the deploy lock generation its task holds (${10} is fence.sh, ${11}
+#   ${12} its files). Once the lock was broken (`unlock`) or taken by a later
+#   holder, the host has seen a later generation and refuses: a deployer that
+#   lost its lock changes nothing more. Only a put-back (${13} = putback) goes
+#   through, and only where the last swap was its own task's (nobody swapped
+#   since), or where nothing would change.
+# (fab.operations.current.swap_arguments builds them.)
+current=$1
+target=$2
+release_dir=$3
+temp=$4.$$
+swap_lock=$5
+swap_fence=$6
+task=$7
+counter=$8
+generation=${9:-0}
+fence=${10}
+fence_files=("${11}" "${12}")
+mode=${13}
+exec 8>>"$swap_lock" || exit 1
 flock 8
-read -r last_task last_counter < .swap.fence 2>/dev/null || true
+read -r last_task last_counter < "$swap_fence" 2>/dev/null || true
 if [ "$last_task" = "$task" ] && [ "$counter" -lt "${last_counter:-0}" ]; then
   echo "a later swap of this task already ran here: this one is stale" >&2
   exit 1
 fi
-previous=$(readlink current 2>/dev/null || true)
-wanted=${release:+releases/$release}
+previous=$(readlink "$current" 2>/dev/null || true)
 if [ -n "$fence" ]; then
-  seen=$(bash -c "$fence" fence . check "$generation")
+  seen=$(bash -c "$fence" fence "${fence_files[@]}" check "$generation")
   case $? in
     0) ;;
     2)
-      if [ "$previous" = "$wanted" ]; then
+      if [ "$previous" = "$target" ]; then
         echo "previous=$previous"  # nothing to change
         exit 0
       fi
@@ -45,12 +52,12 @@ if [ -n "$fence" ]; then
     *) exit 1 ;;
   esac
 fi
-if [ -n "$release" ]; then
-  [ -d "releases/$release" ] || { echo "release $release does not exist" >&2; exit 1; }
-  ln -sfn "releases/$release" ".current.tmp.$$"
-  mv -Tf ".current.tmp.$$" current
+if [ -n "$target" ]; then
+  [ -d "$release_dir" ] || { echo "release ${release_dir##*/} does not exist" >&2; exit 1; }
+  ln -sfn "$target" "$temp"
+  mv -Tf "$temp" "$current"
 else
-  rm -f current
+  rm -f "$current"
 fi
-printf '%s %s\n' "$task" "$counter" > .swap.fence
+printf '%s %s\n' "$task" "$counter" > "$swap_fence"
 echo "previous=$previous"

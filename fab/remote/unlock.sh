@@ -1,22 +1,29 @@
-# Breaks the deploy lock under $1 for the odd holder that hangs: stops the
-# process holding it and appends "$2 <holder record>" to log/lock-breaks.log.
-# $3 is fence.sh: the lock's generation goes up, so the holder's swaps are
-# refused from now on, should it wake up (see swap.sh).
+# Breaks the deploy lock (the file $1) for the odd holder that hangs: stops the
+# process holding it and appends "$5 <holder record>" to the log $4.
+#   $1 the lock file, $2 $3 its owner record and broken files (Paths.lock,
+#      .lock_owner, .lock_broken; see lock.sh), $4 Paths.lock_breaks_log
+#   $5 the audit line
+#   $6 fence.sh, $7 $8 its files: the lock's generation goes up, so the holder's
+#      swaps are refused from now on, should it wake up (see swap.sh)
+# (fab.operations.lock.unlock_arguments builds them.)
 # Prints "free" if nothing held it, else "broken <base64 of the holder record>
 # <generation>".
 #
 # The record names the holder's pid, but the deploy user (the app) can write
 # the record: only a process of ours that holds this very lock file open is
 # stopped. Anything else is refused, and nothing is signalled.
-root=$1
-audit=$2
-fence=$3
-lockfile="$root/.deploy.lock"
+lockfile=$1
+owner_file=$2
+broken=$3
+breaks_log=$4
+audit=$5
+fence=$6
+fence_files=("$7" "$8")
 if [ ! -e "$lockfile" ] || flock -n "$lockfile" true; then
   echo free
   exit 0
 fi
-owner=$(head -c 4096 "$root/.deploy.lock.owner" 2>/dev/null || echo '{}')
+owner=$(head -c 4096 "$owner_file" 2>/dev/null || echo '{}')
 pid=$(printf '%s' "$owner" | sed -n 's/.*"lock_pid": \([0-9]\{1,9\}\)[,}].*/\1/p' | head -n 1)
 
 holds_the_lock() {  # whether process $1 is ours and has the lock file open
@@ -32,7 +39,7 @@ if ! holds_the_lock "$pid"; then
   exit 1
 fi
 # The holder learns who stopped it (lock.sh says so before it goes).
-printf '%s\n' "$audit" > "$root/.deploy.lock.broken"
+printf '%s\n' "$audit" > "$broken"
 # lock.sh leads its own process group (step.sh runs it under setsid): stop all
 # of it, or only the pid if it does not lead one.
 read -r -a stat < "/proc/$pid/stat"
@@ -50,7 +57,7 @@ until flock -n "$lockfile" true; do
   fi
   sleep 0.05
 done
-generation=$(bash -c "$fence" fence "$root" next) || exit 1
-mkdir -p "$root/log"
-printf '%s %s\n' "$audit" "$owner" >> "$root/log/lock-breaks.log"
+generation=$(bash -c "$fence" fence "${fence_files[@]}" next) || exit 1
+mkdir -p "${breaks_log%/*}"
+printf '%s %s\n' "$audit" "$owner" >> "$breaks_log"
 printf 'broken %s %s\n' "$(printf '%s' "$owner" | base64 -w0)" "$generation"

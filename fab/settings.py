@@ -1,0 +1,406 @@
+"""The settings of an environment file (`<deploy folder>/environments/<env>.yml`): its schema.
+
+Pydantic models, strict (an unknown or misspelt setting is an error) and frozen;
+each validator checks one setting or how settings refer to each other. Finding,
+reading and checking a file against this schema is `fab.config`'s job.
+"""
+import functools
+import os
+import posixpath
+import re
+from typing import Dict, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from fab import templates
+from fab.folders import NAME as _NAME
+from fab.paths import IN_RELEASE, VENV_LINK
+from fab.topology import Topology
+
+
+_ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppConfig(_Strict):
+    repo: str = Field(min_length=1, description="git URL or path the hosts fetch from")
+    branch: str = Field(default="main", min_length=1)
+
+
+class HealthCheck(_Strict):
+    #: HTTP path that must answer 200; None checks only that the port accepts connections.
+    path: Optional[str] = "/health"
+    #: If set, the body of `path` must contain this text.
+    expect_body: Optional[str] = None
+    #: Also ask this path for JSON {"commit", "release"} and require the new ones
+    #: (catches an app server still running old code after the swap).
+    version_path: Optional[str] = None
+    #: Seconds to keep retrying before the check fails.
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class Service(_Strict):
+    role: str
+    #: supervisor: a program rendered from `template` and run by supervisord.
+    #: port: pbdeploy-style, "running" means something listens on `port`.
+    control: Literal["supervisor", "port"] = "supervisor"
+    template: Optional[str] = Field(default=None, description="Jinja2 template under templates/")
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    workers: Union[int, Literal["auto"]] = 2
+    #: rolling: drained from the proxies that balance it, then restarted.
+    #: reload: when only the code changed (same virtualenv, same rendered config),
+    #: reloaded in place with SIGHUP, not drained (gunicorn starts new workers on
+    #: the new code while the old ones finish their requests); otherwise as rolling.
+    restart: Literal["rolling", "reload"] = "rolling"
+    #: For a proxy: the service whose hosts it balances (drained while they restart).
+    balances: Optional[str] = None
+    start: Optional[str] = None
+    reload: Optional[str] = None
+    daemonizes: bool = True
+    before: Optional[str] = None
+    after: Optional[str] = None
+    health_check: Optional[HealthCheck] = None
+    #: For the stock gunicorn template: the WSGI application, e.g. mysite.wsgi:application.
+    wsgi: str = Field(default="app:application", pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.()]*)?$")
+    #: Where the app server listens; default: the host's address and `port`.
+    bind: Optional[str] = Field(default=None, pattern=r"^\S+$")
+    #: Seconds a worker may take on one request before the app server restarts it.
+    timeout: int = Field(default=30, ge=1)
+    #: Environment variables of the service's programs (not secret: see `secrets`).
+    environment: Dict[str, str] = {}
+
+    @field_validator("environment")
+    @classmethod
+    def _variable_names(cls, variables):
+        for name in variables:
+            if not re.match(_ENV_VAR, name):
+                raise ValueError(f"invalid environment variable name {name!r}")
+        return variables
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.health_check is not None and self.port is None:
+            raise ValueError("a health_check needs a port")
+        if self.control == "supervisor" and not self.template:
+            raise ValueError("a supervisor service needs a template")
+        if self.control == "port" and (self.port is None or not self.start):
+            raise ValueError("a port-controlled service needs a port and a start command")
+        return self
+
+    def workers_for(self, cpus):
+        """Worker processes on a host with `cpus` CPUs (`auto`: 2 per CPU + 1)."""
+        return 2 * cpus + 1 if self.workers == "auto" else self.workers
+
+
+_SIZE = r"^(\d+|\d+(\.\d+)?%)$"
+
+
+class Rollout(_Strict):
+    """How a release goes live: a canary wave, then waves of `batch` hosts."""
+
+    #: Host names, or how many hosts (web hosts first) go live first, alone.
+    canary: Union[int, List[str]] = 1
+    #: Hosts per wave after the canary: a number or a percentage of all hosts.
+    batch: Union[int, str] = "25%"
+    #: How many hosts may fail (a number or a percentage) while the rollout goes
+    #: on; failed hosts are put back on their previous release. The canary may not fail.
+    failure_limit: Union[int, str] = 0
+    #: Seconds the canary's health checks must keep passing before the next wave.
+    canary_watch: float = Field(default=0, ge=0)
+
+    @field_validator("batch", "failure_limit")
+    @classmethod
+    def _size(cls, value, info):
+        if isinstance(value, bool) or not re.match(_SIZE, str(value)):
+            raise ValueError("must be a whole number or a percentage such as 25%")
+        if info.field_name == "batch" and str(value).rstrip("%") in ("0", "0.0"):
+            raise ValueError("must be at least 1 host")
+        if str(value).endswith("%") and float(str(value)[:-1]) > 100:
+            raise ValueError("a percentage may not exceed 100%")
+        return value
+
+    @field_validator("canary")
+    @classmethod
+    def _canary(cls, value):
+        if isinstance(value, int) and (isinstance(value, bool) or value < 0):
+            raise ValueError("must be a number of hosts (0 or more) or a list of host names")
+        return value
+
+
+class Manage(_Strict):
+    role: str
+    #: Run in the current release; the user's command's words are appended, quoted.
+    command: str = f"{VENV_LINK}/bin/python manage.py"
+
+
+class HistorySettings(_Strict):
+    """Where this environment's operations are recorded (fab/history). `history: <url>`
+    is short for `history: {url: <url>}`; FAB_HISTORY_URL overrides both."""
+
+    url: Optional[str] = Field(default=None, min_length=1, description="sqlite:/// or postgresql:// URL")
+    #: The name of an environment variable holding the URL (keeps a password out of the file).
+    url_env: Optional[str] = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Days of log text kept; older operations keep their summary rows and steps.
+    retention_days: int = Field(default=90, ge=1)
+    #: Seconds without a heartbeat after which a running operation reads as
+    #: interrupted and its claim may be taken over.
+    stale_seconds: float = Field(default=60.0, ge=15)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.url and self.url_env:
+            raise ValueError("give url or url_env, not both")
+        return self
+
+class OnRole(_Strict):
+    """Commands run in a new release before the swap, on the hosts of one role."""
+
+    role: str
+    #: true: on the role's first host only (e.g. a database migration); false: on each.
+    once: bool = True
+    #: Seconds the commands may take; past that they are stopped and the deploy aborts.
+    timeout: float = Field(default=600.0, gt=0)
+
+
+class Migrate(OnRole):
+    command: str = Field(min_length=1)
+
+
+class Predeploy(OnRole):
+    commands: List[str] = Field(min_length=1)
+
+
+class Secrets(_Strict):
+    #: A local file of KEY=value lines (kept out of git), relative to the deploy folder.
+    file: Optional[str] = None
+    #: Names of variables taken from the deployer's own environment (e.g. set by CI).
+    environment: List[str] = []
+
+    @field_validator("environment")
+    @classmethod
+    def _variable_names(cls, names):
+        for name in names:
+            if not re.match(_ENV_VAR, name):
+                raise ValueError(f"invalid environment variable name {name!r}")
+        return names
+
+
+HOOK_POINTS = ("before_build", "after_build", "before_swap", "after_swap",
+               "before_restart", "after_restart")
+
+
+class Hooks(_Strict):
+    """Commands run on the deployer's machine around a task's stages, in the deploy
+    folder, with the deploy's context as DEPLOY_* environment variables."""
+
+    before_build: List[str] = []
+    after_build: List[str] = []
+    before_swap: List[str] = []
+    after_swap: List[str] = []
+    before_restart: List[str] = []
+    after_restart: List[str] = []
+    #: Seconds one hook command may take.
+    timeout: float = Field(default=300.0, gt=0)
+
+    def commands(self, point):
+        return getattr(self, point)
+
+
+def _linked_path(value):
+    """A path inside the release (and inside shared/): relative, no `..`, not ours."""
+    normal = posixpath.normpath(value)
+    if (not value or value.startswith(("/", "~")) or normal in (".", "..") or normal.startswith("../")
+            or "/../" in f"/{value}/" or "\n" in value):
+        raise ValueError(f"{value!r} must be a relative path inside the release")
+    if normal.split("/")[0] in IN_RELEASE:  # the deployer's own parts of a release
+        raise ValueError(f"{value!r} is the deployer's own part of a release")
+    return normal
+
+
+#: Directories that hold other things than one app's deploys: a code root may be
+#: inside one of them (/srv/app, /var/www/app), never one of them itself.
+_SHARED_DIRECTORIES = {
+    "/usr/local", "/usr/share", "/var/lib", "/var/log", "/var/tmp",
+    "/var/www", "/var/cache", "/var/opt", "/var/spool", "/var/mail", "/opt/local",
+}
+#: System directories nothing of a deploy belongs in, at any depth.
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin",
+                 "/sys", "/usr/bin", "/usr/lib", "/usr/sbin")
+_HOME_PARENTS = ("home", "Users")
+
+
+def _own_directory(code_root):
+    """`code_root`, if it is a directory the deployer may fill on its own (releases/,
+    shared/, current, log/): not /, a top-level or shared system directory, a user's
+    home or a dot-directory in it (~/.ssh), and without `..`. ValueError otherwise."""
+    parts = code_root.split("/")
+    if ".." in parts:
+        raise ValueError(f"{code_root!r} must not contain '..'")
+    normal = posixpath.normpath(code_root.replace("~", "/~", 1) if code_root.startswith("~") else code_root)
+    words = [word for word in normal.split("/") if word]
+    in_home = (words[1:] if words[:1] == ["~"] else
+               words[2:] if len(words) >= 2 and words[0] in _HOME_PARENTS else
+               words[1:] if words[:1] == ["root"] else None)
+    shared = (len(words) <= 1 or normal in _SHARED_DIRECTORIES
+              or any(normal == tree or normal.startswith(tree + "/") for tree in _SYSTEM_TREES))
+    if shared or in_home == [] or (in_home and in_home[0].startswith(".")):
+        raise ValueError(
+            f"{code_root!r} is not a directory of its own (a system directory, a home, or a "
+            "directory other programs use): name one for this app, e.g. ~/www/<app> or /srv/<app>")
+    return code_root
+
+
+class Environment(_Strict):
+    name: str = Field(pattern=_NAME)
+    app: AppConfig
+    code_root: str = Field(min_length=1)
+    ssh_config: Optional[str] = None
+    roles: Dict[str, List[str]]
+    python: str = "python3"
+    virtualenv: str = "virtualenv"
+    #: uv on the hosts (a command): where a host has it, virtualenvs are built with
+    #: `uv venv` + `uv pip install` (much faster); elsewhere with virtualenv + pip.
+    uv: Optional[str] = Field(default=None, pattern=r"^\S+$")
+    requirements: List[str] = ["requirements.txt"]
+    pip_args: List[str] = []
+    build_commands: List[str] = []
+    checks: List[str] = []
+    keep_releases: int = Field(default=3, ge=1)
+    supervisorctl: str = "supervisorctl"
+    services: Dict[str, Service] = {}
+    manage: Optional[Manage] = None
+    pillow_role: str = "pillowtop"
+    rollout: Rollout = Rollout()
+    command_timeout: float = Field(default=600.0, gt=0)
+    #: SSH connections opening at once, at most (like Kamal's 30); every host still
+    #: works in parallel once connected.
+    ssh_concurrency: int = Field(default=30, ge=1)
+    history: HistorySettings = HistorySettings()
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _history_url_shorthand(cls, value):
+        return {"url": value} if isinstance(value, str) else value
+
+    #: Kept in <code_root>/shared/ and linked into every release before its build.
+    linked_files: List[str] = []
+    linked_dirs: List[str] = []
+    #: A local folder (relative to the deploy folder): a linked file missing on a
+    #: host is uploaded from here. Without it, a missing linked file stops the deploy.
+    shared_files_from: Optional[str] = None
+    secrets: Optional[Secrets] = None
+    migrate: Optional[Migrate] = None
+    predeploy: Optional[Predeploy] = None
+    hooks: Hooks = Hooks()
+    #: The deploy folder this environment was read from (set on load, not a setting).
+    folder: str = ""
+    _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("linked_files", "linked_dirs")
+    @classmethod
+    def _linked_paths(cls, paths):
+        normal = [_linked_path(p) for p in paths]
+        if len(set(normal)) != len(normal):
+            raise ValueError("a path is listed twice")
+        return normal
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_have_hosts(cls, roles):
+        if not roles:
+            raise ValueError("at least one role with hosts is required")
+        for role, hosts in roles.items():
+            if not re.match(_NAME, role):
+                raise ValueError(f"invalid role name {role!r}")
+            if not hosts:
+                raise ValueError(f"role {role!r} has no hosts")
+            for host in hosts:
+                if not re.match(_NAME, host):
+                    raise ValueError(f"invalid host name {host!r} in role {role!r}")
+        return roles
+
+    @field_validator("code_root")
+    @classmethod
+    def _code_root_is_rooted(cls, value):
+        if not (value.startswith("/") or value == "~" or value.startswith("~/")):
+            raise ValueError("must be absolute or start with ~/")
+        return _own_directory(value.rstrip("/") or "/")
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services):
+        for name in services:
+            if not re.match(_NAME, name):
+                raise ValueError(f"invalid service name {name!r}")
+        return services
+
+    @model_validator(mode="after")
+    def _references_exist(self):
+        known = ", ".join(sorted(self.roles))
+        for name, service in self.services.items():
+            if service.role not in self.roles:
+                raise ValueError(f"service {name!r} runs on unknown role {service.role!r} (roles: {known})")
+            if service.balances is not None:
+                target = self.services.get(service.balances)
+                if target is None or target.port is None or target.control != "supervisor":
+                    raise ValueError(
+                        f"service {name!r} balances {service.balances!r}, which is not a "
+                        "supervisor service with a port"
+                    )
+        if isinstance(self.rollout.canary, list):
+            unknown = [h for h in self.rollout.canary if h not in self.hosts]
+            if unknown:
+                raise ValueError(f"rollout.canary names unknown host(s) {', '.join(unknown)} "
+                                 f"(hosts: {', '.join(self.hosts)})")
+        for setting in ("manage", "migrate", "predeploy"):
+            value = getattr(self, setting)
+            if value and value.role not in self.roles:
+                raise ValueError(f"{setting} runs on unknown role {value.role!r} (roles: {known})")
+        both = set(self.linked_files) & set(self.linked_dirs)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} is both a linked file and a linked dir")
+        linked = [*self.linked_dirs, *self.linked_files]
+        nested = next(((inner, outer) for inner in linked for outer in linked if inner.startswith(outer + "/")), None)
+        if nested:
+            raise ValueError("linked path {} is inside linked path {} (in shared/ through it already)".format(*nested))
+        return self
+
+    @property
+    def hosts(self):
+        """Every host once, in the order the roles first name them."""
+        return self.topology.hosts
+
+    @functools.cached_property
+    def topology(self):
+        """Which services, programs and balancers sit on which hosts (fab.topology), made
+        once: the settings it is made from are frozen."""
+        return Topology.of(self)
+
+    def local_path(self, path):
+        """A path an environment file names on the deployer's machine: `~` expanded,
+        relative to the environment's deploy folder."""
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else os.path.join(self.folder, path)
+
+    def ssh_config_path(self):
+        return self.local_path(self.ssh_config) if self.ssh_config else None
+
+    @property
+    def template_dirs(self):
+        """Where its templates are found, first match wins: its own, then the built-in ones."""
+        return [os.path.join(self.folder, "templates"), templates.BUILTIN_TEMPLATES]
+
+    @property
+    def secret_values(self):
+        """{name: value} of the environment's secrets, read on load (never printed)."""
+        return dict(self._secret_values)
