@@ -39,8 +39,6 @@ class Host:
         self.state = None  # fab.operations.state.HostState, read when the fleet opens
         #: Bounds how many of the fleet's connections open at once (set by Fleet).
         self.opening = contextlib.nullcontext()
-        #: What `current` was last set to by this task (None: untouched).
-        self.placed = None
         #: When `interrupt` last closed this host's sessions (monotonic), if ever.
         self._interrupted_at = None
 

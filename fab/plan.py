@@ -8,11 +8,14 @@ nothing, so it cannot get in a deploy's way, and taking the lock would itself
 write on the lock host; when a live task holds the lock the plan says so, since
 that task may change what the plan found.
 
-The decisions are the pure functions in the second half, unit-tested without
-SSH, and each reuses the function the real task decides with: the venv key
-(`virtualenv.venv_key`), the service configs (`supervisor.render_service_configs`),
-cleanup (`releases.cleanup_deletes`), the waves (`rollout.plan`). A plan is
-plain data; `Plan.to_dict()` is what the PlanMade event carries to the outputs.
+What each host goes to, what a failure puts back there and what cleanup
+deletes are the task's own decision (fab.decide, from the fleet read once,
+fab.snapshot): a plan shows that very Decision (`from_decision`) and adds what
+it reads beside it, with the pure functions in the second half, unit-tested
+without SSH, each reusing the function the real task decides with: the venv
+key (`virtualenv.venv_key`), the service configs
+(`supervisor.render_service_configs`). A plan is plain data; `Plan.to_dict()`
+is what the PlanMade event carries to the outputs.
 """
 import dataclasses
 import difflib
@@ -20,11 +23,13 @@ import json
 import posixpath
 from typing import Optional
 
+from fab import decide
 from fab import releases as rel
 from fab import rollout
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
 from fab.paths import SERVICES
+from fab.snapshot import FleetSnapshot
 
 #: Commits a plan lists before it says "... N more".
 LOG_LIMIT = 10
@@ -75,6 +80,7 @@ class HostPlan:
     virtualenv: Optional[VirtualenvPlan] = None
     configs: Optional[tuple] = None  # ConfigChange, None when the task renders none
     deletes: tuple = ()  # releases its cleanup would delete, oldest first
+    back_to: Optional[str] = None  # the release a failure puts back (None: none, or nothing swapped)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +107,19 @@ class Plan:
 # --- what a plan reads -----------------------------------------------------------
 
 
-def for_deploy(fleet, meta, live_release, now=None):
+def for_deploy(fleet, meta, live_release=None, now=None, decision=None):
     """The plan of `deploy` building and going live with `meta`'s release (new or
-    resumed); `live_release` is current on every host (None: none, or they differ)."""
+    resumed): the task's `decision` (fab.decide.decide_deploy; decided here from
+    the fleet's states if not given), with the commits, each host's venv reuse
+    and service config changes read beside it. `live_release`: unused, the
+    decision knows what every host runs (kept for callers that pass it)."""
     env = fleet.env
-    now = now or rel.utcnow()
+    snapshot = FleetSnapshot.of_fleet(fleet)
+    decision = decision or decide.decide_deploy(snapshot, meta, rollout.plan(fleet), now or rel.utcnow())
+    meta = decision.release
     facts = read_facts(fleet, with_python=True)
-    live_commit, warnings = live_commit_of(fleet.states)
+    live_commit, drift = snapshot.live_commit()
+    warnings = [f"hosts run different commits ({drift}): no single log of changes"] if drift else []
     new_requirements, commits = None, Commits(live_commit, meta.commit)
     try:
         with opened(env.app.repo, [meta.commit, live_commit]) as repo:
@@ -117,33 +129,31 @@ def for_deploy(fleet, meta, live_release, now=None):
             commits = read_commits(repo, live_commit, meta.commit)
     except RepoUnreadable as error:
         commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
-    fleet_target = rel.fleet_rollback_target(
-        rel.releases_by_host(fleet.states), meta.name)
+    plan = from_decision(decision, commit=meta.commit, ref=meta.branch, commits=commits,
+                         new_release=not snapshot.anywhere(meta.name), warnings=(*warnings, *lock_warnings(facts)))
     hosts = {}
     for name, host in fleet.hosts.items():
-        state = host.state
-        done = state.steps.get(meta.name, set())
-        hosts[name] = HostPlan(
-            current=state.current,
-            goes_to=meta.name,
+        current = snapshot.current(name)
+        hosts[name] = dataclasses.replace(
+            plan.hosts[name],
             virtualenv=virtualenv_plan(
-                env.requirements, new_requirements, env.pip_args, facts[name], state.current,
-                done="virtualenv" in done, unreadable=commits.error),
-            configs=config_changes(facts[name].current_configs, rendered_configs(host), state.current),
-            deletes=tuple(cleanup_after_deploy(list(state.releases.values()), meta, env.keep_releases, now,
-                                               fleet_target)),
+                env.requirements, new_requirements, env.pip_args, facts[name], current,
+                done="virtualenv" in snapshot.steps_done(name, meta.name), unreadable=commits.error),
+            configs=config_changes(facts[name].current_configs, rendered_configs(host), current),
         )
-    resumed = any(meta.name in state.releases for state in fleet.states.values())
-    return Plan("deploy", release=meta.name, new_release=not resumed, commit=meta.commit, ref=meta.branch,
-                live_release=live_release, commits=commits, waves=tuple(rollout.plan(fleet)), hosts=hosts,
-                warnings=tuple(warnings) + lock_warnings(facts))
+    return dataclasses.replace(plan, hosts=hosts)
 
 
-def for_rollback(fleet, target_meta, leaving):
-    """The plan of `rollback` from release `leaving` (None: the hosts run different
-    ones) to `target_meta`'s release."""
+def for_rollback(fleet, target_meta=None, leaving=None, decision=None):
+    """The plan of `rollback`: the task's `decision` (fab.decide.decide_rollback;
+    decided here, to `target_meta`'s release, if not given), with the commits
+    between the release it leaves (None: the hosts run different ones) and the
+    target read beside it."""
+    snapshot = FleetSnapshot.of_fleet(fleet)
+    decision = decision or decide.decide_rollback(snapshot, rollout.plan(fleet), target_meta.name)
+    target_meta, leaving = decision.release, decision.previous
     facts = read_facts(fleet, with_python=False)
-    leaving_found = next(iter(fleet.states.values())).release(leaving) if leaving else None
+    leaving_found = snapshot.release(snapshot.names[0], leaving) if leaving else None
     leaving_commit = leaving_found.meta.commit if leaving_found and leaving_found.meta else None
     commits = Commits(target_meta.commit, leaving_commit, error="the live release has no metadata"
                       if leaving else "the hosts run different releases")
@@ -153,23 +163,31 @@ def for_rollback(fleet, target_meta, leaving):
                 commits = read_commits(repo, target_meta.commit, leaving_commit)
         except RepoUnreadable as error:
             commits = Commits(target_meta.commit, leaving_commit, error=f"cannot read the repository: {error}")
-    hosts = {name: HostPlan(current=state.current, goes_to=target_meta.name)
-             for name, state in fleet.states.items()}
-    return Plan("rollback", release=target_meta.name, commit=target_meta.commit, ref=target_meta.branch,
-                live_release=leaving, commits=commits, waves=tuple(rollout.plan(fleet)), hosts=hosts,
-                warnings=lock_warnings(facts))
+    return from_decision(decision, commit=target_meta.commit, ref=target_meta.branch, commits=commits,
+                         warnings=(*decision.warnings, *lock_warnings(facts)))
 
 
-def for_cleanup(fleet, now=None):
-    """The plan of `clean_releases`: what it would delete on each host."""
-    now = now or rel.utcnow()
+def for_cleanup(fleet, now=None, decision=None):
+    """The plan of `clean_releases`: what it would delete on each host (the task's
+    `decision`, fab.decide.decide_cleanup, decided here if not given)."""
+    decision = decision or decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), now or rel.utcnow())
     facts = read_facts(fleet, with_python=False)
-    found = rel.releases_by_host(fleet.states)
-    fleet_target = rel.fleet_rollback_target(found, rel.agreed_or_none(fleet.states))
-    hosts = {name: HostPlan(current=state.current, deletes=tuple(rel.cleanup_deletes(
-        found[name], state.current, fleet.env.keep_releases, now, fleet_target)))
-        for name, state in fleet.states.items()}
-    return Plan("clean_releases", hosts=hosts, warnings=lock_warnings(facts))
+    return from_decision(decision, warnings=lock_warnings(facts))
+
+
+def from_decision(decision, **read):
+    """The Plan showing `decision` (a fab.decide.Decision): the release, each host's
+    move, what a failure puts back and what cleanup deletes, the waves; `read`
+    gives the fields a plan reads beside it (commit, ref, commits, warnings, ...)."""
+    release = decision.release.name if decision.release and decision.task != decide.CLEANUP else None
+    hosts = {name: HostPlan(
+        current=host.current,
+        goes_to=host.goes_to.release if host.goes_to else None,
+        deletes=host.deletes,
+        back_to=host.back_to.release if host.goes_to and host.back_to else None,
+    ) for name, host in decision.hosts.items()}
+    return Plan(decision.task, release=release, live_release=decision.previous, waves=decision.waves,
+                hosts=hosts, **read)
 
 
 def read_facts(fleet, with_python):
@@ -197,18 +215,6 @@ def rendered_configs(host):
 
 
 # --- the decisions (pure) ------------------------------------------------------------
-
-
-def live_commit_of(states):
-    """(the commit every host runs, or None; warnings when the hosts disagree)."""
-    commits = {}
-    for name, state in states.items():
-        found = state.release(state.current) if state.current else None
-        commits[name] = found.meta.commit if found and found.meta else None
-    drift = rel.disagreement(commits)
-    if drift:
-        return None, [f"hosts run different commits ({drift}): no single log of changes"]
-    return next(iter(commits.values()), None), []
 
 
 def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=False, unreadable=None):
@@ -271,14 +277,6 @@ def config_changes(live, new, live_release, limit=DIFF_LIMIT):
             shown, more = shorten(diff, limit)
             changes.append(ConfigChange(file, CHANGED, tuple(shown), more))
     return tuple(changes)
-
-
-def cleanup_after_deploy(releases, meta, keep, now, fleet_target=None):
-    """What the deploy's cleanup would delete on a host once `meta`'s release is good
-    and current there (what `clean_old_releases` decides after a successful go-live)."""
-    after = [r for r in releases if r.name != meta.name]
-    after.append(rel.HostRelease(meta.name, meta.with_status(rel.GOOD)))
-    return rel.cleanup_deletes(after, meta.name, keep, now, fleet_target)
 
 
 def lock_warnings(facts):

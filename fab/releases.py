@@ -251,18 +251,6 @@ def previous_good_release(releases, current):
     return max(older_good) if older_good else None
 
 
-def releases_by_host(states):
-    """{host: [HostRelease]} from {host: HostState}: what the fleet-wide decisions take."""
-    return {name: list(state.releases.values()) for name, state in states.items()}
-
-
-def agreed_or_none(states):
-    """The release every host of {host: HostState} has as current, or None (first
-    deploy, or drift)."""
-    currents = {state.current for state in states.values()}
-    return currents.pop() if len(currents) == 1 else None
-
-
 def fleet_rollback_target(host_releases, current):
     """The newest release older than `current` that is good on every host of
     `host_releases` (host -> [HostRelease]): where `rollback` takes the fleet. None
@@ -362,12 +350,13 @@ def rollback_target(host_releases, currents, wanted=None):
     raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
 
 
-def host_listing(releases, current, fleet_target=None):
+def host_listing(releases, current, rollback_target=None):
     """What one host has, as `fab <env> releases` shows it: plain data, oldest first.
 
-    `releases` are the host's HostRelease; the rollback target is `fleet_target`
-    (what `rollback` picks for the fleet) if given, else the host's own
-    `previous_good_release`, so the listing and `rollback` never disagree.
+    `releases` are the host's HostRelease; `rollback_target` is what `rollback`
+    picks for the fleet (FleetSnapshot.would_roll_back_to: None where it refuses),
+    never a host's own previous good release, so the listing and `rollback`
+    never disagree.
     """
     listed = []
     for found in sorted(releases, key=lambda r: r.name):
@@ -384,6 +373,6 @@ def host_listing(releases, current, fleet_target=None):
         })
     return {
         "current": current,
-        "rollback_target": fleet_target or previous_good_release(releases, current),
+        "rollback_target": rollback_target,
         "releases": listed,
     }

@@ -7,57 +7,93 @@ limit, every wave already live is put back on its previous release, newest
 first. An interrupt (SIGINT/SIGTERM/SIGHUP, raised as `Interrupted`) and the
 loss of the task's deploy lock (`LockLost`) are treated like a failure: the
 deployer puts every host back, and a second interrupt stops it with a line
-saying which host runs what. The plan itself is `fab.waves`.
+saying which host runs what. Which hosts go in which wave is `fab.waves`.
 """
 import contextlib
 import dataclasses
 import time
 import typing
 
-from fab import events, waves as wave_plan
+from fab.waves import failure_budget, plan_waves
+from fab import events
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
 from fab.operations import current, health, portservice, supervisor
 from fab.operations import proxy as proxy_ops
+from fab.rotation import Rotation
 from fab.steps import reporting_step
 
 
+#: Where a host's `current` points when its swap was cut short: either release.
+CUT_SHORT = "unknown (its swap was cut short)"
+
+
 @dataclasses.dataclass(frozen=True)
-class Target:
-    """What one host should run: a release (None: no release at all), its commit and
-    the ports its services listen on there (ReleaseMeta.ports; () if not recorded)."""
+class Built:
+    """What the build stage made on a host that decides whether programs may reload
+    in place: `release`, its virtualenv's key (None: unknown) and {program: config digest}."""
 
     release: str
-    commit: str = None
-    ports: tuple = ()
-
-    @classmethod
-    def of(cls, meta, ports=None):
-        """The target of running `meta`'s release (with `ports`, a dict, if its configs
-        were rendered again with other ports than it records)."""
-        return cls(meta.name, meta.commit, tuple(sorted(ports.items())) if ports is not None else meta.ports)
+    venv: typing.Optional[str] = None
+    configs: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
-class Finishing:
-    """Steps the last wave's hosts run in their go-live round trip, once their own
-    swap, restart and checks passed (a round trip saved per host). A failure of
-    one of these is not the host's going live failing: it is kept in `failed`
-    ({host: (step, line)}), and the host stays live. `done`: hosts that ran them
-    all. `finish_the_others` runs them on the rest of the fleet afterwards."""
+class Moves:
+    """What this task changed on the fleet while going live: one record, kept by the
+    go-live stage alone (nothing is written into the hosts' states).
 
-    steps: typing.Callable
-    done: set = dataclasses.field(default_factory=set)
+    It starts from `snapshot` (the FleetSnapshot read when the fleet opened), `built`
+    ({host: Built}, what the build stage made) and `finish(host, placed)`, the steps
+    a live host runs to finish (e.g. mark the release good). Then: `placed`, {host:
+    the release its `current` points to now} for every host this task swapped
+    ("nothing": removed, CUT_SHORT: unknown); `put_back`, the hosts it put back on
+    their previous release; `failed`, {host: failure} of those that failed within
+    the failure limit; `finished`, the hosts that ran the finish steps, and
+    `finish_failed` ({host: (step, line)}) those where one failed (they stay live).
+    """
+
+    snapshot: typing.Any = None
+    built: dict = dataclasses.field(default_factory=dict)
+    finish: typing.Callable = None
+    placed: dict = dataclasses.field(default_factory=dict)
+    put_back: set = dataclasses.field(default_factory=set)
     failed: dict = dataclasses.field(default_factory=dict)
+    finished: set = dataclasses.field(default_factory=set)
+    finish_failed: dict = dataclasses.field(default_factory=dict)
+
+    def running(self, name):
+        """The release host `name` runs as far as this task knows: what it placed there
+        if the host had that release when read, else what it ran then (None: unknown)."""
+        if name not in self.placed:
+            return self.snapshot.current(name)
+        return self.placed[name] if self.snapshot.release(name, self.placed[name]) else None
+
+    def finish_steps(self, host):
+        """The finish steps of `host`, given the release this task placed there."""
+        return self.finish(host, self.placed.get(host.name))
+
+    def swap_step(self, host, target, lock=None):
+        """Step: point `host`'s `current` at the target release (with none, remove
+        `current`: undoing a first deploy), recorded here once the host says it is
+        done. `lock`: the task's deploy lock (its swaps carry it)."""
+        self.placed[host.name] = CUT_SHORT
+
+        def placed(note):
+            self.placed[host.name] = target.release or "nothing"
+            stream.publish(events.ReleaseChanged(host.name, target.release))
+            return note
+
+        return current.swap_step(host, target.release, then=placed, lock=lock)
 
 
-def plan(fleet, hosts=None):
+def waves_for(fleet, hosts=None):
     """The waves for `hosts` (default: every host of the fleet) from the environment's
     rollout settings."""
     env = fleet.env
     names = [h for h in env.hosts if h in (hosts or fleet.names)]
     settings, topology = env.rollout, env.topology
-    return wave_plan.plan_waves(
+    return plan_waves(
         names, settings.canary, settings.batch,
         balanced=topology.balanced_hosts(names),
         last=topology.balancer_hosts(names),
@@ -65,57 +101,64 @@ def plan(fleet, hosts=None):
     )
 
 
-def go_live(fleet, waves, goal, previous, finish=None):
+#: fab.plan's name for `waves_for` (the lead moves fab.plan to the new name).
+plan = waves_for
+
+
+def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     """Swap and restart `waves` in order so each host runs `goal[host]` (a Target).
 
-    `finish` (a Finishing) gives steps that the last wave's hosts run in the same
-    round trip, once their own swap, restart and checks passed (e.g. marking the
-    release good); the caller does them on the other hosts afterwards.
+    `snapshot`: the fleet as read when it opened; `built`: {host: Built} of what the
+    build stage made (programs reload in place only where both releases are known
+    alike: FleetSnapshot.reloads_in_place). `finish(host, placed)`: the steps a host
+    runs once live (`placed`: the release this task put there). The last wave's
+    hosts run them in their own go-live round trip and the hosts of the waves
+    before it (all live by then) in one of theirs meanwhile, a round trip saved per
+    host; `finish_the_others` runs them where they did not run.
 
-    Returns {host: failure} for hosts that failed within the failure limit (they
-    are back on `previous[host]`). Otherwise, on the canary failing, on too many
-    failures or on an interrupt, puts every started wave back on `previous` and
-    raises: the error itself once the fleet is back, FleetInconsistent if it
-    could not be.
+    Returns the task's Moves record; hosts that failed within the failure limit are
+    in its `failed` (they are back on `previous[host]`). Otherwise, on the canary
+    failing, on too many failures or on an interrupt, puts every started wave back
+    on `previous` and raises: the error itself once the fleet is back,
+    FleetInconsistent if it could not be.
     """
     env = fleet.env
+    moves = Moves(snapshot, built or {}, finish)
     rotation = Rotation(fleet)
-    budget = wave_plan.failure_budget(env.rollout.failure_limit, sum(len(w.hosts) for w in waves))
-    started, failed = [], {}
+    budget = failure_budget(env.rollout.failure_limit, sum(len(w.hosts) for w in waves))
+    started = []
     try:
         for wave in waves:
             stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
             stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             started.append(wave)
             watch = env.rollout.canary_watch if wave.canary else 0
-            # The last wave's hosts finish in their own round trip; the hosts of the
-            # waves before it (all live by now) in one of theirs, meanwhile.
-            last = finish if wave is waves[-1] and not watch else None
-            live = [h for w in started[:-1] for h in w.hosts if h not in failed] if last else []
-            failures = run_wave(fleet, rotation, wave.hosts, goal, swap=True, mode="all", watch=watch,
-                                then=last, also=live)
-            failed.update(failures)
-            if failures and (wave.canary or len(failed) > budget):
+            finishing = finish is not None and wave is waves[-1] and not watch
+            live = [h for w in started[:-1] for h in w.hosts if h not in moves.failed] if finishing else []
+            failures = run_wave(fleet, rotation, moves, wave.hosts, goal, swap=True, mode="all", watch=watch,
+                                finishing=finishing, also=live)
+            moves.failed.update(failures)
+            if failures and (wave.canary or len(moves.failed) > budget):
                 why = "the canary failed" if wave.canary else (
-                    f"{len(failed)} host(s) failed, more than the failure limit of {budget}")
+                    f"{len(moves.failed)} host(s) failed, more than the failure limit of {budget}")
                 raise DeployError(f"{why}: {describe_failures(failures)}")
             if failures:
-                stream.warning(f"{len(failed)} host(s) failed, within the failure limit of {budget}: "
+                stream.warning(f"{len(moves.failed)} host(s) failed, within the failure limit of {budget}: "
                                "putting them back on their previous release")
-                put_back(fleet, rotation, [list(failures)], previous)
+                put_back(fleet, rotation, moves, [list(failures)], previous)
                 stream.stage(f"{describe_failures(failures)} back on the previous release; going on")
     except DeployError as error:
         error = lock_lost_first(fleet, error)
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
         stream.stage(f"{stopped}: putting every started wave back on its previous release")
         try:
-            put_back(fleet, rotation, [list(w.hosts) for w in reversed(started)], previous)
+            put_back(fleet, rotation, moves, [list(w.hosts) for w in reversed(started)], previous)
         except FleetInconsistent as inconsistent:  # say why the deploy stopped, too
             raise FleetInconsistent(f"{error}; {inconsistent}") from None
         back = "every host is back on its previous release"
         stream.stage(back)
         raise (type(error) if isinstance(error, Interrupted) else DeployError)(f"{error}; {back}") from None
-    return failed
+    return moves
 
 
 def lock_lost_first(fleet, error):
@@ -138,7 +181,7 @@ def restart(fleet, waves, expected, mode):
         for wave in waves:
             stream.stage(f"{wave.name}: restarting {', '.join(wave.hosts)}")
             stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
-            failures = run_wave(fleet, rotation, wave.hosts, expected, swap=False, mode=mode)
+            failures = run_wave(fleet, rotation, Moves(), wave.hosts, expected, swap=False, mode=mode)
             if failures:
                 raise DeployError(f"restart failed: {describe_failures(failures)}")
     except DeployError:
@@ -150,19 +193,20 @@ def restart(fleet, waves, expected, mode):
         raise
 
 
-def finish_the_others(fleet, finish):
-    """Run `finish`'s steps (a Finishing) on the fleet's hosts that have not run them
-    in their go-live round trip, one round trip each; then raise what failed, there
-    or here, as one StepFailed."""
-    rest = [host for name, host in fleet.hosts.items() if name not in finish.done and name not in finish.failed]
-    _, failed = fleet.attempt_steps(finish.steps, rest)
-    finish.failed.update(failed)
-    if finish.failed:
-        raise StepFailed("/".join(sorted({step for step, _ in finish.failed.values()})),
-                         {host: message for host, (_, message) in finish.failed.items()})
+def finish_the_others(fleet, moves):
+    """Run the finish steps of `moves` on the fleet's hosts that have not run them in
+    their go-live round trip, one round trip each; then raise what failed, there or
+    here, as one StepFailed."""
+    rest = [host for name, host in fleet.hosts.items()
+            if name not in moves.finished and name not in moves.finish_failed]
+    _, failed = fleet.attempt_steps(moves.finish_steps, rest)
+    moves.finish_failed.update(failed)
+    if moves.finish_failed:
+        raise StepFailed("/".join(sorted({step for step, _ in moves.finish_failed.values()})),
+                         {host: message for host, (_, message) in moves.finish_failed.items()})
 
 
-def put_back(fleet, rotation, host_groups, previous):
+def put_back(fleet, rotation, moves, host_groups, previous):
     """Put each group of hosts (in the order given) back on `previous`; those healthy
     again go back into rotation. A host that cannot be put back (unreachable, say)
     does not stop the others: every group is tried, then FleetInconsistent names
@@ -170,19 +214,21 @@ def put_back(fleet, rotation, host_groups, previous):
     failures = {}
     # A host this task never asked to swap runs its previous release: it only goes
     # back into rotation (an interrupt or a lost lock before its swap restarts nothing).
-    untouched = {name for group in host_groups for name in group if fleet[name].placed is None}
+    untouched = {name for group in host_groups for name in group if name not in moves.placed}
     try:
         with fleet.lock.putting_back() if fleet.lock else contextlib.nullcontext():
             for group in host_groups:
                 touched = [name for name in group if name not in untouched]
                 if touched:
-                    failures.update(run_wave(fleet, rotation, touched, previous, swap=True, mode="all"))
+                    failed = run_wave(fleet, rotation, moves, touched, previous, swap=True, mode="all")
+                    failures.update(failed)
+                    moves.put_back.update(name for name in touched if name not in failed)
             rotation.set(rotation.drained - untouched)
             stream.publish(events.PutBack({name: previous[name].release for group in host_groups for name in group
                                            if name not in failures and name not in untouched}))
     except Interrupted:
         raise FleetInconsistent(
-            f"interrupted again while putting hosts back; now: {where_is_what(fleet)}; a host cut "
+            f"interrupted again while putting hosts back; now: {where_is_what(fleet, moves)}; a host cut "
             f"mid-restart may have its services stopped or be out of rotation: `fab {fleet.env.name} "
             "deploy:resume=yes` (or rollback:release=NAME) brings every host level") from None
     if failures:
@@ -192,38 +238,38 @@ def put_back(fleet, rotation, host_groups, previous):
                                 f"the other hosts are back: check `fab {fleet.env.name} releases`")
 
 
-def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=()):
+def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing=False, also=()):
     """Drain (where a restart needs it), swap (if `swap`), restart or reload and
-    health-check the hosts `names` together, each in one round trip (followed by
-    the steps of `then`, a Finishing, if given, which the hosts `also` run alone
-    meanwhile), then put the healthy ones back into rotation. Returns {host:
-    failure}; hosts that failed stay drained."""
+    health-check the hosts `names` together, each in one round trip (followed, with
+    `finishing`, by the finish steps of `moves`, which the hosts `also` run alone
+    meanwhile), then put the healthy ones back into rotation. Swaps are recorded in
+    `moves`. Returns {host: failure}; hosts that failed stay drained."""
     env = fleet.env
     hosts = [fleet[name] for name in names]
-    reloads = {h.name: in_place_reloads(h, goal[h.name]) if mode == "all" else set() for h in hosts}
+    reloads = {h.name: in_place_reloads(h, moves, goal[h.name]) if mode == "all" else set() for h in hosts}
     rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
 
     def wave_steps(host):
         target = goal[host.name]
-        planned = [swap_step(host, target, fleet.lock)] if swap else []
+        steps = [moves.swap_step(host, target, fleet.lock)] if swap else []
         if env.topology.services_on(host.name):
-            planned.append(restart_step(rotation, host, mode, target, reloads[host.name]))
+            steps.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
-            planned.append(health.check_step(host, target.release, target.commit, ports=target.ports))
-        return planned
+            steps.append(health.check_step(host, target.release, target.commit, ports=target.ports))
+        return steps
 
-    finishing = {}  # host: the names of its finishing steps
+    finish_steps = {}  # host: the names of its finish steps
 
     def steps(host):
-        extra = then.steps(host) if then else []
-        finishing[host.name] = {step.name for step in extra}
+        extra = moves.finish_steps(host) if finishing else []
+        finish_steps[host.name] = {step.name for step in extra}
         return ([] if host.name in also else wave_steps(host)) + extra
 
     _, failed = fleet.attempt_steps(steps, hosts + [fleet[name] for name in also])
-    failures = {host: message for host, (step, message) in failed.items() if step not in finishing[host]}
-    if then:
-        then.failed.update({host: outcome for host, outcome in failed.items() if host not in failures})
-        then.done.update(name for name in [*names, *also] if name not in failed)
+    failures = {host: message for host, (step, message) in failed.items() if step not in finish_steps[host]}
+    if finishing:
+        moves.finish_failed.update({host: outcome for host, outcome in failed.items() if host not in failures})
+        moves.finished.update(name for name in [*names, *also] if name not in failed)
     watched = [h for h in hosts if h.name not in failures and goal[h.name].release and health.checks_for(h)]
     deadline = time.monotonic() + watch
     while watched and time.monotonic() < deadline:
@@ -238,29 +284,16 @@ def run_wave(fleet, rotation, names, goal, swap, mode, watch=0, then=None, also=
     return failures
 
 
-def in_place_reloads(host, target):
+def in_place_reloads(host, moves, target):
     """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`:
-    those of services with `restart: reload` whose virtualenv and rendered config
-    are the same in the release running now and in the target. Anything else, or
-    anything unknown, restarts."""
-    env = host.env
-    running = running_release(host)
-    venvs = host.state.venvs
-    if not (running and target.release) or venvs.get(running) is None \
-            or venvs.get(running) != venvs.get(target.release):
-        return set()
-    before = host.state.configs.get(running, {})
-    after = host.state.configs.get(target.release, {})
-    programs = {env.topology.program_name(name) for name, service in env.topology.supervised_on(host.name).items()
-                if service.restart == "reload"}
-    return {p for p in programs if p in after and before.get(p) == after[p]}
-
-
-def running_release(host):
-    """The release `current` points to as far as this task knows (None: unknown)."""
-    if host.placed is None:
-        return host.state.current
-    return host.placed if host.placed in host.state.releases else None
+    FleetSnapshot.reloads_in_place, from the host as read and what the build made."""
+    topology = host.env.topology
+    reloadable = {topology.program_name(name) for name, service in topology.supervised_on(host.name).items()
+                  if service.restart == "reload"}
+    built = moves.built.get(host.name)
+    venvs, configs = ({built.release: built.venv}, {built.release: built.configs}) if built else ({}, {})
+    return moves.snapshot.reloads_in_place(host.name, reloadable, moves.running(host.name), target.release,
+                                           venvs, configs)
 
 
 def needs_drain(env, host, mode, reloads=()):
@@ -276,19 +309,6 @@ def needs_drain(env, host, mode, reloads=()):
 def checked(fleet, names):
     """The hosts among `names` that have health-checked services."""
     return [fleet[name] for name in names if health.checks_for(fleet[name])]
-
-
-def swap_step(host, target, lock=None):
-    """Step: point `current` at the target release; with none, remove `current`
-    (undoing a first deploy). `lock`: the task's deploy lock (its swaps carry it)."""
-    host.placed = "unknown (its swap was cut short)"
-
-    def placed(note):
-        host.placed = target.release or "nothing"
-        stream.publish(events.ReleaseChanged(host.name, target.release))
-        return note
-
-    return current.swap_step(host, target.release, then=placed, lock=lock)
 
 
 def restart_step(rotation, host, mode, target, reloads=()):
@@ -307,69 +327,11 @@ def restart_step(rotation, host, mode, target, reloads=()):
     return reporting_step("restart", parts, nothing="nothing to restart")
 
 
-class Rotation:
-    """Which hosts the proxies leave out, and where each host's services listen;
-    rewritten on the proxies only when it changes.
-
-    While a service's port changes, a host listens on the old port until it is
-    restarted with the new configs: the proxies send it there until then.
-    """
-
-    def __init__(self, fleet):
-        self.fleet = fleet
-        self.drained = set()
-        #: {host: {service: port}} as each host listens now (its current release's
-        #: recorded ports; hosts outside the fleet and unrecorded ports: the setting's).
-        self.listening = {}
-        for name, host in fleet.connected.items():
-            found = host.state.release(host.state.current) if host.state and host.state.current else None
-            self.listening[name] = dict(found.meta.ports) if found and found.meta else {}
-        self._written = (set(), self._all_backends())  # what the proxies have now
-
-    def moved(self, targets):
-        """The hosts of `targets` ({host: Target}) now run their target's configs."""
-        for name, target in targets.items():
-            if target.release:
-                self.listening[name] = dict(target.ports)
-
-    def backends(self, service_name):
-        """[(address, port)] of the hosts running `service_name` (all of them, connected or not)."""
-        env = self.fleet.env
-        service = env.services[service_name]
-        return [(self.fleet.address_of(name), self.listening.get(name, {}).get(service_name, service.port))
-                for name in env.topology.hosts_of(service.role)]
-
-    def set(self, drained):
-        drained = set(drained)
-        written = (drained, self._all_backends())
-        if written == self._written:
-            return
-        env = self.fleet.env
-        for proxy_name, proxy in env.services.items():
-            proxies = self.fleet.proxies_of(proxy.role) if proxy.balances else []
-            if not proxies:
-                continue
-            backends = self.backends(proxy.balances)
-            addresses = {self.fleet.address_of(name) for name in drained}
-            self.fleet.each("drain" if drained else "undrain",
-                            lambda host: proxy_ops.write_upstream(host, proxy_name, proxy, backends, addresses),
-                            hosts=proxies)
-        self.drained = drained
-        self._written = written
-
-    def _all_backends(self):
-        env = self.fleet.env
-        return {proxy.balances: tuple(self.backends(proxy.balances))
-                for proxy in env.services.values() if proxy.balances}
-
-
 def describe_failures(failures):
     return ", ".join(f"{host} ({detail})" for host, detail in sorted(failures.items()))
 
 
-def where_is_what(fleet):
+def where_is_what(fleet, moves):
     """`host=release, ...` as far as the deployer last saw (unknown where a step was cut)."""
-    parts = []
-    for name, host in fleet.hosts.items():
-        parts.append(f"{name}={host.placed or host.state.current or 'nothing'}")
-    return ", ".join(parts)
+    return ", ".join(f"{name}={moves.placed.get(name) or host.state.current or 'nothing'}"
+                     for name, host in fleet.hosts.items())

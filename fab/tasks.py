@@ -1,4 +1,5 @@
-"""The deployer's tasks. Each is a readable composition of operations from fab/operations/.
+"""The deployer's tasks. Each is a readable composition of the stages in fab/stages.py
+(choose the release, build, migrate, go live, finish) and operations from fab/operations/.
 
     fab <env> deploy                     fab <env> setup_release:keep_days=N
     fab <env> deploy:resume=yes          fab <env> clean_releases
@@ -20,26 +21,23 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
-import contextlib
-import shlex
-
 from fabric import task
 from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import rollout, waves
-from fab.errors import (
-    ConfigError, DeployError, FleetInconsistent, Interrupted, PreflightError, StepFailed, UsageError,
-)
-from fab.operations import build, cleanup, code, credentials, lock, release, shared, supervisor, virtualenv
-from fab.operations import manage as manage_ops
+from fab import decide, rollout, stages
+from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
-from fab.secrets import safe_to_show
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
+from fab.operations import code, lock, supervisor
+from fab.operations import manage as manage_ops
 from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
+from fab.secrets import safe_to_show
+from fab.snapshot import FleetSnapshot, Target
+from fab.task_input import limited_hosts, manage_hosts, split_command
 
 # --- deploy -------------------------------------------------------------------
 
@@ -64,34 +62,26 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     env = selected_environment(c)
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
-    targets = limited_hosts(env, hosts)
     ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env, targets, lock=None if plan else "deploy", drains=True) as fleet:
-        if resume:
-            meta = release_to_resume(fleet.states)
-            stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
-        else:
-            meta = prepared_or_new_release(fleet, commit, ref, "planning" if plan else "deploying")
+    with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
+        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_deploy(fleet, meta, rel.agreed_or_none(fleet.states)))
-        previous = previous_releases(fleet)
-        stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch,
-                                            previous=rel.agreed_or_none(fleet.states)))
-        context = hook_context(fleet, "deploy", meta)
-
-        with unchanged_on_failure(fleet, meta):
+            return show_plan(plans().for_deploy(fleet, meta, decision=decision))
+        context = stages.announce(fleet, snapshot, "deploy", meta)
+        with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
-            build_release(fleet, meta)
+            built = stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
-            migrate(fleet, meta)
+            stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        finish = rollout.Finishing(good_and_clean(fleet, meta, rel.utcnow()))
-        failed = go_live(fleet, meta, previous, finish=finish)
-        rollout.finish_the_others(fleet, finish)  # mark good and clean where not done yet
+        moves = stages.go_live(fleet, snapshot, decision, built)
+        stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
-    if failed:
-        raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(failed)} "
+    if moves.failed:
+        raise FleetInconsistent(f"release {meta.name} is live, but {rollout.describe_failures(moves.failed)} "
                                 "failed within the failure limit and run their previous release")
     stream.stage(f"deploy finished: release {meta.name} ({meta.commit[:12]}) is live on "
                  f"{', '.join(fleet.names)}")
@@ -107,27 +97,21 @@ def rollback(c, release="", plan=False):
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
     with open_fleet(env, lock=None if plan else "rollback") as fleet:
-        states = fleet.states
-        currents = {name: s.current for name, s in states.items()}
-        target = rel.rollback_target(rel.releases_by_host(states), currents, wanted)
-        leaving = rel.agreed_or_none(states)  # None: the hosts disagree, and release= was named
-        target_meta = states[env.hosts[0]].release(target).meta
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        decision = decide.decide_rollback(snapshot, rollout.waves_for(fleet), wanted)
         if plan:
-            return show_plan(plans().for_rollback(fleet, target_meta, leaving))
-        stream.publish(events.ReleaseChosen(target, target_meta.commit, target_meta.branch, previous=leaving))
-        stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target} "
-                     f"({target_meta.commit[:12]})")
-
-        context = hook_context(fleet, "rollback", target_meta)
+            return show_plan(plans().for_rollback(fleet, decision=decision))
+        target, leaving = decision.release, decision.previous  # leaving None: the hosts differ
+        context = stages.announce(fleet, snapshot, "rollback", target, decision.warnings)
+        stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target.name} "
+                     f"({target.commit[:12]})")
         hooks.run(env, "before_swap", context)
-        left = newer_than(states, target)
-        finish = rollout.Finishing(rolled_back_from(left, target_meta))
-        go_live(fleet, target_meta, previous_releases(fleet), on_failure=None, finish=finish)
-        rollout.finish_the_others(fleet, finish)
+        moves = stages.go_live(fleet, snapshot, decision)
+        stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
-    rolled_back = sorted({found.name for found in left.values()})
+    rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
-    stream.stage(f"rollback finished: {target} is live on {', '.join(env.hosts)}{kept}")
+    stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
 
 
 @task
@@ -139,9 +123,10 @@ def clean_releases(c, plan=False):
     """
     env = selected_environment(c)
     with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
+        decision = decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_cleanup(fleet))
-        clean_old_releases(fleet)
+            return show_plan(plans().for_cleanup(fleet, decision=decision))
+        stages.clean_up(fleet, decision)
 
 
 @task
@@ -152,25 +137,17 @@ def hotfix_deploy(c, commit=""):
     ref = precedence.git_ref(commit, env)
     new_commit = code.resolve_commit(env.app.repo, ref)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
-        live, meta = live_release(fleet)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
+        live, meta = snapshot.live()
         stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
-        context = hook_context(fleet, "hotfix_deploy", meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
         hooks.run(env, "before_restart", context)
-        try:
-            notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, meta.commit, new_commit))
-            if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
-                stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
-                               f"`fab {env.name} deploy` does")
-            restart_everywhere(fleet, "graceful", rollout.Target(live, new_commit, meta.ports))
-        except DeployError as error:
-            stream.stage(f"hotfix failed: putting {meta.commit[:12]} back into {live}")
-            fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, meta.commit))
-            restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
-            raise DeployError(f"{error}; release {live} runs {meta.commit[:12]} again") from None
-        mark(fleet, meta.hotfixed(new_commit, who_am_i(), rel.utcnow()))
+        stages.hotfix(fleet, decision)
+        stages.mark(fleet, decision.release)
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
@@ -183,14 +160,14 @@ def setup_release(c, keep_days=0):
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="setup_release") as fleet:
-        meta = new_release(fleet, commit, env.app.branch, private=True, keep_days=days)
-        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
-                                            previous=rel.agreed_or_none(fleet.states)))
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = decide.new_release(snapshot, commit, env.app.branch, who_am_i(), rel.utcnow(),
+                                  env.topology.service_ports(), private=True, keep_days=days)
+        context = stages.announce(fleet, snapshot, "setup_release", meta)
         stream.stage(f"building private release {meta.name} at {commit[:12]}")
-        context = hook_context(fleet, "setup_release", meta)
-        with unchanged_on_failure(fleet, meta):
+        with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
-            build_release(fleet, meta)
+            stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
     kept = f"kept until {meta.keep_until}" if meta.keep_until else "not protected from cleanup"
     for name, host in fleet.hosts.items():
@@ -210,15 +187,14 @@ def preindex_views(c):
     env = selected_environment(c)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
     with open_fleet(env, lock="preindex_views") as fleet:
-        meta = prepared_or_new_release(fleet, commit, env.app.branch, task="preparing")
-        stream.publish(events.ReleaseChosen(meta.name, commit, env.app.branch,
-                                            previous=rel.agreed_or_none(fleet.states)))
-        context = hook_context(fleet, "preindex_views", meta)
-        with unchanged_on_failure(fleet, meta):
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        meta = stages.choose_release(fleet, snapshot, commit, env.app.branch, doing="preparing")
+        context = stages.announce(fleet, snapshot, "preindex_views", meta)
+        with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
-            build_release(fleet, meta)
+            stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
-        mark(fleet, meta.with_status(rel.PREPARED))
+        stages.mark(fleet, meta.with_status(rel.PREPARED))
     stream.stage(f"release {meta.name} prepared at {commit[:12]}: the next "
                  f"`fab {env.name} deploy` of this commit goes live with it")
 
@@ -233,12 +209,10 @@ def releases(c):
     """Show each host's releases, statuses and drift (the hosts it can read)."""
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
-        states = fleet.states
-        fleet_target = fleet_rollback_target(fleet, rel.agreed_or_none(states))
+        snapshot = FleetSnapshot.of_fleet(fleet)
     stream.publish(events.ReleasesListed(
-        {name: rel.host_listing(list(states[name].releases.values()), states[name].current, fleet_target)
-         for name in env.hosts if name in states},
-        drift=rel.disagreement({name: s.current for name, s in states.items()}),
+        {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
+        drift=snapshot.drift(),
         unreachable=fleet.unreachable))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
@@ -274,10 +248,11 @@ def restart_services(c, hosts=""):
     """Restart services without dropping requests."""
     env = selected_environment(c)
     with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True) as fleet:
-        live, meta = live_release(fleet)
-        context = hook_context(fleet, "restart_services", meta)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
+        context = stages.hook_context(fleet, snapshot, "restart_services", meta)
         hooks.run(env, "before_restart", context)
-        restart_everywhere(fleet, "graceful", rollout.Target.of(meta))
+        stages.restart_everywhere(fleet, "graceful", Target.of(meta))
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
@@ -288,17 +263,18 @@ def set_supervisor_config(c):
     """Render service configs and apply the changes (none: says so, restarts nothing)."""
     env = selected_environment(c)
     with open_fleet(env, lock="set_supervisor_config") as fleet:
-        live, meta = live_release(fleet)
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
         ports = env.topology.service_ports()  # what the configs are rendered with
         if supervisor.renders_as_current(fleet.hosts.values(), meta.ports, ports):
             stream.stage(f"nothing changed: every host has these service configs in release {live}; "
                          "nothing restarted")
             return
-        context = hook_context(fleet, "set_supervisor_config", meta)
+        context = stages.hook_context(fleet, snapshot, "set_supervisor_config", meta)
         hooks.run(env, "before_restart", context)
         fleet.each("render", supervisor.rerender_current)
-        restart_everywhere(fleet, "changed", rollout.Target.of(meta, ports))
-        mark(fleet, meta.with_ports(ports))
+        stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
+        stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
 
 
@@ -347,26 +323,14 @@ def manage(c, command, host="", role="", all_hosts=False):
     if env.manage is None:
         raise ConfigError(f"{env.name}: no `manage` setting (role and command) in its environment file")
     words = split_command(command)
-    targets = manage_targets(env, host, role, all_hosts)
-    with open_fleet(env, hosts=targets) as fleet:
-        for name in targets:
-            if len(targets) > 1:
+    chosen = manage_hosts(env, host, role, all_hosts)
+    with open_fleet(env, hosts=chosen) as fleet:
+        for name in chosen:
+            if len(chosen) > 1:
                 print(f"--- {name}", flush=True)
             exit_code = manage_ops.run(fleet[name], words)
             if exit_code:
                 raise Exit(code=exit_code)
-
-
-def manage_targets(env, host, role, all_hosts):
-    """The hosts `manage` runs on: a host; or a role's (default manage.role) first or all."""
-    if host and (role or all_hosts):
-        raise UsageError("manage: give a host, or a role (with all_hosts), not both")
-    if host:
-        if host not in env.hosts:
-            raise UsageError(f"manage: unknown host {host!r} (hosts: {', '.join(env.hosts)})")
-        return [host]
-    candidates = env.topology.hosts_of(precedence.manage_role(role, env))
-    return candidates if all_hosts else candidates[:1]
 
 
 def on_pillows(env, operation):
@@ -378,55 +342,7 @@ def on_pillows(env, operation):
         fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
 
 
-def split_command(command):
-    try:
-        words = shlex.split(command)
-    except ValueError as error:
-        raise UsageError(f"cannot parse command {command!r}: {error}") from None
-    if not words:
-        raise UsageError("empty command")
-    return words
-
-
-# --- the stages tasks share ---------------------------------------------------
-
-
-def new_release(fleet, commit, branch, private=False, keep_days=0):
-    """Metadata for a new release, named so it collides with nothing on any host."""
-    now = rel.utcnow()
-    existing = {name for s in fleet.states.values() for name in s.releases}
-    return rel.ReleaseMeta(
-        name=rel.new_release_name(now, existing),
-        commit=commit,
-        branch=branch,
-        deployed_by=who_am_i(),
-        created_at=now.isoformat(),
-        status=rel.PRIVATE if private else rel.BUILDING,
-        keep_until=rel.keep_until(now, keep_days),
-        private=private,
-    ).with_ports(fleet.env.topology.service_ports())
-
-
-def prepared_or_new_release(fleet, commit, ref, task="deploying"):
-    """The release preindex_views prepared for `commit` on every host, to go on
-    with; otherwise metadata for a new one."""
-    states = fleet.states
-    prepared = rel.prepared_release(rel.releases_by_host(states),
-                                    {name: s.current for name, s in states.items()}, commit)
-    if prepared:
-        stream.stage(f"{task} {ref} at {commit[:12]}: release {prepared}, prepared earlier by preindex_views")
-        return next(iter(states.values())).release(prepared).meta.with_status(rel.BUILDING)
-    meta = new_release(fleet, commit, ref)
-    stream.stage(f"{task} {ref} at {commit[:12]} as release {meta.name}")
-    return meta
-
-
-def hook_context(fleet, task_name, meta):
-    """What the environment's hooks are told about this task and its release."""
-    return hooks.HookContext(
-        environment=fleet.env.name, task=task_name, performer=who_am_i(), hosts=tuple(fleet.names),
-        release=meta.name, commit=meta.commit, ref=meta.branch,
-        previous_release=rel.agreed_or_none(fleet.states) or "")
+# --- the dry run -----------------------------------------------------------------
 
 
 def plans():
@@ -440,223 +356,6 @@ def show_plan(plan):
     """Publish what the task would do (a `fab.plan.Plan`); the task then ends, having
     changed nothing. A plan takes no lock: see `fab.plan`."""
     stream.publish(events.PlanMade(plan.to_dict()))
-
-
-def live_release(fleet):
-    """The release current on every host, and its metadata."""
-    states = fleet.states
-    live = rel.agreed_current({name: s.current for name, s in states.items()})
-    missing = sorted(name for name, s in states.items() if not (s.release(live) and s.release(live).meta))
-    if missing:
-        raise PreflightError(f"current release {live} has no readable metadata on {', '.join(missing)}")
-    return live, states[fleet.names[0]].release(live).meta
-
-
-def previous_releases(fleet):
-    """{host: Target} of what each host runs now: where a failed go-live puts it back."""
-    targets = {}
-    for name, host_state in fleet.states.items():
-        back_to = rel.fallback_release(list(host_state.releases.values()), host_state.current)
-        if back_to != host_state.current:
-            stream.warning(f"current release {host_state.current} is unfinished (a deploy died after "
-                           f"swapping it); {back_to or 'no release'} is what a failure puts back", host=name)
-        found = host_state.release(back_to) if back_to else None
-        targets[name] = rollout.Target.of(found.meta) if found and found.meta else rollout.Target(back_to)
-    return targets
-
-
-def release_to_resume(states):
-    """The release every host would resume: the newest unfinished one newer than current."""
-    candidates = {}
-    for host_state in states.values():
-        name = rel.resumable_release(list(host_state.releases.values()), host_state.current)
-        if name:
-            candidates[name] = host_state.release(name).meta
-    if not candidates:
-        raise PreflightError("nothing to resume: no unfinished release newer than current")
-    name = max(candidates)
-    unreadable = sorted(host for host, s in states.items() if s.release(name) and s.release(name).unreadable)
-    if unreadable:  # the other hosts' word does not make it ours to continue there
-        raise PreflightError(f"cannot resume release {name}: its metadata is unreadable on {', '.join(unreadable)}")
-    return candidates[name].with_status(rel.BUILDING)
-
-
-@contextlib.contextmanager
-def unchanged_on_failure(fleet, meta):
-    """Work before the swap: on a failure (an interrupt) the release is marked failed
-    (interrupted), and no host's `current` has changed."""
-    try:
-        yield
-    except DeployError as error:
-        mark(fleet, meta.with_status(status_after(error)), quietly=True)
-        resume = "" if meta.private else f"; `fab {fleet.env.name} deploy:resume=yes` continues this release"
-        stream.stage(f"no host was changed: current is untouched{resume}")
-        raise
-
-
-def build_release(fleet, meta):
-    """Every host gets the release ready to go live: code, secrets, shared files,
-    virtualenv, build commands, service configs, predeploy commands, checks.
-    Each step is done once per release (a resume skips what a host finished)."""
-    env = fleet.env
-    if env.secrets:
-        fleet.each("secrets", shared.upload_secrets)
-    if credentials.needed(env):  # for git and pip, never on their command lines
-        fleet.each("credentials", credentials.upload)
-
-    def check(host):
-        return build.preswap_check(host, meta.name, [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
-
-    # One round trip per host for all of it; linked files (which may need uploading
-    # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
-    if env.linked_files or env.linked_dirs:
-        fleet.each_steps(lambda host: [step(host) for step in first])
-        fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
-        first = []
-    fleet.each_steps(lambda host: [
-        *(step(host) for step in first),
-        virtualenv.ensure(host, meta.name),
-        build.build_commands(host, meta.name),
-        supervisor.install_service_configs(host, meta.name),
-        *([] if env.predeploy else [check(host)]),
-    ])
-    if env.predeploy:
-        on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
-        fleet.each_steps(lambda host: [check(host)])
-
-
-def migrate(fleet, meta):
-    """The environment's migration, in the new release, before any host swaps."""
-    if fleet.env.migrate:
-        on_role(fleet, meta, "migrate", fleet.env.migrate, [fleet.env.migrate.command])
-
-
-def on_role(fleet, meta, step, setting, commands):
-    """Run `commands` in the release on the first host of the setting's role (`once`)
-    or on each, within the setting's time limit."""
-    hosts = fleet.of_role(setting.role)
-    if setting.once:
-        hosts = hosts[:1]
-    if not hosts:
-        stream.warning(f"{step} skipped: no host of role {setting.role} takes part")
-        return
-    fleet.each(step, lambda host: build.run_release_commands(host, meta.name, step, commands, setting.timeout),
-               hosts=hosts)
-
-
-def go_live(fleet, meta, previous, on_failure=rel.FAILED, finish=None):
-    """Every host goes to `meta`'s release, wave by wave (the last wave's hosts
-    also run `finish`'s steps, a rollout.Finishing, in the same round trip).
-
-    On a failure or an interrupt every host is put back on `previous` and the
-    release is marked `on_failure` (or interrupted). Returns {host: failure} of
-    hosts that failed within the failure limit.
-    """
-    goal = {name: rollout.Target.of(meta) for name in fleet.names}
-    stream.stage(f"waves: {waves.describe(rollout.plan(fleet))}")
-    try:
-        failed = rollout.go_live(fleet, rollout.plan(fleet), goal, previous, finish=finish)
-    except DeployError as error:
-        if on_failure:
-            mark(fleet, meta.with_status(status_after(error, on_failure)), quietly=True)
-        raise
-    return failed
-
-
-def status_after(error, otherwise=rel.FAILED):
-    return rel.INTERRUPTED if isinstance(error, Interrupted) else otherwise
-
-
-def restart_everywhere(fleet, mode, target):
-    """Restart every host's services in place, wave by wave, without dropping requests."""
-    rollout.restart(fleet, rollout.plan(fleet), {name: target for name in fleet.names}, mode)
-
-
-def marked(*metas):
-    """Steps for a host: write each release's metadata (its new status)."""
-    return lambda host: [release.write_meta(host, meta) for meta in metas]
-
-
-def newer_than(states, target):
-    """{host: HostRelease} of each host's current release that is newer than `target`
-    (with metadata): what a rollback to `target` leaves and marks rolled_back. Rolling
-    forward leaves the older release good, so a later rollback can still go to it."""
-    left = {name: state.release(state.current) for name, state in states.items() if state.current}
-    return {name: found for name, found in left.items() if found and found.meta and found.name > target}
-
-
-def rolled_back_from(left, target_meta):
-    """Steps for a host going to `target_meta`'s release: mark it good, and the release
-    it leaves (`left`, from `newer_than`) rolled_back."""
-    good = target_meta.with_status(rel.GOOD)
-
-    def steps(host):
-        found = left.get(host.name)
-        return marked(good, *([found.meta.with_status(rel.ROLLED_BACK)] if found else []))(host)
-
-    return steps
-
-
-def mark(fleet, *metas, quietly=False):
-    """Write each release's metadata (its new status) on every host, in one round trip."""
-    try:
-        fleet.each_steps(marked(*metas), quiet=quietly)
-    except StepFailed as error:
-        if not quietly:
-            raise
-        stream.warning(f"could not mark release {metas[0].name} {metas[0].status}: {error}")
-
-
-def good_and_clean(fleet, meta, now):
-    """Steps for a host that runs `meta`'s release now: mark it good and delete old
-    releases. What to delete is decided per host, before anything is deleted, from
-    the state read when the fleet opened plus what this task changed there."""
-    good = meta.with_status(rel.GOOD)
-    fleet_target = fleet_rollback_target(fleet, good.name)
-
-    def steps(host):
-        host.state.releases[good.name] = rel.HostRelease(good.name, good)
-        host.state.current = host.placed if host.placed in host.state.releases else good.name
-        return [release.write_meta(host, good), cleanup.delete_releases(host, old_releases(host, now, fleet_target))]
-
-    return steps
-
-
-def clean_old_releases(fleet):
-    """Delete old and failed releases, decided per host from the state read when
-    the fleet opened (under the lock), before anything is deleted."""
-    now = rel.utcnow()
-    fleet_target = fleet_rollback_target(fleet, rel.agreed_or_none(fleet.states))
-    fleet.each_steps(lambda host: [cleanup.delete_releases(host, old_releases(host, now, fleet_target))])
-
-
-def fleet_rollback_target(fleet, current):
-    """The release `rollback` would take the fleet to from `current` (None if none):
-    every host's cleanup keeps it, whatever the host's own rollback target is."""
-    return rel.fleet_rollback_target(rel.releases_by_host(fleet.states), current)
-
-
-def old_releases(host, now, fleet_target=None):
-    """What cleanup deletes on `host` (fab.releases.cleanup_deletes), from its state."""
-    return rel.cleanup_deletes(list(host.state.releases.values()), host.state.current,
-                               host.env.keep_releases, now, fleet_target)
-
-
-def limited_hosts(env, hosts):
-    """The hosts a `hosts="web3;webworkers"` limit names (hosts or roles); None: all."""
-    if not hosts:
-        return None
-    chosen = []
-    for word in filter(None, (part.strip() for part in hosts.replace(",", ";").split(";"))):
-        if word in env.roles:
-            chosen.extend(env.topology.hosts_of(word))
-        elif word in env.hosts:
-            chosen.append(word)
-        else:
-            raise UsageError(f"unknown host or role {word!r} (hosts: {', '.join(env.hosts)}; "
-                             f"roles: {', '.join(env.roles)})")
-    return [h for h in env.hosts if h in chosen]
 
 
 # --- history ------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Release lifecycle on a real fleet: resume, rollback, setup_release, cleanup, hotfix."""
+import json
 import os
 
 from conftest import assert_ok, assert_one_line_error
@@ -87,9 +88,12 @@ def test_after_a_limited_deploy_and_a_full_one_rollback_goes_where_every_host_wa
     # web2's cleanup keeps the release every host ran, though it has a newer good one.
     assert before in env.releases("web2") and tried in env.releases("web2")
 
-    assert_ok(env.fab("rollback"))
+    result = assert_ok(env.fab("rollback"))
     assert live_release(env) == before and set(served_commits(env).values()) == {c_before}
     assert env.meta("web2", after)["status"] == "rolled_back"
+    # It says which release it passed over, and where that one is missing.
+    others = ", ".join(sorted(h for h in env.hosts if h != "web2"))
+    assert f"rollback passes over {tried} (missing on {others})" in result.stdout + result.stderr
 
 
 def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
@@ -100,6 +104,9 @@ def test_rollback_refused_when_a_host_lacks_the_target(deploy_env):
 
     line = assert_one_line_error(env.fab("rollback"), "web2")
     assert "nothing to roll back to" in line
+    # `releases` marks no rollback target where `rollback` refuses (it marked web1's own).
+    listed = json.loads(assert_ok(env.fab("releases:json=yes")).stdout)["releases"]
+    assert {listing["rollback_target"] for listing in listed.values()} == {None}
     assert_one_line_error(env.fab(f"rollback:{one}"), f"cannot roll back to {one}", "web2: missing")
     assert_one_line_error(env.fab("rollback:../../etc"), "invalid release name")
     assert live_release(env) == two and set(served_commits(env).values()) == {c2}

@@ -3,7 +3,6 @@ then on the real fleet, that a plan changes nothing anywhere and that what it pr
 (venv reuse, cleanup, waves) is what the following deploy does."""
 import base64
 import dataclasses
-import datetime as dt
 import hashlib
 import io
 import json
@@ -19,12 +18,10 @@ from rich.console import Console
 from conftest import assert_ok
 from fab import events as ev
 from fab import plan as plans
-from fab import releases as rel
 from fab import sandbox, shell, waves
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, virtualenv
 from fab.operations.plan_facts import HostFacts
-from fab.operations.state import HostState
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.record import TaskRecord
@@ -33,17 +30,12 @@ from fab.paths import Paths
 from fab.waves import Wave
 from test_deploy import live_release
 
-NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
 PY = b"3.11.2 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]\n"
 PIP = ["--no-index", "--find-links", "/opt/wheels"]
 REQS = {"requirements.txt": b"gunicorn==23.0.0\n"}
 
 with open(SCHEMA_PATH) as _handle:
     SCHEMA = json.load(_handle)
-
-
-def release(name, status=rel.GOOD, keep=None):
-    return rel.HostRelease(name, rel.ReleaseMeta(name, "c" * 40, "main", "me", NOW.isoformat(), status, keep))
 
 
 def name(day):
@@ -155,28 +147,6 @@ def test_with_no_live_release_every_config_is_added():
 
 
 # --- cleanup, commits, the whole plan -----------------------------------------------------
-
-
-def test_cleanup_after_deploy_counts_the_new_release_as_good_and_current():
-    listed = [release(name(d)) for d in (1, 2, 3)] + [release(name(4), rel.FAILED)]
-    new = rel.ReleaseMeta(name(5), "d" * 40, "main", "me", NOW.isoformat())
-    # keep 3: the new one, 3 (the rollback target) and 2 stay; 1 and the failed 4 go.
-    assert plans.cleanup_after_deploy(listed, new, 3, NOW) == [name(1), name(4)]
-    # What clean_releases decides once it is live, exactly.
-    after = listed + [release(name(5))]
-    assert rel.cleanup_deletes(after, name(5), 3, NOW) == [name(1), name(4)]
-    # A resumed release (there already, failed) is counted as good too.
-    assert plans.cleanup_after_deploy(listed, new.with_status(rel.FAILED), 1, NOW) == [name(1), name(2), name(4)]
-
-
-def test_live_commit_of_agreeing_and_disagreeing_hosts():
-    def state(current, commit):
-        meta = rel.ReleaseMeta(current, commit, "main", "me", NOW.isoformat(), rel.GOOD)
-        return HostState("/h", Paths("/h/www"), current, {current: rel.HostRelease(current, meta)})
-
-    assert plans.live_commit_of({"a": state(name(1), "a" * 40), "b": state(name(1), "a" * 40)}) == ("a" * 40, [])
-    commit, warnings = plans.live_commit_of({"a": state(name(1), "a" * 40), "b": state(name(2), "b" * 40)})
-    assert commit is None and "hosts run different commits" in warnings[0]
 
 
 def git(*args, cwd):

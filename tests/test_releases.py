@@ -253,10 +253,12 @@ def test_rollback_to_a_named_release():
 
 def test_host_listing_marks_current_and_the_rollback_target():
     found = [release(name(3)), release(name(1)), release(name(2), FAILED), HostRelease(name(4))]
-    listing = host_listing(found, name(3))
+    listing = host_listing(found, name(3), rollback_target=name(1))
     assert [r["name"] for r in listing["releases"]] == [name(1), name(2), name(3), name(4)]
     assert (listing["current"], listing["rollback_target"]) == (name(3), name(1))
-    assert listing["rollback_target"] == previous_good_release(found, name(3))
+    # The fleet's rollback target as given (FleetSnapshot.would_roll_back_to), never
+    # the host's own previous good release: none where `rollback` would refuse.
+    assert host_listing(found, name(3))["rollback_target"] is None
     assert listing["releases"][3] == {"name": name(4), "status": FAILED, "commit": None, "branch": None,
                                       "deployed_by": None, "created_at": None, "keep_until": None}
     assert host_listing([], None) == {"current": None, "rollback_target": None, "releases": []}

@@ -1,0 +1,278 @@
+"""The stages the tasks are made of, in the order they run:
+
+    choose the release   a new one, the one preindex_views prepared, the one to resume,
+                         the live one, or the one rollback goes to
+    build                every host gets the release ready (one round trip per host)
+    migrate              the environment's migration, before any host swaps
+    go live              wave by wave: swap, restart or reload, health; put back on failure
+    finish               mark the release good and clean up (or mark what rollback left)
+
+`deploy` runs them all; `setup_release` and `preindex_views` choose and build;
+`rollback` chooses and goes live; `hotfix_deploy` and `restart_services` restart in
+place. Hooks run between stages, in the tasks, where a reader sees them.
+
+A task reads the fleet once when it opens (a fab.snapshot.FleetSnapshot) and
+decides once (fab.decide: which release, where each host goes, what a failure
+puts back, what is marked and deleted once live); the stages carry out that
+Decision, the very object `plan=yes` shows. What the build made is returned as
+data (`build` returns {host: rollout.Built}: the reload-or-restart decision takes
+it); what going live changed is one record, rollout.Moves, owned by the go-live
+stage; nothing is written into the hosts' states.
+"""
+import contextlib
+
+from fab import decide, events, hooks
+from fab import releases as rel
+from fab import rollout, waves
+from fab import host_values as values
+from fab.errors import DeployError, Interrupted, StepFailed
+from fab.events import stream
+from fab.identity import who_am_i
+from fab.operations import build as build_ops
+from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
+from fab.operations.state import config_digest
+
+# --- choose the release ---------------------------------------------------------
+
+
+def choose_release(fleet, snapshot, commit, ref, doing="deploying", resume=False):
+    """The release a deploy (or preindex_views) goes on with, said in one line: the
+    unfinished one `resume` continues, the one preindex_views prepared for `commit`,
+    or a new one (fab.decide.choose_release)."""
+    chosen = decide.choose_release(snapshot, commit, ref, who_am_i(), rel.utcnow(), fleet.env.topology.service_ports(),
+                                   resume)
+    meta = chosen.meta
+    if chosen.source == decide.RESUMED:
+        stream.stage(f"resuming release {meta.name} at {meta.commit[:12]}")
+    elif chosen.source == decide.PREPARED:
+        stream.stage(f"{doing} {ref} at {commit[:12]}: release {meta.name}, prepared earlier by preindex_views")
+    else:
+        stream.stage(f"{doing} {ref} at {commit[:12]} as release {meta.name}")
+    return meta
+
+
+def announce(fleet, snapshot, task, meta, warnings=()):
+    """Say which release this task works on (and which was live), and the decision's
+    `warnings`; the hooks' context."""
+    stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch, previous=snapshot.agreed_current()))
+    for line in warnings:
+        stream.warning(line)
+    return hook_context(fleet, snapshot, task, meta)
+
+
+def hook_context(fleet, snapshot, task, meta):
+    """What the environment's hooks are told about this task and its release."""
+    return hooks.HookContext(
+        environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
+        release=meta.name, commit=meta.commit, ref=meta.branch,
+        previous_release=snapshot.agreed_current() or "")
+
+
+# --- build ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def unchanged_on_failure(fleet, meta):
+    """Work before the swap: on a failure (an interrupt) the release is marked failed
+    (interrupted), and no host's `current` has changed."""
+    try:
+        yield
+    except DeployError as error:
+        mark(fleet, meta.with_status(status_after(error)), quietly=True)
+        resume = "" if meta.private else f"; `fab {fleet.env.name} deploy:resume=yes` continues this release"
+        stream.stage(f"no host was changed: current is untouched{resume}")
+        raise
+
+
+def build(fleet, meta):
+    """Every host gets the release ready to go live: code, secrets, shared files,
+    virtualenv, build commands, service configs, predeploy commands, checks.
+    Each step is done once per release (a resume skips what a host finished).
+
+    Returns {host: rollout.Built}: the venv and service configs the release has there.
+    """
+    env = fleet.env
+    if env.secrets:
+        fleet.each("secrets", shared.upload_secrets)
+    if credentials.needed(env):  # for git and pip, never on their command lines
+        fleet.each("credentials", credentials.upload)
+
+    def check(host):
+        return build_ops.preswap_check(host, meta.name,
+                                       [env.topology.program_name(s) for s in env.topology.supervised_on(host.name)])
+
+    # One round trip per host for all of it; linked files (which may need uploading
+    # first) and predeploy commands split it.
+    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
+    if env.linked_files or env.linked_dirs:
+        fleet.each_steps(lambda host: [step(host) for step in first])
+        fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
+        first = []
+    notes = fleet.each_steps(lambda host: [
+        *(step(host) for step in first),
+        virtualenv.ensure(host, meta.name),
+        build_ops.build_commands(host, meta.name),
+        supervisor.install_service_configs(host, meta.name),
+        *([] if env.predeploy else [check(host)]),
+    ])
+    if env.predeploy:
+        on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
+        fleet.each_steps(lambda host: [check(host)])
+    return {name: built_on(host, meta.name, notes[name]) for name, host in fleet.hosts.items()}
+
+
+def built_on(host, release_name, notes):
+    """rollout.Built of the release on `host`, from its build steps' `notes` ({step:
+    note}): what a step skipped (done before, e.g. by preindex_views) was read with
+    the host's state; configs the step wrote are those rendered here for it."""
+    state = host.state
+    if skipped(notes["virtualenv"]):
+        venv = state.venvs.get(release_name)
+    else:
+        venv = venv_key_in(notes["virtualenv"])
+    if skipped(notes["services"]):
+        configs = state.configs.get(release_name, {})
+    else:
+        configs = {program: config_digest(text)
+                   for program, text in supervisor.configs_by_program(host, release_name).items()}
+    return rollout.Built(release_name, venv, configs)
+
+
+def skipped(note):
+    return note.startswith("skipped")
+
+
+def venv_key_in(note):
+    """The venv key the virtualenv step reported (None: not said). It reports
+    "reused venv <key>" or "built venv <key> with <builder>" today; "reused <key>"
+    and "built <key> <builder>" are read too."""
+    words = note.split()
+    if len(words) < 2 or words[0] not in ("reused", "built"):
+        return None
+    key = words[2] if words[1] == "venv" and len(words) > 2 else words[1]
+    try:
+        return values.hex_digest(key, "venv key")
+    except values.Unreadable:
+        return None
+
+
+# --- migrate --------------------------------------------------------------------
+
+
+def migrate(fleet, meta):
+    """The environment's migration, in the new release, before any host swaps."""
+    if fleet.env.migrate:
+        on_role(fleet, meta, "migrate", fleet.env.migrate, [fleet.env.migrate.command])
+
+
+def on_role(fleet, meta, step, setting, commands):
+    """Run `commands` in the release on the first host of the setting's role (`once`)
+    or on each, within the setting's time limit."""
+    hosts = fleet.of_role(setting.role)
+    if setting.once:
+        hosts = hosts[:1]
+    if not hosts:
+        stream.warning(f"{step} skipped: no host of role {setting.role} takes part")
+        return
+    fleet.each(step, lambda host: build_ops.run_release_commands(host, meta.name, step, commands, setting.timeout),
+               hosts=hosts)
+
+
+# --- go live ----------------------------------------------------------------------
+
+
+def go_live(fleet, snapshot, decision, built=None):
+    """Every host goes where `decision` (a fab.decide.Decision) sends it, in its waves,
+    and then finishes as it says (marks the release, cleans up: run `finish` to
+    complete that; the last wave's hosts, and meanwhile those of the waves before
+    it, finish in their go-live round trip). `built`: what the build stage returned.
+
+    On a failure or an interrupt every host is put back where the decision says
+    and the release is marked `fails_as` (or interrupted). Returns the rollout.Moves
+    record of what changed (hosts that failed within the failure limit in `failed`).
+    """
+    for name, line in decision.host_warnings.items():
+        stream.warning(line, host=name)
+    stream.stage(f"waves: {waves.describe(decision.waves)}")
+
+    def finish_steps(host, placed):
+        return decide.finish_steps(decision, host.name, FinishSteps(host), placed)
+
+    try:
+        return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
+                               finish_steps)
+    except DeployError as error:
+        if decision.fails_as:
+            mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
+        raise
+
+
+def hotfix(fleet, decision):
+    """Put the new commit into the live release in place on every host (fetched
+    already) and restart without dropping requests; on a failure put the old commit
+    back and restart again (`decision`: fab.decide.decide_hotfix's)."""
+    live, new_commit = decision.release.name, decision.release.commit
+    old_commit = decision.put_back()[fleet.names[0]].commit
+    try:
+        notes = fleet.each("hotfix", lambda host: code.hotfix(host, live, old_commit, new_commit))
+        if any(code.REQUIREMENTS_CHANGED in note for note in notes.values()):
+            stream.warning(f"{new_commit[:12]} changes the requirements; a hotfix does not install them: "
+                           f"`fab {fleet.env.name} deploy` does")
+        rollout.restart(fleet, list(decision.waves), decision.goal(), "graceful")
+    except DeployError as error:
+        stream.stage(f"hotfix failed: putting {old_commit[:12]} back into {live}")
+        fleet.each("unhotfix", lambda host: code.hotfix(host, live, new_commit, old_commit))
+        rollout.restart(fleet, list(decision.waves), decision.put_back(), "graceful")
+        raise DeployError(f"{error}; release {live} runs {old_commit[:12]} again") from None
+
+
+def restart_everywhere(fleet, mode, target):
+    """Restart every host's services in place, wave by wave, without dropping requests."""
+    rollout.restart(fleet, rollout.waves_for(fleet), {name: target for name in fleet.names}, mode)
+
+
+# --- finish -----------------------------------------------------------------------
+
+
+def finish(fleet, moves):
+    """Run the go-live's finish steps on the hosts that have not run them yet (one
+    round trip each); raise what failed (StepFailed), there or in the go-live."""
+    rollout.finish_the_others(fleet, moves)
+
+
+class FinishSteps:
+    """The steps a host finishes with, as fab.decide.finish_steps asks for them."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def mark(self, meta):
+        return release.write_meta(self.host, meta)
+
+    def delete(self, names):
+        return cleanup.delete_releases(self.host, names)
+
+
+def clean_up(fleet, decision):
+    """Delete what `decision` (fab.decide.decide_cleanup's) says, on every host in
+    one round trip each."""
+    fleet.each_steps(lambda host: [cleanup.delete_releases(host, list(decision.hosts[host.name].deletes))])
+
+
+def mark(fleet, *metas, quietly=False):
+    """Write each release's metadata (its new status) on every host, in one round trip."""
+    try:
+        fleet.each_steps(marked(*metas), quiet=quietly)
+    except StepFailed as error:
+        if not quietly:
+            raise
+        stream.warning(f"could not mark release {metas[0].name} {metas[0].status}: {error}")
+
+
+def marked(*metas):
+    """Steps for a host: write each release's metadata (its new status)."""
+    return lambda host: [release.write_meta(host, meta) for meta in metas]
+
+
+def status_after(error, otherwise=rel.FAILED):
+    return rel.INTERRUPTED if isinstance(error, Interrupted) else otherwise

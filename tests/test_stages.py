@@ -1,0 +1,234 @@
+"""The stages (fab.stages, fab.rollout) without SSH: what the build made, what a
+host reloads or restarts, what the finish deletes, and the go-live record
+(rollout.Moves) over a fake fleet that runs no step. The decisions themselves
+are FleetSnapshot's and fab.decide's (tests/test_snapshot.py, tests/test_decide.py)."""
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from fab import decide, rollout, stages
+from fab.config import load_environment
+from fab.operations.state import HostState
+from fab.paths import Paths
+from fab.releases import BUILDING, GOOD, ReleaseMeta, HostRelease
+from fab.snapshot import FleetSnapshot, Target
+
+NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
+KEY, OTHER_KEY = "0123456789abcdef", "fedcba9876543210"
+OLD, NEW, NEWER = "2026-11-20_00.00.00", "2026-11-21_00.00.00", "2026-11-22_00.00.00"
+
+
+def meta(name, status=GOOD, commit="c" * 40):
+    return ReleaseMeta(name, commit, "main", "me", NOW.isoformat(), status)
+
+
+def state(current=None, releases=(), venvs=None, configs=None):
+    return HostState(home="/home/u", paths=Paths("/home/u/www"), current=current,
+                     releases={m.name: HostRelease(m.name, m) for m in releases},
+                     venvs=venvs or {}, configs=configs or {})
+
+
+@dataclasses.dataclass
+class FakeHost:
+    name: str
+    env: object
+    state: HostState
+    address: str = "127.0.0.1"
+
+    @property
+    def paths(self):
+        return self.state.paths
+
+
+@pytest.fixture
+def env(tmp_path):
+    (tmp_path / "prod.yml").write_text("""
+app: {repo: /srv/app.git}
+code_root: ~/www
+roles:
+  webworkers: [web1, web2, web3]
+rollout: {canary: 1, batch: 1, failure_limit: 1}
+services:
+  web: {role: webworkers, template: supervisor/gunicorn.conf.j2, port: 8000, restart: reload}
+  worker: {role: webworkers, template: supervisor/pillow.conf.j2}
+""")
+    return load_environment("prod", str(tmp_path))
+
+
+# --- build: what it made ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("note,key", [
+    (f"reused venv {KEY}", KEY),
+    (f"built venv {KEY} with uv", KEY),
+    (f"built venv {KEY} with virtualenv + pip", KEY),
+    (f"reused {KEY}", KEY),                      # the structured report line
+    (f"built {KEY} uv", KEY),
+    ("reused venv", None),
+    ("reused venv not-a-key", None),
+    ("skipped (already done)", None),
+    ("", None),
+    (f"rebuilt venv {KEY}", None),
+])
+def test_the_venv_key_is_read_from_the_step_report(note, key):
+    assert stages.venv_key_in(note) == key
+
+
+def test_a_skipped_build_step_leaves_what_the_host_had_read(env):
+    host = FakeHost("web1", env, state(venvs={NEW: KEY}, configs={NEW: {"web": "aa"}}))
+    built = stages.built_on(host, NEW, {"virtualenv": "skipped (already done)", "services": "skipped (already done)"})
+    assert built == rollout.Built(NEW, KEY, {"web": "aa"})
+
+
+def test_a_build_step_that_ran_says_what_it_made(env):
+    host = FakeHost("web1", env, state(venvs={NEW: OTHER_KEY}))
+    built = stages.built_on(host, NEW, {"virtualenv": f"built venv {KEY} with uv",
+                                        "services": "2 service config(s) rendered"})
+    assert built.venv == KEY  # not what the host had when read
+    programs = {env.topology.program_name("web"), env.topology.program_name("worker")}
+    assert set(built.configs) == programs  # as rendered here
+    unreadable = stages.built_on(host, NEW, {"virtualenv": "oops", "services": "skipped (already done)"})
+    assert unreadable == rollout.Built(NEW, None, {})  # unknown: its programs restart
+
+
+# --- go live: reload or restart ---------------------------------------------------
+
+
+@pytest.mark.parametrize("placed,running", [
+    ({}, OLD),                       # untouched: what was read
+    ({"web1": NEW}, NEW),            # swapped to a release the host had
+    ({"web1": NEWER}, None),         # swapped to one it did not have when read (new): unknown
+    ({"web1": rollout.CUT_SHORT}, None),
+    ({"web1": "nothing"}, None),
+])
+def test_what_a_host_runs_as_far_as_the_task_knows(placed, running):
+    moves = rollout.Moves(FleetSnapshot.of({"web1": state(OLD, [meta(OLD), meta(NEW)])}), placed=placed)
+    assert moves.running("web1") == running
+
+
+@pytest.mark.parametrize("built,placed,target,reloads", [
+    ((KEY, {"web": "aa", "worker": "bb"}), {}, NEW, {"web"}),  # worker has no `restart: reload`
+    ((KEY, {"web": "cc", "worker": "bb"}), {}, NEW, set()),    # web's config changed
+    ((OTHER_KEY, {"web": "aa"}), {}, NEW, set()),              # the venv changed
+    ((None, {"web": "aa"}), {}, NEW, set()),                   # the venv is unknown
+    (None, {}, NEW, set()),                                    # nothing built: unknown
+    ((KEY, {"web": "aa"}), {"web1": NEW}, OLD, set()),         # back from a release not read: unknown
+    (None, {"web1": NEWER}, OLD, {"web"}),                     # back from a release read alike
+])
+def test_programs_reload_in_place_only_when_what_they_run_is_known_alike(env, built, placed, target, reloads):
+    programs = {name: env.topology.program_name(name) for name in ("web", "worker")}
+    read = state(OLD, [meta(OLD), meta(NEWER)], venvs={OLD: KEY, NEWER: KEY},
+                 configs={r: {programs["web"]: "aa", programs["worker"]: "bb"} for r in (OLD, NEWER)})
+    made = {"web1": rollout.Built(NEW, built[0], {programs[p]: d for p, d in built[1].items()})} if built else {}
+    moves = rollout.Moves(FleetSnapshot.of({"web1": read}), made, placed=placed)
+    found = rollout.in_place_reloads(FakeHost("web1", env, read), moves, Target(target))
+    assert found == {programs[name] for name in reloads}
+
+
+# --- finish -----------------------------------------------------------------------
+
+
+def test_a_host_finishes_with_the_decisions_steps(env):
+    read = {"web1": state(NEWER, [meta(NEW), meta(NEWER)]), "web2": state(NEW, [meta(NEW)])}
+    decision = decide.decide_rollback(FleetSnapshot.of(read, keep_releases=3), (), NEW)
+    made = [decide.finish_steps(decision, name, stages.FinishSteps(FakeHost(name, env, s)))
+            for name, s in read.items()]
+    assert [[step.name for step in steps] for steps in made] == [["mark", "mark"], ["mark"]]
+    deploy = decide.decide_deploy(FleetSnapshot.of(read, keep_releases=3), meta(NEWER, BUILDING), (), NOW)
+    steps = decide.finish_steps(deploy, "web2", stages.FinishSteps(FakeHost("web2", env, read["web2"])))
+    assert [step.name for step in steps] == ["mark", "cleanup"]
+
+
+# --- go live over a fake fleet: the round trips and the record --------------------
+
+
+class FakeFleet:
+    """Runs no step: each host's steps are one "round trip", recorded; a step named in
+    `failing` ({host: step}) fails there (the steps before it are done)."""
+
+    def __init__(self, env, states, failing=None):
+        self.env = env
+        self.hosts = {name: FakeHost(name, env, s) for name, s in states.items()}
+        self.balancers, self.lock, self.failing = {}, None, failing or {}
+        self.round_trips = []  # (host, [step names])
+
+    def __getitem__(self, name):
+        return self.hosts[name]
+
+    @property
+    def names(self):
+        return list(self.hosts)
+
+    @property
+    def states(self):
+        return {name: host.state for name, host in self.hosts.items()}
+
+    @property
+    def connected(self):
+        return dict(self.hosts)
+
+    def proxies_of(self, role):
+        return []
+
+    def attempt_steps(self, steps_for, hosts=None, quiet=False):
+        results, failures = {}, {}
+        for host in list(hosts if hosts is not None else self.hosts.values()):
+            steps = steps_for(host)
+            if not steps:
+                continue
+            self.round_trips.append((host.name, [step.name for step in steps]))
+            done = {}
+            for step in steps:
+                if self.failing.get(host.name) == step.name:
+                    failures[host.name] = (step.name, "boom")
+                    break
+                done[step.name] = step.note("=releases/x")
+            else:
+                results[host.name] = done
+        return results, failures
+
+    def each_steps(self, steps_for, hosts=None, quiet=False):
+        results, failures = self.attempt_steps(steps_for, hosts, quiet)
+        assert not failures
+        return results
+
+
+def deploy_of(fleet, release=NEW):
+    """The decision of deploying `release` to the fake fleet, in its waves."""
+    snapshot = FleetSnapshot.of(fleet.states, keep_releases=3)
+    return snapshot, decide.decide_deploy(snapshot, meta(release, BUILDING), rollout.waves_for(fleet), NOW)
+
+
+def test_the_finish_rides_on_the_last_wave_and_nothing_is_left_for_after(env):
+    fleet = FakeFleet(env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")})
+    moves = stages.go_live(fleet, *deploy_of(fleet))
+    assert fleet.round_trips == [("web1", ["swap", "restart"]), ("web2", ["swap", "restart"]),
+                                 ("web3", ["swap", "restart", "mark", "cleanup"]),
+                                 ("web1", ["mark", "cleanup"]), ("web2", ["mark", "cleanup"])]
+    assert moves.placed == {"web1": NEW, "web2": NEW, "web3": NEW}
+    assert moves.finished == {"web1", "web2", "web3"} and not moves.failed and not moves.put_back
+    stages.finish(fleet, moves)
+    assert len(fleet.round_trips) == 5  # every host finished in a go-live round trip: at most 2 each
+
+
+def test_a_host_failing_within_the_limit_is_put_back_and_recorded(env):
+    fleet = FakeFleet(env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")},
+                      failing={"web2": "swap"})
+    run = fleet.attempt_steps
+
+    def failing_once(steps_for, hosts=None, quiet=False):  # its put-back swap succeeds
+        results, failures = run(steps_for, hosts, quiet)
+        if failures:
+            fleet.failing = {}
+        return results, failures
+
+    fleet.attempt_steps = failing_once
+    moves = stages.go_live(fleet, *deploy_of(fleet))
+    assert moves.failed == {"web2": "boom"}
+    assert moves.put_back == {"web2"}
+    assert moves.placed == {"web1": NEW, "web2": OLD, "web3": NEW}
+    assert moves.finished == {"web1", "web3"}
+    stages.finish(fleet, moves)
+    assert fleet.round_trips[-1] == ("web2", ["mark", "cleanup"])  # the put-back host is finished too
+    assert rollout.where_is_what(fleet, moves) == f"web1={NEW}, web2={OLD}, web3={NEW}"
