@@ -129,7 +129,7 @@ class Fleet:
 
     def each_steps(self, steps_for, hosts=None, quiet=False):
         """Run each host's steps (`steps_for(host)`: a list of fab.steps.Step) in one
-        round trip per host, all hosts in parallel; return {host: {step: note}}.
+        round trip per host, all hosts in parallel; return {host: {step: fab.steps.Outcome}}.
 
         Each step is reported on its own, as if run alone, as its host says it
         started and ended (with the host's times); failures are raised together
@@ -142,7 +142,7 @@ class Fleet:
         return results
 
     def attempt_steps(self, steps_for, hosts=None, quiet=False):
-        """Like `each_steps`, but return ({host: {step: note}}, {host: (step, failure line)})
+        """Like `each_steps`, but return ({host: {step: Outcome}}, {host: (step, failure line)})
         without raising."""
         planned = {host.name: steps_for(host) for host in self._targets(hosts)}
         results, failures = {}, {}
@@ -170,7 +170,7 @@ class Fleet:
                     seconds = time.monotonic() - began[failed]
                 failures[host.name] = (failed, self._failed(host, failed, error, seconds))
                 return
-            results[host.name] = {outcome.step: outcome.note for outcome in done}
+            results[host.name] = {outcome.step: outcome for outcome in done}
 
         self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work)
         return results, failures

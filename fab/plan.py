@@ -115,7 +115,7 @@ def for_deploy(fleet, meta, live_release=None, now=None, decision=None):
     decision knows what every host runs (kept for callers that pass it)."""
     env = fleet.env
     snapshot = FleetSnapshot.of_fleet(fleet)
-    decision = decision or decide.decide_deploy(snapshot, meta, rollout.plan(fleet), now or rel.utcnow())
+    decision = decision or decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), now or rel.utcnow())
     meta = decision.release
     facts = read_facts(fleet, with_python=True)
     live_commit, drift = snapshot.live_commit()
@@ -150,7 +150,7 @@ def for_rollback(fleet, target_meta=None, leaving=None, decision=None):
     between the release it leaves (None: the hosts run different ones) and the
     target read beside it."""
     snapshot = FleetSnapshot.of_fleet(fleet)
-    decision = decision or decide.decide_rollback(snapshot, rollout.plan(fleet), target_meta.name)
+    decision = decision or decide.decide_rollback(snapshot, rollout.waves_for(fleet), target_meta.name)
     target_meta, leaving = decision.release, decision.previous
     facts = read_facts(fleet, with_python=False)
     leaving_found = snapshot.release(snapshot.names[0], leaving) if leaving else None

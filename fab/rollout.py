@@ -14,7 +14,7 @@ import dataclasses
 import time
 import typing
 
-from fab.waves import failure_budget, plan_waves
+from fab.waves import failure_budget, divide_into_waves
 from fab import events
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
 from fab.events import stream
@@ -93,16 +93,12 @@ def waves_for(fleet, hosts=None):
     env = fleet.env
     names = [h for h in env.hosts if h in (hosts or fleet.names)]
     settings, topology = env.rollout, env.topology
-    return plan_waves(
+    return divide_into_waves(
         names, settings.canary, settings.batch,
         balanced=topology.balanced_hosts(names),
         last=topology.balancer_hosts(names),
         services=any(topology.services_on(h) for h in names),
     )
-
-
-#: fab.plan's name for `waves_for` (the lead moves fab.plan to the new name).
-plan = waves_for
 
 
 def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):

@@ -24,7 +24,6 @@ import contextlib
 from fab import decide, events, hooks
 from fab import releases as rel
 from fab import rollout, waves
-from fab import host_values as values
 from fab.errors import DeployError, Interrupted, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
@@ -108,7 +107,7 @@ def build(fleet, meta):
         fleet.each_steps(lambda host: [step(host) for step in first])
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
         first = []
-    notes = fleet.each_steps(lambda host: [
+    outcomes = fleet.each_steps(lambda host: [
         *(step(host) for step in first),
         virtualenv.ensure(host, meta.name),
         build_ops.build_commands(host, meta.name),
@@ -118,42 +117,23 @@ def build(fleet, meta):
     if env.predeploy:
         on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
         fleet.each_steps(lambda host: [check(host)])
-    return {name: built_on(host, meta.name, notes[name]) for name, host in fleet.hosts.items()}
+    return {name: built_on(host, meta.name, outcomes[name]) for name, host in fleet.hosts.items()}
 
 
-def built_on(host, release_name, notes):
-    """rollout.Built of the release on `host`, from its build steps' `notes` ({step:
-    note}): what a step skipped (done before, e.g. by preindex_views) was read with
-    the host's state; configs the step wrote are those rendered here for it."""
+def built_on(host, release_name, outcomes):
+    """rollout.Built of the release on `host`, from its build steps' `outcomes` ({step:
+    fab.steps.Outcome}): what a step skipped (done before, e.g. by preindex_views) was
+    read with the host's state; configs the step wrote are those rendered here for it."""
     state = host.state
-    if skipped(notes["virtualenv"]):
-        venv = state.venvs.get(release_name)
-    else:
-        venv = venv_key_in(notes["virtualenv"])
-    if skipped(notes["services"]):
+    venv = outcomes["virtualenv"]
+    services = outcomes["services"]
+    if services.outcome == "skipped":
         configs = state.configs.get(release_name, {})
     else:
         configs = {program: config_digest(text)
                    for program, text in supervisor.configs_by_program(host, release_name).items()}
-    return rollout.Built(release_name, venv, configs)
-
-
-def skipped(note):
-    return note.startswith("skipped")
-
-
-def venv_key_in(note):
-    """The venv key the virtualenv step reported (None: not said). It reports
-    "reused venv <key>" or "built venv <key> with <builder>" today; "reused <key>"
-    and "built <key> <builder>" are read too."""
-    words = note.split()
-    if len(words) < 2 or words[0] not in ("reused", "built"):
-        return None
-    key = words[2] if words[1] == "venv" and len(words) > 2 else words[1]
-    try:
-        return values.hex_digest(key, "venv key")
-    except values.Unreadable:
-        return None
+    return rollout.Built(release_name, state.venvs.get(release_name) if venv.outcome == "skipped" else venv.result,
+                         configs)
 
 
 # --- migrate --------------------------------------------------------------------
@@ -196,7 +176,7 @@ def go_live(fleet, snapshot, decision, built=None):
     stream.stage(f"waves: {waves.describe(decision.waves)}")
 
     def finish_steps(host, placed):
-        return decide.finish_steps(decision, host.name, FinishSteps(host), placed)
+        return decide.finish_steps(decision, host.name, FinishSteps(host, (built or {}).get(host.name)), placed)
 
     try:
         return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
@@ -241,16 +221,18 @@ def finish(fleet, moves):
 
 
 class FinishSteps:
-    """The steps a host finishes with, as fab.decide.finish_steps asks for them."""
+    """The steps a host finishes with, as fab.decide.finish_steps asks for them
+    (`built`: the rollout.Built of the release the task built there, if it did)."""
 
-    def __init__(self, host):
+    def __init__(self, host, built=None):
         self.host = host
+        self.built = built
 
     def mark(self, meta):
         return release.write_meta(self.host, meta)
 
     def delete(self, names):
-        return cleanup.delete_releases(self.host, names)
+        return cleanup.delete_releases(self.host, names, self.built)
 
 
 def clean_up(fleet, decision):

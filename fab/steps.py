@@ -27,9 +27,10 @@ class Step:
     """One step of a host's batch.
 
     `body` is shell run under `set -e` in `cwd` (default: the home directory);
-    its last stdout line becomes the step's note, through `then` if given (which
-    may also record what the line says). With `marker`, the step runs once per
-    release: skipped if the marker exists, which is created when it succeeds.
+    its last stdout line becomes the step's note, through `then` if given, and with
+    `result` its structured result (what the line says, as data: None if it cannot
+    be read). With `marker`, the step runs once per release: skipped if the marker
+    exists, which is created when it succeeds.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Step:
     cwd: Optional[str] = None
     marker: Optional[str] = None
     then: Optional[Callable[[str], str]] = None
+    result: Optional[Callable[[str], object]] = None
 
     def note(self, last_line):
         if self.then is not None:
@@ -60,6 +62,8 @@ class Outcome:
     outcome: str
     note: str
     seconds: float
+    #: What the step's `result` read from its last line (None: skipped, failed or no result).
+    result: object = None
 
 
 def compose(steps):
@@ -145,8 +149,10 @@ class Reader:
             return self.failed
         last_line = fields[5].strip() if len(fields) > 5 else ""
         skipped = kind == "skipped"
-        note = "skipped (already done)" if skipped else self._steps[name].note(last_line)
-        outcome = Outcome(name, "skipped" if skipped else "ok", note, seconds)
+        step = self._steps[name]
+        note = "skipped (already done)" if skipped else step.note(last_line)
+        result = step.result(last_line) if step.result and not skipped else None
+        outcome = Outcome(name, "skipped" if skipped else "ok", note, seconds, result)
         self.done.append(outcome)
         return outcome
 

@@ -30,7 +30,7 @@ def parse_size(value, total, minimum=0):
     return max(minimum, count)
 
 
-def plan_waves(hosts, canary, batch, balanced=(), last=(), services=True):
+def divide_into_waves(hosts, canary, batch, balanced=(), last=(), services=True):
     """The waves of a rollout over `hosts` (in order), as a list of Wave.
 
     `canary`: host names, or how many hosts (the first ones, preferring hosts in

@@ -11,7 +11,7 @@ from fab import plan as plans
 from fab import releases as rel
 from fab.errors import PreflightError
 from fab.snapshot import FleetSnapshot, Target, unfinished_current_warning
-from fab.waves import Wave, plan_waves
+from fab.waves import Wave, divide_into_waves
 from test_snapshot import NOW, fleet_states, found, meta, name, state
 
 
@@ -208,7 +208,7 @@ def runs(draw):
     keep = draw(st.integers(1, 4))
     snapshot = FleetSnapshot.of(states, keep)
     names = list(states)
-    waves = tuple(plan_waves(names, draw(st.integers(0, 2)), draw(st.integers(1, 3))))
+    waves = tuple(divide_into_waves(names, draw(st.integers(0, 2)), draw(st.integers(1, 3))))
     failing = frozenset(draw(st.sets(st.sampled_from(names))))
     abort_at = draw(st.sampled_from([None, None, *range(len(waves))]))
     return states, snapshot, waves, failing, abort_at

@@ -9,10 +9,12 @@ import pytest
 
 from fab import decide, rollout, stages
 from fab.config import load_environment
+from fab.operations import virtualenv
 from fab.operations.state import HostState
 from fab.paths import Paths
 from fab.releases import BUILDING, GOOD, ReleaseMeta, HostRelease
 from fab.snapshot import FleetSnapshot, Target
+from fab.steps import Outcome
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.timezone.utc)
 KEY, OTHER_KEY = "0123456789abcdef", "fedcba9876543210"
@@ -59,36 +61,41 @@ services:
 # --- build: what it made ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("note,key", [
-    (f"reused venv {KEY}", KEY),
-    (f"built venv {KEY} with uv", KEY),
-    (f"built venv {KEY} with virtualenv + pip", KEY),
-    (f"reused {KEY}", KEY),                      # the structured report line
-    (f"built {KEY} uv", KEY),
-    ("reused venv", None),
-    ("reused venv not-a-key", None),
-    ("skipped (already done)", None),
-    ("", None),
-    (f"rebuilt venv {KEY}", None),
+@pytest.mark.parametrize("line,key,note", [
+    (f"reused {KEY}", KEY, f"reused venv {KEY}"),
+    (f"built {KEY} uv", KEY, f"built venv {KEY} with uv"),
+    (f"built {KEY} virtualenv", KEY, f"built venv {KEY} with virtualenv + pip"),
+    (f"reused venv {KEY}", None, f"reused venv {KEY}"),  # a human note is no result
+    ("reused not-a-key", None, "reused not-a-key"),
+    (f"built {KEY} pipx", None, f"built {KEY} pipx"),
+    ("", None, ""),
+    (f"rebuilt {KEY}", None, f"rebuilt {KEY}"),
 ])
-def test_the_venv_key_is_read_from_the_step_report(note, key):
-    assert stages.venv_key_in(note) == key
+def test_the_venv_step_gives_its_key_as_its_result_and_a_note_for_people(line, key, note):
+    assert (virtualenv.venv_key_of(line), virtualenv.venv_note(line)) == (key, note)
+
+
+def ran(note, result=None):
+    return Outcome("step", "ok", note, 0.1, result)
+
+
+SKIPPED = Outcome("step", "skipped", "skipped (already done)", 0.0)
 
 
 def test_a_skipped_build_step_leaves_what_the_host_had_read(env):
     host = FakeHost("web1", env, state(venvs={NEW: KEY}, configs={NEW: {"web": "aa"}}))
-    built = stages.built_on(host, NEW, {"virtualenv": "skipped (already done)", "services": "skipped (already done)"})
+    built = stages.built_on(host, NEW, {"virtualenv": SKIPPED, "services": SKIPPED})
     assert built == rollout.Built(NEW, KEY, {"web": "aa"})
 
 
 def test_a_build_step_that_ran_says_what_it_made(env):
     host = FakeHost("web1", env, state(venvs={NEW: OTHER_KEY}))
-    built = stages.built_on(host, NEW, {"virtualenv": f"built venv {KEY} with uv",
-                                        "services": "2 service config(s) rendered"})
+    built = stages.built_on(host, NEW, {"virtualenv": ran(f"built venv {KEY} with uv", KEY),
+                                        "services": ran("2 service config(s) rendered")})
     assert built.venv == KEY  # not what the host had when read
     programs = {env.topology.program_name("web"), env.topology.program_name("worker")}
     assert set(built.configs) == programs  # as rendered here
-    unreadable = stages.built_on(host, NEW, {"virtualenv": "oops", "services": "skipped (already done)"})
+    unreadable = stages.built_on(host, NEW, {"virtualenv": ran("oops"), "services": SKIPPED})
     assert unreadable == rollout.Built(NEW, None, {})  # unknown: its programs restart
 
 

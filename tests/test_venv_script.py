@@ -52,7 +52,7 @@ def run_step(step):
     result = subprocess.run(["bash", "-c", steps.compose([step])], capture_output=True, text=True, timeout=60)
     done, failed = steps.parse([step], result.stdout)
     assert result.returncode == 0 and failed is None, result.stderr
-    return done[0].note
+    return done[0]
 
 
 def release(host, name="2026-12-01_00.00.00", files=None):
@@ -77,8 +77,8 @@ def test_the_host_finds_the_key_venv_key_defines_and_reuses_a_complete_venv(tmp_
                              check=True).stdout
     key = virtualenv.venv_key(list(files.values()), pip_args, version)
 
-    assert run_step(virtualenv.ensure(host, name)) == f"built venv {key} with virtualenv + pip"
-    assert host.state.venvs == {name: key}
+    built = run_step(virtualenv.ensure(host, name))
+    assert (built.note, built.result) == (f"built venv {key} with virtualenv + pip", key)
     link = os.path.join(host.paths.release(name), "python_env")
     assert os.readlink(link) == os.path.join(host.paths.venvs, key) and os.path.isfile(os.path.join(link, VENV_COMPLETE))
     expected = ["pip install --quiet --no-input --disable-pip-version-check "
@@ -86,8 +86,8 @@ def test_the_host_finds_the_key_venv_key_defines_and_reuses_a_complete_venv(tmp_
     assert (tools.installs.read_text().splitlines() if tools.installs.exists() else []) == expected
 
     other = release(host, "2026-12-02_00.00.00", files)
-    assert run_step(virtualenv.ensure(host, other)) == f"reused venv {key}"
-    assert host.state.venvs == {name: key, other: key}
+    reused = run_step(virtualenv.ensure(host, other))
+    assert (reused.note, reused.result) == (f"reused venv {key}", key)
     assert len(tools.installs.read_text().splitlines() if tools.installs.exists() else []) == len(expected)
 
 
@@ -95,10 +95,10 @@ def test_uv_builds_when_it_is_there_and_virtualenv_when_not(tmp_path, tools):
     files = {"requirements.txt": b"a\n"}
     host = host_for(tmp_path, tools, list(files), ["--no-index"], uv=tools.uv)
     name = release(host, files=files)
-    assert run_step(virtualenv.ensure(host, name)).endswith(" with uv")
+    assert run_step(virtualenv.ensure(host, name)).note.endswith(" with uv")
     assert tools.installs.read_text().startswith("uv pip install --quiet --python ")
     absent = host_for(tmp_path / "other", tools, list(files), [], uv=str(tmp_path / "no-uv"))
-    assert run_step(virtualenv.ensure(absent, release(absent, files=files))).endswith(" with virtualenv + pip")
+    assert run_step(virtualenv.ensure(absent, release(absent, files=files))).note.endswith(" with virtualenv + pip")
 
 
 def test_a_requirements_file_the_release_lacks_fails_the_step(tmp_path, tools):
@@ -123,7 +123,5 @@ def test_the_answer_reads_into_its_fields(line, read):
 def test_an_answer_that_is_not_one_leaves_the_venv_unknown(tmp_path, tools, line):
     with pytest.raises(values.Unreadable):
         virtualenv.read_result(line)
-    host = host_for(tmp_path, tools)
-    host.state.venvs["r"] = "0123456789abcdef"
-    assert virtualenv.ensure(host, "r").note(line) == line
-    assert host.state.venvs == {} and host.state.venv_links_unknown == {"r"}
+    step = virtualenv.ensure(host_for(tmp_path, tools), "r")
+    assert step.note(line) == line and step.result(line) is None  # unknown: restart, delete no venv

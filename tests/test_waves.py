@@ -1,11 +1,11 @@
 """The rollout plan: which hosts go live in which wave (pure, no SSH)."""
 from hypothesis import given, strategies as st
 
-from fab.waves import Wave, describe, failure_budget, parse_size, plan_waves
+from fab.waves import Wave, describe, failure_budget, parse_size, divide_into_waves
 
 
 def test_canary_first_then_batches_then_proxies():
-    waves = plan_waves(["web1", "web2", "web3", "pillow1", "proxy1"], canary=1, batch=2,
+    waves = divide_into_waves(["web1", "web2", "web3", "pillow1", "proxy1"], canary=1, batch=2,
                        balanced=["web1", "web2", "web3"], last=["proxy1"])
     assert waves == [
         Wave("canary", ("web1",), canary=True),
@@ -18,21 +18,21 @@ def test_canary_first_then_batches_then_proxies():
 
 def test_named_canary_and_percentages():
     hosts = [f"web{i}" for i in range(1, 11)]
-    waves = plan_waves(hosts, canary=["web7"], batch="30%")
+    waves = divide_into_waves(hosts, canary=["web7"], batch="30%")
     assert waves[0] == Wave("canary", ("web7",), canary=True)
     assert [len(w.hosts) for w in waves[1:]] == [3, 3, 3]
 
 
 def test_a_count_canary_prefers_hosts_that_serve_traffic():
-    waves = plan_waves(["pillow1", "web1", "web2"], canary=1, batch=1, balanced=["web1", "web2"])
+    waves = divide_into_waves(["pillow1", "web1", "web2"], canary=1, batch=1, balanced=["web1", "web2"])
     assert waves[0].hosts == ("web1",)
 
 
 def test_no_wave_drains_every_balanced_host():
-    waves = plan_waves(["web1", "web2"], canary=0, batch="100%", balanced=["web1", "web2"])
+    waves = divide_into_waves(["web1", "web2"], canary=0, batch="100%", balanced=["web1", "web2"])
     assert [w.hosts for w in waves] == [("web1",), ("web2",)]
     # A lone web host has nothing to stand in for it: it goes alone.
-    assert plan_waves(["web1"], canary=1, batch=1, balanced=["web1"]) == [Wave("canary", ("web1",), True)]
+    assert divide_into_waves(["web1"], canary=1, batch=1, balanced=["web1"]) == [Wave("canary", ("web1",), True)]
 
 
 def test_sizes_and_failure_budget():
@@ -52,7 +52,7 @@ def test_plan_property_every_host_once_canary_first_sizes_respected(hosts, data)
     last = data.draw(st.lists(st.sampled_from(hosts), unique=True, max_size=2))
     canary = data.draw(st.one_of(st.integers(0, 5), st.lists(st.sampled_from(hosts), unique=True, max_size=3)))
     batch = data.draw(st.one_of(st.integers(1, 10), st.sampled_from(["10%", "25%", "50%", "100%"])))
-    waves = plan_waves(hosts, canary, batch, balanced=balanced, last=last)
+    waves = divide_into_waves(hosts, canary, batch, balanced=balanced, last=last)
 
     placed = [h for wave in waves for h in wave.hosts]
     assert sorted(placed) == sorted(hosts)  # every host in exactly one wave
@@ -71,8 +71,8 @@ def test_plan_property_every_host_once_canary_first_sizes_respected(hosts, data)
 
 def test_without_services_every_host_swaps_in_one_wave():
     """Nothing restarts or is health-checked: a canary would prove nothing."""
-    assert plan_waves(["a", "b", "c"], canary=1, batch=1, services=False) == [Wave("all hosts", ("a", "b", "c"))]
-    assert plan_waves([], canary=1, batch=1, services=False) == []
+    assert divide_into_waves(["a", "b", "c"], canary=1, batch=1, services=False) == [Wave("all hosts", ("a", "b", "c"))]
+    assert divide_into_waves([], canary=1, batch=1, services=False) == []
 
 
 def test_a_task_limited_to_some_hosts_drains_them_on_the_proxies_outside_its_list(tmp_path):

@@ -14,14 +14,21 @@ from fab.venvs import unused_venvs
 ROLES = ALL_ROLES
 
 
-def delete_releases(host, names):
+def delete_releases(host, names, built=None):
     """Step "cleanup": delete the releases `names`, then the venvs no remaining
-    release uses (of those the host had when its state was read)."""
+    release uses (of those the host had when its state was read); `built`: the
+    rollout.Built of a release this task built there (its venv is in use, or
+    unknown), if it did."""
     paths = host.paths
     state = host.state
+    links, unknown = dict(state.venvs), set(state.venv_links_unknown)
+    if built is not None:
+        if built.venv:
+            links[built.release] = built.venv
+        else:
+            unknown.add(built.release)
     doomed = [validate_release_name(name) for name in names]
-    venvs = [values.hex_digest(key, "venv key")
-             for key in unused_venvs(state.venv_dirs, state.venvs, state.venv_links_unknown, doomed)]
+    venvs = [values.hex_digest(key, "venv key") for key in unused_venvs(state.venv_dirs, links, unknown, doomed)]
     note = f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
     return Step("cleanup", shell.exec_script("cleanup", paths.releases, paths.venvs, len(doomed), *doomed, *venvs),
                 then=lambda _: note)

@@ -26,8 +26,8 @@ def write_meta(host, meta):
                                           paths.release(meta.name), meta.status))
 
 
-def once(host, release_name, step, body, then=None):
+def once(host, release_name, step, body, then=None, result=None):
     """Step `step`, run in the release directory unless it already completed for
     this release on this host (its marker, in the release, says so)."""
     return Step(step, body, cwd=host.paths.release(release_name),
-                marker=host.paths.release_step(release_name, step), then=then)
+                marker=host.paths.release_step(release_name, step), then=then, result=result)

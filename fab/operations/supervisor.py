@@ -87,12 +87,7 @@ def _write_configs_script(host, release_name):
 
 def install_service_configs(host, release_name):
     """Step: render this host's service configs into a new release (once per release)."""
-    def remember(note):
-        """The host's state learns the new release's configs (reload decisions use them)."""
-        host.state.configs[release_name] = digests(configs_by_program(host, release_name))
-        return note
-
-    return once(host, release_name, "services", _write_configs_script(host, release_name), then=remember)
+    return once(host, release_name, "services", _write_configs_script(host, release_name))
 
 
 def rerender_current(host):

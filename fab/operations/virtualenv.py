@@ -54,20 +54,26 @@ def ensure(host, release_name):
                                pip_args_line(env.pip_args), VENV_LINK, VENV_COMPLETE, len(requirements), *requirements,
                                *credentials.split_pip_args(env.pip_args)[0])
 
-    def remember(last_line):
-        """The host's state learns which venv the release runs (reload decisions and
-        cleanup use it); an answer it cannot read leaves that venv unknown."""
-        try:
-            outcome, key, builder = read_result(last_line)
-        except values.Unreadable:
-            host.state.venvs.pop(release_name, None)  # unknown: a reload decision then restarts
-            host.state.venv_links_unknown.add(release_name)  # and cleanup deletes no venv
-            return last_line
-        host.state.venvs[release_name] = key
-        host.state.venv_links_unknown.discard(release_name)
-        return f"{outcome} venv {key}" + (f" with {BUILDERS[builder]}" if builder else "")
+    return once(host, release_name, "virtualenv", "\n".join([credentials.load_line(host), script]),
+                then=venv_note, result=venv_key_of)
 
-    return once(host, release_name, "virtualenv", "\n".join([credentials.load_line(host), script]), then=remember)
+
+def venv_note(last_line):
+    """The virtualenv step's note, from venv.sh's last line (as it is, if unreadable)."""
+    try:
+        outcome, key, builder = read_result(last_line)
+    except values.Unreadable:
+        return last_line
+    return f"{outcome} venv {key}" + (f" with {BUILDERS[builder]}" if builder else "")
+
+
+def venv_key_of(last_line):
+    """The virtualenv step's result: the key of the venv the release links to (None:
+    unreadable, so unknown: a reload decision then restarts, and cleanup deletes no venv)."""
+    try:
+        return read_result(last_line)[1]
+    except values.Unreadable:
+        return None
 
 
 #: venv.sh's builder word -> how a note names it.
