@@ -25,11 +25,12 @@ from typing import Optional
 
 from fab import decide
 from fab import releases as rel
-from fab import rollout
+from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
 from fab.paths import SERVICES
 from fab.snapshot import FleetSnapshot
+from fab.steps import Outcome
 
 #: Commits a plan lists before it says "... N more".
 LOG_LIMIT = 10
@@ -38,6 +39,7 @@ DIFF_LIMIT = 30
 
 REUSED, BUILT, SKIPPED, UNKNOWN, FAILS = "reused", "built", "skipped", "unknown", "fails"
 ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
+RELOAD, RESTART = "reload", "restart"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +83,7 @@ class HostPlan:
     configs: Optional[tuple] = None  # ConfigChange, None when the task renders none
     deletes: tuple = ()  # releases its cleanup would delete, oldest first
     back_to: Optional[str] = None  # the release a failure puts back (None: none, or nothing swapped)
+    programs: Optional[dict] = None  # {program: RELOAD or RESTART}, None when the task restarts none here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,13 +136,14 @@ def for_deploy(fleet, meta, live_release=None, now=None, decision=None):
                          new_release=not snapshot.anywhere(meta.name), warnings=(*warnings, *lock_warnings(facts)))
     hosts = {}
     for name, host in fleet.hosts.items():
-        current = snapshot.current(name)
+        current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
+        venv = virtualenv_plan(env.requirements, new_requirements, env.pip_args, facts[name], current,
+                               done="virtualenv" in done, unreadable=commits.error)
+        built = predicted_build(host, meta.name, venv, services_done="services" in done)
         hosts[name] = dataclasses.replace(
-            plan.hosts[name],
-            virtualenv=virtualenv_plan(
-                env.requirements, new_requirements, env.pip_args, facts[name], current,
-                done="virtualenv" in snapshot.steps_done(name, meta.name), unreadable=commits.error),
+            plan.hosts[name], virtualenv=venv,
             configs=config_changes(facts[name].current_configs, rendered_configs(host), current),
+            programs=program_moves(host, snapshot, decision.hosts[name].goes_to, built),
         )
     return dataclasses.replace(plan, hosts=hosts)
 
@@ -163,8 +167,11 @@ def for_rollback(fleet, target_meta=None, leaving=None, decision=None):
                 commits = read_commits(repo, target_meta.commit, leaving_commit)
         except RepoUnreadable as error:
             commits = Commits(target_meta.commit, leaving_commit, error=f"cannot read the repository: {error}")
-    return from_decision(decision, commit=target_meta.commit, ref=target_meta.branch, commits=commits,
+    plan = from_decision(decision, commit=target_meta.commit, ref=target_meta.branch, commits=commits,
                          warnings=(*decision.warnings, *lock_warnings(facts)))
+    return dataclasses.replace(plan, hosts={
+        name: dataclasses.replace(plan.hosts[name], programs=program_moves(
+            host, snapshot, decision.hosts[name].goes_to)) for name, host in fleet.hosts.items()})
 
 
 def for_cleanup(fleet, now=None, decision=None):
@@ -214,7 +221,35 @@ def rendered_configs(host):
             for path, text in supervisor.render_service_configs(host, release).items()}
 
 
+def predicted_build(host, release_name, venv, services_done):
+    """rollout.Built of what the build stage would make of `release_name` on `host`:
+    stages.built_on (what the run decides reloads with), given the outcomes the
+    plan predicts: the venv step skipped or giving `venv`'s key (a VirtualenvPlan;
+    none when unknown or failing: its programs restart), the services step skipped
+    (`services_done`) or rendering the release's configs here."""
+    venv_step = Outcome("virtualenv", "skipped", "", 0.0) if venv.action == SKIPPED else \
+        Outcome("virtualenv", "ok", "", 0.0, venv.key if venv.action in (REUSED, BUILT) else None)
+    services_step = Outcome("services", "skipped" if services_done else "ok", "", 0.0)
+    return stages.built_on(host, release_name, {"virtualenv": venv_step, "services": services_step})
+
+
 # --- the decisions (pure) ------------------------------------------------------------
+
+
+def program_moves(host, snapshot, target, built=None):
+    """{program: RELOAD or RESTART} for `host`'s supervisor programs going live on
+    `target` (a Target; None: the task swaps nothing there), or None when there
+    is nothing to restart. Decided by the go-live's own function
+    (rollout.in_place_reloads) from the fleet as read (`snapshot`) and what the
+    build would make there (`built`: rollout.Built, None: nothing is built)."""
+    topology = host.env.topology
+    programs = sorted(topology.program_name(name) for name in topology.supervised_on(host.name))
+    if target is None or not programs:
+        return None
+    moves = rollout.Moves(snapshot, {host.name: built} if built else {})
+    reloads = rollout.in_place_reloads(host, moves, target)
+    return {program: RELOAD if program in reloads else RESTART for program in programs}
+
 
 
 def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=False, unreadable=None):

@@ -20,15 +20,19 @@ from fab import events as ev
 from fab import plan as plans
 from fab import sandbox, shell, waves
 from fab.app_repo import RepoUnreadable, opened
-from fab.operations import lock, plan_facts, virtualenv
+from fab.operations import lock, plan_facts, supervisor, virtualenv
 from fab.operations.plan_facts import HostFacts
 from fab.outputs.live import LiveView
 from fab.outputs.plain import PlainLines, plain_console
 from fab.outputs.record import TaskRecord
 from fab.outputs.summary import SCHEMA_PATH, document
 from fab.paths import Paths
+from fab.snapshot import FleetSnapshot, Target
 from fab.waves import Wave
 from test_deploy import live_release
+from test_stages import KEY, OTHER_KEY, NEW, OLD, FakeHost, env  # noqa: F401 (env: a fixture)
+from test_stages import meta as release_meta
+from test_stages import state as host_state
 
 PY = b"3.11.2 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]\n"
 PIP = ["--no-index", "--find-links", "/opt/wheels"]
@@ -149,6 +153,76 @@ def test_with_no_live_release_every_config_is_added():
 # --- cleanup, commits, the whole plan -----------------------------------------------------
 
 
+# --- reload or restart, per program ------------------------------------------------------
+
+
+def programs_of(env):
+    return env.topology.program_name("web"), env.topology.program_name("worker")
+
+
+def a_host(env, current=OLD, releases=(OLD,), venvs=None, configs_of=(OLD,)):
+    """A host of `env` running `current`; its state holds the digests of the configs
+    rendered for each release of `configs_of`, as fab/remote/state.sh reads them."""
+    bare = FakeHost("web1", env, host_state(current, [release_meta(r) for r in releases], venvs or {OLD: KEY}))
+    configs = {r: supervisor.digests(supervisor.configs_by_program(bare, r)) for r in configs_of}
+    return FakeHost("web1", env, dataclasses.replace(bare.state, configs=configs))
+
+
+def deploy_moves(host, venv, done=()):
+    """The plan's programs of a deploy of NEW on `host` whose venv step is `venv`."""
+    built = plans.predicted_build(host, NEW, venv, services_done="services" in done)
+    return plans.program_moves(host, FleetSnapshot.of({"web1": host.state}), Target(NEW), built)
+
+
+@pytest.mark.parametrize("venv,web", [
+    (plans.VirtualenvPlan("reused", KEY), "reload"),  # venv and config unchanged
+    (plans.VirtualenvPlan("built", OTHER_KEY), "restart"),  # another venv
+    (plans.VirtualenvPlan("reused", OTHER_KEY), "restart"),  # an earlier release's, not the live one
+    (plans.VirtualenvPlan("unknown", reason="cannot read the repository"), "restart"),
+    (plans.VirtualenvPlan("fails", reason="requirements file x is not in the release"), "restart"),
+])
+def test_a_deploy_plan_reloads_a_reload_service_only_when_its_venv_is_known_unchanged(env, venv, web):
+    web_program, worker_program = programs_of(env)
+    # worker's config names its release, so a new release always restarts it.
+    assert deploy_moves(a_host(env), venv) == {web_program: web, worker_program: "restart"}
+
+
+def test_a_deploy_plan_restarts_a_reload_service_whose_config_changed(env):
+    host = a_host(env)
+    web_program, worker_program = programs_of(env)
+    changed = {OLD: {**host.state.configs[OLD], web_program: "0" * 16}}
+    host = FakeHost("web1", env, dataclasses.replace(host.state, configs=changed))
+    assert deploy_moves(host, plans.VirtualenvPlan("reused", KEY)) == {web_program: "restart",
+                                                                       worker_program: "restart"}
+
+
+def test_a_resumed_deploy_plan_decides_with_what_the_host_has_of_the_release(env):
+    web_program, worker_program = programs_of(env)
+    skipped = plans.VirtualenvPlan("skipped", reason="already done in this release (resume skips it)")
+    resumed = a_host(env, releases=(OLD, NEW), venvs={OLD: KEY, NEW: KEY}, configs_of=(OLD, NEW))
+    assert deploy_moves(resumed, skipped, done=("virtualenv", "services")) == {
+        web_program: "reload", worker_program: "restart"}
+    other = a_host(env, releases=(OLD, NEW), venvs={OLD: KEY, NEW: OTHER_KEY}, configs_of=(OLD, NEW))
+    assert set(deploy_moves(other, skipped, done=("virtualenv", "services")).values()) == {"restart"}
+
+
+def test_a_rollback_plan_reloads_between_releases_read_alike(env):
+    web_program, worker_program = programs_of(env)
+    host = a_host(env, current=NEW, releases=(OLD, NEW), venvs={OLD: KEY, NEW: KEY}, configs_of=(OLD, NEW))
+    snapshot = FleetSnapshot.of({"web1": host.state})
+    assert plans.program_moves(host, snapshot, Target(OLD)) == {web_program: "reload", worker_program: "restart"}
+    host = a_host(env, current=NEW, releases=(OLD, NEW), venvs={OLD: KEY}, configs_of=(OLD, NEW))
+    assert set(plans.program_moves(host, FleetSnapshot.of({"web1": host.state}), Target(OLD)).values()) == {
+        "restart"}
+
+
+def test_a_plan_names_no_programs_where_nothing_restarts(env):
+    host = a_host(env)
+    assert plans.program_moves(host, FleetSnapshot.of({"web1": host.state}), None) is None
+    elsewhere = FakeHost("elsewhere", env, host.state)  # a host of no service's role
+    assert plans.program_moves(elsewhere, FleetSnapshot.of({"elsewhere": host.state}), Target(OLD)) is None
+
+
 def git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
                           env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
@@ -213,7 +287,7 @@ def a_plan():
         configs=(plans.ConfigChange("supervisor/p-web.conf", "changed",
                                     ("--- a", "+++ b", "@@ -1 +1 @@", "-workers 1", "+workers 2"), 4),
                  plans.ConfigChange("supervisor/p-pillow.conf", "unchanged")),
-        deletes=(name(0),))
+        deletes=(name(0),), programs={"p-pillow": "restart", "p-web": "reload"})
     commits = plans.Commits("a" * 40, "b" * 40, 12, tuple(f"{i:07x} change {i}" for i in range(10)))
     return plans.Plan(
         "deploy", release=name(5), new_release=True, commit="b" * 40, ref="main", live_release=name(1),
@@ -239,6 +313,7 @@ def test_plan_lines_say_everything_once():
     assert "virtualenv  built venv 0123456789abcdef: requirements.txt changed since the live release" in text
     assert "supervisor/p-web.conf: changed" in text and "+workers 2" in text and "... 4 more lines" in text
     assert "supervisor/p-pillow.conf: unchanged (apart from the release name and path)" in text
+    assert "programs    p-pillow restart, p-web reload" in text
     assert f"cleanup     deletes {name(0)}" in text and "cleanup     deletes nothing" in text
     assert "warning: someone@else" in text
 

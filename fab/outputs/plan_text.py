@@ -50,6 +50,9 @@ def plan_lines(plan):
                           VIRTUALENV_STYLES.get(venv["action"])))
         if host["configs"] is not None:
             lines += config_lines(host["configs"])
+        if host.get("programs"):
+            moves = ", ".join(f"{program} {move}" for program, move in host["programs"].items())
+            lines.append((f"    programs    {moves}", None))
         if host["deletes"] or plan["task"] != "rollback":
             deleted = ", ".join(host["deletes"]) or "nothing"
             lines.append((f"    cleanup     deletes {deleted}", None))
