@@ -474,7 +474,7 @@ def step_note(doc, host, step):
 
 def test_plans_change_nothing_and_predict_the_deploy_that_follows(deploy_env):
     env = deploy_env
-    env.write_config(keep_releases=1)
+    env.write_config(keep_releases=1, service_settings={"web": {"restart": "reload"}})
     assert_ok(env.fab("deploy"))
     first = live_release(env)
     env.commit("NEWS.txt", "second\n", "second")
@@ -494,6 +494,7 @@ def test_plans_change_nothing_and_predict_the_deploy_that_follows(deploy_env):
     assert program_pids(env) == pids
 
     assert "PLAN for deploy" in plain.stdout and "Third: a change the plan lists" in plain.stdout
+    assert f"programs    {env.name}-web reload" in plain.stdout
     assert (plan["commit"], plan["ref"], plan["live_release"], plan["new_release"]) == (commit, "main", second, True)
     assert plan["release"] > second and not plan["warnings"]
     commits = plan["commits"]
@@ -504,8 +505,14 @@ def test_plans_change_nothing_and_predict_the_deploy_that_follows(deploy_env):
         assert plan["hosts"][host]["virtualenv"]["action"] == "reused"
         assert {c["change"] for c in plan["hosts"][host]["configs"]} == {"unchanged"}
         assert plan["hosts"][host]["deletes"] == [first]
+    # Same venv, same web config: web reloads in place, going forward or back; pillow names its release.
+    moves = {f"{env.name}-web": "reload", f"{env.name}-pillow": "restart"}
+    for task_plan in (plan, back):
+        for host, planned_host in task_plan["hosts"].items():
+            assert planned_host["programs"] and planned_host["programs"].items() <= moves.items(), host
     assert (back["release"], back["live_release"]) == (first, second)
     assert {h["goes_to"] for h in back["hosts"].values()} == {first}
+    assert all(h["programs"] is None for h in cleanup["hosts"].values())
     assert back["waves"] == plan["waves"]
     assert all(h["deletes"] == [] for h in cleanup["hosts"].values())  # first is the rollback target
 
@@ -515,6 +522,8 @@ def test_plans_change_nothing_and_predict_the_deploy_that_follows(deploy_env):
         venv = plan["hosts"][host]["virtualenv"]
         assert step_note(doc, host, "virtualenv") == f"{venv['action']} venv {venv['key']}"
         assert deleted[host] == plan["hosts"][host]["deletes"]
+        reloads = set(plan["hosts"][host]["programs"].values()) == {"reload"}
+        assert step_note(doc, host, "restart").startswith("reloaded in place") == reloads, host
     described = waves.describe([Wave(w["name"], tuple(w["hosts"])) for w in plan["waves"]])
     assert f"waves: {described}" in [stage["text"] for stage in doc["stages"]]
 
