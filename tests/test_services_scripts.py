@@ -161,14 +161,16 @@ def test_start_waits_until_steady_and_stop_prints_the_status(ctl, tmp_path):
 # do); SIGHUP is a reload, counted in ./reloads.
 SERVER = textwrap.dedent("""
     import os, signal, socket, sys, time
+    # Ready for a reload before anything listens: a HUP must never find the default action.
+    signal.signal(signal.SIGHUP, lambda *_: open("reloads", "a").write("reload\\n"))
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(sys.argv[1])))
     listener.listen()
     if os.fork() == 0:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         while True:
             time.sleep(1)
-    signal.signal(signal.SIGHUP, lambda *_: open("reloads", "a").write("reload\\n"))
     while True:
         time.sleep(1)
 """)
@@ -207,7 +209,12 @@ def test_the_port_service_is_started_then_reloaded_by_its_master_pid(service):
     did, pid = done.stdout.split()
     started.append(int(pid))
     assert did == "started"
-    workers = subprocess.run(["ps", "-o", "pid=", "--ppid", pid], capture_output=True, text=True).stdout.split()
+    deadline = time.monotonic() + 5
+    while True:  # the master forks its worker just after it listens
+        workers = subprocess.run(["ps", "-o", "pid=", "--ppid", pid], capture_output=True, text=True).stdout.split()
+        if workers or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(workers) == 1  # both listen; the pid found is the master's
 
     done = start_or_reload(directory, port, start, reload='kill -HUP "$pid"; echo "$pid" > reloaded-pid')
