@@ -151,5 +151,6 @@ def manage_role(command_line, env):
 
 
 def retention_days(command_line, env):
-    """Days of log text `history_prune` keeps: its days=, else history.retention_days."""
-    return command_line or env.history.retention_days
+    """Days of log text `history_prune` keeps: its days= when given (0 included: keep
+    none), else history.retention_days."""
+    return env.history.retention_days if command_line in ("", None) else command_line

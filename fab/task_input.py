@@ -1,8 +1,8 @@
 """What a user names on the command line, checked before any host is touched: the
-hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words."""
+hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words, days."""
 import shlex
 
-from fab import precedence
+from fab import cli, precedence
 from fab.errors import UsageError
 
 
@@ -44,3 +44,13 @@ def split_command(command):
     if not words:
         raise UsageError("empty command")
     return words
+
+
+def optional_days(task, value):
+    """A days= argument as given: "" (not given), else a whole number (0 included)."""
+    given = str(value).strip()
+    if not given:
+        return ""
+    if not cli.whole_number(given):
+        raise UsageError(f"{task}: days must be a whole number from 0 to {cli.MAX_WHOLE_NUMBER}, got {value!r}")
+    return int(given)

@@ -37,7 +37,7 @@ from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import limited_hosts, manage_hosts, split_command
+from fab.task_input import limited_hosts, manage_hosts, optional_days, split_command
 
 # --- deploy -------------------------------------------------------------------
 
@@ -382,9 +382,9 @@ def deploy_log(c, operation=0, follow=False):
 
 @task
 @user_errors
-def history_prune(c, days=0):
-    """Remove log text older than the retention days."""
-    print(history_store.prune(selected_environment(c), days))
+def history_prune(c, days=""):
+    """Remove log text older than the retention days (days=N: N days; 0: all of it)."""
+    print(history_store.prune(selected_environment(c), optional_days("history_prune", days)))
 
 
 @task

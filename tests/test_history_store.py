@@ -160,6 +160,10 @@ def test_pruning_removes_old_log_text_and_keeps_rows(env_dir, store_url):
     assert "log text removed" in shown and "web1       build        failed " in shown
     assert "removed the log text of 0 operation(s)" in assert_ok(fab(env_dir, "history_prune")).stdout
     assert_one_line_error(fab(env_dir, "history_prune:days=ten"), "days must be a whole number")
+    assert store.log_lines(recent) != []
+    everything = assert_ok(fab(env_dir, "history_prune:days=0")).stdout  # 0 means 0, not the default
+    assert "removed the log text of 1 operation(s)" in everything and "older than 0 days" in everything
+    assert store.log_lines(recent) == []
 
 
 def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(env_dir, store_url):

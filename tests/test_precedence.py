@@ -112,5 +112,6 @@ def test_controller_name_variable_then_host_name(environ, expected):
 @given(command_line=st.one_of(st.just(""), st.just(0), st.text(min_size=1), st.integers(min_value=1)))
 def test_a_task_argument_wins_over_the_environment_file_when_given(choose, file_setting, command_line):
     env = env_file(**file_setting)
-    expected = command_line if command_line else next(iter(file_setting.values()))
+    given = command_line != "" if choose is precedence.retention_days else bool(command_line)
+    expected = command_line if given else next(iter(file_setting.values()))
     assert choose(command_line, env) == expected

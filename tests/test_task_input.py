@@ -3,6 +3,7 @@ import pytest
 
 from fab.config import load_environment
 from fab.errors import ConfigError, UsageError
+from fab import task_input
 from fab.task_input import limited_hosts, manage_hosts, split_command
 
 ENV = """
@@ -71,3 +72,14 @@ def test_split_command(command, words):
 def test_split_command_refuses(command, message):
     with pytest.raises(UsageError, match=message):
         split_command(command)
+
+
+@pytest.mark.parametrize("value,days", [("", ""), ("  ", ""), ("0", 0), (0, 0), ("30", 30), (" 7 ", 7)])
+def test_days_as_given_zero_included(value, days):
+    assert task_input.optional_days("history_prune", value) == days
+
+
+@pytest.mark.parametrize("value", ["ten", "-1", "1.5", "9" * 40, "٣"])
+def test_days_that_are_no_whole_number_are_one_line(value):
+    with pytest.raises(UsageError, match="history_prune: days must be a whole number"):
+        task_input.optional_days("history_prune", value)

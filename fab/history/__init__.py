@@ -288,9 +288,10 @@ def _next_to_follow(env, store, write, poll):
     return store.operation(env.name)
 
 
-def prune(env, days=0):
-    """Remove the log text of operations older than `days` (default: the environment's
-    history retention_days); their rows and steps stay. A line saying what was done."""
+def prune(env, days=""):
+    """Remove the log text of operations older than `days` (an int, 0 meaning all of
+    it; "" or None: the environment's history retention_days); their rows and
+    steps stay. A line saying what was done."""
     days = precedence.retention_days(days, env)
     store = open_store(env)
     with database_errors(env):
