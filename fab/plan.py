@@ -24,12 +24,10 @@ import posixpath
 from typing import Optional
 
 from fab import decide
-from fab import releases as rel
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
 from fab.paths import SERVICES
-from fab.snapshot import FleetSnapshot
 from fab.steps import Outcome
 
 #: Commits a plan lists before it says "... N more".
@@ -110,15 +108,12 @@ class Plan:
 # --- what a plan reads -----------------------------------------------------------
 
 
-def for_deploy(fleet, meta, live_release=None, now=None, decision=None):
-    """The plan of `deploy` building and going live with `meta`'s release (new or
-    resumed): the task's `decision` (fab.decide.decide_deploy; decided here from
-    the fleet's states if not given), with the commits, each host's venv reuse
-    and service config changes read beside it. `live_release`: unused, the
-    decision knows what every host runs (kept for callers that pass it)."""
+def for_deploy(fleet, snapshot, decision):
+    """The plan of `deploy` building and going live with a release (new or resumed):
+    the task's `decision` (fab.decide.decide_deploy, from `snapshot`, the fleet as
+    the task read it), with the commits, each host's venv reuse and service config
+    changes read beside it."""
     env = fleet.env
-    snapshot = FleetSnapshot.of_fleet(fleet)
-    decision = decision or decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), now or rel.utcnow())
     meta = decision.release
     facts = read_facts(fleet, with_python=True)
     live_commit, drift = snapshot.live_commit()
@@ -148,13 +143,11 @@ def for_deploy(fleet, meta, live_release=None, now=None, decision=None):
     return dataclasses.replace(plan, hosts=hosts)
 
 
-def for_rollback(fleet, target_meta=None, leaving=None, decision=None):
-    """The plan of `rollback`: the task's `decision` (fab.decide.decide_rollback;
-    decided here, to `target_meta`'s release, if not given), with the commits
-    between the release it leaves (None: the hosts run different ones) and the
-    target read beside it."""
-    snapshot = FleetSnapshot.of_fleet(fleet)
-    decision = decision or decide.decide_rollback(snapshot, rollout.waves_for(fleet), target_meta.name)
+def for_rollback(fleet, snapshot, decision):
+    """The plan of `rollback`: the task's `decision` (fab.decide.decide_rollback, from
+    `snapshot`, the fleet as the task read it), with the commits between the
+    release it leaves (None: the hosts run different ones) and the target read
+    beside it."""
     target_meta, leaving = decision.release, decision.previous
     facts = read_facts(fleet, with_python=False)
     leaving_found = snapshot.release(snapshot.names[0], leaving) if leaving else None
@@ -174,10 +167,9 @@ def for_rollback(fleet, target_meta=None, leaving=None, decision=None):
             host, snapshot, decision.hosts[name].goes_to)) for name, host in fleet.hosts.items()})
 
 
-def for_cleanup(fleet, now=None, decision=None):
+def for_cleanup(fleet, decision):
     """The plan of `clean_releases`: what it would delete on each host (the task's
-    `decision`, fab.decide.decide_cleanup, decided here if not given)."""
-    decision = decision or decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), now or rel.utcnow())
+    `decision`, fab.decide.decide_cleanup)."""
     facts = read_facts(fleet, with_python=False)
     return from_decision(decision, warnings=lock_warnings(facts))
 

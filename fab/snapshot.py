@@ -117,13 +117,9 @@ class FleetSnapshot:
         """[HostRelease] of `host`, in the order read."""
         return list(self.hosts[host].releases.values())
 
-    @property
-    def releases_by_host(self):
-        """{host: [HostRelease]}: what fab.releases's fleet-wide decisions take."""
-        return {name: list(found) for name, found in self._releases_by_host().items()}
-
     def _releases_by_host(self):
-        """releases_by_host, made once and shared by this snapshot's own decisions."""
+        """{host: (HostRelease, ...)}, what fab.releases's fleet-wide decisions take:
+        made once and shared by this snapshot's own decisions."""
         return self._answer("releases_by_host", lambda: {
             name: tuple(view.releases.values()) for name, view in self.hosts.items()})
 

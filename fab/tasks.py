@@ -69,7 +69,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
         meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
         decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_deploy(fleet, meta, decision=decision))
+            return show_plan(plans().for_deploy(fleet, snapshot, decision))
         context = stages.announce(fleet, snapshot, "deploy", meta)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
@@ -100,7 +100,7 @@ def rollback(c, release="", plan=False):
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_rollback(snapshot, rollout.waves_for(fleet), wanted)
         if plan:
-            return show_plan(plans().for_rollback(fleet, decision=decision))
+            return show_plan(plans().for_rollback(fleet, snapshot, decision))
         target, leaving = decision.release, decision.previous  # leaving None: the hosts differ
         context = stages.announce(fleet, snapshot, "rollback", target, decision.warnings)
         stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target.name} "
@@ -125,7 +125,7 @@ def clean_releases(c, plan=False):
     with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
         decision = decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), rel.utcnow())
         if plan:
-            return show_plan(plans().for_cleanup(fleet, decision=decision))
+            return show_plan(plans().for_cleanup(fleet, decision))
         stages.clean_up(fleet, decision)
 
 

@@ -314,7 +314,7 @@ def test_the_cleanup_plan_is_the_decision():
         def each(step, action, quiet=False):
             return {}  # no host facts: no lock warnings
 
-    shown = plans.for_cleanup(Fleet, NOW).to_dict()
     decided = decide.decide_cleanup(FleetSnapshot.of(Fleet.states, 1), NOW)
+    shown = plans.for_cleanup(Fleet, decided).to_dict()
     assert {host: plan["deletes"] for host, plan in shown["hosts"].items()} == {
         host: list(decision.deletes) for host, decision in decided.hosts.items()} == {"a": [name(1)], "b": [name(2)]}
