@@ -29,7 +29,6 @@ from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
-from fab.operations.state import config_digest
 
 # --- choose the release ---------------------------------------------------------
 
@@ -130,8 +129,7 @@ def built_on(host, release_name, outcomes):
     if services.outcome == "skipped":
         configs = state.configs.get(release_name, {})
     else:
-        configs = {program: config_digest(text)
-                   for program, text in supervisor.configs_by_program(host, release_name).items()}
+        configs = supervisor.digests(supervisor.configs_by_program(host, release_name))
     return rollout.Built(release_name, state.venvs.get(release_name) if venv.outcome == "skipped" else venv.result,
                          configs)
 
