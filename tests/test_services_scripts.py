@@ -221,9 +221,11 @@ def test_the_port_service_is_started_then_reloaded_by_its_master_pid(service):
     assert (done.returncode, done.stdout) == (0, f"reloaded {pid}\n"), done.stderr
     assert (directory / "reloaded-pid").read_text().strip() == pid
     deadline = time.monotonic() + 5
-    while not (directory / "reloads").exists() and time.monotonic() < deadline:
+    reloads = directory / "reloads"
+    # The handler creates the file, then writes: wait for the line, not for the file.
+    while not (reloads.exists() and reloads.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert (directory / "reloads").read_text() == "reload\n"
+    assert reloads.read_text() == "reload\n"
 
     done = start_or_reload(directory, port, start, reload="")
     assert (done.returncode, done.stdout) == (0, f"running {pid}\n")
