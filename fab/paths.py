@@ -18,6 +18,9 @@ releases gets the few names inside a release it needs (RELEASE_META, ...).
       log/                             program logs,
         lock-breaks.log                one line per `unlock` that stopped a holder
       venvs/<key>/                     virtualenvs, `.complete` once built
+      store/<sha256>/<file name>       artifacts sent by the controller or a peer
+                                       (wheels, git bundles), content-addressed;
+                                       <file name>.part while one arrives
       git-cache/                       bare mirror the releases are exported from
       .deploy-credentials .deploy-netrc  git's and pip's credentials (0600)
       .deploy.lock                     flock'ed while a task holds the lock (first host)
@@ -171,6 +174,15 @@ class Paths:
     @property
     def venvs(self):
         return self._under("venvs")
+
+    @property
+    def store(self):
+        """Content-addressed artifacts the controller or a peer sent (fab.transfer)."""
+        return self._under("store")
+
+    def stored(self, sha256, name):
+        """Where the artifact with digest `sha256` and file name `name` lives once received."""
+        return posixpath.join(self.store, sha256, name)
 
     @property
     def git_cache(self):

@@ -27,6 +27,7 @@ NAME = "2026-11-22_03.00.00"
     ("log", "log"),
     ("venvs", "venvs"),
     ("git_cache", "git-cache"),
+    ("store", "store"),
     ("credentials_file", ".deploy-credentials"),
     ("netrc_file", ".deploy-netrc"),
     ("lock", ".deploy.lock"),
@@ -53,6 +54,7 @@ def test_each_path_of_the_code_root(attribute, expected):
     ("release_service_config", (NAME, "port", "prod-proxy"), f"releases/{NAME}/services/port/prod-proxy.conf"),
     ("current_service_config", ("supervisor", "prod-web"), "current/services/supervisor/prod-web.conf"),
     ("shared_path", ("media/uploads",), "shared/media/uploads"),
+    ("stored", ("ab" * 32, "six-1.16.0-py2.py3-none-any.whl"), f"store/{'ab' * 32}/six-1.16.0-py2.py3-none-any.whl"),
     ("proxy_upstream", ("prod-proxy",), "shared/proxy/prod-proxy-upstream.conf"),
 ])
 def test_each_path_of_a_release_or_a_name(method, args, expected):
@@ -134,7 +136,8 @@ DISTINCT_NAMES = [
 ]
 #: Names of the layout that are ordinary words too: spelled as a path component
 #: (beside a slash) they are the layout.
-WORD_NAMES = ["releases", "current", "shared", "log", "venvs", "services", "supervisor", "steps", "proxy"]
+WORD_NAMES = ["releases", "current", "shared", "log", "venvs", "services", "supervisor", "steps", "proxy",
+              "store"]
 SPELLED = re.compile("|".join(DISTINCT_NAMES) + r"|(?<![\w.$-])(?:{0})/|/(?:{0})(?![\w.-])".format(
     "|".join(WORD_NAMES)))
 

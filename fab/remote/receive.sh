@@ -1,0 +1,42 @@
+# The host's side of receiving artifacts into its store (fab.transfer): each is
+# kept as <store>/<sha256>/<name>, arriving as <name>.part, checked, then renamed.
+#   $1 check:  for each artifact, prints "have <sha256>", or "part <sha256> <bytes>"
+#              (a transfer cut short: it goes on from there), or "none <sha256>";
+#              makes the directories of those missing.
+#   $1 verify: checks each .part against its digest and renames it; a file whose
+#              digest does not match is deleted and named, and the host fails.
+#              Prints "received <sha256> <bytes>" for each.
+#   $2 the store (Paths.store); then pairs: a sha256, a file name.
+set -e -o pipefail
+mode=$1
+store=$2
+shift 2
+case $mode in check | verify) ;; *) echo "receive.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
+[ $(($# % 2)) -eq 0 ] || { echo "receive.sh: a digest without a file name" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  digest=$1
+  name=$2
+  shift 2
+  [[ $digest =~ ^[0-9a-f]{64}$ && $name =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || {
+    echo "receive.sh: not an artifact: ${digest@Q} ${name@Q}" >&2; exit 2; }
+  file=$store/$digest/$name
+  if [ "$mode" = check ]; then
+    if [ -f "$file" ]; then
+      echo "have $digest"
+    elif [ -f "$file.part" ]; then
+      echo "part $digest $(stat -c %s -- "$file.part")"
+    else
+      mkdir -p -- "$store/$digest"
+      echo "none $digest"
+    fi
+  elif [ ! -f "$file" ]; then
+    got=$(sha256sum -- "$file.part")
+    if [ "${got%% *}" != "$digest" ]; then
+      rm -f -- "$file.part"
+      echo "$name: sha256 ${got%% *} is not the $digest it was sent as (refused)" >&2
+      exit 1
+    fi
+    mv -f -- "$file.part" "$file"
+    echo "received $digest $(stat -c %s -- "$file")"
+  fi
+done
