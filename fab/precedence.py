@@ -78,6 +78,13 @@ def default_sqlite_path(environ):
     return os.path.join(data_home, "fab-deploy", "history.sqlite")
 
 
+def controller_cache(environ):
+    """$XDG_CACHE_HOME/fab-deploy (default ~/.cache/fab-deploy): what the controller
+    keeps between tasks to build once (the app's repository, wheels per venv key)."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "fab-deploy")
+
+
 # --- the outputs ---------------------------------------------------------------------
 
 LIVE, PLAIN = "live", "plain"
