@@ -9,6 +9,7 @@ services' `before`/`after`.)
 
     DEPLOY_ENVIRONMENT  DEPLOY_TASK  DEPLOY_HOOK  DEPLOY_RELEASE  DEPLOY_COMMIT
     DEPLOY_REF  DEPLOY_PREVIOUS_RELEASE  DEPLOY_PERFORMER  DEPLOY_HOSTS (comma-separated)
+    DEPLOY_MESSAGE (why, as the performer said it; may be empty)
 
 A hook that fails (non-zero, or longer than `hooks.timeout`) raises HookFailed;
 the task decides what that means (before the swap it stops the deploy).
@@ -38,6 +39,7 @@ class HookContext:
     commit: str = ""
     ref: str = ""
     previous_release: str = ""
+    message: str = ""
 
     def variables(self, point):
         return {
@@ -50,6 +52,7 @@ class HookContext:
             "DEPLOY_PREVIOUS_RELEASE": self.previous_release or "",
             "DEPLOY_PERFORMER": self.performer,
             "DEPLOY_HOSTS": ",".join(self.hosts),
+            "DEPLOY_MESSAGE": self.message or "",
         }
 
 
