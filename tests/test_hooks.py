@@ -22,7 +22,7 @@ def test_a_hook_gets_the_deploys_context_as_environment_variables(tmp_path):
         "DEPLOY_ENVIRONMENT": "production", "DEPLOY_TASK": "deploy", "DEPLOY_HOOK": "after_swap",
         "DEPLOY_RELEASE": "2026-01-02_03.04.05", "DEPLOY_COMMIT": "a" * 40, "DEPLOY_REF": "main",
         "DEPLOY_PREVIOUS_RELEASE": "2026-01-01_00.00.00", "DEPLOY_PERFORMER": "me@laptop",
-        "DEPLOY_HOSTS": "web1,web2",
+        "DEPLOY_HOSTS": "web1,web2", "DEPLOY_MESSAGE": "",
     }
 
 
