@@ -151,12 +151,15 @@ def test_hosts_install_the_controllers_wheels_with_no_index_and_a_bump_sends_onl
 def test_a_builder_host_builds_hashed_requirements_once_and_a_failed_build_changes_no_host(wheels_env):
     env = wheels_env
     public = sandbox.tools.WHEELHOUSE  # the builder host installs from it itself
-    env.write_config(pip_args=["--no-index", "--find-links", public], wheels={"where": "builder", "builder": "web2"})
+    # The hosts install from their stores with uv (the builder's throwaway venv is virtualenv's).
+    env.write_config(pip_args=["--no-index", "--find-links", public], wheels={"where": "builder", "builder": "web2"},
+                     uv=os.path.join(sandbox.tools.TOOLS, "bin", "uv"))
     hashed = "".join(f"{name.split('-')[0]}=={name.split('-')[1]} --hash=sha256:{sha256_of(os.path.join(public, name))}\n"
                      for name in sorted(os.listdir(public)) if name.endswith(".whl"))
     env.commit("requirements.txt", hashed, "hashed requirements")
     result = assert_ok(fab(env, "deploy"))
     assert "wheels built on web2" in result.stdout, result.stdout
+    assert env.version("web1")["commit"] == env.head()  # the app runs from the uv-made venv
     for host in env.hosts:
         assert {line.split(" ")[0] for line in release_wheels(env, host)} == {
             sha256_of(os.path.join(public, name)) for name in os.listdir(public) if name.endswith(".whl")}
