@@ -1,6 +1,7 @@
 """fab.wheels: the wheel store's pure decisions, and the scripts that carry them out
 run here on a local code root (state.sh's store lines, venv.sh's store mode,
 cleanup.sh's wheels), with stub virtualenv and uv (tests/test_venv_script.py)."""
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -250,3 +251,61 @@ def test_cleanup_removes_a_stored_wheel_with_the_last_venv_installed_from_it(tmp
     assert run_step(cleanup.delete_releases(host, [old])).note == "removed 1 release(s)"
     assert sorted(os.listdir(host.paths.store)) == sorted([GUNICORN.sha256, NEWER.sha256])
     assert sorted(os.listdir(host.paths.venvs)) == [B]
+
+
+# --- the controller's key, the setting, the plan ------------------------------------
+
+
+def test_the_key_the_controller_decides_is_the_one_the_index_way_finds_on_the_host(tmp_path, tools):
+    """From the version line the host's state read (fab/remote/state.sh), the
+    controller's venv_key is the key venv.sh's index mode works out on the host."""
+    from test_venv_script import host_for
+
+    files = {"requirements.txt": b"gunicorn==23.0.0\n", "more.txt": b"-r requirements.txt\n"}
+    pip_args = ["--no-index", "--find-links", "/srv/wheels dir"]
+    host = host_for(tmp_path, tools, list(files), pip_args)
+    name = release(host, files=files)
+    found = read_state(host.paths, PYTHON)
+    decided = virtualenv.venv_key(list(files.values()), pip_args, found.python_version)
+    assert run_step(virtualenv.ensure(host, name)).result == decided
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("wheels: {build: sometimes}\n", ["wheels.build"]),
+    ("wheels: {where: laptop}\n", ["wheels.where"]),
+    ("wheels: {builder: web9}\n", ["wheels.builder names unknown host web9"]),
+    ("wheels: {builders: web1}\n", ["wheels.builders: unknown setting"]),
+])
+def test_a_wheels_setting_that_is_wrong_is_one_line(tmp_path, text, fragments):
+    from fab.config import load_environment
+    from fab.errors import ConfigError
+
+    (tmp_path / "prod.yml").write_text("app: {repo: /srv/app.git}\ncode_root: ~/www/prod\n"
+                                       "roles: {web: [web1, web2]}\n" + text)
+    with pytest.raises(ConfigError) as raised:
+        load_environment("prod", str(tmp_path))
+    assert "\n" not in str(raised.value) and all(f in str(raised.value) for f in fragments)
+    (tmp_path / "prod.yml").write_text("app: {repo: /srv/app.git}\ncode_root: ~/www/prod\nroles: {web: [web1]}\n")
+    assert load_environment("prod", str(tmp_path)).wheels.model_dump() == {"build": "once", "builder": None,
+                                                                           "where": "auto"}
+
+
+def test_the_plan_names_the_wheels_a_host_lacks_or_says_reused():
+    from fab import plan
+    from fab.transfer import Artifact
+
+    cached = [(w, Artifact(w.sha256, size, "/c/" + w.name, w.name))
+              for w, size in ((GUNICORN, 85029), (PACKAGING, 140049))]
+    built = plan.VirtualenvPlan(plan.BUILT, A)
+    assert plan.wheels_plan(built, cached, {GUNICORN}) == plan.WheelsPlan(
+        plan.RECEIVES, A, 1, 140049, (PACKAGING.name,))
+    assert plan.wheels_plan(built, cached, set()).count == 2
+    assert plan.wheels_plan(built, None, set()) == plan.WheelsPlan(plan.TO_BUILD, A)
+    assert plan.wheels_plan(plan.VirtualenvPlan(plan.REUSED, A), cached, set()) == plan.WheelsPlan(plan.REUSED, A)
+    many = [(wheel_named(f"p{i}-1.0-py3-none-any.whl"), Artifact("0" * 64, 10, "/c", "x")) for i in range(9)]
+    assert plan.wheels_plan(built, many, set()).names == ()  # too many to name: count and bytes
+
+    from fab.outputs.plan_text import wheels_line
+    shown = wheels_line(dataclasses.asdict(plan.wheels_plan(built, cached, {GUNICORN})))
+    assert shown == f"venv {A}: receives 1 wheel (140.0 KB): {PACKAGING.name}"
+    assert wheels_line({"action": "reused", "key": A, "count": 0, "bytes": 0, "names": []}).startswith("reused")
