@@ -153,7 +153,8 @@ def for_deploy(fleet, snapshot, decision):
         venv = virtualenv_plan(env.requirements, new_requirements, env.pip_args, facts[name], current,
                                done="virtualenv" in done, unreadable=commits.error)
         built = predicted_build(host, meta.name, venv, services_done="services" in done)
-        cached = wheel_ops.from_cache(venv.key) if venv.action == BUILT and env.wheels.build == "once" else None
+        cached = wheel_ops.from_cache(venv.key, host.state.python_identity) \
+            if venv.action == BUILT and env.wheels.build == "once" else None
         hosts[name] = dataclasses.replace(
             plan.hosts[name], virtualenv=venv,
             wheels=wheels_plan(venv, cached, host.state.stored_wheels) if env.wheels.build == "once" else None,

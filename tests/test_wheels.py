@@ -309,3 +309,19 @@ def test_the_plan_names_the_wheels_a_host_lacks_or_says_reused():
     shown = wheels_line(dataclasses.asdict(plan.wheels_plan(built, cached, {GUNICORN})))
     assert shown == f"venv {A}: receives 1 wheel (140.0 KB): {PACKAGING.name}"
     assert wheels_line({"action": "reused", "key": A, "count": 0, "bytes": 0, "names": []}).startswith("reused")
+
+
+def test_the_controllers_cache_keeps_a_keys_wheels_per_identity(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in (GUNICORN.name, "packaging-26.4-py3-none-any.whl"):
+        (out / name).write_text(name)
+    assert wheel_ops.from_cache(A, LINUX) is None
+    kept = wheel_ops.into_cache(A, LINUX, str(out))
+    assert [w for w, _ in kept] == [GUNICORN, PACKAGING] and not out.exists()
+    assert wheel_ops.from_cache(A, LINUX) == kept and kept[0][1].size == len(GUNICORN.name)
+    directory = tmp_path / "cache" / "fab-deploy" / "wheels" / A
+    assert (directory / os.listdir(directory)[0] / "manifest").read_text() == wheels.manifest_text([GUNICORN, PACKAGING])
+    arm = dataclasses.replace(LINUX, platform="linux-aarch64")
+    assert wheel_ops.from_cache(A, arm) is None  # the same key on another machine: not these wheels

@@ -9,7 +9,7 @@ Each host's venv key is decided here, on the controller, by
 fab.operations.virtualenv.venv_key (the requirements at the commit, the pip
 arguments, the host's `python -S` version line read with its state). For each
 key some host lacks, the wheels come, in this order, from the controller's cache
-(`<controller cache>/wheels/<key>/`, with a manifest), from the controller's own
+(`<controller cache>/wheels/<key>/<identity>/`, with a manifest), from the controller's own
 python when its identity matches the hosts' (`pip wheel`), from a download of
 binary wheels for the hosts' platform (`pip download --platform ...`), or from
 a builder host (wheels.builder, else the first host that needs the key). Safe
@@ -120,11 +120,11 @@ def prepare(fleet, meta):
 def obtain(fleet, repo, commit, key, needing):
     """([(Wheel, Artifact)] of venv `key`, where they came from) for the hosts
     `needing` it: from the controller's cache, else made once and cached."""
-    cached = from_cache(key)
-    if cached is not None:
-        return cached, "cache"
     env = fleet.env
     identity = same_identity(fleet, needing)
+    cached = from_cache(key, identity)
+    if cached is not None:
+        return cached, "cache"
     python = controller_python(env, identity)
     ways = wheels.where_to_build(env.wheels.where, python is not None, can_download=True)
     with tempfile.TemporaryDirectory(prefix="fab-wheels-") as work:
@@ -152,7 +152,7 @@ def obtain(fleet, repo, commit, key, needing):
                 stream.warning(f"venv {key}: no binary wheels for {identity.describe()} ({error}); "
                                "building on a builder host")
         stream.stage(f"venv {key}: wheels {where}")
-        return into_cache(key, out), where
+        return into_cache(key, identity, out), where
 
 
 def same_identity(fleet, needing):
@@ -248,13 +248,19 @@ def build_on(host, archive, out):
 # --- the controller's cache ------------------------------------------------------
 
 
-def cache_dir(key):
-    return os.path.join(precedence.controller_cache(os.environ), "wheels", values.hex_digest(key, "venv key"))
+def cache_dir(key, identity):
+    """`<controller cache>/wheels/<key>/<identity>/`: the key alone does not name the
+    platform (one version line can be two machines'), so the wheels are kept per identity."""
+    slug = "-".join((identity.implementation, identity.version, identity.abi, identity.platform, identity.libc))
+    return os.path.join(precedence.controller_cache(os.environ), "wheels", values.hex_digest(key, "venv key"), slug)
 
 
-def from_cache(key):
-    """[(Wheel, Artifact)] of `key`'s cached wheels, or None if not (wholly) cached."""
-    directory = cache_dir(key)
+def from_cache(key, identity):
+    """[(Wheel, Artifact)] of `key`'s cached wheels for hosts of `identity`, or None
+    if not (wholly) cached."""
+    if identity is None:
+        return None
+    directory = cache_dir(key, identity)
     try:
         with open(os.path.join(directory, MANIFEST)) as handle:
             listed = wheels.parse_manifest(handle.read())
@@ -264,10 +270,10 @@ def from_cache(key):
         return None
 
 
-def into_cache(key, out):
+def into_cache(key, identity, out):
     """Keep the wheels in `out` as `key`'s cache entry (written whole, then renamed
     into place); its [(Wheel, Artifact)]."""
-    directory = cache_dir(key)
+    directory = cache_dir(key, identity)
     os.makedirs(os.path.dirname(directory), exist_ok=True)
     found = [transfer.artifact(os.path.join(out, name)) for name in sorted(os.listdir(out)) if name.endswith(".whl")]
     with open(os.path.join(out, MANIFEST), "w") as handle:
@@ -279,7 +285,7 @@ def into_cache(key, out):
         os.rename(staged, directory)
     except OSError:  # another deploy cached it meanwhile: theirs is as good
         shutil.rmtree(staged, ignore_errors=True)
-    return from_cache(key) or []
+    return from_cache(key, identity) or []
 
 
 def sorted_wheels(found):
