@@ -6,9 +6,13 @@ links to its venv as `python_env`. A venv is built at its final path and never
 changed once complete, so a release whose requirements match an existing venv
 reuses it without running pip. Safe to rerun.
 
-The key is defined once, by `venv_key`; the build computes the same bytes' hash
-on the host (fab/remote/venv.sh, checked against `venv_key` in the tests), and
-`fab <env> deploy:plan=yes` computes it on the controller to predict reuse.
+The key is defined once, by `venv_key`. With wheels.build: once (the default)
+the controller decides it (fab.operations.wheels, from the version line read
+with the host's state) and the host installs the stored wheels it is given
+under it, with no index (venv.sh's store mode). With each_host, venv.sh's index
+mode computes the same bytes' hash on the host (checked against `venv_key` in
+the tests) and pip installs from the index. `fab <env> deploy:plan=yes` computes
+it on the controller to predict reuse.
 """
 import hashlib
 
