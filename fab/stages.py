@@ -23,12 +23,12 @@ import contextlib
 
 from fab import decide, events, hooks
 from fab import releases as rel
-from fab import rollout, waves
+from fab import rollout, transfer, waves
 from fab.errors import DeployError, Interrupted, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
-from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
+from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv, wheels
 
 # --- choose the release ---------------------------------------------------------
 
@@ -90,6 +90,11 @@ def build(fleet, meta):
     Returns {host: rollout.Built}: the venv and service configs the release has there.
     """
     env = fleet.env
+    # Made on the controller (or one builder host) before any host changes, then
+    # sent in one delivery: each host receives only what its store lacks.
+    prepared = wheels.prepare(fleet, meta)
+    if any(prepared.artifacts.values()):
+        transfer.deliver(fleet, prepared.artifacts, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     if credentials.needed(env):  # for git and pip, never on their command lines
@@ -108,7 +113,7 @@ def build(fleet, meta):
         first = []
     outcomes = fleet.each_steps(lambda host: [
         *(step(host) for step in first),
-        virtualenv.ensure(host, meta.name),
+        virtualenv.ensure(host, meta.name, prepared.installs.get(host.name)),
         build_ops.build_commands(host, meta.name),
         supervisor.install_service_configs(host, meta.name),
         *([] if env.predeploy else [check(host)]),
