@@ -273,7 +273,7 @@ def test_no_step_script_carries_a_credential():
     from fab.paths import Paths
 
     env = SimpleNamespace(
-        app=SimpleNamespace(repo=f"https://ci:{TOKEN}@git.example.com/app.git"),
+        app=SimpleNamespace(repo=f"https://ci:{TOKEN}@git.example.com/app.git", fetch="hosts"),
         pip_args=["--no-cache-dir", "-i", f"https://pypi:{INDEX_PASSWORD}@pypi.example.com/simple",
                   f"--extra-index-url=https://{TOKEN}@more.example.com/simple",
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
@@ -300,7 +300,7 @@ def test_without_credentials_a_step_removes_those_an_earlier_deploy_left():
 
     from fab.paths import Paths
 
-    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git"), pip_args=["--no-index"])
+    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git", fetch="hosts"), pip_args=["--no-index"])
     line = credentials.load_line(SimpleNamespace(env=env, paths=Paths("/srv/www")))
     assert line.startswith("for file in /srv/www/.deploy-credentials /srv/www/.deploy-netrc; do")
 

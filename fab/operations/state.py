@@ -31,6 +31,8 @@ class HostState:
     venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
+    #: Commits the git cache holds a ref for (fab.app_repo.DEPLOYED): bases of its bundles.
+    tips: frozenset = frozenset()
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -39,9 +41,9 @@ class HostState:
 
 def arguments(paths):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
-    names inside a release it reads, and where the venvs are."""
+    names inside a release it reads, where the venvs are, and the git cache."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SERVICES, layout.VENV_LINK, paths.venvs]
+            layout.SERVICES, layout.VENV_LINK, paths.venvs, paths.git_cache]
 
 
 def read(host):
@@ -77,7 +79,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
-    unknown_links, venv_dirs = set(), set()
+    unknown_links, venv_dirs, tips = set(), set(), set()
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -106,6 +108,8 @@ def parse(output, code_root):
                 except values.Unreadable:
                     unknown_links.add(name)  # its venv may be any one: cleanup then deletes none
                     raise
+            elif kind == "tip":
+                tips.add(values.commit(rest))
             elif kind == "venvdir":
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind == "step":
@@ -131,6 +135,7 @@ def parse(output, code_root):
         venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
+        tips=frozenset(tips),
         problems=problems,
     )
 

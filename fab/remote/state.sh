@@ -1,5 +1,5 @@
 # Prints what a host has, one fact per line:
-#   home, cpus, current, release, meta (meta.json on one line), conf (a digest
+#   home, cpus, current, tip, release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
 #   and step lines. Read-only.
@@ -7,7 +7,9 @@
 #   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
 #   (one directory per control under it), $6 its link to its venv
 #   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
-#   (Paths.venvs). fab.operations.state.arguments builds them.
+#   (Paths.venvs); $8 the git cache (Paths.git_cache), whose refs under
+#   refs/fab/deployed/ are printed as tip lines (the commits a bundle for this
+#   host can be made against). fab.operations.state.arguments builds them.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -18,6 +20,7 @@ steps_dir=$4
 configs_dir=$5
 venv_link=$6
 venvs=$7
+git_cache=$8
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -27,6 +30,9 @@ for dir in "$venvs"/*/; do
   # Only the deployer's own venvs (named by their key): cleanup never touches others.
   if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then printf 'venvdir %s\n' "$name"; fi
 done
+if [ -d "$git_cache/objects" ]; then
+  git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
+fi
 [ -d "$releases" ] || exit 0
 confs=()
 for dir in "$releases"/*/; do
