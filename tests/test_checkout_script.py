@@ -95,6 +95,16 @@ def test_a_commit_the_repository_lacks_is_one_clear_line(tmp_path, repo):
     assert os.listdir(tmp_path / "root" / "releases" / "r1") == []
 
 
+def test_a_repository_the_host_cannot_read_is_one_clear_line(tmp_path, repo):
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, str(tmp_path / "elsewhere.git"))
+    result = fetch(host, first)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"this host cannot fetch from {tmp_path}/elsewhere.git (app.fetch: hosts): "
+        f"fatal: repository '{tmp_path}/elsewhere.git' does not exist"]
+
+
 @pytest.mark.parametrize("revision", ["--output=/tmp/pwned", "-o", "--upload-pack=touch pwned", "HEAD~0 --", "main:"])
 def test_a_hostile_revision_is_refused_and_read_as_no_option(tmp_path, repo, revision):
     repo.commit("app.py", "one\n")

@@ -50,11 +50,12 @@ if ! has_commit; then
   if [ "$source" = repository ]; then
     if [ -d "$cache/objects" ]; then
       # From the environment's repository as it is configured now (it may have moved).
-      GIT_TERMINAL_PROMPT=0 git "$@" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*'
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*' 2>&1)
     else
       rm -rf "$cache"
-      GIT_TERMINAL_PROMPT=0 git "$@" clone --quiet --mirror -- "$from" "$cache"
-    fi
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" clone --quiet --mirror -- "$from" "$cache" 2>&1)
+    fi || {
+      echo "this host cannot fetch from $shown_repo (app.fetch: hosts): $(grep -m1 . <<<"$fetched")" >&2; exit 1; }
     has_commit || { echo "commit $commit is not in $shown_repo" >&2; exit 1; }
     came_from="from the repository"
   else
