@@ -25,9 +25,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: app.fetch: where a commit's objects come from on the hosts.
+FETCH_CONTROLLER, FETCH_HOSTS = "controller", "hosts"
+
+
 class AppConfig(_Strict):
-    repo: str = Field(min_length=1, description="git URL or path the hosts fetch from")
+    repo: str = Field(min_length=1, description="git URL or path the controller (or, with fetch: hosts, each host) "
+                                                "fetches from")
     branch: str = Field(default="main", min_length=1)
+    #: controller: the controller fetches the commit and sends each host a git bundle of
+    #: what its cache lacks (hosts need no access to the repository, nor credentials);
+    #: hosts: every host fetches from the repository itself.
+    fetch: Literal["controller", "hosts"] = FETCH_CONTROLLER
 
 
 class HealthCheck(_Strict):

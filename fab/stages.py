@@ -91,10 +91,14 @@ def build(fleet, meta):
     """
     env = fleet.env
     # Made on the controller (or one builder host) before any host changes, then
-    # sent in one delivery: each host receives only what its store lacks.
+    # sent in one delivery: each host receives only what its store lacks (its
+    # git bundle, its wheels).
+    bundles = code.prepare(fleet, meta.commit, meta.name)
     prepared = wheels.prepare(fleet, meta)
-    if any(prepared.artifacts.values()):
-        transfer.deliver(fleet, prepared.artifacts, "transfer")
+    shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
+                 for name in fleet.hosts}
+    if any(shipments.values()):
+        transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     if credentials.needed(env):  # for git and pip, never on their command lines
@@ -106,7 +110,8 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
+    first = [lambda host: release.create(host, meta),
+             lambda host: code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
     if env.linked_files or env.linked_dirs:
         fleet.each_steps(lambda host: [step(host) for step in first])
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
@@ -188,6 +193,15 @@ def go_live(fleet, snapshot, decision, built=None):
         if decision.fails_as:
             mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
+
+
+def fetch_for_hotfix(fleet, live, commit):
+    """Bring `commit` into every host's git cache (a bundle from the controller, or
+    each host fetching: app.fetch), refusing it where a hotfix of release `live`
+    would write through a link into shared/. Changes no release."""
+    bundles = code.prepare(fleet, commit)
+    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
+    fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
 
 
 def hotfix(fleet, decision):

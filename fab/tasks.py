@@ -143,7 +143,7 @@ def hotfix_deploy(c, commit=""):
         stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
-        fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
+        stages.fetch_for_hotfix(fleet, live, new_commit)  # refusals change nothing
         context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
         hooks.run(env, "before_restart", context)
         stages.hotfix(fleet, decision)

@@ -228,9 +228,20 @@ class DeployEnv:
             """), check=False)
 
 
+#: XDG_CACHE_HOME of every `fab` the tests run: the controller's cache
+#: (fab.precedence.controller_cache) is the session's own, never the user's ~/.cache.
+CONTROLLER_CACHE = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def controller_cache(tmp_path_factory):
+    CONTROLLER_CACHE["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("controller-cache"))
+    return CONTROLLER_CACHE["XDG_CACHE_HOME"]
+
+
 def run_fab(*args, environments=None, timeout=300, environ=None):
     """`fab <args>`; `environ` sets variables (None as a value removes one)."""
-    env = {**os.environ, "CI": "true"}
+    env = {**os.environ, "CI": "true", **CONTROLLER_CACHE}
     if environments:
         env["DEPLOY_ENVIRONMENTS"] = environments
     for name, value in (environ or {}).items():

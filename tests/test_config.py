@@ -47,6 +47,7 @@ def test_valid_environment(tmp_path):
     (VALID.replace("port: 8000", "port: http"), ["services.web.port"]),
     (VALID.replace("port: 8000,", ""), ["health_check needs a port"]),
     (VALID.replace("app: {repo: /srv/app.git, branch: main}", ""), ["app: Field required"]),
+    (VALID.replace("branch: main}", "branch: main, fetch: peers}"), ["app.fetch", "'controller' or 'hosts'"]),
     (VALID.replace("port: 8000,", "port: 8000, workers: many,"),
      ["services.web.workers: should be a valid integer or 'auto' (got 'many')"]),
 ])
@@ -313,3 +314,9 @@ def test_a_code_root_must_be_a_directory_of_its_own(tmp_path, code_root):
 def test_a_code_root_of_its_own_is_fine(tmp_path, code_root):
     env = load_environment("prod", write(tmp_path, VALID.replace("~/www/prod", f"'{code_root}'")))
     assert env.code_root == code_root.rstrip("/")
+
+
+def test_the_controller_fetches_the_code_unless_the_hosts_are_told_to(tmp_path):
+    assert load_environment("prod", write(tmp_path, VALID)).app.fetch == "controller"
+    hosts = VALID.replace("branch: main}", "branch: main, fetch: hosts}")
+    assert load_environment("prod", write(tmp_path, hosts)).app.fetch == "hosts"
