@@ -1,7 +1,12 @@
 """fab.transfer on the test fleet: a host receives only what its store lacks, a
 transfer cut short goes on from where it stopped, and a file whose digest does not
-match is refused, naming the file."""
+match is refused, naming the file. With peers (the default) the controller sends
+each artifact once and the hosts pass it on, a receiver whose peer dies going on
+from its part; without them the controller sends to every host."""
 import os
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -45,7 +50,7 @@ def test_each_host_receives_what_it_lacks_goes_on_from_a_part_and_refuses_a_wron
     with open_fleet(env) as fleet:
         received = transfer.deliver(fleet, {"web1": [whl, bundle], "web2": [whl]})
         assert {name: r.sources for name, r in received.items()} == {
-            "web1": {"controller": whl.size + bundle.size}, "web2": {"controller": whl.size}}
+            "web1": {"controller": whl.size + bundle.size}, "web2": {"web1": whl.size}}
         for host in ("web1", "web2"):
             assert stored(deploy_env, host, whl) == open(whl.local, "rb").read()
         assert stored(deploy_env, "pillow1", whl) is None
@@ -65,3 +70,99 @@ def test_each_host_receives_what_it_lacks_goes_on_from_a_part_and_refuses_a_wron
             transfer.deliver(fleet, {"web2": [bundle]})
         assert "app.bundle: sha256" in str(failed.value.failures["web2"])
         assert stored(deploy_env, "web2", bundle) is None and not os.path.exists(bad)
+
+
+ALL = ("web1", "web2", "pillow1", "proxy1")
+
+
+def big_artifact(tmp_path, size):
+    path = tmp_path / "app-1.0-py3-none-any.whl"
+    path.write_bytes(os.urandom(size))
+    return transfer.artifact(str(path))
+
+
+def four_hosts(deploy_env, **transfer_settings):
+    deploy_env.write_config(with_proxy=True, transfer={"ports": "47300-47399", **transfer_settings})
+    return config.load_environment(deploy_env.name, deploy_env.directory)
+
+
+def listening(deploy_env):
+    """The addresses:ports the test hosts listen on in the transfer's port range."""
+    out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    addresses = {deploy_env.spec.hosts[name] for name in ALL}
+    return [word for line in out.splitlines() for word in line.split()
+            if word.rsplit(":", 1)[0] in addresses and 47300 <= int(word.rsplit(":", 1)[1] or 0) <= 47399]
+
+
+def test_with_peers_the_controller_sends_one_copy_and_hosts_pass_it_on_as_a_tree(deploy_env, tmp_path):
+    env = four_hosts(deploy_env, fanout=1)
+    whl = big_artifact(tmp_path, 2_000_000)
+    with open_fleet(env) as fleet:
+        received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    controller = sum(r.sources.get("controller", 0) for r in received.values())
+    assert controller <= 1.5 * whl.size
+    seeds = [name for name, r in received.items() if "controller" in r.sources]
+    assert len(seeds) == 1
+    peers = {name: next(iter(r.sources)) for name, r in received.items() if name not in seeds}
+    assert set(peers.values()) - set(seeds), f"no receiver became a source: {peers}"  # a tree, not a star
+    assert all(r.bytes == whl.size for r in received.values())
+    for name in ALL:
+        assert stored(deploy_env, name, whl) == open(whl.local, "rb").read()
+    assert listening(deploy_env) == []  # every server stopped with the step
+
+
+def test_receivers_of_a_peer_that_dies_mid_transfer_go_on_from_their_part(deploy_env, tmp_path, monkeypatch):
+    env = four_hosts(deploy_env, fanout=3)
+    whl = big_artifact(tmp_path, 3_000_000)
+    monkeypatch.setattr(transfer, "PEER_RATE", 1_000_000)  # 3 s per receiver: time to cut it
+    parts = {name: os.path.join(deploy_env.code_root(name), "store", whl.sha256, whl.name + ".part")
+             for name in ALL}
+    killed = []
+
+    def kill_the_serving_peer():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            if any(os.path.exists(p) and 200_000 < os.path.getsize(p) < whl.size for p in parts.values()):
+                for pid in server_pids(deploy_env):
+                    os.kill(pid, 9)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_the_serving_peer)
+    watcher.start()
+    try:
+        with open_fleet(env) as fleet:
+            received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    finally:
+        killed.append("done")
+        watcher.join()
+    assert isinstance(killed[0], int), "no server was found to kill"
+    (seed,) = [name for name, r in received.items() if set(r.sources) == {"controller"}]
+    for name, r in received.items():
+        assert r.bytes == whl.size and stored(deploy_env, name, whl) == open(whl.local, "rb").read()
+        if name != seed:  # part from the seed, the rest from the controller, going on from the part
+            assert 0 < r.sources[seed] < whl.size and r.sources["controller"] == whl.size - r.sources[seed]
+
+
+def server_pids(deploy_env):
+    """The pids of the peer servers (fab/remote/peer.py serve) on the test hosts' addresses."""
+    addresses = {deploy_env.spec.hosts[name].encode() for name in ALL}
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            words = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if (len(words) > 5 and words[1] == b"-c" and words[3] == b"serve" and words[5] in addresses
+                and words[2].startswith(b'"""Artifacts passed from host to host')):
+            found.append(int(entry))
+    return found
+
+
+def test_without_peers_every_host_receives_from_the_controller(deploy_env, tmp_path):
+    env = four_hosts(deploy_env, peers=False)
+    whl = big_artifact(tmp_path, 200_000)
+    with open_fleet(env) as fleet:
+        received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    assert {name: r.sources for name, r in received.items()} == {name: {"controller": whl.size} for name in ALL}
+    assert listening(deploy_env) == []
