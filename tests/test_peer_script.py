@@ -111,6 +111,19 @@ def test_a_dead_source_is_passed_over_for_the_next_and_peers_sh_keeps_what_arriv
     assert (store / sha / name).read_bytes() == content and not (store / sha / f"{name}.part").exists()
 
 
+def test_a_part_that_cannot_be_written_fails_the_host_naming_it_without_blaming_the_source(tmp_path, servers):
+    content = os.urandom(20_000)
+    sha, name = put(tmp_path / "served", content)
+    port, _ = servers(tmp_path / "served")
+    store = tmp_path / "receiving"
+    os.makedirs(store / sha / f"{name}.part")  # as a full disk would, the write fails here
+    result = subprocess.run([PYTHON, "-c", shell.remote_script("peer.py"), "fetch", str(store),
+                             job(sha, name, len(content), ("web2", url(port, sha, name)))],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and result.stderr.startswith(f"{name}.part: cannot write: ")
+    assert "failed" not in result.stdout
+
+
 def test_a_part_cut_short_is_reported_and_a_wrong_one_refused_naming_the_file(tmp_path):
     content = os.urandom(10_000)
     sha = hashlib.sha256(content).hexdigest()

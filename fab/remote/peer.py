@@ -138,35 +138,50 @@ def serve(store, address, ports, idle, token, rate):
     os._exit(0)
 
 
+class CannotWrite(Exception):
+    """The part cannot be written here (a full disk): no other source would help."""
+
+
 def fetch(store, job):
     received = {}
-    for item in json.loads(job):
-        part = os.path.join(store, item["sha256"], item["name"] + ".part")
-        os.makedirs(os.path.dirname(part), exist_ok=True)
-        for source, url in item["sources"]:
-            try:
-                if _download(url, part, item["size"], received, source):
-                    break
-            except (OSError, ValueError, http.client.HTTPException) as error:
-                print(f"failed {source} {_why(error)}")
-    for source, count in received.items():
-        print(f"from {source} {count}")
+    try:
+        for item in json.loads(job):
+            part = os.path.join(store, item["sha256"], item["name"] + ".part")
+            for source, url in item["sources"]:
+                try:
+                    if _download(url, part, item["size"], received, source):
+                        break
+                except (OSError, ValueError, http.client.HTTPException) as error:
+                    print(f"failed {source} {_why(error)}")
+    except CannotWrite as error:
+        print(f"{os.path.basename(part)}: cannot write: {_why(error.__cause__)}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        for source, count in received.items():
+            print(f"from {source} {count}")
 
 
 def _download(url, part, size, received, source):
     """Append what `part` lacks from `url`; True once it holds `size` bytes."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
-    if have > size:  # not the start of this file: start again
-        have = 0
-        open(part, "wb").close()
     if have == size:
         return True
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if 0 < have < size else {})
     with urllib.request.urlopen(request, timeout=READ_TIMEOUT) as response:
-        mode = "ab" if have and response.status == 206 else "wb"
-        with open(part, mode) as target:
+        # A part longer than the file is not its start: it starts again, as when the
+        # source sends the whole file.
+        mode = "ab" if 0 < have < size and response.status == 206 else "wb"
+        try:
+            os.makedirs(os.path.dirname(part), exist_ok=True)
+            target = open(part, mode, buffering=0)  # a full disk fails the write, not a later flush
+        except OSError as error:
+            raise CannotWrite() from error
+        with target:
             for block in iter(lambda: response.read(CHUNK), b""):
-                target.write(block)
+                try:
+                    target.write(block)
+                except OSError as error:
+                    raise CannotWrite() from error
                 received[source] = received.get(source, 0) + len(block)
     if os.path.getsize(part) != size:
         raise ValueError(f"sent {os.path.getsize(part)} of {size} bytes")
