@@ -111,6 +111,22 @@ def test_with_peers_the_controller_sends_one_copy_and_hosts_pass_it_on_as_a_tree
     assert listening(deploy_env) == []  # every server stopped with the step
 
 
+def test_a_host_that_held_it_before_serves_it_and_parts_go_on_from_where_they_stopped(deploy_env, tmp_path):
+    env = four_hosts(deploy_env)
+    whl = big_artifact(tmp_path, 400_000)
+    content = open(whl.local, "rb").read()
+    with open_fleet(env) as fleet:
+        assert transfer.deliver(fleet, {"web1": [whl]})["web1"].sources == {"controller": whl.size}
+        for name in ("web2", "pillow1"):  # a transfer cut short left these
+            put_part(deploy_env, name, whl, content[:120_000])
+        received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    assert {name: r.sources for name, r in received.items()} == {
+        "web1": {}, "web2": {"web1": whl.size - 120_000}, "pillow1": {"web1": whl.size - 120_000},
+        "proxy1": {"web1": whl.size}}
+    assert received["web1"].had == 1
+    assert all(stored(deploy_env, name, whl) == content for name in ALL)
+
+
 def test_receivers_of_a_peer_that_dies_mid_transfer_go_on_from_their_part(deploy_env, tmp_path, monkeypatch):
     env = four_hosts(deploy_env, fanout=3)
     whl = big_artifact(tmp_path, 3_000_000)
