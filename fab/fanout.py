@@ -32,6 +32,7 @@ def next_round(needs, holders, fanout, peers=True):
             wanting, key=lambda host: sum(1 for s in needs[host] if s in unheld))
         plan.setdefault(seed, {})[sha] = CONTROLLER
     load = {}
+    holding = {sha: set(hosts) for sha, hosts in holders.items()}
     for host, shas in needs.items():
         for sha in shas:
             mine = plan.get(host, {})
@@ -44,7 +45,7 @@ def next_round(needs, holders, fanout, peers=True):
                 if not free:
                     continue
                 lacking = [s for s in shas if s not in mine]
-                source = min(free, key=lambda s: (load.get(s, 0), -sum(1 for x in lacking if s in holders.get(x, ()))))
+                source = min(free, key=lambda s: (load.get(s, 0), -sum(1 for x in lacking if s in holding.get(x, ()))))
                 load[source] = load.get(source, 0) + 1
             plan.setdefault(host, {})[sha] = source
     return plan

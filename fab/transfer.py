@@ -29,7 +29,7 @@ import time
 
 from fab import events, fanout, shell
 from fab import host_values as values
-from fab.errors import RemoteCommandFailed, StepFailed
+from fab.errors import DeployError, RemoteCommandFailed, StepFailed
 from fab.events import stream
 from fab.fanout import CONTROLLER
 from fab.hosts import describe_error
@@ -130,6 +130,7 @@ class _Delivery:
         self.failures = {}
         self.started = {}
         self.peer_bytes = self.peer_failures = 0  # in the current round
+        self.round_holders = {}  # {sha256: [host]} as the current round began
         self.sending = threading.BoundedSemaphore(DIRECT_SENDS)
         self.lock = threading.Lock()
 
@@ -144,18 +145,22 @@ class _Delivery:
                 raise RuntimeError(f"transfer: no source for {', '.join(self.needs)}")
             sources = {s for assigned in plan.values() for s in assigned.values()} - {CONTROLLER}
             silent = [self.hosts[name] for name in sources if name not in self.servers]
-            if silent:  # hosts that held artifacts before this delivery
+            if silent:  # hosts that held artifacts before this delivery, or that could not serve
                 self._each(silent, self._serve)
-                if any(name not in self.servers for name in sources):
-                    continue  # plan again without them
+                if not self.servers.keys() - self.unusable:
+                    self._peers_off(f"no host could serve on ports {self.settings.ports}")
+                continue  # plan again, with the hosts that serve
             serving = fanout.servers_after(plan, self.needs, self._holders()) if self.peers else set()
             self.peer_bytes = self.peer_failures = 0
+            self.round_holders = self._holders()
             self._each([self.hosts[name] for name in plan],
                        lambda host: self._receive(host, plan[host.name], host.name in serving))
-            if self.peer_failures and not self.peer_bytes and not self.servers.keys() - self.unusable:
-                self.peers = False
-                stream.warning(f"no host could fetch from another on ports {self.settings.ports}: the "
-                               "controller sends the rest (`transfer: {peers: false}` skips trying)")
+            if self.peer_failures and not self.peer_bytes:  # a firewall between them, most likely
+                self._peers_off(f"no host could fetch from another on ports {self.settings.ports}")
+
+    def _peers_off(self, why):
+        self.peers = False
+        stream.warning(f"{why}: the controller sends the rest (`transfer: {{peers: false}}` skips trying)")
 
     def _holders(self):
         holders = {}
@@ -236,7 +241,7 @@ class _Delivery:
 
     def _fetching(self, receiver, sha, source):
         artifact = self.artifacts[sha]
-        others = [name for name in self._holders().get(sha, ()) if name not in (source, receiver)
+        others = [name for name in self.round_holders.get(sha, ()) if name not in (source, receiver)
                   and name in self.servers][:ALTERNATES]
         return {"sha256": sha, "name": artifact.name, "size": artifact.size,
                 "sources": [[peer, self._url(peer, artifact)] for peer in (source, *others)]}
@@ -312,7 +317,10 @@ class _Delivery:
                     raise
 
         if self.servers:
-            self.fleet.fan_out([self.hosts[name] for name in self.servers], stop)
+            try:
+                self.fleet.fan_out([self.hosts[name] for name in self.servers], stop)
+            except DeployError:  # the lock lost: touch nothing more (the idle timeout ends them)
+                pass
 
 
 def _known(expected, digest):

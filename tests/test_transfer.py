@@ -4,13 +4,15 @@ match is refused, naming the file. With peers (the default) the controller sends
 each artifact once and the hosts pass it on, a receiver whose peer dies going on
 from its part; without them the controller sends to every host."""
 import os
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from fab import config, transfer
+from fab import config, events, transfer
+from fab.events import stream
 from fab.errors import StepFailed
 from fab.opening import open_fleet
 
@@ -173,6 +175,31 @@ def server_pids(deploy_env):
                 and words[2].startswith(b'"""Artifacts passed from host to host')):
             found.append(int(entry))
     return found
+
+
+def test_when_no_host_can_serve_the_controller_sends_to_every_host_and_says_why(deploy_env, tmp_path):
+    env = four_hosts(deploy_env, ports="47390-47390")
+    whl = big_artifact(tmp_path, 100_000)
+    taken = []
+    for name in ALL:  # the one port allowed is taken on every host
+        held = socket.socket()
+        held.bind((deploy_env.spec.hosts[name], 47390))
+        held.listen()
+        taken.append(held)
+    warnings = []
+    subscriber = stream.subscribe(lambda event: warnings.append(event.text)
+                                  if isinstance(event, events.Note) and event.level == "warning" else None)
+    try:
+        with open_fleet(env) as fleet:
+            received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    finally:
+        stream.unsubscribe(subscriber)
+        for held in taken:
+            held.close()
+    assert {name: r.sources for name, r in received.items()} == {name: {"controller": whl.size} for name in ALL}
+    assert warnings == ["no host could serve on ports 47390-47390: the controller sends the rest "
+                        "(`transfer: {peers: false}` skips trying)"]
+    assert all(stored(deploy_env, name, whl) == open(whl.local, "rb").read() for name in ALL)
 
 
 def test_without_peers_every_host_receives_from_the_controller(deploy_env, tmp_path):

@@ -30,7 +30,7 @@ import urllib.request
 
 CHUNK = 1 << 16
 ARTIFACT = re.compile(r"^/([^/]+)/([0-9a-f]{64})/([A-Za-z0-9][A-Za-z0-9._+-]*)$")
-READ_TIMEOUT = 30  # seconds without a byte from a source before the next one is tried
+READ_TIMEOUT = 15  # seconds to connect, or without a byte, before the next source is tried
 
 
 class Server(http.server.ThreadingHTTPServer):
