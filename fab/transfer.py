@@ -211,7 +211,9 @@ class _Delivery:
         args = [self.fleet.env.python, shell.remote_script("peer.py"), shell.remote_script("receive"),
                 host.paths.store, json.dumps(job) if job else "",
                 *(self._server_args(host) if serve else ("", "", "", "", "")),
-                *[word for sha in assigned for word in (sha, self.artifacts[sha].name, self.artifacts[sha].size)]]
+                *[word for sha, source in assigned.items() for word in (
+                    sha, self.artifacts[sha].name, self.artifacts[sha].size, "controller" if source == CONTROLLER
+                    else "peer")]]
         report = _Report(host.run(shell.remote_script("peers"), ["receive", *args]),
                          {source for item in job for source, _ in item["sources"]}, list(assigned))
         for source, count in report.sent.items():
@@ -222,10 +224,15 @@ class _Delivery:
             self.unusable.update(report.failed)
             if report.serving:
                 self.servers[name] = report.serving
-        lacking = [sha for sha in assigned if sha in report.lack]
+        for sha, why in report.refused.items():  # a peer sent bytes that are not the file
+            source = assigned[sha]
+            stream.warning(f"{why}, from {source}: the controller sends it again", host=name)
+            with self.lock:
+                self.unusable.add(source)
+        lacking = [sha for sha in assigned if sha in report.lack or sha in report.refused]
         if lacking:  # its peers failed it: the controller sends the rest
             for sha in lacking:
-                self.parts[(name, sha)] = report.lack[sha]
+                self.parts[(name, sha)] = report.lack.get(sha, 0)
             self._upload(host, lacking)
             host.run(shell.remote_script("receive"), ["verify", host.paths.store,
                                                       *[w for sha in lacking for w in (sha, self.artifacts[sha].name)]])
@@ -338,12 +345,17 @@ def _count(text):
 class _Report:
     """What peers.sh said on a host, read strictly: bytes per source (only the
     `sources` it was given), sources that failed, what did not arrive whole
-    ({sha256: bytes of its part}, of the `expected` ones) and its server ((port, pid)
-    or None)."""
+    ({sha256: bytes of its part}, of the `expected` ones), what arrived but was refused
+    ({sha256: why}) and its server ((port, pid) or None)."""
 
     def __init__(self, output, sources, expected=()):
-        self.sent, self.failed, self.lack, self.serving = {}, set(), {}, None
-        known = set(sources)
+        self.sent, self.failed, self.lack, self.refused, self.serving = {}, set(), {}, {}, None
+        try:
+            self._read(output, set(sources), expected)
+        except values.Unreadable as error:
+            raise RemoteCommandFailed(f"unreadable transfer report: {error}") from None
+
+    def _read(self, output, known, expected):
         for line in output.splitlines():
             what, *words = line.split(" ")
             if what == "from" and len(words) == 2 and words[0] in known:
@@ -352,6 +364,8 @@ class _Report:
                 self.failed.add(words[0])
             elif what == "lack" and len(words) == 2:
                 self.lack[_known(expected, words[0])] = _count(words[1])
+            elif what == "refused" and len(words) > 1:
+                self.refused[_known(expected, words[0])] = values.text(" ".join(words[1:]), "refusal")
             elif what == "serving" and len(words) == 2:
                 self.serving = (_port(words[0]), _count(words[1]))
 

@@ -103,7 +103,7 @@ def test_a_dead_source_is_passed_over_for_the_next_and_peers_sh_keeps_what_arriv
     dead = f"http://{ADDRESS}:1/{TOKEN}/{sha}/{name}"
     fetching = job(sha, name, len(content), ("web1", dead), ("web2", url(port, sha, name)))
     result = peers_sh("receive", PYTHON, shell.remote_script("peer.py"), shell.remote_script("receive"), str(store),
-                      fetching, "", "", "", "", "", sha, name, str(len(content)))
+                      fetching, "", "", "", "", "", sha, name, str(len(content)), "peer")
     assert result.returncode == 0, result.stderr
     report = _Report(result.stdout, {"web1", "web2"}, [sha])
     assert (report.sent, report.failed, report.lack) == ({"web2": 50_000}, {"web1"}, {})
@@ -124,7 +124,7 @@ def test_a_part_that_cannot_be_written_fails_the_host_naming_it_without_blaming_
     assert "failed" not in result.stdout
 
 
-def test_a_part_cut_short_is_reported_and_a_wrong_one_refused_naming_the_file(tmp_path):
+def test_a_part_cut_short_is_reported_and_a_wrong_one_refused_for_the_controller_to_send_again(tmp_path):
     content = os.urandom(10_000)
     sha = hashlib.sha256(content).hexdigest()
     store = tmp_path / "store"
@@ -133,11 +133,17 @@ def test_a_part_cut_short_is_reported_and_a_wrong_one_refused_naming_the_file(tm
     part.write_bytes(content[:4_000])
     scripts = (PYTHON, shell.remote_script("peer.py"), shell.remote_script("receive"), str(store), "",
                "", "", "", "", "")
-    cut = peers_sh("receive", *scripts, sha, "app.bundle", str(len(content)))
+    cut = peers_sh("receive", *scripts, sha, "app.bundle", str(len(content)), "peer")
     assert cut.returncode == 0 and f"lack {sha} 4000" in cut.stdout
     part.write_bytes(bytes(len(content)))
-    wrong = peers_sh("receive", *scripts, sha, "app.bundle", str(len(content)), check=False)
-    assert wrong.returncode == 1 and "app.bundle: sha256" in wrong.stderr and not part.exists()
+    wrong = peers_sh("receive", *scripts, sha, "app.bundle", str(len(content)), "peer")
+    report = _Report(wrong.stdout, (), [sha])
+    assert report.refused[sha].startswith("app.bundle: sha256 ") and report.refused[sha].endswith("(refused)")
+    assert not part.exists()
+    # From the controller, it fails the host, naming the file.
+    part.write_bytes(bytes(len(content)))
+    failed = peers_sh("receive", *scripts, sha, "app.bundle", str(len(content)), "controller", check=False)
+    assert failed.returncode == 1 and "app.bundle: sha256" in failed.stderr and not part.exists()
 
 
 def test_the_server_exits_when_idle_and_stop_ends_only_the_server_it_names(tmp_path, servers):

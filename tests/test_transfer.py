@@ -129,6 +129,30 @@ def test_a_host_that_held_it_before_serves_it_and_parts_go_on_from_where_they_st
     assert all(stored(deploy_env, name, whl) == content for name in ALL)
 
 
+def test_bytes_a_peer_sends_that_are_not_the_file_are_refused_and_sent_again_by_the_controller(deploy_env, tmp_path):
+    env = four_hosts(deploy_env)
+    whl = big_artifact(tmp_path, 100_000)
+    content = open(whl.local, "rb").read()
+    warnings = []
+    subscriber = stream.subscribe(lambda event: warnings.append((event.host, event.text))
+                                  if isinstance(event, events.Note) and event.level == "warning" else None)
+    try:
+        with open_fleet(env) as fleet:
+            transfer.deliver(fleet, {"web1": [whl]})
+            with open(os.path.join(deploy_env.code_root("web1"), "store", whl.sha256, whl.name), "r+b") as kept:
+                kept.write(bytes(1000))  # web1's copy goes bad (or web1 lies)
+            received = transfer.deliver(fleet, {name: [whl] for name in ALL})
+    finally:
+        stream.unsubscribe(subscriber)
+    receivers = ("web2", "pillow1", "proxy1")
+    assert {name: received[name].sources for name in receivers} == {
+        name: {"web1": whl.size, "controller": whl.size} for name in receivers}
+    assert all(stored(deploy_env, name, whl) == content for name in receivers)
+    assert sorted(host for host, _ in warnings) == sorted(receivers)
+    assert all(text.startswith(f"{whl.name}: sha256 ") and text.endswith(
+        "(refused), from web1: the controller sends it again") for _, text in warnings)
+
+
 def test_receivers_of_a_peer_that_dies_mid_transfer_go_on_from_their_part(deploy_env, tmp_path, monkeypatch):
     env = four_hosts(deploy_env, fanout=3)
     whl = big_artifact(tmp_path, 3_000_000)
