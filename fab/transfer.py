@@ -208,14 +208,7 @@ class _Delivery:
         if from_controller:
             self._upload(host, from_controller)
         job = [self._fetching(name, sha, source) for sha, source in assigned.items() if source != CONTROLLER]
-        args = [self.fleet.env.python, shell.remote_script("peer.py"), shell.remote_script("receive"),
-                host.paths.store, json.dumps(job) if job else "",
-                *(self._server_args(host) if serve else ("", "", "", "", "")),
-                *[word for sha, source in assigned.items() for word in (
-                    sha, self.artifacts[sha].name, self.artifacts[sha].size, "controller" if source == CONTROLLER
-                    else "peer")]]
-        report = _Report(host.run(shell.remote_script("peers"), ["receive", *args]),
-                         {source for item in job for source, _ in item["sources"]}, list(assigned))
+        report = self._peers_sh(host, job, serve, assigned)
         for source, count in report.sent.items():
             got.sources[source] = got.sources.get(source, 0) + count
         with self.lock:
@@ -258,15 +251,23 @@ class _Delivery:
         host = f"[{address}]" if ":" in address else address
         return f"http://{host}:{self.servers[peer][0]}/{self.token}/{artifact.sha256}/{artifact.name}"
 
-    def _server_args(self, host):
-        return (host.address, self.settings.ports, f"{self.settings.idle_timeout:g}", self.token, str(PEER_RATE))
+    def _peers_sh(self, host, job=(), serve=True, assigned=None):
+        """Run fab/remote/peers.sh receive on `host` (one round trip): fetch `job` from
+        peers, keep what `assigned` ({sha256: source}) brings, serve if `serve`."""
+        assigned = assigned or {}
+        server = (host.address, self.settings.ports, f"{self.settings.idle_timeout:g}", self.token, str(PEER_RATE))
+        args = [self.fleet.env.python, shell.remote_script("peer.py"), shell.remote_script("receive"),
+                host.paths.store, json.dumps(job) if job else "", *(server if serve else ("",) * len(server)),
+                *[word for sha, source in assigned.items() for word in (
+                    sha, self.artifacts[sha].name, self.artifacts[sha].size,
+                    "controller" if source == CONTROLLER else "peer")]]
+        return _Report(host.run(shell.remote_script("peers"), ["receive", *args]),
+                       {source for item in job for source, _ in item["sources"]}, list(assigned))
 
     def _serve(self, host):
         """Start serving a store that held artifacts already (one round trip)."""
-        args = [self.fleet.env.python, shell.remote_script("peer.py"), shell.remote_script("receive"),
-                host.paths.store, "", *self._server_args(host)]
         try:
-            serving = _Report(host.run(shell.remote_script("peers"), ["receive", *args]), ()).serving
+            serving = self._peers_sh(host).serving
         except Exception as error:  # noqa: BLE001 - it holds its artifacts: it only serves no one
             if describe_error(error) is None:
                 raise
