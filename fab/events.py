@@ -91,6 +91,17 @@ class StepFinished(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class ArtifactsReceived(Event):
+    """`host` received artifacts (fab.transfer): {source: bytes}, a source being
+    "controller" or the peer host it came from."""
+
+    host: str
+    sources: dict
+
+    kind = "artifacts_received"
+
+
+@dataclasses.dataclass(frozen=True)
 class ReleasesRead(Event):
     """What `current` points to on each host as the task read it, under its lock
     if it takes one: {host: release, or None for none}."""

@@ -152,6 +152,28 @@ class Manage(_Strict):
     command: str = f"{VENV_LINK}/bin/python manage.py"
 
 
+class TransferSettings(_Strict):
+    """How artifacts (bundles, wheels) reach the hosts (fab.transfer)."""
+
+    #: Hosts pass artifacts on to each other (each serves what it has, over HTTP, on
+    #: `ports`), so the controller sends each one once; false: it sends to every host.
+    peers: bool = True
+    #: Ports a serving host may listen on: the hosts must reach each other on them.
+    ports: str = Field(default="47300-47399", pattern=r"^[0-9]{4,5}-[0-9]{4,5}$")
+    #: Receivers one host sends to at once.
+    fanout: int = Field(default=3, ge=1, le=32)
+    #: Seconds a host's server waits for a request before it exits on its own.
+    idle_timeout: float = Field(default=300.0, gt=0)
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, value):
+        first, last = (int(port) for port in value.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError(f"{value!r} is not a range of ports from 1024 to 65535 (START-END)")
+        return value
+
+
 class HistorySettings(_Strict):
     """Where this environment's operations are recorded (fab/history). `history: <url>`
     is short for `history: {url: <url>}`; FAB_HISTORY_URL overrides both."""
@@ -311,6 +333,7 @@ class Environment(_Strict):
     ssh_concurrency: int = Field(default=30, ge=1)
     history: HistorySettings = HistorySettings()
     wheels: Wheels = Wheels()
+    transfer: TransferSettings = TransferSettings()
 
     @field_validator("history", mode="before")
     @classmethod

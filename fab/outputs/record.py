@@ -39,6 +39,8 @@ class HostRecord:
     put_back: bool = False  # a failure put it back on the release it ran before
     wave: Optional[str] = None  # the wave it goes live or restarts in, once planned
     waiting: bool = False  # for its wave to start
+    #: Bytes of artifacts it received (fab.transfer), per source: "controller" or a peer.
+    received: dict = dataclasses.field(default_factory=dict)
 
     @property
     def current_step(self):
@@ -116,6 +118,10 @@ class TaskRecord:
             self.plan = event
         elif isinstance(event, events.TaskFinished):
             self.finished = event
+        elif isinstance(event, events.ArtifactsReceived):
+            received = self.host(event.host).received
+            for source, count in event.sources.items():
+                received[source] = received.get(source, 0) + count
         elif isinstance(event, events.ReleasesRead):
             for name, release in event.current.items():
                 self._placed(name, release)

@@ -97,6 +97,7 @@ def _host(host):
         "release": host.release if host.release_known else None,
         "seconds": round(host.seconds, 3),
         "steps": [_step(step) for step in host.steps],
+        "received": {"bytes": sum(host.received.values()), "from": dict(sorted(host.received.items()))},
     }
 
 
