@@ -9,7 +9,7 @@ import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history
+from fab import events, history, hooks, notify
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
@@ -55,7 +55,9 @@ def reported(task_body):
     Subscribes the task's outputs for its duration (see `task_outputs`),
     publishes TaskStarted and TaskFinished (succeeded, failed, refused or
     interrupted, with the exit code), and turns a user's error into one line on
-    stderr. Every reported task takes `json` (`task:json=yes`, `task --json`).
+    stderr. A deploy, rollback or hotfix_deploy is also watched (fab.notify):
+    before its TaskFinished its webhooks are told how it ended and, if it failed
+    (after its put-back), its `on_failure` hooks run. Every reported task takes `json` (`task:json=yes`, `task --json`).
     """
 
     @functools.wraps(task_body)
@@ -63,13 +65,24 @@ def reported(task_body):
         env = selected_environment_or_none(c)
         recorded = env if records(task_body.__name__, kwargs) else None
         subscribed = task_outputs(json, recorded)
+        watch = notify.watch(env, task_body.__name__, kwargs)
+        if watch:
+            stream.subscribe(watch)
+            subscribed.callback(stream.unsubscribe, watch)
+            subscribed.callback(watch.close)
         started = time.monotonic()
         stream.publish(events.TaskStarted(
             task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
             controller_name(), tuple(env.hosts) if env else ()))
 
         def finished(outcome, code, error=""):
-            stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
+            seconds = time.monotonic() - started
+            if watch:  # a deploy, rollback or hotfix: its webhooks told, its on_failure hooks run
+                watch.ended(outcome, error, seconds)
+                if outcome in (events.FAILED, events.INTERRUPTED):
+                    hooks.run_on_failure(env, watch.context(error or "failed"))
+                watch.close()  # at most the webhooks' timeout; warnings before the task's end
+            stream.publish(events.TaskFinished(outcome, code, error, seconds))
 
         previous_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in INTERRUPTS}
         try:
