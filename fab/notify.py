@@ -74,7 +74,7 @@ def payload(event, context, controller, duration=None, at=None):
         "failed_hosts": list(context.failed_hosts),
         "duration": round(duration, 3) if duration is not None else None,
         "controller": controller,
-        "at": dt.datetime.fromtimestamp(at or time.time(), dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "at": dt.datetime.fromtimestamp(time.time() if at is None else at, dt.timezone.utc).isoformat(timespec="milliseconds"),
     }
 
 

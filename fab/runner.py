@@ -2,14 +2,17 @@
 the event stream with its outputs, signals as interrupts, and a user's error as
 one line and an exit code (never a traceback).
 """
+import dataclasses
 import functools
 import inspect
+import os
 import signal
+import sys
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history, hooks, notify
+from fab import events, history, hooks, notify, precedence
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
@@ -36,17 +39,49 @@ def selected_environment(c):
     return env
 
 
+@dataclasses.dataclass
+class CommandLine:
+    """What the command line names, read before invoke parses it (fab.entry): for an
+    error found before its task runs. One command line per process."""
+
+    environment: str = ""
+    task: str = ""
+    json: bool = False  # json=yes (or --json) given to a task
+
+
+command_line = CommandLine()
+
+
 def user_errors(task_body):
-    """Turn a DeployError into one line on stderr and its exit code (no traceback)."""
+    """Turn a DeployError into one line on stderr and its exit code (no traceback), and,
+    when the command line asked for JSON, into its JSON document too (`refused_in_json`)."""
 
     @functools.wraps(task_body)
     def wrapper(*args, **kwargs):
         try:
             return task_body(*args, **kwargs)
         except DeployError as error:
+            refused_in_json(error)
             raise Exit(f"error: {safe_to_show(error)}", code=error.exit_code) from None
 
     return wrapper
+
+
+def refused_in_json(error):
+    """If the command line asked for a JSON summary (json=yes, FAB_JSON), write the one
+    document of a task refused before it began (an unknown task, a bad argument or
+    environment file, a bad FAB_* setting), so that every exit gives one."""
+    from fab.outputs.summary import JsonSummary
+
+    target = precedence.json_summary_target(os.environ, command_line.json)
+    if target is None:
+        return
+    summary = JsonSummary(sys.stdout if target == precedence.STDOUT else target)
+    try:
+        summary(events.TaskStarted(command_line.task, command_line.environment, {}, who_am_i(), controller_name()))
+        summary(events.TaskFinished(events.REFUSED, error.exit_code, safe_to_show(error)))
+    except OSError:
+        pass  # FAB_JSON names a place that cannot be written: the error line says what is wrong
 
 
 def reported(task_body):
