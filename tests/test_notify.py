@@ -2,6 +2,7 @@
 loopback; and JSON on every exit of a task that asked for it."""
 import io
 import json
+import os
 import time
 
 import jsonschema
@@ -316,3 +317,101 @@ def test_no_json_asked_no_document(monkeypatch):
     monkeypatch.setattr(runner, "command_line", runner.CommandLine("prod", "deploy", False))
     runner.refused_in_json(ConfigError("no"))
     assert out.getvalue() == ""
+
+
+# --- on the fleet ------------------------------------------------------------------------
+
+def hook_env(env):
+    """A hook that keeps what it is told in hooks-heard.txt beside the environment file."""
+    heard = os.path.join(env.directory, "hooks-heard.txt")
+    return f"env | grep -E '^DEPLOY_(HOOK|TASK|ERROR|FAILED_HOSTS|RELEASE)=' | sort >> {heard}; echo --- >> {heard}"
+
+
+def heard(env):
+    """What the hooks were told, one dict per hook run, in order."""
+    path = os.path.join(env.directory, "hooks-heard.txt")
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        runs = handle.read().split("---\n")
+    return [dict(line.split("=", 1) for line in run.splitlines()) for run in runs if run.strip()]
+
+
+def test_a_deploy_and_a_rollback_tell_the_webhooks_and_the_hooks(deploy_env):
+    from conftest import assert_ok
+
+    env = deploy_env
+    with receiving() as receiver, receiving() as slack:
+        env.write_config(notify=[{"url": receiver.url + "/deploys/T0K3N"},
+                                 {"url": slack.url + "/services/T1/B2/xyz", "kind": "slack"}],
+                         hooks={"on_failure": [hook_env(env)], "after_rollback": [hook_env(env)]})
+        first = assert_ok(env.fab("deploy"))
+        assert_ok(env.fab("deploy"))
+        back = assert_ok(env.fab("rollback"))
+        received = receiver.wait_for(6)
+        slack.wait_for(6)
+    assert [body["event"] for _, _, body in received] == [
+        "started", "succeeded", "started", "succeeded", "started", "rolled_back"]
+    started, succeeded = received[0][2], received[1][2]
+    release = env.releases("web1")[0]
+    for body in (started, succeeded):
+        assert set(body) == PAYLOAD_FIELDS and body["format"] == 1
+        assert (body["environment"], body["task"], body["release"], body["commit"], body["ref"]) == \
+            (env.name, "deploy", release, env.head(), "main")
+        assert body["hosts"] == ["web1", "web2", "pillow1"] and body["previous_release"] is None
+        assert body["error"] is None and body["failed_hosts"] == []
+        assert "@" in body["performer"] and body["controller"]
+    assert started["duration"] is None and succeeded["duration"] > 0
+    assert received[5][2]["release"] == release and received[5][2]["task"] == "rollback"
+    assert [path for path, _, _ in received] == ["/deploys/T0K3N"] * 6
+    texts = [body["text"] for _, _, body in slack.received]
+    assert len(texts) == 6 and f"*{env.name}*: deploy of {release}" in texts[0] and "rolled back to" in texts[5]
+    # Tokens in the URLs are never shown.
+    for result in (first, back):
+        assert "T0K3N" not in result.stdout + result.stderr and "notification" not in result.stdout
+    assert heard(env) == [{"DEPLOY_HOOK": "after_rollback", "DEPLOY_TASK": "rollback", "DEPLOY_RELEASE": release}]
+
+
+def test_a_failed_deploy_tells_the_error_and_the_hosts_and_runs_on_failure_after_the_put_back(deploy_env):
+    env = deploy_env
+    with receiving() as receiver:
+        env.write_config(notify=[{"url": receiver.url + "/hook-path", "events": ["failed"]}],
+                         checks=["case \"$(whoami)\" in *-web2) echo 'swap refused here'; exit 1;; esac"],
+                         hooks={"on_failure": [hook_env(env)]})
+        failed = env.fab("deploy")
+        received = receiver.wait_for(1)
+        assert len(received) == 1, failed.stdout + failed.stderr
+        (_, _, body), = received
+    assert failed.returncode == 1, failed.stderr
+    assert body["event"] == "failed" and body["failed_hosts"] == ["web2"]
+    assert "step 'check' failed on web2 (swap refused here)" in body["error"] and body["release"]
+    told, = heard(env)
+    assert told["DEPLOY_HOOK"] == "on_failure" and told["DEPLOY_FAILED_HOSTS"] == "web2"
+    assert told["DEPLOY_ERROR"].startswith("step 'check' failed on web2 (swap refused here)")
+    # After the put-back: the hook's line comes after "no host was changed"; the error stays the last line.
+    lines = failed.stdout.splitlines()
+    unchanged = next(i for i, line in enumerate(lines) if "no host was changed" in line)
+    hook = next(i for i, line in enumerate(lines) if "hook on_failure" in line)
+    assert unchanged < hook and failed.stderr.strip().startswith("error: step 'check' failed on web2")
+
+
+def test_a_hanging_and_a_failing_receiver_neither_fail_nor_hold_up_a_deploy(deploy_env):
+    import re
+
+    from conftest import assert_ok
+
+    env = deploy_env
+    with receiving(delay=60) as hanging, receiving(status=500) as failing:
+        env.write_config(notify=[{"url": hanging.url + "/slow", "timeout": 2},
+                                 {"url": failing.url + "/broken", "timeout": 2}],
+                         hooks={"on_failure": ["exit 9"]})
+        result = assert_ok(env.fab("deploy"))
+        assert failing.attempts == 6  # started and succeeded, each tried 1 + 2 times
+    warnings = [line for line in result.stdout.splitlines() if "warning: notification" in line]
+    assert len(warnings) == 2, result.stdout
+    assert "json webhook 1 (http://***) failed" in warnings[0] and "unsent after waiting 2s" in warnings[0]
+    assert "json webhook 2 (http://***) failed: started: HTTP 500 (after 3 attempts)" in warnings[1]
+    # The deploy's end waited at most the timeout for them.
+    seconds = [float(re.match(r"\[\s*([\d.]+)s\]", line).group(1)) for line in result.stdout.splitlines()
+               if "deploy finished" in line or "warning: notification" in line]
+    assert seconds[-1] - seconds[0] <= 2.5, result.stdout
