@@ -12,8 +12,8 @@ a failed attempt (no answer, a 5xx or 429) is tried again up to `retries`
 times, and at its end the task waits at most the longest `timeout` for what is
 still being sent. What did not get through is one warning line per webhook; a
 notification never fails a task. Payloads are masked like every output; the
-webhooks' URLs (their credentials, path and query, where tokens live) are
-registered as secrets when the environment loads (`url_secrets`).
+webhooks' URLs (their credentials, and all after the scheme, where tokens live)
+are registered as secrets when the environment loads (`url_secrets`).
 """
 import base64
 import dataclasses
@@ -74,7 +74,8 @@ def payload(event, context, controller, duration=None, at=None):
         "failed_hosts": list(context.failed_hosts),
         "duration": round(duration, 3) if duration is not None else None,
         "controller": controller,
-        "at": dt.datetime.fromtimestamp(time.time() if at is None else at, dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "at": dt.datetime.fromtimestamp(time.time() if at is None else at, dt.timezone.utc)
+                         .isoformat(timespec="milliseconds"),
     }
 
 
@@ -201,12 +202,12 @@ class Sender:
                 self._queue.all_tasks_done.wait(left)
         return 0
 
-    def problem(self, pending):
-        """The one warning line for this webhook, or None if all got through."""
+    def problem(self, pending, waited):
+        """The one warning line for this webhook (`pending` notifications still unsent
+        after `waited` seconds), or None if all got through."""
+        unsent = "1 notification" if pending == 1 else f"{pending} notifications"
         failed = [*(f"{event}: {why}" for event, why in self.undelivered),
-                  *(["{} still unsent after waiting {:g}s".format(
-                      "1 notification" if pending == 1 else f"{pending} notifications", self.webhook.timeout)]
-                    if pending else [])]
+                  *([f"{unsent} still unsent after waiting {waited:g}s"] if pending else [])]
         if not failed:
             return None
         return (f"notification to {self.webhook.kind} webhook {self.number} ({self.webhook.url}) failed: "
@@ -230,10 +231,11 @@ class Senders:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + max((s.webhook.timeout for s in self._senders), default=0)
+        longest = max((sender.webhook.timeout for sender in self._senders), default=0)
+        deadline = time.monotonic() + longest
         pending = [sender.wait(deadline) for sender in self._senders]
         for sender, left in zip(self._senders, pending):
-            line = sender.problem(left)
+            line = sender.problem(left, longest)
             if line:
                 stream.warning(line)
 
@@ -267,12 +269,8 @@ class TaskWatch:
         self.started_sent = False
 
     def __call__(self, event):
-        if isinstance(event, events.TaskStarted):
-            self._record = TaskRecord(event)
-        if self._record is None:
-            return
-        self._record.apply(event)
-        if isinstance(event, events.TaskContext) and self._context is None:
+        self._record = TaskRecord.folded(self._record, event)
+        if isinstance(event, events.TaskContext) and self._record and self._context is None:
             self._context = hooks.HookContext(**{**event.context, "hosts": tuple(event.context["hosts"])})
             self.senders.post("started", payload("started", self._context, self._record.started.controller))
             self.started_sent = True

@@ -8,16 +8,13 @@ the app's repository; only the environment's name (the test's) and `--wait`'s se
 import json
 import os
 import re
-import shlex
 import subprocess
 
 import jsonschema
 import pytest
 
 from conftest import FAB, PROJECT_ROOT
-from fab.operations import lock
 from fab.outputs.summary import SCHEMA_PATH
-from fab.paths import Paths
 
 RECIPE_ENV = "production"
 
@@ -79,23 +76,10 @@ def run_recipe(line, env, clone):
 
 @pytest.fixture
 def lock_held(deploy_env):
-    """Another deployer holding the environment's lock (the lock script, run over ssh as a
-    deployer runs it), for the duration."""
-    env = deploy_env
-    record = {"owner": "someone@elsewhere", "machine": "elsewhere", "pid": 4242, "task": "deploy",
-              "since": "2026-01-01T00:00:00+00:00"}
-    with open(os.path.join(PROJECT_ROOT, "fab", "remote", "lock.sh")) as handle:
-        script = handle.read()
-    holder = subprocess.Popen(
-        ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().startswith("acquired ")
-        yield record
-    finally:
-        holder.kill()
-        holder.wait()
+    """Another deployer holding the environment's lock, for the duration."""
+    with deploy_env.lock_held_by_another({"owner": "someone@elsewhere", "machine": "elsewhere", "pid": 4242,
+                                          "task": "deploy", "since": "2026-01-01T00:00:00+00:00"}):
+        yield
 
 
 def has_task(name):
