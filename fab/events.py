@@ -58,6 +58,16 @@ class ReleaseChosen(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskContext(Event):
+    """What the task's hooks and notifications are told about it: a
+    fab.hooks.HookContext as a dict (release, commit, message, ...)."""
+
+    context: dict
+
+    kind = "task_context"
+
+
+@dataclasses.dataclass(frozen=True)
 class Stage(Event):
     """A headline: what the task is doing now (or has done)."""
 

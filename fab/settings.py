@@ -255,11 +255,49 @@ class Hooks(_Strict):
     after_swap: List[str] = []
     before_restart: List[str] = []
     after_restart: List[str] = []
+    #: After a deploy, rollback or hotfix_deploy failed (and put its hosts back).
+    on_failure: List[str] = []
+    #: After a rollback went live everywhere (after its after_swap).
+    after_rollback: List[str] = []
     #: Seconds one hook command may take.
     timeout: float = Field(default=300.0, gt=0)
 
     def commands(self, point):
         return getattr(self, point)
+
+
+#: What a webhook may be told about (fab.notify).
+NOTIFY_EVENTS = ("started", "succeeded", "failed", "rolled_back", "frozen", "unfrozen")
+
+
+class Webhook(_Strict):
+    """A receiver told about the environment's deploys (fab.notify)."""
+
+    #: http(s) URL; its credentials, path and query are masked in every output.
+    url: str
+    #: json: the generic payload (README: Notifications); slack: an incoming webhook's {"text"}.
+    kind: Literal["json", "slack"] = "json"
+    events: List[Literal[NOTIFY_EVENTS]] = list(NOTIFY_EVENTS)
+    #: Seconds one attempt may take; also the most a task waits for it at its end.
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    #: Attempts after the first when the receiver cannot be reached or answers 5xx or 429.
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url):
+        if not re.match(r"^https?://[^/\s?#]+", url):
+            raise ValueError("must be an http:// or https:// URL")  # never echoed: it may hold a token
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, events):
+        if not events:
+            raise ValueError("at least one event (or leave it out for all)")
+        if len(set(events)) != len(events):
+            raise ValueError("an event is listed twice")
+        return events
 
 
 def _linked_path(value):
@@ -350,6 +388,7 @@ class Environment(_Strict):
     migrate: Optional[Migrate] = None
     predeploy: Optional[Predeploy] = None
     hooks: Hooks = Hooks()
+    notify: List[Webhook] = []
     #: The deploy folder this environment was read from (set on load, not a setting).
     folder: str = ""
     _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)

@@ -20,6 +20,7 @@ it); what going live changed is one record, rollout.Moves, owned by the go-live
 stage; nothing is written into the hosts' states.
 """
 import contextlib
+import dataclasses
 
 from fab import decide, events, hooks
 from fab import releases as rel
@@ -59,11 +60,14 @@ def announce(fleet, snapshot, task, meta, warnings=()):
 
 
 def hook_context(fleet, snapshot, task, meta):
-    """What the environment's hooks are told about this task and its release."""
-    return hooks.HookContext(
+    """What the environment's hooks (and its notifications: published) are told about
+    this task and its release."""
+    context = hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
         previous_release=snapshot.agreed_current() or "")
+    stream.publish(events.TaskContext(dataclasses.asdict(context)))
+    return context
 
 
 # --- build ------------------------------------------------------------------------

@@ -109,6 +109,7 @@ def rollback(c, release="", plan=False):
         moves = stages.go_live(fleet, snapshot, decision)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
+        hooks.run_after(env, "after_rollback", context)
     rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")

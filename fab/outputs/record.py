@@ -87,6 +87,16 @@ class TaskRecord:
         self.finished = None
         self.moved = False  # True once the task pointed a host's `current` elsewhere
 
+    @classmethod
+    def folded(cls, record, event):
+        """`record` with `event` applied: a new record at TaskStarted; None before one.
+        For a subscriber that folds each task's events (`self.record = folded(...)`)."""
+        if isinstance(event, events.TaskStarted):
+            record = cls(event)
+        if record is not None:
+            record.apply(event)
+        return record
+
     @property
     def task(self):
         return self.started.task
