@@ -67,7 +67,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
-        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow())
+        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow(), env.rollout.pause)
         if plan:
             return show_plan(plans().for_deploy(fleet, snapshot, decision))
         context = stages.announce(fleet, snapshot, "deploy", meta)
@@ -77,7 +77,9 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "after_build", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        moves = stages.go_live(fleet, snapshot, decision, built)
+        moves = stages.go_live(fleet, snapshot, decision, built, context)
+        if moves.paused:  # the lock goes with the fleet: a paused deploy holds nothing
+            raise stages.paused(fleet, decision, moves)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
     if moves.failed:

@@ -17,7 +17,8 @@ from fab import events
 from fab import releases as rel
 
 OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red", events.PUT_BACK: "yellow",
-                  events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow"}
+                  events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow",
+                  events.PAUSED: "yellow"}
 
 
 def _table(styled, **options):
@@ -135,4 +136,5 @@ def releases_tables(listed, now, styled=True):
 
 def _status_style(status):
     return {rel.GOOD: "green", rel.FAILED: "red", rel.BUILDING: "yellow",
-            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan", rel.UNREADABLE: "bold red"}.get(status, "")
+            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan", rel.UNREADABLE: "bold red",
+            rel.PAUSED: "yellow"}.get(status, "")
