@@ -51,10 +51,12 @@ class HostView:
     steps: types.MappingProxyType  # release name -> frozenset of steps done there
     venvs: types.MappingProxyType  # release name -> key of the venv it links to
     configs: types.MappingProxyType  # release name -> {program: rendered config digest}
+    maintenance: frozenset = frozenset()  # its proxy programs in maintenance
 
     @classmethod
     def of(cls, state):
         return cls(
+            maintenance=frozenset(state.maintenance),
             current=state.current,
             releases=types.MappingProxyType(dict(state.releases)),
             steps=types.MappingProxyType({name: frozenset(done) for name, done in state.steps.items()}),
@@ -266,8 +268,11 @@ class FleetSnapshot:
 
     def listing(self, host):
         """What `host` has, as `fab <env> releases` shows it (fab.releases.host_listing),
-        its rollback target being exactly what `rollback` would pick for the fleet."""
-        return rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to())
+        its rollback target being exactly what `rollback` would pick for the fleet;
+        `maintenance`: its proxy programs in maintenance, if any."""
+        listing = rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to())
+        maintenance = self.hosts[host].maintenance
+        return {**listing, "maintenance": sorted(maintenance)} if maintenance else listing
 
     # --- what a failure puts back ------------------------------------------------
 

@@ -11,6 +11,7 @@
     fab <env> preindex_views             fab <env> prepare_release (the same)
     fab <env> history[:limit=N,json=yes] fab <env> deploy_log[:<id>|follow=yes]
     fab <env> history_prune[:days=N]     fab <env> history_upgrade
+    fab <env> maintenance:on[,message=]  fab <env> maintenance:off
     fab <env> deploy:plan=yes            (also rollback, clean_releases: changes nothing)
     fab -l
 
@@ -32,6 +33,7 @@ from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, supervisor
+from fab.operations import maintenance as maintenance_ops
 from fab.operations import manage as manage_ops
 from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
@@ -278,6 +280,29 @@ def set_supervisor_config(c):
         stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
         stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
+
+
+@task(help={"switch": "on: every proxy answers the maintenance page; off: traffic again",
+            "message": "the stock page's message (on)"})
+@reported
+def maintenance(c, switch="", message=""):
+    """Put the proxies' maintenance page on or off.
+
+    `maintenance:on[,message=...]`: every proxy answers 503, Retry-After and
+    the environment's `maintenance_template` (or a stock page with the
+    message), except on its health and version paths; it stays on across
+    deploys. `maintenance:off` ends it. Proxies reload, never restart.
+    """
+    env = selected_environment(c)
+    on = maintenance_ops.switched_on(switch)
+    hosts = [name for name in env.hosts if maintenance_ops.proxies_on(env, name)]
+    if not hosts:
+        raise ConfigError(f"{env.name}: no proxy (a port service that `balances` one) to show a maintenance page")
+    page = maintenance_ops.page(env, message) if on else ""
+    with open_fleet(env, hosts=hosts, lock="maintenance") as fleet:
+        fleet.each_steps(lambda host: [maintenance_ops.switch_step(host, on, page)])
+    stream.stage(f"maintenance {'on: the proxies answer 503 with the page' if on else 'off'} "
+                 f"({', '.join(hosts)})")
 
 
 @task

@@ -31,6 +31,8 @@ class HostState:
     venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
+    #: The proxy programs in maintenance there (fab.operations.maintenance).
+    maintenance: frozenset = frozenset()
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -41,7 +43,7 @@ def arguments(paths):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
     names inside a release it reads, and where the venvs are."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SERVICES, layout.VENV_LINK, paths.venvs]
+            layout.SERVICES, layout.VENV_LINK, paths.venvs, paths.proxy, layout.MAINTENANCE_SUFFIX]
 
 
 def read(host):
@@ -77,7 +79,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
-    unknown_links, venv_dirs = set(), set()
+    unknown_links, venv_dirs, maintenance = set(), set(), set()
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -108,6 +110,8 @@ def parse(output, code_root):
                     raise
             elif kind == "venvdir":
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
+            elif kind == "maintenance":
+                maintenance.add(values.word(rest, "program"))
             elif kind == "step":
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
@@ -131,6 +135,7 @@ def parse(output, code_root):
         venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
+        maintenance=frozenset(maintenance),
         problems=problems,
     )
 

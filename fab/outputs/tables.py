@@ -124,7 +124,9 @@ def releases_tables(listed, now, styled=True):
             )
         if not listing["releases"]:
             add_row(table, "  (no releases)", "", "", "", "", "")
-        renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
+        maintenance = f"  MAINTENANCE: {', '.join(listing['maintenance'])} answers the maintenance page" \
+            if listing.get("maintenance") else ""
+        renderables += [Text(host + maintenance, style="bold" if styled else ""), Padding.indent(table, 2)]
     for host, why in listed.unreachable.items():
         renderables += [Text(host, style="bold" if styled else ""),
                         Padding.indent(Text(f"not read: {why}", style="bold red" if styled else ""), 2)]

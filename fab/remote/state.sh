@@ -7,7 +7,9 @@
 #   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
 #   (one directory per control under it), $6 its link to its venv
 #   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
-#   (Paths.venvs). fab.operations.state.arguments builds them.
+#   (Paths.venvs); $8 the proxies' files (Paths.proxy): a `maintenance` line names
+#   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $9).
+#   fab.operations.state.arguments builds them.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -18,6 +20,8 @@ steps_dir=$4
 configs_dir=$5
 venv_link=$6
 venvs=$7
+proxy=$8
+maintenance_suffix=$9
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -26,6 +30,12 @@ for dir in "$venvs"/*/; do
   name=${name##*/}
   # Only the deployer's own venvs (named by their key): cleanup never touches others.
   if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then printf 'venvdir %s\n' "$name"; fi
+done
+for switch in "$proxy"/*"$maintenance_suffix"; do
+  if [ -f "$switch" ]; then
+    name=${switch##*/}
+    printf 'maintenance %s\n' "${name%"$maintenance_suffix"}"
+  fi
 done
 [ -d "$releases" ] || exit 0
 confs=()
