@@ -288,7 +288,7 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
     serving = {h.name for h in hosts if h.name not in failures and goal[h.name].release}
     rotation.moved({h.name: goal[h.name] for h in hosts})
     rotation.set(rotation.drained - serving)
-    if watch or gates:  # in rotation: the gates measure the traffic it serves
+    if (watch or gates) and serving:  # in rotation: the gates measure the traffic it serves
         failures.update(watch_wave(fleet, [h for h in hosts if h.name in serving], goal, watch, gates))
         rotation.set(rotation.drained | set(failures))
     return failures
@@ -308,6 +308,7 @@ def watch_wave(fleet, hosts, goal, seconds, gates=None):
     stream.stage(f"watching {', '.join(h.name for h in hosts)} for {seconds:g}s{asked}")
     if not gates:  # the wave's own check has just passed: the first round waits
         time.sleep(min(interval, seconds))
+        seconds -= min(interval, seconds)
 
     def round_():
         _, failed = fleet.attempt("watch", lambda h: health.check(
