@@ -59,7 +59,9 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     it, every host goes back. --resume continues the newest unfinished
     release; --hosts "web3;web4" (hosts or roles) limits the deploy to some
     hosts, for emergencies. --plan shows what it would do (commits,
-    virtualenvs, service configs, waves, cleanup) and changes nothing.
+    virtualenvs, service configs, waves, gates, cleanup) and changes nothing.
+    `rollout.gates` must keep passing between waves; with `rollout.pause` the
+    deploy stops after the canary (exit 5) until --resume goes on.
     """
     env = selected_environment(c)
     if resume and rev:
