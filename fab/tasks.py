@@ -39,7 +39,7 @@ from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import limited_hosts, manage_hosts, optional_days, split_command
+from fab.task_input import limited_hosts, manage_hosts, on_or_off, optional_days, split_command
 
 # --- deploy -------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ def maintenance(c, switch="", message=""):
     deploys. `maintenance:off` ends it. Proxies reload, never restart.
     """
     env = selected_environment(c)
-    on = maintenance_ops.switched_on(switch)
+    on = on_or_off("maintenance", switch)
     hosts = [name for name in env.hosts if maintenance_ops.proxies_on(env, name)]
     if not hosts:
         raise ConfigError(f"{env.name}: no proxy (a port service that `balances` one) to show a maintenance page")

@@ -8,10 +8,12 @@ import urllib.request
 import pytest
 
 from conftest import assert_ok, assert_one_line_error
+from fab.errors import UsageError
 from fab.operations import maintenance
 from fab.outputs.plain import step_notes
 from fab.paths import Paths
 from fab.settings import Environment
+from fab.task_input import on_or_off
 
 
 def environment(**settings):
@@ -47,8 +49,8 @@ def test_the_page_escapes_the_message_and_an_environment_may_have_its_own(tmp_pa
 
 @pytest.mark.parametrize("switch", ["", "yes", "ON", "of"])
 def test_maintenance_is_on_or_off(switch):
-    with pytest.raises(Exception, match="say on or off"):
-        maintenance.switched_on(switch)
+    with pytest.raises(UsageError, match="maintenance: say on or off"):
+        on_or_off("maintenance", switch)
 
 
 def test_the_include_pattern_matches_only_the_snippet():

@@ -15,20 +15,11 @@ import re
 
 from fab import templates
 from fab.commands import expand, service_variables
-from fab.errors import UsageError
 from fab.operations import portservice
 from fab.steps import Reporting, reporting_step
 
 ROLES = "roles of proxy services"
 STOCK_PAGE = "maintenance/page.html.j2"
-
-
-def switched_on(switch):
-    """`on` or `off` (the task's argument) as True or False; UsageError otherwise."""
-    if switch not in ("on", "off"):
-        raise UsageError(f"maintenance: say on or off (maintenance:on[,message=...] or maintenance:off), "
-                         f"got {switch!r}")
-    return switch == "on"
 
 
 def proxies_on(env, host_name):
