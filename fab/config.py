@@ -151,6 +151,11 @@ def check_local_files(env):
                                       templates.sample_service_context(env, name, service))
             if problem:
                 raise ValueError(f"services.{name}.template: {problem}")
+    if env.maintenance_template:
+        problem = templates.check(env.template_dirs, env.maintenance_template,
+                                  {"message": "", "environment": env.name})
+        if problem:
+            raise ValueError(f"maintenance_template: {problem}")
 
 
 def read_secrets(env):

@@ -199,7 +199,7 @@ class PlanMade(Event):
 
 @dataclasses.dataclass(frozen=True)
 class TaskFinished(Event):
-    """The task ended. `outcome`: succeeded, failed, interrupted or refused."""
+    """The task ended. `outcome`: succeeded, failed, interrupted, refused or paused."""
 
     outcome: str
     exit_code: int
@@ -213,6 +213,8 @@ OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 #: A host's outcome when a failure put it back on the release it ran before.
 PUT_BACK = "put back"
 SUCCEEDED, INTERRUPTED, REFUSED = "succeeded", "interrupted", "refused"
+#: A deploy that stopped after its canary, as asked (rollout.pause).
+PAUSED = "paused"
 
 
 class Stream:

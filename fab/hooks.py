@@ -90,9 +90,11 @@ def run_on_failure(env, context):
         stream.warning(f"{error} (the task's own error stands)")
 
 
-def run_one(command, environ, cwd, timeout, point):
+def run_one(command, environ, cwd, timeout, point, label=None):
     """Run one hook command in its own process group; its output goes to the event
-    stream. Stopped whole on a timeout or an interrupt."""
+    stream. Stopped whole on a timeout or an interrupt. `label`: how its failure
+    names it (default `hook <point> (<command>)`)."""
+    label = label or f"hook {point} ({command})"
     process = subprocess.Popen(
         ["/bin/sh", "-c", command], cwd=cwd, env=environ, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -101,7 +103,7 @@ def run_one(command, environ, cwd, timeout, point):
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(process)
-        raise HookFailed(f"hook {point} ({command}) took longer than {timeout:.0f}s: stopped") from None
+        raise HookFailed(f"{label} took longer than {timeout:g}s: stopped") from None
     except BaseException:
         stop(process)
         raise
@@ -110,7 +112,7 @@ def run_one(command, environ, cwd, timeout, point):
         stream.note(f"  {line}")
     if process.returncode != 0:
         last = f": {lines[-1]}" if lines else ""
-        raise HookFailed(f"hook {point} ({command}) exited {process.returncode}{last}")
+        raise HookFailed(f"{label} exited {process.returncode}{last}")
 
 
 def stop(process):

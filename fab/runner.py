@@ -13,7 +13,7 @@ import time
 from invoke.exceptions import Exit
 
 from fab import events, history, hooks, notify, precedence
-from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
+from fab.errors import ConfigError, DeployError, Interrupted, Paused, PreflightError, UsageError
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
 from fab.secrets import mask, safe_to_show
@@ -124,6 +124,7 @@ def reported(task_body):
             result = task_body(c, *args, **kwargs)
         except DeployError as error:
             outcome = (events.INTERRUPTED if isinstance(error, Interrupted) else
+                       events.PAUSED if isinstance(error, Paused) else
                        events.REFUSED if isinstance(error, (UsageError, PreflightError, ConfigError)) else
                        events.FAILED)
             finished(outcome, error.exit_code, mask(error))

@@ -49,6 +49,9 @@ class HealthCheck(_Strict):
     version_path: Optional[str] = None
     #: Seconds to keep retrying before the check fails.
     timeout: float = Field(default=30.0, gt=0)
+    #: Server errors (HTTP 5xx) in a row after which the check fails at once instead
+    #: of waiting out `timeout` (a refused connection, an app starting, still waits).
+    max_server_errors: int = Field(default=3, ge=1)
 
 
 class Service(_Strict):
@@ -114,6 +117,37 @@ class Service(_Strict):
 _SIZE = r"^(\d+|\d+(\.\d+)?%)$"
 
 
+class HttpGate(_Strict):
+    """A gate asked over HTTP from the deployer's machine: `http` must answer `status`,
+    and with `json_path` (dotted keys and list indexes, e.g. a Prometheus query's
+    data.result.0.value.1) the number found there must lie within `min`..`max`."""
+
+    http: str = Field(pattern=r"^https?://\S+$", description="the URL asked")
+    status: int = Field(default=200, ge=100, le=599)
+    json_path: Optional[str] = Field(default=None, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    max: Optional[float] = None
+    min: Optional[float] = None
+    #: Seconds one request may take.
+    timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _threshold_needs_path(self):
+        if (self.max is not None or self.min is not None) and not self.json_path:
+            raise ValueError("max and min compare the number at json_path: give json_path")
+        if self.json_path and self.max is None and self.min is None:
+            raise ValueError("json_path needs a threshold: max, min or both")
+        return self
+
+
+class CommandGate(_Strict):
+    """A gate run on the deployer's machine in the deploy folder, with the hooks'
+    DEPLOY_* variables: it passes when it exits 0."""
+
+    command: str = Field(min_length=1)
+    #: Seconds it may take (longer fails the gate).
+    timeout: float = Field(default=30.0, gt=0)
+
+
 class Rollout(_Strict):
     """How a release goes live: a canary wave, then waves of `batch` hosts."""
 
@@ -124,8 +158,18 @@ class Rollout(_Strict):
     #: How many hosts may fail (a number or a percentage) while the rollout goes
     #: on; failed hosts are put back on their previous release. The canary may not fail.
     failure_limit: Union[int, str] = 0
-    #: Seconds the canary's health checks must keep passing before the next wave.
+    #: Seconds the canary's health checks (and the gates, after every wave but the
+    #: last) must keep passing before the next wave.
     canary_watch: float = Field(default=0, ge=0)
+    #: Checks from the deployer's machine (fab.gates): each must pass at every round,
+    #: for `canary_watch` seconds after the canary and between waves; a failure puts
+    #: every started wave back, as a failed canary does.
+    gates: List[Union[HttpGate, CommandGate]] = []
+    #: Seconds between two rounds of the gates.
+    gate_interval: float = Field(default=5.0, gt=0)
+    #: Stop after the canary (the release marked paused) until `deploy:resume=yes`
+    #: continues with the other waves or `rollback` gives it up.
+    pause: bool = False
 
     @field_validator("batch", "failure_limit")
     @classmethod
@@ -389,6 +433,11 @@ class Environment(_Strict):
     predeploy: Optional[Predeploy] = None
     hooks: Hooks = Hooks()
     notify: List[Webhook] = []
+    #: The page proxies answer in maintenance (fab <env> maintenance:on): a Jinja2
+    #: template under templates/, given `message` and `environment`; default a stock page.
+    maintenance_template: Optional[str] = None
+    #: The Retry-After (seconds) of the proxies' 503 answers in maintenance.
+    maintenance_retry_after: int = Field(default=300, ge=0)
     #: The deploy folder this environment was read from (set on load, not a setting).
     folder: str = ""
     _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)

@@ -22,10 +22,10 @@ stage; nothing is written into the hosts' states.
 import contextlib
 import dataclasses
 
-from fab import decide, events, hooks
+from fab import decide, events, gates, hooks
 from fab import releases as rel
 from fab import rollout, transfer, waves
-from fab.errors import DeployError, Interrupted, StepFailed
+from fab.errors import DeployError, Interrupted, Paused, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
@@ -173,7 +173,7 @@ def on_role(fleet, meta, step, setting, commands):
 # --- go live ----------------------------------------------------------------------
 
 
-def go_live(fleet, snapshot, decision, built=None):
+def go_live(fleet, snapshot, decision, built=None, context=None):
     """Every host goes where `decision` (a fab.decide.Decision) sends it, in its waves,
     and then finishes as it says (marks the release, cleans up: run `finish` to
     complete that; the last wave's hosts, and meanwhile those of the waves before
@@ -182,6 +182,7 @@ def go_live(fleet, snapshot, decision, built=None):
     On a failure or an interrupt every host is put back where the decision says
     and the release is marked `fails_as` (or interrupted). Returns the rollout.Moves
     record of what changed (hosts that failed within the failure limit in `failed`).
+    With the hooks' `context` the environment's gates are asked between waves.
     """
     for name, line in decision.host_warnings.items():
         stream.warning(line, host=name)
@@ -190,13 +191,29 @@ def go_live(fleet, snapshot, decision, built=None):
     def finish_steps(host, placed):
         return decide.finish_steps(decision, host.name, FinishSteps(host, (built or {}).get(host.name)), placed)
 
+    env = fleet.env
+    asked = (lambda: gates.first_failure(env, context)) if context is not None and env.rollout.gates else None
     try:
-        return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
-                               finish_steps)
+        moves = rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
+                                finish_steps, gates=asked, pause_after=decision.pause_after)
     except DeployError as error:
         if decision.fails_as:
             mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
+    if moves.paused:
+        mark(fleet, decision.release.with_status(rel.PAUSED))
+    return moves
+
+
+def paused(fleet, decision, moves):
+    """Paused, the error a deploy stopped after its canary ends with: where the release
+    is live, and what continues it or gives it up."""
+    live = [name for wave in decision.waves for name in wave.hosts if name in moves.placed
+            and name not in moves.failed]
+    env = fleet.env.name
+    return Paused(f"deploy paused after the {moves.paused}: release {decision.release.name} is live on "
+                  f"{', '.join(live)} only; `fab {env} deploy:resume=yes` continues with the other waves, "
+                  f"`fab {env} rollback` gives it up")
 
 
 def fetch_for_hotfix(fleet, live, commit):

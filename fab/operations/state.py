@@ -45,6 +45,8 @@ class HostState:
     wheel_sets: dict = dataclasses.field(default_factory=dict)
     #: Commits the git cache holds a ref for (fab.app_repo.DEPLOYED): bases of its bundles.
     tips: frozenset = frozenset()
+    #: The proxy programs in maintenance there (fab.operations.maintenance).
+    maintenance: frozenset = frozenset()
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -58,7 +60,7 @@ def arguments(paths, python=""):
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
             layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
             layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else "",
-            paths.git_cache]
+            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX]
 
 
 def python_to_identify(env):
@@ -100,7 +102,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
-    unknown_links, venv_dirs, tips = set(), set(), set()
+    unknown_links, venv_dirs, tips, maintenance = set(), set(), set(), set()
     store = dict(python_version=None, python_identity=None, complete_venvs=set(), venv_wheels={},
                  stored_wheels=set(), wheel_sets={})
     for line in output.splitlines():
@@ -137,6 +139,8 @@ def parse(output, code_root):
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind in _STORE_LINES:
                 _STORE_LINES[kind](store, rest)
+            elif kind == "maintenance":
+                maintenance.add(values.word(rest, "program"))
             elif kind == "step":
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
@@ -167,6 +171,7 @@ def parse(output, code_root):
         stored_wheels=frozenset(store["stored_wheels"]),
         wheel_sets={name: found for name, found in store["wheel_sets"].items() if name in names},
         tips=frozenset(tips),
+        maintenance=frozenset(maintenance),
         problems=problems,
     )
 

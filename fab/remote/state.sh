@@ -17,6 +17,8 @@
 #   this host can be made against). Lines: pyversion, pyid (or pyfailed), venvok
 #   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
 #   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
+# Maintenance: $15 the proxies' files (Paths.proxy): a `maintenance` line names
+#   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $16).
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -34,6 +36,8 @@ store=${11:-}
 python=${12:-}
 identity_code=${13:-}
 git_cache=${14:-}
+proxy=${15:-}
+maintenance_suffix=${16:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -60,6 +64,12 @@ if [ -n "$python" ]; then "$python" -S -c "$identity_code" 2>/dev/null || echo p
 if [ -n "$git_cache" ] && [ -d "$git_cache/objects" ]; then
   git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
 fi
+for switch in ${proxy:+"$proxy"/*"$maintenance_suffix"}; do
+  if [ -f "$switch" ]; then
+    name=${switch##*/}
+    printf 'maintenance %s\n' "${name%"$maintenance_suffix"}"
+  fi
+done
 [ -d "$releases" ] || exit 0
 confs=()
 wheelsets=()
