@@ -4,16 +4,18 @@ one line and an exit code (never a traceback).
 """
 import functools
 import inspect
+import os
 import signal
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history
+from fab import events, history, precedence
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
 from fab.secrets import mask, safe_to_show
+from fab.task_input import one_line
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -56,7 +58,10 @@ def reported(task_body):
     publishes TaskStarted and TaskFinished (succeeded, failed, refused or
     interrupted, with the exit code), and turns a user's error into one line on
     stderr. Every reported task takes `json` (`task:json=yes`, `task --json`).
+    A task that takes `message` gets it resolved (message=, else FAB_DEPLOY_MESSAGE)
+    and checked; it is published with the start, apart from the arguments.
     """
+    takes_message = "message" in inspect.signature(task_body).parameters
 
     @functools.wraps(task_body)
     def wrapper(c, *args, json=False, **kwargs):
@@ -64,15 +69,25 @@ def reported(task_body):
         recorded = env if records(task_body.__name__, kwargs) else None
         subscribed = task_outputs(json, recorded)
         started = time.monotonic()
+        arguments, message, refusal = dict(kwargs), "", None
+        if takes_message:
+            arguments.pop("message", None)
+            try:
+                message = one_line(precedence.deploy_message(kwargs.get("message", ""), os.environ), "message")
+            except UsageError as error:
+                refusal = error
+            kwargs["message"] = message
         stream.publish(events.TaskStarted(
-            task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
-            controller_name(), tuple(env.hosts) if env else ()))
+            task_body.__name__, env.name if env else "", arguments, who_am_i(),
+            controller_name(), tuple(env.hosts) if env else (), message=message))
 
         def finished(outcome, code, error=""):
             stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
 
         previous_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in INTERRUPTS}
         try:
+            if refusal is not None:
+                raise refusal
             result = task_body(c, *args, **kwargs)
         except DeployError as error:
             outcome = (events.INTERRUPTED if isinstance(error, Interrupted) else

@@ -121,7 +121,7 @@ def test_upgrade_from_the_first_schema_keeps_the_data(env_dir, store_url):
                           f"run `fab {ENV} history_upgrade`")
     assert refused.returncode == 2
 
-    assert "upgraded from schema 0001 to 0002" in assert_ok(fab(env_dir, "history_upgrade")).stdout
+    assert f"upgraded from schema 0001 to {migrate.head()}" in assert_ok(fab(env_dir, "history_upgrade")).stdout
     shown = assert_ok(fab(env_dir, "history")).stdout
     assert "2026-01-01_00.00.00" in shown and "alice@laptop" in shown and "succeeded" in shown
     log = assert_ok(fab(env_dir, "deploy_log")).stdout
@@ -174,7 +174,7 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
         claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
     message = str(refused.value)
     assert refused.value.exit_code == 3
-    assert "locked by alice@laptop (deploy since" in message and "from laptop" in message
+    assert f"locked by alice@laptop (deploy, pid {os.getpid()} on laptop, since " in message
 
     store.heartbeat_claim(ENV, alice.token, time.time() - 3600)  # alice's laptop went quiet an hour ago
     bob = claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
@@ -186,7 +186,7 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
     assert "no heartbeat for 3600s" in audit["reason"]
 
     env = load_environment(ENV, env_dir)
-    assert history.clear_claim(env, "carol@desk").startswith("bob@ci-runner (deploy since")
+    assert history.clear_claim(env, "carol@desk").startswith(f"bob@ci-runner (deploy, pid {os.getpid()} on ci-runner, since ")
     assert store.claim(ENV) is None
     assert [a["action"] for a in store.claim_audit(ENV)] == ["taken_over", "cleared"]
 
@@ -286,7 +286,7 @@ def test_two_controllers_claiming_at_once_exactly_one_wins_every_time(env_dir, p
             assert len(winners) == 1, (number, outcomes)
             loser_says = next(text for text in outcomes if text != "won")
             assert loser_says.startswith("lost: environment histtest is locked by")
-            assert f"from {winners[0]})" in loser_says, loser_says
+            assert f" on {winners[0]}, since " in loser_says, loser_says
             (signals / f"release-{number}").touch()
             wait_for_files([signals / f"released-{number}"], contenders)
         for contender in contenders:

@@ -10,8 +10,8 @@ import binascii
 import json
 import os
 
+from fab import holders, shell
 from fab import host_values as values
-from fab import shell
 from fab.identity import controller_name
 from fab.releases import utcnow
 
@@ -47,7 +47,7 @@ def lock_arguments(paths, record, state_arguments=()):
     `state_arguments` (state.sh's own) read the host's state under it."""
     state = [shell.remote_script("state"), *state_arguments] if state_arguments else []
     return [paths.lock, paths.lock_owner, paths.lock_released, paths.lock_broken, json.dumps(record),
-            *fence_arguments(paths), *state]
+            *fence_arguments(paths), paths.freeze, *state]
 
 
 def unlock_arguments(paths, audit):
@@ -107,9 +107,6 @@ def decode_record(encoded):
 
 
 def describe(holder):
-    if not holder.get("owner"):
-        return "an unknown task"
-    return (
-        f"{holder['owner']} ({holder.get('task', '?')}, pid {holder.get('pid', '?')} "
-        f"on {holder.get('machine', '?')}, since {holder.get('since', '?')})"
-    )
+    """The lock's holder as every refusal names one (fab.holders)."""
+    return holders.describe(holder.get("owner"), holder.get("task"), holder.get("pid"), holder.get("machine"),
+                            holder.get("since"))

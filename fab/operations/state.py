@@ -6,6 +6,7 @@ parsing (`parse`) are separate; `parse` is tested on captured output.
 import dataclasses
 import hashlib
 
+from fab import freezes
 from fab import host_values as values
 from fab import paths as layout
 from fab import shell
@@ -31,6 +32,7 @@ class HostState:
     venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
+    freeze: dict = None  # the environment's freeze, on the lock host (fab.freezes.decode; None: none)
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -41,7 +43,7 @@ def arguments(paths):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
     names inside a release it reads, and where the venvs are."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SERVICES, layout.VENV_LINK, paths.venvs]
+            layout.SERVICES, layout.VENV_LINK, paths.venvs, paths.freeze]
 
 
 def read(host):
@@ -75,7 +77,7 @@ def parse(output, code_root):
     the strict reader (fab.host_values): a release directory whose name is not a
     release name is left out, a release whose metadata fails is kept as unreadable,
     a line that fails is dropped; each says so in `problems`, in one line."""
-    home, current, cpus = None, None, 1
+    home, current, cpus, freeze = None, None, 1, None
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
     unknown_links, venv_dirs = set(), set()
     for line in output.splitlines():
@@ -87,6 +89,8 @@ def parse(output, code_root):
                 cpus = values.integer(int(rest) if rest.isdigit() else 0, 1, 1 << 16, "cpus")
             elif kind == "current":
                 current = _current(rest)
+            elif kind == "freeze":
+                freeze = freezes.decode(rest.strip()) or {}
             elif kind == "release":
                 names.append(values.release_name(rest))
             elif kind == "meta":
@@ -131,6 +135,7 @@ def parse(output, code_root):
         venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
+        freeze=freeze,
         problems=problems,
     )
 

@@ -1,5 +1,6 @@
 # Prints what a host has, one fact per line:
-#   home, cpus, current, release, meta (meta.json on one line), conf (a digest
+#   home, cpus, current, freeze (the environment's freeze record in base64, on the
+#   lock host when frozen), release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
 #   and step lines. Read-only.
@@ -7,7 +8,8 @@
 #   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
 #   (one directory per control under it), $6 its link to its venv
 #   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
-#   (Paths.venvs). fab.operations.state.arguments builds them.
+#   (Paths.venvs); $8 the freeze file (Paths.freeze). fab.operations.state.arguments
+#   builds them.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -18,9 +20,11 @@ steps_dir=$4
 configs_dir=$5
 venv_link=$6
 venvs=$7
+freeze=$8
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
+if [ -f "$freeze" ]; then printf 'freeze %s\n' "$(base64 -w0 < "$freeze")"; fi
 for dir in "$venvs"/*/; do
   name=${dir%/}
   name=${name##*/}
