@@ -346,3 +346,14 @@ def test_correcting_an_unfinished_operation_writes_once_and_never_over_an_end(st
     ended = record_operation(store, started, ["[   0.1s] done"])
     assert not store.correct_operation(ended, ["late"], [], "interrupted", dict(outcome="interrupted"))
     assert store.operation(ENV, ended)["outcome"] == "succeeded" and len(store.log_lines(ended)) == 1
+
+
+def test_a_message_with_control_characters_is_refused_before_any_host_and_recorded(env_dir, history_url):
+    refused = fab(env_dir, "deploy:message=deploy \x1b[2Jcleared")
+    assert refused.returncode == 2
+    assert_one_line_error(refused, "error: message has control characters")
+    too_long = fab(env_dir, "hotfix_deploy", environ={"FAB_DEPLOY_MESSAGE": "x" * 301})
+    assert_one_line_error(too_long, "error: message is 301 characters long; at most 300")
+    rows = json.loads(assert_ok(fab(env_dir, "history:json=yes")).stdout)
+    assert [(row["task"], row["outcome"], row["exit_code"], row["message"]) for row in rows] == [
+        ("hotfix_deploy", "refused", 2, None), ("deploy", "refused", 2, None)]
