@@ -220,7 +220,7 @@ def releases(c):
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
-    lock_host = snapshot.hosts.get(env.hosts[0])  # where the freeze is kept
+    lock_host = fleet.states.get(env.hosts[0])  # where the freeze is kept
     stream.publish(events.ReleasesListed(
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
