@@ -8,10 +8,6 @@ controller sees it whatever history store it uses. `freeze` and `unfreeze` write
 round trip (fab/remote/lock.sh), `releases` with the host's state. Pure: the
 record, how it reads, and whether it stops a task.
 """
-import base64
-import binascii
-import json
-
 from fab import holders
 from fab import host_values as values
 from fab.task_input import MESSAGE_LIMIT
@@ -45,18 +41,9 @@ def decode(encoded):
     if encoded in ("", "-"):
         return None
     try:
-        data = json.loads(base64.b64decode(encoded[:RECORD_LIMIT * 2], validate=True)[:RECORD_LIMIT].decode())
-    except (ValueError, binascii.Error, RecursionError):
+        return values.encoded_record(encoded, _FIELDS, RECORD_LIMIT)
+    except values.Unreadable:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    known = {}
-    for name, check in _FIELDS.items():
-        try:
-            known[name] = check(data[name])
-        except (KeyError, values.Unreadable):
-            pass
-    return known
 
 
 def describe(freeze):

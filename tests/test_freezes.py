@@ -95,18 +95,23 @@ def test_freeze_sh_replaces_and_lifts_whole_records_saying_which(tmp_path):
     assert freeze_ops._answer(run_freeze_script("lift", path)) is None
 
 
-def test_the_lock_reads_the_freeze_in_its_own_answer_and_state_sh_for_releases(tmp_path):
-    paths = Paths(str(tmp_path))
-    run_freeze_script("set", paths.freeze, json.dumps(RECORD))
+def lock_answer(paths):
+    """lock.sh's first answer, run as on a host (step.sh), then let go."""
     holder = subprocess.Popen(
         ["bash", "-c", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
             paths, {"owner": "tester"}))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        answer = holder.stdout.readline().split()
+        return holder.stdout.readline().split()
     finally:
         holder.stdin.close()
         holder.wait(timeout=10)
+
+
+def test_the_lock_reads_the_freeze_in_its_own_answer_and_state_sh_for_releases(tmp_path):
+    paths = Paths(str(tmp_path))
+    run_freeze_script("set", paths.freeze, json.dumps(RECORD))
+    answer = lock_answer(paths)
     assert answer[0] == "acquired" and freezes.decode(answer[5]) == RECORD
     output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(paths)],
                             capture_output=True, text=True, check=True).stdout
@@ -118,15 +123,6 @@ def test_the_lock_reads_the_freeze_in_its_own_answer_and_state_sh_for_releases(t
 
 
 def test_an_unfrozen_lock_answer_carries_no_freeze(tmp_path):
-    held = HeldLock(host=None, record={})
-    assert held.freeze is None
-    holder = subprocess.Popen(
-        ["bash", "-c", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
-            Paths(str(tmp_path)), {"owner": "tester"}))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        answer = holder.stdout.readline().split()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
+    assert HeldLock(host=None, record={}).freeze is None
+    answer = lock_answer(Paths(str(tmp_path)))
     assert answer[5] == "-" and freezes.decode(answer[5]) is None

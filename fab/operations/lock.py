@@ -5,8 +5,6 @@ and making hosts refuse a broken holder's swaps.
 Runs on: the first host of the environment (the lock host); `raise_generation` on
 the others. Holding the lock for a task is fab.held_lock.
 """
-import base64
-import binascii
 import json
 import os
 
@@ -92,18 +90,9 @@ def decode_record(encoded):
     """The lock owner record a host reported (base64 of JSON): only its known fields
     that pass the strict reader; {} if it is not a record at all."""
     try:
-        data = json.loads(base64.b64decode(encoded[:RECORD_LIMIT * 2], validate=True)[:RECORD_LIMIT].decode())
-    except (ValueError, binascii.Error, RecursionError):
+        return values.encoded_record(encoded, _RECORD_FIELDS, RECORD_LIMIT)
+    except values.Unreadable:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    record = {}
-    for name, check in _RECORD_FIELDS.items():
-        try:
-            record[name] = check(data[name])
-        except (KeyError, values.Unreadable):
-            pass
-    return record
 
 
 def describe(holder):

@@ -66,7 +66,8 @@ trap let_go TERM
 # Our pid leads this step's process group: `unlock` may stop it (only it: it
 # checks that the pid holds this lock file open).
 printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$owner"
-freeze=$(base64 -w0 < "$freeze_file" 2>/dev/null)
+freeze=
+if [ -f "$freeze_file" ]; then freeze=$(base64 -w0 < "$freeze_file"); fi
 echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--} ${freeze:--}"
 if [ "$#" -gt 0 ]; then
   bash -c "$1" state "${@:2}" 9>&-
