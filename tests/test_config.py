@@ -313,3 +313,10 @@ def test_a_code_root_must_be_a_directory_of_its_own(tmp_path, code_root):
 def test_a_code_root_of_its_own_is_fine(tmp_path, code_root):
     env = load_environment("prod", write(tmp_path, VALID.replace("~/www/prod", f"'{code_root}'")))
     assert env.code_root == code_root.rstrip("/")
+
+
+def test_rollback_freezes_is_off_unless_set_and_must_be_true_or_false(tmp_path):
+    assert load_environment("prod", write(tmp_path, VALID)).rollback_freezes is False
+    assert load_environment("prod", write(tmp_path, VALID + "rollback_freezes: true\n")).rollback_freezes is True
+    with pytest.raises(ConfigError, match="rollback_freezes"):
+        load_environment("prod", write(tmp_path, VALID + "rollback_freezes: sometimes\n"))

@@ -87,15 +87,15 @@ def run_freeze_script(*args):
 
 def test_freeze_sh_replaces_and_lifts_whole_records_saying_which(tmp_path):
     path = str(tmp_path / "root" / ".deploy.freeze")
-    assert freeze_ops._answer(run_freeze_script("set", path, json.dumps(RECORD))) is None
+    assert freeze_ops.parse_answer(run_freeze_script("set", path, json.dumps(RECORD))) is None
     other = {**RECORD, "reason": "release train"}
-    assert freeze_ops._answer(run_freeze_script("set", path, json.dumps(other))) == RECORD
+    assert freeze_ops.parse_answer(run_freeze_script("set", path, json.dumps(other))) == RECORD
     assert [p.name for p in (tmp_path / "root").iterdir()] == [".deploy.freeze"]  # no temporary left
-    assert freeze_ops._answer(run_freeze_script("lift", path)) == other
-    assert freeze_ops._answer(run_freeze_script("lift", path)) is None
+    assert freeze_ops.parse_answer(run_freeze_script("lift", path)) == other
+    assert freeze_ops.parse_answer(run_freeze_script("lift", path)) is None
 
 
-def lock_answer(paths):
+def lockparse_answer(paths):
     """lock.sh's first answer, run as on a host (step.sh), then let go."""
     holder = subprocess.Popen(
         ["bash", "-c", shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
@@ -111,7 +111,7 @@ def lock_answer(paths):
 def test_the_lock_reads_the_freeze_in_its_own_answer_and_state_sh_for_releases(tmp_path):
     paths = Paths(str(tmp_path))
     run_freeze_script("set", paths.freeze, json.dumps(RECORD))
-    answer = lock_answer(paths)
+    answer = lockparse_answer(paths)
     assert answer[0] == "acquired" and freezes.decode(answer[5]) == RECORD
     output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(paths)],
                             capture_output=True, text=True, check=True).stdout
@@ -124,5 +124,5 @@ def test_the_lock_reads_the_freeze_in_its_own_answer_and_state_sh_for_releases(t
 
 def test_an_unfrozen_lock_answer_carries_no_freeze(tmp_path):
     assert HeldLock(host=None, record={}).freeze is None
-    answer = lock_answer(Paths(str(tmp_path)))
+    answer = lockparse_answer(Paths(str(tmp_path)))
     assert answer[5] == "-" and freezes.decode(answer[5]) is None

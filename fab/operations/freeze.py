@@ -14,15 +14,15 @@ ROLES = "first host"
 
 def freeze(host, record):
     """Freeze with `record`; the freeze it replaced, or None."""
-    return _answer(host.run(shell.remote_script("freeze"), ["set", host.paths.freeze, json.dumps(record)]))
+    return parse_answer(host.run(shell.remote_script("freeze"), ["set", host.paths.freeze, json.dumps(record)]))
 
 
 def lift(host):
     """Unfreeze; the freeze it lifted, or None if there was none."""
-    return _answer(host.run(shell.remote_script("freeze"), ["lift", host.paths.freeze]))
+    return parse_answer(host.run(shell.remote_script("freeze"), ["lift", host.paths.freeze]))
 
 
-def _answer(output):
+def parse_answer(output):
     """The record in freeze.sh's answer `was <base64>` (None: `was -`, or no answer)."""
     for line in output.splitlines():
         if line.startswith("was "):
