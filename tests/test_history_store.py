@@ -186,7 +186,8 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
     assert "no heartbeat for 3600s" in audit["reason"]
 
     env = load_environment(ENV, env_dir)
-    assert history.clear_claim(env, "carol@desk").startswith(f"bob@ci-runner (deploy, pid {os.getpid()} on ci-runner, since ")
+    cleared = history.clear_claim(env, "carol@desk")
+    assert cleared.startswith(f"bob@ci-runner (deploy, pid {os.getpid()} on ci-runner, since ")
     assert store.claim(ENV) is None
     assert [a["action"] for a in store.claim_audit(ENV)] == ["taken_over", "cleared"]
 
