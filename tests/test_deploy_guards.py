@@ -61,6 +61,9 @@ def test_a_freeze_stops_deploys_and_restarts_until_lifted_and_force_runs_anyway(
         assert frozen_line(env, "payments incident", task).fullmatch(assert_one_line_error(refused)), refused.stderr
     assert live_release(env) == release and len(env.releases("web1")) == 1  # nothing was touched
 
+    planned = json.loads(assert_ok(env.fab("deploy:plan=yes,json=yes")).stdout)["plan"]
+    assert any(w.startswith(f"the deploy would be refused: environment {env.name} is frozen by ")
+               for w in planned["warnings"]), planned["warnings"]
     listed = assert_ok(env.fab("releases"))
     assert re.search(rf"FROZEN: \S+ \(freeze, pid \d+ on \S+, since {SINCE}\): payments incident", listed.stdout)
     freeze = json.loads(assert_ok(env.fab("releases:json=yes")).stdout)["freeze"]
