@@ -27,9 +27,19 @@ class PreflightError(DeployError):
 
 
 class LockHeld(PreflightError):
-    """Another deploy holds the environment's lock."""
+    """Another task holds the environment (its lock, its claim, or a freeze): exit 3.
+    `holder` names who, as every refusal does (fab.holders): a task that waits
+    (`wait=`) says it again only when it changes."""
 
     exit_code = 3
+
+    def __init__(self, message, holder=""):
+        super().__init__(message)
+        self.holder = holder or message
+
+
+class Frozen(LockHeld):
+    """The environment is frozen (`fab <env> freeze`) and the task is one a freeze stops."""
 
 
 class FleetInconsistent(DeployError):

@@ -41,6 +41,7 @@ class TaskStarted(Event):
     performer: str  # user@machine of the person or CI job
     controller: str  # the machine the deployer runs on
     hosts: tuple = ()
+    message: str = ""  # why, as the performer said it (message=, FAB_DEPLOY_MESSAGE)
 
     kind = "task_started"
 
@@ -170,7 +171,7 @@ class ReleasesListed(Event):
     `hosts` maps host -> `fab.releases.host_listing(...)` (its current release,
     its rollback target and each release's metadata); `drift` says how the hosts
     disagree on their current release, or is None; `unreachable` maps each host
-    that could not be read to why.
+    that could not be read to why; `freeze` is the environment's freeze, if frozen.
     """
 
     hosts: dict
@@ -179,8 +180,20 @@ class ReleasesListed(Event):
     #: role -> whether its hosts' current releases run one wheel set
     #: (fab.wheels.role_wheel_sets); {} where no host records one.
     wheel_sets: dict = dataclasses.field(default_factory=dict)
+    freeze: Optional[dict] = None  # the environment's freeze (fab.freezes), None: not frozen
 
     kind = "releases_listed"
+
+
+@dataclasses.dataclass(frozen=True)
+class FreezeChanged(Event):
+    """The environment was frozen (`freeze`: its record, fab.freezes: by, machine, pid,
+    since, reason) or unfrozen (`freeze` None); `replaced`: the freeze there was before."""
+
+    freeze: Optional[dict] = None
+    replaced: Optional[dict] = None
+
+    kind = "freeze_changed"
 
 
 @dataclasses.dataclass(frozen=True)

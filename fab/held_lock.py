@@ -20,7 +20,7 @@ import binascii
 import contextlib
 import math
 
-from fab import shell
+from fab import freezes, shell
 from fab.errors import LockHeld, LockLost, PreflightError
 from fab.operations import lock, state
 from fab.shown import shown
@@ -42,6 +42,8 @@ class HeldLock:
         self.generation = ""
         #: The record of the holder before us ({} if none or unreadable).
         self.previous_holder = {}
+        #: The environment's freeze as read under the lock (fab.freezes.decode; None: not frozen).
+        self.freeze = None
         #: Why the lock is gone while the task still runs (None while we hold it).
         self.lost = None
         self._answers = None
@@ -69,6 +71,7 @@ class HeldLock:
             self.released_ago = released_ago(*fields[1:3])
             self.generation = fields[3] if len(fields) > 3 and fields[3].isdigit() else ""
             self.previous_holder = lock.decode_record(fields[4]) if len(fields) > 4 and fields[4] != "-" else {}
+            self.freeze = freezes.decode(fields[5]) if len(fields) > 5 else None
             if read_state:
                 try:
                     self.state_output = _read_until(answers, "@@state-end")
@@ -83,7 +86,8 @@ class HeldLock:
             env = self.host.env.name
             raise LockHeld(
                 f"environment {env} is locked by {lock.describe(holder)}; the lock frees itself "
-                f"when that task ends or its connection drops (if it hangs: `fab {env} unlock`)")
+                f"when that task ends or its connection drops (if it hangs: `fab {env} unlock`)",
+                holder=lock.describe(holder))
         raise PreflightError(f"cannot take the deploy lock on {self.host.name}: "
                              f"{error.splitlines()[-1] if error else 'no answer'}")
 

@@ -8,7 +8,10 @@ value that passes can go into a command line, a path or a decision as it is
 (a release name cannot climb out of `releases/`, a commit cannot be read as a
 git option, a time always compares).
 """
+import base64
+import binascii
 import datetime as dt
+import json
 import re
 
 #: A release directory's name; `fab.releases.new_release_name` makes exactly these.
@@ -115,3 +118,22 @@ def listed(value, what, limit=1000):
     if not isinstance(value, list) or len(value) > limit:
         raise Unreadable(f"{what} is not a list of at most {limit} entries")
     return value
+
+
+def encoded_record(encoded, fields, limit):
+    """A JSON object a host reported in base64 (the lock's owner, a freeze), read up to
+    `limit` bytes: only its `fields` ({name: checker}) that pass, a field that fails left
+    out; Unreadable if it is no such object at all."""
+    try:
+        data = json.loads(base64.b64decode(encoded[:limit * 2], validate=True)[:limit].decode())
+    except (ValueError, binascii.Error, RecursionError):
+        raise Unreadable("not a base64 JSON record") from None
+    if not isinstance(data, dict):
+        raise Unreadable("not a JSON object")
+    kept = {}
+    for name, check in fields.items():
+        try:
+            kept[name] = check(data[name])
+        except (KeyError, Unreadable):
+            pass
+    return kept

@@ -7,8 +7,8 @@ import contextlib
 import time
 import uuid
 
-from fab import events, history, rollout
-from fab.errors import DeployError, LockHeld
+from fab import events, freezes, history, rollout, waiting
+from fab.errors import DeployError, Frozen, LockHeld
 from fab.events import stream
 from fab.fleet import Fleet
 from fab.held_lock import HeldLock, may_predate_release
@@ -18,12 +18,14 @@ from fab.operations import lock, state
 
 
 @contextlib.contextmanager
-def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
+def open_fleet(env, hosts=None, lock=None, drains=False, partial=False, wait=0, force=False):
     """The environment's hosts, connected and read: each host's state and paths.
 
     Every host key is verified before anything is written anywhere. With `lock`
     (the task's name), the environment's deploy lock is held from before the
-    hosts are read until the fleet closes. With `drains` (a task that restarts
+    hosts are read until the fleet closes; a freeze refuses the tasks it stops
+    unless `force`; held or frozen, it waits up to `wait` seconds for the
+    environment to be free (see `locked`). With `drains` (a task that restarts
     balanced services), a fleet limited to some `hosts` also connects to the
     proxies outside it that balance them (`fleet.balancers`). A `partial` fleet
     (a read-only task's, without lock) leaves out the hosts it cannot reach or
@@ -50,7 +52,8 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False):
             fleet.leave_out(fleet.attempt("state", state.read, list(fleet.connected.values()), quiet=True)[1])
         elif not lock:
             fleet.each("state", state.read, list(fleet.connected.values()), quiet=True)
-        with locked(env, lock, lock_host or fleet.connected[first], fleet) if lock else contextlib.nullcontext():
+        with locked(env, lock, lock_host or fleet.connected[first], fleet, wait, force) if lock \
+                else contextlib.nullcontext():
             stream.publish(events.ReleasesRead({name: host.state.current for name, host in fleet.hosts.items()}))
             yield fleet
     finally:
@@ -74,16 +77,27 @@ def fence_the_broken_holder(env, generation):
 
 
 @contextlib.contextmanager
-def locked(env, task, lock_host, fleet):
+def locked(env, task, lock_host, fleet, wait=0, force=False):
     """Hold the environment's claim in the history store, then its deploy lock on the
-    hosts (the last line of defence), for the duration; read every host's state, and
-    with it complete the record of a previous run that never recorded its end.
+    hosts (the last line of defence), for the duration, unless a freeze read under
+    the lock stops `task` (Frozen, unless `force`: then a warning, kept in the history);
+    read every host's state, and with it complete the record of a previous run that
+    never recorded its end. Refused (held or frozen), it holds nothing and tries
+    again until `wait` seconds have passed (fab.waiting).
 
     A claim held by another controller whose holder no longer holds the deploy lock
     (SIGKILLed: the kernel freed its lock at once) is taken over at once: we take the
     host lock first, and if its last holder was that claim's, the holder is gone
     (see fab.history.claims). Our own lock record names our claim for the same reason.
     """
+    guards = waiting.until_free(lambda: guarded(env, task, lock_host, fleet, force), wait, env.name, stream.note)
+    with guards:
+        yield
+
+
+def guarded(env, task, lock_host, fleet, force):
+    """The claim and the lock taken, the freeze passed (see `locked`): an ExitStack that
+    lets go of them; refused, everything taken is let go first."""
     token = uuid.uuid4().hex
     held = HeldLock(lock_host, lock.owner_record(task, who_am_i(), claim=token))
 
@@ -98,10 +112,22 @@ def locked(env, task, lock_host, fleet):
         release_lock(held)
         return False
 
-    with history.claimed(env, task, who_am_i(), controller_name(), token=token, holder_gone=holder_gone) as claim:
-        with host_locked(env, held, fleet):
-            history.correct_unfinished(env, claim, fleet.states)
-            yield
+    with contextlib.ExitStack() as taken:
+        claim = taken.enter_context(
+            history.claimed(env, task, who_am_i(), controller_name(), token=token, holder_gone=holder_gone))
+        taken.enter_context(host_locked(env, held, fleet))
+        stop_if_frozen(env, task, held.freeze, force)
+        history.correct_unfinished(env, claim, fleet.states)
+        return taken.pop_all()
+
+
+def stop_if_frozen(env, task, freeze, force):
+    """Frozen (exit 3) if `freeze` stops `task`; forced, a warning (the history keeps it)."""
+    refusal = freezes.refusal(env.name, task, freeze, force)
+    if refusal:
+        raise Frozen(refusal, holder=freezes.describe(freeze))
+    if freeze is not None and force and task in freezes.STOPPED:
+        stream.warning(freezes.forced(env.name, task, freeze))
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ releases gets the few names inside a release it needs (RELEASE_META, ...).
       .deploy.lock.released            when the last holder let go
       .deploy.lock.broken              `unlock`'s audit line, for the holder it stops
       .deploy.lock.generation .fence.lock  the lock's generation (fence.sh) and its flock
+      .deploy.freeze                   the environment's freeze, if frozen (first host)
       .swap.lock .swap.fence           swaps of `current`, serialised and fenced
 
 A code root may start with `~/`: the remote shell expands it (fab.shell.quote), so
@@ -261,6 +262,11 @@ class Paths:
     def fence_lock(self):
         """flock'ed while fence.sh reads and raises the generation."""
         return self._under(".fence.lock")
+
+    @property
+    def freeze(self):
+        """The environment's freeze (a JSON record), beside the lock; absent: not frozen."""
+        return self._under(".deploy.freeze")
 
     @property
     def lock_breaks_log(self):

@@ -23,7 +23,7 @@ import json
 import posixpath
 from typing import Optional
 
-from fab import decide, gates
+from fab import decide, freezes, gates
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
@@ -149,7 +149,8 @@ def for_deploy(fleet, snapshot, decision):
     except RepoUnreadable as error:
         commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
     plan = from_decision(decision, commit=meta.commit, ref=meta.branch, commits=commits,
-                         new_release=not snapshot.anywhere(meta.name), warnings=(*warnings, *lock_warnings(facts)))
+                         new_release=not snapshot.anywhere(meta.name),
+                         warnings=(*warnings, *lock_warnings(facts), *freeze_warnings(fleet, "deploy")))
     hosts = {}
     for name, host in fleet.hosts.items():
         current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
@@ -349,6 +350,13 @@ def lock_warnings(facts):
     return tuple(
         f"{lock.describe(found.lock_holder)} holds the lock now: what it does may change this plan"
         for found in facts.values() if found.lock_holder is not None)
+
+
+def freeze_warnings(fleet, task):
+    """What a freeze would do to `task`, from the lock host's state (read with the others)."""
+    state = fleet.states.get(fleet.env.hosts[0])
+    refusal = freezes.refusal(fleet.env.name, task, state.freeze if state else None, force=False)
+    return (f"the {task} would be refused: {refusal}",) if refusal else ()
 
 
 def shorten(lines, limit):

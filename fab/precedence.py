@@ -12,6 +12,7 @@ host or a file), so tests/test_precedence.py checks every order.
     git_ref            rev= (or commit=), app.branch
     manage_role        role=, manage.role
     retention_days     days=, history.retention_days
+    deploy_message     message=, FAB_DEPLOY_MESSAGE
 """
 import dataclasses
 import os
@@ -23,6 +24,7 @@ from fab.errors import UsageError
 BUILTIN_ENVIRONMENTS = os.path.join(BUILTIN_DIR, "environments")
 HISTORY_URL_VARIABLE = "FAB_HISTORY_URL"
 CONTROLLER_VARIABLE = "FAB_CONTROLLER"
+MESSAGE_VARIABLE = "FAB_DEPLOY_MESSAGE"
 
 
 # --- where environment files are found -----------------------------------------------
@@ -166,3 +168,9 @@ def retention_days(command_line, env):
     """Days of log text `history_prune` keeps: its days= when given (0 included: keep
     none), else history.retention_days."""
     return env.history.retention_days if command_line in ("", None) else command_line
+
+
+def deploy_message(command_line, environ):
+    """Why a deploy, rollback or hotfix runs: its message=, else FAB_DEPLOY_MESSAGE (a CI
+    job sets it from the commit), else none ("")."""
+    return command_line or environ.get(MESSAGE_VARIABLE, "")

@@ -17,6 +17,7 @@ from fab.errors import ConfigError, DeployError, Interrupted, Paused, PreflightE
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
 from fab.secrets import mask, safe_to_show
+from fab.task_input import one_line
 
 _CONFIG_KEY = "deploy_environment"
 
@@ -93,7 +94,10 @@ def reported(task_body):
     stderr. A deploy, rollback or hotfix_deploy is also watched (fab.notify):
     before its TaskFinished its webhooks are told how it ended and, if it failed
     (after its put-back), its `on_failure` hooks run. Every reported task takes `json` (`task:json=yes`, `task --json`).
+    A task that takes `message` gets it resolved (message=, else FAB_DEPLOY_MESSAGE)
+    and checked; it is published with the start, apart from the arguments.
     """
+    takes_message = "message" in inspect.signature(task_body).parameters
 
     @functools.wraps(task_body)
     def wrapper(c, *args, json=False, **kwargs):
@@ -106,9 +110,17 @@ def reported(task_body):
             subscribed.callback(stream.unsubscribe, watch)
             subscribed.callback(watch.close)
         started = time.monotonic()
+        arguments, message, refusal = dict(kwargs), "", None
+        if takes_message:
+            arguments.pop("message", None)
+            try:
+                message = one_line(precedence.deploy_message(kwargs.get("message", ""), os.environ), "message")
+            except UsageError as error:
+                refusal = error
+            kwargs["message"] = message
         stream.publish(events.TaskStarted(
-            task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
-            controller_name(), tuple(env.hosts) if env else ()))
+            task_body.__name__, env.name if env else "", arguments, who_am_i(),
+            controller_name(), tuple(env.hosts) if env else (), message=message))
 
         def finished(outcome, code, error=""):
             seconds = time.monotonic() - started
@@ -121,6 +133,8 @@ def reported(task_body):
 
         previous_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in INTERRUPTS}
         try:
+            if refusal is not None:
+                raise refusal
             result = task_body(c, *args, **kwargs)
         except DeployError as error:
             outcome = (events.INTERRUPTED if isinstance(error, Interrupted) else

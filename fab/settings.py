@@ -404,6 +404,9 @@ class Environment(_Strict):
     build_commands: List[str] = []
     checks: List[str] = []
     keep_releases: int = Field(default=3, ge=1)
+    #: A successful rollback freezes the environment ("rolled back: <message>"), so
+    #: continuous delivery cannot redeploy the bad commit until someone unfreezes.
+    rollback_freezes: bool = False
     supervisorctl: str = "supervisorctl"
     services: Dict[str, Service] = {}
     manage: Optional[Manage] = None

@@ -21,15 +21,17 @@ stage; nothing is written into the hosts' states.
 """
 import contextlib
 import dataclasses
+import os
 
-from fab import decide, events, gates, hooks
+from fab import decide, events, freezes, gates, hooks
 from fab import releases as rel
 from fab import rollout, transfer, waves
 from fab.errors import DeployError, Interrupted, Paused, StepFailed
 from fab.events import stream
-from fab.identity import who_am_i
+from fab.identity import controller_name, who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv, wheels
+from fab.operations import freeze as freeze_ops
 
 # --- choose the release ---------------------------------------------------------
 
@@ -50,22 +52,22 @@ def choose_release(fleet, snapshot, commit, ref, doing="deploying", resume=False
     return meta
 
 
-def announce(fleet, snapshot, task, meta, warnings=()):
+def announce(fleet, snapshot, task, meta, warnings=(), message=""):
     """Say which release this task works on (and which was live), and the decision's
-    `warnings`; the hooks' context."""
+    `warnings`; the hooks' context (with the task's `message`)."""
     stream.publish(events.ReleaseChosen(meta.name, meta.commit, meta.branch, previous=snapshot.agreed_current()))
     for line in warnings:
         stream.warning(line)
-    return hook_context(fleet, snapshot, task, meta)
+    return hook_context(fleet, snapshot, task, meta, message)
 
 
-def hook_context(fleet, snapshot, task, meta):
+def hook_context(fleet, snapshot, task, meta, message=""):
     """What the environment's hooks (and its notifications: published) are told about
-    this task and its release."""
+    this task, its release and its message."""
     context = hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
-        previous_release=snapshot.agreed_current() or "")
+        previous_release=snapshot.agreed_current() or "", message=message)
     stream.publish(events.TaskContext(dataclasses.asdict(context)))
     return context
 
@@ -296,3 +298,28 @@ def marked(*metas):
 
 def status_after(error, otherwise=rel.FAILED):
     return rel.INTERRUPTED if isinstance(error, Interrupted) else otherwise
+
+
+# --- the freeze (fab.freezes) -------------------------------------------------------
+
+
+def freeze(fleet, host, reason):
+    """Freeze the environment with `reason`, on its lock host `host` (one of `fleet`'s)."""
+    record = freezes.record(reason, who_am_i(), controller_name(), os.getpid(), rel.utcnow())
+    replaced = fleet.each("freeze", lambda one: freeze_ops.freeze(one, record), hosts=[host], quiet=True)[host.name]
+    stream.publish(events.FreezeChanged(record, replaced))
+    name = fleet.env.name
+    stream.stage(f"{name} is frozen: {reason}; deploys, hotfixes and restarts refuse until `fab {name} unfreeze`")
+    if replaced is not None:
+        stream.note(f"(this replaces the freeze of {freezes.describe(replaced)})")
+
+
+def unfreeze(fleet, host):
+    """Lift the environment's freeze on its lock host `host` (one of `fleet`'s)."""
+    lifted = fleet.each("unfreeze", freeze_ops.lift, hosts=[host], quiet=True)[host.name]
+    name = fleet.env.name
+    if lifted is None:
+        stream.stage(f"{name} was not frozen")
+        return
+    stream.publish(events.FreezeChanged(None, lifted))
+    stream.stage(f"{name} is unfrozen (it was frozen by {freezes.describe(lifted)})")

@@ -1,9 +1,16 @@
 """What a user names on the command line, checked before any host is touched: the
-hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words, days, a switch."""
+hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words, days,
+a switch, a deploy's message and a freeze's reason, how long to wait for the lock."""
 import shlex
 
 from fab import cli, precedence
 from fab.errors import UsageError
+from fab.shown import shown
+
+#: The longest message (`message=`, FAB_DEPLOY_MESSAGE) or freeze reason: a line, not a letter.
+MESSAGE_LIMIT = 300
+#: The longest `wait=`: a CI job waits minutes, not days.
+WAIT_LIMIT = 24 * 3600
 
 
 def limited_hosts(env, hosts):
@@ -61,3 +68,38 @@ def on_or_off(task, value):
     if value not in ("on", "off"):
         raise UsageError(f"{task}: say on or off ({task}:on or {task}:off), got {value!r}")
     return value == "on"
+
+
+def one_line(value, what):
+    """A message or a reason as given: stripped, at most MESSAGE_LIMIT characters, no
+    control characters (it is shown in every output and stored in the history)."""
+    text = str(value).strip()
+    if len(text) > MESSAGE_LIMIT:
+        raise UsageError(f"{what} is {len(text)} characters long; at most {MESSAGE_LIMIT}")
+    if shown(text) != text or "\n" in text or "\t" in text:
+        raise UsageError(f"{what} has control characters (a newline, a tab, an escape): give one plain line")
+    return text
+
+
+def wait_seconds(task, value):
+    """A wait= argument: whole seconds from 0 (do not wait) to WAIT_LIMIT."""
+    given = str(value).strip() or "0"
+    if not cli.whole_number(given, WAIT_LIMIT):
+        raise UsageError(f"{task}: wait must be a whole number of seconds from 0 to {WAIT_LIMIT}, got {value!r}")
+    return int(given)
+
+
+#: Help for the options of this issue's tasks (`fab <env> <task> -h`).
+OPTION_HELP = {
+    "message": f"why, one line (at most {MESSAGE_LIMIT} characters; default: FAB_DEPLOY_MESSAGE): "
+               "kept in the history, the JSON summary and the hooks' DEPLOY_MESSAGE",
+    "wait": "seconds to wait while another task holds the environment or it is frozen "
+            "(default 0: refuse at once, exit 3)",
+    "force": "run although the environment is frozen (the history keeps it)",
+    "reason": "why the environment is frozen (required; one line)",
+}
+
+
+def option_help(*names):
+    """invoke's `help=` for a task with these options."""
+    return {name: OPTION_HELP[name] for name in names}

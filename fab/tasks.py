@@ -12,7 +12,10 @@
     fab <env> history[:limit=N,json=yes] fab <env> deploy_log[:<id>|follow=yes]
     fab <env> history_prune[:days=N]     fab <env> history_upgrade
     fab <env> maintenance:on[,message=]  fab <env> maintenance:off
+    fab <env> freeze:"<reason>"          fab <env> unfreeze
     fab <env> deploy:plan=yes            (also rollback, clean_releases: changes nothing)
+    deploy:message="...",wait=60,force=yes (message: also rollback, hotfix_deploy;
+                                         wait: every task that locks; force: what a freeze stops)
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -27,7 +30,7 @@ from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import decide, rollout, stages, wheels
+from fab import decide, freezes, rollout, stages, wheels
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
@@ -39,14 +42,15 @@ from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import limited_hosts, manage_hosts, on_or_off, optional_days, split_command
+from fab.task_input import (limited_hosts, manage_hosts, on_or_off, one_line, option_help, optional_days,
+                            split_command, wait_seconds)
 
 # --- deploy -------------------------------------------------------------------
 
 
-@task
+@task(help=option_help("message", "wait", "force"))
 @reported
-def deploy(c, resume=False, rev="", hosts="", plan=False):
+def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, force=False):
     """Build, swap and restart a new release everywhere.
 
     Stages: resolve the branch (or --rev: a full commit, tag or branch) to one
@@ -62,19 +66,21 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     virtualenvs, service configs, waves, gates, cleanup) and changes nothing.
     `rollout.gates` must keep passing between waves; with `rollout.pause` the
     deploy stops after the canary (exit 5) until --resume goes on.
+    A frozen environment refuses it (exit 3) unless --force.
     """
     env = selected_environment(c)
     if resume and rev:
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
+    with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True,
+                    wait=wait_seconds("deploy", wait), force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
         decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow(), env.rollout.pause)
         if plan:
             return show_plan(plans().for_deploy(fleet, snapshot, decision))
-        context = stages.announce(fleet, snapshot, "deploy", meta)
+        context = stages.announce(fleet, snapshot, "deploy", meta, message=message)
         with stages.unchanged_on_failure(fleet, meta):
             hooks.run(env, "before_build", context)
             built = stages.build(fleet, meta)
@@ -93,22 +99,24 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
                  f"{', '.join(fleet.names)}")
 
 
-@task
+@task(help=option_help("message", "wait"))
 @reported
-def rollback(c, release="", plan=False):
+def rollback(c, release="", plan=False, message="", wait=0):
     """Go back to the previous (or a named) release.
 
     --plan shows the target, each host's move and the waves, and changes nothing.
+    It runs while the environment is frozen (it is the fix); with
+    `rollback_freezes: true` it freezes the environment when it is done.
     """
     env = selected_environment(c)
     wanted = rel.validate_release_name(release) if release else None
-    with open_fleet(env, lock=None if plan else "rollback") as fleet:
+    with open_fleet(env, lock=None if plan else "rollback", wait=wait_seconds("rollback", wait)) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_rollback(snapshot, rollout.waves_for(fleet), wanted)
         if plan:
             return show_plan(plans().for_rollback(fleet, snapshot, decision))
         target, leaving = decision.release, decision.previous  # leaving None: the hosts differ
-        context = stages.announce(fleet, snapshot, "rollback", target, decision.warnings)
+        context = stages.announce(fleet, snapshot, "rollback", target, decision.warnings, message=message)
         stream.stage(f"rolling back from {leaving or 'releases that differ per host'} to {target.name} "
                      f"({target.commit[:12]})")
         hooks.run(env, "before_swap", context)
@@ -116,34 +124,36 @@ def rollback(c, release="", plan=False):
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
         hooks.run_after(env, "after_rollback", context)
+        if env.rollback_freezes:
+            stages.freeze(fleet, fleet.lock.host, freezes.after_rollback(message, leaving, target.name))
     rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
 
 
-@task
+@task(help=option_help("wait"))
 @reported
-def clean_releases(c, plan=False):
+def clean_releases(c, plan=False, wait=0):
     """Delete old and failed releases (safe ones kept).
 
     --plan lists what each host would lose, and changes nothing.
     """
     env = selected_environment(c)
-    with open_fleet(env, lock=None if plan else "clean_releases") as fleet:
+    with open_fleet(env, lock=None if plan else "clean_releases", wait=wait_seconds("clean_releases", wait)) as fleet:
         decision = decide.decide_cleanup(FleetSnapshot.of_fleet(fleet), rel.utcnow())
         if plan:
             return show_plan(plans().for_cleanup(fleet, decision))
         stages.clean_up(fleet, decision)
 
 
-@task
+@task(help=option_help("message", "wait", "force"))
 @reported
-def hotfix_deploy(c, commit=""):
-    """Put new code into the current release; restart."""
+def hotfix_deploy(c, commit="", message="", wait=0, force=False):
+    """Put new code into the current release; restart (refused while frozen, unless --force)."""
     env = selected_environment(c)
     ref = precedence.git_ref(commit, env)
     new_commit = code.resolve_commit(env.app.repo, ref)
-    with open_fleet(env, lock="hotfix_deploy") as fleet:
+    with open_fleet(env, lock="hotfix_deploy", wait=wait_seconds("hotfix_deploy", wait), force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
         live, meta = snapshot.live()
@@ -151,7 +161,7 @@ def hotfix_deploy(c, commit=""):
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
         stages.fetch_for_hotfix(fleet, live, new_commit)  # refusals change nothing
-        context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
+        context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release, message)
         hooks.run(env, "before_restart", context)
         stages.hotfix(fleet, decision)
         stages.mark(fleet, decision.release)
@@ -159,14 +169,14 @@ def hotfix_deploy(c, commit=""):
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
 
-@task
+@task(help=option_help("wait"))
 @reported
-def setup_release(c, keep_days=0):
+def setup_release(c, keep_days=0, wait=0):
     """Build a private release; print its path."""
     env = selected_environment(c)
     days = rel.parse_keep_days(keep_days)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
-    with open_fleet(env, lock="setup_release") as fleet:
+    with open_fleet(env, lock="setup_release", wait=wait_seconds("setup_release", wait)) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = decide.new_release(snapshot, commit, env.app.branch, who_am_i(), rel.utcnow(),
                                   env.topology.service_ports(), private=True, keep_days=days)
@@ -182,9 +192,9 @@ def setup_release(c, keep_days=0):
     stream.stage(f"private release {meta.name} ready ({kept})")
 
 
-@task
+@task(help=option_help("wait"))
 @reported
-def preindex_views(c):
+def preindex_views(c, wait=0):
     """Build a release and its predeploy work now; no swap.
 
     The release waits, marked `prepared`; the next `deploy` of the same commit
@@ -193,7 +203,7 @@ def preindex_views(c):
     """
     env = selected_environment(c)
     commit = code.resolve_commit(env.app.repo, env.app.branch)
-    with open_fleet(env, lock="preindex_views") as fleet:
+    with open_fleet(env, lock="preindex_views", wait=wait_seconds("preindex_views", wait)) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = stages.choose_release(fleet, snapshot, commit, env.app.branch, doing="preparing")
         context = stages.announce(fleet, snapshot, "preindex_views", meta)
@@ -217,11 +227,13 @@ def releases(c):
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
+    lock_host = fleet.states.get(env.hosts[0])  # where the freeze is kept
     stream.publish(events.ReleasesListed(
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
         unreachable=fleet.unreachable,
-        wheel_sets=wheels.role_wheel_sets(env.roles, snapshot.current_wheel_sets())))
+        wheel_sets=wheels.role_wheel_sets(env.roles, snapshot.current_wheel_sets()),
+        freeze=lock_host.freeze if lock_host else None))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
 
@@ -247,15 +259,39 @@ def unlock(c):
     fence_the_broken_holder(env, generation)
 
 
-# --- services -----------------------------------------------------------------
+@task(help=option_help("reason"))
+@reported
+def freeze(c, reason=""):
+    """Freeze the environment: deploys, hotfixes and restarts refuse (exit 3) until
+    `unfreeze`, unless given --force; rollback still runs. Every controller sees it:
+    it is kept beside the lock on the first host."""
+    env = selected_environment(c)
+    why = one_line(reason, "freeze reason")
+    if not why:
+        raise UsageError(f'freeze: say why, e.g. `fab {env.name} freeze:"payments incident"`')
+    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
+        stages.freeze(fleet, fleet[env.hosts[0]], why)
 
 
 @task
 @reported
-def restart_services(c, hosts=""):
-    """Restart services without dropping requests."""
+def unfreeze(c):
+    """Lift the environment's freeze (says whose it was)."""
     env = selected_environment(c)
-    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True) as fleet:
+    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
+        stages.unfreeze(fleet, fleet[env.hosts[0]])
+
+
+# --- services -----------------------------------------------------------------
+
+
+@task(help=option_help("wait", "force"))
+@reported
+def restart_services(c, hosts="", wait=0, force=False):
+    """Restart services without dropping requests (refused while frozen, unless --force)."""
+    env = selected_environment(c)
+    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True,
+                    wait=wait_seconds("restart_services", wait), force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         live, meta = snapshot.live()
         context = stages.hook_context(fleet, snapshot, "restart_services", meta)
@@ -265,12 +301,14 @@ def restart_services(c, hosts=""):
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
-@task
+@task(help=option_help("wait", "force"))
 @reported
-def set_supervisor_config(c):
-    """Render service configs and apply the changes (none: says so, restarts nothing)."""
+def set_supervisor_config(c, wait=0, force=False):
+    """Render service configs and apply the changes (none: says so, restarts nothing).
+    Refused while the environment is frozen, unless --force."""
     env = selected_environment(c)
-    with open_fleet(env, lock="set_supervisor_config") as fleet:
+    with open_fleet(env, lock="set_supervisor_config", wait=wait_seconds("set_supervisor_config", wait),
+                    force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         live, meta = snapshot.live()
         ports = env.topology.service_ports()  # what the configs are rendered with

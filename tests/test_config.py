@@ -326,3 +326,10 @@ def test_the_controller_fetches_the_code_unless_the_hosts_are_told_to(tmp_path):
     assert load_environment("prod", write(tmp_path, VALID)).app.fetch == "controller"
     hosts = VALID.replace("branch: main}", "branch: main, fetch: hosts}")
     assert load_environment("prod", write(tmp_path, hosts)).app.fetch == "hosts"
+
+
+def test_rollback_freezes_is_off_unless_set_and_must_be_true_or_false(tmp_path):
+    assert load_environment("prod", write(tmp_path, VALID)).rollback_freezes is False
+    assert load_environment("prod", write(tmp_path, VALID + "rollback_freezes: true\n")).rollback_freezes is True
+    with pytest.raises(ConfigError, match="rollback_freezes"):
+        load_environment("prod", write(tmp_path, VALID + "rollback_freezes: sometimes\n"))

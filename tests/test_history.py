@@ -243,11 +243,12 @@ def test_a_claim_held_elsewhere_refuses_deploy_and_a_stale_one_is_taken_over(dep
                             pid=4242, task="deploy", claimed_at=now, heartbeat_at=now))
     refused = env.fab("deploy")
     assert refused.returncode == 3
-    assert_one_line_error(refused, f"environment {env.name} is locked by alice@laptop (deploy since",
-                          "from laptop)")
+    # Named as the host lock names its holder: user, task, pid, machine, since (fab.holders).
+    assert_one_line_error(refused, f"environment {env.name} is locked by alice@laptop (deploy, pid 4242 on laptop, "
+                          "since ")
     assert all(env.releases(host) == [] for host in env.hosts)
     cleared = assert_ok(env.fab("unlock"))
-    assert "removed the claim of alice@laptop (deploy since" in cleared.stdout
+    assert "removed the claim of alice@laptop (deploy, pid 4242 on laptop, since" in cleared.stdout
     assert store.claim(env.name) is None
 
     store.insert_claim(dict(environment=env.name, token="b" * 32, holder="alice@laptop", controller="laptop",
@@ -255,7 +256,7 @@ def test_a_claim_held_elsewhere_refuses_deploy_and_a_stale_one_is_taken_over(dep
     old = store.start_operation(env.name, "deploy", {}, "alice@laptop", "laptop", 4242, [], now - 100 * 86400)
     store.write_progress(old, 1, ["[   0.1s] == a deploy long ago"], [], {}, dict(outcome="succeeded"))
     taken = assert_ok(env.fab("deploy"))
-    assert "took over the stale claim of alice@laptop (deploy since" in taken.stdout
+    assert "took over the stale claim of alice@laptop (deploy, pid 4242 on laptop, since" in taken.stdout
     cleared_audit, taken_audit = store.claim_audit(env.name)
     assert (cleared_audit["action"], cleared_audit["holder"]) == ("cleared", "alice@laptop")
     assert (taken_audit["action"], taken_audit["holder"], taken_audit["controller"]) == (

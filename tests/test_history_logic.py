@@ -226,3 +226,23 @@ def test_the_locking_tasks_are_those_that_take_the_lock_in_tasks_py():
     with open(f"{PROJECT_ROOT}/fab/tasks.py") as handle:
         taking = set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
     assert taking == reconcile.LOCKING_TASKS
+
+
+def stored_operation(**values):
+    return {"id": 7, "environment": "prod", "task": "deploy", "arguments": "{}", "performer": "me@laptop",
+            "controller": "laptop", "hosts": "[]", "started_at": 0.0, "heartbeat_at": 1.0, "finished_at": 1.0,
+            "seconds": 1.0, "outcome": "succeeded", "exit_code": 0, "error": None, "release": None, "commit": None,
+            "ref": None, "previous_release": None, "log_lines": 0, "log_pruned_at": None, "message": None,
+            **values}
+
+
+def test_the_message_shows_in_the_history_table_json_and_log_header():
+    long = "roll out the new checkout flow to every customer in the EU region"
+    table = views.history_table([stored_operation(message="fix login"), stored_operation(message=long),
+                                 stored_operation()], now=2.0)
+    assert table[0].split()[-2:] == ["message", "error"]
+    assert "  fix login" in table[1]
+    assert long[:37] + "..." in table[2] and long not in table[2]
+    assert json.loads(views.history_json([stored_operation(message=long)], now=2.0))[0]["message"] == long
+    assert views.log_header(stored_operation(message=long))[1] == f"message: {long}"
+    assert len(views.log_header(stored_operation())) == 1

@@ -188,7 +188,7 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
         claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
     message = str(refused.value)
     assert refused.value.exit_code == 3
-    assert "locked by alice@laptop (deploy since" in message and "from laptop" in message
+    assert f"locked by alice@laptop (deploy, pid {os.getpid()} on laptop, since " in message
 
     store.heartbeat_claim(ENV, alice.token, time.time() - 3600)  # alice's laptop went quiet an hour ago
     bob = claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
@@ -200,7 +200,8 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
     assert "no heartbeat for 3600s" in audit["reason"]
 
     env = load_environment(ENV, env_dir)
-    assert history.clear_claim(env, "carol@desk").startswith("bob@ci-runner (deploy since")
+    cleared = history.clear_claim(env, "carol@desk")
+    assert cleared.startswith(f"bob@ci-runner (deploy, pid {os.getpid()} on ci-runner, since ")
     assert store.claim(ENV) is None
     assert [a["action"] for a in store.claim_audit(ENV)] == ["taken_over", "cleared"]
 
@@ -300,7 +301,7 @@ def test_two_controllers_claiming_at_once_exactly_one_wins_every_time(env_dir, p
             assert len(winners) == 1, (number, outcomes)
             loser_says = next(text for text in outcomes if text != "won")
             assert loser_says.startswith("lost: environment histtest is locked by")
-            assert f"from {winners[0]})" in loser_says, loser_says
+            assert f" on {winners[0]}, since " in loser_says, loser_says
             (signals / f"release-{number}").touch()
             wait_for_files([signals / f"released-{number}"], contenders)
         for contender in contenders:
@@ -360,3 +361,14 @@ def test_correcting_an_unfinished_operation_writes_once_and_never_over_an_end(st
     ended = record_operation(store, started, ["[   0.1s] done"])
     assert not store.correct_operation(ended, ["late"], [], "interrupted", dict(outcome="interrupted"))
     assert store.operation(ENV, ended)["outcome"] == "succeeded" and len(store.log_lines(ended)) == 1
+
+
+def test_a_message_with_control_characters_is_refused_before_any_host_and_recorded(env_dir, history_url):
+    refused = fab(env_dir, "deploy:message=deploy \x1b[2Jcleared")
+    assert refused.returncode == 2
+    assert_one_line_error(refused, "error: message has control characters")
+    too_long = fab(env_dir, "hotfix_deploy", environ={"FAB_DEPLOY_MESSAGE": "x" * 301})
+    assert_one_line_error(too_long, "error: message is 301 characters long; at most 300")
+    rows = json.loads(assert_ok(fab(env_dir, "history:json=yes")).stdout)
+    assert [(row["task"], row["outcome"], row["exit_code"], row["message"]) for row in rows] == [
+        ("hotfix_deploy", "refused", 2, None), ("deploy", "refused", 2, None)]

@@ -495,3 +495,25 @@ def test_writing_to_a_closed_terminal_or_pipe_never_raises(closed):
     raw.close()
     with pytest.raises(ValueError):  # any other error is still raised
         stream.write("closed")
+
+
+def test_the_summary_carries_the_message_and_releases_the_freeze():
+    record = TaskRecord(ev.TaskStarted("deploy", "prod", {}, "me@laptop", "laptop", HOSTS, message="fix login"))
+    record.apply(ev.TaskFinished(ev.SUCCEEDED, 0, seconds=1.0))
+    doc = validate(document(record))
+    assert doc["message"] == "fix login" and "message" not in doc["arguments"]
+    record = TaskRecord(ev.TaskStarted("deploy", "prod", {}, "me@laptop", "laptop", HOSTS))
+    assert validate(document(record))["message"] is None
+
+    freeze = {"by": "alice@laptop", "machine": "laptop", "pid": 42, "since": "2026-11-23T05:59:01+00:00",
+              "reason": "incident"}
+    for frozen in (freeze, None):
+        record = TaskRecord(ev.TaskStarted("releases", "prod", {}, "me@laptop", "laptop", HOSTS))
+        listed = ev.ReleasesListed({}, freeze=frozen)
+        record.apply(listed)
+        assert validate(document(record))["freeze"] == frozen
+        console = plain_console(io.StringIO())
+        PlainLines(console)(listed)
+        shown = console.file.getvalue()
+        assert ("FROZEN: alice@laptop (freeze, pid 42 on laptop, since 2026-11-23 05:59:01 UTC): incident"
+                in shown) == (frozen is not None)

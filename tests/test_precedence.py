@@ -115,3 +115,12 @@ def test_a_task_argument_wins_over_the_environment_file_when_given(choose, file_
     given = command_line != "" if choose is precedence.retention_days else bool(command_line)
     expected = command_line if given else next(iter(file_setting.values()))
     assert choose(command_line, env) == expected
+
+
+@pytest.mark.parametrize("command_line, environ, expected", [
+    ("from the option", {"FAB_DEPLOY_MESSAGE": "from CI"}, "from the option"),
+    ("", {"FAB_DEPLOY_MESSAGE": "from CI"}, "from CI"),
+    ("", {}, ""),
+])
+def test_deploy_message_option_then_variable(command_line, environ, expected):
+    assert precedence.deploy_message(command_line, environ) == expected

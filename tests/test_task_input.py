@@ -83,3 +83,38 @@ def test_days_as_given_zero_included(value, days):
 def test_days_that_are_no_whole_number_are_one_line(value):
     with pytest.raises(UsageError, match="history_prune: days must be a whole number"):
         task_input.optional_days("history_prune", value)
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("  fix the login page ", "fix the login page"),
+    ("", ""),
+    ("x" * task_input.MESSAGE_LIMIT, "x" * task_input.MESSAGE_LIMIT),
+    ("déploiement: 修正", "déploiement: 修正"),
+])
+def test_a_message_is_one_plain_line(given, expected):
+    assert task_input.one_line(given, "message") == expected
+
+
+@pytest.mark.parametrize("given, complaint", [
+    ("x" * (task_input.MESSAGE_LIMIT + 1), "message is 301 characters long; at most 300"),
+    ("two\nlines", "control characters"),
+    ("a\ttab", "control characters"),
+    ("red \x1b[31malert", "control characters"),
+    ("a\rrewrite", "control characters"),
+    ("abc\u202edcba", "control characters"),  # a bidi override reorders what a line shows
+    ("bell\x07", "control characters"),
+])
+def test_a_message_too_long_or_with_control_characters_is_refused_in_one_line(given, complaint):
+    with pytest.raises(UsageError, match=complaint):
+        task_input.one_line(given, "message")
+
+
+@pytest.mark.parametrize("given, expected", [("", 0), ("0", 0), ("60", 60), (" 900 ", 900), (86400, 86400)])
+def test_wait_is_whole_seconds(given, expected):
+    assert task_input.wait_seconds("deploy", given) == expected
+
+
+@pytest.mark.parametrize("given", ["-1", "1.5", "soon", "86401", "99999999999999"])
+def test_wait_out_of_bounds_is_one_line(given):
+    with pytest.raises(UsageError, match="deploy: wait must be a whole number of seconds from 0 to 86400"):
+        task_input.wait_seconds("deploy", given)

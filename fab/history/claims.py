@@ -22,10 +22,10 @@ import uuid
 
 from sqlalchemy.exc import IntegrityError
 
+from fab import holders
 from fab.history import liveness
 from fab.history.errors import ClaimHeld
 from fab.history.store import describe_database_error
-from fab.history.views import utc_text
 
 TAKEN_OVER, CLEARED = "taken_over", "cleared"
 _TRIES = 5  # a claim released or taken over between our insert and our look: try again
@@ -79,7 +79,7 @@ def acquire(store, environment, task, holder, controller, stale_after, operation
             why = (f"it no longer holds the deploy lock on the hosts "
                    f"(its last heartbeat {at - current['heartbeat_at']:.0f}s ago)")
         else:
-            raise ClaimHeld(describe_held(current, at))
+            raise ClaimHeld(describe_held(current, at), holder=describe(current))
         audit = audit_row(current, TAKEN_OVER, holder, at, reason=why)
         if store.replace_claim(current, values, audit):
             return Claim(values, took_over=current, why=why)
@@ -96,9 +96,8 @@ def why_stale(claim, now):
 
 
 def describe(claim):
-    """`alice@laptop (deploy since 2026-11-23 05:59:01 UTC, from laptop)`."""
-    return (f"{claim['holder']} ({claim['task']} since {utc_text(claim['claimed_at'])}, "
-            f"from {claim['controller']})")
+    """The claim's holder as every refusal names one (fab.holders)."""
+    return holders.describe(claim["holder"], claim["task"], claim["pid"], claim["controller"], claim["claimed_at"])
 
 
 def describe_held(claim, now):

@@ -240,7 +240,7 @@ class _Run:
         s = self.started
         self.operation_id = self.store.start_operation(
             environment=s.environment, task=s.task, arguments=s.arguments, performer=s.performer,
-            controller=s.controller, pid=os.getpid(), hosts=s.hosts, started_at=s.at)
+            controller=s.controller, pid=os.getpid(), hosts=s.hosts, started_at=s.at, message=s.message)
         self._heartbeat_at = s.at
 
     def _open_late(self):
@@ -342,8 +342,9 @@ def lines_for(event, record):
     started = record.started
     if isinstance(event, events.TaskStarted):
         arguments = arguments_text(event.arguments)
+        said = f": {event.message}" if event.message else ""
         return [f"fab {event.environment} {event.task}{':' + arguments if arguments else ''} "
-                f"by {event.performer} on {event.controller}"]
+                f"by {event.performer} on {event.controller}{said}"]
     if isinstance(event, events.ReleaseChosen):
         ref = f" (ref {event.ref})" if event.ref else ""
         return [f"release {event.release} at {event.commit[:12]}{ref}; "

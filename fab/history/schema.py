@@ -35,6 +35,7 @@ operations = sa.Table(
     sa.Column("commit", sa.String(64)),
     sa.Column("ref", sa.String(255)),
     sa.Column("previous_release", sa.String(100)),
+    sa.Column("message", sa.Text),  # why, as the performer said it (bounded: fab.task_input)
     sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
     sa.Column("log_pruned_at", sa.Float),
     sa.Index("fab_operations_environment_id", "environment", "id"),

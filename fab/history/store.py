@@ -203,7 +203,7 @@ class Store:
     # -- writing an operation (the recorder) -----------------------------------
 
     def start_operation(self, environment, task, arguments, performer, controller, pid, hosts,
-                        started_at):
+                        started_at, message=None):
         """Insert the operation's row; its id. The same transaction first tries every
         write a recording makes (then undoes it), so a store that would take the row but
         not its steps or log (a table gone, a privilege missing) fails here, at the start."""
@@ -212,7 +212,8 @@ class Store:
                 environment=environment, task=task,
                 arguments=mask_secrets(json.dumps(arguments, sort_keys=True, default=str)),
                 performer=performer, controller=controller, pid=pid, hosts=json.dumps(list(hosts)),
-                started_at=started_at, heartbeat_at=started_at, outcome=liveness.RUNNING))
+                started_at=started_at, heartbeat_at=started_at, outcome=liveness.RUNNING,
+                message=mask_secrets(message) if message else None))
             operation_id = result.inserted_primary_key[0]
             self._try_recording(connection, operation_id, started_at)
             return operation_id

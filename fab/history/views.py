@@ -57,7 +57,13 @@ def command_text(operation):
 
 
 HISTORY_COLUMNS = ("id", "when (UTC)", "who", "controller", "task", "release", "commit", "ref",
-                   "outcome", "duration", "error")
+                   "outcome", "duration", "message", "error")
+#: A message longer than this is cut in the table (`history:json=yes` and `deploy_log` show it whole).
+TABLE_MESSAGE_WIDTH = 40
+
+
+def cut(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def history_table(operations, now):
@@ -67,7 +73,7 @@ def history_table(operations, now):
         rows.append((str(op["id"]), stamp(op["started_at"]), op["performer"], op["controller"],
                      op["task"] + (":" + arguments_text(op["arguments"]) if arguments_text(op["arguments"]) else ""),
                      op["release"] or "", (op["commit"] or "")[:12], op["ref"] or "", op["outcome"],
-                     duration(elapsed(op, now)), op["error"] or ""))
+                     duration(elapsed(op, now)), cut(op.get("message") or "", TABLE_MESSAGE_WIDTH), op["error"] or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(HISTORY_COLUMNS) - 1)]
     return [("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]).rstrip()
             for row in rows]
@@ -83,7 +89,7 @@ def history_json(operations, now):
         "started_at": iso(op["started_at"]), "finished_at": iso(op["finished_at"]),
         "seconds": round(elapsed(op, now), 3), "outcome": op["outcome"], "exit_code": op["exit_code"],
         "error": op["error"], "release": op["release"], "commit": op["commit"], "ref": op["ref"],
-        "previous_release": op["previous_release"], "log_lines": op["log_lines"],
+        "previous_release": op["previous_release"], "message": op.get("message"), "log_lines": op["log_lines"],
         "log_pruned_at": iso(op["log_pruned_at"]),
     } for op in operations]), indent=2)
 
@@ -94,8 +100,9 @@ def log_header(operation):
         release = f"; release {operation['release']} at {(operation['commit'] or '')[:12]}"
         if operation["ref"]:
             release += f" (ref {operation['ref']})"
+    said = [f"message: {operation['message']}"] if operation.get("message") else []
     return [f"operation {operation['id']}: {command_text(operation)} by {operation['performer']} "
-            f"on {operation['controller']}, started {utc_text(operation['started_at'])}{release}"]
+            f"on {operation['controller']}, started {utc_text(operation['started_at'])}{release}", *said]
 
 
 def steps_table(steps, now, operation_outcome="running"):

@@ -5,13 +5,11 @@ and making hosts refuse a broken holder's swaps.
 Runs on: the first host of the environment (the lock host); `raise_generation` on
 the others. Holding the lock for a task is fab.held_lock.
 """
-import base64
-import binascii
 import json
 import os
 
+from fab import holders, shell
 from fab import host_values as values
-from fab import shell
 from fab.identity import controller_name
 from fab.releases import utcnow
 
@@ -47,7 +45,7 @@ def lock_arguments(paths, record, state_arguments=()):
     `state_arguments` (state.sh's own) read the host's state under it."""
     state = [shell.remote_script("state"), *state_arguments] if state_arguments else []
     return [paths.lock, paths.lock_owner, paths.lock_released, paths.lock_broken, json.dumps(record),
-            *fence_arguments(paths), *state]
+            *fence_arguments(paths), paths.freeze, *state]
 
 
 def unlock_arguments(paths, audit):
@@ -92,24 +90,12 @@ def decode_record(encoded):
     """The lock owner record a host reported (base64 of JSON): only its known fields
     that pass the strict reader; {} if it is not a record at all."""
     try:
-        data = json.loads(base64.b64decode(encoded[:RECORD_LIMIT * 2], validate=True)[:RECORD_LIMIT].decode())
-    except (ValueError, binascii.Error, RecursionError):
+        return values.encoded_record(encoded, _RECORD_FIELDS, RECORD_LIMIT)
+    except values.Unreadable:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    record = {}
-    for name, check in _RECORD_FIELDS.items():
-        try:
-            record[name] = check(data[name])
-        except (KeyError, values.Unreadable):
-            pass
-    return record
 
 
 def describe(holder):
-    if not holder.get("owner"):
-        return "an unknown task"
-    return (
-        f"{holder['owner']} ({holder.get('task', '?')}, pid {holder.get('pid', '?')} "
-        f"on {holder.get('machine', '?')}, since {holder.get('since', '?')})"
-    )
+    """The lock's holder as every refusal names one (fab.holders)."""
+    return holders.describe(holder.get("owner"), holder.get("task"), holder.get("pid"), holder.get("machine"),
+                            holder.get("since"))

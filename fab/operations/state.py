@@ -6,6 +6,7 @@ parsing (`parse`) are separate; `parse` is tested on captured output.
 import dataclasses
 import hashlib
 
+from fab import freezes
 from fab import host_values as values
 from fab import wheels
 from fab import paths as layout
@@ -47,6 +48,7 @@ class HostState:
     tips: frozenset = frozenset()
     #: The proxy programs in maintenance there (fab.operations.maintenance).
     maintenance: frozenset = frozenset()
+    freeze: dict = None  # the environment's freeze, on the lock host (fab.freezes.decode; None: none)
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -60,7 +62,7 @@ def arguments(paths, python=""):
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
             layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
             layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else "",
-            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX]
+            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX, paths.freeze]
 
 
 def python_to_identify(env):
@@ -100,7 +102,7 @@ def parse(output, code_root):
     the strict reader (fab.host_values): a release directory whose name is not a
     release name is left out, a release whose metadata fails is kept as unreadable,
     a line that fails is dropped; each says so in `problems`, in one line."""
-    home, current, cpus = None, None, 1
+    home, current, cpus, freeze = None, None, 1, None
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
     unknown_links, venv_dirs, tips, maintenance = set(), set(), set(), set()
     store = dict(python_version=None, python_identity=None, complete_venvs=set(), venv_wheels={},
@@ -114,6 +116,8 @@ def parse(output, code_root):
                 cpus = values.integer(int(rest) if rest.isdigit() else 0, 1, 1 << 16, "cpus")
             elif kind == "current":
                 current = _current(rest)
+            elif kind == "freeze":
+                freeze = freezes.decode(rest.strip()) or {}
             elif kind == "release":
                 names.append(values.release_name(rest))
             elif kind == "meta":
@@ -172,6 +176,7 @@ def parse(output, code_root):
         wheel_sets={name: found for name, found in store["wheel_sets"].items() if name in names},
         tips=frozenset(tips),
         maintenance=frozenset(maintenance),
+        freeze=freeze,
         problems=problems,
     )
 

@@ -72,6 +72,7 @@ def document(record):
         "commit": chosen.commit if chosen else None,
         "ref": (chosen.ref or None) if chosen else None,
         "previous_release": chosen.previous if chosen else None,
+        "message": started.message or None,
         "hosts": {host.name: _host(host) for host in record.hosts.values()},
         "stages": [{"at": timestamp(s.at), "text": s.text} for s in record.stages],
         "notes": [{"at": timestamp(n.at), "text": n.text, "host": n.host, "level": n.level}
@@ -82,6 +83,7 @@ def document(record):
         doc["drift"] = record.listing.drift
         doc["unreachable"] = record.listing.unreachable
         doc["wheel_sets"] = record.listing.wheel_sets
+        doc["freeze"] = record.listing.freeze
     if record.plan is not None:
         doc["plan"] = record.plan.plan
     return doc

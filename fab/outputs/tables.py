@@ -13,7 +13,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from fab import events
+from fab import events, freezes
 from fab import releases as rel
 
 OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red", events.PUT_BACK: "yellow",
@@ -142,6 +142,9 @@ def releases_tables(listed, now, styled=True):
     if listed.drift:
         renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
                                 style="bold red" if styled else ""))
+    if listed.freeze is not None:
+        renderables.append(Text(f"FROZEN: {freezes.describe(listed.freeze)} (deploys, hotfixes and restarts "
+                                "refuse until `unfreeze`)", style="bold yellow" if styled else ""))
     return renderables
 
 

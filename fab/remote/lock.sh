@@ -6,12 +6,13 @@
 #      (Paths.lock_owner, .lock_released, .lock_broken)
 #   $5 the holder's record (JSON), shown to whoever is refused
 #   $6 fence.sh, $7 $8 its files (Paths.lock_generation, .fence_lock)
-#   $9..., if given: the state script (state.sh) and its arguments: this host's
+#   $9 the environment's freeze file (Paths.freeze)
+#   $10..., if given: the state script (state.sh) and its arguments: this host's
 #      state is read under the lock, in this same round trip, and followed by a
 #      line "@@state-end"
 # (fab.operations.lock.lock_arguments builds them.)
 #
-# The answer is "acquired <released> <now> <generation> <previous holder>":
+# The answer is "acquired <released> <now> <generation> <previous holder> <freeze>":
 # <released> (this host's clock) is when the last holder let go, "-" if it never
 # did cleanly (killed outright, host rebooted), "fresh" if nobody ever held the
 # lock. The deployer reads the other hosts while it takes the lock, and reads
@@ -21,6 +22,8 @@
 # was broken since (swap.sh). <previous holder> is the base64 of the last
 # holder's record ("-" if none): whether the holder of a claim in the history
 # store held this lock, and so is gone now that we have it (fab/history/claims.py).
+# <freeze> is the base64 of the freeze record ("-" if not frozen), read under the
+# lock: a task a freeze stops lets go at once (fab/freezes.py).
 #
 # When `unlock` stops us, we say so before we go: "broken <base64 of its audit line>".
 lockfile=$1
@@ -30,7 +33,8 @@ broken=$4
 record=$5
 fence=$6
 fence_files=("$7" "$8")
-shift 8
+freeze_file=$9
+shift 9
 mkdir -p "${lockfile%/*}" || exit 1
 exec 9>>"$lockfile"
 if ! flock -n 9; then
@@ -62,7 +66,9 @@ trap let_go TERM
 # Our pid leads this step's process group: `unlock` may stop it (only it: it
 # checks that the pid holds this lock file open).
 printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$owner"
-echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--}"
+freeze=
+if [ -f "$freeze_file" ]; then freeze=$(base64 -w0 < "$freeze_file"); fi
+echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--} ${freeze:--}"
 if [ "$#" -gt 0 ]; then
   bash -c "$1" state "${@:2}" 9>&-
   echo "@@state-end"

@@ -1,5 +1,6 @@
 # Prints what a host has, one fact per line:
-#   home, cpus, current, tip, release, meta (meta.json on one line), conf (a digest
+#   home, cpus, current, tip, freeze (the environment's freeze record in base64, on the
+#   lock host when frozen), release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
 #   and step lines. Read-only.
@@ -19,6 +20,7 @@
 #   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
 # Maintenance: $15 the proxies' files (Paths.proxy): a `maintenance` line names
 #   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $16).
+# The freeze: $17 the freeze file (Paths.freeze).
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -38,9 +40,11 @@ identity_code=${13:-}
 git_cache=${14:-}
 proxy=${15:-}
 maintenance_suffix=${16:-}
+freeze=${17:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
+if [ -f "$freeze" ]; then printf 'freeze %s\n' "$(base64 -w0 < "$freeze")"; fi
 for dir in "$venvs"/*/; do
   name=${dir%/}
   name=${name##*/}
