@@ -174,6 +174,18 @@ class PlanMade(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class HostsChecked(Event):
+    """The preflight's verdict (`fab <env> check`): `problems` are
+    `fab.preflight.Problem.to_dict()`s (host, check, problem, fix), in host order;
+    `hosts` every host checked."""
+
+    hosts: tuple
+    problems: tuple = ()
+
+    kind = "hosts_checked"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskFinished(Event):
     """The task ended. `outcome`: succeeded, failed, interrupted or refused."""
 

@@ -23,10 +23,11 @@ import json
 import posixpath
 from typing import Optional
 
-from fab import decide
+from fab import decide, preflight
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
+from fab.operations import preflight as preflight_facts
 from fab.paths import SERVICES
 from fab.steps import Outcome
 
@@ -96,6 +97,7 @@ class Plan:
     waves: tuple = ()  # fab.waves.Wave
     hosts: dict = dataclasses.field(default_factory=dict)  # name -> HostPlan
     warnings: tuple = ()
+    problems: tuple = ()  # deploy: what `check` finds on the hosts (fab.preflight.Problem.to_dict())
 
     def to_dict(self):
         """Plain JSON data (what the PlanMade event and the JSON summary carry)."""
@@ -115,7 +117,7 @@ def for_deploy(fleet, snapshot, decision):
     changes read beside it."""
     env = fleet.env
     meta = decision.release
-    facts = read_facts(fleet, with_python=True)
+    facts, checked = read_facts_and_checks(fleet)
     live_commit, drift = snapshot.live_commit()
     warnings = [f"hosts run different commits ({drift}): no single log of changes"] if drift else []
     new_requirements, commits = None, Commits(live_commit, meta.commit)
@@ -128,7 +130,9 @@ def for_deploy(fleet, snapshot, decision):
     except RepoUnreadable as error:
         commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
     plan = from_decision(decision, commit=meta.commit, ref=meta.branch, commits=commits,
-                         new_release=not snapshot.anywhere(meta.name), warnings=(*warnings, *lock_warnings(facts)))
+                         new_release=not snapshot.anywhere(meta.name), warnings=(*warnings, *lock_warnings(facts)),
+                         problems=tuple(problem.to_dict() for name in fleet.hosts
+                                        for problem in preflight.problems(env, name, checked[name])))
     hosts = {}
     for name, host in fleet.hosts.items():
         current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
@@ -192,6 +196,14 @@ def from_decision(decision, **read):
 def read_facts(fleet, with_python):
     """{host: HostFacts}, read in parallel, one read-only round trip each."""
     return fleet.each("plan", lambda host: plan_facts.read(host, with_python=with_python), quiet=True)
+
+
+def read_facts_and_checks(fleet):
+    """({host: HostFacts}, {host: fab.operations.preflight.Read}): a deploy plan's facts
+    and the preflight's (`check`), in one read-only round trip per host."""
+    both = fleet.each("plan", lambda host: preflight_facts.read_after(host, plan_facts.command(host)), quiet=True)
+    return ({name: plan_facts.parse(output) for name, (output, _) in both.items()},
+            {name: read for name, (_, read) in both.items()})
 
 
 def read_commits(repo, since, until):

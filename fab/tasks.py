@@ -12,6 +12,7 @@
     fab <env> history[:limit=N,json=yes] fab <env> deploy_log[:<id>|follow=yes]
     fab <env> history_prune[:days=N]     fab <env> history_upgrade
     fab <env> deploy:plan=yes            (also rollback, clean_releases: changes nothing)
+    fab <env> check                      (are the hosts ready? one line per problem)
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -26,13 +27,14 @@ from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import decide, rollout, stages
+from fab import decide, preflight, rollout, stages
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, supervisor
 from fab.operations import manage as manage_ops
+from fab.operations import preflight as preflight_facts
 from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
@@ -216,6 +218,28 @@ def releases(c):
         unreachable=fleet.unreachable))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
+
+
+@task
+@reported
+def check(c):
+    """Check every host is ready for a deploy: one line per problem, with its fix.
+
+    One read-only round trip per host: SSH and its host key, the python named,
+    virtualenv or uv, git (when the hosts fetch), supervisord running and including
+    the code root's programs, free disk against the current release's size, the
+    code root writable, each service's port free or held by this environment,
+    the clock against this machine's, the proxy's config directory. Exit 1 when
+    anything is wrong. deploy:plan=yes shows the same problems.
+    """
+    env = selected_environment(c)
+    with open_fleet(env, partial=True, read=False) as fleet:
+        reads, failed = fleet.attempt("check", preflight_facts.read, quiet=True)
+    found = preflight.verdict(env, reads, {**fleet.unreachable, **failed})
+    stream.publish(events.HostsChecked(tuple(env.hosts), tuple(problem.to_dict() for problem in found)))
+    if found:
+        hosts = sorted({problem.host for problem in found})
+        raise DeployError(f"{len(found)} problem{'s' if len(found) > 1 else ''} on {', '.join(hosts)}")
 
 
 @task

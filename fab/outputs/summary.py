@@ -87,6 +87,9 @@ def document(record):
         doc["unreachable"] = record.listing.unreachable
     if record.plan is not None:
         doc["plan"] = record.plan.plan
+    if record.checked is not None:
+        doc["checked"] = list(record.checked.hosts)
+        doc["problems"] = list(record.checked.problems)
     return doc
 
 
