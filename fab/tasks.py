@@ -54,12 +54,13 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     every host (or go on with the one preindex_views prepared for this commit);
     migrate; go live wave by wave (canary first: swap, restart without
     dropping requests, health checks); mark the release good; clean old
-    releases; unlock. Hooks run before and after the build and the swap. A
-    failure or an interrupt before the swap changes no host's `current`; after
-    it, every host goes back. --resume continues the newest unfinished
-    release; --hosts "web3;web4" (hosts or roles) limits the deploy to some
-    hosts, for emergencies. --plan shows what it would do (commits,
-    virtualenvs, service configs, waves, cleanup) and changes nothing.
+    releases; unlock. Hooks run before and after the build, before the
+    migration and before and after the swap. A failure or an interrupt before
+    the swap changes no host's `current`; after it, every host goes back.
+    --resume continues the newest unfinished release; --hosts "web3;web4"
+    (hosts or roles) limits the deploy to some hosts, for emergencies. --plan
+    shows what it would do (commits, virtualenvs, service configs, waves,
+    cleanup, the hosts' problems) and changes nothing.
     """
     env = selected_environment(c)
     if resume and rev:
@@ -77,6 +78,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "before_build", context)
             built = stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
+            hooks.run(env, "before_migrate", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
         moves = stages.go_live(fleet, snapshot, decision, built)
