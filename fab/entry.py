@@ -11,7 +11,7 @@ from invoke import Collection, Task
 
 from fab import cli
 from fab.errors import DeployError
-from fab.folders import available_environments, find_environment
+from fab.folders import available_environments, find_environment, use_fabfile_dir
 from fab.runner import select_environment, user_errors
 
 
@@ -23,10 +23,28 @@ def set_up(namespace):
     # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
     # every run. Frozen, those objects are freed at exit all the same, without the walks.
     atexit.register(gc.freeze)
+    use_fabfile_dir(loaded_fabfile_dir())
     for name in available_environments():
         namespace[f"env_{name}"] = environment_task(name)
     translate_fabric1_arguments(namespace)
     return [name for name, obj in namespace.items() if isinstance(obj, Task)]
+
+
+def loaded_fabfile_dir():
+    """The directory of the fabfile `fab` is loading (None: not run by `fab`). Invoke
+    files it in sys.modules under its collection name before running it."""
+    import fabric.main
+
+    program = fabric.main.program
+    if getattr(program, "core", None) is None:
+        return None
+    fabfile = sys.modules.get(program.config.tasks.collection_name or "fabfile")
+    path = getattr(fabfile, "__file__", None)
+    if not path:
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    # A fabfile package (fabfile/__init__.py) sits in the app's directory as a fabfile.py would.
+    return os.path.dirname(directory) if os.path.basename(path) == "__init__.py" else directory
 
 
 def environment_task(name):
