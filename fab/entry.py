@@ -1,6 +1,6 @@
 """Setting up `fab`'s entry point for a fabfile's tasks: one task per environment
-(`fab <env> <task>` selects it), Fabric-1 style arguments (`task:a=b`) rewritten
-before invoke parses them, and a quick exit.
+(`fab <env> <task>` selects it), each option's help (fab.options), Fabric-1 style
+arguments (`task:a=b`) rewritten before invoke parses them, and a quick exit.
 """
 import atexit
 import gc
@@ -9,7 +9,7 @@ import sys
 
 from invoke import Collection, Task
 
-from fab import cli
+from fab import cli, options
 from fab.errors import DeployError
 from fab.folders import available_environments, find_environment, use_fabfile_dir
 from fab.runner import select_environment, user_errors
@@ -26,6 +26,9 @@ def set_up(namespace):
     use_fabfile_dir(loaded_fabfile_dir())
     for name in available_environments():
         namespace[f"env_{name}"] = environment_task(name)
+    for obj in namespace.values():
+        if isinstance(obj, Task):  # `fab --help <task>` explains each option
+            obj.help = options.help_for(obj.name, obj.argspec(obj.body).parameters, obj.help)
     translate_fabric1_arguments(namespace)
     return [name for name, obj in namespace.items() if isinstance(obj, Task)]
 

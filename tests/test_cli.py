@@ -209,3 +209,24 @@ def test_the_sandbox_is_hidden_and_never_suggested_inside_an_app(tmp_path):
         result = fab_in(app / "src", *args)
         line = assert_one_line_error(result, "environments: prod")
         assert "sandbox" not in line.partition("(")[2]  # named only where the user typed it
+
+
+def test_every_option_of_every_task_has_help():
+    from invoke import Task
+
+    import fab.tasks
+
+    tasks = [obj for obj in vars(fab.tasks).values() if isinstance(obj, Task)]
+    assert len(tasks) > 15
+    for obj in tasks:
+        for option in obj.argspec(obj.body).parameters:
+            assert obj.help.get(option, "").strip(), f"{obj.name} --{option} has no help"
+
+
+@pytest.mark.parametrize("args", [["--help", "deploy"], ["prod", "deploy", "-h"]])
+def test_fab_help_explains_each_option(tmp_path, args):
+    result = run_fab_here(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"--resume\s+continue the newest unfinished release", result.stdout), result.stdout
+    assert re.search(r"--plan\s+show what the task would do", result.stdout)
+    assert re.search(r"--hosts=STRING\s+only these hosts or roles", result.stdout)
