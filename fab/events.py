@@ -149,12 +149,14 @@ class ReleasesListed(Event):
     `hosts` maps host -> `fab.releases.host_listing(...)` (its current release,
     its rollback target and each release's metadata); `drift` says how the hosts
     disagree on their current release, or is None; `unreachable` maps each host
-    that could not be read to why.
+    that could not be read to why; `rotation` maps each proxy host to what its
+    proxies send traffic to (fab.rotation.rotation_listing).
     """
 
     hosts: dict
     drift: Optional[str] = None
     unreachable: dict = dataclasses.field(default_factory=dict)
+    rotation: dict = dataclasses.field(default_factory=dict)
 
     kind = "releases_listed"
 

@@ -35,7 +35,9 @@ from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, supervisor
 from fab.operations import manage as manage_ops
 from fab.operations import preflight as preflight_facts
+from fab.operations import proxy as proxy_ops
 from fab.paths import Paths
+from fab.rotation import rotation_listing
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
@@ -210,14 +212,18 @@ prepare_release = Task(preindex_views.body, name="prepare_release")
 @task
 @reported
 def releases(c):
-    """Show each host's releases, statuses and drift (the hosts it can read)."""
+    """Show each host's releases, statuses and drift (the hosts it can read), and
+    which hosts each proxy leaves out of its rotation."""
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
+        proxies = [host for host in fleet.hosts.values() if proxy_ops.proxies_on(host)]
+        upstreams, unread = fleet.attempt("rotation", proxy_ops.read_upstreams, hosts=proxies, quiet=True)
     stream.publish(events.ReleasesListed(
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
-        unreachable=fleet.unreachable))
+        unreachable=fleet.unreachable,
+        rotation=rotation_listing(env, upstreams, {**fleet.unreachable, **unread}, fleet.address_of)))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
 
