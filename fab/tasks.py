@@ -5,6 +5,7 @@
     fab <env> deploy:resume=yes          fab <env> clean_releases
     fab <env> rollback[:<release>]       fab <env> hotfix_deploy[:<commit>]
     fab <env> restart_services           fab <env> set_supervisor_config
+    fab <env> push_secrets               (secrets uploaded again, programs restarted)
     fab <env> start_pillows              fab <env> stop_pillows
     fab <env> supervisorctl:"status"     fab <env> manage:"<command>"
     fab <env> releases                   fab <env> unlock
@@ -32,7 +33,7 @@ from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
-from fab.operations import code, lock, supervisor
+from fab.operations import code, lock, shared, supervisor
 from fab.operations import manage as manage_ops
 from fab.operations import preflight as preflight_facts
 from fab.operations import proxy as proxy_ops
@@ -287,6 +288,30 @@ def restart_services(c, hosts=""):
         stages.restart_everywhere(fleet, "graceful", Target.of(meta))
         hooks.run_after(env, "after_restart", context)
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
+
+
+@task
+@reported
+def push_secrets(c, hosts=""):
+    """Upload the secrets again and restart every program with them.
+
+    For a rotated secret, without a deploy: after the before_restart hooks, every
+    host gets shared/secrets.env anew, then its programs restart (none merely
+    reloads: a process reads its secrets when it starts) wave by wave, drained
+    from the proxies and health-checked, as restart_services does.
+    """
+    env = selected_environment(c)
+    if env.secrets is None:
+        raise ConfigError(f"{env.name}: no `secrets` setting in its environment file: no secret to push")
+    with open_fleet(env, limited_hosts(env, hosts), lock="push_secrets", drains=True) as fleet:
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
+        context = stages.hook_context(fleet, snapshot, "push_secrets", meta)
+        hooks.run(env, "before_restart", context)
+        fleet.each("secrets", shared.upload_secrets)
+        stages.restart_everywhere(fleet, "all", Target.of(meta))
+        hooks.run_after(env, "after_restart", context)
+    stream.stage(f"secrets pushed and services restarted on {', '.join(fleet.names)} (release {live})")
 
 
 @task
