@@ -169,6 +169,14 @@ def test_the_facts_script_says_what_is_missing(tmp_path):
     assert facts.proxy_dir_writable is None and facts.ports == {}
 
 
+def test_parse_ignores_what_the_script_never_prints():
+    facts = facts_of.parse("clock soon\nport x other 1 y\nport 80 stolen 1 y\ndisk many 12\nnoise\n"
+                           "git-missing\nsupervisor-config-missing\nwritable no /srv\nport 81 other - (a user)\n")
+    assert facts.clock is None and facts.free_kib is None and facts.release_kib == 12
+    assert facts.git == "" and facts.supervisor_config == "" and (facts.writable, facts.writable_dir) == (False, "/srv")
+    assert facts.ports == {81: ("other", None, "(a user)")}
+
+
 def test_the_current_release_is_measured_with_its_virtualenv(tmp_path):
     root = tmp_path / "app"
     (root / "releases" / "r1").mkdir(parents=True)

@@ -128,43 +128,36 @@ def read_after(host, first):
     return before, Read(parse(after), sent, received)
 
 
+#: Lines whose rest is a fact as it is: {kind: (field, what an empty rest means)}.
+_TEXT = {
+    "python": ("python", ""), "python-failed": ("python_error", "it exited with an error"),
+    "venv-tool": ("venv_tool", ""), "venv-tool-failed": ("venv_tool_error", "it exited with an error"),
+    "git": ("git", ""), "git-missing": ("git", ""),
+    "supervisord-down": ("supervisord_down", "supervisorctl said nothing"),
+    "supervisor-config": ("supervisor_config", ""), "supervisor-config-missing": ("supervisor_config", ""),
+}
+#: Lines `<kind> yes|no <directory>`: {kind: (the answer's field, the directory's field)}.
+_WRITABLE = {"writable": ("writable", "writable_dir"), "proxy-dir": ("proxy_dir_writable", "proxy_dir")}
+
+
 def parse(output):
     """The CheckFacts described by fab/remote/check.sh's lines (others are ignored)."""
     facts = {"ports": {}}
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
-        if kind == "clock":
+        if kind in _TEXT:
+            field, empty = _TEXT[kind]
+            facts[field] = "" if kind.endswith("-missing") else rest or empty
+        elif kind in _WRITABLE:
+            answer, _, directory = rest.partition(" ")
+            facts[_WRITABLE[kind][0]], facts[_WRITABLE[kind][1]] = answer == "yes", directory
+        elif kind == "clock":
             facts["clock"] = _number(rest)
-        elif kind == "python":
-            facts["python"] = rest
-        elif kind == "python-failed":
-            facts["python_error"] = rest or "it exited with an error"
-        elif kind == "venv-tool":
-            facts["venv_tool"] = rest
-        elif kind == "venv-tool-failed":
-            facts["venv_tool_error"] = rest or "it exited with an error"
-        elif kind == "git":
-            facts["git"] = rest
-        elif kind == "git-missing":
-            facts["git"] = ""
-        elif kind == "supervisord":
-            facts["supervisord_down"] = None
-        elif kind == "supervisord-down":
-            facts["supervisord_down"] = rest or "supervisorctl said nothing"
-        elif kind == "supervisor-config":
-            facts["supervisor_config"] = rest
-        elif kind == "supervisor-config-missing":
-            facts["supervisor_config"] = ""
         elif kind == "include":
             facts["included"] = rest == "yes"
         elif kind == "disk":
             free, _, size = rest.partition(" ")
             facts["free_kib"], facts["release_kib"] = _whole(free), _whole(size) or 0
-        elif kind in ("writable", "proxy-dir"):
-            answer, _, directory = rest.partition(" ")
-            prefix = "writable" if kind == "writable" else "proxy_dir"
-            facts["writable" if kind == "writable" else "proxy_dir_writable"] = answer == "yes"
-            facts[f"{prefix}_dir" if kind == "writable" else "proxy_dir"] = directory
         elif kind == "port":
             port, _, rest = rest.partition(" ")
             state, _, rest = rest.partition(" ")
