@@ -6,7 +6,10 @@ Read on the controller only, with local git, and never fatal: anything it cannot
 tell (no clone here, another repository's clone, the deployed commit unknown here)
 says nothing.
 """
+import os
 import subprocess
+
+from fab.events import stream
 
 
 def unpushed_commits(directory, branch, deployed):
@@ -32,3 +35,11 @@ def unpushed_warning(directory, branch, deployed):
     commits = "1 commit" if count == 1 else f"{count} commits"
     return (f"{commits} on {branch} in this clone ({directory}) are not in the repository the hosts get "
             f"the code from: this deploy of {deployed[:12]} leaves them out (git push first)")
+
+
+def warn_of_unpushed(ref, commit):
+    """Warn (one line) when `fab` runs in a clone whose branch `ref` has commits that
+    `commit` (what the repository's `ref` is; None: not resolved) lacks."""
+    warning = commit and unpushed_warning(os.getcwd(), ref, commit)
+    if warning:
+        stream.warning(warning)

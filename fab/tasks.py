@@ -23,8 +23,6 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
 fabfile.py does, and so does the one in an application's repository.
 """
-import os
-
 from fabric import task
 from invoke import Exit, Task
 
@@ -72,7 +70,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
-    warn_of_unpushed_commits(ref, commit)
+    local_clone.warn_of_unpushed(ref, commit)
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
@@ -146,7 +144,7 @@ def hotfix_deploy(c, commit=""):
     env = selected_environment(c)
     ref = precedence.git_ref(commit, env)
     new_commit = code.resolve_commit(env.app.repo, ref)
-    warn_of_unpushed_commits(ref, new_commit)
+    local_clone.warn_of_unpushed(ref, new_commit)
     with open_fleet(env, lock="hotfix_deploy") as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
@@ -401,14 +399,6 @@ def on_pillows(env, operation):
         raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
     with open_fleet(env, hosts=hosts) as fleet:
         fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
-
-
-def warn_of_unpushed_commits(ref, commit):
-    """A warning when `fab` runs in a clone whose branch `ref` has commits that `commit`
-    (what the repository's `ref` is) lacks: never pushed, so not deployed."""
-    warning = commit and local_clone.unpushed_warning(os.getcwd(), ref, commit)
-    if warning:
-        stream.warning(warning)
 
 
 # --- the dry run -----------------------------------------------------------------
