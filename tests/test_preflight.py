@@ -113,6 +113,12 @@ def test_listening_pairs_honour_bind(env):
     assert facts_of.listening({"web": web.model_copy(update={"bind": "unix:/run/x.sock"})}, "h") == []
 
 
+def test_a_check_only_looks_and_is_no_operation_of_the_history():
+    from fab.runner import records
+
+    assert not records("check", {}) and records("push_secrets", {})
+
+
 # --- the facts script, run here ------------------------------------------------------
 
 
