@@ -79,6 +79,8 @@ def test_releases_groups_identical_hosts_and_shows_who_is_out_of_rotation(deploy
     env = deploy_env
     env.write_config(with_proxy=True)
     assert_ok(env.fab("deploy"))
+    # The preflight finds the proxy's port held by its own nginx, and its directory writable.
+    assert "ready: 4 hosts checked" in assert_ok(env.fab("check")).stdout
     listed = assert_ok(env.fab("releases"))
     # Every host has the same one release: one table, naming them all.
     assert "web1, web2, pillow1, proxy1" in listed.stdout.splitlines()
