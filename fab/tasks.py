@@ -215,8 +215,11 @@ prepare_release = Task(preindex_views.body, name="prepare_release")
 @task
 @reported
 def releases(c):
-    """Show each host's releases, statuses and drift (the hosts it can read), and
-    which hosts each proxy leaves out of its rotation."""
+    """Show each host's releases and drift, and each proxy's rotation.
+
+    Hosts whose releases are identical share one table; a host it cannot read is
+    named with why; per proxy, the hosts it sends traffic to and those it leaves
+    out of its rotation (drained)."""
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
@@ -234,9 +237,9 @@ def releases(c):
 @task
 @reported
 def check(c):
-    """Check every host is ready for a deploy: one line per problem, with its fix.
+    """Check every host is ready for a deploy; say what to fix.
 
-    One read-only round trip per host: SSH and its host key, the python named,
+    One line per problem, with its fix. One read-only round trip per host: SSH and its host key, the python named,
     virtualenv or uv, git (when the hosts fetch), supervisord running and including
     the code root's programs, free disk against the current release's size, the
     code root writable, each service's port free or held by this environment,
@@ -295,7 +298,7 @@ def restart_services(c, hosts=""):
 @task
 @reported
 def push_secrets(c, hosts=""):
-    """Upload the secrets again and restart every program with them.
+    """Upload the secrets again; restart every program with them.
 
     For a rotated secret, without a deploy: after the before_restart hooks, every
     host gets shared/secrets.env anew, then its programs restart (none merely
