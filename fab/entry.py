@@ -1,6 +1,6 @@
 """Setting up `fab`'s entry point for a fabfile's tasks: one task per environment
-(`fab <env> <task>` selects it), Fabric-1 style arguments (`task:a=b`) rewritten
-before invoke parses them, and a quick exit.
+(`fab <env> <task>` selects it), each option's help (fab.options), Fabric-1 style
+arguments (`task:a=b`) rewritten before invoke parses them, and a quick exit.
 """
 import atexit
 import gc
@@ -9,9 +9,9 @@ import sys
 
 from invoke import Collection, Task
 
-from fab import cli, runner
+from fab import cli, options, runner
 from fab.errors import DeployError
-from fab.folders import available_environments, find_environment
+from fab.folders import available_environments, find_environment, use_fabfile_dir
 from fab.runner import select_environment, user_errors
 
 
@@ -23,10 +23,31 @@ def set_up(namespace):
     # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
     # every run. Frozen, those objects are freed at exit all the same, without the walks.
     atexit.register(gc.freeze)
+    use_fabfile_dir(loaded_fabfile_dir())
     for name in available_environments():
         namespace[f"env_{name}"] = environment_task(name)
+    for obj in namespace.values():
+        if isinstance(obj, Task):  # `fab --help <task>` explains each option
+            obj.help = options.help_for(obj.name, obj.argspec(obj.body).parameters, obj.help)
     translate_fabric1_arguments(namespace)
     return [name for name, obj in namespace.items() if isinstance(obj, Task)]
+
+
+def loaded_fabfile_dir():
+    """The directory of the fabfile `fab` is loading (None: not run by `fab`). Invoke
+    files it in sys.modules under its collection name before running it."""
+    import fabric.main
+
+    program = fabric.main.program
+    if getattr(program, "core", None) is None:
+        return None
+    fabfile = sys.modules.get(program.config.tasks.collection_name or "fabfile")
+    path = getattr(fabfile, "__file__", None)
+    if not path:
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    # A fabfile package (fabfile/__init__.py) sits in the app's directory as a fabfile.py would.
+    return os.path.dirname(directory) if os.path.basename(path) == "__init__.py" else directory
 
 
 def environment_task(name):

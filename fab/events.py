@@ -171,7 +171,9 @@ class ReleasesListed(Event):
     `hosts` maps host -> `fab.releases.host_listing(...)` (its current release,
     its rollback target and each release's metadata); `drift` says how the hosts
     disagree on their current release, or is None; `unreachable` maps each host
-    that could not be read to why; `freeze` is the environment's freeze, if frozen.
+    that could not be read to why; `freeze` is the environment's freeze, if frozen;
+    `rotation` maps each proxy host to what its proxies send traffic to
+    (fab.rotation.rotation_listing).
     """
 
     hosts: dict
@@ -181,6 +183,7 @@ class ReleasesListed(Event):
     #: (fab.wheels.role_wheel_sets); {} where no host records one.
     wheel_sets: dict = dataclasses.field(default_factory=dict)
     freeze: Optional[dict] = None  # the environment's freeze (fab.freezes), None: not frozen
+    rotation: dict = dataclasses.field(default_factory=dict)
 
     kind = "releases_listed"
 
@@ -208,6 +211,18 @@ class PlanMade(Event):
     plan: dict
 
     kind = "plan_made"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostsChecked(Event):
+    """The preflight's verdict (`fab <env> check`): `problems` are
+    `fab.preflight.Problem.to_dict()`s (host, check, problem, fix), in host order;
+    `hosts` every host checked."""
+
+    hosts: tuple
+    problems: tuple = ()
+
+    kind = "hosts_checked"
 
 
 @dataclasses.dataclass(frozen=True)

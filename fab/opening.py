@@ -18,7 +18,7 @@ from fab.operations import lock, state
 
 
 @contextlib.contextmanager
-def open_fleet(env, hosts=None, lock=None, drains=False, partial=False, wait=0, force=False):
+def open_fleet(env, hosts=None, lock=None, drains=False, partial=False, wait=0, force=False, read=True):
     """The environment's hosts, connected and read: each host's state and paths.
 
     Every host key is verified before anything is written anywhere. With `lock`
@@ -29,7 +29,8 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False, wait=0, 
     balanced services), a fleet limited to some `hosts` also connects to the
     proxies outside it that balance them (`fleet.balancers`). A `partial` fleet
     (a read-only task's, without lock) leaves out the hosts it cannot reach or
-    read, naming them in `fleet.unreachable`.
+    read, naming them in `fleet.unreachable`. Without `read` (and without lock), the
+    hosts are only connected: their states are not read (`check` reads its own way).
     """
     assert not (partial and lock), "a task that changes hosts needs every one of them"
     # The lock is held over the first host's fleet connection; a fleet limited to
@@ -48,6 +49,9 @@ def open_fleet(env, hosts=None, lock=None, drains=False, partial=False, wait=0, 
             raise
         raise DeployError(message) from None  # e.g. a bad ssh_config: a user error
     try:
+        if not read and not lock:
+            yield fleet
+            return
         if partial:
             fleet.leave_out(fleet.attempt("state", state.read, list(fleet.connected.values()), quiet=True)[1])
         elif not lock:

@@ -43,6 +43,10 @@ absolute (`expand_home`).
 """
 import posixpath
 
+#: Where supervisorctl looks for its config file when its command names none (the
+#: absolute places of its search; outside any code root).
+SUPERVISORD_CONFIGS = ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
+
 #: The directory of releases and the link to the live one, under the code root.
 RELEASES = "releases"
 CURRENT = "current"
@@ -152,6 +156,11 @@ class Paths:
 
     def release_service_config(self, name, control, program):
         return posixpath.join(self.release_services(name, control), f"{program}.conf")
+
+    @property
+    def current_venv(self):
+        """The live release's link to its virtualenv, through `current`."""
+        return posixpath.join(self.current, VENV_LINK)
 
     def current_service_config(self, control, program):
         """A service config as seen through `current` (what a reload re-reads)."""

@@ -23,11 +23,12 @@ import json
 import posixpath
 from typing import Optional
 
-from fab import decide, freezes, gates
+from fab import decide, freezes, gates, preflight
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
 from fab.operations import wheels as wheel_ops
+from fab.operations import preflight as preflight_facts
 from fab.paths import SERVICES
 from fab.steps import Outcome
 
@@ -117,6 +118,7 @@ class Plan:
     #: A deploy's gates (fab.gates.describe) and whether it pauses after the canary.
     gates: tuple = ()
     pause: bool = False
+    problems: tuple = ()  # deploy: what `check` finds on the hosts (fab.preflight.Problem.to_dict())
 
     def to_dict(self):
         """Plain JSON data (what the PlanMade event and the JSON summary carry)."""
@@ -136,7 +138,7 @@ def for_deploy(fleet, snapshot, decision):
     changes read beside it."""
     env = fleet.env
     meta = decision.release
-    facts = read_facts(fleet, with_python=True)
+    facts, checked = read_facts_and_checks(fleet)
     live_commit, drift = snapshot.live_commit()
     warnings = [f"hosts run different commits ({drift}): no single log of changes"] if drift else []
     new_requirements, commits = None, Commits(live_commit, meta.commit)
@@ -150,7 +152,9 @@ def for_deploy(fleet, snapshot, decision):
         commits = Commits(live_commit, meta.commit, error=f"cannot read the repository: {error}")
     plan = from_decision(decision, commit=meta.commit, ref=meta.branch, commits=commits,
                          new_release=not snapshot.anywhere(meta.name),
-                         warnings=(*warnings, *lock_warnings(facts), *freeze_warnings(fleet, "deploy")))
+                         warnings=(*warnings, *lock_warnings(facts), *freeze_warnings(fleet, "deploy")),
+                         problems=tuple(problem.to_dict() for name in fleet.hosts
+                                        for problem in preflight.problems(env, name, checked[name])))
     hosts = {}
     for name, host in fleet.hosts.items():
         current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
@@ -218,6 +222,14 @@ def from_decision(decision, **read):
 def read_facts(fleet, with_python):
     """{host: HostFacts}, read in parallel, one read-only round trip each."""
     return fleet.each("plan", lambda host: plan_facts.read(host, with_python=with_python), quiet=True)
+
+
+def read_facts_and_checks(fleet):
+    """({host: HostFacts}, {host: fab.operations.preflight.Read}): a deploy plan's facts
+    and the preflight's (`check`), in one read-only round trip per host."""
+    both = fleet.each("plan", lambda host: preflight_facts.read_after(host, plan_facts.command(host)), quiet=True)
+    return ({name: plan_facts.parse(output) for name, (output, _) in both.items()},
+            {name: read for name, (_, read) in both.items()})
 
 
 def read_commits(repo, since, until):

@@ -5,7 +5,7 @@ environment, then the environment file, then a default. Each request has its one
 function here; each is pure (the variables are passed in, nothing is read from a
 host or a file), so tests/test_precedence.py checks every order.
 
-    environment_dirs   DEPLOY_ENVIRONMENTS, DEPLOY_DIR, ./deploy, the built-in folder
+    environment_dirs   DEPLOY_ENVIRONMENTS, DEPLOY_DIR, deploy/ beside the fabfile, the built-in folder
     history_url        FAB_HISTORY_URL, history.url or history.url_env, a SQLite file per user
     outputs            json=yes, FAB_JSON / FAB_OUTPUT / FAB_COLOR, CI, TERM, a terminal
     controller_name    FAB_CONTROLLER, the machine's host name
@@ -30,17 +30,20 @@ MESSAGE_VARIABLE = "FAB_DEPLOY_MESSAGE"
 # --- where environment files are found -----------------------------------------------
 
 
-def environment_dirs(environ):
+def environment_dirs(environ, fabfile_dir=None, is_dir=os.path.isdir):
     """The folders environment files are looked up in, first match wins:
 
     every folder in DEPLOY_ENVIRONMENTS (separated by os.pathsep), then the
     application's deploy folder's `environments/` (DEPLOY_DIR, default `deploy`
-    in the current directory), then the built-in one (the `sandbox`). They add
-    up: naming your own folder never hides the built-in environments.
+    beside the fabfile `fab` loaded, `fabfile_dir`, so `fab` works from any
+    subdirectory of the app; without one, in the current directory), then the
+    built-in one (the `sandbox`), unless that deploy folder has an `environments/`
+    (`is_dir`): inside an app, only its own environments are listed and suggested.
     """
     extra = [d for d in environ.get("DEPLOY_ENVIRONMENTS", "").split(os.pathsep) if d]
-    deploy_dir = environ.get("DEPLOY_DIR") or "deploy"
-    found = [*extra, os.path.join(deploy_dir, "environments"), BUILTIN_ENVIRONMENTS]
+    deploy_dir = environ.get("DEPLOY_DIR") or os.path.join(fabfile_dir or "", "deploy")
+    own = os.path.join(deploy_dir, "environments")
+    found = [*extra, own, *([] if is_dir(own) else [BUILTIN_ENVIRONMENTS])]
     unique = []
     for directory in (os.path.abspath(d) for d in found):
         if directory not in unique:

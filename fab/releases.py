@@ -228,6 +228,15 @@ def resumable_release(releases, current):
     return max(unfinished) if unfinished else None
 
 
+def leveller(host_releases, currents):
+    """What else brings hosts that disagree level: resuming the deploy, where one left an
+    unfinished release to continue; otherwise (a limited `deploy:hosts=...` that
+    succeeded) a resume has nothing to do and a full deploy is what works."""
+    if any(resumable_release(found, currents.get(host)) for host, found in host_releases.items()):
+        return "finish the deploy: deploy:resume=yes"
+    return "deploy to every host: a full `deploy`"
+
+
 def prepared_release(host_releases, currents, commit):
     """The release preindex_views prepared for `commit` that a deploy of that commit
     goes on with: the newest one that every host has as `prepared` at that commit,
@@ -340,7 +349,7 @@ def rollback_target(host_releases, currents, wanted=None):
         current = agreed_current(currents)
     except PreflightError as error:
         raise PreflightError(f"{error}; to bring every host to one release, name it: rollback:release=NAME "
-                             "(or finish the deploy: deploy:resume=yes)") from None
+                             f"(or {leveller(host_releases, currents)})") from None
     target = fleet_rollback_target(host_releases, current)
     if target:
         return target

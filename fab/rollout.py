@@ -261,7 +261,10 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
     `moves`. Returns {host: failure}; hosts that failed stay drained."""
     env = fleet.env
     hosts = [fleet[name] for name in names]
-    reloads = {h.name: in_place_reloads(h, moves, goal[h.name]) if mode == "all" else set() for h in hosts}
+    # A restart without a swap in mode "all" (push_secrets) restarts every program: a
+    # process reads its environment when it starts, so none may merely reload.
+    reloads = {h.name: in_place_reloads(h, moves, goal[h.name]) if mode == "all" and swap else set()
+               for h in hosts}
     rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
 
     def wave_steps(host):

@@ -58,3 +58,36 @@ class Rotation:
         env = self.fleet.env
         return {proxy.balances: tuple(self.backends(proxy.balances))
                 for proxy in env.services.values() if proxy.balances}
+
+
+def rotation_listing(env, upstreams, unread, address_of):
+    """What `releases` shows of each proxy: {proxy host: [{service, balances,
+    in_rotation, out_of_rotation, error, maintenance}]} (hosts by name, in the
+    environment's order; a backend no host of the balanced role has is named by its
+    address). `upstreams`: {proxy host: {proxy service: its upstream list's text, or
+    None: none written yet}}; `unread`: {proxy host: why it could not be read};
+    `address_of(host)`: a host's address. `maintenance` is None: not read here."""
+    listing = {}
+    for proxy_host in env.hosts:
+        proxies = {name: s for name, s in env.topology.services_on(proxy_host).items() if s.balances}
+        if not proxies:
+            continue
+        entries = []
+        for name, proxy in proxies.items():
+            balanced = env.topology.hosts_of(env.services[proxy.balances].role)
+            entry = {"service": name, "balances": proxy.balances, "in_rotation": [], "out_of_rotation": [],
+                     "error": None, "maintenance": None}
+            text = upstreams.get(proxy_host, {}).get(name)
+            if proxy_host in unread:
+                entry["error"] = f"not read: {unread[proxy_host]}"
+            elif text is None:
+                entry["error"] = "no upstream list yet (nothing deployed here)"
+            else:
+                addresses, down = proxy_ops.parse_upstream(text)
+                named = {address_of(host): host for host in balanced}
+                for address in addresses:
+                    side = "out_of_rotation" if address in down else "in_rotation"
+                    entry[side].append(named.get(address, address))
+            entries.append(entry)
+        listing[proxy_host] = entries
+    return listing

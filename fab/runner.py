@@ -36,7 +36,10 @@ def selected_environment_or_none(c):
 def selected_environment(c):
     env = selected_environment_or_none(c)
     if env is None:
-        raise UsageError("no environment selected: run `fab <env> <task>`, e.g. `fab sandbox deploy`")
+        from fab.folders import available_environments
+
+        known = ", ".join(available_environments()) or "none found"
+        raise UsageError(f"no environment selected: run `fab <env> <task>` (environments: {known})")
     return env
 
 
@@ -201,7 +204,7 @@ def task_outputs(json=False, recorded_env=None):
 
 
 #: Tasks that only look: their runs are not operations in the history.
-NOT_RECORDED = ("releases",)
+NOT_RECORDED = ("releases", "check")
 
 
 def records(task, arguments):

@@ -285,7 +285,8 @@ class Secrets(_Strict):
         return names
 
 
-HOOK_POINTS = ("before_build", "after_build", "before_swap", "after_swap",
+#: In the order a deploy runs them (before_restart/after_restart: the restarting tasks').
+HOOK_POINTS = ("before_build", "after_build", "before_migrate", "before_swap", "after_swap",
                "before_restart", "after_restart")
 
 
@@ -295,6 +296,8 @@ class Hooks(_Strict):
 
     before_build: List[str] = []
     after_build: List[str] = []
+    #: Before `migrate` (the last point before anything a deploy cannot simply undo: an approval gate).
+    before_migrate: List[str] = []
     before_swap: List[str] = []
     after_swap: List[str] = []
     before_restart: List[str] = []

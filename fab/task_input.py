@@ -87,19 +87,3 @@ def wait_seconds(task, value):
     if not cli.whole_number(given, WAIT_LIMIT):
         raise UsageError(f"{task}: wait must be a whole number of seconds from 0 to {WAIT_LIMIT}, got {value!r}")
     return int(given)
-
-
-#: Help for the options of this issue's tasks (`fab <env> <task> -h`).
-OPTION_HELP = {
-    "message": f"why, one line (at most {MESSAGE_LIMIT} characters; default: FAB_DEPLOY_MESSAGE): "
-               "kept in the history, the JSON summary and the hooks' DEPLOY_MESSAGE",
-    "wait": "seconds to wait while another task holds the environment or it is frozen "
-            "(default 0: refuse at once, exit 3)",
-    "force": "run although the environment is frozen (the history keeps it)",
-    "reason": "why the environment is frozen (required; one line)",
-}
-
-
-def option_help(*names):
-    """invoke's `help=` for a task with these options."""
-    return {name: OPTION_HELP[name] for name in names}

@@ -5,6 +5,7 @@
     fab <env> deploy:resume=yes          fab <env> clean_releases
     fab <env> rollback[:<release>]       fab <env> hotfix_deploy[:<commit>]
     fab <env> restart_services           fab <env> set_supervisor_config
+    fab <env> push_secrets               (secrets uploaded again, programs restarted)
     fab <env> start_pillows              fab <env> stop_pillows
     fab <env> supervisorctl:"status"     fab <env> manage:"<command>"
     fab <env> releases                   fab <env> unlock
@@ -16,6 +17,7 @@
     fab <env> deploy:plan=yes            (also rollback, clean_releases: changes nothing)
     deploy:message="...",wait=60,force=yes (message: also rollback, hotfix_deploy;
                                          wait: every task that locks; force: what a freeze stops)
+    fab <env> check                      (are the hosts ready? one line per problem)
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -30,25 +32,28 @@ from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import decide, freezes, rollout, stages, wheels
+from fab import decide, freezes, local_clone, preflight, rollout, stages, wheels
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
-from fab.operations import code, lock, supervisor
+from fab.operations import code, lock, shared, supervisor
 from fab.operations import maintenance as maintenance_ops
 from fab.operations import manage as manage_ops
+from fab.operations import preflight as preflight_facts
+from fab.operations import proxy as proxy_ops
 from fab.paths import Paths
+from fab.rotation import rotation_listing
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import (limited_hosts, manage_hosts, on_or_off, one_line, option_help, optional_days,
+from fab.task_input import (limited_hosts, manage_hosts, on_or_off, one_line, optional_days,
                             split_command, wait_seconds)
 
 # --- deploy -------------------------------------------------------------------
 
 
-@task(help=option_help("message", "wait", "force"))
+@task
 @reported
 def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, force=False):
     """Build, swap and restart a new release everywhere.
@@ -58,12 +63,13 @@ def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, fo
     every host (or go on with the one preindex_views prepared for this commit);
     migrate; go live wave by wave (canary first: swap, restart without
     dropping requests, health checks); mark the release good; clean old
-    releases; unlock. Hooks run before and after the build and the swap. A
-    failure or an interrupt before the swap changes no host's `current`; after
-    it, every host goes back. --resume continues the newest unfinished
-    release; --hosts "web3;web4" (hosts or roles) limits the deploy to some
-    hosts, for emergencies. --plan shows what it would do (commits,
-    virtualenvs, service configs, waves, gates, cleanup) and changes nothing.
+    releases; unlock. Hooks run before and after the build, before the
+    migration and before and after the swap. A failure or an interrupt before
+    the swap changes no host's `current`; after it, every host goes back.
+    --resume continues the newest unfinished release; --hosts "web3;web4"
+    (hosts or roles) limits the deploy to some hosts, for emergencies. --plan
+    shows what it would do (commits, virtualenvs, service configs, waves,
+    gates, cleanup, the hosts' problems) and changes nothing.
     `rollout.gates` must keep passing between waves; with `rollout.pause` the
     deploy stops after the canary (exit 5) until --resume goes on.
     A frozen environment refuses it (exit 3) unless --force.
@@ -73,6 +79,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, fo
         raise UsageError("deploy: resume continues the failed release's own commit; do not give rev")
     ref = precedence.git_ref(rev, env)
     commit = None if resume else code.resolve_commit(env.app.repo, ref)
+    local_clone.warn_of_unpushed(ref, commit)
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True,
                     wait=wait_seconds("deploy", wait), force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
@@ -85,6 +92,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, fo
             hooks.run(env, "before_build", context)
             built = stages.build(fleet, meta)
             hooks.run(env, "after_build", context)
+            hooks.run(env, "before_migrate", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
         moves = stages.go_live(fleet, snapshot, decision, built, context)
@@ -99,7 +107,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False, message="", wait=0, fo
                  f"{', '.join(fleet.names)}")
 
 
-@task(help=option_help("message", "wait"))
+@task
 @reported
 def rollback(c, release="", plan=False, message="", wait=0):
     """Go back to the previous (or a named) release.
@@ -131,7 +139,7 @@ def rollback(c, release="", plan=False, message="", wait=0):
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
 
 
-@task(help=option_help("wait"))
+@task
 @reported
 def clean_releases(c, plan=False, wait=0):
     """Delete old and failed releases (safe ones kept).
@@ -146,13 +154,14 @@ def clean_releases(c, plan=False, wait=0):
         stages.clean_up(fleet, decision)
 
 
-@task(help=option_help("message", "wait", "force"))
+@task
 @reported
 def hotfix_deploy(c, commit="", message="", wait=0, force=False):
     """Put new code into the current release; restart (refused while frozen, unless --force)."""
     env = selected_environment(c)
     ref = precedence.git_ref(commit, env)
     new_commit = code.resolve_commit(env.app.repo, ref)
+    local_clone.warn_of_unpushed(ref, new_commit)
     with open_fleet(env, lock="hotfix_deploy", wait=wait_seconds("hotfix_deploy", wait), force=force) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         decision = decide.decide_hotfix(snapshot, new_commit, who_am_i(), rel.utcnow(), rollout.waves_for(fleet))
@@ -169,7 +178,7 @@ def hotfix_deploy(c, commit="", message="", wait=0, force=False):
     stream.stage(f"hotfix finished: release {live} now runs {new_commit[:12]}")
 
 
-@task(help=option_help("wait"))
+@task
 @reported
 def setup_release(c, keep_days=0, wait=0):
     """Build a private release; print its path."""
@@ -192,7 +201,7 @@ def setup_release(c, keep_days=0, wait=0):
     stream.stage(f"private release {meta.name} ready ({kept})")
 
 
-@task(help=option_help("wait"))
+@task
 @reported
 def preindex_views(c, wait=0):
     """Build a release and its predeploy work now; no swap.
@@ -223,19 +232,48 @@ prepare_release = Task(preindex_views.body, name="prepare_release")
 @task
 @reported
 def releases(c):
-    """Show each host's releases, statuses and drift (the hosts it can read)."""
+    """Show each host's releases and drift, and each proxy's rotation.
+
+    Hosts whose releases are identical share one table; a host it cannot read is
+    named with why; per proxy, the hosts it sends traffic to and those it leaves
+    out of its rotation (drained)."""
     env = selected_environment(c)
     with open_fleet(env, partial=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
+        proxies = [host for host in fleet.hosts.values() if proxy_ops.proxies_on(host)]
+        upstreams, unread = fleet.attempt("rotation", proxy_ops.read_upstreams, hosts=proxies, quiet=True)
     lock_host = fleet.states.get(env.hosts[0])  # where the freeze is kept
     stream.publish(events.ReleasesListed(
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
         unreachable=fleet.unreachable,
         wheel_sets=wheels.role_wheel_sets(env.roles, snapshot.current_wheel_sets()),
-        freeze=lock_host.freeze if lock_host else None))
+        freeze=lock_host.freeze if lock_host else None,
+        rotation=rotation_listing(env, upstreams, {**fleet.unreachable, **unread}, fleet.address_of)))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
+
+
+@task
+@reported
+def check(c):
+    """Check every host is ready for a deploy; say what to fix.
+
+    One line per problem, with its fix. One read-only round trip per host: SSH and its host key, the python named,
+    virtualenv or uv, git (when the hosts fetch), supervisord running and including
+    the code root's programs, free disk against the current release's size, the
+    code root writable, each service's port free or held by this environment,
+    the clock against this machine's, the proxy's config directory. Exit 1 when
+    anything is wrong. deploy:plan=yes shows the same problems.
+    """
+    env = selected_environment(c)
+    with open_fleet(env, partial=True, read=False) as fleet:
+        reads, failed = fleet.attempt("check", preflight_facts.read, quiet=True)
+    found = preflight.verdict(env, reads, {**fleet.unreachable, **failed})
+    stream.publish(events.HostsChecked(tuple(env.hosts), tuple(problem.to_dict() for problem in found)))
+    if found:
+        hosts = sorted({problem.host for problem in found})
+        raise DeployError(f"{len(found)} problem{'s' if len(found) > 1 else ''} on {', '.join(hosts)}")
 
 
 @task
@@ -259,7 +297,7 @@ def unlock(c):
     fence_the_broken_holder(env, generation)
 
 
-@task(help=option_help("reason"))
+@task
 @reported
 def freeze(c, reason=""):
     """Freeze the environment: deploys, hotfixes and restarts refuse (exit 3) until
@@ -285,7 +323,7 @@ def unfreeze(c):
 # --- services -----------------------------------------------------------------
 
 
-@task(help=option_help("wait", "force"))
+@task
 @reported
 def restart_services(c, hosts="", wait=0, force=False):
     """Restart services without dropping requests (refused while frozen, unless --force)."""
@@ -301,7 +339,32 @@ def restart_services(c, hosts="", wait=0, force=False):
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
 
 
-@task(help=option_help("wait", "force"))
+@task
+@reported
+def push_secrets(c, hosts="", wait=0, force=False):
+    """Upload the secrets again; restart every program with them.
+
+    For a rotated secret, without a deploy: after the before_restart hooks, every
+    host gets shared/secrets.env anew, then its programs restart (none merely
+    reloads: a process reads its secrets when it starts) wave by wave, drained
+    from the proxies and health-checked, as restart_services does.
+    """
+    env = selected_environment(c)
+    if env.secrets is None:
+        raise ConfigError(f"{env.name}: no `secrets` setting in its environment file: no secret to push")
+    with open_fleet(env, limited_hosts(env, hosts), lock="push_secrets", drains=True,
+                    wait=wait_seconds("push_secrets", wait), force=force) as fleet:
+        snapshot = FleetSnapshot.of_fleet(fleet)
+        live, meta = snapshot.live()
+        context = stages.hook_context(fleet, snapshot, "push_secrets", meta)
+        hooks.run(env, "before_restart", context)
+        fleet.each("secrets", shared.upload_secrets)
+        stages.restart_everywhere(fleet, "all", Target.of(meta))
+        hooks.run_after(env, "after_restart", context)
+    stream.stage(f"secrets pushed and services restarted on {', '.join(fleet.names)} (release {live})")
+
+
+@task
 @reported
 def set_supervisor_config(c, wait=0, force=False):
     """Render service configs and apply the changes (none: says so, restarts nothing).

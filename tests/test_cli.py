@@ -165,3 +165,68 @@ def test_fab_selects_an_environment_whose_name_has_dashes(tmp_path):
                                        "FAB_HISTORY_URL": f"sqlite:///{tmp_path}/history.sqlite"})
     assert result.returncode == 0, result.stderr
     assert "No idea what" not in result.stderr
+
+
+def an_app(tmp_path):
+    """An application's checkout: a fabfile, deploy/environments/prod.yml, and a subdirectory."""
+    from test_config import VALID
+
+    (tmp_path / "fabfile.py").write_text("from fab.tasks import *  # noqa: F401,F403\n")
+    (tmp_path / "deploy" / "environments").mkdir(parents=True)
+    (tmp_path / "deploy" / "environments" / "prod.yml").write_text(VALID)
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    return tmp_path
+
+
+def fab_in(directory, *args):
+    """`fab` run in `directory` as a user of an app runs it (the deployer installed: here on PYTHONPATH)."""
+    from conftest import FAB, PROJECT_ROOT
+
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("DEPLOY_")}
+    return subprocess.run([FAB, *args], cwd=directory, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL,
+                          env={**environ, "CI": "true", "PYTHONPATH": PROJECT_ROOT,
+                               "FAB_HISTORY_URL": f"sqlite:///{directory}/history.sqlite"})
+
+
+def test_fab_in_a_subdirectory_finds_deploy_beside_the_fabfile(tmp_path):
+    app = an_app(tmp_path)
+    for where in (app, app / "src" / "pkg"):
+        listed = fab_in(where, "-l")
+        assert listed.returncode == 0, listed.stderr
+        assert re.search(r"^\s+prod\s", listed.stdout, re.M), listed.stdout
+        result = fab_in(where, "prod", "history")
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_sandbox_is_hidden_and_never_suggested_inside_an_app(tmp_path):
+    from conftest import assert_one_line_error
+
+    app = an_app(tmp_path)
+    listed = fab_in(app / "src", "-l")
+    assert "sandbox" not in listed.stdout
+    for args in (["prd", "deploy"], ["sandbox", "deploy"], ["deploy"]):
+        result = fab_in(app / "src", *args)
+        line = assert_one_line_error(result, "environments: prod")
+        assert "sandbox" not in line.partition("(")[2]  # named only where the user typed it
+
+
+def test_every_option_of_every_task_has_help():
+    from invoke import Task
+
+    import fab.tasks
+
+    tasks = [obj for obj in vars(fab.tasks).values() if isinstance(obj, Task)]
+    assert len(tasks) > 15
+    for obj in tasks:
+        for option in obj.argspec(obj.body).parameters:
+            assert obj.help.get(option, "").strip(), f"{obj.name} --{option} has no help"
+
+
+@pytest.mark.parametrize("args", [["--help", "deploy"], ["prod", "deploy", "-h"]])
+def test_fab_help_explains_each_option(tmp_path, args):
+    result = run_fab_here(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"--resume\s+continue the newest unfinished release", result.stdout), result.stdout
+    assert re.search(r"--plan\s+show what the task would do", result.stdout)
+    assert re.search(r"--hosts=STRING\s+only these hosts or roles", result.stdout)

@@ -85,7 +85,7 @@ def deploy_folder(tmp_path, text, name="prod"):
     return str(environments)
 
 
-def test_environment_folders_add_up_and_the_sandbox_stays(tmp_path, monkeypatch):
+def test_environment_folders_add_up_and_the_apps_own_hide_the_sandbox(tmp_path, monkeypatch):
     own = deploy_folder(tmp_path, VALID)
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -93,12 +93,13 @@ def test_environment_folders_add_up_and_the_sandbox_stays(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # deploy/ in the current directory is the app's
     monkeypatch.setenv("DEPLOY_ENVIRONMENTS", str(extra))
     monkeypatch.delenv("DEPLOY_DIR", raising=False)
-    assert available_environments() == ["prod", "sandbox", "staging"]
+    assert available_environments() == ["prod", "staging"]  # an app's own: no sandbox
     assert load_environment("prod").folder == os.path.dirname(own)
-    # The sandbox's own file is found (loading it needs the sandbox's ssh_config, made by `up`).
-    assert folders.deploy_folder(os.path.dirname(folders.find_environment("sandbox"))) == BUILTIN_DIR
+    assert folders.find_environment("sandbox") is None
     monkeypatch.setenv("DEPLOY_DIR", str(tmp_path / "elsewhere"))
     assert available_environments() == ["sandbox", "staging"]
+    # The sandbox's own file is found (loading it needs the sandbox's ssh_config, made by `up`).
+    assert folders.deploy_folder(os.path.dirname(folders.find_environment("sandbox"))) == BUILTIN_DIR
 
 
 def test_templates_come_from_the_environments_own_folder_first(tmp_path):

@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from conftest import assert_ok
+
 from fab import hooks
 
 
@@ -47,3 +49,30 @@ def test_a_hook_past_its_time_limit_is_stopped_with_its_children(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail("the hook's child process is still running")
+
+
+def test_a_deploy_runs_every_hook_in_order_before_migrate_before_the_migration(deploy_env):
+    env = deploy_env
+    heard = os.path.join(env.directory, "hooks-heard.txt")
+    migrated = os.path.join(env.spec.home("web1"), "migrated")
+    # Each hook says its name and whether the migration (a file on web1) has run yet.
+    say = f'echo "$DEPLOY_HOOK $(test -e {migrated} && echo migrated || echo not-migrated)" >> {heard}'
+    points = ("before_build", "after_build", "before_migrate", "before_swap", "after_swap")
+    env.write_config(hooks={point: [say] for point in points},
+                     migrate={"command": "touch ~/migrated", "role": "webworkers"})
+    try:
+        assert_ok(env.fab("deploy"))
+        with open(heard) as handle:
+            assert handle.read().splitlines() == [
+                "before_build not-migrated", "after_build not-migrated", "before_migrate not-migrated",
+                "before_swap migrated", "after_swap migrated"]
+        # A failing before_migrate stops the deploy before the migration: nothing migrates.
+        env.remote("web1", "rm -f ~/migrated")
+        env.write_config(hooks={"before_migrate": ["echo not approved; exit 1"]},
+                         migrate={"command": "touch ~/migrated", "role": "webworkers"})
+        env.commit("NEWS.txt", "needs approval\n", "a change that needs approval")
+        result = env.fab("deploy")
+        assert result.returncode != 0 and "hook before_migrate" in result.stderr
+        assert not os.path.exists(migrated)
+    finally:
+        env.remote("web1", "rm -f ~/migrated", check=False)

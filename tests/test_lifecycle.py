@@ -84,6 +84,9 @@ def test_after_a_limited_deploy_and_a_full_one_rollback_goes_where_every_host_wa
     env.commit("NEWS.txt", "web2 only\n", "tried on web2 alone")
     assert_ok(env.fab("deploy:hosts=web2"))
     tried = env.current("web2")
+    # The hosts disagree: rollback refuses, naming what levels them (nothing to resume here).
+    refused = assert_one_line_error(env.fab("rollback"), "hosts disagree", "a full `deploy`")
+    assert "resume" not in refused
     after, _ = deploy_new_commit(env, "live everywhere again")
     # web2's cleanup keeps the release every host ran, though it has a newer good one.
     assert before in env.releases("web2") and tried in env.releases("web2")

@@ -517,3 +517,17 @@ def test_the_summary_carries_the_message_and_releases_the_freeze():
         shown = console.file.getvalue()
         assert ("FROZEN: alice@laptop (freeze, pid 42 on laptop, since 2026-11-23 05:59:01 UTC): incident"
                 in shown) == (frozen is not None)
+
+
+def test_hosts_with_identical_releases_share_one_table():
+    def listing(*names):
+        return rel.host_listing([rel.HostRelease(name, rel.ReleaseMeta(
+            name, COMMIT, "main", "me", "2026-11-22T03:00:00+00:00", rel.GOOD)) for name in names], names[-1])
+
+    same, other = listing(PREVIOUS, RELEASE), listing(RELEASE)
+    console = plain_console(io.StringIO())
+    PlainLines(console)(ev.ReleasesListed({"web1": same, "web2": same, "pillow1": other, "proxy1": same}))
+    text = console.file.getvalue()
+    lines = text.splitlines()
+    assert "web1, web2, proxy1" in lines and "pillow1" in lines
+    assert text.count(f"* {RELEASE}") == 2  # two tables, not four

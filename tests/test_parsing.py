@@ -107,6 +107,21 @@ def test_version_mismatch():
     assert version_mismatch(None, "a", "/r") is None
 
 
+@pytest.mark.parametrize("said, accepted", [
+    ("/srv/app/releases/2026-01-02_03.04.05", True),  # its absolute path
+    ("/srv/app/releases/2026-01-02_03.04.05/", True),
+    ("2026-01-02_03.04.05", True),  # its name
+    (None, True), ("", True),  # no release said: the commit decides
+    ("2026-01-01_00.00.00", False),
+    ("/srv/app/releases/2026-01-01_00.00.00", False),
+    ("/other/2026-01-02_03.04.05", False),  # a path is the whole path
+])
+def test_version_release_may_be_the_name_or_the_path(said, accepted):
+    expected = "/srv/app/releases/2026-01-02_03.04.05"
+    answer = {"commit": "a" * 40, **({"release": said} if said is not None else {})}
+    assert (probe_module().mismatch(answer, "a" * 40, expected) is None) is accepted
+
+
 @pytest.mark.parametrize("value", ["plain", "with space", "it's", "$(rm -rf /)", "`x`", "a\nb", "~/x y", "-n"])
 def test_quote_survives_a_real_shell(value):
     out = subprocess.run(["bash", "-c", "printf %s " + shell.quote(value)], capture_output=True, text=True,

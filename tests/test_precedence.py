@@ -35,6 +35,23 @@ def test_environment_dirs_variables_first_then_deploy_then_the_built_in_folder(e
     assert precedence.environment_dirs(environ) == expected
 
 
+@pytest.mark.parametrize("environ, fabfile_dir, folders, expected", [
+    # deploy/ beside the fabfile that was loaded, wherever `fab` runs from.
+    ({}, "/app", set(), ["/app/deploy/environments", precedence.BUILTIN_ENVIRONMENTS]),
+    # An app with environments of its own: the built-in ones are hidden.
+    ({}, "/app", {"/app/deploy/environments"}, ["/app/deploy/environments"]),
+    ({"DEPLOY_ENVIRONMENTS": "/ci"}, "/app", {"/app/deploy/environments"}, ["/ci", "/app/deploy/environments"]),
+    # DEPLOY_DIR still wins over the fabfile's folder.
+    ({"DEPLOY_DIR": "/ops/deploy"}, "/app", {"/app/deploy/environments"},
+     ["/ops/deploy/environments", precedence.BUILTIN_ENVIRONMENTS]),
+    ({"DEPLOY_DIR": "/ops/deploy"}, "/app", {"/ops/deploy/environments"}, ["/ops/deploy/environments"]),
+    ({}, None, {f"{CWD}/deploy/environments"}, [f"{CWD}/deploy/environments"]),
+])
+def test_the_deploy_folder_is_beside_the_fabfile_and_hides_the_built_in_one(environ, fabfile_dir, folders, expected):
+    exists = lambda path: os.path.abspath(path) in folders  # noqa: E731
+    assert precedence.environment_dirs(environ, fabfile_dir, exists) == expected
+
+
 HOME = {"HOME": "/home/me"}
 DEFAULT_URL = "sqlite:////home/me/.local/share/fab-deploy/history.sqlite"
 

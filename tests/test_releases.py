@@ -284,3 +284,21 @@ def test_a_deploy_goes_on_with_the_release_prepared_for_its_commit_on_every_host
     older = {"web1": [prepared("2025-12-31_00.00.00", "c1"), good], "web2": [prepared("2025-12-31_00.00.00", "c1"), good]}
     assert rel.prepared_release(older, currents, "c1") is None  # older than current
     assert rel.prepared_release(both, {"web1": None, "web2": None}, "c1") == "2026-01-02_00.00.00"
+
+
+@pytest.mark.parametrize("web2, hint", [
+    # A limited deploy:hosts=web1 that succeeded: nothing to resume; a full deploy levels.
+    ([release(name(1))], "a full `deploy`"),
+    # A deploy that failed on web2 before its swap: resuming finishes it.
+    ([release(name(1)), release(name(2), FAILED)], "deploy:resume=yes"),
+])
+def test_rollback_refusal_on_hosts_that_disagree_names_what_levels_them(web2, hint):
+    from fab.errors import PreflightError
+    from fab.releases import rollback_target
+
+    host_releases = {"web1": [release(name(1)), release(name(2))], "web2": web2}
+    with pytest.raises(PreflightError) as refused:
+        rollback_target(host_releases, {"web1": name(2), "web2": name(1)})
+    assert "rollback:release=NAME" in str(refused.value) and hint in str(refused.value)
+    other = "deploy:resume=yes" if "full" in hint else "full `deploy`"
+    assert other not in str(refused.value)

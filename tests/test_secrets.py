@@ -263,3 +263,57 @@ def test_a_store_password_too_short_to_mask_is_refused_without_showing_it(monkey
         store_url(None)
     assert str(raised.value) == ("history store postgresql://deployer:***@db.internal/deploys: "
                                  "its password is shorter than 4 characters: too short to mask safely")
+
+
+# --- push_secrets, on the fleet ------------------------------------------------------
+
+
+def program_environment(env, host, program):
+    """(pid, {name: value}) of a supervisor program's main process, as it runs."""
+    from test_services import supervisor_pid
+
+    pid = supervisor_pid(env, host, program)
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        variables = dict(item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item)
+    return pid, {name.decode(): value.decode() for name, value in variables.items()}
+
+
+def test_push_secrets_reaches_the_running_programs_without_a_deploy(deploy_env, tmp_path):
+    import os
+
+    from conftest import assert_ok
+
+    env = deploy_env
+    secrets_file = tmp_path / "app-secrets.env"
+    secrets_file.write_text("API_TOKEN=first-token-1234\n")
+    heard = tmp_path / "hooks-heard.txt"
+    say = f'echo "$DEPLOY_HOOK $DEPLOY_TASK" >> {heard}'
+    env.write_config(with_proxy=True, secrets={"file": str(secrets_file)},
+                     hooks={"before_restart": [say], "after_restart": [say]})
+    assert_ok(env.fab("deploy"))
+    release = env.current("web1")
+    programs = {"web1": f"{env.name}-web", "web2": f"{env.name}-web", "pillow1": f"{env.name}-pillow"}
+    before = {host: program_environment(env, host, program) for host, program in programs.items()}
+    assert {found["API_TOKEN"] for _, found in before.values()} == {"first-token-1234"}
+
+    secrets_file.write_text("API_TOKEN=rotated-token-5678\n")
+    result = assert_ok(env.fab("push_secrets", environ={"FAB_JSON": "-"}))
+    assert "rotated-token-5678" not in result.stdout + result.stderr
+    after = {host: program_environment(env, host, program) for host, program in programs.items()}
+    for host, (pid, found) in after.items():
+        assert found["API_TOKEN"] == "rotated-token-5678", host
+        assert pid != before[host][0], f"{host}: its program was not restarted"
+        with open(os.path.join(env.code_root(host), "shared", "secrets.env")) as handle:
+            assert "rotated-token-5678" in handle.read()
+    # No new release; the web hosts were drained in waves and put back.
+    assert {env.current(host) for host in env.hosts} == {release}
+    doc = json.loads(result.stdout)
+    assert all("secrets" in [s["step"] for s in doc["hosts"][host]["steps"]] for host in programs)
+    assert heard.read_text().splitlines() == ["before_restart push_secrets", "after_restart push_secrets"]
+    assert "in rotation: web1, web2; out of rotation: none" in assert_ok(env.fab("releases")).stdout
+
+
+def test_push_secrets_without_secrets_is_one_line(deployed_env):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(deployed_env.env.fab("push_secrets"), "no `secrets` setting")

@@ -37,10 +37,14 @@ class HostFacts:
 
 def read(host, with_python=True):
     """The host's facts for a plan (its state must have been read: the current release)."""
+    return parse(host.run(command(host, with_python)))
+
+
+def command(host, with_python=True):
+    """The one line that runs fab/remote/plan.sh for `host`."""
     env = host.env
-    output = host.run(shell.remote_script("plan"), arguments(
+    return shell.script_command("plan", *arguments(
         host.paths, host.state.current, env.python if with_python else None, env.requirements))
-    return parse(output)
 
 
 def arguments(paths, current=None, python=None, requirements=()):

@@ -4,6 +4,11 @@ Runs on: the hosts of proxy services (`balances: <service>`). The upstream list
 lives in shared/ (it is about hosts, not releases); rewriting it and reloading
 the proxy gracefully takes a host out of (or back into) rotation. Safe to rerun.
 """
+import base64
+import binascii
+import re
+
+from fab import shell
 from fab.commands import expand, service_variables
 from fab.operations import portservice
 from fab.steps import Reporting
@@ -46,3 +51,42 @@ def _upstream_args(host, proxy_name, proxy_service, backends, drained=(), reload
     text = upstream_config(upstream_name(host.env.name, proxy_service.balances), backends, drained)
     reload_command = expand(proxy_service.reload, variables) if (reload and proxy_service.reload) else ""
     return [host.paths.proxy_upstream(variables["program"]), text, proxy_service.port or "", reload_command]
+
+
+def proxies_on(host):
+    """{name: Service} of the proxies (services that balance another) on `host`."""
+    return {name: service for name, service in host.env.topology.services_on(host.name).items() if service.balances}
+
+
+def read_upstreams(host):
+    """{proxy service: its upstream list's text, or None where it has none yet} on
+    `host`, in one read-only round trip (fab/remote/rotation.sh). Safe to rerun."""
+    proxies = list(proxies_on(host))
+    files = [host.paths.proxy_upstream(host.env.topology.program_name(name)) for name in proxies]
+    return parse_upstreams(host.run(shell.remote_script("rotation"), files), proxies)
+
+
+def parse_upstreams(output, proxies):
+    """fab/remote/rotation.sh's lines -> {proxy: text or None} for the `proxies` it was
+    given, in order; a line that is not what the script prints is ignored."""
+    found = dict.fromkeys(proxies)
+    for line in output.splitlines():
+        kind, _, rest = line.partition(" ")
+        index, _, encoded = rest.partition(" ")
+        if kind != "upstream" or not index.isdigit() or not 1 <= int(index) <= len(proxies) or encoded == "missing":
+            continue
+        try:
+            found[proxies[int(index) - 1]] = base64.b64decode(encoded, validate=True).decode(errors="replace")
+        except (binascii.Error, ValueError):
+            continue
+    return found
+
+
+_SERVER = re.compile(r"^\s*server\s+(\S+):(\d+)\b([^;]*);", re.M)
+
+
+def parse_upstream(text):
+    """An upstream list (`upstream_config`'s text) -> ([address of each backend], {addresses
+    marked down}): what the proxy sends traffic to, and whom it leaves out."""
+    servers = _SERVER.findall(text)
+    return [address for address, _, _ in servers], {address for address, _, rest in servers if "down" in rest.split()}

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from fab import events
 from fab.outputs import tables
-from fab.outputs.plan_text import plan_lines
+from fab.outputs.plan_text import plan_lines, problem_lines
 from fab.outputs.record import TaskRecord
 from fab.releases import utcnow
 
@@ -201,6 +201,8 @@ class LiveView:
             return [Group(*tables.releases_tables(event, utcnow()))]
         if isinstance(event, events.PlanMade):
             return [Group(*(Text(text, style=style or "") for text, style in plan_lines(event.plan)))]
+        if isinstance(event, events.HostsChecked):
+            return [Text(text, style=style or "") for text, style in problem_lines(event.problems, event.hosts)]
         return []
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from fab import events
 from fab.outputs import tables
-from fab.outputs.plan_text import plan_lines
+from fab.outputs.plan_text import plan_lines, problem_lines
 from fab.releases import utcnow
 
 
@@ -39,6 +39,9 @@ class PlainLines:
         if isinstance(event, events.PlanMade):
             # So is a plan.
             for text, line_style in plan_lines(event.plan):
+                self.console.print(text, style=line_style)
+        if isinstance(event, events.HostsChecked):
+            for text, line_style in problem_lines(event.problems, event.hosts):
                 self.console.print(text, style=line_style)
         self.console.file.flush()
 

@@ -65,6 +65,19 @@ def plan_lines(plan):
             lines.append((f"    cleanup     deletes {deleted}", None))
     for warning in plan["warnings"]:
         lines.append((f"warning: {warning}", "yellow"))
+    if plan.get("problems"):
+        lines += problem_lines(plan["problems"])
+    return lines
+
+
+def problem_lines(problems, hosts=None):
+    """[(text, style)] of the preflight's problems (fab.preflight.Problem.to_dict()s),
+    one line each with its fix; with `hosts` (the hosts checked) a last line for
+    when none has any."""
+    lines = [(f"problem: {p['host']}: {p['problem']}; fix: {p['fix']}", "bold red") for p in problems]
+    if hosts is not None and not problems:
+        lines.append((f"ready: {len(hosts)} host{'s' if len(hosts) != 1 else ''} checked "
+                      f"({', '.join(hosts)}), no problem found", "green"))
     return lines
 
 

@@ -84,6 +84,7 @@ class TaskRecord:
         self.notes = []
         self.listing = None  # the ReleasesListed event, if any
         self.plan = None  # the PlanMade event, if any
+        self.checked = None  # the HostsChecked event, if any
         self.finished = None
         self.moved = False  # True once the task pointed a host's `current` elsewhere
 
@@ -126,6 +127,8 @@ class TaskRecord:
             self.listing = event
         elif isinstance(event, events.PlanMade):
             self.plan = event
+        elif isinstance(event, events.HostsChecked):
+            self.checked = event
         elif isinstance(event, events.TaskFinished):
             self.finished = event
         elif isinstance(event, events.ArtifactsReceived):

@@ -84,8 +84,12 @@ def document(record):
         doc["unreachable"] = record.listing.unreachable
         doc["wheel_sets"] = record.listing.wheel_sets
         doc["freeze"] = record.listing.freeze
+        doc["rotation"] = record.listing.rotation
     if record.plan is not None:
         doc["plan"] = record.plan.plan
+    if record.checked is not None:
+        doc["checked"] = list(record.checked.hosts)
+        doc["problems"] = list(record.checked.problems)
     return doc
 
 

@@ -6,6 +6,7 @@ cell is a `Text`: a plain string in a rich table is read as markup, and a releas
 name or a host's words must never be.
 """
 import datetime as dt
+import json
 
 from rich import box
 from rich.console import Group
@@ -95,9 +96,11 @@ def moment(timestamp):
 
 
 def releases_tables(listed, now, styled=True):
-    """One table per host from a ReleasesListed event, then a drift line if hosts disagree."""
+    """From a ReleasesListed event: one table per group of hosts whose releases are
+    identical (named together above it), each proxy's rotation, then a drift line if
+    hosts disagree."""
     renderables = []
-    for host, listing in listed.hosts.items():
+    for hosts, listing in identical_listings(listed.hosts):
         table = _table(styled)
         # "* " before the current release, as `releases` has always shown it.
         for column in ("  release", "status", "commit", "age", "keep until (UTC)", "marker"):
@@ -126,7 +129,7 @@ def releases_tables(listed, now, styled=True):
             add_row(table, "  (no releases)", "", "", "", "", "")
         maintenance = f"  MAINTENANCE: {', '.join(listing['maintenance'])} answers the maintenance page" \
             if listing.get("maintenance") else ""
-        renderables += [Text(host + maintenance, style="bold" if styled else ""), Padding.indent(table, 2)]
+        renderables += [Text(", ".join(hosts) + maintenance, style="bold" if styled else ""), Padding.indent(table, 2)]
     for host, why in listed.unreachable.items():
         renderables += [Text(host, style="bold" if styled else ""),
                         Padding.indent(Text(f"not read: {why}", style="bold red" if styled else ""), 2)]
@@ -139,6 +142,8 @@ def releases_tables(listed, now, styled=True):
             sets = "; ".join(f"{shown} on {', '.join(hosts)}" for shown, hosts in found["sets"].items())
             renderables.append(Text(f"WHEELS DIFFER in {role}: {', '.join(found['differs'])} "
                                     f"run another set ({sets})", style="bold red" if styled else ""))
+    for text, style in rotation_lines(listed.rotation):
+        renderables.append(Text(text, style=style if styled else ""))
     if listed.drift:
         renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
                                 style="bold red" if styled else ""))
@@ -146,6 +151,31 @@ def releases_tables(listed, now, styled=True):
         renderables.append(Text(f"FROZEN: {freezes.describe(listed.freeze)} (deploys, hotfixes and restarts "
                                 "refuse until `unfreeze`)", style="bold yellow" if styled else ""))
     return renderables
+
+
+def identical_listings(listings):
+    """[(hosts, listing)]: hosts whose listings ({host: listing}) are identical, together,
+    in the order their first host comes."""
+    groups = {}
+    for host, listing in listings.items():
+        groups.setdefault(json.dumps(listing, sort_keys=True), ([], listing))[0].append(host)
+    return list(groups.values())
+
+
+def rotation_lines(rotation):
+    """[(text, style)]: per proxy (fab.rotation.rotation_listing), whom it sends traffic
+    to and whom it leaves out of its rotation (drained)."""
+    lines = []
+    for proxy_host, entries in rotation.items():
+        for entry in entries:
+            said = entry["error"] or (f"in rotation: {', '.join(entry['in_rotation']) or 'none'}; "
+                                      f"out of rotation: {', '.join(entry['out_of_rotation']) or 'none'}")
+            if entry.get("maintenance") is not None:
+                said += f"; maintenance: {'on' if entry['maintenance'] else 'off'}"
+            style = "yellow" if entry["out_of_rotation"] or entry["error"] or entry.get("maintenance") else ""
+            lines.append((f"rotation of {proxy_host} ({entry['service']}, balances {entry['balances']}): {said}",
+                          style))
+    return lines
 
 
 def _status_style(status):

@@ -21,14 +21,19 @@ import urllib.request
 
 
 def mismatch(reported, commit, release):
-    """Why a version answer is not the expected commit and release, or None."""
+    """Why a version answer is not the expected commit and release, or None.
+
+    The contract (README, "The /version contract"): JSON with `commit`, the full
+    commit id, and optionally `release`, the release's name or its absolute path
+    (`release` is the path; an app may say either)."""
     if reported is None or commit is None:
         return None
     problems = []
     if reported.get("commit") != commit:
         problems.append(f"serves commit {str(reported.get('commit'))[:12]}, expected {commit[:12]}")
-    if reported.get("release") and release and reported["release"] != release:
-        problems.append(f"runs from {reported['release']}, expected {release}")
+    said = reported.get("release")
+    if said and release and str(said).rstrip("/") not in (release, release.rstrip("/").rsplit("/", 1)[-1]):
+        problems.append(f"runs from {said}, expected {release} (or its name)")
     return " and ".join(problems) or None
 
 
