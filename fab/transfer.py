@@ -94,14 +94,20 @@ def send_direct(host, artifacts, sending):
     upload per host."""
     pairs = [word for a in artifacts for word in (a.sha256, a.name)]
     store = host.paths.store
-    missing = {}
+    missing, free = {}, None
     for line in host.run(shell.remote_script("receive"), ["check", store, *pairs]).splitlines():
         what, digest, *size = line.split(" ")
-        if what != "have":
+        if what == "free":
+            free = _whole(digest) * _whole(size[0] if size else "")
+        elif what != "have":
             missing[values.hex_digest(digest, "artifact digest")] = int(size[0]) if size else 0
     outcome = Received(had=len(artifacts) - len(missing))
     if not missing:
         return outcome
+    needed = sum(a.size - min(missing[a.sha256], a.size) for a in artifacts if a.sha256 in missing)
+    if free is not None and needed > free:  # refused here: SFTP would only say "Failure"
+        raise RemoteCommandFailed(f"No space left on device: {store} has {human_bytes(free)} free, "
+                                  f"{human_bytes(needed)} to receive")
     sent = 0
     with sending:
         sftp = host.connection.sftp()
@@ -116,6 +122,10 @@ def send_direct(host, artifacts, sending):
     return outcome
 
 
+def _whole(text):
+    return int(text) if text.isdigit() else 0
+
+
 def _upload(sftp, artifact, remote, offset):
     """Write the artifact's bytes from `offset` on to `remote` over SFTP; the bytes sent."""
     try:
@@ -126,6 +136,7 @@ def _upload(sftp, artifact, remote, offset):
             for block in iter(lambda: source.read(CHUNK), b""):
                 target.write(block)
                 sent += len(block)
+            target.flush()  # written before the close, which then raises what a write met
             return sent
     except OSError as error:
         raise RemoteCommandFailed(f"cannot write {remote}: {error.strerror or error}") from None
