@@ -20,15 +20,16 @@ it); what going live changed is one record, rollout.Moves, owned by the go-live
 stage; nothing is written into the hosts' states.
 """
 import contextlib
+import dataclasses
 
-from fab import decide, events, hooks
+from fab import decide, events, gates, hooks
 from fab import releases as rel
 from fab import rollout, transfer, waves
-from fab.errors import DeployError, Interrupted, StepFailed
+from fab.errors import DeployError, Interrupted, Paused, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
-from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
+from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv, wheels
 
 # --- choose the release ---------------------------------------------------------
 
@@ -59,11 +60,14 @@ def announce(fleet, snapshot, task, meta, warnings=()):
 
 
 def hook_context(fleet, snapshot, task, meta):
-    """What the environment's hooks are told about this task and its release."""
-    return hooks.HookContext(
+    """What the environment's hooks (and its notifications: published) are told about
+    this task and its release."""
+    context = hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
         previous_release=snapshot.agreed_current() or "")
+    stream.publish(events.TaskContext(dataclasses.asdict(context)))
+    return context
 
 
 # --- build ------------------------------------------------------------------------
@@ -90,13 +94,19 @@ def build(fleet, meta):
     Returns {host: rollout.Built}: the venv and service configs the release has there.
     """
     env = fleet.env
-    bundles = code.prepare(fleet, meta.commit, meta.name)  # on the controller: no host touched
-    wanted = {name: [bundle] for name, bundle in bundles.items()}
+    # Made on the controller (or one builder host) before any host changes, then
+    # sent in one delivery: each host receives only what its store lacks (its
+    # git bundle, its wheels).
+    bundles = code.prepare(fleet, meta.commit, meta.name)
+    prepared = wheels.prepare(fleet, meta)
+    shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
+                 for name in fleet.hosts}
     # Where something is sent, the release first: a transfer cut short (a full disk, a
     # lost connection) is then a release `deploy:resume=yes` goes on with.
-    receiving = [fleet.hosts[name] for name, artifacts in wanted.items() if artifacts]
-    fleet.each_steps(lambda host: [release.create(host, meta)], hosts=receiving)
-    transfer.deliver(fleet, wanted)
+    receiving = [fleet.hosts[name] for name, artifacts in shipments.items() if artifacts]
+    if receiving:
+        fleet.each_steps(lambda host: [release.create(host, meta)], hosts=receiving)
+        transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     if credentials.needed(env):  # for git and pip, never on their command lines
@@ -118,7 +128,7 @@ def build(fleet, meta):
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
     outcomes = fleet.each_steps(lambda host: [
         *([] if linked else first(host)),
-        virtualenv.ensure(host, meta.name),
+        virtualenv.ensure(host, meta.name, prepared.installs.get(host.name)),
         build_ops.build_commands(host, meta.name),
         supervisor.install_service_configs(host, meta.name),
         *([] if env.predeploy else [check(host)]),
@@ -169,7 +179,7 @@ def on_role(fleet, meta, step, setting, commands):
 # --- go live ----------------------------------------------------------------------
 
 
-def go_live(fleet, snapshot, decision, built=None):
+def go_live(fleet, snapshot, decision, built=None, context=None):
     """Every host goes where `decision` (a fab.decide.Decision) sends it, in its waves,
     and then finishes as it says (marks the release, cleans up: run `finish` to
     complete that; the last wave's hosts, and meanwhile those of the waves before
@@ -178,6 +188,7 @@ def go_live(fleet, snapshot, decision, built=None):
     On a failure or an interrupt every host is put back where the decision says
     and the release is marked `fails_as` (or interrupted). Returns the rollout.Moves
     record of what changed (hosts that failed within the failure limit in `failed`).
+    With the hooks' `context` the environment's gates are asked between waves.
     """
     for name, line in decision.host_warnings.items():
         stream.warning(line, host=name)
@@ -186,13 +197,29 @@ def go_live(fleet, snapshot, decision, built=None):
     def finish_steps(host, placed):
         return decide.finish_steps(decision, host.name, FinishSteps(host, (built or {}).get(host.name)), placed)
 
+    env = fleet.env
+    asked = (lambda: gates.first_failure(env, context)) if context is not None and env.rollout.gates else None
     try:
-        return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
-                               finish_steps)
+        moves = rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
+                                finish_steps, gates=asked, pause_after=decision.pause_after)
     except DeployError as error:
         if decision.fails_as:
             mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
+    if moves.paused:
+        mark(fleet, decision.release.with_status(rel.PAUSED))
+    return moves
+
+
+def paused(fleet, decision, moves):
+    """Paused, the error a deploy stopped after its canary ends with: where the release
+    is live, and what continues it or gives it up."""
+    live = [name for wave in decision.waves for name in wave.hosts if name in moves.placed
+            and name not in moves.failed]
+    env = fleet.env.name
+    return Paused(f"deploy paused after the {moves.paused}: release {decision.release.name} is live on "
+                  f"{', '.join(live)} only; `fab {env} deploy:resume=yes` continues with the other waves, "
+                  f"`fab {env} rollback` gives it up")
 
 
 def fetch_for_hotfix(fleet, live, commit):

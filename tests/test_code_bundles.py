@@ -77,8 +77,9 @@ def test_hosts_that_cannot_read_the_repository_get_the_code_in_bundles(bundle_en
     assert list(cold) == [f"{first}-{cold_key(cold)}.bundle"] and list(cold.values())[0] > 300_000
     for host in env.hosts:
         assert notes[host]["code"].startswith(f"exported {first[:12]} from bundle ("), notes[host]
-        assert notes[host]["transfer"].startswith("received ") and "from controller" in notes[host]["transfer"]
+        assert notes[host]["transfer"].startswith("received ")  # from the controller or a peer that had it
         assert os.listdir(os.path.join(env.code_root(host), "store")) == []  # used, then removed
+    assert any("from controller" in notes[host]["transfer"] for host in env.hosts)
     assert env.version("web1")["commit"] == first
 
     second = private_repo.commit("app.py", open(os.path.join(env.spec.app_workdir, "app.py")).read() + "\n# two\n")

@@ -194,6 +194,12 @@ def test_deploy_settings(tmp_path):
     ("hooks: {before_swap", "hooks: {before_deploy", ["hooks.before_deploy: unknown setting"]),
     ("migrate: {command", "migrate: {cmd", ["migrate.command: Field required"]),
     ("linked_dirs: [media]", "linked_dirs: [media]\nfolder: /tmp", ["folder: unknown setting"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 47400-}", ["transfer.ports", "should match"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 5000-4000}",
+     ["transfer.ports", "'5000-4000' is not a range of ports from 1024 to 65535"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 80-9000}", ["transfer.ports", "should match"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {fanout: 0}", ["transfer.fanout"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {peers: maybe}", ["transfer.peers"]),
 ])
 def test_invalid_deploy_settings(tmp_path, old, new, fragments):
     assert old in DEPLOY_SETTINGS

@@ -66,11 +66,16 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
     (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
     (root / "current").symlink_to(f"releases/{good.name}")
+    (root / "shared" / "proxy").mkdir(parents=True)
+    (root / "shared" / "proxy" / "prod-proxy-maintenance.conf").write_text("return 503;\n")  # in maintenance
+    (root / "shared" / "proxy" / "prod-other-maintenance.html").write_text("<p>left</p>\n")  # a page alone: not
+    (root / "shared" / "proxy" / "prod-proxy-upstream.conf").write_text("upstream u {}\n")
     output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(Paths(str(root)))],
                             capture_output=True, text=True, check=True, env={"HOME": str(home),
                                                                                "PATH": "/usr/bin:/bin"}).stdout
     parsed = state.parse(output, "~/www/prod")
     assert parsed.paths.code_root == str(root) and parsed.cpus >= 1
+    assert parsed.maintenance == {"prod-proxy"}
     assert parsed.current == good.name
     assert parsed.releases[good.name].meta == good
     assert parsed.releases["2026-11-22_04.00.00"].meta is None

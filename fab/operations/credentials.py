@@ -109,13 +109,20 @@ def hosts_git_environment(env):
 
 def needed(env):
     """Whether the hosts need credentials to fetch the code or the packages."""
-    return bool(hosts_git_environment(env) or split_pip_args(env.pip_args)[1])
+    return bool(hosts_git_environment(env) or pip_logins_on_hosts(env))
+
+
+def pip_logins_on_hosts(env):
+    """{host: (user, password)} the hosts' pip needs: none where wheels are built
+    once (a builder host gets its own, for its build only: fab.operations.wheels)."""
+    logins = split_pip_args(env.pip_args)[1]
+    return logins if logins and env.wheels.build == "each_host" else {}
 
 
 def variables_text(env, paths):
     """The variables file: one KEY='value' line each, safe to source from sh."""
     values = dict(hosts_git_environment(env))
-    if split_pip_args(env.pip_args)[1]:
+    if pip_logins_on_hosts(env):
         values["NETRC"] = paths.netrc_file
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
 
@@ -135,7 +142,7 @@ def upload(host):
     from fab.operations.shared import write_private
 
     write_private(host, host.paths.credentials_file, variables_text(host.env, host.paths))
-    logins = split_pip_args(host.env.pip_args)[1]
+    logins = pip_logins_on_hosts(host.env)
     if logins:
         write_private(host, host.paths.netrc_file, netrc_text(logins))
     return "credentials for git and pip in files of mode 0600"

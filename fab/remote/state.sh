@@ -7,9 +7,18 @@
 #   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
 #   (one directory per control under it), $6 its link to its venv
 #   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
-#   (Paths.venvs); $8 the git cache (Paths.git_cache), whose refs under
-#   refs/fab/deployed/ are printed as tip lines (the commits a bundle for this
-#   host can be made against). fab.operations.state.arguments builds them.
+#   (Paths.venvs). fab.operations.state.arguments builds them.
+# The wheel store (wheels.build: once): $8 the file marking a venv complete,
+#   $9 a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS), $10 a
+#   release's record of its wheels (RELEASE_WHEELS), $11 the store (Paths.store),
+#   $12 the python to identify ('' for none), $13 what it runs
+#   (fab.wheels.IDENTITY_CODE); $14 the git cache (Paths.git_cache), whose refs
+#   under refs/fab/deployed/ are printed as tip lines (the commits a bundle for
+#   this host can be made against). Lines: pyversion, pyid (or pyfailed), venvok
+#   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
+#   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
+# Maintenance: $15 the proxies' files (Paths.proxy): a `maintenance` line names
+#   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $16).
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -20,7 +29,15 @@ steps_dir=$4
 configs_dir=$5
 venv_link=$6
 venvs=$7
-git_cache=$8
+complete=${8:-}
+venv_wheels=${9:-}
+release_wheels=${10:-}
+store=${11:-}
+python=${12:-}
+identity_code=${13:-}
+git_cache=${14:-}
+proxy=${15:-}
+maintenance_suffix=${16:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -28,13 +45,35 @@ for dir in "$venvs"/*/; do
   name=${dir%/}
   name=${name##*/}
   # Only the deployer's own venvs (named by their key): cleanup never touches others.
-  if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then printf 'venvdir %s\n' "$name"; fi
+  if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then
+    printf 'venvdir %s\n' "$name"
+    if [[ -n $complete && -f $dir$complete ]]; then printf 'venvok %s\n' "$name"; fi
+    if [[ -n $venv_wheels && -f $dir$venv_wheels ]]; then
+      while read -r digest file; do printf 'venvwheel %s %s %s\n' "$name" "$digest" "$file"; done < "$dir$venv_wheels"
+    fi
+  fi
 done
-if [ -d "$git_cache/objects" ]; then
+if [ -n "$store" ]; then
+  for file in "$store"/*/*.whl; do
+    [ -f "$file" ] || continue
+    digest=${file%/*}
+    printf 'stored %s %s\n' "${digest##*/}" "${file##*/}"
+  done
+fi
+if [ -n "$python" ]; then "$python" -S -c "$identity_code" 2>/dev/null || echo pyfailed; fi
+if [ -n "$git_cache" ] && [ -d "$git_cache/objects" ]; then
   git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
 fi
+for switch in ${proxy:+"$proxy"/*"$maintenance_suffix"}; do
+  if [ -f "$switch" ]; then
+    name=${switch##*/}
+    printf 'maintenance %s\n' "${name%"$maintenance_suffix"}"
+  fi
+done
 [ -d "$releases" ] || exit 0
 confs=()
+wheelsets=()
+counts=()
 for dir in "$releases"/*/; do
   [ -d "$dir" ] || continue
   name=${dir%/}
@@ -49,6 +88,11 @@ for dir in "$releases"/*/; do
   for conf in "$dir$configs_dir"/*/*.conf; do
     [ -f "$conf" ] && confs+=("$conf")
   done
+  if [[ -n $release_wheels && -f $dir$release_wheels ]]; then
+    mapfile -t listed < "$dir$release_wheels"
+    wheelsets+=("$dir$release_wheels")
+    counts+=("${#listed[@]}")
+  fi
   for step in "$dir$steps_dir"/*; do
     [ -e "$step" ] && printf 'step %s %s\n' "$name" "${step##*/}"
   done
@@ -58,6 +102,14 @@ if [ "${#confs[@]}" -gt 0 ]; then
   sha256sum -- "${confs[@]}" | while read -r digest path; do
     release=${path%/"$configs_dir"/*}
     printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
+  done
+fi
+if [ "${#wheelsets[@]}" -gt 0 ]; then
+  index=0
+  sha256sum -- "${wheelsets[@]}" | while read -r digest path; do
+    release=${path%/"$release_wheels"}
+    printf 'wheelset %s %s %s\n' "${release##*/}" "${digest:0:16}" "${counts[index]}"
+    index=$((index + 1))
   done
 fi
 # "<release>/<venv link> <link target>" for every release's venv link, in one process
