@@ -103,7 +103,11 @@ def build(fleet, meta):
     prepared = wheels.prepare(fleet, meta)
     shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
                  for name in fleet.hosts}
-    if any(shipments.values()):
+    # Where something is sent, the release first: a transfer cut short (a full disk, a
+    # lost connection) is then a release `deploy:resume=yes` goes on with.
+    receiving = [fleet.hosts[name] for name, artifacts in shipments.items() if artifacts]
+    if receiving:
+        fleet.each_steps(lambda host: [release.create(host, meta)], hosts=receiving)
         transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
@@ -116,14 +120,16 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta),
-             lambda host: code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
-    if env.linked_files or env.linked_dirs:
-        fleet.each_steps(lambda host: [step(host) for step in first])
+    def first(host):  # the release (unless made before its transfer) and its code
+        made = [] if host in receiving else [release.create(host, meta)]
+        return [*made, code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
+
+    linked = env.linked_files or env.linked_dirs
+    if linked:
+        fleet.each_steps(first)
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
-        first = []
     outcomes = fleet.each_steps(lambda host: [
-        *(step(host) for step in first),
+        *([] if linked else first(host)),
         virtualenv.ensure(host, meta.name, prepared.installs.get(host.name)),
         build_ops.build_commands(host, meta.name),
         supervisor.install_service_configs(host, meta.name),

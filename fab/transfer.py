@@ -183,15 +183,22 @@ class _Delivery:
         """What the host's store has of its artifacts (and how far their parts got)."""
         name = host.name
         pairs = [word for sha in self.wanted[name] for word in (sha, self.artifacts[sha].name)]
-        missing = []
+        missing, free = [], None
         for line in host.run(shell.remote_script("receive"), ["check", host.paths.store, *pairs]).splitlines():
             what, digest, *size = line.split(" ")
+            if what == "free":  # blocks free, block size
+                free = _count(digest) * (_count(size[0]) if size else 0)
+                continue
             digest = _known(self.wanted[name], digest)
             if what == "have":
                 self.held[name].add(digest)
                 continue
             missing.append(digest)
             self.parts[(name, digest)] = _count(size[0]) if size else 0
+        needed = sum(max(self.artifacts[sha].size - self.parts[(name, sha)], 0) for sha in missing)
+        if free is not None and needed > free:  # refused here: SFTP would only say "Failure"
+            raise RemoteCommandFailed(f"No space left on device: {host.paths.store} has {human_bytes(free)} free, "
+                                      f"{human_bytes(needed)} to receive")
         self.received[name].had = len(self.wanted[name]) - len(missing)
         with self.lock:
             if missing:
@@ -388,6 +395,7 @@ def _upload(sftp, artifact, remote, offset):
             for block in iter(lambda: source.read(CHUNK), b""):
                 target.write(block)
                 sent += len(block)
+            target.flush()  # written before the close, which then raises what a write met
             return sent
     except OSError as error:
         raise RemoteCommandFailed(f"cannot write {remote}: {error.strerror or error}") from None

@@ -261,6 +261,19 @@ def controller_cache(tmp_path_factory):
     return CONTROLLER_CACHE["XDG_CACHE_HOME"]
 
 
+@contextlib.contextmanager
+def environment_of_its_own(spec, directory, name, port):
+    """A DeployEnv with its own code root, git cache and venvs on every host, removed whole after."""
+    os.makedirs(directory, exist_ok=True)
+    env = DeployEnv(spec, directory, name, port)
+    try:
+        yield env
+    finally:
+        env.remove_from_hosts()
+        for host in spec.hosts:
+            shutil.rmtree(env.code_root(host), ignore_errors=True)
+
+
 def run_fab(*args, environments=None, timeout=300, environ=None):
     """`fab <args>`; `environ` sets variables (None as a value removes one)."""
     env = {**os.environ, "CI": "true", **CONTROLLER_CACHE}

@@ -3,7 +3,6 @@ cache holds the commit gets none, hosts with the same usable tips share one bund
 a host with none gets a full one; `prepare` makes them with the controller's real
 git cache (fab.app_repo) of a repository in tmp_path."""
 import os
-import subprocess
 import types
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fab.operations import code
+from fab.sandbox.tools import git
 
 C, A, B, X = "c" * 40, "a" * 40, "b" * 40, "e" * 40
 
@@ -39,12 +39,6 @@ def test_every_host_lacking_the_commit_is_in_exactly_one_group_of_its_own_usable
     for bases, names in groups.items():
         assert all(bases == tips[name] & usable for name in names)
     assert len(groups) == len({tips[name] & usable for name in placed})
-
-
-def git(*args, cwd=None):
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
-                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
 
 
 @pytest.fixture

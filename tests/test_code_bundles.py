@@ -5,12 +5,11 @@ deploy only an incremental one, a redeploy none; hotfix_deploy gets its commit t
 same way; `app.fetch: hosts` against that repository fails in one clear line."""
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import CONTROLLER_CACHE, DeployEnv, assert_ok, assert_one_line_error
+from conftest import CONTROLLER_CACHE, assert_ok, assert_one_line_error, environment_of_its_own
 from fab import sandbox
 
 git = sandbox.tools.git
@@ -42,16 +41,9 @@ def private_repo(fleet, tmp_path):
 
 @pytest.fixture
 def bundle_env(fleet, tmp_path):
-    """An environment of its own (own code root and git cache), removed whole after."""
-    directory = tmp_path / "environments"
-    directory.mkdir()
-    env = DeployEnv(fleet, str(directory), "fabbundle", 8170)
-    try:
+    """An environment of its own (own code root and git cache: a cold deploy), removed whole after."""
+    with environment_of_its_own(fleet, str(tmp_path / "environments"), "fabbundle", 8170) as env:
         yield env
-    finally:
-        env.remove_from_hosts()
-        for host in fleet.hosts:
-            shutil.rmtree(env.code_root(host), ignore_errors=True)
 
 
 def deploy(env, tmp_path, *args):
@@ -86,7 +78,9 @@ def test_hosts_that_cannot_read_the_repository_get_the_code_in_bundles(bundle_en
     for host in env.hosts:
         assert notes[host]["code"].startswith(f"exported {first[:12]} from bundle ("), notes[host]
         assert notes[host]["transfer"].startswith("received ")  # from the controller or a peer that had it
-        assert os.listdir(os.path.join(env.code_root(host), "store")) == []  # used, then removed
+        store = os.path.join(env.code_root(host), "store")
+        assert not [name for digest in os.listdir(store) for name in os.listdir(os.path.join(store, digest))
+                    if name.endswith(".bundle")]  # used, then removed (the wheels stay)
     assert any("from controller" in notes[host]["transfer"] for host in env.hosts)
     assert env.version("web1")["commit"] == first
 

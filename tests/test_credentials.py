@@ -14,7 +14,6 @@ import http.server
 import os
 import re
 import secrets as random_secrets
-import shutil
 import stat
 import subprocess
 import threading
@@ -22,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import DeployEnv, assert_ok
+from conftest import assert_ok, environment_of_its_own
 from fab import sandbox
 from fab.operations import credentials
 
@@ -208,15 +207,8 @@ def files_holding(top, secrets, readable_by_others=False):
 @pytest.fixture
 def creds_env(fleet, tmp_path):
     """An environment of its own (own code root, git cache and venvs), removed whole after."""
-    directory = tmp_path / "environments"
-    directory.mkdir()
-    env = DeployEnv(fleet, str(directory), "fabcreds", 8160)
-    try:
+    with environment_of_its_own(fleet, str(tmp_path / "environments"), "fabcreds", 8160) as env:
         yield env
-    finally:
-        env.remove_from_hosts()
-        for host in fleet.hosts:
-            shutil.rmtree(env.code_root(host), ignore_errors=True)
 
 
 @pytest.mark.parametrize("builder, fetch", [("virtualenv + pip", "controller"), ("uv", "hosts")])

@@ -2,7 +2,8 @@
 # kept as <store>/<sha256>/<name>, arriving as <name>.part, checked, then renamed.
 #   $1 check:  for each artifact, prints "have <sha256>", or "part <sha256> <bytes>"
 #              (a transfer cut short: it goes on from there), or "none <sha256>";
-#              makes the directories of those missing.
+#              makes the directories of those missing; then "free <blocks> <block
+#              size>": what the store's file system has left for them.
 #   $1 verify: checks each .part against its digest and renames it; a file whose
 #              digest does not match is deleted and named, and the host fails.
 #              Prints "received <sha256> <bytes>" for each.
@@ -45,3 +46,4 @@ while [ $# -gt 0 ]; do
     echo "received $digest $(stat -c %s -- "$file")"
   fi
 done
+if [ "$mode" = check ]; then stat -f -c 'free %a %S' -- "$store"; fi
