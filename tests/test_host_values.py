@@ -187,7 +187,7 @@ def test_an_unreadable_release_is_never_a_target_and_cleanup_leaves_it():
         assert [r["status"] for r in listing["releases"]] == ["unreadable", "good", "unreadable"]
         assert "not 40 hex digits" in listing["releases"][0]["why"]
         jsonschema.validate(listing, {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/listing"})  # `releases:json=yes` says it too
-        shown = types.SimpleNamespace(hosts={"web1": listing}, unreachable={}, drift=None)
+        shown = types.SimpleNamespace(hosts={"web1": listing}, unreachable={}, drift=None, wheel_sets={})
         assert releases_tables(shown, NOW, styled=False)  # renders, reason and all
 
 
