@@ -74,6 +74,8 @@ class Decision:
     warnings: lines the task prints before it starts (e.g. a rollback passing over
         a release missing on some host).
     host_warnings: {host: line} about single hosts (an unfinished current release).
+    pause_after: the name of the wave after which a deploy stops, paused (None:
+        it does not; rollout.pause).
     """
 
     task: str
@@ -84,6 +86,7 @@ class Decision:
     hosts: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()
     host_warnings: dict = dataclasses.field(default_factory=dict)
+    pause_after: typing.Optional[str] = None
 
     def goal(self):
         """{host: Target} each host goes to (the hosts this task swaps)."""
@@ -142,11 +145,12 @@ def new_release(snapshot, commit, ref, who, now, ports=(), private=False, keep_d
     ).with_ports(dict(ports))
 
 
-def decide_deploy(snapshot, meta, waves, now):
+def decide_deploy(snapshot, meta, waves, now, pause=False):
     """A deploy of `meta`'s release (from `choose_release`) to every host of the
     snapshot, going live in `waves`: each host goes to the release, goes back on
     failure to what it runs (fab.snapshot.FleetSnapshot.put_back_targets), and once
-    live marks it good and cleans up as decided at `now`."""
+    live marks it good and cleans up as decided at `now`. With `pause`
+    (rollout.pause) it stops after the canary (`pauses_after`)."""
     good = meta.with_status(rel.GOOD)
     back = snapshot.put_back_targets()
     hosts = {}
@@ -158,7 +162,19 @@ def decide_deploy(snapshot, meta, waves, now):
                 name, now, after_going_live=meta, running=back[name].release)),
         )
     return Decision(DEPLOY, release=meta, previous=snapshot.agreed_current(), fails_as=rel.FAILED,
-                    waves=tuple(waves), hosts=hosts, host_warnings=snapshot.put_back_warnings())
+                    waves=tuple(waves), hosts=hosts, host_warnings=snapshot.put_back_warnings(),
+                    pause_after=pauses_after(snapshot, meta, waves) if pause else None)
+
+
+def pauses_after(snapshot, meta, waves):
+    """The wave a deploy of `meta` with rollout.pause stops after: the canary, when
+    other waves follow it, unless the deploy resumes a release paused there already
+    (the resume goes on to the end). None: it does not stop."""
+    waves = list(waves)
+    resumed = snapshot.meta(meta.name)
+    if len(waves) < 2 or not waves[0].canary or (resumed and resumed.status == rel.PAUSED):
+        return None
+    return waves[0].name
 
 
 def decide_rollback(snapshot, waves, wanted=None):
@@ -171,10 +187,14 @@ def decide_rollback(snapshot, waves, wanted=None):
     target_meta = snapshot.meta(target)
     good = target_meta.with_status(rel.GOOD)
     left = snapshot.newer_than(target)
+    # What it leaves is marked rolled_back wherever it is (a paused deploy's release
+    # too, on the hosts it never reached: no resume takes it up again).
+    given_up = sorted({found.name for found in left.values()})
     back = snapshot.put_back_targets()
     hosts = {name: HostDecision(
         current=snapshot.current(name), goes_to=Target.of(target_meta), back_to=back[name],
-        marks=(good, *([left[name].meta.with_status(rel.ROLLED_BACK)] if name in left else [])))
+        marks=(good, *(snapshot.release(name, release).meta.with_status(rel.ROLLED_BACK) for release in given_up
+                       if snapshot.release(name, release) and snapshot.release(name, release).meta)))
         for name in snapshot.names}
     passed = passed_over_warnings(target, snapshot.passed_over(target))
     return Decision(ROLLBACK, release=target_meta, previous=snapshot.agreed_current(), waves=tuple(waves),

@@ -68,6 +68,14 @@ class ConnectionLost(RemoteCommandFailed):
     """The SSH connection to a host dropped while a step ran on it."""
 
 
+class Paused(DeployError):
+    """A deploy stopped, as asked (rollout.pause), with its release live on the canary
+    only; `deploy:resume=yes` continues it, `rollback` gives it up. Not a failure,
+    not a success either: CI gets its own exit code."""
+
+    exit_code = 5
+
+
 class Interrupted(DeployError):
     """SIGINT, SIGTERM or SIGHUP reached the deployer."""
 

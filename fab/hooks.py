@@ -10,9 +10,13 @@ services' `before`/`after`.)
     DEPLOY_ENVIRONMENT  DEPLOY_TASK  DEPLOY_HOOK  DEPLOY_RELEASE  DEPLOY_COMMIT
     DEPLOY_REF  DEPLOY_PREVIOUS_RELEASE  DEPLOY_PERFORMER  DEPLOY_HOSTS (comma-separated)
     DEPLOY_MESSAGE (why, as the performer said it; may be empty)
+    DEPLOY_ERROR  DEPLOY_FAILED_HOSTS (comma-separated)  (on_failure only)
 
 A hook that fails (non-zero, or longer than `hooks.timeout`) raises HookFailed;
 the task decides what that means (before the swap it stops the deploy).
+`on_failure` hooks run from the task runner (fab.runner) when a deploy,
+rollback or hotfix_deploy failed, after its put-back: a failing one is a warning
+and never hides the task's own error.
 """
 import dataclasses
 import os
@@ -40,8 +44,11 @@ class HookContext:
     ref: str = ""
     previous_release: str = ""
     message: str = ""
+    error: str = ""  # the failure's one line (on_failure)
+    failed_hosts: tuple = ()  # the hosts where a step failed (on_failure)
 
     def variables(self, point):
+        failure = {"DEPLOY_ERROR": self.error or "", "DEPLOY_FAILED_HOSTS": ",".join(self.failed_hosts)}
         return {
             "DEPLOY_ENVIRONMENT": self.environment,
             "DEPLOY_TASK": self.task,
@@ -53,6 +60,7 @@ class HookContext:
             "DEPLOY_PERFORMER": self.performer,
             "DEPLOY_HOSTS": ",".join(self.hosts),
             "DEPLOY_MESSAGE": self.message or "",
+            **(failure if point == "on_failure" else {}),
         }
 
 
@@ -72,9 +80,21 @@ def run_after(env, point, context):
         stream.warning(f"{error} (the {point.split('_', 1)[1]} itself is done)")
 
 
-def run_one(command, environ, cwd, timeout, point):
+def run_on_failure(env, context):
+    """Run the `on_failure` hooks of a task that failed (`context` carries its error
+    and failed hosts). Nothing here may hide that failure: a hook that fails, or an
+    interrupt meanwhile, is a warning."""
+    try:
+        run(env, "on_failure", context)
+    except DeployError as error:
+        stream.warning(f"{error} (the task's own error stands)")
+
+
+def run_one(command, environ, cwd, timeout, point, label=None):
     """Run one hook command in its own process group; its output goes to the event
-    stream. Stopped whole on a timeout or an interrupt."""
+    stream. Stopped whole on a timeout or an interrupt. `label`: how its failure
+    names it (default `hook <point> (<command>)`)."""
+    label = label or f"hook {point} ({command})"
     process = subprocess.Popen(
         ["/bin/sh", "-c", command], cwd=cwd, env=environ, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -83,7 +103,7 @@ def run_one(command, environ, cwd, timeout, point):
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(process)
-        raise HookFailed(f"hook {point} ({command}) took longer than {timeout:.0f}s: stopped") from None
+        raise HookFailed(f"{label} took longer than {timeout:g}s: stopped") from None
     except BaseException:
         stop(process)
         raise
@@ -92,7 +112,7 @@ def run_one(command, environ, cwd, timeout, point):
         stream.note(f"  {line}")
     if process.returncode != 0:
         last = f": {lines[-1]}" if lines else ""
-        raise HookFailed(f"hook {point} ({command}) exited {process.returncode}{last}")
+        raise HookFailed(f"{label} exited {process.returncode}{last}")
 
 
 def stop(process):

@@ -17,6 +17,8 @@ releases gets the few names inside a release it needs (RELEASE_META, ...).
       shared/                          across releases: linked files and dirs,
         secrets.env                    the environment's secrets (0600)
         proxy/<program>-upstream.conf  a proxy's upstream list
+        proxy/<program>-maintenance.conf, .html  its maintenance switch and page
+                                       (there only while in maintenance)
       log/                             program logs,
         lock-breaks.log                one line per `unlock` that stopped a holder
       venvs/<key>/                     virtualenvs, `.complete` once built,
@@ -56,6 +58,9 @@ RELEASE_WHEELS = posixpath.join(RELEASE_META_DIR, "wheels")
 SUPERVISOR_CONFIGS = posixpath.join(SERVICES, "supervisor")
 #: A release's own top-level names: a linked path may not be one of them.
 IN_RELEASE = frozenset({REVISION, VENV_LINK, SERVICES, RELEASE_META_DIR})
+
+#: A proxy's maintenance snippet is <program> and this, in Paths.proxy.
+MAINTENANCE_SUFFIX = "-maintenance.conf"
 
 #: The file in a virtualenv that says it was built completely.
 VENV_COMPLETE = ".complete"
@@ -174,6 +179,20 @@ class Paths:
     def proxy_upstream(self, program):
         """The upstream list a proxy includes; rewritten to drain hosts, so not per release."""
         return posixpath.join(self.proxy, f"{program}-upstream.conf")
+
+    def proxy_maintenance(self, program):
+        """The snippet a proxy's server block includes: there only while in maintenance
+        (`maintenance:on`), so it lasts across releases."""
+        return posixpath.join(self.proxy, f"{program}{MAINTENANCE_SUFFIX}")
+
+    def proxy_maintenance_include(self, program):
+        """proxy_maintenance as a pattern that matches only it: nginx includes what a
+        pattern matches, and nothing (no error) while the file is not there."""
+        return self.proxy_maintenance(program)[:-1] + "[f]"
+
+    def proxy_maintenance_page(self, program):
+        """The page a proxy answers with in maintenance."""
+        return posixpath.join(self.proxy, f"{program}-maintenance.html")
 
     @property
     def log(self):

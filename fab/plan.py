@@ -23,7 +23,7 @@ import json
 import posixpath
 from typing import Optional
 
-from fab import decide
+from fab import decide, gates
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
@@ -114,6 +114,9 @@ class Plan:
     waves: tuple = ()  # fab.waves.Wave
     hosts: dict = dataclasses.field(default_factory=dict)  # name -> HostPlan
     warnings: tuple = ()
+    #: A deploy's gates (fab.gates.describe) and whether it pauses after the canary.
+    gates: tuple = ()
+    pause: bool = False
 
     def to_dict(self):
         """Plain JSON data (what the PlanMade event and the JSON summary carry)."""
@@ -161,7 +164,8 @@ def for_deploy(fleet, snapshot, decision):
             configs=config_changes(facts[name].current_configs, rendered_configs(host), current),
             programs=program_moves(host, snapshot, decision.hosts[name].goes_to, built),
         )
-    return dataclasses.replace(plan, hosts=hosts)
+    return dataclasses.replace(plan, hosts=hosts, gates=tuple(gates.describe(g) for g in env.rollout.gates),
+                               pause=decision.pause_after is not None)
 
 
 def for_rollback(fleet, snapshot, decision):

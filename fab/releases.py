@@ -20,7 +20,10 @@ INTERRUPTED = "interrupted"
 #: Built by preindex_views (its slow pre-deploy commands done) and waiting for
 #: the deploy of its commit, which goes on with it instead of building anew.
 PREPARED = "prepared"
-STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED, PREPARED)
+#: Live on the canary only: the deploy stopped there (rollout.pause) until
+#: `deploy:resume=yes` continues it or `rollback` gives it up.
+PAUSED = "paused"
+STATUSES = (BUILDING, GOOD, FAILED, ROLLED_BACK, PRIVATE, INTERRUPTED, PREPARED, PAUSED)
 #: What a release whose metadata fails the strict reader is shown as. Never written:
 #: such a release is never a rollback, resume or preindex target, never counts as
 #: good, and cleanup leaves it (saying so): the host's word on it is not data.
@@ -28,7 +31,7 @@ UNREADABLE = "unreadable"
 #: The most characters of metadata read from a host (a real one is under 2 KB).
 META_LIMIT = 64 * 1024
 #: Statuses of a release that did not finish: a resume may complete it.
-UNFINISHED = (BUILDING, FAILED, INTERRUPTED, PREPARED)
+UNFINISHED = (BUILDING, FAILED, INTERRUPTED, PREPARED, PAUSED)
 
 
 def utcnow():
@@ -329,6 +332,10 @@ def rollback_target(host_releases, currents, wanted=None):
         if problems:
             raise PreflightError(f"cannot roll back to {wanted}: {'; '.join(problems)}")
         return wanted
+    given_up = paused_current(host_releases, currents)
+    if given_up:  # giving up a paused deploy: back to what the other hosts run
+        others = {host: name for host, name in currents.items() if name != given_up}
+        return rollback_target(host_releases, currents, agreed_current(others))
     try:
         current = agreed_current(currents)
     except PreflightError as error:
@@ -348,6 +355,17 @@ def rollback_target(host_releases, currents, wanted=None):
             f"no good release older than {current} on {', '.join(missing)}{because}: nothing to roll back to"
         )
     raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
+
+
+def paused_current(host_releases, currents):
+    """The release a paused deploy left live on some hosts (its canary), marked paused
+    there, while the other hosts all run one older release; None otherwise."""
+    statuses = {(host, r.name): r.status for host, found in host_releases.items() for r in found}
+    paused = {name for host, name in currents.items() if name and statuses.get((host, name)) == PAUSED}
+    others = {name for name in currents.values() if name not in paused}
+    if len(paused) != 1 or len(others) != 1 or None in others or others.pop() > min(paused):
+        return None
+    return paused.pop()
 
 
 def host_listing(releases, current, rollback_target=None, wheel_sets=None):

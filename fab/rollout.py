@@ -14,6 +14,7 @@ import dataclasses
 import time
 import typing
 
+from fab.gates import watch as gate_watch
 from fab.waves import failure_budget, divide_into_waves
 from fab import events
 from fab.errors import DeployError, FleetInconsistent, Interrupted, LockLost, StepFailed
@@ -26,6 +27,11 @@ from fab.steps import reporting_step
 
 #: Where a host's `current` points when its swap was cut short: either release.
 CUT_SHORT = "unknown (its swap was cut short)"
+
+
+class GateFailed(DeployError):
+    """A gate (fab.gates) failed while a wave was watched: the rollout stops and
+    every started wave goes back, as when the canary fails."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +67,8 @@ class Moves:
     failed: dict = dataclasses.field(default_factory=dict)
     finished: set = dataclasses.field(default_factory=set)
     finish_failed: dict = dataclasses.field(default_factory=dict)
+    #: The wave after which the rollout stopped, paused (None: it went to the end).
+    paused: typing.Optional[str] = None
 
     def running(self, name):
         """The release host `name` runs as far as this task knows: what it placed there
@@ -101,7 +109,7 @@ def waves_for(fleet, hosts=None):
     )
 
 
-def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
+def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None, gates=None, pause_after=None):
     """Swap and restart `waves` in order so each host runs `goal[host]` (a Target).
 
     `snapshot`: the fleet as read when it opened; `built`: {host: Built} of what the
@@ -110,7 +118,10 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
     runs once live (`placed`: the release this task put there). The last wave's
     hosts run them in their own go-live round trip and the hosts of the waves
     before it (all live by then) in one of theirs meanwhile, a round trip saved per
-    host; `finish_the_others` runs them where they did not run.
+    host; `finish_the_others` runs them where they did not run. `gates`: a callable
+    saying why the environment's gates fail now (None: they pass), asked while
+    each wave but the last is watched (GateFailed: the rollout stops). After the
+    wave named `pause_after` it stops, with `paused` set in the Moves it returns.
 
     Returns the task's Moves record; hosts that failed within the failure limit are
     in its `failed` (they are back on `previous[host]`). Otherwise, on the canary
@@ -128,11 +139,15 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
             stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
             stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             started.append(wave)
-            watch = env.rollout.canary_watch if wave.canary else 0
+            gated = gates if wave is not waves[-1] else None  # before the next wave
+            watch = env.rollout.canary_watch if wave.canary or gated else 0
             finishing = finish is not None and wave is waves[-1] and not watch
             live = [h for w in started[:-1] for h in w.hosts if h not in moves.failed] if finishing else []
-            failures = run_wave(fleet, rotation, moves, wave.hosts, goal, swap=True, mode="all", watch=watch,
-                                finishing=finishing, also=live)
+            try:
+                failures = run_wave(fleet, rotation, moves, wave.hosts, goal, swap=True, mode="all", watch=watch,
+                                    finishing=finishing, also=live, gates=gated)
+            except GateFailed as failed:
+                raise GateFailed(f"{'the canary' if wave.canary else wave.name} failed: {failed}") from None
             moves.failed.update(failures)
             if failures and (wave.canary or len(moves.failed) > budget):
                 why = "the canary failed" if wave.canary else (
@@ -143,6 +158,9 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None):
                                "putting them back on their previous release")
                 put_back(fleet, rotation, moves, [list(failures)], previous)
                 stream.stage(f"{describe_failures(failures)} back on the previous release; going on")
+            if wave.name == pause_after:
+                moves.paused = wave.name
+                break
     except DeployError as error:
         error = lock_lost_first(fleet, error)
         stopped = "interrupted" if isinstance(error, Interrupted) else "going live failed"
@@ -234,11 +252,12 @@ def put_back(fleet, rotation, moves, host_groups, previous):
                                 f"the other hosts are back: check `fab {fleet.env.name} releases`")
 
 
-def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing=False, also=()):
+def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing=False, also=(), gates=None):
     """Drain (where a restart needs it), swap (if `swap`), restart or reload and
     health-check the hosts `names` together, each in one round trip (followed, with
     `finishing`, by the finish steps of `moves`, which the hosts `also` run alone
-    meanwhile), then put the healthy ones back into rotation. Swaps are recorded in
+    meanwhile), then put the healthy ones back into rotation and, for `watch`
+    seconds or with `gates`, watch them (watch_wave). Swaps are recorded in
     `moves`. Returns {host: failure}; hosts that failed stay drained."""
     env = fleet.env
     hosts = [fleet[name] for name in names]
@@ -266,17 +285,41 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
     if finishing:
         moves.finish_failed.update({host: outcome for host, outcome in failed.items() if host not in failures})
         moves.finished.update(name for name in [*names, *also] if name not in failed)
-    watched = [h for h in hosts if h.name not in failures and goal[h.name].release and health.checks_for(h)]
-    deadline = time.monotonic() + watch
-    while watched and time.monotonic() < deadline:
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        _, failed = fleet.attempt("watch", lambda h: health.check(
-            h, goal[h.name].release, goal[h.name].commit, patience=2, ports=goal[h.name].ports), watched, quiet=True)
-        failures.update(failed)
-        watched = [h for h in watched if h.name not in failed]
     serving = {h.name for h in hosts if h.name not in failures and goal[h.name].release}
     rotation.moved({h.name: goal[h.name] for h in hosts})
     rotation.set(rotation.drained - serving)
+    if (watch or gates) and serving:  # in rotation: the gates measure the traffic it serves
+        failures.update(watch_wave(fleet, [h for h in hosts if h.name in serving], goal, watch, gates))
+        rotation.set(rotation.drained | set(failures))
+    return failures
+
+
+def watch_wave(fleet, hosts, goal, seconds, gates=None):
+    """Keep health-checking `hosts` (about every second) and asking the `gates`
+    (fab.gates.first_failure, bound; every rollout.gate_interval seconds) for
+    `seconds`, at least once. Returns {host: failure} of the hosts whose checks
+    failed (the watch stops there); raises GateFailed if a gate failed."""
+    watched = [h for h in hosts if health.checks_for(h)]
+    if not (watched or gates):
+        return {}
+    failures = {}
+    interval = fleet.env.rollout.gate_interval if gates else 1.0
+    asked = f" with its gates every {interval:g}s" if gates else ""
+    stream.stage(f"watching {', '.join(h.name for h in hosts)} for {seconds:g}s{asked}")
+    if not gates:  # the wave's own check has just passed: the first round waits
+        time.sleep(min(interval, seconds))
+        seconds -= min(interval, seconds)
+
+    def round_():
+        _, failed = fleet.attempt("watch", lambda h: health.check(
+            h, goal[h.name].release, goal[h.name].commit, patience=2, ports=goal[h.name].ports), watched,
+                                  quiet=True) if watched else ({}, {})
+        failures.update(failed)
+        return "a host failed" if failed else gates() if gates else None
+
+    gate_failure = gate_watch(seconds, interval, round_)
+    if gate_failure and not failures:
+        raise GateFailed(gate_failure)
     return failures
 
 

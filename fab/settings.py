@@ -25,9 +25,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: app.fetch: where a commit's objects come from on the hosts.
+FETCH_CONTROLLER, FETCH_HOSTS = "controller", "hosts"
+
+
 class AppConfig(_Strict):
-    repo: str = Field(min_length=1, description="git URL or path the hosts fetch from")
+    repo: str = Field(min_length=1, description="git URL or path the controller (or, with fetch: hosts, each host) "
+                                                "fetches from")
     branch: str = Field(default="main", min_length=1)
+    #: controller: the controller fetches the commit and sends each host a git bundle of
+    #: what its cache lacks (hosts need no access to the repository, nor credentials);
+    #: hosts: every host fetches from the repository itself.
+    fetch: Literal["controller", "hosts"] = FETCH_CONTROLLER
 
 
 class HealthCheck(_Strict):
@@ -40,6 +49,9 @@ class HealthCheck(_Strict):
     version_path: Optional[str] = None
     #: Seconds to keep retrying before the check fails.
     timeout: float = Field(default=30.0, gt=0)
+    #: Server errors (HTTP 5xx) in a row after which the check fails at once instead
+    #: of waiting out `timeout` (a refused connection, an app starting, still waits).
+    max_server_errors: int = Field(default=3, ge=1)
 
 
 class Service(_Strict):
@@ -105,6 +117,37 @@ class Service(_Strict):
 _SIZE = r"^(\d+|\d+(\.\d+)?%)$"
 
 
+class HttpGate(_Strict):
+    """A gate asked over HTTP from the deployer's machine: `http` must answer `status`,
+    and with `json_path` (dotted keys and list indexes, e.g. a Prometheus query's
+    data.result.0.value.1) the number found there must lie within `min`..`max`."""
+
+    http: str = Field(pattern=r"^https?://\S+$", description="the URL asked")
+    status: int = Field(default=200, ge=100, le=599)
+    json_path: Optional[str] = Field(default=None, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    max: Optional[float] = None
+    min: Optional[float] = None
+    #: Seconds one request may take.
+    timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _threshold_needs_path(self):
+        if (self.max is not None or self.min is not None) and not self.json_path:
+            raise ValueError("max and min compare the number at json_path: give json_path")
+        if self.json_path and self.max is None and self.min is None:
+            raise ValueError("json_path needs a threshold: max, min or both")
+        return self
+
+
+class CommandGate(_Strict):
+    """A gate run on the deployer's machine in the deploy folder, with the hooks'
+    DEPLOY_* variables: it passes when it exits 0."""
+
+    command: str = Field(min_length=1)
+    #: Seconds it may take (longer fails the gate).
+    timeout: float = Field(default=30.0, gt=0)
+
+
 class Rollout(_Strict):
     """How a release goes live: a canary wave, then waves of `batch` hosts."""
 
@@ -115,8 +158,18 @@ class Rollout(_Strict):
     #: How many hosts may fail (a number or a percentage) while the rollout goes
     #: on; failed hosts are put back on their previous release. The canary may not fail.
     failure_limit: Union[int, str] = 0
-    #: Seconds the canary's health checks must keep passing before the next wave.
+    #: Seconds the canary's health checks (and the gates, after every wave but the
+    #: last) must keep passing before the next wave.
     canary_watch: float = Field(default=0, ge=0)
+    #: Checks from the deployer's machine (fab.gates): each must pass at every round,
+    #: for `canary_watch` seconds after the canary and between waves; a failure puts
+    #: every started wave back, as a failed canary does.
+    gates: List[Union[HttpGate, CommandGate]] = []
+    #: Seconds between two rounds of the gates.
+    gate_interval: float = Field(default=5.0, gt=0)
+    #: Stop after the canary (the release marked paused) until `deploy:resume=yes`
+    #: continues with the other waves or `rollback` gives it up.
+    pause: bool = False
 
     @field_validator("batch", "failure_limit")
     @classmethod
@@ -141,6 +194,28 @@ class Manage(_Strict):
     role: str
     #: Run in the current release; the user's command's words are appended, quoted.
     command: str = f"{VENV_LINK}/bin/python manage.py"
+
+
+class TransferSettings(_Strict):
+    """How artifacts (bundles, wheels) reach the hosts (fab.transfer)."""
+
+    #: Hosts pass artifacts on to each other (each serves what it has, over HTTP, on
+    #: `ports`), so the controller sends each one once; false: it sends to every host.
+    peers: bool = True
+    #: Ports a serving host may listen on: the hosts must reach each other on them.
+    ports: str = Field(default="47300-47399", pattern=r"^[0-9]{4,5}-[0-9]{4,5}$")
+    #: Receivers one host sends to at once.
+    fanout: int = Field(default=3, ge=1, le=32)
+    #: Seconds a host's server waits for a request before it exits on its own.
+    idle_timeout: float = Field(default=300.0, gt=0)
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, value):
+        first, last = (int(port) for port in value.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError(f"{value!r} is not a range of ports from 1024 to 65535 (START-END)")
+        return value
 
 
 class HistorySettings(_Strict):
@@ -224,11 +299,49 @@ class Hooks(_Strict):
     after_swap: List[str] = []
     before_restart: List[str] = []
     after_restart: List[str] = []
+    #: After a deploy, rollback or hotfix_deploy failed (and put its hosts back).
+    on_failure: List[str] = []
+    #: After a rollback went live everywhere (after its after_swap).
+    after_rollback: List[str] = []
     #: Seconds one hook command may take.
     timeout: float = Field(default=300.0, gt=0)
 
     def commands(self, point):
         return getattr(self, point)
+
+
+#: What a webhook may be told about (fab.notify).
+NOTIFY_EVENTS = ("started", "succeeded", "failed", "rolled_back", "frozen", "unfrozen")
+
+
+class Webhook(_Strict):
+    """A receiver told about the environment's deploys (fab.notify)."""
+
+    #: http(s) URL; its credentials, path and query are masked in every output.
+    url: str
+    #: json: the generic payload (README: Notifications); slack: an incoming webhook's {"text"}.
+    kind: Literal["json", "slack"] = "json"
+    events: List[Literal[NOTIFY_EVENTS]] = list(NOTIFY_EVENTS)
+    #: Seconds one attempt may take; also the most a task waits for it at its end.
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    #: Attempts after the first when the receiver cannot be reached or answers 5xx or 429.
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url):
+        if not re.match(r"^https?://[^/\s?#]+", url):
+            raise ValueError("must be an http:// or https:// URL")  # never echoed: it may hold a token
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, events):
+        if not events:
+            raise ValueError("at least one event (or leave it out for all)")
+        if len(set(events)) != len(events):
+            raise ValueError("an event is listed twice")
+        return events
 
 
 def _linked_path(value):
@@ -302,6 +415,7 @@ class Environment(_Strict):
     ssh_concurrency: int = Field(default=30, ge=1)
     history: HistorySettings = HistorySettings()
     wheels: Wheels = Wheels()
+    transfer: TransferSettings = TransferSettings()
 
     @field_validator("history", mode="before")
     @classmethod
@@ -318,6 +432,12 @@ class Environment(_Strict):
     migrate: Optional[Migrate] = None
     predeploy: Optional[Predeploy] = None
     hooks: Hooks = Hooks()
+    notify: List[Webhook] = []
+    #: The page proxies answer in maintenance (fab <env> maintenance:on): a Jinja2
+    #: template under templates/, given `message` and `environment`; default a stock page.
+    maintenance_template: Optional[str] = None
+    #: The Retry-After (seconds) of the proxies' 503 answers in maintenance.
+    maintenance_retry_after: int = Field(default=300, ge=0)
     #: The deploy folder this environment was read from (set on load, not a setting).
     folder: str = ""
     _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)

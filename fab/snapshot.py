@@ -53,10 +53,12 @@ class HostView:
     configs: types.MappingProxyType  # release name -> {program: rendered config digest}
     #: release name -> (digest, count) of the wheel set its venv was installed from
     wheel_sets: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+    maintenance: frozenset = frozenset()  # its proxy programs in maintenance
 
     @classmethod
     def of(cls, state):
         return cls(
+            maintenance=frozenset(state.maintenance),
             current=state.current,
             releases=types.MappingProxyType(dict(state.releases)),
             steps=types.MappingProxyType({name: frozenset(done) for name, done in state.steps.items()}),
@@ -269,9 +271,12 @@ class FleetSnapshot:
 
     def listing(self, host):
         """What `host` has, as `fab <env> releases` shows it (fab.releases.host_listing),
-        its rollback target being exactly what `rollback` would pick for the fleet."""
-        return rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to(),
-                                self.hosts[host].wheel_sets)
+        its rollback target being exactly what `rollback` would pick for the fleet;
+        `maintenance`: its proxy programs in maintenance, if any."""
+        listing = rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to(),
+                                   self.hosts[host].wheel_sets)
+        maintenance = self.hosts[host].maintenance
+        return {**listing, "maintenance": sorted(maintenance)} if maintenance else listing
 
     def current_wheel_sets(self):
         """{host: (digest, count) of the wheel set its current release's venv was

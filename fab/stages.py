@@ -20,11 +20,12 @@ it); what going live changed is one record, rollout.Moves, owned by the go-live
 stage; nothing is written into the hosts' states.
 """
 import contextlib
+import dataclasses
 
-from fab import decide, events, hooks
+from fab import decide, events, gates, hooks
 from fab import releases as rel
 from fab import rollout, transfer, waves
-from fab.errors import DeployError, Interrupted, StepFailed
+from fab.errors import DeployError, Interrupted, Paused, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
@@ -59,11 +60,14 @@ def announce(fleet, snapshot, task, meta, warnings=()):
 
 
 def hook_context(fleet, snapshot, task, meta):
-    """What the environment's hooks are told about this task and its release."""
-    return hooks.HookContext(
+    """What the environment's hooks (and its notifications: published) are told about
+    this task and its release."""
+    context = hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
         previous_release=snapshot.agreed_current() or "")
+    stream.publish(events.TaskContext(dataclasses.asdict(context)))
+    return context
 
 
 # --- build ------------------------------------------------------------------------
@@ -91,10 +95,14 @@ def build(fleet, meta):
     """
     env = fleet.env
     # Made on the controller (or one builder host) before any host changes, then
-    # sent in one delivery: each host receives only what its store lacks.
+    # sent in one delivery: each host receives only what its store lacks (its
+    # git bundle, its wheels).
+    bundles = code.prepare(fleet, meta.commit, meta.name)
     prepared = wheels.prepare(fleet, meta)
-    if any(prepared.artifacts.values()):
-        transfer.deliver(fleet, prepared.artifacts, "transfer")
+    shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
+                 for name in fleet.hosts}
+    if any(shipments.values()):
+        transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     if credentials.needed(env):  # for git and pip, never on their command lines
@@ -106,7 +114,8 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
+    first = [lambda host: release.create(host, meta),
+             lambda host: code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
     if env.linked_files or env.linked_dirs:
         fleet.each_steps(lambda host: [step(host) for step in first])
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
@@ -164,7 +173,7 @@ def on_role(fleet, meta, step, setting, commands):
 # --- go live ----------------------------------------------------------------------
 
 
-def go_live(fleet, snapshot, decision, built=None):
+def go_live(fleet, snapshot, decision, built=None, context=None):
     """Every host goes where `decision` (a fab.decide.Decision) sends it, in its waves,
     and then finishes as it says (marks the release, cleans up: run `finish` to
     complete that; the last wave's hosts, and meanwhile those of the waves before
@@ -173,6 +182,7 @@ def go_live(fleet, snapshot, decision, built=None):
     On a failure or an interrupt every host is put back where the decision says
     and the release is marked `fails_as` (or interrupted). Returns the rollout.Moves
     record of what changed (hosts that failed within the failure limit in `failed`).
+    With the hooks' `context` the environment's gates are asked between waves.
     """
     for name, line in decision.host_warnings.items():
         stream.warning(line, host=name)
@@ -181,13 +191,38 @@ def go_live(fleet, snapshot, decision, built=None):
     def finish_steps(host, placed):
         return decide.finish_steps(decision, host.name, FinishSteps(host, (built or {}).get(host.name)), placed)
 
+    env = fleet.env
+    asked = (lambda: gates.first_failure(env, context)) if context is not None and env.rollout.gates else None
     try:
-        return rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
-                               finish_steps)
+        moves = rollout.go_live(fleet, snapshot, list(decision.waves), decision.goal(), decision.put_back(), built,
+                                finish_steps, gates=asked, pause_after=decision.pause_after)
     except DeployError as error:
         if decision.fails_as:
             mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
+    if moves.paused:
+        mark(fleet, decision.release.with_status(rel.PAUSED))
+    return moves
+
+
+def paused(fleet, decision, moves):
+    """Paused, the error a deploy stopped after its canary ends with: where the release
+    is live, and what continues it or gives it up."""
+    live = [name for wave in decision.waves for name in wave.hosts if name in moves.placed
+            and name not in moves.failed]
+    env = fleet.env.name
+    return Paused(f"deploy paused after the {moves.paused}: release {decision.release.name} is live on "
+                  f"{', '.join(live)} only; `fab {env} deploy:resume=yes` continues with the other waves, "
+                  f"`fab {env} rollback` gives it up")
+
+
+def fetch_for_hotfix(fleet, live, commit):
+    """Bring `commit` into every host's git cache (a bundle from the controller, or
+    each host fetching: app.fetch), refusing it where a hotfix of release `live`
+    would write through a link into shared/. Changes no release."""
+    bundles = code.prepare(fleet, commit)
+    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
+    fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
 
 
 def hotfix(fleet, decision):

@@ -1,5 +1,5 @@
 """What a user names on the command line, checked before any host is touched: the
-hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words, days."""
+hosts a `hosts=` limit names, the hosts `manage` runs on, a command's words, days, a switch."""
 import shlex
 
 from fab import cli, precedence
@@ -54,3 +54,10 @@ def optional_days(task, value):
     if not cli.whole_number(given):
         raise UsageError(f"{task}: days must be a whole number from 0 to {cli.MAX_WHOLE_NUMBER}, got {value!r}")
     return int(given)
+
+
+def on_or_off(task, value):
+    """A switch's `on` or `off` (maintenance:on) as True or False."""
+    if value not in ("on", "off"):
+        raise UsageError(f"{task}: say on or off ({task}:on or {task}:off), got {value!r}")
+    return value == "on"

@@ -11,6 +11,7 @@
     fab <env> preindex_views             fab <env> prepare_release (the same)
     fab <env> history[:limit=N,json=yes] fab <env> deploy_log[:<id>|follow=yes]
     fab <env> history_prune[:days=N]     fab <env> history_upgrade
+    fab <env> maintenance:on[,message=]  fab <env> maintenance:off
     fab <env> deploy:plan=yes            (also rollback, clean_releases: changes nothing)
     fab -l
 
@@ -32,12 +33,13 @@ from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, supervisor
+from fab.operations import maintenance as maintenance_ops
 from fab.operations import manage as manage_ops
 from fab.paths import Paths
 from fab.runner import reported, selected_environment, user_errors
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import limited_hosts, manage_hosts, optional_days, split_command
+from fab.task_input import limited_hosts, manage_hosts, on_or_off, optional_days, split_command
 
 # --- deploy -------------------------------------------------------------------
 
@@ -57,7 +59,9 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     it, every host goes back. --resume continues the newest unfinished
     release; --hosts "web3;web4" (hosts or roles) limits the deploy to some
     hosts, for emergencies. --plan shows what it would do (commits,
-    virtualenvs, service configs, waves, cleanup) and changes nothing.
+    virtualenvs, service configs, waves, gates, cleanup) and changes nothing.
+    `rollout.gates` must keep passing between waves; with `rollout.pause` the
+    deploy stops after the canary (exit 5) until --resume goes on.
     """
     env = selected_environment(c)
     if resume and rev:
@@ -67,7 +71,7 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
     with open_fleet(env, limited_hosts(env, hosts), lock=None if plan else "deploy", drains=True) as fleet:
         snapshot = FleetSnapshot.of_fleet(fleet)
         meta = stages.choose_release(fleet, snapshot, commit, ref, "planning" if plan else "deploying", resume)
-        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow())
+        decision = decide.decide_deploy(snapshot, meta, rollout.waves_for(fleet), rel.utcnow(), env.rollout.pause)
         if plan:
             return show_plan(plans().for_deploy(fleet, snapshot, decision))
         context = stages.announce(fleet, snapshot, "deploy", meta)
@@ -77,7 +81,9 @@ def deploy(c, resume=False, rev="", hosts="", plan=False):
             hooks.run(env, "after_build", context)
             stages.migrate(fleet, meta)
             hooks.run(env, "before_swap", context)
-        moves = stages.go_live(fleet, snapshot, decision, built)
+        moves = stages.go_live(fleet, snapshot, decision, built, context)
+        if moves.paused:  # the lock goes with the fleet: a paused deploy holds nothing
+            raise stages.paused(fleet, decision, moves)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
     if moves.failed:
@@ -109,6 +115,7 @@ def rollback(c, release="", plan=False):
         moves = stages.go_live(fleet, snapshot, decision)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
+        hooks.run_after(env, "after_rollback", context)
     rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
@@ -143,7 +150,7 @@ def hotfix_deploy(c, commit=""):
         stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
-        fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
+        stages.fetch_for_hotfix(fleet, live, new_commit)  # refusals change nothing
         context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
         hooks.run(env, "before_restart", context)
         stages.hotfix(fleet, decision)
@@ -277,6 +284,29 @@ def set_supervisor_config(c):
         stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
         stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
+
+
+@task(help={"switch": "on: every proxy answers the maintenance page; off: traffic again",
+            "message": "the stock page's message (on)"})
+@reported
+def maintenance(c, switch="", message=""):
+    """Put the proxies' maintenance page on or off.
+
+    `maintenance:on[,message=...]`: every proxy answers 503, Retry-After and
+    the environment's `maintenance_template` (or a stock page with the
+    message), except on its health and version paths; it stays on across
+    deploys. `maintenance:off` ends it. Proxies reload, never restart.
+    """
+    env = selected_environment(c)
+    on = on_or_off("maintenance", switch)
+    hosts = [name for name in env.hosts if maintenance_ops.proxies_on(env, name)]
+    if not hosts:
+        raise ConfigError(f"{env.name}: no proxy (a port service that `balances` one) to show a maintenance page")
+    page = maintenance_ops.page(env, message) if on else ""
+    with open_fleet(env, hosts=hosts, lock="maintenance") as fleet:
+        fleet.each_steps(lambda host: [maintenance_ops.switch_step(host, on, page)])
+    stream.stage(f"maintenance {'on: the proxies answer 503 with the page' if on else 'off'} "
+                 f"({', '.join(hosts)})")
 
 
 @task

@@ -107,6 +107,8 @@ def service_context(env, paths, host, service_name, service, release_name):
             "name": upstream_name(env.name, service.balances),
             "file": paths.proxy_upstream(program),
         }
+        #: The maintenance switch (fab.operations.maintenance), for inside its server block.
+        context["maintenance"] = {"include": paths.proxy_maintenance_include(program)}
     return context
 
 

@@ -74,6 +74,38 @@ def test_a_rollback_marks_the_target_good_and_what_it_leaves_rolled_back_and_war
         decide.decide_rollback(fleet, ONE_WAVE, name(2))
 
 
+CANARY_FIRST = (Wave("canary", ("a",), canary=True), Wave("wave 1", ("b",)))
+
+
+@pytest.mark.parametrize("waves, pause, status, after", [
+    (CANARY_FIRST, True, None, "canary"),
+    (CANARY_FIRST, False, None, None),
+    (ONE_WAVE, True, None, None),  # nothing follows: nothing to pause before
+    ((Wave("wave 1", ("a",)), Wave("wave 2", ("b",))), True, None, None),  # no canary
+    (CANARY_FIRST, True, rel.FAILED, "canary"),  # resuming a failed deploy pauses as it would have
+    (CANARY_FIRST, True, rel.PAUSED, None),  # resuming a paused one goes on to the end
+])
+def test_a_deploy_pauses_after_its_canary_unless_it_resumes_a_paused_release(waves, pause, status, after):
+    releases = [(name(1), rel.GOOD)] + ([(name(2), status)] if status else [])
+    fleet = snapshot_of(a=state(name(1), *releases), b=state(name(1), *releases))
+    decision = decide.decide_deploy(fleet, meta(name(2), rel.BUILDING), waves, NOW, pause=pause)
+    assert decision.pause_after == after
+
+
+def test_a_rollback_gives_up_a_paused_deploy_marking_its_release_rolled_back_everywhere():
+    fleet = snapshot_of(a=state(name(2), (name(1), rel.GOOD), (name(2), rel.PAUSED)),
+                        b=state(name(1), (name(1), rel.GOOD), (name(2), rel.PAUSED)))
+    decision = decide.decide_rollback(fleet, CANARY_FIRST)
+    assert decision.release == meta(name(1)) and decision.goal() == {"a": Target.of(meta(name(1))),
+                                                                     "b": Target.of(meta(name(1)))}
+    for host in ("a", "b"):
+        assert decision.hosts[host].marks == (meta(name(1)), meta(name(2), rel.ROLLED_BACK))
+    with pytest.raises(PreflightError, match="hosts disagree"):  # a release merely unfinished is not given up so
+        decide.decide_rollback(snapshot_of(a=state(name(2), (name(1), rel.GOOD), (name(2), rel.FAILED)),
+                                           b=state(name(1), (name(1), rel.GOOD), (name(2), rel.FAILED))),
+                               CANARY_FIRST)
+
+
 def test_cleanup_deletes_what_clean_releases_decides_and_swaps_nothing():
     fleet = snapshot_of(keep=1, a=state(name(3), (name(1), rel.GOOD), (name(2), rel.GOOD), (name(3), rel.GOOD)))
     decision = decide.decide_cleanup(fleet, NOW)

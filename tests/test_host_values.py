@@ -297,7 +297,8 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
         return result.stdout
 
     host = types.SimpleNamespace(
-        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"], pip_args=[]),
+        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare, fetch="hosts"), requirements=["app.py"],
+                                  pip_args=[]),
         paths=Paths(str(tmp_path)), run=run)
     run(shell.script(code._checkout(host, "export", commits[1], LIVE)))
     for hostile in hostile_revisions(marker):

@@ -34,6 +34,15 @@ def test_parse_host_state():
     assert parsed.steps["2026-11-22_04.00.00"] == set()
 
 
+def test_the_git_caches_tips_are_commits_by_the_strict_reader():
+    parsed = state.parse("\n".join(["home /home/web1", f"tip {'a' * 40}", f"tip {'b' * 40}",
+                                     "tip --upload-pack=touch pwned", "tip HEAD"]), "~/www/prod")
+    assert parsed.tips == {"a" * 40, "b" * 40}
+    assert [line.split(":")[0] for line in parsed.problems] == [
+        "ignored 'tip --upload-pack=touch pwned' from the host", "ignored 'tip HEAD' from the host"]
+    assert state.parse("home /home/web1", "~/www/prod").tips == frozenset()
+
+
 def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     """fab/remote/state.sh, run here on a code root laid out as a deploy leaves it
     (a path with a space in it), then parsed."""
@@ -57,11 +66,16 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     (first / "python_env").symlink_to(root / "venvs" / "0123456789abcdef")
     (root / "releases" / "2026-11-22_04.00.00" / ".release" / "meta.json").write_text("{broken\n")
     (root / "current").symlink_to(f"releases/{good.name}")
+    (root / "shared" / "proxy").mkdir(parents=True)
+    (root / "shared" / "proxy" / "prod-proxy-maintenance.conf").write_text("return 503;\n")  # in maintenance
+    (root / "shared" / "proxy" / "prod-other-maintenance.html").write_text("<p>left</p>\n")  # a page alone: not
+    (root / "shared" / "proxy" / "prod-proxy-upstream.conf").write_text("upstream u {}\n")
     output = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(Paths(str(root)))],
                             capture_output=True, text=True, check=True, env={"HOME": str(home),
                                                                                "PATH": "/usr/bin:/bin"}).stdout
     parsed = state.parse(output, "~/www/prod")
     assert parsed.paths.code_root == str(root) and parsed.cpus >= 1
+    assert parsed.maintenance == {"prod-proxy"}
     assert parsed.current == good.name
     assert parsed.releases[good.name].meta == good
     assert parsed.releases["2026-11-22_04.00.00"].meta is None

@@ -56,6 +56,9 @@ def test_each_path_of_the_code_root(attribute, expected):
     ("shared_path", ("media/uploads",), "shared/media/uploads"),
     ("stored", ("ab" * 32, "six-1.16.0-py2.py3-none-any.whl"), f"store/{'ab' * 32}/six-1.16.0-py2.py3-none-any.whl"),
     ("proxy_upstream", ("prod-proxy",), "shared/proxy/prod-proxy-upstream.conf"),
+    ("proxy_maintenance", ("prod-proxy",), "shared/proxy/prod-proxy-maintenance.conf"),
+    ("proxy_maintenance_include", ("prod-proxy",), "shared/proxy/prod-proxy-maintenance.con[f]"),
+    ("proxy_maintenance_page", ("prod-proxy",), "shared/proxy/prod-proxy-maintenance.html"),
 ])
 def test_each_path_of_a_release_or_a_name(method, args, expected):
     assert getattr(Paths(ROOT), method)(*args) == f"{ROOT}/{expected}"

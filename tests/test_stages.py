@@ -239,3 +239,71 @@ def test_a_host_failing_within_the_limit_is_put_back_and_recorded(env):
     stages.finish(fleet, moves)
     assert fleet.round_trips[-1] == ("web2", ["mark", "cleanup"])  # the put-back host is finished too
     assert rollout.where_is_what(fleet, moves) == f"web1={NEW}, web2={OLD}, web3={NEW}"
+
+
+@pytest.fixture
+def gated_env(tmp_path):
+    (tmp_path / "prod.yml").write_text("""
+app: {repo: /srv/app.git}
+code_root: ~/www
+roles:
+  webworkers: [web1, web2, web3]
+rollout: {canary: 1, batch: 1, failure_limit: 1, pause: true, gates: [{command: ./error-rate-ok}]}
+services:
+  web: {role: webworkers, template: supervisor/gunicorn.conf.j2, port: 8000, restart: reload}
+""")
+    return load_environment("prod", str(tmp_path))
+
+
+def answering(monkeypatch, answers):
+    """gates.first_failure answering from `answers`, one per round (then passing)."""
+    from fab import gates
+
+    asked = []
+
+    def first_failure(env, context):
+        asked.append(context.release)
+        return answers.pop(0) if answers else None
+
+    monkeypatch.setattr(gates, "first_failure", first_failure)
+    return asked
+
+
+CONTEXT = stages.hooks.HookContext(environment="prod", task="deploy", performer="me", hosts=(), release=NEW)
+
+
+def test_a_gate_failing_between_later_waves_puts_every_started_wave_back(gated_env, monkeypatch):
+    asked = answering(monkeypatch, [None, "gate command ./error-rate-ok: exited 1: 3% errors"])
+    fleet = FakeFleet(gated_env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")})
+    snapshot, decision = deploy_of(fleet)
+    with pytest.raises(rollout.DeployError) as raised:
+        stages.go_live(fleet, snapshot, dataclasses.replace(decision, pause_after=None), context=CONTEXT)
+    assert str(raised.value) == ("wave 1 failed: gate command ./error-rate-ok: exited 1: 3% errors; "
+                                 "every host is back on its previous release")
+    assert asked == [NEW, NEW]  # after the canary, after wave 1; never after the last wave
+    assert fleet.round_trips == [
+        ("web1", ["swap", "restart"]), ("web2", ["swap", "restart"]),  # the canary, wave 1: then the gate
+        ("web2", ["swap", "restart"]), ("web1", ["swap", "restart"]),  # put back, newest wave first
+        ("web1", ["mark"]), ("web2", ["mark"]), ("web3", ["mark"])]  # failed; web3 never went live
+
+
+def test_without_gates_or_a_context_nothing_is_asked(gated_env, monkeypatch):
+    asked = answering(monkeypatch, ["never"])
+    fleet = FakeFleet(gated_env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")})
+    snapshot, decision = deploy_of(fleet)
+    moves = stages.go_live(fleet, snapshot, dataclasses.replace(decision, pause_after=None))
+    assert asked == [] and moves.placed == {"web1": NEW, "web2": NEW, "web3": NEW}
+
+
+def test_a_paused_deploy_stops_after_its_canary_and_marks_the_release_paused_everywhere(gated_env, monkeypatch):
+    answering(monkeypatch, [])
+    fleet = FakeFleet(gated_env, {name: state(OLD, [meta(OLD)]) for name in ("web1", "web2", "web3")})
+    snapshot = FleetSnapshot.of(fleet.states, keep_releases=3)
+    decision = decide.decide_deploy(snapshot, meta(NEW, BUILDING), rollout.waves_for(fleet), NOW, pause=True)
+    moves = stages.go_live(fleet, snapshot, decision, context=CONTEXT)
+    assert moves.paused == "canary" and moves.placed == {"web1": NEW} and not moves.finished
+    assert fleet.round_trips == [("web1", ["swap", "restart"]),
+                                 ("web1", ["mark"]), ("web2", ["mark"]), ("web3", ["mark"])]
+    error = stages.paused(fleet, decision, moves)
+    assert error.exit_code == 5 and str(error).startswith(f"deploy paused after the canary: release {NEW} is "
+                                                          "live on web1 only; `fab prod deploy:resume=yes`")

@@ -16,7 +16,7 @@ from fab.releases import GOOD
 #: Tasks that hold the lock and so change hosts: the newest of their runs is the
 #: one whose end the hosts show (refused runs changed nothing).
 LOCKING_TASKS = frozenset({"deploy", "rollback", "hotfix_deploy", "setup_release", "preindex_views",
-                           "clean_releases", "restart_services", "set_supervisor_config"})
+                           "clean_releases", "restart_services", "set_supervisor_config", "maintenance"})
 #: Of those, the tasks that point `current` at their release.
 SWAPPING_TASKS = frozenset({"deploy", "rollback"})
 

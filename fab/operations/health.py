@@ -28,6 +28,7 @@ def checks_for(host, ports=()):
             "expect_body": service.health_check.expect_body,
             "version_path": service.health_check.version_path,
             "timeout": service.health_check.timeout,
+            "max_server_errors": service.health_check.max_server_errors,
         }
         for name, service in host.env.topology.services_on(host.name).items()
         if service.health_check

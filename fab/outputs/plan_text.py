@@ -40,6 +40,10 @@ def plan_lines(plan):
             indented(line)
     if plan["waves"]:
         field("waves", wave_plan.describe([wave_plan.Wave(w["name"], tuple(w["hosts"])) for w in plan["waves"]]))
+    for gate in plan.get("gates", ()):
+        field("gate", f"{gate} (between waves)")
+    if plan.get("pause"):
+        field("pause", "after the canary, until `deploy:resume=yes`")
     for name, host in plan["hosts"].items():
         current = host["current"] or "no release"
         moves = f" -> {host['goes_to']}" if host["goes_to"] else ""

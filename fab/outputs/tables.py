@@ -17,7 +17,8 @@ from fab import events
 from fab import releases as rel
 
 OUTCOME_STYLES = {events.OK: "green", events.SKIPPED: "dim", events.FAILED: "bold red", events.PUT_BACK: "yellow",
-                  events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow"}
+                  events.SUCCEEDED: "green", events.REFUSED: "yellow", events.INTERRUPTED: "yellow",
+                  events.PAUSED: "yellow"}
 
 
 def _table(styled, **options):
@@ -123,7 +124,9 @@ def releases_tables(listed, now, styled=True):
             )
         if not listing["releases"]:
             add_row(table, "  (no releases)", "", "", "", "", "")
-        renderables += [Text(host, style="bold" if styled else ""), Padding.indent(table, 2)]
+        maintenance = f"  MAINTENANCE: {', '.join(listing['maintenance'])} answers the maintenance page" \
+            if listing.get("maintenance") else ""
+        renderables += [Text(host + maintenance, style="bold" if styled else ""), Padding.indent(table, 2)]
     for host, why in listed.unreachable.items():
         renderables += [Text(host, style="bold" if styled else ""),
                         Padding.indent(Text(f"not read: {why}", style="bold red" if styled else ""), 2)]
@@ -144,4 +147,5 @@ def releases_tables(listed, now, styled=True):
 
 def _status_style(status):
     return {rel.GOOD: "green", rel.FAILED: "red", rel.BUILDING: "yellow",
-            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan", rel.UNREADABLE: "bold red"}.get(status, "")
+            rel.ROLLED_BACK: "magenta", rel.PRIVATE: "cyan", rel.UNREADABLE: "bold red",
+            rel.PAUSED: "yellow"}.get(status, "")

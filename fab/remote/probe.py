@@ -5,8 +5,10 @@ port) must: accept a connection on the port, answer 200 on its path (with the
 expected body), and, with a version path and an expected release, report that
 release and commit: after a graceful reload old workers may answer for a moment,
 so a mismatch is retried like any other problem until the check's timeout.
-Polls fast at first (tens of milliseconds), then backs off. Prints one JSON line
-of results; exits 1 with one line saying what is wrong.
+Only a server error (HTTP 5xx) answered `max_server_errors` times in a row
+fails at once: the app runs and keeps failing (a refused connection, an app
+still starting, waits). Polls fast at first (tens of milliseconds), then backs
+off. Prints one JSON line of results; exits 1 with one line saying what is wrong.
 
 Plain standard library, no imports from the deployer: the host has only python.
 """
@@ -14,6 +16,7 @@ import json
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 
 
@@ -47,19 +50,35 @@ def attempt(check, base):
     return mismatch(version, check.get("commit"), check.get("release")), version
 
 
+def server_errors_in_a_row(count, error):
+    """How many server errors in a row after a try that raised `error` (None: none)."""
+    server_error = isinstance(error, urllib.error.HTTPError) and error.code >= 500
+    return count + 1 if server_error else 0
+
+
 def probe(check):
     base = "http://%s:%d" % (check["address"], check["port"])
-    deadline = time.monotonic() + check["timeout"]
+    started = time.monotonic()
+    deadline = started + check["timeout"]
+    limit = check.get("max_server_errors") or 0
     pause = 0.02
+    in_a_row = 0
     while True:
+        error = None
         try:
             problem, version = attempt(check, base)
-        except Exception as error:  # noqa: BLE001 - any failure is retried until the deadline
-            problem, version = str(error) or type(error).__name__, None
+        except Exception as failure:  # noqa: BLE001 - any failure is retried until the deadline
+            error = failure
+            problem, version = str(failure) or type(failure).__name__, None
         if problem is None:
             return {"service": check["service"], "url": base, "version": version}
+        in_a_row = server_errors_in_a_row(in_a_row, error)
+        path = check["version_path"] if version is not None else (check["path"] or "")
+        if limit and in_a_row >= limit:
+            print("%s %s, %d times in a row, after %.1fs" % (
+                error.filename, problem, in_a_row, time.monotonic() - started), file=sys.stderr)
+            sys.exit(1)
         if time.monotonic() > deadline:
-            path = check["version_path"] if version is not None else (check["path"] or "")
             print("%s%s %s after %gs" % (base, path, problem, check["timeout"]), file=sys.stderr)
             sys.exit(1)
         time.sleep(pause)

@@ -50,3 +50,20 @@ wait_for_listener() {
     sleep 0.1
   done
 }
+
+# workers_of PID: the pids of PID's children (a master's workers), one a line.
+workers_of() {
+  ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+}
+
+# wait_for_new_worker PID BEFORE: after a reload, wait (at most 0.3 s) until the
+# master PID has started a worker not in BEFORE (workers_of before the reload),
+# i.e. it has read its new config (nginx tells its old workers to stop accepting
+# at the same moment).
+wait_for_new_worker() {
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+    sleep 0.02
+    if workers_of "$1" | grep -qvxF "${2:-none}"; then return 0; fi
+  done
+  return 0
+}

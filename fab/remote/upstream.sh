@@ -19,14 +19,8 @@ if [ -z "$pid" ]; then
   echo written
   exit 0
 fi
-# The reload is asynchronous: wait (at most 0.3 s) until the master has started a
-# worker it did not have before, i.e. it has read the new list (nginx tells its
-# old workers to stop accepting at the same moment).
-workers() { ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' '; }
-before=$(workers)
+# The reload is asynchronous: wait until the master has read the new list.
+before=$(workers_of "$pid")
 eval "$reload" >&2
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
-  sleep 0.02
-  if workers | grep -qvxF "${before:-none}"; then break; fi
-done
+wait_for_new_worker "$pid" "$before"
 printf 'reloaded %s\n' "$pid"
