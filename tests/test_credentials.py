@@ -211,11 +211,16 @@ def creds_env(fleet, tmp_path):
         yield env
 
 
-@pytest.mark.parametrize("builder, fetch", [("virtualenv + pip", "controller"), ("uv", "hosts")])
+@pytest.mark.parametrize("builder, fetch", [("virtualenv + pip", "controller"), ("uv", "hosts"),
+                                            ("store", "controller")])
 def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder, fetch):
     """With app.fetch: controller (the default) the token never reaches a host at all:
-    the controller fetches and sends bundles; with hosts, only their 0600 file holds it."""
+    the controller fetches and sends bundles; with hosts, only their 0600 file holds it.
+    virtualenv + pip, uv: each host installs from the index (wheels.build: each_host)
+    with the password in its netrc file. store: the controller alone asks the index
+    (wheels.build: once): the hosts get no credentials at all."""
     env = creds_env
+    controller_cache = {"XDG_CACHE_HOME": str(tmp_path / "controller-cache")}
     (tmp_path / "secrets.env").write_text(f"MULTI='{MULTI_LINE}'\nQUOTED=\"{QUOTED}\"\n")
     with serving(tmp_path, env.spec) as server:
         repo = f"http://deployer:{TOKEN}@127.0.0.1:{server.port}/app.git"
@@ -223,7 +228,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             app={"repo": repo, "branch": "main", "fetch": fetch},
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
-            wheels={"build": "each_host"},  # each host installs from the index, with the password
+            wheels={"build": "once" if builder == "store" else "each_host"},
             manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
             **({"uv": os.path.join(sandbox.tools.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
@@ -232,11 +237,12 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
                            f"git --git-dir={cache} config remote.origin.url {repo}")
 
         with ArgvSampler([TOKEN, INDEX_PASSWORD]) as sampler:
-            planned = env.fab("deploy:plan=yes")  # the controller fetches the commits it shows
-            deployed = env.fab("deploy")
+            planned = env.fab("deploy:plan=yes", environ=controller_cache)  # the controller reads the commits
+            deployed = env.fab("deploy", environ=controller_cache)
         assert_ok(planned)
         assert_ok(deployed)
-        assert deployed.stdout.count(f"with {builder}") == len(env.hosts), deployed.stdout
+        made = "from store" if builder == "store" else f"with {builder}"
+        assert deployed.stdout.count(made) == len(env.hosts), deployed.stdout
 
         assert sampler.found == [], sampler.found
         assert sampler.sweeps > 10  # it looked all along the deploy
@@ -250,6 +256,9 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
         for host in env.hosts:
             assert readable_by_others_holding(env.spec.home(host), [TOKEN, INDEX_PASSWORD]) == [], host
             for kept in (".deploy-credentials", ".deploy-netrc"):
+                if builder == "store":  # no host needs the repository or the index
+                    assert not os.path.exists(os.path.join(env.code_root(host), kept))
+                    continue
                 assert stat.S_IMODE(os.stat(os.path.join(env.code_root(host), kept)).st_mode) == 0o600
             if fetch == "controller":
                 assert files_holding(env.spec.home(host), [TOKEN]) == [], host

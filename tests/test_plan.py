@@ -552,7 +552,9 @@ def test_a_plan_names_a_changed_requirements_file_and_diffs_a_changed_service(de
 
     doc, _ = deployed(env)
     for host in env.hosts:
-        assert step_note(doc, host, "virtualenv").startswith(f"built venv {plan['hosts'][host]['virtualenv']['key']} ")
+        # The key the plan predicts is the one the controller decided for the store's install.
+        assert step_note(doc, host, "virtualenv").startswith(
+            f"installed venv {plan['hosts'][host]['virtualenv']['key']} from store")
 
 
 def test_a_plan_takes_no_lock_and_says_who_holds_it(deploy_env):

@@ -213,7 +213,7 @@ def test_a_code_only_deploy_reloads_in_place_and_a_requirements_change_restarts(
         pinned = handle.read()
     env.commit("requirements.txt", pinned + "# a comment: a new virtualenv key\n", "requirements")
     result = assert_ok(env.fab("deploy"))
-    assert "built venv" in result.stdout and "drain" in result.stdout
+    assert "installed venv" in result.stdout and "drain" in result.stdout  # a new venv, from the store
     for host in ("web1", "web2"):
         assert supervisor_pid(env, host, f"{env.name}-web") != masters[host]
         assert env.version(host)["commit"] == env.head()

@@ -18,7 +18,6 @@ import pytest
 from conftest import DeployEnv, assert_ok
 from fab import sandbox
 from fab.outputs.plain import step_notes
-from fab.transfer import human_bytes
 
 
 def make_wheel(directory, name, version):
@@ -93,9 +92,10 @@ def release_wheels(env, host):
 
 
 def stored(env, host):
-    """{sha256: file name} of the wheels in the host's store."""
+    """{sha256: file name} of the wheels in the host's store (beside the code's bundles)."""
     store = os.path.join(env.code_root(host), "store")
-    return {digest: name for digest in os.listdir(store) for name in os.listdir(os.path.join(store, digest))}
+    return {digest: name for digest in os.listdir(store) for name in os.listdir(os.path.join(store, digest))
+            if name.endswith(".whl")}
 
 
 def test_hosts_install_the_controllers_wheels_with_no_index_and_a_bump_sends_only_the_new_wheel(wheels_env, tmp_path):
@@ -132,12 +132,13 @@ def test_hosts_install_the_controllers_wheels_with_no_index_and_a_bump_sends_onl
     env.commit("requirements.txt", env.requirements + "fabtestpkg==1.1\n", "fabtestpkg 1.1")
     planned = assert_ok(fab(env, "deploy:plan=yes"))
     assert planned.stdout.count("built once when the deploy runs") == len(env.hosts), planned.stdout
-    bumped = assert_ok(fab(env, "deploy"))
-    size = os.path.getsize(os.path.join(env.wheelhouse, "fabtestpkg-1.1-py3-none-any.whl"))
-    received = step_notes(bumped.stdout, "transfer")
+    before = {host: stored(env, host) for host in env.hosts}
+    assert_ok(fab(env, "deploy"))
+    new = os.path.join(env.wheelhouse, "fabtestpkg-1.1-py3-none-any.whl")
     for host in env.hosts:
-        assert received[host] == f"received {human_bytes(size)} from controller", received
-        assert len(stored(env, host)) == 4  # 1.0 stays with the previous release's venv
+        after = stored(env, host)
+        assert {d: n for d, n in after.items() if d not in before[host]} == {sha256_of(new): os.path.basename(new)}
+        assert len(after) == 4  # 1.0 stays with the previous release's venv
     assert len({tuple(release_wheels(env, host)) for host in env.hosts}) == 1
     assert env.remote("web1", f"~/www/{env.name}/current/python_env/bin/python -c "
                               "'import fabtestpkg; print(fabtestpkg.VERSION)'") == "1.1"

@@ -325,3 +325,11 @@ def test_the_controllers_cache_keeps_a_keys_wheels_per_identity(tmp_path, monkey
     assert (directory / os.listdir(directory)[0] / "manifest").read_text() == wheels.manifest_text([GUNICORN, PACKAGING])
     arm = dataclasses.replace(LINUX, platform="linux-aarch64")
     assert wheel_ops.from_cache(A, arm) is None  # the same key on another machine: not these wheels
+
+
+def test_the_controller_builds_with_a_python_of_the_hosts_identity_only():
+    own = wheels.read_identity(subprocess.run([sys.executable, "-S", "-c", wheels.IDENTITY_CODE],
+                                              capture_output=True, text=True, check=True).stdout)[1]
+    env = types.SimpleNamespace(python="/no/such/python")
+    assert wheel_ops.controller_python(env, own) == sys.executable  # the deployer's own, which has pip
+    assert wheel_ops.controller_python(env, dataclasses.replace(own, platform="linux-aarch64")) is None

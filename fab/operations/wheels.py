@@ -164,13 +164,15 @@ def same_identity(fleet, needing):
 
 
 def controller_python(env, identity):
-    """A python on the controller whose identity is `identity` (the environment's
-    python, found here, or the deployer's own), or None."""
+    """A python on the controller with pip whose identity is `identity` (the
+    environment's python, found here, or the deployer's own), or None."""
     for candidate in dict.fromkeys(filter(None, [shutil.which(env.python), sys.executable])):
         try:
             result = subprocess.run([candidate, "-S", "-c", wheels.IDENTITY_CODE], capture_output=True,
                                     text=True, timeout=60, stdin=subprocess.DEVNULL)
-            if result.returncode == 0 and wheels.read_identity(result.stdout)[1] == identity:
+            if result.returncode == 0 and wheels.read_identity(result.stdout)[1] == identity and subprocess.run(
+                    [candidate, "-m", "pip", "--version"], capture_output=True, timeout=60,
+                    stdin=subprocess.DEVNULL).returncode == 0:
                 return candidate
         except (OSError, subprocess.TimeoutExpired, values.Unreadable):
             continue
