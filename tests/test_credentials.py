@@ -278,9 +278,10 @@ def test_no_step_script_carries_a_credential():
                   f"--extra-index-url=https://{TOKEN}@more.example.com/simple",
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
         requirements=["requirements.txt"], python="/usr/bin/python3", virtualenv="virtualenv", uv="uv",
+        topology=SimpleNamespace(runs_app=lambda name: True),
     )
     paths = Paths("/home/deploy/www/app")
-    host = SimpleNamespace(env=env, paths=paths, state=SimpleNamespace(venvs={}))
+    host = SimpleNamespace(name="web1", env=env, paths=paths, state=SimpleNamespace(venvs={}))
     scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body]
     for script in scripts:
         assert TOKEN not in script and INDEX_PASSWORD not in script
@@ -288,8 +289,12 @@ def test_no_step_script_carries_a_credential():
     assert "https://git.example.com/app.git" in scripts[0]
     assert ("--no-cache-dir -i https://pypi.example.com/simple --extra-index-url=https://more.example.com/simple "
             "--extra-index-url https://public.example.com/simple --find-links /srv/wheels") in scripts[1]
-    assert credentials.variables_text(env, paths) == (
+    assert credentials.variables_text(host) == (
         f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\nNETRC=/home/deploy/www/app/.deploy-netrc\n")
+    proxy = SimpleNamespace(name="proxy1", env=SimpleNamespace(**{**vars(env), "topology": SimpleNamespace(
+        runs_app=lambda name: name != "proxy1")}), paths=paths)
+    assert credentials.index_logins(proxy) == {}  # it installs no packages: no index credentials
+    assert credentials.variables_text(proxy) == f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\n"
     assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
         f'machine more.example.com login {TOKEN} password ""\n'
         f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")

@@ -102,7 +102,7 @@ def hotfix(host, release_name, old_commit, new_commit):
     through those). Safe to rerun (the second run finds nothing left to delete).
     """
     requirements = host.env.requirements
-    if credentials.needed(host.env):
+    if credentials.needed_on(host):
         credentials.upload(host)
     output = host.run(shell.script(
         _checkout(host, "fetch", new_commit),

@@ -102,11 +102,23 @@ def needed(env):
     return bool(git_environment(env.app.repo) or split_pip_args(env.pip_args)[1])
 
 
-def variables_text(env, paths):
-    """The variables file: one KEY='value' line each, safe to source from sh."""
-    values = dict(git_environment(env.app.repo))
-    if split_pip_args(env.pip_args)[1]:
-        values["NETRC"] = paths.netrc_file
+def needed_on(host):
+    """Whether `host` needs credentials to fetch the code or the packages."""
+    return bool(git_environment(host.env.app.repo) or index_logins(host))
+
+
+def index_logins(host):
+    """{index host: (user, password)} of the package index credentials `host` needs:
+    none where it runs no app code (it installs no packages)."""
+    logins = split_pip_args(host.env.pip_args)[1]
+    return logins if logins and host.env.topology.runs_app(host.name) else {}
+
+
+def variables_text(host):
+    """`host`'s variables file: one KEY='value' line each, safe to source from sh."""
+    values = dict(git_environment(host.env.app.repo))
+    if index_logins(host):
+        values["NETRC"] = host.paths.netrc_file
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
 
 
@@ -115,7 +127,7 @@ def load_line(host):
     its own environment; without credentials, remove the files an earlier deploy left."""
     paths = host.paths
     files = " ".join(shell.quote(f) for f in (paths.credentials_file, paths.netrc_file))
-    if needed(host.env):
+    if needed_on(host):
         return f"set -a; . {shell.quote(paths.credentials_file)}; set +a"
     return f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done"
 
@@ -124,8 +136,8 @@ def upload(host):
     """Put the credentials on the host: files of mode 0600, written over SFTP."""
     from fab.operations.shared import write_private
 
-    write_private(host, host.paths.credentials_file, variables_text(host.env, host.paths))
-    logins = split_pip_args(host.env.pip_args)[1]
+    write_private(host, host.paths.credentials_file, variables_text(host))
+    logins = index_logins(host)
     if logins:
         write_private(host, host.paths.netrc_file, netrc_text(logins))
     return "credentials for git and pip in files of mode 0600"

@@ -6,7 +6,7 @@ Works from the PlanMade event's data alone (`fab.plan.Plan.to_dict()`).
 from fab import waves as wave_plan
 
 VIRTUALENV_STYLES = {"reused": "green", "built": "yellow", "skipped": "dim", "unknown": "yellow",
-                     "fails": "bold red"}
+                     "fails": "bold red", "none": "dim"}
 CONFIG_STYLES = {"changed": "yellow", "added": "green", "removed": "red", "unchanged": "dim"}
 
 
