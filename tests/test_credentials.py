@@ -9,10 +9,8 @@ git and pip really got them. While it runs, every process's argv on the machine
 """
 import base64
 import contextlib
-import hashlib
 import http.server
 import os
-import re
 import secrets as random_secrets
 import shutil
 import stat
@@ -23,6 +21,7 @@ import time
 import pytest
 
 from conftest import DeployEnv, assert_ok
+from package_index import index_response
 from fab import sandbox
 from fab.operations import credentials
 
@@ -106,26 +105,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _index(self, path):
         """A PEP 503 index of the wheelhouse."""
-        wheels = sorted(os.listdir(self.server.wheelhouse))
-        match = re.match(r"^/simple/([^/]+)/$", path)
-        if match:
-            project = _normalized(match.group(1))
-            links = "".join(f'<a href="/files/{name}#sha256={_sha256(self.server.wheelhouse, name)}">{name}</a>\n'
-                            for name in wheels if _normalized(name.split("-")[0]) == project)
-            return 200, [("Content-Type", "text/html")], f"<html><body>\n{links}</body></html>\n".encode()
-        if path.startswith("/files/") and path[len("/files/"):] in wheels:
-            with open(os.path.join(self.server.wheelhouse, path[len("/files/"):]), "rb") as handle:
-                return 200, [("Content-Type", "application/octet-stream")], handle.read()
-        return 404, [], b""
-
-
-def _normalized(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _sha256(folder, name):
-    with open(os.path.join(folder, name), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return index_response(self.server.wheelhouse, path)
 
 
 @contextlib.contextmanager
