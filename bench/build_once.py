@@ -2,7 +2,7 @@
 beside today's way (`app.fetch: hosts`, `wheels.build: each_host`: every host fetches
 the code and installs from the index itself), on the bench fleets.
 
-    .venv/bin/python bench/build_once.py [--ways today once] [--only bump cold scale] [--stop]
+    .venv/bin/python bench/build_once.py [--ways today once] [--only bump cold scale] [--hosts 5 50] [--stop]
 
 Needs root: brings up the bench fleets code5, code50 and (for scale) code200
 (bench/fleets.py; reused when already running). One run of each figure, each the
@@ -156,9 +156,9 @@ def mb(count):
 # --- the figures ------------------------------------------------------------------------
 
 
-def measure_cold_and_bump(table, source, index, ways, figures):
+def measure_cold_and_bump(table, source, index, ways, figures, fleet_names):
     times = {}  # (figure, way, hosts) -> seconds
-    for fleet in ("code5", "code50"):
+    for fleet in fleet_names:
         spec = fleets.FLEETS[fleet]
         n = len(spec.hosts)
         source.requirements()
@@ -249,6 +249,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS), help="which ways to run")
     parser.add_argument("--only", nargs="+", choices=FIGURES, help="measure only these figures")
+    parser.add_argument("--hosts", nargs="+", type=int, choices=[5, 50], default=[5, 50],
+                        help="fleet sizes for bump and cold (a quick look: --hosts 5)")
     parser.add_argument("--stop", action="store_true", help="stop the fleets this run started, at the end")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -257,7 +259,8 @@ def main(argv=None):
         sys.exit("bench/build_once.py counts bytes with iptables: install it (scripts/bootstrap.sh does)")
     figures = set(args.only or FIGURES)
     os.environ.pop("PIP_FIND_LINKS", None)  # this machine's wheels: the index is the only source
-    needed = ["code5", "code50"] * bool(figures & {"bump", "cold"}) + ["code50", "code200"] * ("scale" in figures)
+    sized = [f"code{n}" for n in sorted(set(args.hosts))]
+    needed = sized * bool(figures & {"bump", "cold"}) + ["code50", "code200"] * ("scale" in figures)
     needed = list(dict.fromkeys(needed))
     started = [name for name in needed if not fleets.running(name)]
     table = Table()
@@ -268,7 +271,7 @@ def main(argv=None):
         source = Source()
         with serving(PackageIndex(source.wheelhouse)) as index:
             if figures & {"bump", "cold"}:
-                measure_cold_and_bump(table, source, index, args.ways, figures)
+                measure_cold_and_bump(table, source, index, args.ways, figures, sized)
             if "scale" in figures:
                 measure_scale(table, source, index, args.ways)
     finally:
