@@ -76,14 +76,18 @@ class _IndexHandler(http.server.BaseHTTPRequestHandler):
         match = re.match(r"^/simple/([^/]+)/$", path)
         if match and self.server.on_listing:
             self.server.on_listing(normalized(match.group(1)))
-        status, headers, body = index_response(self.server.wheelhouse, path)
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        answer(self, *index_response(self.server.wheelhouse, path), head=head)
+
+
+def answer(handler, status, headers, body, head=False):
+    """Send the response (status, headers, body) through `handler` (the body unless `head`)."""
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if not head:
+        handler.wfile.write(body)
 
 
 @contextlib.contextmanager

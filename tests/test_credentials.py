@@ -21,7 +21,8 @@ import time
 import pytest
 
 from conftest import DeployEnv, assert_ok
-from package_index import index_response
+from package_index import answer, index_response
+from package_index import serving as serving_server
 from fab import sandbox
 from fab.operations import credentials
 
@@ -66,19 +67,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         authorized = self.headers.get("Authorization") == expected
         self.server.requests.append((path, authorized))
         if not authorized:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="test"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        status, headers, body = self._git() if path.startswith("/app.git/") else self._index(path)
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+            return answer(self, 401, [("WWW-Authenticate", 'Basic realm="test"')], b"")
+        answer(self, *(self._git() if path.startswith("/app.git/") else self._index(path)), head=head)
 
     def _git(self):
         """git's smart HTTP protocol, by `git http-backend` (a CGI program)."""
@@ -113,14 +103,8 @@ def serving(tmp_path, spec):
     """The credential server on a copy of the sample app's repository, in a thread."""
     repo = str(tmp_path / "served" / "app.git")
     subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
-    server = CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_server(CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class ArgvSampler:
