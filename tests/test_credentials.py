@@ -259,6 +259,9 @@ def test_no_step_script_carries_a_credential():
         runs_app=lambda name: name != "proxy1")}), paths=paths)
     assert credentials.index_logins(proxy) == {}  # it installs no packages: no index credentials
     assert credentials.variables_text(proxy) == f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\n"
+    assert credentials.load_line(proxy).splitlines() == [  # an earlier deploy's netrc goes
+        "set -a; . /home/deploy/www/app/.deploy-credentials; set +a",
+        'for file in /home/deploy/www/app/.deploy-netrc; do if [ -e "$file" ]; then rm -f "$file"; fi; done']
     assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
         f'machine more.example.com login {TOKEN} password ""\n'
         f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")

@@ -97,11 +97,6 @@ def netrc_text(logins):
                    for host, (user, password) in sorted(logins.items()))
 
 
-def needed(env):
-    """Whether the hosts need credentials to fetch the code or the packages."""
-    return bool(git_environment(env.app.repo) or split_pip_args(env.pip_args)[1])
-
-
 def needed_on(host):
     """Whether `host` needs credentials to fetch the code or the packages."""
     return bool(git_environment(host.env.app.repo) or index_logins(host))
@@ -124,12 +119,18 @@ def variables_text(host):
 
 def load_line(host):
     """Shell for a step that runs git or pip: export the credentials' variables into
-    its own environment; without credentials, remove the files an earlier deploy left."""
+    its own environment; remove the files an earlier deploy left that the host needs
+    no more (all of them without credentials, the netrc where it installs no packages)."""
     paths = host.paths
-    files = " ".join(shell.quote(f) for f in (paths.credentials_file, paths.netrc_file))
-    if needed_on(host):
-        return f"set -a; . {shell.quote(paths.credentials_file)}; set +a"
-    return f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done"
+    load = needed_on(host)
+    kept = {paths.credentials_file} if load else set()
+    kept |= {paths.netrc_file} if index_logins(host) else set()
+    stale = [f for f in (paths.credentials_file, paths.netrc_file) if f not in kept]
+    lines = [f"set -a; . {shell.quote(paths.credentials_file)}; set +a"] if load else []
+    if stale:
+        files = " ".join(shell.quote(f) for f in stale)
+        lines.append(f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done")
+    return "\n".join(lines)
 
 
 def upload(host):
