@@ -2,7 +2,8 @@
 beside today's way (`app.fetch: hosts`, `wheels.build: each_host`: every host fetches
 the code and installs from the index itself), on the bench fleets.
 
-    .venv/bin/python bench/build_once.py [--ways today once] [--only bump cold scale] [--hosts 5 50] [--stop]
+    .venv/bin/python bench/build_once.py [--ways today once] [--only bump cold scale] [--hosts 5 50]
+                                         [--scale 50 200] [--scale-ways once] [--stop]
 
 Needs root: brings up the bench fleets code5, code50 and (for scale) code200
 (bench/fleets.py; reused when already running). One run of each figure, each the
@@ -20,10 +21,12 @@ environments and code roots. Targets, for the build-once way:
            rule on root's packets to the fleet's sshd port) <= 3 x what one host needs
            (the files in its store)
     scale  a code-only change deploy to 50 and 200 hosts over plain OpenSSH `ssh host
-           true` to the same hosts at once: <= 1.3 at both; the deployer's own CPU (fab
+           true` to the same hosts at once (the median of 3): <= 1.3 at both; the deployer's own CPU (fab
            and its children) per host added from 50 to 200: <= 12 ms
 
-Today's way gets the same rows as context ("info"). A way the deployer does not know
+Today's way gets the same rows as context ("info"); scale measures the build-once way
+only unless --scale-ways says otherwise (today's way first deploys 200 hosts cold, each
+building its venv from the index: many minutes on 2 cores). A way the deployer does not know
 yet (its settings are refused) gets ERROR rows; on a deployer with no such settings,
 today's way is the deployer as it is. Nothing is stopped unless --stop, and then only
 the fleets this run started; the iptables rule is removed whatever happens.
@@ -39,7 +42,7 @@ import sys
 
 # bench/targets.py (first: it puts the project and tests/ on the path): the table,
 # running fab, the fleets' helpers.
-from targets import Failed, Table, fab, settle, ssh_true_everywhere, wipe
+from targets import Failed, Table, fab, median, settle, ssh_true_everywhere, wipe
 
 import fleets
 from fab import sandbox
@@ -213,11 +216,12 @@ def bytes_row(table, way, label, limit, count, ratio, bound):
     table.add(f"{label}, {way}", limit if way == "once" else "-", f"{mb(count)} ({ratio:.2f} x)", holds)
 
 
-def measure_scale(table, source, index, ways):
-    """Code-only change deploys to 50 and 200 hosts, each over `ssh host true` to all of
-    them at once; the controller's CPU per host added."""
+def measure_scale(table, source, index, ways, sizes):
+    """Code-only change deploys to each of `sizes` (two fleet sizes: 50 and 200) hosts,
+    each over `ssh host true` to all of them at once; the controller's CPU per host added."""
+    small, big = sorted(sizes)
     for way in ways:
-        envs = {fleet: environment(source, index, fleet, way) for fleet in ("code50", "code200")}
+        envs = {fleet: environment(source, index, fleet, way) for fleet in (f"code{small}", f"code{big}")}
         try:
             for fleet, env in envs.items():  # up to date first (a cold deploy where new)
                 fab(env, "deploy", spec=fleets.FLEETS[fleet])
@@ -229,18 +233,18 @@ def measure_scale(table, source, index, ways):
                 used = []
                 took = fab(env, "deploy", spec=spec, cpu=used)
                 settle()
-                floor = ssh_true_everywhere(spec, list(spec.hosts))
+                floor = median([ssh_true_everywhere(spec, list(spec.hosts)) for _ in range(3)])
                 ratios[len(spec.hosts)], cpus[len(spec.hosts)] = (took, floor), used[0][0]
         except Failed as error:
-            table.error(f"code-only change to 50 and 200 hosts, {way}", "-", error)
+            table.error(f"code-only change to {small} and {big} hosts, {way}", "-", error)
             continue
         for n, (took, floor) in ratios.items():
             table.add(f"code-only deploy / ssh true, {n} hosts, {way}", "<= 1.3" if way == "once" else "-",
                       f"{took:.2f}s / {floor:.2f}s = {took / floor:.2f}",
                       took / floor <= 1.3 if way == "once" else "info")
-        per_host = (cpus[200] - cpus[50]) / 150 * 1000
-        table.add(f"deployer's CPU per host added, 50 -> 200, {way}", "<= 12 ms" if way == "once" else "-",
-                  f"{per_host:.1f} ms ({cpus[50]:.2f}s -> {cpus[200]:.2f}s)",
+        per_host = (cpus[big] - cpus[small]) / (big - small) * 1000
+        table.add(f"deployer's CPU per host added, {small} -> {big}, {way}", "<= 12 ms" if way == "once" else "-",
+                  f"{per_host:.1f} ms ({cpus[small]:.2f}s -> {cpus[big]:.2f}s)",
                   per_host <= 12 if way == "once" else "info")
 
 
@@ -253,6 +257,10 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=FIGURES, help="measure only these figures")
     parser.add_argument("--hosts", nargs="+", type=int, choices=[5, 50], default=[5, 50],
                         help="fleet sizes for bump and cold (a quick look: --hosts 5)")
+    parser.add_argument("--scale", nargs=2, type=int, choices=[5, 50, 200], default=[50, 200],
+                        help="the two fleet sizes of scale (a quick look: --scale 5 50)")
+    parser.add_argument("--scale-ways", nargs="+", choices=list(WAYS), default=["once"],
+                        help="the ways scale measures (today's way first deploys 200 hosts cold from the index)")
     parser.add_argument("--stop", action="store_true", help="stop the fleets this run started, at the end")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -262,7 +270,9 @@ def main(argv=None):
     figures = set(args.only or FIGURES)
     os.environ.pop("PIP_FIND_LINKS", None)  # this machine's wheels: the index is the only source
     sized = [f"code{n}" for n in sorted(set(args.hosts))]
-    needed = sized * bool(figures & {"bump", "cold"}) + ["code50", "code200"] * ("scale" in figures)
+    if len(set(args.scale)) != 2:
+        parser.error("--scale takes two different sizes")
+    needed = sized * bool(figures & {"bump", "cold"}) + [f"code{n}" for n in sorted(args.scale)] * ("scale" in figures)
     needed = list(dict.fromkeys(needed))
     started = [name for name in needed if not fleets.running(name)]
     table = Table()
@@ -275,7 +285,7 @@ def main(argv=None):
             if figures & {"bump", "cold"}:
                 measure_cold_and_bump(table, source, index, args.ways, figures, sized)
             if "scale" in figures:
-                measure_scale(table, source, index, args.ways)
+                measure_scale(table, source, index, args.scale_ways, args.scale)
     finally:
         if args.stop:
             for name in started:
