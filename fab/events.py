@@ -155,6 +155,9 @@ class ReleasesListed(Event):
     hosts: dict
     drift: Optional[str] = None
     unreachable: dict = dataclasses.field(default_factory=dict)
+    #: role -> whether its hosts' current releases run one wheel set
+    #: (fab.wheels.role_wheel_sets); {} where no host records one.
+    wheel_sets: dict = dataclasses.field(default_factory=dict)
 
     kind = "releases_listed"
 

@@ -11,16 +11,20 @@ releases gets the few names inside a release it needs (RELEASE_META, ...).
         services/<control>/*.conf      its service configs (supervisor/, port/)
         .release/meta.json             commit, branch, who, when, status, ports
         .release/steps/<step>          the steps this host finished (for resume)
+        .release/wheels                "<sha256> <file>" of each wheel its venv was
+                                       installed from (wheels.build: once)
       current -> releases/<name>       swapped with a temporary link (.current.tmp.<pid>)
       shared/                          across releases: linked files and dirs,
         secrets.env                    the environment's secrets (0600)
         proxy/<program>-upstream.conf  a proxy's upstream list
       log/                             program logs,
         lock-breaks.log                one line per `unlock` that stopped a holder
-      venvs/<key>/                     virtualenvs, `.complete` once built
+      venvs/<key>/                     virtualenvs, `.complete` once built,
+        .wheels                        "<sha256> <file>" of the store's wheels it was installed from
       store/<sha256>/<file name>       artifacts sent by the controller or a peer
                                        (wheels, git bundles), content-addressed;
                                        <file name>.part while one arrives
+      .wheel-builds/<tmp>/             a builder host's throwaway build (wheels.builder)
       git-cache/                       bare mirror the releases are exported from
       .deploy-credentials .deploy-netrc  git's and pip's credentials (0600)
       .deploy.lock                     flock'ed while a task holds the lock (first host)
@@ -47,12 +51,16 @@ SERVICES = "services"
 RELEASE_META_DIR = ".release"
 RELEASE_META = posixpath.join(RELEASE_META_DIR, "meta.json")
 RELEASE_STEPS = posixpath.join(RELEASE_META_DIR, "steps")
+#: The wheels a release's venv was installed from, "<sha256> <file name>" lines.
+RELEASE_WHEELS = posixpath.join(RELEASE_META_DIR, "wheels")
 SUPERVISOR_CONFIGS = posixpath.join(SERVICES, "supervisor")
 #: A release's own top-level names: a linked path may not be one of them.
 IN_RELEASE = frozenset({REVISION, VENV_LINK, SERVICES, RELEASE_META_DIR})
 
 #: The file in a virtualenv that says it was built completely.
 VENV_COMPLETE = ".complete"
+#: The file in a virtualenv listing the stored wheels it was installed from.
+VENV_WHEELS = ".wheels"
 
 
 class Paths:
@@ -183,6 +191,11 @@ class Paths:
     def stored(self, sha256, name):
         """Where the artifact with digest `sha256` and file name `name` lives once received."""
         return posixpath.join(self.store, sha256, name)
+
+    @property
+    def wheel_builds(self):
+        """Where a builder host builds wheels, each build in a temporary directory."""
+        return self._under(".wheel-builds")
 
     @property
     def git_cache(self):

@@ -27,6 +27,7 @@ from fab import decide
 from fab import rollout, stages
 from fab.app_repo import RepoUnreadable, opened
 from fab.operations import lock, plan_facts, supervisor, virtualenv
+from fab.operations import wheels as wheel_ops
 from fab.paths import SERVICES
 from fab.steps import Outcome
 
@@ -34,6 +35,8 @@ from fab.steps import Outcome
 LOG_LIMIT = 10
 #: Diff lines a plan shows per config file before it says "... N more lines".
 DIFF_LIMIT = 30
+#: Wheels a plan names per host; past that it gives their count and bytes only.
+WHEEL_NAMES_SHOWN = 5
 
 REUSED, BUILT, SKIPPED, UNKNOWN, FAILS, NONE = "reused", "built", "skipped", "unknown", "fails", "none"
 ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
@@ -65,6 +68,20 @@ class VirtualenvPlan:
     changed: tuple = ()  # requirements files that differ from the live release's
 
 
+#: What a host's store gets (wheels.build: once): the venv's wheels it lacks, or
+#: nothing because it has the venv, or wheels not built yet (not in the controller's cache).
+RECEIVES, TO_BUILD = "receives", "to_build"
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelsPlan:
+    action: str  # REUSED, RECEIVES, TO_BUILD, SKIPPED or UNKNOWN
+    key: Optional[str] = None
+    count: int = 0  # wheels it would receive
+    bytes: int = 0
+    names: tuple = ()  # their file names, when at most WHEEL_NAMES_SHOWN
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigChange:
     file: str  # "<control>/<program>.conf" under a release's services/
@@ -82,6 +99,7 @@ class HostPlan:
     deletes: tuple = ()  # releases its cleanup would delete, oldest first
     back_to: Optional[str] = None  # the release a failure puts back (None: none, or nothing swapped)
     programs: Optional[dict] = None  # {program: RELOAD or RESTART}, None when the task restarts none here
+    wheels: Optional[WheelsPlan] = None  # None unless wheels.build is once (deploy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +154,11 @@ def for_deploy(fleet, snapshot, decision):
                                done="virtualenv" in done, unreadable=commits.error,
                                runs_app=env.topology.runs_app(name))
         built = predicted_build(host, meta.name, venv, services_done="services" in done)
+        cached = wheel_ops.from_cache(venv.key, host.state.python_identity) \
+            if venv.action == BUILT and env.wheels.build == "once" else None
         hosts[name] = dataclasses.replace(
             plan.hosts[name], virtualenv=venv,
+            wheels=wheels_plan(venv, cached, host.state.stored_wheels) if env.wheels.build == "once" else None,
             configs=config_changes(facts[name].current_configs, rendered_configs(host), current),
             programs=program_moves(host, snapshot, decision.hosts[name].goes_to, built),
         )
@@ -287,6 +308,20 @@ def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=Fal
     else:
         why = f"no complete venv {key} on the host"
     return VirtualenvPlan(BUILT, key, why, changed)
+
+
+def wheels_plan(venv, cached, stored):
+    """What a host's store would receive for its venv (`venv`: its VirtualenvPlan):
+    nothing where the venv is reused (or the step done), else the wheels of the
+    controller's cache for the key (`cached`: [(Wheel, Artifact)], None if not
+    cached: they are built once when the deploy runs) that it lacks (`stored`)."""
+    if venv.action in (REUSED, SKIPPED, UNKNOWN, FAILS):
+        return WheelsPlan(venv.action if venv.action != FAILS else UNKNOWN, venv.key)
+    if cached is None:
+        return WheelsPlan(TO_BUILD, venv.key)
+    lacking = [artifact for wheel, artifact in cached if wheel not in stored]
+    names = tuple(a.name for a in lacking) if len(lacking) <= WHEEL_NAMES_SHOWN else ()
+    return WheelsPlan(RECEIVES, venv.key, len(lacking), sum(a.size for a in lacking), names)
 
 
 def config_changes(live, new, live_release, limit=DIFF_LIMIT):

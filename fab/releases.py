@@ -350,8 +350,10 @@ def rollback_target(host_releases, currents, wanted=None):
     raise PreflightError(f"no release older than {current} is good on every host: {disagreement(targets)}")
 
 
-def host_listing(releases, current, rollback_target=None):
+def host_listing(releases, current, rollback_target=None, wheel_sets=None):
     """What one host has, as `fab <env> releases` shows it: plain data, oldest first.
+    `wheel_sets`: {release: (digest, count)} of the wheel set each release's venv
+    was installed from (fab.wheels.set_digest), where it records one.
 
     `releases` are the host's HostRelease; `rollback_target` is what `rollback`
     picks for the fleet (FleetSnapshot.would_roll_back_to: None where it refuses),
@@ -369,6 +371,8 @@ def host_listing(releases, current, rollback_target=None):
             "deployed_by": meta.deployed_by if meta else None,
             "created_at": meta.created_at if meta else None,
             "keep_until": meta.keep_until if meta else None,
+            "wheels": ({"set": wheel_sets[found.name][0], "count": wheel_sets[found.name][1]}
+                       if found.name in (wheel_sets or {}) else None),
             **({"why": found.unreadable} if found.unreadable else {}),
         })
     return {

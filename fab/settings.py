@@ -172,6 +172,21 @@ class HistorySettings(_Strict):
             raise ValueError("give url or url_env, not both")
         return self
 
+class Wheels(_Strict):
+    """How the hosts get the app's packages (README › The wheel store)."""
+
+    #: once: wheels are built once per venv key (on the controller or one builder
+    #: host), sent to the hosts that lack them and installed with no index.
+    #: each_host: every host installs from the index in pip_args itself.
+    build: Literal["once", "each_host"] = "once"
+    #: The host that builds wheels the controller cannot make for the hosts'
+    #: platform (default: the first host that needs the venv).
+    builder: Optional[str] = Field(default=None, pattern=_NAME)
+    #: auto: the controller when its python matches the hosts' (or binary wheels
+    #: for their platform can be downloaded), else the builder host.
+    where: Literal["auto", "controller", "builder"] = "auto"
+
+
 class OnRole(_Strict):
     """Commands run in a new release before the swap, on the hosts of one role."""
 
@@ -296,6 +311,7 @@ class Environment(_Strict):
     #: works in parallel once connected.
     ssh_concurrency: int = Field(default=30, ge=1)
     history: HistorySettings = HistorySettings()
+    wheels: Wheels = Wheels()
 
     @field_validator("history", mode="before")
     @classmethod
@@ -372,6 +388,9 @@ class Environment(_Strict):
             if unknown:
                 raise ValueError(f"rollout.canary names unknown host(s) {', '.join(unknown)} "
                                  f"(hosts: {', '.join(self.hosts)})")
+        if self.wheels.builder and self.wheels.builder not in self.hosts:
+            raise ValueError(f"wheels.builder names unknown host {self.wheels.builder} "
+                             f"(hosts: {', '.join(self.hosts)})")
         for setting in ("manage", "migrate", "predeploy"):
             value = getattr(self, setting)
             if value and value.role not in self.roles:

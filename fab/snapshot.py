@@ -51,6 +51,8 @@ class HostView:
     steps: types.MappingProxyType  # release name -> frozenset of steps done there
     venvs: types.MappingProxyType  # release name -> key of the venv it links to
     configs: types.MappingProxyType  # release name -> {program: rendered config digest}
+    #: release name -> (digest, count) of the wheel set its venv was installed from
+    wheel_sets: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     @classmethod
     def of(cls, state):
@@ -61,6 +63,7 @@ class HostView:
             venvs=types.MappingProxyType(dict(state.venvs)),
             configs=types.MappingProxyType({name: types.MappingProxyType(dict(found))
                                             for name, found in state.configs.items()}),
+            wheel_sets=types.MappingProxyType(dict(getattr(state, "wheel_sets", {}))),
         )
 
     def release(self, name):
@@ -267,7 +270,13 @@ class FleetSnapshot:
     def listing(self, host):
         """What `host` has, as `fab <env> releases` shows it (fab.releases.host_listing),
         its rollback target being exactly what `rollback` would pick for the fleet."""
-        return rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to())
+        return rel.host_listing(self.releases(host), self.current(host), self.would_roll_back_to(),
+                                self.hosts[host].wheel_sets)
+
+    def current_wheel_sets(self):
+        """{host: (digest, count) of the wheel set its current release's venv was
+        installed from, or None (no record: no release, or installed from an index)}."""
+        return {name: view.wheel_sets.get(view.current) for name, view in self.hosts.items()}
 
     # --- what a failure puts back ------------------------------------------------
 

@@ -23,12 +23,12 @@ import contextlib
 
 from fab import decide, events, hooks
 from fab import releases as rel
-from fab import rollout, waves
+from fab import rollout, transfer, waves
 from fab.errors import DeployError, Interrupted, StepFailed
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.operations import build as build_ops
-from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv
+from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv, wheels
 
 # --- choose the release ---------------------------------------------------------
 
@@ -90,6 +90,11 @@ def build(fleet, meta):
     Returns {host: rollout.Built}: the venv and service configs the release has there.
     """
     env = fleet.env
+    # Made on the controller (or one builder host) before any host changes, then
+    # sent in one delivery: each host receives only what its store lacks.
+    prepared = wheels.prepare(fleet, meta)
+    if any(prepared.artifacts.values()):
+        transfer.deliver(fleet, prepared.artifacts, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
@@ -109,7 +114,7 @@ def build(fleet, meta):
         first = []
     outcomes = fleet.each_steps(lambda host: [
         *(step(host) for step in first),
-        *app_steps(host, meta.name),
+        *app_steps(host, meta.name, prepared.installs.get(host.name)),
         supervisor.install_service_configs(host, meta.name),
         *([] if env.predeploy else [check(host)]),
     ])
@@ -119,12 +124,13 @@ def build(fleet, meta):
     return {name: built_on(host, meta.name, outcomes[name]) for name, host in fleet.hosts.items()}
 
 
-def app_steps(host, release_name):
-    """The steps that make the release able to run the app's code: its virtualenv and
-    build commands; none on a host that runs no app code (fab.topology.Topology.runs_app)."""
+def app_steps(host, release_name, install=None):
+    """The steps that make the release able to run the app's code: its virtualenv (from
+    the store as `install` says, fab.operations.wheels) and build commands; none on a
+    host that runs no app code (fab.topology.Topology.runs_app)."""
     if not host.env.topology.runs_app(host.name):
         return []
-    return [virtualenv.ensure(host, release_name), build_ops.build_commands(host, release_name)]
+    return [virtualenv.ensure(host, release_name, install), build_ops.build_commands(host, release_name)]
 
 
 def built_on(host, release_name, outcomes):

@@ -26,7 +26,7 @@ from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import decide, rollout, stages
+from fab import decide, rollout, stages, wheels
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
@@ -213,7 +213,9 @@ def releases(c):
     stream.publish(events.ReleasesListed(
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
-        unreachable=fleet.unreachable))
+        unreachable=fleet.unreachable,
+        wheel_sets=wheels.role_wheel_sets(env.roles, {  # a host that runs no app code has no venv
+            name: found for name, found in snapshot.current_wheel_sets().items() if env.topology.runs_app(name)})))
     if fleet.unreachable:
         raise DeployError(f"could not read {rollout.describe_failures(fleet.unreachable)}")
 

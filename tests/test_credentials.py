@@ -186,6 +186,7 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             app={"repo": repo, "branch": "main"},
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
+            wheels={"build": "each_host"},  # each host installs from the index, with the password
             manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
             **({"uv": os.path.join(sandbox.tools.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
@@ -243,6 +244,7 @@ def test_no_step_script_carries_a_credential():
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
         requirements=["requirements.txt"], python="/usr/bin/python3", virtualenv="virtualenv", uv="uv",
         topology=SimpleNamespace(runs_app=lambda name: True),
+        wheels=SimpleNamespace(build="each_host"),  # hosts install from the index themselves
     )
     paths = Paths("/home/deploy/www/app")
     host = SimpleNamespace(name="web1", env=env, paths=paths, state=SimpleNamespace(venvs={}))

@@ -72,14 +72,15 @@ def test_uv_builds_the_venv_where_the_host_has_it_and_virtualenv_with_pip_elsewh
     requirements_path = os.path.join(env.spec.app_workdir, "requirements.txt")
     requirements = pathlib.Path(requirements_path).read_text()
     try:
-        # A uv the hosts do not have: virtualenv + pip, as without the setting.
-        env.write_config(uv="no-such-uv")
+        # Each host installing from the index (wheels.build: each_host) says which tool
+        # built its venv. A uv the hosts do not have: virtualenv + pip, as without the setting.
+        env.write_config(uv="no-such-uv", wheels={"build": "each_host"})
         env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: no uv on the hosts")
         result = assert_ok(env.fab("deploy"))
         for host in env.hosts:
             assert built_with(result.stdout, host).endswith("with virtualenv + pip"), result.stdout
 
-        env.write_config(uv=os.path.join(sandbox.tools.TOOLS, "bin", "uv"))
+        env.write_config(uv=os.path.join(sandbox.tools.TOOLS, "bin", "uv"), wheels={"build": "each_host"})
         new_commit = env.commit("requirements.txt", requirements + f"# {uuid.uuid4()}\n", "new venv: uv")
         result = assert_ok(env.fab("deploy"))
         for host in env.hosts:

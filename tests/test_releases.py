@@ -260,7 +260,10 @@ def test_host_listing_marks_current_and_the_rollback_target():
     # the host's own previous good release: none where `rollback` would refuse.
     assert host_listing(found, name(3))["rollback_target"] is None
     assert listing["releases"][3] == {"name": name(4), "status": FAILED, "commit": None, "branch": None,
-                                      "deployed_by": None, "created_at": None, "keep_until": None}
+                                      "deployed_by": None, "created_at": None, "keep_until": None, "wheels": None}
+    # The wheel set a release's venv was installed from, where it records one.
+    with_set = host_listing(found, name(3), wheel_sets={name(3): ("ab" * 8, 7)})
+    assert [r["wheels"] for r in with_set["releases"]] == [None, None, {"set": "ab" * 8, "count": 7}, None]
     assert host_listing([], None) == {"current": None, "rollback_target": None, "releases": []}
 
 

@@ -110,16 +110,18 @@ def test_a_requirements_file_the_release_lacks_fails_the_step(tmp_path, tools):
 
 
 @pytest.mark.parametrize("line, read", [
-    ("reused 0123456789abcdef", ("reused", "0123456789abcdef", None)),
-    ("built 0123456789abcdef uv", ("built", "0123456789abcdef", "uv")),
-    ("built 0123456789abcdef virtualenv", ("built", "0123456789abcdef", "virtualenv")),
+    ("reused 0123456789abcdef", ("reused", "0123456789abcdef", None, None)),
+    ("built 0123456789abcdef uv", ("built", "0123456789abcdef", "uv", None)),
+    ("built 0123456789abcdef virtualenv", ("built", "0123456789abcdef", "virtualenv", None)),
+    ("installed 0123456789abcdef uv 12", ("installed", "0123456789abcdef", "uv", 12)),
 ])
 def test_the_answer_reads_into_its_fields(line, read):
     assert virtualenv.read_result(line) == read
 
 
 @pytest.mark.parametrize("line", ["", "reused", "reused ../../etc", "built 0123 pip", "reused 0123 uv",
-                                  "built 0123", "rebuilt 0123", "reused venv 0123"])
+                                  "built 0123", "rebuilt 0123", "reused venv 0123",
+                                  "installed 0123 uv", "installed 0123 uv -1", "installed 0123 pip 3"])
 def test_an_answer_that_is_not_one_leaves_the_venv_unknown(tmp_path, tools, line):
     with pytest.raises(values.Unreadable):
         virtualenv.read_result(line)

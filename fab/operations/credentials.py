@@ -103,10 +103,12 @@ def needed_on(host):
 
 
 def index_logins(host):
-    """{index host: (user, password)} of the package index credentials `host` needs:
-    none where it runs no app code (it installs no packages)."""
+    """{index host: (user, password)} the pip of `host` needs: none where wheels are
+    built once (a builder host gets its own, for its build only: fab.operations.wheels)
+    or where it runs no app code (it installs no packages)."""
     logins = split_pip_args(host.env.pip_args)[1]
-    return logins if logins and host.env.topology.runs_app(host.name) else {}
+    return logins if (logins and host.env.wheels.build == "each_host"
+                      and host.env.topology.runs_app(host.name)) else {}
 
 
 def variables_text(host):

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 
 from fab import host_values as values
+from fab import wheels
 from fab import paths as layout
 from fab import shell
 from fab.errors import RemoteCommandFailed
@@ -31,22 +32,43 @@ class HostState:
     venv_dirs: frozenset = frozenset()  # keys of the directories in venvs/ when read
     configs: dict = dataclasses.field(default_factory=dict)  # name -> {program: config digest}
     cpus: int = 1
+    #: The wheel store (wheels.build: once): what `python -S` prints as its version
+    #: (the bytes the venv key hashes) and its wheels.Identity (None: not asked, or
+    #: it does not run), the complete venvs, each venv's wheels ({key: frozenset of
+    #: wheels.Wheel}), the wheels in the store, and {release: (digest, count)} of
+    #: the wheel set each release records.
+    python_version: bytes = None
+    python_identity: wheels.Identity = None
+    complete_venvs: frozenset = frozenset()
+    venv_wheels: dict = dataclasses.field(default_factory=dict)
+    stored_wheels: frozenset = frozenset()
+    wheel_sets: dict = dataclasses.field(default_factory=dict)
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
         return self.releases.get(name)
 
 
-def arguments(paths):
+def arguments(paths, python=""):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
-    names inside a release it reads, and where the venvs are."""
+    names inside a release it reads, where the venvs and the wheel store are, and
+    the `python` to identify ('' for none)."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SERVICES, layout.VENV_LINK, paths.venvs]
+            layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
+            layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else ""]
+
+
+def python_to_identify(host):
+    """The python whose identity `host`'s state reads: the environment's, where its
+    wheels are built once (the venv key is decided on the controller) and the host
+    runs app code (else it gets no venv)."""
+    env = host.env
+    return env.python if env.wheels.build == "once" and env.topology.runs_app(host.name) else ""
 
 
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths)))
+    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths, python_to_identify(host))))
 
 
 def adopt(host, output):
@@ -78,6 +100,8 @@ def parse(output, code_root):
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
     unknown_links, venv_dirs = set(), set()
+    store = dict(python_version=None, python_identity=None, complete_venvs=set(), venv_wheels={},
+                 stored_wheels=set(), wheel_sets={})
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -108,6 +132,8 @@ def parse(output, code_root):
                     raise
             elif kind == "venvdir":
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
+            elif kind in _STORE_LINES:
+                _STORE_LINES[kind](store, rest)
             elif kind == "step":
                 name, _, step = rest.partition(" ")
                 steps.setdefault(name, set()).add(values.word(step, "step"))
@@ -131,8 +157,43 @@ def parse(output, code_root):
         venv_dirs=frozenset(venv_dirs),
         configs={name: configs.get(name, {}) for name in names},
         cpus=cpus,
+        python_version=store["python_version"],
+        python_identity=store["python_identity"],
+        complete_venvs=frozenset(store["complete_venvs"]),
+        venv_wheels={key: frozenset(found) for key, found in store["venv_wheels"].items()},
+        stored_wheels=frozenset(store["stored_wheels"]),
+        wheel_sets={name: found for name, found in store["wheel_sets"].items() if name in names},
         problems=problems,
     )
+
+
+def _wheel_set(store, rest):
+    name, digest, count = rest.split(" ")
+    store["wheel_sets"][values.release_name(name)] = (
+        values.hex_digest(digest, "wheel set digest"),
+        values.integer(int(count) if count.isdigit() else -1, 0, 1 << 20, "wheel count"))
+
+
+def _wheel(words):
+    digest, _, name = words.partition(" ")
+    return wheels.wheel(digest, name)
+
+
+def _python_failed(store, rest):
+    raise values.Unreadable("the environment's python does not run")
+
+
+#: The wheel store's lines (fab/remote/state.sh): kind -> how each goes into `store`.
+_STORE_LINES = {
+    "pyversion": lambda store, rest: store.update(python_version=wheels.parse_version_line(rest)),
+    "pyid": lambda store, rest: store.update(python_identity=wheels.parse_identity_line(rest)),
+    "pyfailed": _python_failed,
+    "venvok": lambda store, rest: store["complete_venvs"].add(values.hex_digest(rest, "venv key")),
+    "venvwheel": lambda store, rest: store["venv_wheels"].setdefault(
+        values.hex_digest(rest.partition(" ")[0], "venv key"), set()).add(_wheel(rest.partition(" ")[2])),
+    "stored": lambda store, rest: store["stored_wheels"].add(_wheel(rest)),
+    "wheelset": _wheel_set,
+}
 
 
 def _current(link):

@@ -4,6 +4,7 @@ the live view, each with a style the live view (or a colour console) applies.
 Works from the PlanMade event's data alone (`fab.plan.Plan.to_dict()`).
 """
 from fab import waves as wave_plan
+from fab.transfer import human_bytes
 
 VIRTUALENV_STYLES = {"reused": "green", "built": "yellow", "skipped": "dim", "unknown": "yellow",
                      "fails": "bold red", "none": "dim"}
@@ -48,6 +49,8 @@ def plan_lines(plan):
             key = f" venv {venv['key']}" if venv["key"] else ""
             lines.append((f"    virtualenv  {venv['action']}{key}: {venv['reason']}",
                           VIRTUALENV_STYLES.get(venv["action"])))
+        if host.get("wheels"):
+            lines.append((f"    wheels      {wheels_line(host['wheels'])}", None))
         if host["configs"] is not None:
             lines += config_lines(host["configs"])
         if host.get("programs"):
@@ -59,6 +62,22 @@ def plan_lines(plan):
     for warning in plan["warnings"]:
         lines.append((f"warning: {warning}", "yellow"))
     return lines
+
+
+def wheels_line(wheels):
+    """What a host's store receives, in a few words."""
+    action = wheels["action"]
+    if action == "reused":
+        return f"reused (venv {wheels['key']} is there)"
+    if action == "to_build":
+        return f"venv {wheels['key']}: built once when the deploy runs (not in the controller's cache yet)"
+    if action == "receives":
+        if not wheels["count"]:
+            return f"venv {wheels['key']}: has every wheel in its store"
+        names = f": {', '.join(wheels['names'])}" if wheels["names"] else ""
+        return (f"venv {wheels['key']}: receives {wheels['count']} wheel{'s' if wheels['count'] != 1 else ''} "
+                f"({human_bytes(wheels['bytes'])}){names}")
+    return action
 
 
 def commits_heading(task, commits):

@@ -85,6 +85,7 @@ def document(record):
         doc["releases"] = record.listing.hosts
         doc["drift"] = record.listing.drift
         doc["unreachable"] = record.listing.unreachable
+        doc["wheel_sets"] = record.listing.wheel_sets
     if record.plan is not None:
         doc["plan"] = record.plan.plan
     return doc

@@ -127,6 +127,15 @@ def releases_tables(listed, now, styled=True):
     for host, why in listed.unreachable.items():
         renderables += [Text(host, style="bold" if styled else ""),
                         Padding.indent(Text(f"not read: {why}", style="bold red" if styled else ""), 2)]
+    for role, found in listed.wheel_sets.items():
+        if found["same"]:
+            (shown, hosts), = found["sets"].items()
+            if shown != "none":
+                renderables.append(Text(f"wheels of {role}: one set on every host, {shown}"))
+        else:
+            sets = "; ".join(f"{shown} on {', '.join(hosts)}" for shown, hosts in found["sets"].items())
+            renderables.append(Text(f"WHEELS DIFFER in {role}: {', '.join(found['differs'])} "
+                                    f"run another set ({sets})", style="bold red" if styled else ""))
     if listed.drift:
         renderables.append(Text(f"DRIFT: hosts disagree on current: {listed.drift}",
                                 style="bold red" if styled else ""))

@@ -8,6 +8,13 @@
 #   (one directory per control under it), $6 its link to its venv
 #   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
 #   (Paths.venvs). fab.operations.state.arguments builds them.
+# The wheel store (wheels.build: once): $8 the file marking a venv complete,
+#   $9 a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS), $10 a
+#   release's record of its wheels (RELEASE_WHEELS), $11 the store (Paths.store),
+#   $12 the python to identify ('' for none), $13 what it runs
+#   (fab.wheels.IDENTITY_CODE). Lines: pyversion, pyid (or pyfailed), venvok
+#   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
+#   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -18,6 +25,12 @@ steps_dir=$4
 configs_dir=$5
 venv_link=$6
 venvs=$7
+complete=${8:-}
+venv_wheels=${9:-}
+release_wheels=${10:-}
+store=${11:-}
+python=${12:-}
+identity_code=${13:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -25,10 +38,26 @@ for dir in "$venvs"/*/; do
   name=${dir%/}
   name=${name##*/}
   # Only the deployer's own venvs (named by their key): cleanup never touches others.
-  if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then printf 'venvdir %s\n' "$name"; fi
+  if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then
+    printf 'venvdir %s\n' "$name"
+    if [[ -n $complete && -f $dir$complete ]]; then printf 'venvok %s\n' "$name"; fi
+    if [[ -n $venv_wheels && -f $dir$venv_wheels ]]; then
+      while read -r digest file; do printf 'venvwheel %s %s %s\n' "$name" "$digest" "$file"; done < "$dir$venv_wheels"
+    fi
+  fi
 done
+if [ -n "$store" ]; then
+  for file in "$store"/*/*.whl; do
+    [ -f "$file" ] || continue
+    digest=${file%/*}
+    printf 'stored %s %s\n' "${digest##*/}" "${file##*/}"
+  done
+fi
+if [ -n "$python" ]; then "$python" -S -c "$identity_code" 2>/dev/null || echo pyfailed; fi
 [ -d "$releases" ] || exit 0
 confs=()
+wheelsets=()
+counts=()
 for dir in "$releases"/*/; do
   [ -d "$dir" ] || continue
   name=${dir%/}
@@ -43,6 +72,11 @@ for dir in "$releases"/*/; do
   for conf in "$dir$configs_dir"/*/*.conf; do
     [ -f "$conf" ] && confs+=("$conf")
   done
+  if [[ -n $release_wheels && -f $dir$release_wheels ]]; then
+    mapfile -t listed < "$dir$release_wheels"
+    wheelsets+=("$dir$release_wheels")
+    counts+=("${#listed[@]}")
+  fi
   for step in "$dir$steps_dir"/*; do
     [ -e "$step" ] && printf 'step %s %s\n' "$name" "${step##*/}"
   done
@@ -52,6 +86,14 @@ if [ "${#confs[@]}" -gt 0 ]; then
   sha256sum -- "${confs[@]}" | while read -r digest path; do
     release=${path%/"$configs_dir"/*}
     printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
+  done
+fi
+if [ "${#wheelsets[@]}" -gt 0 ]; then
+  index=0
+  sha256sum -- "${wheelsets[@]}" | while read -r digest path; do
+    release=${path%/"$release_wheels"}
+    printf 'wheelset %s %s %s\n' "${release##*/}" "${digest:0:16}" "${counts[index]}"
+    index=$((index + 1))
   done
 fi
 # "<release>/<venv link> <link target>" for every release's venv link, in one process
