@@ -100,6 +100,10 @@ class Service(_Strict):
             raise ValueError("a supervisor service needs a template")
         if self.control == "port" and (self.port is None or not self.start):
             raise ValueError("a port-controlled service needs a port and a start command")
+        if not self.runs_app and any(VENV_LINK in (command or "") for command in (self.start, self.reload,
+                                                                                   self.before, self.after)):
+            raise ValueError(f"its commands use the release's virtualenv ({VENV_LINK}) but it runs no app code "
+                             "(a port service's default): set app: true")
         return self
 
     @property

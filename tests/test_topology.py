@@ -206,3 +206,14 @@ def test_a_service_runs_app_code_by_default_when_supervisor_runs_it(service, run
     from fab.settings import Service
 
     assert Service.model_validate({"role": "r", **service}).runs_app is runs_app
+
+
+def test_a_service_that_runs_no_app_code_may_not_start_the_releases_python():
+    from pydantic import ValidationError
+
+    from fab.settings import Service
+
+    port = {"role": "r", "control": "port", "port": 80, "start": "python_env/bin/python serve.py"}
+    with pytest.raises(ValidationError, match="uses the release's virtualenv|use the release's virtualenv"):
+        Service.model_validate(port)
+    assert Service.model_validate({**port, "app": True}).runs_app
