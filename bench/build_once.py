@@ -101,10 +101,10 @@ def environment(source, index, fleet, way):
     spec = fleets.FLEETS[fleet]
     name = f"bo{way}{len(spec.hosts)}"
     settings = fleets.code_environment(spec, name, spec.hosts)
-    known = "fetch" in schema.AppConfig.model_fields and "wheels" in schema.Environment.model_fields
-    settings["app"] = {"repo": source.repo, "branch": "main", **({"fetch": WAYS[way]["fetch"]} if known or
-                                                                  way == "once" else {})}
-    if known or way == "once":
+    # Today's way leaves out a setting the deployer does not know yet (it works that way).
+    fetch = way == "once" or "fetch" in schema.AppConfig.model_fields
+    settings["app"] = {"repo": source.repo, "branch": "main", **({"fetch": WAYS[way]["fetch"]} if fetch else {})}
+    if way == "once" or "wheels" in schema.Environment.model_fields:
         settings["wheels"] = WAYS[way]["wheels"]
     settings["pip_args"] = ["--index-url", index.url]
     os.makedirs(fleets.env_dir(spec), exist_ok=True)

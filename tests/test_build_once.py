@@ -37,8 +37,12 @@ VENV_WHEELS = getattr(paths, "VENV_WHEELS", ".wheels")
 BIG = 24 << 20  # the payload of a wheel big enough to cut its transfer half way
 
 
-def has_build_once_settings():
-    return "fetch" in schema.AppConfig.model_fields and "wheels" in schema.Environment.model_fields
+def way_settings(way):
+    """({app settings}, {environment settings}) of `way`; today's way leaves out what the
+    deployer does not know yet (a deployer without the setting works that way)."""
+    app = {"fetch": way["fetch"]} if way is BUILD_ONCE or "fetch" in schema.AppConfig.model_fields else {}
+    rest = {"wheels": way["wheels"]} if way is BUILD_ONCE or "wheels" in schema.Environment.model_fields else {}
+    return app, rest
 
 
 @contextlib.contextmanager
@@ -77,11 +81,9 @@ class Offline:
         """The environment file: the private repository and the index; `way`: the build
         settings (BUILD_ONCE or TODAYS_WAY; TODAYS_WAY on a deployer that has no such
         settings is the deployer as it is)."""
-        way = way or BUILD_ONCE
-        known = has_build_once_settings()
-        app = {"repo": self.repo, "branch": "main", **({"fetch": way["fetch"]} if known or way is BUILD_ONCE else {})}
-        build = {"wheels": way["wheels"]} if known or way is BUILD_ONCE else {}
-        return self.env.write_config(app=app, pip_args=["--index-url", self.index.url], **build, **overrides)
+        app, rest = way_settings(way or BUILD_ONCE)
+        return self.env.write_config(app={"repo": self.repo, "branch": "main", **app},
+                                     pip_args=["--index-url", self.index.url], **rest, **overrides)
 
     def commit(self, path, content, message="change"):
         with open(os.path.join(self.work, path), "w") as handle:
