@@ -110,6 +110,27 @@ def help_asked(argv, tasks, spell=str):
     return None
 
 
+def named(argv, environments):
+    """(environment, task, json asked) as the raw command line `argv` names them, as far
+    as it can be read: to report an error found before the task runs in the form it asked."""
+    environment, task, json = "", "", False
+    for token in argv:
+        if token == "--json":
+            json = True
+        if token.startswith("-"):
+            continue
+        name, _, arg_text = token.partition(":")
+        if name in environments and not environment and not task:
+            environment = name
+        elif not task:
+            task = name
+        for part in split_fabric1_args(arg_text) if arg_text else ():
+            key, eq, value = part.partition("=")
+            if key == "json" and (not eq or value.strip().lower() in _TRUE):
+                json = True
+    return environment, task, json
+
+
 def translate(argv, tasks, environments=(), spell=str):
     """Rewrite `argv` (the tokens after the core flags) into invoke's spelling.
 

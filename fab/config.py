@@ -14,7 +14,7 @@ import re
 import yaml
 from pydantic import ValidationError
 
-from fab import secrets, templates
+from fab import notify, secrets, templates
 from fab.errors import ConfigError
 from fab.folders import available_environments, deploy_folder, find_environment
 from fab.operations import credentials
@@ -118,13 +118,20 @@ def check_values(data):
 
 
 def register_credentials(env):
-    """Mask the credentials of the repository's and the pip arguments' URLs in all
-    output (ValueError naming the setting if one is too short to mask)."""
+    """Mask the credentials of the repository's and the pip arguments' URLs, and the
+    webhooks' URLs (fab.notify.url_secrets), in all output (ValueError naming the
+    setting if one is too short to mask)."""
     for setting, values in (("app.repo", [env.app.repo]), ("pip_args", env.pip_args)):
         try:
             secrets.register_credentials_in(values)
         except secrets.SecretTooShort as error:
             raise ValueError(f"{setting}: a URL's password or token is {error}") from None
+    for number, webhook in enumerate(env.notify):
+        try:
+            for secret in notify.url_secrets(webhook.url):
+                secrets.register(secret)
+        except secrets.SecretTooShort as error:
+            raise ValueError(f"notify.{number}.url: a URL's password or token is {error}") from None
     try:
         credentials.split_pip_args(env.pip_args)
     except ValueError as error:

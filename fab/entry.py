@@ -9,7 +9,7 @@ import sys
 
 from invoke import Collection, Task
 
-from fab import cli
+from fab import cli, runner
 from fab.errors import DeployError
 from fab.folders import available_environments, find_environment
 from fab.runner import select_environment, user_errors
@@ -62,6 +62,7 @@ def translate_fabric1_arguments(namespace):
     # Invoke files a task under its name with dashes made underscores (`prod-eu`, an
     # environment's file name, is its task `prod_eu`): the names people type go in so.
     spell = Collection(auto_dash_names=False).transform
+    runner.command_line = runner.CommandLine(*cli.named(core.unparsed, available_environments()))
     try:
         cli.refuse_fabric_options({name.replace("-", "_") for arg in core[0].args.values() if arg.got_value
                                    for name in arg.names})
@@ -71,6 +72,7 @@ def translate_fabric1_arguments(namespace):
             return
         core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
     except DeployError as error:
+        runner.refused_in_json(error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
 

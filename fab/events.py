@@ -58,6 +58,16 @@ class ReleaseChosen(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskContext(Event):
+    """What the task's hooks and notifications are told about it: a
+    fab.hooks.HookContext as a dict (release, commit, message, ...)."""
+
+    context: dict
+
+    kind = "task_context"
+
+
+@dataclasses.dataclass(frozen=True)
 class Stage(Event):
     """A headline: what the task is doing now (or has done)."""
 
@@ -88,6 +98,17 @@ class StepFinished(Event):
     quiet: bool = False  # routine reads the plain lines leave out
 
     kind = "step_finished"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactsReceived(Event):
+    """`host` received artifacts (fab.transfer): {source: bytes}, a source being
+    "controller" or the peer host it came from."""
+
+    host: str
+    sources: dict
+
+    kind = "artifacts_received"
 
 
 @dataclasses.dataclass(frozen=True)

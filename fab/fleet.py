@@ -116,7 +116,7 @@ class Fleet:
             try:
                 value = action(host)
             except Exception as error:  # noqa: BLE001 - reported per host
-                failures[host.name] = self._failed(host, step, error, time.monotonic() - started)
+                failures[host.name] = self.report_failure(host, step, error, time.monotonic() - started)
                 return
             results[host.name] = value
             note = value if isinstance(value, str) and value else "ok"
@@ -124,7 +124,7 @@ class Fleet:
             stream.publish(events.StepFinished(
                 host.name, step, outcome, note=note, seconds=time.monotonic() - started, quiet=quiet))
 
-        self._fan_out(hosts, work)
+        self.fan_out(hosts, work)
         return results, failures
 
     def each_steps(self, steps_for, hosts=None, quiet=False):
@@ -168,15 +168,15 @@ class Fleet:
                 seconds = getattr(error, "seconds", None)
                 if seconds is None and failed in began:  # cut short: the time since it began
                     seconds = time.monotonic() - began[failed]
-                failures[host.name] = (failed, self._failed(host, failed, error, seconds))
+                failures[host.name] = (failed, self.report_failure(host, failed, error, seconds))
                 return
             results[host.name] = {outcome.step: outcome for outcome in done}
 
-        self._fan_out([self.hosts[name] for name, steps in planned.items() if steps], work)
+        self.fan_out([self.hosts[name] for name, steps in planned.items() if steps], work)
         return results, failures
 
     @staticmethod
-    def _failed(host, step, error, seconds=None):
+    def report_failure(host, step, error, seconds=None):
         """Publish `step`'s failure on `host` after `seconds` (None: unknown); its one
         line. Internal bugs are raised."""
         message = describe_error(error)
@@ -189,7 +189,7 @@ class Fleet:
     def _targets(self, hosts):
         return list(hosts) if hosts is not None else list(self.hosts.values())
 
-    def _fan_out(self, hosts, work):
+    def fan_out(self, hosts, work):
         """Run `work(host)` on every host in parallel, to the end. On an interrupt,
         the hosts still working are stopped (their steps' sessions closed), and each
         `work` reports its own step stopped, before the interrupt goes on."""

@@ -10,9 +10,13 @@ services' `before`/`after`.)
     DEPLOY_ENVIRONMENT  DEPLOY_TASK  DEPLOY_HOOK  DEPLOY_RELEASE  DEPLOY_COMMIT
     DEPLOY_REF  DEPLOY_PREVIOUS_RELEASE  DEPLOY_PERFORMER  DEPLOY_HOSTS (comma-separated)
     DEPLOY_MESSAGE (why, as the performer said it; may be empty)
+    DEPLOY_ERROR  DEPLOY_FAILED_HOSTS (comma-separated)  (on_failure only)
 
 A hook that fails (non-zero, or longer than `hooks.timeout`) raises HookFailed;
 the task decides what that means (before the swap it stops the deploy).
+`on_failure` hooks run from the task runner (fab.runner) when a deploy,
+rollback or hotfix_deploy failed, after its put-back: a failing one is a warning
+and never hides the task's own error.
 """
 import dataclasses
 import os
@@ -40,8 +44,11 @@ class HookContext:
     ref: str = ""
     previous_release: str = ""
     message: str = ""
+    error: str = ""  # the failure's one line (on_failure)
+    failed_hosts: tuple = ()  # the hosts where a step failed (on_failure)
 
     def variables(self, point):
+        failure = {"DEPLOY_ERROR": self.error or "", "DEPLOY_FAILED_HOSTS": ",".join(self.failed_hosts)}
         return {
             "DEPLOY_ENVIRONMENT": self.environment,
             "DEPLOY_TASK": self.task,
@@ -53,6 +60,7 @@ class HookContext:
             "DEPLOY_PERFORMER": self.performer,
             "DEPLOY_HOSTS": ",".join(self.hosts),
             "DEPLOY_MESSAGE": self.message or "",
+            **(failure if point == "on_failure" else {}),
         }
 
 
@@ -70,6 +78,16 @@ def run_after(env, point, context):
         run(env, point, context)
     except HookFailed as error:
         stream.warning(f"{error} (the {point.split('_', 1)[1]} itself is done)")
+
+
+def run_on_failure(env, context):
+    """Run the `on_failure` hooks of a task that failed (`context` carries its error
+    and failed hosts). Nothing here may hide that failure: a hook that fails, or an
+    interrupt meanwhile, is a warning."""
+    try:
+        run(env, "on_failure", context)
+    except DeployError as error:
+        stream.warning(f"{error} (the task's own error stands)")
 
 
 def run_one(command, environ, cwd, timeout, point):

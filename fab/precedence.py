@@ -108,7 +108,7 @@ def outputs(environ, json_requested, stdout_tty, stderr_tty):
     """The outputs of a task: `json=yes` on the command line, then FAB_JSON; FAB_OUTPUT,
     then plain lines for CI, TERM=dumb or no terminal, else the live view; FAB_COLOR,
     else rich decides. UsageError for a value no one could mean."""
-    json_target = STDOUT if json_requested else _json_target(environ.get("FAB_JSON", ""))
+    json_target = json_summary_target(environ, json_requested)
     on_stderr = json_target == STDOUT
     at_terminal = stderr_tty if on_stderr else stdout_tty
     mode = environ.get("FAB_OUTPUT", "auto").strip().lower() or "auto"
@@ -124,6 +124,11 @@ def outputs(environ, json_requested, stdout_tty, stderr_tty):
         raise UsageError(f"FAB_COLOR must be auto, always or never, got {color_setting!r}")
     return Outputs(mode, on_stderr, json_target, colors[color_setting],
                    forced_live=mode == LIVE and not at_terminal)
+
+
+def json_summary_target(environ, json_requested):
+    """Where the JSON summary goes: stdout for `json=yes`, else FAB_JSON's (None: nowhere)."""
+    return STDOUT if json_requested else _json_target(environ.get("FAB_JSON", ""))
 
 
 def _json_target(value):

@@ -2,14 +2,17 @@
 the event stream with its outputs, signals as interrupts, and a user's error as
 one line and an exit code (never a traceback).
 """
+import dataclasses
 import functools
 import inspect
+import os
 import signal
+import sys
 import time
 
 from invoke.exceptions import Exit
 
-from fab import events, history
+from fab import events, history, hooks, notify, precedence
 from fab.errors import ConfigError, DeployError, Interrupted, PreflightError, UsageError
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
@@ -36,17 +39,49 @@ def selected_environment(c):
     return env
 
 
+@dataclasses.dataclass
+class CommandLine:
+    """What the command line names, read before invoke parses it (fab.entry): for an
+    error found before its task runs. One command line per process."""
+
+    environment: str = ""
+    task: str = ""
+    json: bool = False  # json=yes (or --json) given to a task
+
+
+command_line = CommandLine()
+
+
 def user_errors(task_body):
-    """Turn a DeployError into one line on stderr and its exit code (no traceback)."""
+    """Turn a DeployError into one line on stderr and its exit code (no traceback), and,
+    when the command line asked for JSON, into its JSON document too (`refused_in_json`)."""
 
     @functools.wraps(task_body)
     def wrapper(*args, **kwargs):
         try:
             return task_body(*args, **kwargs)
         except DeployError as error:
+            refused_in_json(error)
             raise Exit(f"error: {safe_to_show(error)}", code=error.exit_code) from None
 
     return wrapper
+
+
+def refused_in_json(error):
+    """If the command line asked for a JSON summary (json=yes, FAB_JSON), write the one
+    document of a task refused before it began (an unknown task, a bad argument or
+    environment file, a bad FAB_* setting), so that every exit gives one."""
+    from fab.outputs.summary import JsonSummary
+
+    target = precedence.json_summary_target(os.environ, command_line.json)
+    if target is None:
+        return
+    summary = JsonSummary(sys.stdout if target == precedence.STDOUT else target)
+    try:
+        summary(events.TaskStarted(command_line.task, command_line.environment, {}, who_am_i(), controller_name()))
+        summary(events.TaskFinished(events.REFUSED, error.exit_code, safe_to_show(error)))
+    except OSError:
+        pass  # FAB_JSON names a place that cannot be written: the error line says what is wrong
 
 
 def reported(task_body):
@@ -55,7 +90,9 @@ def reported(task_body):
     Subscribes the task's outputs for its duration (see `task_outputs`),
     publishes TaskStarted and TaskFinished (succeeded, failed, refused or
     interrupted, with the exit code), and turns a user's error into one line on
-    stderr. Every reported task takes `json` (`task:json=yes`, `task --json`).
+    stderr. A deploy, rollback or hotfix_deploy is also watched (fab.notify):
+    before its TaskFinished its webhooks are told how it ended and, if it failed
+    (after its put-back), its `on_failure` hooks run. Every reported task takes `json` (`task:json=yes`, `task --json`).
     """
 
     @functools.wraps(task_body)
@@ -63,13 +100,24 @@ def reported(task_body):
         env = selected_environment_or_none(c)
         recorded = env if records(task_body.__name__, kwargs) else None
         subscribed = task_outputs(json, recorded)
+        watch = notify.watch(env, task_body.__name__, kwargs)
+        if watch:
+            stream.subscribe(watch)
+            subscribed.callback(stream.unsubscribe, watch)
+            subscribed.callback(watch.close)
         started = time.monotonic()
         stream.publish(events.TaskStarted(
             task_body.__name__, env.name if env else "", dict(kwargs), who_am_i(),
             controller_name(), tuple(env.hosts) if env else ()))
 
         def finished(outcome, code, error=""):
-            stream.publish(events.TaskFinished(outcome, code, error, time.monotonic() - started))
+            seconds = time.monotonic() - started
+            if watch:  # a deploy, rollback or hotfix: its webhooks told, its on_failure hooks run
+                watch.ended(outcome, error, seconds)
+                if outcome in (events.FAILED, events.INTERRUPTED):
+                    hooks.run_on_failure(env, watch.context(error or "failed"))
+                watch.close()  # at most the webhooks' timeout; warnings before the task's end
+            stream.publish(events.TaskFinished(outcome, code, error, seconds))
 
         previous_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in INTERRUPTS}
         try:

@@ -25,9 +25,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: app.fetch: where a commit's objects come from on the hosts.
+FETCH_CONTROLLER, FETCH_HOSTS = "controller", "hosts"
+
+
 class AppConfig(_Strict):
-    repo: str = Field(min_length=1, description="git URL or path the hosts fetch from")
+    repo: str = Field(min_length=1, description="git URL or path the controller (or, with fetch: hosts, each host) "
+                                                "fetches from")
     branch: str = Field(default="main", min_length=1)
+    #: controller: the controller fetches the commit and sends each host a git bundle of
+    #: what its cache lacks (hosts need no access to the repository, nor credentials);
+    #: hosts: every host fetches from the repository itself.
+    fetch: Literal["controller", "hosts"] = FETCH_CONTROLLER
 
 
 class HealthCheck(_Strict):
@@ -157,6 +166,28 @@ class Manage(_Strict):
     command: str = f"{VENV_LINK}/bin/python manage.py"
 
 
+class TransferSettings(_Strict):
+    """How artifacts (bundles, wheels) reach the hosts (fab.transfer)."""
+
+    #: Hosts pass artifacts on to each other (each serves what it has, over HTTP, on
+    #: `ports`), so the controller sends each one once; false: it sends to every host.
+    peers: bool = True
+    #: Ports a serving host may listen on: the hosts must reach each other on them.
+    ports: str = Field(default="47300-47399", pattern=r"^[0-9]{4,5}-[0-9]{4,5}$")
+    #: Receivers one host sends to at once.
+    fanout: int = Field(default=3, ge=1, le=32)
+    #: Seconds a host's server waits for a request before it exits on its own.
+    idle_timeout: float = Field(default=300.0, gt=0)
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, value):
+        first, last = (int(port) for port in value.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError(f"{value!r} is not a range of ports from 1024 to 65535 (START-END)")
+        return value
+
+
 class HistorySettings(_Strict):
     """Where this environment's operations are recorded (fab/history). `history: <url>`
     is short for `history: {url: <url>}`; FAB_HISTORY_URL overrides both."""
@@ -238,11 +269,49 @@ class Hooks(_Strict):
     after_swap: List[str] = []
     before_restart: List[str] = []
     after_restart: List[str] = []
+    #: After a deploy, rollback or hotfix_deploy failed (and put its hosts back).
+    on_failure: List[str] = []
+    #: After a rollback went live everywhere (after its after_swap).
+    after_rollback: List[str] = []
     #: Seconds one hook command may take.
     timeout: float = Field(default=300.0, gt=0)
 
     def commands(self, point):
         return getattr(self, point)
+
+
+#: What a webhook may be told about (fab.notify).
+NOTIFY_EVENTS = ("started", "succeeded", "failed", "rolled_back", "frozen", "unfrozen")
+
+
+class Webhook(_Strict):
+    """A receiver told about the environment's deploys (fab.notify)."""
+
+    #: http(s) URL; its credentials, path and query are masked in every output.
+    url: str
+    #: json: the generic payload (README: Notifications); slack: an incoming webhook's {"text"}.
+    kind: Literal["json", "slack"] = "json"
+    events: List[Literal[NOTIFY_EVENTS]] = list(NOTIFY_EVENTS)
+    #: Seconds one attempt may take; also the most a task waits for it at its end.
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    #: Attempts after the first when the receiver cannot be reached or answers 5xx or 429.
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url):
+        if not re.match(r"^https?://[^/\s?#]+", url):
+            raise ValueError("must be an http:// or https:// URL")  # never echoed: it may hold a token
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, events):
+        if not events:
+            raise ValueError("at least one event (or leave it out for all)")
+        if len(set(events)) != len(events):
+            raise ValueError("an event is listed twice")
+        return events
 
 
 def _linked_path(value):
@@ -316,6 +385,7 @@ class Environment(_Strict):
     ssh_concurrency: int = Field(default=30, ge=1)
     history: HistorySettings = HistorySettings()
     wheels: Wheels = Wheels()
+    transfer: TransferSettings = TransferSettings()
 
     @field_validator("history", mode="before")
     @classmethod
@@ -332,6 +402,7 @@ class Environment(_Strict):
     migrate: Optional[Migrate] = None
     predeploy: Optional[Predeploy] = None
     hooks: Hooks = Hooks()
+    notify: List[Webhook] = []
     #: The deploy folder this environment was read from (set on load, not a setting).
     folder: str = ""
     _secret_values: Dict[str, str] = PrivateAttr(default_factory=dict)

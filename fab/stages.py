@@ -20,6 +20,7 @@ it); what going live changed is one record, rollout.Moves, owned by the go-live
 stage; nothing is written into the hosts' states.
 """
 import contextlib
+import dataclasses
 
 from fab import decide, events, hooks
 from fab import releases as rel
@@ -59,11 +60,14 @@ def announce(fleet, snapshot, task, meta, warnings=()):
 
 
 def hook_context(fleet, snapshot, task, meta):
-    """What the environment's hooks are told about this task and its release."""
-    return hooks.HookContext(
+    """What the environment's hooks (and its notifications: published) are told about
+    this task and its release."""
+    context = hooks.HookContext(
         environment=fleet.env.name, task=task, performer=who_am_i(), hosts=tuple(fleet.names),
         release=meta.name, commit=meta.commit, ref=meta.branch,
         previous_release=snapshot.agreed_current() or "")
+    stream.publish(events.TaskContext(dataclasses.asdict(context)))
+    return context
 
 
 # --- build ------------------------------------------------------------------------
@@ -91,10 +95,14 @@ def build(fleet, meta):
     """
     env = fleet.env
     # Made on the controller (or one builder host) before any host changes, then
-    # sent in one delivery: each host receives only what its store lacks.
+    # sent in one delivery: each host receives only what its store lacks (its
+    # git bundle, its wheels).
+    bundles = code.prepare(fleet, meta.commit, meta.name)
     prepared = wheels.prepare(fleet, meta)
-    if any(prepared.artifacts.values()):
-        transfer.deliver(fleet, prepared.artifacts, "transfer")
+    shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
+                 for name in fleet.hosts}
+    if any(shipments.values()):
+        transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
     needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
@@ -107,7 +115,8 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta), lambda host: code.checkout(host, meta.name, meta.commit)]
+    first = [lambda host: release.create(host, meta),
+             lambda host: code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
     if env.linked_files or env.linked_dirs:
         fleet.each_steps(lambda host: [step(host) for step in first])
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
@@ -201,6 +210,15 @@ def go_live(fleet, snapshot, decision, built=None):
         if decision.fails_as:
             mark(fleet, decision.release.with_status(status_after(error, decision.fails_as)), quietly=True)
         raise
+
+
+def fetch_for_hotfix(fleet, live, commit):
+    """Bring `commit` into every host's git cache (a bundle from the controller, or
+    each host fetching: app.fetch), refusing it where a hotfix of release `live`
+    would write through a link into shared/. Changes no release."""
+    bundles = code.prepare(fleet, commit)
+    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
+    fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
 
 
 def hotfix(fleet, decision):

@@ -109,6 +109,7 @@ def rollback(c, release="", plan=False):
         moves = stages.go_live(fleet, snapshot, decision)
         stages.finish(fleet, moves)
         hooks.run_after(env, "after_swap", context)
+        hooks.run_after(env, "after_rollback", context)
     rolled_back = sorted({meta.name for host in decision.hosts.values() for meta in host.marks[1:]})
     kept = f"; {', '.join(rolled_back)} kept, marked rolled_back" if rolled_back else ""
     stream.stage(f"rollback finished: {target.name} is live on {', '.join(env.hosts)}{kept}")
@@ -143,7 +144,7 @@ def hotfix_deploy(c, commit=""):
         stream.publish(events.ReleaseChosen(live, new_commit, ref, previous=live))
         stream.stage(f"hotfix of release {live}: {meta.commit[:12]} -> {new_commit[:12]}")
 
-        fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, new_commit))  # refusals change nothing
+        stages.fetch_for_hotfix(fleet, live, new_commit)  # refusals change nothing
         context = stages.hook_context(fleet, snapshot, "hotfix_deploy", decision.release)
         hooks.run(env, "before_restart", context)
         stages.hotfix(fleet, decision)

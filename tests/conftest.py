@@ -12,6 +12,7 @@ import contextlib
 import glob
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -149,6 +150,27 @@ class DeployEnv:
     def head(self):
         return sandbox.tools.git("rev-parse", "HEAD", cwd=self.spec.app_workdir)
 
+    @contextlib.contextmanager
+    def lock_held_by_another(self, record):
+        """Another deployer holding this environment's lock (its owner `record`) while the
+        block runs: the lock script run over ssh on web1 as a deployer runs it, its
+        connection kept open. Yields that ssh process."""
+        from fab.operations import lock
+        from fab.paths import Paths
+
+        with open(os.path.join(PROJECT_ROOT, "fab", "remote", "lock.sh")) as handle:
+            script = handle.read()
+        holder = subprocess.Popen(
+            ["ssh", "-F", self.spec.ssh_config, "web1",
+             shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(self.code_root("web1")), record)])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().startswith("acquired ")
+            yield holder
+        finally:
+            holder.kill()
+            holder.wait()
+
     # -- looking at the hosts, as a user would -------------------------------
 
     def remote(self, host, command, check=True):
@@ -228,9 +250,20 @@ class DeployEnv:
             """), check=False)
 
 
+#: XDG_CACHE_HOME of every `fab` the tests run: the controller's cache
+#: (fab.precedence.controller_cache) is the session's own, never the user's ~/.cache.
+CONTROLLER_CACHE = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def controller_cache(tmp_path_factory):
+    CONTROLLER_CACHE["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("controller-cache"))
+    return CONTROLLER_CACHE["XDG_CACHE_HOME"]
+
+
 def run_fab(*args, environments=None, timeout=300, environ=None):
     """`fab <args>`; `environ` sets variables (None as a value removes one)."""
-    env = {**os.environ, "CI": "true"}
+    env = {**os.environ, "CI": "true", **CONTROLLER_CACHE}
     if environments:
         env["DEPLOY_ENVIRONMENTS"] = environments
     for name, value in (environ or {}).items():

@@ -1,16 +1,25 @@
 """fab/remote/checkout.sh run here, as the code step and a hotfix's fetch run it on a
 host (the lines fab.operations.code builds, with the local bash), against a bare
-repository in tmp_path: the mirror is cloned once and fetched only for a commit it
-lacks, the export writes the commit's files and REVISION, a commit the repository
-lacks is one clear line, and a hostile revision is never read as an option."""
+repository in tmp_path.
+
+Fetching on the host (app.fetch: hosts): the mirror is cloned once and fetched only
+for a commit it lacks, the export writes the commit's files and REVISION, a commit
+the repository lacks is one clear line, and a hostile revision is never read as an
+option. From bundles (app.fetch: controller, the default): bundles made by the
+controller's code (fab.app_repo) against the tips the host's state reports
+(fab/remote/state.sh, parsed), put where fab.transfer leaves them, fill an empty
+cache, then only what it lacks; a bundle that does not hold the commit or does not
+apply is refused in one line; a used bundle leaves the store; refs stay bounded."""
 import os
+import shlex
+import shutil
 import subprocess
 import types
 
 import pytest
 
-from fab import shell, steps
-from fab.operations import code
+from fab import app_repo, shell, steps, transfer
+from fab.operations import code, state
 from fab.paths import Paths
 
 
@@ -37,8 +46,8 @@ def repo(tmp_path):
     return types.SimpleNamespace(url=str(bare), commit=commit)
 
 
-def host_for(tmp_path, url):
-    env = types.SimpleNamespace(app=types.SimpleNamespace(repo=url), pip_args=[])
+def host_for(tmp_path, url, fetch="hosts"):
+    env = types.SimpleNamespace(app=types.SimpleNamespace(repo=url, fetch=fetch), pip_args=[])
     return types.SimpleNamespace(env=env, paths=Paths(str(tmp_path / "root")))
 
 
@@ -46,33 +55,33 @@ def run(script):
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
 
 
-def export(host, name, commit):
+def export(host, name, commit, bundle=None):
     os.makedirs(host.paths.release(name), exist_ok=True)
-    step = code.checkout(host, name, commit)
+    step = code.checkout(host, name, commit, bundle)
     result = run(steps.compose([step]))
     done, failed = steps.parse([step], result.stdout)
     return result, (done[0].note if done else None)
 
 
-def fetch(host, commit):
-    return run(shell.script(code._checkout(host, "fetch", commit)))
+def fetch(host, commit, bundle=None):
+    return run(shell.script(code._checkout(host, "fetch", commit, bundle=bundle)))
 
 
 def test_the_mirror_is_cloned_once_then_fetched_only_for_a_commit_it_lacks(tmp_path, repo):
     first = repo.commit("app.py", "one\n")
     host = host_for(tmp_path, repo.url)
     result, note = export(host, "r1", first)
-    assert result.returncode == 0 and note == f"exported {first[:12]}", result.stderr
+    assert result.returncode == 0 and note == f"exported {first[:12]} from the repository", result.stderr
     release = tmp_path / "root" / "releases" / "r1"
     assert (release / "app.py").read_text() == "one\n" and (release / "REVISION").read_text() == first + "\n"
 
     second = repo.commit("app.py", "two\n")
     os.rename(repo.url, repo.url + ".moved")  # the mirror has `first`: nothing to fetch
-    assert export(host, "r2", first)[1] == f"exported {first[:12]}"
+    assert export(host, "r2", first)[1] == f"exported {first[:12]} from cache"
     assert fetch(host, second).returncode != 0  # it needs the repository now
     os.rename(repo.url + ".moved", repo.url)
     assert fetch(host, second).returncode == 0
-    assert export(host, "r3", second)[1] == f"exported {second[:12]}"
+    assert export(host, "r3", second)[1] == f"exported {second[:12]} from cache"
     assert (tmp_path / "root" / "releases" / "r3" / "app.py").read_text() == "two\n"
 
 
@@ -84,6 +93,16 @@ def test_a_commit_the_repository_lacks_is_one_clear_line(tmp_path, repo):
         assert result.returncode == 1
         assert result.stderr.strip().splitlines()[-1] == f"commit {missing} is not in {repo.url}"
     assert os.listdir(tmp_path / "root" / "releases" / "r1") == []
+
+
+def test_a_repository_the_host_cannot_read_is_one_clear_line(tmp_path, repo):
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, str(tmp_path / "elsewhere.git"))
+    result = fetch(host, first)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"this host cannot fetch from {tmp_path}/elsewhere.git (app.fetch: hosts): "
+        f"fatal: repository '{tmp_path}/elsewhere.git' does not exist"]
 
 
 @pytest.mark.parametrize("revision", ["--output=/tmp/pwned", "-o", "--upload-pack=touch pwned", "HEAD~0 --", "main:"])
@@ -116,5 +135,168 @@ def test_git_gets_no_terminal_prompt_and_the_helpers_options(tmp_path, repo):
 
 
 def test_an_unknown_mode_is_refused(tmp_path):
-    result = run(shell.script_command("checkout", "delete", str(tmp_path), "/srv/app.git", "a" * 40, "x", "", ""))
-    assert result.returncode == 2 and "unknown mode" in result.stderr
+    for mode, source in (("delete", "bundle"), ("fetch", "elsewhere")):
+        result = run(shell.script_command("checkout", mode, str(tmp_path), "a" * 40, source, "/srv/app.git", "x", 10,
+                                          "", ""))
+        assert result.returncode == 2 and f"unknown {'mode' if mode == 'delete' else 'source'}" in result.stderr
+
+
+# --- from bundles the controller made (app.fetch: controller) ---------------------
+
+
+@pytest.fixture
+def controller(tmp_path):
+    """The controller's cache (fab.app_repo.holding) in tmp_path: `bundle(url, commit,
+    host)` makes the bundle `host` needs for `commit` against the tips its state
+    reports, and puts it where fab.transfer leaves it; None if it needs none."""
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "controller")}
+
+    def bundle(url, commit, host):
+        with app_repo.holding(url, commit, environ) as cache:
+            tips = tips_of(host)
+            path = None if commit in tips else cache.bundle(commit, cache.commits_among(sorted(tips)))
+        if path is None:
+            return None
+        made = transfer.artifact(path, f"{commit}.bundle")
+        delivered = host.paths.stored(made.sha256, made.name)
+        os.makedirs(os.path.dirname(delivered), exist_ok=True)
+        shutil.copy(made.local, delivered)
+        return made
+
+    return types.SimpleNamespace(bundle=bundle, environ=environ)
+
+
+def tips_of(host):
+    """The tips fab/remote/state.sh reports for the host's git cache, parsed."""
+    result = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(host.paths)],
+                            capture_output=True, text=True, check=True)
+    return state.parse(f"home /\n{result.stdout}", host.paths.code_root).tips
+
+
+def in_store(host):
+    return os.listdir(host.paths.store) if os.path.isdir(host.paths.store) else []
+
+
+def test_an_empty_cache_gets_a_full_bundle_then_only_what_it_lacks(tmp_path, repo, controller):
+    big = os.urandom(20_000).hex() + "\n"  # what git cannot compress away
+    first = repo.commit("app.py", big)
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    full = controller.bundle(repo.url, first, host)
+    result, note = export(host, "r1", first, full)
+    assert result.returncode == 0 and note == f"exported {first[:12]} from bundle ({transfer.human_bytes(full.size)})"
+    release = tmp_path / "root" / "releases" / "r1"
+    assert (release / "app.py").read_text() == big and (release / "REVISION").read_text() == first + "\n"
+    assert in_store(host) == []  # used, then removed
+    assert tips_of(host) == {first}
+
+    second = repo.commit("b.py", "two\n")
+    incremental = controller.bundle(repo.url, second, host)
+    os.rename(repo.url, repo.url + ".gone")  # the host never reads the repository
+    assert incremental.size < full.size / 20
+    assert export(host, "r2", second, incremental)[1].startswith(f"exported {second[:12]} from bundle (")
+    assert (tmp_path / "root" / "releases" / "r2" / "app.py").exists()
+    assert tips_of(host) == {first, second} and in_store(host) == []
+    # Nothing to send for a commit the cache has: exported from it.
+    assert controller.bundle(repo.url, first, host) is None
+    assert export(host, "r3", first)[1] == f"exported {first[:12]} from cache"
+
+
+def test_a_commit_the_cache_has_under_no_ref_of_ours_needs_no_bundle(tmp_path, repo, controller):
+    old = repo.commit("app.py", "one\n")
+    new = repo.commit("app.py", "two\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    assert export(host, "r1", new, controller.bundle(repo.url, new, host))[0].returncode == 0
+    assert controller.bundle(repo.url, old, host) is None  # an ancestor of a tip: the host has it
+    result, note = export(host, "r2", old)
+    assert note == f"exported {old[:12]} from cache", result.stderr
+    assert tips_of(host) == {old, new}
+
+
+def test_a_bundle_that_does_not_hold_the_commit_is_refused_in_one_line(tmp_path, repo, controller):
+    first = repo.commit("app.py", "one\n")
+    second = repo.commit("app.py", "two\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    wrong = controller.bundle(repo.url, first, host)
+    result, _ = export(host, "r1", second, wrong)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"the bundle {host.paths.stored(wrong.sha256, wrong.name)} does not hold commit {second} (refused)")
+    assert os.listdir(tmp_path / "root" / "releases" / "r1") == [] and tips_of(host) == set()
+
+
+def test_a_bundle_whose_bases_the_cache_lacks_is_refused_in_one_line(tmp_path, repo, controller):
+    first = repo.commit("app.py", "one\n")
+    second = repo.commit("app.py", "two\n")
+    elsewhere = host_for(tmp_path / "other", repo.url, fetch="controller")
+    assert fetch(elsewhere, first, controller.bundle(repo.url, first, elsewhere)).returncode == 0
+    incremental = controller.bundle(repo.url, second, elsewhere)  # made for a host that has `first`
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    path = host.paths.stored(incremental.sha256, incremental.name)
+    os.makedirs(os.path.dirname(path))
+    shutil.copy(incremental.local, path)
+    result = fetch(host, second, incremental)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"the bundle {path} does not apply to the git cache {host.paths.git_cache}: "
+        "error: Repository lacks these prerequisite commits:")
+
+
+def test_a_garbled_bundle_and_a_missing_one_are_one_clear_line(tmp_path, repo):
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    result = fetch(host, first)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"commit {first} is not in the git cache {host.paths.git_cache}, and no bundle was sent")
+    garbage = tmp_path / "garbage.bundle"
+    garbage.write_bytes(b"not a bundle\n")
+    made = transfer.artifact(str(garbage))
+    os.makedirs(os.path.dirname(host.paths.stored(made.sha256, made.name)))
+    shutil.copy(garbage, host.paths.stored(made.sha256, made.name))
+    result = fetch(host, first, made)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"the bundle {host.paths.stored(made.sha256, made.name)} is unreadable: "), result.stderr
+
+
+@pytest.mark.parametrize("revision", ["--output=/tmp/pwned", "-o", "--upload-pack=touch pwned", "HEAD~0 --", "main:"])
+def test_a_hostile_revision_with_a_bundle_is_refused_and_read_as_no_option(tmp_path, repo, controller, revision):
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    made = controller.bundle(repo.url, first, host)
+    result, _ = export(host, "r1", revision, made)
+    assert result.returncode == 1 and f"does not hold commit {revision} (refused)" in result.stderr
+    assert not os.path.exists("/tmp/pwned") and not (tmp_path / "pwned").exists()
+    assert os.listdir(tmp_path / "root" / "releases" / "r1") == []
+
+
+def test_the_cache_keeps_refs_for_the_newest_commits_only(tmp_path, repo, controller):
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    made = []
+    for number in range(code.HOST_KEPT_REFS + 2):
+        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_000 + number} +0000"  # committed in this order
+        try:
+            commit = repo.commit("app.py", f"{number}\n")
+        finally:
+            del os.environ["GIT_COMMITTER_DATE"]
+        made.append(commit)
+        assert fetch(host, commit, controller.bundle(repo.url, commit, host)).returncode == 0
+    assert tips_of(host) == set(made[-code.HOST_KEPT_REFS:])
+
+
+def test_an_old_mirror_keeping_a_url_with_credentials_loses_it_with_bundles(tmp_path, repo, controller):
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url)
+    assert fetch(host, first).returncode == 0
+    cache = host.paths.git_cache
+    git("--git-dir", cache, "config", "remote.origin.url", "https://ci:s3cret@git.example.com/app.git")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    assert fetch(host, first).returncode == 0  # the cache has it: nothing sent
+    assert "s3cret" not in (tmp_path / "root" / "git-cache" / "config").read_text()
+
+
+def test_with_bundles_no_credential_is_loaded_nor_passed(tmp_path):
+    host = host_for(tmp_path, "https://ci:s3cret@git.example.com/app.git", fetch="controller")
+    words = shlex.split(code._checkout(host, "fetch", "a" * 40))
+    assert words[:2] == ["bash", "-c"] and words[2] == shell.remote_script("checkout")
+    assert words[3:] == ["checkout", "fetch", host.paths.git_cache, "a" * 40, "bundle", "",
+                         "https://ci:***@git.example.com/app.git", str(code.HOST_KEPT_REFS), "", ""]

@@ -47,6 +47,7 @@ def test_valid_environment(tmp_path):
     (VALID.replace("port: 8000", "port: http"), ["services.web.port"]),
     (VALID.replace("port: 8000,", ""), ["health_check needs a port"]),
     (VALID.replace("app: {repo: /srv/app.git, branch: main}", ""), ["app: Field required"]),
+    (VALID.replace("branch: main}", "branch: main, fetch: peers}"), ["app.fetch", "'controller' or 'hosts'"]),
     (VALID.replace("port: 8000,", "port: 8000, workers: many,"),
      ["services.web.workers: should be a valid integer or 'auto' (got 'many')"]),
 ])
@@ -193,6 +194,12 @@ def test_deploy_settings(tmp_path):
     ("hooks: {before_swap", "hooks: {before_deploy", ["hooks.before_deploy: unknown setting"]),
     ("migrate: {command", "migrate: {cmd", ["migrate.command: Field required"]),
     ("linked_dirs: [media]", "linked_dirs: [media]\nfolder: /tmp", ["folder: unknown setting"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 47400-}", ["transfer.ports", "should match"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 5000-4000}",
+     ["transfer.ports", "'5000-4000' is not a range of ports from 1024 to 65535"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {ports: 80-9000}", ["transfer.ports", "should match"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {fanout: 0}", ["transfer.fanout"]),
+    ("linked_dirs: [media]", "linked_dirs: [media]\ntransfer: {peers: maybe}", ["transfer.peers"]),
 ])
 def test_invalid_deploy_settings(tmp_path, old, new, fragments):
     assert old in DEPLOY_SETTINGS
@@ -313,3 +320,9 @@ def test_a_code_root_must_be_a_directory_of_its_own(tmp_path, code_root):
 def test_a_code_root_of_its_own_is_fine(tmp_path, code_root):
     env = load_environment("prod", write(tmp_path, VALID.replace("~/www/prod", f"'{code_root}'")))
     assert env.code_root == code_root.rstrip("/")
+
+
+def test_the_controller_fetches_the_code_unless_the_hosts_are_told_to(tmp_path):
+    assert load_environment("prod", write(tmp_path, VALID)).app.fetch == "controller"
+    hosts = VALID.replace("branch: main}", "branch: main, fetch: hosts}")
+    assert load_environment("prod", write(tmp_path, hosts)).app.fetch == "hosts"

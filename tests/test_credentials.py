@@ -145,13 +145,20 @@ class ArgvSampler:
 
 def readable_by_others_holding(top, secrets):
     """Files under `top` that any user may read (mode o+r) and that hold one of `secrets`."""
+    return files_holding(top, secrets, readable_by_others=True)
+
+
+def files_holding(top, secrets, readable_by_others=False):
+    """Files under `top` (only those any user may read: mode o+r) that hold one of `secrets`."""
     found = []
     for folder, _, files in os.walk(top):
         for name in files:
             path = os.path.join(folder, name)
             try:
                 status = os.lstat(path)
-                if not stat.S_ISREG(status.st_mode) or not status.st_mode & stat.S_IROTH or status.st_size > 5 << 20:
+                if not stat.S_ISREG(status.st_mode) or status.st_size > 5 << 20:
+                    continue
+                if readable_by_others and not status.st_mode & stat.S_IROTH:
                     continue
                 with open(path, "rb") as handle:
                     content = handle.read()
@@ -176,14 +183,16 @@ def creds_env(fleet, tmp_path):
             shutil.rmtree(env.code_root(host), ignore_errors=True)
 
 
-@pytest.mark.parametrize("builder", ["virtualenv + pip", "uv"])
-def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder):
+@pytest.mark.parametrize("builder, fetch", [("virtualenv + pip", "controller"), ("uv", "hosts")])
+def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder, fetch):
+    """With app.fetch: controller (the default) the token never reaches a host at all:
+    the controller fetches and sends bundles; with hosts, only their 0600 file holds it."""
     env = creds_env
     (tmp_path / "secrets.env").write_text(f"MULTI='{MULTI_LINE}'\nQUOTED=\"{QUOTED}\"\n")
     with serving(tmp_path, env.spec) as server:
         repo = f"http://deployer:{TOKEN}@127.0.0.1:{server.port}/app.git"
         env.write_config(
-            app={"repo": repo, "branch": "main"},
+            app={"repo": repo, "branch": "main", "fetch": fetch},
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
             wheels={"build": "each_host"},  # each host installs from the index, with the password
@@ -214,8 +223,14 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             assert readable_by_others_holding(env.spec.home(host), [TOKEN, INDEX_PASSWORD]) == [], host
             for kept in (".deploy-credentials", ".deploy-netrc"):
                 assert stat.S_IMODE(os.stat(os.path.join(env.code_root(host), kept)).st_mode) == 0o600
+            if fetch == "controller":
+                assert files_holding(env.spec.home(host), [TOKEN]) == [], host
         with open(os.path.join(env.code_root("web1"), "git-cache", "config")) as handle:
-            assert f"url = http://127.0.0.1:{server.port}/app.git\n" in handle.read()
+            config = handle.read()
+        if fetch == "hosts":
+            assert f"url = http://127.0.0.1:{server.port}/app.git\n" in config
+        else:  # bundles need no remote: the one an older clone kept (with the token) is gone
+            assert "url =" not in config
 
         # What supervisorctl and manage print is masked like the rest: each line of a
         # multi-line secret, a value the secrets file quotes.
@@ -238,7 +253,7 @@ def test_no_step_script_carries_a_credential():
     from fab.paths import Paths
 
     env = SimpleNamespace(
-        app=SimpleNamespace(repo=f"https://ci:{TOKEN}@git.example.com/app.git"),
+        app=SimpleNamespace(repo=f"https://ci:{TOKEN}@git.example.com/app.git", fetch="hosts"),
         pip_args=["--no-cache-dir", "-i", f"https://pypi:{INDEX_PASSWORD}@pypi.example.com/simple",
                   f"--extra-index-url=https://{TOKEN}@more.example.com/simple",
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
@@ -274,7 +289,7 @@ def test_without_credentials_a_step_removes_those_an_earlier_deploy_left():
 
     from fab.paths import Paths
 
-    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git"), pip_args=["--no-index"])
+    env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git", fetch="hosts"), pip_args=["--no-index"])
     line = credentials.load_line(SimpleNamespace(env=env, paths=Paths("/srv/www")))
     assert line.startswith("for file in /srv/www/.deploy-credentials /srv/www/.deploy-netrc; do")
 

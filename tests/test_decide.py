@@ -116,7 +116,8 @@ def test_the_plan_shows_the_decision():
     assert (shown["task"], shown["release"], shown["live_release"], shown["commit"]) == (
         "deploy", name(5), name(3), "c" * 40)
     assert shown["hosts"]["a"] == {"current": name(3), "goes_to": name(5), "virtualenv": None, "configs": None,
-                                   "deletes": [name(1), name(2)], "back_to": name(3), "programs": None}
+                                   "deletes": [name(1), name(2)], "back_to": name(3), "programs": None,
+                                   "wheels": None}
     assert shown["waves"] == [{"name": "all hosts", "hosts": ["a", "b"], "canary": False}]
     cleanup = plans.from_decision(decide.decide_cleanup(fleet, NOW)).to_dict()
     assert (cleanup["release"], cleanup["live_release"], cleanup["hosts"]["a"]["back_to"]) == (None, None, None)

@@ -1,16 +1,13 @@
 """`fab <env> deploy` on a real fleet: what is live where, what the app answers."""
 import os
 import pathlib
-import shlex
 import subprocess
 import time
 import uuid
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
 from fab import sandbox
-from fab.operations import lock
 from fab.outputs.plain import step_notes
-from fab.paths import Paths
 
 
 def live_release(env):
@@ -158,14 +155,7 @@ def test_a_hung_lock_holder_is_named_and_can_be_stopped_with_an_audit_line(deplo
     # connection still open): the lock script, run over ssh as a deployer runs it.
     record = {"owner": "someone@elsewhere", "machine": "elsewhere", "pid": 4242, "task": "deploy",
               "since": "2026-01-01T00:00:00+00:00"}
-    with open(os.path.join(PROJECT_ROOT, "fab", "remote", "lock.sh")) as handle:
-        script = handle.read()
-    holder = subprocess.Popen(
-        ["ssh", "-F", env.spec.ssh_config, "web1",
-         shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(env.code_root("web1")), record)])],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().startswith("acquired ")
+    with env.lock_held_by_another(record) as holder:
         refused = env.fab("deploy")
         assert refused.returncode == 3
         assert "locked by someone@elsewhere (deploy, pid 4242 on elsewhere" in refused.stderr
@@ -173,9 +163,6 @@ def test_a_hung_lock_holder_is_named_and_can_be_stopped_with_an_audit_line(deplo
         broken = assert_ok(env.fab("unlock"))
         assert "stopped the lock holder someone@elsewhere" in broken.stdout
         assert holder.wait(timeout=30) is not None  # its remote side is gone
-    finally:
-        holder.kill()
-        holder.wait()
     with open(os.path.join(env.code_root("web1"), "log", "lock-breaks.log")) as handle:
         audit = handle.read()
     assert "lock broken by" in audit and '"owner": "someone@elsewhere"' in audit

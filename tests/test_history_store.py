@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from conftest import assert_ok, assert_one_line_error, run_fab
-from fab import PROJECT_ROOT, history
+from fab import PROJECT_ROOT, events, history
 from fab.config import load_environment
 from fab.history import claims, migrate, schema
 from fab.history.errors import ClaimHeld
@@ -121,12 +121,26 @@ def test_upgrade_from_the_first_schema_keeps_the_data(env_dir, store_url):
                           f"run `fab {ENV} history_upgrade`")
     assert refused.returncode == 2
 
-    assert "upgraded from schema 0001 to 0002" in assert_ok(fab(env_dir, "history_upgrade")).stdout
+    assert f"upgraded from schema 0001 to {migrate.head()}" in assert_ok(fab(env_dir, "history_upgrade")).stdout
     shown = assert_ok(fab(env_dir, "history")).stdout
     assert "2026-01-01_00.00.00" in shown and "alice@laptop" in shown and "succeeded" in shown
     log = assert_ok(fab(env_dir, "deploy_log")).stdout
     assert "[   0.1s] == deploying main\n[   9.0s] == deploy finished" in log
     assert "nothing to do" in assert_ok(fab(env_dir, "history_upgrade")).stdout
+
+
+def test_the_bytes_each_host_received_and_from_where_are_recorded(env_dir, store_url):
+    env = load_environment(ENV, env_dir)
+    recorder = history.recorder(env)
+    for event in (events.TaskStarted("deploy", ENV, {}, "alice@laptop", "laptop", hosts=("web1", "web2")),
+                  events.ArtifactsReceived("web1", {"controller": 1_000_000}),
+                  events.ArtifactsReceived("web2", {"web1": 999_000, "controller": 1_000}),
+                  events.ArtifactsReceived("web2", {"web1": 7}),
+                  events.TaskFinished(events.SUCCEEDED, 0)):
+        recorder(event)
+    store = history.open_store(env)
+    assert store.received(store.operation(ENV)["id"]) == {
+        "web1": {"controller": 1_000_000}, "web2": {"web1": 999_007, "controller": 1_000}}
 
 
 def test_a_store_from_a_newer_deployer_is_refused(env_dir, history_url):

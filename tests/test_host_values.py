@@ -187,7 +187,7 @@ def test_an_unreadable_release_is_never_a_target_and_cleanup_leaves_it():
         assert [r["status"] for r in listing["releases"]] == ["unreadable", "good", "unreadable"]
         assert "not 40 hex digits" in listing["releases"][0]["why"]
         jsonschema.validate(listing, {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/listing"})  # `releases:json=yes` says it too
-        shown = types.SimpleNamespace(hosts={"web1": listing}, unreachable={}, drift=None)
+        shown = types.SimpleNamespace(hosts={"web1": listing}, unreachable={}, drift=None, wheel_sets={})
         assert releases_tables(shown, NOW, styled=False)  # renders, reason and all
 
 
@@ -297,7 +297,8 @@ def test_the_hosts_git_commands_take_no_revision_as_an_option(repository, tmp_pa
         return result.stdout
 
     host = types.SimpleNamespace(
-        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare), requirements=["app.py"], pip_args=[]),
+        env=types.SimpleNamespace(app=types.SimpleNamespace(repo=bare, fetch="hosts"), requirements=["app.py"],
+                                  pip_args=[]),
         paths=Paths(str(tmp_path)), run=run)
     run(shell.script(code._checkout(host, "export", commits[1], LIVE)))
     for hostile in hostile_revisions(marker):

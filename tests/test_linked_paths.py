@@ -104,7 +104,8 @@ class LocalHost:
 
     def __init__(self, code_root, repo):
         self.paths = Paths(str(code_root))
-        self.env = types.SimpleNamespace(app=types.SimpleNamespace(repo=repo), requirements=[], pip_args=[])
+        self.env = types.SimpleNamespace(app=types.SimpleNamespace(repo=repo, fetch="hosts"), requirements=[],
+                                        pip_args=[])
 
     def run(self, script, cwd=None):
         result = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, check=False)

@@ -360,6 +360,21 @@ def test_json_summary_of_a_failed_deploy():
     assert [s["step"] for s in doc["hosts"]["pillow1"]["steps"]] == ["state", "release", "virtualenv", "check"]
 
 
+def test_json_summary_says_per_host_the_bytes_received_and_from_where():
+    started = ev.TaskStarted("deploy", "prod", {}, "ci@runner", "runner", hosts=HOSTS)
+    record = TaskRecord(started)
+    for event in (started, ev.ArtifactsReceived("web1", {"controller": 1200}),
+                  ev.StepFinished("web1", "transfer", ev.OK, note="received 1.2 KB from controller"),
+                  ev.ArtifactsReceived("web2", {"web1": 1000}), ev.ArtifactsReceived("web2", {"controller": 200}),
+                  ev.ArtifactsReceived("web2", {"web1": 50}), ev.TaskFinished(ev.SUCCEEDED, 0)):
+        record.apply(event)
+    hosts = validate(document(record))["hosts"]
+    assert hosts["web1"]["received"] == {"bytes": 1200, "from": {"controller": 1200}}
+    assert hosts["web2"]["received"] == {"bytes": 1250, "from": {"controller": 200, "web1": 1050}}
+    assert hosts["pillow1"]["received"] == {"bytes": 0, "from": {}}
+    assert PlainLines.lines(ev.ArtifactsReceived("web1", {"controller": 1})) == []  # the step's note says it
+
+
 # --- on the real fleet ----------------------------------------------------------------
 
 

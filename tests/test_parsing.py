@@ -34,6 +34,15 @@ def test_parse_host_state():
     assert parsed.steps["2026-11-22_04.00.00"] == set()
 
 
+def test_the_git_caches_tips_are_commits_by_the_strict_reader():
+    parsed = state.parse("\n".join(["home /home/web1", f"tip {'a' * 40}", f"tip {'b' * 40}",
+                                     "tip --upload-pack=touch pwned", "tip HEAD"]), "~/www/prod")
+    assert parsed.tips == {"a" * 40, "b" * 40}
+    assert [line.split(":")[0] for line in parsed.problems] == [
+        "ignored 'tip --upload-pack=touch pwned' from the host", "ignored 'tip HEAD' from the host"]
+    assert state.parse("home /home/web1", "~/www/prod").tips == frozenset()
+
+
 def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
     """fab/remote/state.sh, run here on a code root laid out as a deploy leaves it
     (a path with a space in it), then parsed."""

@@ -43,7 +43,8 @@ chmod +x "$venv/bin/pip"
 
 def host_for(tmp_path, tools, requirements=(), pip_args=(), uv=""):
     env = types.SimpleNamespace(requirements=list(requirements), pip_args=list(pip_args), python=PYTHON,
-                                virtualenv=tools.virtualenv, uv=uv, app=types.SimpleNamespace(repo="/srv/app.git"))
+                                virtualenv=tools.virtualenv, uv=uv,
+                                app=types.SimpleNamespace(repo="/srv/app.git", fetch="controller"))
     state = types.SimpleNamespace(venvs={}, venv_links_unknown=set())
     return types.SimpleNamespace(env=env, paths=Paths(str(tmp_path / "root")), state=state)
 

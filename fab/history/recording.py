@@ -106,6 +106,7 @@ class _Run:
         self._new_steps = []  # (key, values) begun, not yet written
         self._ended_steps = {}  # key -> values of steps ended, not yet written
         self._changes = {}  # operation columns to update
+        self._receipts = []  # (host, source, bytes) of artifacts received, not yet written
         self._open_steps = {}  # (host, step) -> key of the step running there
         self._step_started_at = {}  # key -> when it began
         self._next_key = 0
@@ -196,6 +197,8 @@ class _Run:
                                                   outcome=liveness.RUNNING)))
             elif isinstance(event, events.StepFinished):
                 self._end_step(event)
+            elif isinstance(event, events.ArtifactsReceived):
+                self._receipts.extend((event.host, source, count) for source, count in event.sources.items())
             elif isinstance(event, events.ReleaseChosen):
                 self._changes.update(release=event.release, commit=event.commit, ref=event.ref or None,
                                      previous_release=event.previous)
@@ -285,12 +288,13 @@ class _Run:
             new_steps, self._new_steps = self._new_steps, []
             ended, self._ended_steps = self._ended_steps, {}
             changes, self._changes = self._changes, {}
+            receipts, self._receipts = self._receipts, []
         now = time.time()
         # A write that goes anyway carries the heartbeat too: a run killed outright
         # then shows how long it ran until its last words, not until its last beat.
         if not final and (lines or new_steps or ended or now - self._heartbeat_at >= liveness.HEARTBEAT_SECONDS):
             changes["heartbeat_at"] = now
-        if not (lines or new_steps or ended or changes):
+        if not (lines or new_steps or ended or changes or receipts):
             return True
         inserts = []
         for key, values in new_steps:  # a step that also ended since the last write goes in whole
@@ -298,13 +302,14 @@ class _Run:
         updates = {self._row_ids[key]: values for key, values in ended.items() if key in self._row_ids}
         try:
             ids = self.store.write_progress(self.operation_id, self._lines_written + 1, lines,
-                                            [values for _, values in inserts], updates, changes)
+                                            [values for _, values in inserts], updates, changes, receipts)
         except Exception as error:  # noqa: BLE001 - keep it for the next try; the task goes on
             with self._lock:
                 self._lines[:0] = lines
                 self._new_steps[:0] = new_steps
                 self._ended_steps = {**ended, **self._ended_steps}
                 self._changes = {**changes, **self._changes}
+                self._receipts[:0] = receipts
             if not quiet and (not self._complained or final):
                 self._complained = True
                 later = (f"retrying for up to {FINAL_RETRY_SECONDS}s to record the end of this "

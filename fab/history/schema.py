@@ -56,6 +56,19 @@ steps = sa.Table(
     sa.Column("output", sa.Text),  # a failure's last output lines
 )
 
+#: Bytes of artifacts (bundles, wheels) a host received in an operation, per source:
+#: "controller" or the peer host it fetched from (fab.transfer). A host may have
+#: several rows for one source (one per delivery): their sum is what it received.
+received_bytes = sa.Table(
+    "fab_received", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operation_id", sa.Integer, sa.ForeignKey("fab_operations.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
 #: The log of an operation, in chunks of consecutive lines (line numbers from 1).
 log_chunks = sa.Table(
     "fab_log_chunks", metadata,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from fab.errors import DeployError
 from fab.history import chunks, liveness, migrate
 from fab.history.errors import NoSuchOperation, SchemaMismatch, StoreMisconfigured, StoreUnavailable
-from fab.history.schema import claim_audit, claims, log_chunks, operations, steps
+from fab.history.schema import claim_audit, claims, log_chunks, operations, received_bytes, steps
 from fab.history.urls import mask_secrets, mask_url
 from fab.precedence import default_sqlite_path
 
@@ -228,17 +228,19 @@ class Store:
         connection.execute(log_chunks.insert().values(
             operation_id=operation_id, first_line=1, last_line=1, data=data, compression=compression))
         connection.execute(operations.update().where(operations.c.id == operation_id).values(heartbeat_at=at))
+        connection.execute(received_bytes.insert().values(operation_id=operation_id, host="-", source="-", bytes=0))
         attempt.rollback()
 
-    def write_progress(self, operation_id, first_line, lines, new_steps, finished_steps, changes):
+    def write_progress(self, operation_id, first_line, lines, new_steps, finished_steps, changes, receipts=()):
         """One transaction: log lines numbered from `first_line`, steps begun (values; their
-        row ids are returned, in order), steps ended ({row id: values}), and `changes` to the
-        operation (heartbeat, release, outcome, ...)."""
+        row ids are returned, in order), steps ended ({row id: values}), `changes` to the
+        operation (heartbeat, release, outcome, ...) and `receipts` (host, source, bytes)."""
         with writing(self.engine) as connection:
             return self._write_progress(connection, operation_id, first_line, lines, new_steps,
-                                        finished_steps, changes)
+                                        finished_steps, changes, receipts)
 
-    def _write_progress(self, connection, operation_id, first_line, lines, new_steps, finished_steps, changes):
+    def _write_progress(self, connection, operation_id, first_line, lines, new_steps, finished_steps, changes,
+                        receipts=()):
         number = first_line
         for group in chunks.split(lines):
             data, compression = chunks.encode(group)
@@ -252,6 +254,9 @@ class Store:
             connection.execute(
                 steps.update().where(steps.c.id == sa.bindparam("row_id")),
                 [{"row_id": step_id, **values} for step_id, values in group])
+        if receipts:
+            connection.execute(received_bytes.insert(), [dict(operation_id=operation_id, host=host, source=source,
+                                                        bytes=count) for host, source, count in receipts])
         if lines:
             changes = {**changes, "log_lines": number - 1}
         if changes:
@@ -320,6 +325,16 @@ class Store:
         query = sa.select(steps).where(steps.c.operation_id == operation_id).order_by(steps.c.id)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+    def received(self, operation_id):
+        """{host: {source: bytes}} of the artifacts the operation's hosts received."""
+        query = sa.select(received_bytes.c.host, received_bytes.c.source, received_bytes.c.bytes).where(
+            received_bytes.c.operation_id == operation_id).order_by(received_bytes.c.id)
+        hosts = {}
+        with self.engine.connect() as connection:
+            for host, source, count in connection.execute(query):
+                hosts.setdefault(host, {})[source] = hosts.get(host, {}).get(source, 0) + count
+        return hosts
 
     def log_lines(self, operation_id, after_line=0):
         """[(line number, text)] of the operation's log after line `after_line`."""

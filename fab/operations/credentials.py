@@ -10,7 +10,10 @@ URLs without credentials and read those from a netrc file that NETRC names.
 They reach a host in `<code_root>/.deploy-credentials` (sh variables) and
 `<code_root>/.deploy-netrc`, of mode 0600, sent over SFTP by `upload` and
 rewritten at each deploy; the steps that run git or pip load the variables into
-their own environment (`load_line`).
+their own environment (`load_line`). Only what a host still needs goes there:
+git's credentials only when the hosts fetch the code themselves (`app.fetch:
+hosts`); by default the controller fetches it and sends bundles, and the
+repository's credentials never leave the controller.
 """
 import os
 import re
@@ -18,6 +21,7 @@ import shlex
 import urllib.parse
 
 from fab import secrets, shell
+from fab.settings import FETCH_HOSTS
 
 #: Variables the credential helper below reads.
 GIT_USERNAME, GIT_PASSWORD = "FAB_GIT_USERNAME", "FAB_GIT_PASSWORD"
@@ -97,9 +101,15 @@ def netrc_text(logins):
                    for host, (user, password) in sorted(logins.items()))
 
 
+def hosts_git_environment(env):
+    """git_environment of what the hosts' git needs: the repository's credentials when
+    the hosts fetch it themselves (app.fetch: hosts), none when the controller does."""
+    return git_environment(env.app.repo) if env.app.fetch == FETCH_HOSTS else {}
+
+
 def needed_on(host):
     """Whether `host` needs credentials to fetch the code or the packages."""
-    return bool(git_environment(host.env.app.repo) or index_logins(host))
+    return bool(hosts_git_environment(host.env) or index_logins(host))
 
 
 def index_logins(host):
@@ -113,7 +123,7 @@ def index_logins(host):
 
 def variables_text(host):
     """`host`'s variables file: one KEY='value' line each, safe to source from sh."""
-    values = dict(git_environment(host.env.app.repo))
+    values = dict(hosts_git_environment(host.env))
     if index_logins(host):
         values["NETRC"] = host.paths.netrc_file
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))

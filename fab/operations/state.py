@@ -43,6 +43,8 @@ class HostState:
     venv_wheels: dict = dataclasses.field(default_factory=dict)
     stored_wheels: frozenset = frozenset()
     wheel_sets: dict = dataclasses.field(default_factory=dict)
+    #: Commits the git cache holds a ref for (fab.app_repo.DEPLOYED): bases of its bundles.
+    tips: frozenset = frozenset()
     problems: list = dataclasses.field(default_factory=list)  # one line each: what the reader refused
 
     def release(self, name):
@@ -51,11 +53,12 @@ class HostState:
 
 def arguments(paths, python=""):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
-    names inside a release it reads, where the venvs and the wheel store are, and
-    the `python` to identify ('' for none)."""
+    names inside a release it reads, where the venvs, the wheel store and the git
+    cache are, and the `python` to identify ('' for none)."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
             layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
-            layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else ""]
+            layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else "",
+            paths.git_cache]
 
 
 def python_to_identify(host):
@@ -99,7 +102,7 @@ def parse(output, code_root):
     a line that fails is dropped; each says so in `problems`, in one line."""
     home, current, cpus = None, None, 1
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
-    unknown_links, venv_dirs = set(), set()
+    unknown_links, venv_dirs, tips = set(), set(), set()
     store = dict(python_version=None, python_identity=None, complete_venvs=set(), venv_wheels={},
                  stored_wheels=set(), wheel_sets={})
     for line in output.splitlines():
@@ -130,6 +133,8 @@ def parse(output, code_root):
                 except values.Unreadable:
                     unknown_links.add(name)  # its venv may be any one: cleanup then deletes none
                     raise
+            elif kind == "tip":
+                tips.add(values.commit(rest))
             elif kind == "venvdir":
                 venv_dirs.add(values.hex_digest(rest, "venv key"))
             elif kind in _STORE_LINES:
@@ -163,6 +168,7 @@ def parse(output, code_root):
         venv_wheels={key: frozenset(found) for key, found in store["venv_wheels"].items()},
         stored_wheels=frozenset(store["stored_wheels"]),
         wheel_sets={name: found for name, found in store["wheel_sets"].items() if name in names},
+        tips=frozenset(tips),
         problems=problems,
     )
 

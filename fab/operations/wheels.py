@@ -58,9 +58,7 @@ class Prepared:
 def app_repository(env, commit):
     """The app's repository on the controller holding `commit` (fab.app_repo.AppRepo):
     the one way this module reads it."""
-    with app_repo.opened(env.app.repo, [commit]) as repo:
-        if not repo.has(f"{commit}^{{commit}}"):
-            raise app_repo.RepoUnreadable(f"commit {commit[:12]} is not in {env.app.repo}")
+    with app_repo.holding(env.app.repo, commit) as repo:  # the controller's cache, as for bundles
         yield repo
 
 

@@ -39,6 +39,8 @@ class HostRecord:
     put_back: bool = False  # a failure put it back on the release it ran before
     wave: Optional[str] = None  # the wave it goes live or restarts in, once planned
     waiting: bool = False  # for its wave to start
+    #: Bytes of artifacts it received (fab.transfer), per source: "controller" or a peer.
+    received: dict = dataclasses.field(default_factory=dict)
 
     @property
     def current_step(self):
@@ -85,6 +87,16 @@ class TaskRecord:
         self.finished = None
         self.moved = False  # True once the task pointed a host's `current` elsewhere
 
+    @classmethod
+    def folded(cls, record, event):
+        """`record` with `event` applied: a new record at TaskStarted; None before one.
+        For a subscriber that folds each task's events (`self.record = folded(...)`)."""
+        if isinstance(event, events.TaskStarted):
+            record = cls(event)
+        if record is not None:
+            record.apply(event)
+        return record
+
     @property
     def task(self):
         return self.started.task
@@ -116,6 +128,10 @@ class TaskRecord:
             self.plan = event
         elif isinstance(event, events.TaskFinished):
             self.finished = event
+        elif isinstance(event, events.ArtifactsReceived):
+            received = self.host(event.host).received
+            for source, count in event.sources.items():
+                received[source] = received.get(source, 0) + count
         elif isinstance(event, events.ReleasesRead):
             for name, release in event.current.items():
                 self._placed(name, release)

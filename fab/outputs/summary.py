@@ -29,12 +29,8 @@ class JsonSummary:
         self._record = None
 
     def __call__(self, event):
-        if isinstance(event, events.TaskStarted):
-            self._record = TaskRecord(event)
-        if self._record is None:
-            return
-        self._record.apply(event)
-        if isinstance(event, events.TaskFinished):
+        self._record = TaskRecord.folded(self._record, event)
+        if isinstance(event, events.TaskFinished) and self._record is not None:
             self.write(document(self._record))
 
     def close(self):
@@ -97,6 +93,7 @@ def _host(host):
         "release": host.release if host.release_known else None,
         "seconds": round(host.seconds, 3),
         "steps": [_step(step) for step in host.steps],
+        "received": {"bytes": sum(host.received.values()), "from": dict(sorted(host.received.items()))},
     }
 
 

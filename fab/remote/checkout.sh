@@ -1,42 +1,88 @@
-# Makes sure the host's bare mirror of the application's repository has a commit,
-# fetching it (or cloning the mirror the first time) only when it is not there:
-#   $1 fetch: only that.
-#   $1 export: then writes the commit's files into the release directory $6, and
-#      the commit into the file $7 (Paths.release_revision).
-#   $2 the mirror   $3 the repository's URL, without credentials   $4 the commit
-#   $5 the repository as errors name it (credentials masked)   $6 the release
-#   $7 its revision file   $8... git's options that make it ask the credential helper for the credentials
+# Makes sure the host's bare git cache has a commit, then (export) writes it into a
+# release. Where a commit the cache lacks comes from:
+#   repository: fetched from the repository (the cache cloned as a mirror the first
+#               time), with the credentials the helper gives (app.fetch: hosts);
+#   bundle:     fetched from a git bundle the controller sent into the host's store
+#               (the cache created empty the first time), the bundle verified first
+#               and removed once used (app.fetch: controller). No bundle sent: the
+#               controller found the commit in the cache's refs.
+# Either way the commit gets a ref under refs/fab/deployed/ (what the host's state
+# reports to the controller as a base for its next bundle); the newest $7 are kept.
+#   $1 fetch: only that.   export: then writes the commit's files into the release
+#      directory $8, and the commit into the file $9 (Paths.release_revision).
+#   $2 the cache   $3 the commit   $4 repository | bundle
+#   $5 the repository's URL without credentials, or the bundle file ("": none sent)
+#   $6 the repository as errors name it (credentials masked)   $7 refs kept
+#   $8 the release   $9 its revision file
+#   $10... git's options that make it ask the credential helper for the credentials
 #        (fab.operations.credentials), loaded into our environment beforehand.
 # Every revision reaches git after --end-of-options, every URL and path after --.
-# git never prompts. Prints "exported <commit, 12 digits>" (export).
+# git never prompts. Prints "exported <commit, 12 digits> <from where>" (export).
 set -e -o pipefail
 mode=$1
 cache=$2
-repo=$3
-commit=$4
-shown_repo=$5
-release=$6
-revision_file=$7
-shift 7
+commit=$3
+source=$4
+from=$5
+shown_repo=$6
+keep=$7
+release=$8
+revision_file=$9
+shift 9
 case $mode in fetch | export) ;; *) echo "checkout.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
+case $source in repository | bundle) ;; *) echo "checkout.sh: unknown source ${source@Q}" >&2; exit 2 ;; esac
+deployed=refs/fab/deployed
 # An older deployer's clone may keep a URL with credentials in its config (mode 0644):
 # a user part with a password, or any user part in http(s) (a token).
 userinfo_url='url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@'
 if [ -f "$cache/config" ] && grep -Eq -- "$userinfo_url" "$cache/config"; then
-  git --git-dir="$cache" config remote.origin.url "$repo"
-fi
-if ! git --git-dir="$cache" cat-file -e --end-of-options "$commit^{commit}" 2>/dev/null; then
-  if [ -d "$cache/objects" ]; then
-    # From the environment's repository as it is configured now (it may have moved).
-    GIT_TERMINAL_PROMPT=0 git "$@" --git-dir="$cache" fetch --quiet --prune -- "$repo" '+refs/*:refs/*'
-  else
-    rm -rf "$cache"
-    GIT_TERMINAL_PROMPT=0 git "$@" clone --quiet --mirror -- "$repo" "$cache"
+  if [ "$source" = repository ]; then
+    git --git-dir="$cache" config remote.origin.url "$from"
+  else  # bundles need no remote
+    git --git-dir="$cache" config --remove-section remote.origin
   fi
-  git --git-dir="$cache" cat-file -e --end-of-options "$commit^{commit}" 2>/dev/null || {
-    echo "commit $commit is not in $shown_repo" >&2; exit 1; }
 fi
+has_commit() {
+  git --git-dir="$cache" cat-file -e --end-of-options "$commit^{commit}" 2>/dev/null
+}
+came_from="from cache"
+if ! has_commit; then
+  if [ "$source" = repository ]; then
+    if [ -d "$cache/objects" ]; then
+      # From the environment's repository as it is configured now (it may have moved).
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*' 2>&1)
+    else
+      rm -rf "$cache"
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" clone --quiet --mirror -- "$from" "$cache" 2>&1)
+    fi || {
+      echo "this host cannot fetch from $shown_repo (app.fetch: hosts): $(grep -m1 . <<<"$fetched")" >&2; exit 1; }
+    has_commit || { echo "commit $commit is not in $shown_repo" >&2; exit 1; }
+    came_from="from the repository"
+  else
+    [ -n "$from" ] || { echo "commit $commit is not in the git cache $cache, and no bundle was sent" >&2; exit 1; }
+    [ -d "$cache/objects" ] || git init --quiet --bare -- "$cache"
+    heads=$(git bundle list-heads -- "$from" 2>&1) || {
+      echo "the bundle $from is unreadable: ${heads##*$'\n'}" >&2; exit 1; }
+    [[ $'\n'$heads$'\n' == *$'\n'"$commit "* ]] || {
+      echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
+    verified=$(git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
+      echo "the bundle $from does not apply to the git cache $cache: $(grep -m1 . <<<"$verified")" >&2; exit 1; }
+    git --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"
+    has_commit || { echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
+    came_from="from bundle"
+  fi
+fi
+if [ "$source" = bundle ] && [ -n "$from" ]; then  # used: out of the store
+  rm -f -- "$from"
+  rmdir -- "$(dirname -- "$from")" 2>/dev/null || true
+fi
+# A ref for the commit (the cache's objects for it stay), and only the newest $keep.
+if ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then
+  git --git-dir="$cache" update-ref --end-of-options "$deployed/$commit" "$commit"
+fi
+git --git-dir="$cache" for-each-ref --sort=-committerdate --format='delete %(refname)' "$deployed/" |
+  tail -n +"$((keep + 1))" | git --git-dir="$cache" update-ref --stdin
 [ "$mode" = export ] || exit 0
 git --git-dir="$cache" archive --format=tar --end-of-options "$commit" | tar -x -C "$release"
 printf '%s\n' "$commit" > "$revision_file"
-echo "exported ${commit:0:12}"
+echo "exported ${commit:0:12} $came_from"

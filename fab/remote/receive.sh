@@ -6,12 +6,15 @@
 #   $1 verify: checks each .part against its digest and renames it; a file whose
 #              digest does not match is deleted and named, and the host fails.
 #              Prints "received <sha256> <bytes>" for each.
+#   $1 keep:   as verify, but a part whose digest does not match (a peer sent it) is
+#              deleted and reported as "refused <sha256> <why>", the others still kept:
+#              the controller sends it again.
 #   $2 the store (Paths.store); then pairs: a sha256, a file name.
 set -e -o pipefail
 mode=$1
 store=$2
 shift 2
-case $mode in check | verify) ;; *) echo "receive.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
+case $mode in check | verify | keep) ;; *) echo "receive.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
 [ $(($# % 2)) -eq 0 ] || { echo "receive.sh: a digest without a file name" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   digest=$1
@@ -33,8 +36,10 @@ while [ $# -gt 0 ]; do
     got=$(sha256sum -- "$file.part")
     if [ "${got%% *}" != "$digest" ]; then
       rm -f -- "$file.part"
-      echo "$name: sha256 ${got%% *} is not the $digest it was sent as (refused)" >&2
-      exit 1
+      why="$name: sha256 ${got%% *} is not the $digest it was sent as (refused)"
+      [ "$mode" = keep ] || { echo "$why" >&2; exit 1; }
+      echo "refused $digest $why"
+      continue
     fi
     mv -f -- "$file.part" "$file"
     echo "received $digest $(stat -c %s -- "$file")"

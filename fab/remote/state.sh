@@ -1,5 +1,5 @@
 # Prints what a host has, one fact per line:
-#   home, cpus, current, release, meta (meta.json on one line), conf (a digest
+#   home, cpus, current, tip, release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
 #   and step lines. Read-only.
@@ -12,7 +12,9 @@
 #   $9 a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS), $10 a
 #   release's record of its wheels (RELEASE_WHEELS), $11 the store (Paths.store),
 #   $12 the python to identify ('' for none), $13 what it runs
-#   (fab.wheels.IDENTITY_CODE). Lines: pyversion, pyid (or pyfailed), venvok
+#   (fab.wheels.IDENTITY_CODE); $14 the git cache (Paths.git_cache), whose refs
+#   under refs/fab/deployed/ are printed as tip lines (the commits a bundle for
+#   this host can be made against). Lines: pyversion, pyid (or pyfailed), venvok
 #   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
 #   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
@@ -31,6 +33,7 @@ release_wheels=${10:-}
 store=${11:-}
 python=${12:-}
 identity_code=${13:-}
+git_cache=${14:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -54,6 +57,9 @@ if [ -n "$store" ]; then
   done
 fi
 if [ -n "$python" ]; then "$python" -S -c "$identity_code" 2>/dev/null || echo pyfailed; fi
+if [ -n "$git_cache" ] && [ -d "$git_cache/objects" ]; then
+  git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
+fi
 [ -d "$releases" ] || exit 0
 confs=()
 wheelsets=()
