@@ -101,7 +101,9 @@ def build(fleet, meta):
     prepared = wheels.prepare(fleet, meta)
     shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
                  for name in fleet.hosts}
-    if any(shipments.values()):
+    shipping = any(shipments.values())
+    if shipping:  # the release first: a transfer cut short leaves one that deploy:resume=yes goes on with
+        fleet.each_steps(lambda host: [release.create(host, meta)])
         transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
@@ -115,7 +117,7 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    first = [lambda host: release.create(host, meta),
+    first = [*([] if shipping else [lambda host: release.create(host, meta)]),
              lambda host: code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
     if env.linked_files or env.linked_dirs:
         fleet.each_steps(lambda host: [step(host) for step in first])
