@@ -11,6 +11,8 @@ test fleets (/srv/fab-test-fleet*, 127.0.<run>.21-24):
     code5   host1..host5, no services, no supervisord (code + virtualenv + `current` only)
             127.0.51.101-105, /srv/fab-bench-code5, users fabbench-code5-*
     code50  host1..host50, the same shape, 127.0.52.101-150, /srv/fab-bench-code50
+    code200 host1..host200, the same shape, 127.0.53.101-200 and 127.0.54.101-200,
+            /srv/fab-bench-code200 (bench/build_once.py's scale figures)
 
 Every sshd logs at LogLevel VERBOSE, so a bench can count SSH connections
 ("Accepted publickey") and remote commands ("Starting session:") per host.
@@ -53,6 +55,8 @@ FLEETS = {
                            "proxy1": "127.0.50.106"}, supervisord=True),
     "code5": _spec("code5", {f"host{i}": f"127.0.51.{100 + i}" for i in range(1, 6)}, supervisord=False),
     "code50": _spec("code50", {f"host{i}": f"127.0.52.{100 + i}" for i in range(1, 51)}, supervisord=False),
+    "code200": _spec("code200", {f"host{i}": f"127.0.{53 + (i - 1) // 100}.{101 + (i - 1) % 100}"
+                                 for i in range(1, 201)}, supervisord=False),
 }
 
 WEB_PORT = 8000
@@ -174,7 +178,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["up", "down", "destroy", "status", "env"])
     parser.add_argument("name", nargs="?", default="all",
-                        help="a fleet (web5, code5, code50, all) or, for env, an environment")
+                        help="a fleet (web5, code5, code50, code200, all) or, for env, an environment")
     args = parser.parse_args(argv)
     if args.action == "env":
         known = environments()

@@ -62,7 +62,7 @@ class HeldLock:
         channel.settimeout(timeout)
         paths = self.host.paths
         channel.exec_command(shell.step_command(shell.remote_script("lock"), lock.lock_arguments(
-            paths, self.record, state.arguments(paths, state.python_to_identify(self.host.env)) if read_state else ())))
+            paths, self.record, state.arguments(paths, state.python_to_identify(self.host)) if read_state else ())))
         answers = channel.makefile("r")
         answer = answers.readline().strip()
         if answer.startswith("acquired"):

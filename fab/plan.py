@@ -39,7 +39,7 @@ DIFF_LIMIT = 30
 #: Wheels a plan names per host; past that it gives their count and bytes only.
 WHEEL_NAMES_SHOWN = 5
 
-REUSED, BUILT, SKIPPED, UNKNOWN, FAILS = "reused", "built", "skipped", "unknown", "fails"
+REUSED, BUILT, SKIPPED, UNKNOWN, FAILS, NONE = "reused", "built", "skipped", "unknown", "fails", "none"
 ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
 RELOAD, RESTART = "reload", "restart"
 
@@ -63,7 +63,7 @@ class Commits:
 
 @dataclasses.dataclass(frozen=True)
 class VirtualenvPlan:
-    action: str  # REUSED, BUILT, SKIPPED, UNKNOWN or FAILS
+    action: str  # REUSED, BUILT, SKIPPED, UNKNOWN, FAILS or NONE (the host runs no app code)
     key: Optional[str] = None
     reason: str = ""
     changed: tuple = ()  # requirements files that differ from the live release's
@@ -159,7 +159,8 @@ def for_deploy(fleet, snapshot, decision):
     for name, host in fleet.hosts.items():
         current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
         venv = virtualenv_plan(env.requirements, new_requirements, env.pip_args, facts[name], current,
-                               done="virtualenv" in done, unreadable=commits.error)
+                               done="virtualenv" in done, unreadable=commits.error,
+                               runs_app=env.topology.runs_app(name))
         built = predicted_build(host, meta.name, venv, services_done="services" in done)
         cached = wheel_ops.from_cache(venv.key, host.state.python_identity) \
             if venv.action == BUILT and env.wheels.build == "once" else None
@@ -221,7 +222,8 @@ def from_decision(decision, **read):
 
 def read_facts(fleet, with_python):
     """{host: HostFacts}, read in parallel, one read-only round trip each."""
-    return fleet.each("plan", lambda host: plan_facts.read(host, with_python=with_python), quiet=True)
+    return fleet.each("plan", lambda host: plan_facts.read(
+        host, with_python=with_python and fleet.env.topology.runs_app(host.name)), quiet=True)
 
 
 def read_facts_and_checks(fleet):
@@ -282,14 +284,18 @@ def program_moves(host, snapshot, target, built=None):
 
 
 
-def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=False, unreadable=None):
+def virtualenv_plan(files, new_contents, pip_args, facts, live_release, done=False, unreadable=None,
+                    runs_app=True):
     """Whether the virtualenv step would reuse or build a venv on a host, and why.
 
     `files`: the environment's requirements files; `new_contents`: {file: bytes or
     None if the new commit lacks it}, None if the repository could not be read
     (`unreadable` says why); `facts`: the host's HostFacts; `live_release`: its
-    current release (None: none); `done`: the step already ran (a resume skips it).
+    current release (None: none); `done`: the step already ran (a resume skips it);
+    `runs_app`: false if the host runs no app code (fab.topology.Topology.runs_app).
     """
+    if not runs_app:
+        return VirtualenvPlan(NONE, reason="no venv and no build commands: its services run no app code (app: false)")
     if done:
         return VirtualenvPlan(SKIPPED, reason="already done in this release (resume skips it)")
     if new_contents is None:

@@ -34,10 +34,15 @@ class GateFailed(DeployError):
     every started wave goes back, as when the canary fails."""
 
 
+#: Built.venv of a release that has no virtualenv: its host runs no app code.
+NO_VENV = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Built:
     """What the build stage made on a host that decides whether programs may reload
-    in place: `release`, its virtualenv's key (None: unknown) and {program: config digest}."""
+    in place: `release`, its virtualenv's key (None: unknown; NO_VENV: none) and
+    {program: config digest}."""
 
     release: str
     venv: typing.Optional[str] = None
@@ -330,12 +335,13 @@ def in_place_reloads(host, moves, target):
     """Programs on `host` that may reload in place (SIGHUP, no drain) to run `target`:
     FleetSnapshot.reloads_in_place, from the host as read and what the build made."""
     topology = host.env.topology
-    reloadable = {topology.program_name(name) for name, service in topology.supervised_on(host.name).items()
+    reloadable = {topology.program_name(name): service for name, service in topology.supervised_on(host.name).items()
                   if service.restart == "reload"}
+    venv_free = {program for program, service in reloadable.items() if not service.runs_app}
     built = moves.built.get(host.name)
     venvs, configs = ({built.release: built.venv}, {built.release: built.configs}) if built else ({}, {})
-    return moves.snapshot.reloads_in_place(host.name, reloadable, moves.running(host.name), target.release,
-                                           venvs, configs)
+    return moves.snapshot.reloads_in_place(host.name, set(reloadable), moves.running(host.name), target.release,
+                                           venvs, configs, venv_free)
 
 
 def needs_drain(env, host, mode, reloads=()):

@@ -83,6 +83,11 @@ class Service(_Strict):
     timeout: int = Field(default=30, ge=1)
     #: Environment variables of the service's programs (not secret: see `secrets`).
     environment: Dict[str, str] = {}
+    #: Whether the service runs the app's code (the release's virtualenv). Default:
+    #: yes for supervisor programs, no for port-controlled ones (an nginx proxy).
+    #: A host whose services all run none gets no virtualenv and no build commands
+    #: (fab.topology.Topology.runs_app).
+    app: Optional[bool] = None
 
     @field_validator("environment")
     @classmethod
@@ -107,7 +112,16 @@ class Service(_Strict):
             raise ValueError("a supervisor service needs a template")
         if self.control == "port" and (self.port is None or not self.start):
             raise ValueError("a port-controlled service needs a port and a start command")
+        if not self.runs_app and any(VENV_LINK in (command or "") for command in (self.start, self.reload,
+                                                                                   self.before, self.after)):
+            raise ValueError(f"its commands use the release's virtualenv ({VENV_LINK}) but it runs no app code "
+                             "(a port service's default): set app: true")
         return self
+
+    @property
+    def runs_app(self):
+        """Whether the service runs the app's code: `app`, or by default whether supervisor runs it."""
+        return self.control == "supervisor" if self.app is None else self.app
 
     def workers_for(self, cpus):
         """Worker processes on a host with `cpus` CPUs (`auto`: 2 per CPU + 1)."""

@@ -332,23 +332,25 @@ class FleetSnapshot:
 
     # --- restart or reload ---------------------------------------------------------
 
-    def reloads_in_place(self, host, reloadable, running, target, venv_keys=None, config_digests=None):
+    def reloads_in_place(self, host, reloadable, running, target, venv_keys=None, config_digests=None,
+                         venv_free=frozenset()):
         """The programs of `reloadable` on `host` that reload in place going from
         release `running` to `target` (see the module function `reloads_in_place`),
         from what the host had when read plus what this task built there since
         (`venv_keys`: {release: venv key}; `config_digests`: {release: {program: digest}})."""
         view = self.hosts[host]
         return reloads_in_place(reloadable, running, target, {**view.venvs, **(venv_keys or {})},
-                                {**view.configs, **(config_digests or {})})
+                                {**view.configs, **(config_digests or {})}, venv_free)
 
 
-def reloads_in_place(reloadable, running, target, venv_keys, config_digests):
+def reloads_in_place(reloadable, running, target, venv_keys, config_digests, venv_free=frozenset()):
     """The programs among `reloadable` (those of services with `restart: reload`)
     that may reload in place (SIGHUP, no drain) to go from release `running` to
     release `target`: only if both are known, both link the same virtualenv (same
     venv key) and the program's rendered config has the same digest in both.
     Anything else, or anything unknown, restarts: the zero-downtime reload is only
-    safe when the code is all that changes.
+    safe when the code is all that changes. Programs in `venv_free` (of services
+    that run no app code, `app: false`) do not use the venv: only their configs count.
 
     `venv_keys`: {release: venv key}; `config_digests`: {release: {program: digest}}.
     Returns a frozenset of program names.
@@ -356,11 +358,11 @@ def reloads_in_place(reloadable, running, target, venv_keys, config_digests):
     if not (running and target):
         return frozenset()
     venv = venv_keys.get(running)
-    if venv is None or venv != venv_keys.get(target):
-        return frozenset()
+    same_venv = venv is not None and venv == venv_keys.get(target)
     before = config_digests.get(running, {})
     after = config_digests.get(target, {})
-    return frozenset(p for p in reloadable if p in after and p in before and before[p] == after[p])
+    return frozenset(p for p in reloadable if (same_venv or p in venv_free)
+                     and p in after and p in before and before[p] == after[p])
 
 
 def unfinished_current_warning(current, back_to):

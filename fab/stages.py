@@ -111,8 +111,9 @@ def build(fleet, meta):
         transfer.deliver(fleet, shipments, "transfer")
     if env.secrets:
         fleet.each("secrets", shared.upload_secrets)
-    if credentials.needed(env):  # for git and pip, never on their command lines
-        fleet.each("credentials", credentials.upload)
+    needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
+    if needing:  # for git and pip, never on their command lines
+        fleet.each("credentials", credentials.upload, hosts=needing)
 
     def check(host):
         return build_ops.preswap_check(host, meta.name,
@@ -130,8 +131,7 @@ def build(fleet, meta):
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
     outcomes = fleet.each_steps(lambda host: [
         *([] if linked else first(host)),
-        virtualenv.ensure(host, meta.name, prepared.installs.get(host.name)),
-        build_ops.build_commands(host, meta.name),
+        *app_steps(host, meta.name, prepared.installs.get(host.name)),
         supervisor.install_service_configs(host, meta.name),
         *([] if env.predeploy else [check(host)]),
     ])
@@ -141,19 +141,32 @@ def build(fleet, meta):
     return {name: built_on(host, meta.name, outcomes[name]) for name, host in fleet.hosts.items()}
 
 
+def app_steps(host, release_name, install=None):
+    """The steps that make the release able to run the app's code: its virtualenv (from
+    the store as `install` says, fab.operations.wheels) and build commands; none on a
+    host that runs no app code (fab.topology.Topology.runs_app)."""
+    if not host.env.topology.runs_app(host.name):
+        return []
+    return [virtualenv.ensure(host, release_name, install), build_ops.build_commands(host, release_name)]
+
+
 def built_on(host, release_name, outcomes):
     """rollout.Built of the release on `host`, from its build steps' `outcomes` ({step:
     fab.steps.Outcome}): what a step skipped (done before, e.g. by preindex_views) was
-    read with the host's state; configs the step wrote are those rendered here for it."""
+    read with the host's state; configs the step wrote are those rendered here for it.
+    A host that runs no app code has no venv (rollout.NO_VENV)."""
     state = host.state
-    venv = outcomes["virtualenv"]
     services = outcomes["services"]
     if services.outcome == "skipped":
         configs = state.configs.get(release_name, {})
     else:
         configs = supervisor.digests(supervisor.configs_by_program(host, release_name))
-    return rollout.Built(release_name, state.venvs.get(release_name) if venv.outcome == "skipped" else venv.result,
-                         configs)
+    if not host.env.topology.runs_app(host.name):
+        venv = rollout.NO_VENV
+    else:
+        step = outcomes["virtualenv"]
+        venv = state.venvs.get(release_name) if step.outcome == "skipped" else step.result
+    return rollout.Built(release_name, venv, configs)
 
 
 # --- migrate --------------------------------------------------------------------

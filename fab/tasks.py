@@ -247,7 +247,8 @@ def releases(c):
         {name: snapshot.listing(name) for name in env.hosts if name in snapshot.hosts},
         drift=snapshot.drift(),
         unreachable=fleet.unreachable,
-        wheel_sets=wheels.role_wheel_sets(env.roles, snapshot.current_wheel_sets()),
+        wheel_sets=wheels.role_wheel_sets(env.roles, {  # a host that runs no app code has no venv
+            name: found for name, found in snapshot.current_wheel_sets().items() if env.topology.runs_app(name)}),
         freeze=lock_host.freeze if lock_host else None,
         rotation=rotation_listing(env, upstreams, {**fleet.unreachable, **unread}, fleet.address_of)))
     if fleet.unreachable:

@@ -22,11 +22,14 @@ class Topology:
     services: Dict[str, object]
     #: The role whose supervisor programs are the pillows (start_pillows, stop_pillows).
     pillow_role: str
+    #: Roles that run the app's code whatever their services: manage's, migrate's, predeploy's.
+    app_roles: Tuple[str, ...] = ()
 
     @classmethod
     def of(cls, env):
+        app_roles = tuple(setting.role for setting in (env.manage, env.migrate, env.predeploy) if setting)
         return cls(env.name, {role: tuple(hosts) for role, hosts in env.roles.items()},
-                   dict(env.services), env.pillow_role)
+                   dict(env.services), env.pillow_role, app_roles)
 
     # --- hosts and roles
 
@@ -48,6 +51,14 @@ class Topology:
                 f"{self.environment}: unknown role {role!r} (roles: {', '.join(sorted(self.roles))})"
             )
         return list(self.roles[role])
+
+    def runs_app(self, host):
+        """Whether `host` runs the app's code, so needs the release's virtualenv and build
+        commands: unless it has services and all of them run none (`app: false`, e.g. a
+        proxy), and it is in no role that runs app code (`app_roles`)."""
+        services = self.services_on(host)
+        return (not services or any(s.runs_app for s in services.values())
+                or any(role in self.app_roles for role in self.roles_of(host)))
 
     # --- services and programs
 

@@ -15,6 +15,7 @@ command -v runuser >/dev/null || packages+=(util-linux)
 command -v ss >/dev/null || packages+=(iproute2)
 [ -x /usr/sbin/nginx ] || packages+=(nginx)
 command -v shellcheck >/dev/null || packages+=(shellcheck)  # tests/test_remote_scripts.py
+command -v iptables >/dev/null || packages+=(iptables)  # tests/test_build_once.py: hosts refused the index
 # The tests start a throwaway PostgreSQL cluster for the shared history store.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ]; then

@@ -99,3 +99,13 @@ def test_the_script_answers_how_many_it_was_told(tmp_path):
                              str(tmp_path / "venvs"), "1", OLD, A, B], capture_output=True, text=True, check=True)
     assert result.stdout == "removed 1 2\n"
     assert os.listdir(tmp_path / "releases") == [] and os.listdir(tmp_path / "venvs") == []
+
+
+def test_a_release_built_without_a_venv_lets_unused_venvs_go_and_an_unknown_one_keeps_them(tmp_path):
+    from fab.rollout import NO_VENV, Built
+
+    root = code_root(tmp_path, {OLD: A, LIVE: None})  # LIVE: built on a host that runs no app code
+    run_step(cleanup.delete_releases(host_at(root), [OLD], Built(LIVE, None)))  # its venv unknown
+    assert left(root) == ([LIVE], [A, B, C, "not-ours"])
+    run_step(cleanup.delete_releases(host_at(root), [], Built(LIVE, NO_VENV)))
+    assert left(root) == ([LIVE], ["not-ours"])

@@ -9,10 +9,8 @@ git and pip really got them. While it runs, every process's argv on the machine
 """
 import base64
 import contextlib
-import hashlib
 import http.server
 import os
-import re
 import secrets as random_secrets
 import stat
 import subprocess
@@ -21,7 +19,9 @@ import time
 
 import pytest
 
-from conftest import assert_ok, environment_of_its_own
+from conftest import DeployEnv, assert_ok, environment_of_its_own
+from package_index import answer, index_response
+from package_index import serving as serving_server
 from fab import sandbox
 from fab.operations import credentials
 
@@ -66,19 +66,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         authorized = self.headers.get("Authorization") == expected
         self.server.requests.append((path, authorized))
         if not authorized:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="test"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        status, headers, body = self._git() if path.startswith("/app.git/") else self._index(path)
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+            return answer(self, 401, [("WWW-Authenticate", 'Basic realm="test"')], b"")
+        answer(self, *(self._git() if path.startswith("/app.git/") else self._index(path)), head=head)
 
     def _git(self):
         """git's smart HTTP protocol, by `git http-backend` (a CGI program)."""
@@ -105,26 +94,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _index(self, path):
         """A PEP 503 index of the wheelhouse."""
-        wheels = sorted(os.listdir(self.server.wheelhouse))
-        match = re.match(r"^/simple/([^/]+)/$", path)
-        if match:
-            project = _normalized(match.group(1))
-            links = "".join(f'<a href="/files/{name}#sha256={_sha256(self.server.wheelhouse, name)}">{name}</a>\n'
-                            for name in wheels if _normalized(name.split("-")[0]) == project)
-            return 200, [("Content-Type", "text/html")], f"<html><body>\n{links}</body></html>\n".encode()
-        if path.startswith("/files/") and path[len("/files/"):] in wheels:
-            with open(os.path.join(self.server.wheelhouse, path[len("/files/"):]), "rb") as handle:
-                return 200, [("Content-Type", "application/octet-stream")], handle.read()
-        return 404, [], b""
-
-
-def _normalized(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _sha256(folder, name):
-    with open(os.path.join(folder, name), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return index_response(self.server.wheelhouse, path)
 
 
 @contextlib.contextmanager
@@ -132,14 +102,8 @@ def serving(tmp_path, spec):
     """The credential server on a copy of the sample app's repository, in a thread."""
     repo = str(tmp_path / "served" / "app.git")
     subprocess.run(["git", "clone", "--quiet", "--bare", spec.app_repo, repo], check=True)
-    server = CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_server(CredentialServer(os.path.realpath(repo), sandbox.tools.WHEELHOUSE)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class ArgvSampler:
@@ -295,10 +259,11 @@ def test_no_step_script_carries_a_credential():
                   f"--extra-index-url=https://{TOKEN}@more.example.com/simple",
                   "--extra-index-url", "https://public.example.com/simple", "--find-links", "/srv/wheels"],
         requirements=["requirements.txt"], python="/usr/bin/python3", virtualenv="virtualenv", uv="uv",
+        topology=SimpleNamespace(runs_app=lambda name: True),
         wheels=SimpleNamespace(build="each_host"),  # hosts install from the index themselves
     )
     paths = Paths("/home/deploy/www/app")
-    host = SimpleNamespace(env=env, paths=paths, state=SimpleNamespace(venvs={}))
+    host = SimpleNamespace(name="web1", env=env, paths=paths, state=SimpleNamespace(venvs={}))
     scripts = [code.checkout(host, "20260101T000000Z", "a" * 40).body, virtualenv.ensure(host, "r").body]
     for script in scripts:
         assert TOKEN not in script and INDEX_PASSWORD not in script
@@ -306,8 +271,15 @@ def test_no_step_script_carries_a_credential():
     assert "https://git.example.com/app.git" in scripts[0]
     assert ("--no-cache-dir -i https://pypi.example.com/simple --extra-index-url=https://more.example.com/simple "
             "--extra-index-url https://public.example.com/simple --find-links /srv/wheels") in scripts[1]
-    assert credentials.variables_text(env, paths) == (
+    assert credentials.variables_text(host) == (
         f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\nNETRC=/home/deploy/www/app/.deploy-netrc\n")
+    proxy = SimpleNamespace(name="proxy1", env=SimpleNamespace(**{**vars(env), "topology": SimpleNamespace(
+        runs_app=lambda name: name != "proxy1")}), paths=paths)
+    assert credentials.index_logins(proxy) == {}  # it installs no packages: no index credentials
+    assert credentials.variables_text(proxy) == f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\n"
+    assert credentials.load_line(proxy).splitlines() == [  # an earlier deploy's netrc goes
+        "set -a; . /home/deploy/www/app/.deploy-credentials; set +a",
+        'for file in /home/deploy/www/app/.deploy-netrc; do if [ -e "$file" ]; then rm -f "$file"; fi; done']
     assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
         f'machine more.example.com login {TOKEN} password ""\n'
         f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")

@@ -16,7 +16,7 @@ from fab.paths import Paths
 NAME = "2026-12-01_00.00.00"
 
 
-def host_for(tmp_path, secrets=None, checks=()):
+def host_for(tmp_path, secrets=None, checks=(), runs_app=True):
     paths = Paths(str(tmp_path / "root"))
     release = paths.release(NAME)
     os.makedirs(os.path.join(release, "python_env", "bin"))
@@ -26,8 +26,9 @@ def host_for(tmp_path, secrets=None, checks=()):
         os.makedirs(paths.shared)
         with open(paths.secrets_file, "w") as handle:
             handle.write(secrets_file_text(secrets))
-    env = types.SimpleNamespace(secrets=bool(secrets), checks=list(checks), build_commands=[])
-    return types.SimpleNamespace(env=env, paths=paths)
+    env = types.SimpleNamespace(secrets=bool(secrets), checks=list(checks), build_commands=[],
+                                topology=types.SimpleNamespace(runs_app=lambda name: runs_app))
+    return types.SimpleNamespace(name="web1", env=env, paths=paths)
 
 
 def run(step):
@@ -88,6 +89,18 @@ def test_a_release_whose_python_does_not_run_fails_its_check(tmp_path):
     os.remove(os.path.join(host.paths.release(NAME), "python_env", "bin", "python"))
     result, _, failed = run(build.preswap_check(host, NAME, []))
     assert failed == "check" and result.stderr.strip().splitlines()[-1] == "python_env does not run"
+
+
+def test_a_host_that_runs_no_app_code_checks_only_its_configs(tmp_path):
+    host = host_for(tmp_path, checks=["false"], runs_app=False)
+    os.remove(os.path.join(host.paths.release(NAME), "python_env", "bin", "python"))  # it has no venv
+    services = host.paths.release_services(NAME)
+    os.makedirs(services)
+    open(os.path.join(services, "prod-proxy.conf"), "w").close()
+    result, note, failed = run(build.preswap_check(host, NAME, ["prod-proxy"]))
+    assert result.returncode == 0 and note == "ready", result.stderr
+    result, _, failed = run(build.preswap_check(host, NAME, ["prod-gone"]))
+    assert failed == "check" and result.stderr.strip() == f"missing {services}/prod-gone.conf"
 
 
 def test_the_manage_command_keeps_its_exit_code(tmp_path):

@@ -65,6 +65,12 @@ def test_unchanged_requirements_reuse_the_live_venv():
     assert "requirements unchanged" in decided.reason
 
 
+def test_a_host_that_runs_no_app_code_gets_no_venv_whatever_its_facts():
+    decided = plans.virtualenv_plan(["requirements.txt"], None, PIP, facts(), name(1), runs_app=False)
+    assert (decided.action, decided.key) == ("none", None)
+    assert decided.reason.startswith("no venv and no build commands")
+
+
 def test_a_changed_requirements_file_builds_and_is_named():
     new = {"requirements.txt": b"gunicorn==23.0.0\nrequests\n"}
     decided = plans.virtualenv_plan(["requirements.txt"], new, PIP, facts(), name(1))

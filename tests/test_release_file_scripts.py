@@ -44,8 +44,13 @@ class LocalHost:
             handle.write(content)
 
 
+def host_running(tmp_path, runs_app=True):
+    env = types.SimpleNamespace(topology=types.SimpleNamespace(runs_app=lambda name: runs_app))
+    return types.SimpleNamespace(name="web1", env=env, paths=Paths(str(tmp_path / "root")))
+
+
 def test_a_release_is_created_with_its_metadata_then_marked(tmp_path):
-    host = types.SimpleNamespace(paths=Paths(str(tmp_path / "root")))
+    host = host_running(tmp_path)
     assert run_step(release.create(host, META)) == "created"
     for path in (host.paths.shared, host.paths.log, host.paths.venvs, host.paths.release_steps(META.name)):
         assert os.path.isdir(path)
@@ -57,6 +62,13 @@ def test_a_release_is_created_with_its_metadata_then_marked(tmp_path):
     with open(host.paths.release_meta(META.name)) as handle:
         assert ReleaseMeta.from_json(handle.read(), META.name).status == GOOD
     assert sorted(os.listdir(os.path.dirname(host.paths.release_meta(META.name)))) == ["meta.json", "steps"]
+
+
+def test_a_release_on_a_host_that_runs_no_app_code_makes_no_venvs_directory(tmp_path):
+    host = host_running(tmp_path, runs_app=False)
+    assert run_step(release.create(host, META)) == "created"
+    assert os.path.isdir(host.paths.release_steps(META.name)) and os.path.isdir(host.paths.log)
+    assert not os.path.exists(host.paths.venvs)
 
 
 def test_a_mark_of_a_release_cleanup_removed_creates_nothing(tmp_path):

@@ -272,7 +272,7 @@ def test_port_service_is_started_when_down_and_reloaded_when_up(deploy_env):
     services = {
         "web": {"role": "webworkers", "template": "supervisor/gunicorn.conf.j2", "port": env.port,
                 "health_check": {"path": "/health", "version_path": "/version"}},
-        "portd": {"role": "pillowtop", "control": "port", "port": port, "daemonizes": False,
+        "portd": {"role": "pillowtop", "control": "port", "port": port, "daemonizes": False, "app": True,
                   "start": "python_env/bin/python portd.py {address} {port} {current}",
                   "reload": "kill -HUP {pid}",
                   "before": f"echo before >> {hooks}", "after": f"echo after >> {hooks}",

@@ -360,3 +360,15 @@ def test_a_reload_needs_the_same_venv_and_config_on_both_sides(reloadable, runni
     for program in reloads:
         assert venvs[running] == venvs[target]
         assert configs[running][program] == configs[target][program]
+
+
+@pytest.mark.parametrize("venvs,expected", [
+    ({}, {"cache"}),  # no venv on either side (a host that runs no app code)
+    ({"r1": "v1", "r2": "v2"}, {"cache"}),  # another venv: what runs app code restarts
+    (SAME, {"web", "cache"}),
+])
+def test_a_program_that_runs_no_app_code_reloads_whatever_the_venv(venvs, expected):
+    configs = {"r1": {"web": "d1", "cache": "d3"}, "r2": {"web": "d1", "cache": "d3"}}
+    assert reloads_in_place({"web", "cache"}, "r1", "r2", venvs, configs, venv_free={"cache"}) == expected
+    changed = {**configs, "r2": {"web": "d1", "cache": "d4"}}
+    assert "cache" not in reloads_in_place({"web", "cache"}, "r1", "r2", venvs, changed, venv_free={"cache"})

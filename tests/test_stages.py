@@ -99,6 +99,44 @@ def test_a_build_step_that_ran_says_what_it_made(env):
     assert unreadable == rollout.Built(NEW, None, {})  # unknown: its programs restart
 
 
+@pytest.fixture
+def proxied(tmp_path):
+    """An environment with a proxy host (nginx, a port service) and a supervisor
+    service that runs no app code (app: false) on its own host."""
+    (tmp_path / "prod.yml").write_text("""
+app: {repo: /srv/app.git}
+code_root: ~/www
+roles:
+  webworkers: [web1]
+  proxy: [proxy1]
+  cache: [cache1]
+build_commands: [make]
+services:
+  web: {role: webworkers, template: supervisor/gunicorn.conf.j2, port: 8000, restart: reload}
+  proxy: {role: proxy, control: port, port: 8080, start: nginx, template: nginx/proxy.conf.j2, balances: web}
+  cache: {role: cache, template: supervisor/pillow.conf.j2, restart: reload, app: false}
+""")
+    return load_environment("prod", str(tmp_path))
+
+
+def test_a_host_that_runs_no_app_code_gets_no_venv_and_no_build_commands(proxied):
+    web, proxy = FakeHost("web1", proxied, state()), FakeHost("proxy1", proxied, state())
+    assert [step.name for step in stages.app_steps(web, NEW)] == ["virtualenv", "build"]
+    assert stages.app_steps(proxy, NEW) == []
+    built = stages.built_on(proxy, NEW, {"services": ran("1 service config(s) rendered")})
+    assert built.venv == rollout.NO_VENV and set(built.configs) == {proxied.topology.program_name("proxy")}
+
+
+def test_a_program_that_runs_no_app_code_reloads_in_place_with_no_venv_on_either_side(proxied):
+    program = proxied.topology.program_name("cache")
+    read = state(OLD, [meta(OLD)], configs={OLD: {program: "aa"}})  # no venv link: it has none
+    moves = rollout.Moves(FleetSnapshot.of({"cache1": read}),
+                          {"cache1": rollout.Built(NEW, rollout.NO_VENV, {program: "aa"})})
+    assert rollout.in_place_reloads(FakeHost("cache1", proxied, read), moves, Target(NEW)) == {program}
+    changed = rollout.Moves(moves.snapshot, {"cache1": rollout.Built(NEW, rollout.NO_VENV, {program: "bb"})})
+    assert rollout.in_place_reloads(FakeHost("cache1", proxied, read), changed, Target(NEW)) == set()
+
+
 # --- go live: reload or restart ---------------------------------------------------
 
 

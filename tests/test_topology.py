@@ -163,3 +163,57 @@ def test_a_hosts_services_are_its_roles_services_each_controlled_one_way(env):
 def test_a_topology_is_built_from_the_settings_alone():
     built = Topology.of(environment())
     assert (built.environment, built.pillow_role, built.roles["apiproxy"]) == ("prod", "pillowtop", ("proxy2",))
+
+
+# --- which hosts run the app's code -----------------------------------------------------
+
+PROXIED = {
+    "web": {"role": "webworkers", "template": "gunicorn.conf.j2", "port": 8000},
+    "proxy": {"role": "proxy", "control": "port", "port": 8080, "start": "nginx", "balances": "web"},
+    "memcached": {"role": "cache", "template": "memcached.conf.j2", "app": False},
+}
+
+
+@pytest.mark.parametrize("roles,settings,runs_app", [
+    ({"proxy": ["h"]}, {}, False),  # a proxy alone: port services run no app code by default
+    ({"cache": ["h"]}, {}, False),  # a supervisor service that says it runs none
+    ({"proxy": ["h"], "cache": ["h"]}, {}, False),
+    ({"proxy": ["h"], "webworkers": ["h"]}, {}, True),  # beside a web service
+    ({"proxy": ["h"]}, {"proxy": {"app": True}}, True),  # the environment says it does
+    ({"webworkers": ["h"]}, {"web": {"app": False}}, False),
+    ({"proxy": ["h"], "tools": ["h"]}, {"manage": {"role": "tools"}}, True),  # manage runs there
+    ({"proxy": ["h"]}, {"manage": {"role": "proxy"}}, True),
+    ({"proxy": ["h"]}, {"migrate": {"role": "proxy", "command": "m"}}, True),
+    ({"proxy": ["h"]}, {"predeploy": {"role": "proxy", "commands": ["p"]}}, True),
+    ({"tools": ["h"]}, {}, True),  # no service at all: nothing says it runs no app code
+])
+def test_a_host_runs_the_app_unless_all_its_services_run_none_and_no_app_role_names_it(roles, settings, runs_app):
+    services = {name: {**service, **settings.get(name, {})} for name, service in PROXIED.items()}
+    others = {key: value for key, value in settings.items() if key not in services}
+    roles = {"webworkers": ["w"], "proxy": ["p"], "cache": ["c"], **roles}
+    env = Environment.model_validate({"name": "prod", "app": {"repo": "/dev/null"}, "code_root": "/srv/app",
+                                      "roles": roles, "services": services, **others})
+    assert env.topology.runs_app("h") is runs_app
+
+
+@pytest.mark.parametrize("service,runs_app", [
+    ({"template": "t.j2"}, True),
+    ({"template": "t.j2", "app": False}, False),
+    ({"control": "port", "port": 80, "start": "nginx"}, False),
+    ({"control": "port", "port": 80, "start": "./serve", "app": True}, True),
+])
+def test_a_service_runs_app_code_by_default_when_supervisor_runs_it(service, runs_app):
+    from fab.settings import Service
+
+    assert Service.model_validate({"role": "r", **service}).runs_app is runs_app
+
+
+def test_a_service_that_runs_no_app_code_may_not_start_the_releases_python():
+    from pydantic import ValidationError
+
+    from fab.settings import Service
+
+    port = {"role": "r", "control": "port", "port": 80, "start": "python_env/bin/python serve.py"}
+    with pytest.raises(ValidationError, match="uses the release's virtualenv|use the release's virtualenv"):
+        Service.model_validate(port)
+    assert Service.model_validate({**port, "app": True}).runs_app

@@ -16,11 +16,11 @@ from fab.steps import Step
 ROLES = ALL_ROLES
 
 
-def in_release(host, mode, release_dir, *args):
+def in_release(host, mode, release_dir, *args, venv=True):
     """The arguments of fab/remote/in_release.sh (`run` or `check`), which runs the
-    environment's commands in `release_dir` with its virtualenv first on PATH and the
-    environment's secrets exported."""
-    return [mode, release_dir, host.paths.secrets_file if host.env.secrets else "", VENV_LINK, *args]
+    environment's commands in `release_dir` with its virtualenv first on PATH (unless
+    not `venv`) and the environment's secrets exported."""
+    return [mode, release_dir, host.paths.secrets_file if host.env.secrets else "", VENV_LINK if venv else "", *args]
 
 
 def build_commands(host, release_name):
@@ -45,9 +45,11 @@ def run_release_commands(host, release_name, step, commands, timeout=None):
 
 
 def preswap_check(host, release_name, programs):
-    """Step: check the release can run: its python starts, its service configs exist
-    and the environment's checks pass."""
+    """Step: check the release can run: its service configs exist and, where the host
+    runs app code, its python starts and the environment's checks pass."""
     paths = host.paths
+    app = host.env.topology.runs_app(host.name)
     confs = [f"{paths.release_services(release_name)}/{program}.conf" for program in programs]
-    args = in_release(host, "check", paths.release(release_name), len(confs), *confs, *host.env.checks)
+    args = in_release(host, "check", paths.release(release_name), len(confs), *confs,
+                      *(host.env.checks if app else ()), venv=app)
     return Step("check", shell.exec_script("in_release", *args))

@@ -28,7 +28,7 @@ def delete_releases(host, names, built=None):
     if built is not None:
         if built.venv:
             links[built.release] = built.venv
-        else:
+        elif built.venv is None:  # unknown (NO_VENV: it has none)
             unknown.add(built.release)
     doomed = [validate_release_name(name) for name in names]
     venvs = [values.hex_digest(key, "venv key") for key in unused_venvs(state.venv_dirs, links, unknown, doomed)]

@@ -165,7 +165,7 @@ def fetch_for_hotfix(host, release_name, commit, bundle=None):
     refuse it where it has a file or a symlink at a directory above one of the
     release's links into shared/ (a hotfix would write through it). Changes
     nothing in the release."""
-    if host.env.app.fetch == FETCH_HOSTS and credentials.needed(host.env):
+    if host.env.app.fetch == FETCH_HOSTS and credentials.needed_on(host):
         credentials.upload(host)  # before its git runs
     host.run(shell.script(_checkout(host, "fetch", commit, bundle=bundle),
                           _hotfix_script(host, "check", release_name, "", commit)))

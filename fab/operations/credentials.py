@@ -107,42 +107,50 @@ def hosts_git_environment(env):
     return git_environment(env.app.repo) if env.app.fetch == FETCH_HOSTS else {}
 
 
-def needed(env):
-    """Whether the hosts need credentials to fetch the code or the packages."""
-    return bool(hosts_git_environment(env) or pip_logins_on_hosts(env))
+def needed_on(host):
+    """Whether `host` needs credentials to fetch the code or the packages."""
+    return bool(hosts_git_environment(host.env) or index_logins(host))
 
 
-def pip_logins_on_hosts(env):
-    """{host: (user, password)} the hosts' pip needs: none where wheels are built
-    once (a builder host gets its own, for its build only: fab.operations.wheels)."""
-    logins = split_pip_args(env.pip_args)[1]
-    return logins if logins and env.wheels.build == "each_host" else {}
+def index_logins(host):
+    """{index host: (user, password)} the pip of `host` needs: none where wheels are
+    built once (a builder host gets its own, for its build only: fab.operations.wheels)
+    or where it runs no app code (it installs no packages)."""
+    logins = split_pip_args(host.env.pip_args)[1]
+    return logins if (logins and host.env.wheels.build == "each_host"
+                      and host.env.topology.runs_app(host.name)) else {}
 
 
-def variables_text(env, paths):
-    """The variables file: one KEY='value' line each, safe to source from sh."""
-    values = dict(hosts_git_environment(env))
-    if pip_logins_on_hosts(env):
-        values["NETRC"] = paths.netrc_file
+def variables_text(host):
+    """`host`'s variables file: one KEY='value' line each, safe to source from sh."""
+    values = dict(hosts_git_environment(host.env))
+    if index_logins(host):
+        values["NETRC"] = host.paths.netrc_file
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(values.items()))
 
 
 def load_line(host):
     """Shell for a step that runs git or pip: export the credentials' variables into
-    its own environment; without credentials, remove the files an earlier deploy left."""
+    its own environment; remove the files an earlier deploy left that the host needs
+    no more (all of them without credentials, the netrc where it installs no packages)."""
     paths = host.paths
-    files = " ".join(shell.quote(f) for f in (paths.credentials_file, paths.netrc_file))
-    if needed(host.env):
-        return f"set -a; . {shell.quote(paths.credentials_file)}; set +a"
-    return f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done"
+    load = needed_on(host)
+    kept = {paths.credentials_file} if load else set()
+    kept |= {paths.netrc_file} if index_logins(host) else set()
+    stale = [f for f in (paths.credentials_file, paths.netrc_file) if f not in kept]
+    lines = [f"set -a; . {shell.quote(paths.credentials_file)}; set +a"] if load else []
+    if stale:
+        files = " ".join(shell.quote(f) for f in stale)
+        lines.append(f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done")
+    return "\n".join(lines)
 
 
 def upload(host):
     """Put the credentials on the host: files of mode 0600, written over SFTP."""
     from fab.operations.shared import write_private
 
-    write_private(host, host.paths.credentials_file, variables_text(host.env, host.paths))
-    logins = pip_logins_on_hosts(host.env)
+    write_private(host, host.paths.credentials_file, variables_text(host))
+    logins = index_logins(host)
     if logins:
         write_private(host, host.paths.netrc_file, netrc_text(logins))
     return "credentials for git and pip in files of mode 0600"

@@ -12,10 +12,12 @@ ROLES = ALL_ROLES
 
 
 def create(host, meta):
-    """Step: create the release directory with its metadata. Safe to rerun."""
+    """Step: create the release directory with its metadata (and venvs/, where the
+    host runs app code). Safe to rerun."""
     paths = host.paths
+    venvs = [paths.venvs] if host.env.topology.runs_app(host.name) else []
     return Step("release", shell.exec_script("meta", "create", paths.release_meta(meta.name), meta.to_json(),
-                                             paths.shared, paths.log, paths.venvs, paths.release_steps(meta.name)))
+                                             paths.shared, paths.log, *venvs, paths.release_steps(meta.name)))
 
 
 def write_meta(host, meta):

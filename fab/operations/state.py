@@ -65,15 +65,17 @@ def arguments(paths, python=""):
             paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX, paths.freeze]
 
 
-def python_to_identify(env):
-    """The python whose identity a host's state reads: the environment's, where its
-    wheels are built once (the venv key is decided on the controller)."""
-    return env.python if env.wheels.build == "once" else ""
+def python_to_identify(host):
+    """The python whose identity `host`'s state reads: the environment's, where its
+    wheels are built once (the venv key is decided on the controller) and the host
+    runs app code (else it gets no venv)."""
+    env = host.env
+    return env.python if env.wheels.build == "once" and env.topology.runs_app(host.name) else ""
 
 
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths, python_to_identify(host.env))))
+    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths, python_to_identify(host))))
 
 
 def adopt(host, output):

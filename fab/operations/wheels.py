@@ -75,11 +75,12 @@ def requirement_contents(env, repo, commit):
 
 
 def host_keys(fleet, contents, release_name):
-    """{host: its venv key, or None where its virtualenv step is done in this release}."""
+    """{host: its venv key, or None where its virtualenv step is done in this release or
+    where it runs no app code (it gets no venv: fab.topology.Topology.runs_app)}."""
     keys = {}
     for name, host in fleet.hosts.items():
         state = host.state
-        if "virtualenv" in state.steps.get(release_name, ()):
+        if "virtualenv" in state.steps.get(release_name, ()) or not host.env.topology.runs_app(name):
             keys[name] = None
         elif state.python_version is None:
             raise DeployError(f"{name}: the environment's python ({host.env.python}) does not run there")

@@ -7,7 +7,7 @@ from fab import waves as wave_plan
 from fab.transfer import human_bytes
 
 VIRTUALENV_STYLES = {"reused": "green", "built": "yellow", "skipped": "dim", "unknown": "yellow",
-                     "fails": "bold red"}
+                     "fails": "bold red", "none": "dim"}
 CONFIG_STYLES = {"changed": "yellow", "added": "green", "removed": "red", "unchanged": "dim"}
 
 
