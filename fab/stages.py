@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import os
 
-from fab import decide, events, freezes, gates, hooks
+from fab import decide, events, freezes, gates, hooks, notify
 from fab import releases as rel
 from fab import rollout, transfer, waves
 from fab.errors import DeployError, Interrupted, Paused, StepFailed
@@ -327,6 +327,7 @@ def freeze(fleet, host, reason):
     record = freezes.record(reason, who_am_i(), controller_name(), os.getpid(), rel.utcnow())
     replaced = fleet.each("freeze", lambda one: freeze_ops.freeze(one, record), hosts=[host], quiet=True)[host.name]
     stream.publish(events.FreezeChanged(record, replaced))
+    tell(fleet, "frozen", reason)
     name = fleet.env.name
     stream.stage(f"{name} is frozen: {reason}; deploys, hotfixes and restarts refuse until `fab {name} unfreeze`")
     if replaced is not None:
@@ -341,4 +342,14 @@ def unfreeze(fleet, host):
         stream.stage(f"{name} was not frozen")
         return
     stream.publish(events.FreezeChanged(None, lifted))
+    tell(fleet, "unfrozen", lifted.get("reason") or "")
     stream.stage(f"{name} is unfrozen (it was frozen by {freezes.describe(lifted)})")
+
+
+def tell(fleet, event, message):
+    """The environment's webhooks (fab.notify) hear that it was frozen or unfrozen, and why."""
+    env = fleet.env
+    if env.notify:
+        task = "freeze" if event == "frozen" else "unfreeze"
+        notify.send(env, event, hooks.HookContext(environment=env.name, task=task, performer=who_am_i(),
+                                                  hosts=tuple(env.hosts), message=message))

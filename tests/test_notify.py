@@ -415,3 +415,16 @@ def test_a_hanging_and_a_failing_receiver_neither_fail_nor_hold_up_a_deploy(depl
     seconds = [float(re.match(r"\[\s*([\d.]+)s\]", line).group(1)) for line in result.stdout.splitlines()
                if "deploy finished" in line or "warning: notification" in line]
     assert seconds[-1] - seconds[0] <= 2.5, result.stdout
+
+
+def test_a_freeze_and_an_unfreeze_tell_the_webhooks_why(deploy_env):
+    from conftest import assert_ok
+
+    env = deploy_env
+    with receiving() as receiver:
+        env.write_config(notify=[{"url": receiver.url + "/deploys"}])
+        assert_ok(env.fab("freeze:payments incident"))
+        assert_ok(env.fab("unfreeze"))
+        received = receiver.wait_for(2)
+    assert [(body["event"], body["task"], body["message"]) for _, _, body in received] == [
+        ("frozen", "freeze", "payments incident"), ("unfrozen", "unfreeze", "payments incident")]
