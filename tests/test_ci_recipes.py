@@ -51,6 +51,9 @@ def app_clone(deploy_env, tmp_path):
     """A clone of the test app with the one-line fabfile an app's repository has: where
     a CI job runs."""
     clone = tmp_path / "app"
+    # The commit the job deploys, with the subject its message comes from (the shared
+    # test repository's last subject may be any other test's).
+    deploy_env.commit("ci.txt", "from CI\n", message="Fix the login page")
     subprocess.run(["git", "clone", "-q", deploy_env.spec.app_repo, str(clone)], check=True)
     (clone / "fabfile.py").write_text("from fab.tasks import *  # noqa: F401,F403\n")
     return clone
@@ -93,7 +96,7 @@ def test_a_recipe_that_deploys(recipe, deploy_env, app_clone):
     assert code == 0, stderr
     assert (document["outcome"], document["exit_code"], document["task"]) == ("succeeded", 0, "deploy")
     head = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=app_clone, capture_output=True, text=True).stdout
-    assert document["arguments"]["message"] == head.strip()
+    assert document["message"] == head.strip() == "Fix the login page"
     assert document["release"] == deploy_env.current("web1")
 
 

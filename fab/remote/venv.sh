@@ -89,12 +89,19 @@ case $mode in
         [[ $1 =~ ^[0-9a-f]{64}$ && $2 =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*\.whl$ ]] || {
           echo "venv.sh: not a wheel: ${1@Q} ${2@Q}" >&2; exit 2; }
         [ -f "$store/$1/$2" ] || { echo "wheel $2 is not in the store" >&2; exit 1; }
-        files+=("$store/$1/$2")
+        files+=("./$1/$2")  # from the store: pip reads a ';' in an absolute path (a code root) as a marker
         lines+="$1 $2"$'\n'
         shift 2
       done
       rm -rf "$venv"
-      if [ "${#files[@]}" -gt 0 ]; then make_venv --no-index --no-deps "${files[@]}"; else make_venv; fi
+      if [ "${#files[@]}" -gt 0 ]; then
+        release_dir=$PWD
+        cd -- "$store"
+        make_venv --no-index --no-deps "${files[@]}"
+        cd -- "$release_dir"
+      else
+        make_venv
+      fi
       printf %s "$lines" > "$venv/$manifest"
       result="installed $key $builder ${#files[@]}"
       : > "$venv/$complete"
