@@ -2,6 +2,7 @@
 real fleet, a real nginx answering 503 with the page and Retry-After, the health
 path still open, through a deploy, until it is switched off."""
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -76,6 +77,17 @@ def answer(url):
         return error.code, error.headers, error.read().decode()
 
 
+def settled_answer(url, status, seconds=5):
+    """The answer at `url` once it has `status`, or the last one after `seconds`: an old
+    nginx worker may still take a connection for a moment after a reload."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = answer(url)
+        if got[0] == status or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
 @pytest.mark.fleet
 def test_maintenance_on_answers_the_page_keeps_health_open_lasts_through_a_deploy_and_off_ends_it(deploy_env):
     env = deploy_env
@@ -87,7 +99,7 @@ def test_maintenance_on_answers_the_page_keeps_health_open_lasts_through_a_deplo
     result = assert_ok(env.fab("maintenance:on,message=Back at <5>"))
     assert "proxy: maintenance on" in step_notes(result.stdout, "maintenance")["proxy1"]
     assert "on, reloaded pid" in step_notes(result.stdout, "maintenance")["proxy1"]  # never restarted
-    status, headers, body = answer(f"{proxy}/some/page")
+    status, headers, body = settled_answer(f"{proxy}/some/page", 503)
     assert (status, headers["Retry-After"]) == (503, "90") and "Back at &lt;5&gt;" in body
     assert answer(f"{proxy}/health")[0] == 200 and answer(f"{proxy}/version")[0] == 200
     assert env.version("web1")  # the hosts' own checks, unaffected
@@ -97,9 +109,9 @@ def test_maintenance_on_answers_the_page_keeps_health_open_lasts_through_a_deplo
 
     env.commit("NEWS.txt", "during maintenance\n", "a deploy in maintenance")
     assert_ok(env.fab("deploy"))
-    assert answer(f"{proxy}/")[0] == 503
+    assert settled_answer(f"{proxy}/", 503)[0] == 503
 
     assert_ok(env.fab("maintenance:off"))
-    assert answer(f"{proxy}/")[0] == 200
+    assert settled_answer(f"{proxy}/", 200)[0] == 200
     assert "maintenance" not in json.loads(assert_ok(env.fab("releases:json=yes")).stdout)["releases"]["proxy1"]
     assert_one_line_error(env.fab("maintenance:of"), "say on or off")
