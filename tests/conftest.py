@@ -12,7 +12,6 @@ import contextlib
 import glob
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -155,14 +154,16 @@ class DeployEnv:
         """Another deployer holding this environment's lock (its owner `record`) while the
         block runs: the lock script run over ssh on web1 as a deployer runs it, its
         connection kept open. Yields that ssh process."""
+        from fab import shell
         from fab.operations import lock
         from fab.paths import Paths
 
-        with open(os.path.join(PROJECT_ROOT, "fab", "remote", "lock.sh")) as handle:
-            script = handle.read()
+        # Through step.sh, as the deployer runs it: killing the ssh below ends it on
+        # the host too (run bare, lock.sh outlived it and held the lock for later tests).
         holder = subprocess.Popen(
             ["ssh", "-F", self.spec.ssh_config, "web1",
-             shlex.join(["bash", "-c", script, "lock", *lock.lock_arguments(Paths(self.code_root("web1")), record)])],
+             shell.step_command(shell.remote_script("lock"),
+                                lock.lock_arguments(Paths(self.code_root("web1")), record))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().startswith("acquired ")
