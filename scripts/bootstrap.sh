@@ -18,6 +18,11 @@ command -v shellcheck >/dev/null || packages+=(shellcheck)  # tests/test_remote_
 command -v iptables >/dev/null || packages+=(iptables)  # tests/test_build_once.py: hosts refused the index
 # The tests start a throwaway PostgreSQL cluster for the shared history store.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
+# The dashboard's browser tests drive Debian's Chromium headless (tests only).
+if [ "$requirements" = requirements-dev.txt ]; then
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v chromedriver >/dev/null || packages+=(chromium-driver)
+fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "bootstrap: installing ${packages[*]}"
   # Installing a server package must not start a system-wide service here.
