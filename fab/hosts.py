@@ -218,7 +218,8 @@ def connect(name, env):
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
         raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
     config = Config(ssh_config=parsed_ssh_config(env.ssh_config_path() if env.ssh_config else None))
-    connection = StoppableConnection(name, config=config, connect_timeout=10)
+    connection = StoppableConnection(name, config=config, connect_timeout=10,
+                                     connect_kwargs={**config.connect_kwargs, "compress": env.ssh_compression})
     return Host(name, env, hostkeys.secure(connection))
 
 

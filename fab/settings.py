@@ -433,6 +433,10 @@ class Environment(_Strict):
     #: SSH connections opening at once, at most (like Kamal's 30); every host still
     #: works in parallel once connected.
     ssh_concurrency: int = Field(default=30, ge=1)
+    #: zlib on every SSH connection (OpenSSH's `Compression yes`): the remote scripts every
+    #: command carries shrink about fourfold, so the controller's upload to a large fleet
+    #: is mostly the artifacts themselves. Off: a fast network and a busy controller CPU.
+    ssh_compression: bool = True
     history: HistorySettings = HistorySettings()
     wheels: Wheels = Wheels()
     transfer: TransferSettings = TransferSettings()
