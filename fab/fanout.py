@@ -6,11 +6,13 @@ controller to ONE host that needs it (its seed); every host that holds an artifa
 in the next round and serves it in turn. So the holders of an artifact multiply by
 up to fanout + 1 each round: n hosts have it after 1 + ceil(log(n) / log(fanout + 1))
 rounds, and the controller sends each artifact once, however many hosts there are.
+A small artifact (`direct`: a code bundle of a few commits) is not worth a round of
+servers: the controller sends it to every host that needs it, in the first round.
 """
 CONTROLLER = "controller"
 
 
-def next_round(needs, holders, fanout, peers=True):
+def next_round(needs, holders, fanout, peers=True, direct=frozenset()):
     """One round: {receiver: {sha256: source}}, a source being CONTROLLER or a host.
 
     `needs`: {host: [sha256, ...]} what each host still lacks (in host order);
@@ -21,11 +23,17 @@ def next_round(needs, holders, fanout, peers=True):
     from holders, each serving at most `fanout` receivers, a receiver taking from a
     source it already has this round where it can, else the least busy holder with the
     most of what it lacks. A receiver gets what it can this round, the rest later.
+    The `direct` artifacts come from the controller to every host that lacks them.
     """
     if not peers:
         return {host: {sha: CONTROLLER for sha in shas} for host, shas in needs.items() if shas}
     plan = {}
-    unheld = [sha for sha in dict.fromkeys(s for shas in needs.values() for s in shas) if not holders.get(sha)]
+    for host, shas in needs.items():
+        for sha in shas:
+            if sha in direct:
+                plan.setdefault(host, {})[sha] = CONTROLLER
+    unheld = [sha for sha in dict.fromkeys(s for shas in needs.values() for s in shas)
+              if not holders.get(sha) and sha not in direct]
     for sha in unheld:
         wanting = [host for host, shas in needs.items() if sha in shas]
         seed = next((host for host in wanting if host in plan), None) or max(
@@ -70,13 +78,13 @@ def servers_after(plan, needs, holders):
     return {host for host, assigned in plan.items() if wanted_later & set(assigned)}
 
 
-def rounds(needs, holders, fanout, peers=True):
+def rounds(needs, holders, fanout, peers=True, direct=frozenset()):
     """Every round of a delivery where every transfer succeeds (what `plan=yes` could show,
     and what the tests check the fan-out against)."""
     made = []
     needs = {host: list(shas) for host, shas in needs.items() if shas}
     while needs:
-        plan = next_round(needs, holders, fanout, peers)
+        plan = next_round(needs, holders, fanout, peers, direct)
         if not plan:
             raise ValueError(f"nothing can be sent to {', '.join(needs)}")
         made.append(plan)

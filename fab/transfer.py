@@ -37,6 +37,10 @@ from fab.hosts import describe_error
 #: Hosts the controller sends to at once (its upload is shared between them).
 DIRECT_SENDS = 8
 CHUNK = 1 << 20
+#: Artifacts smaller than this go from the controller to each host that lacks them: a
+#: round of peer servers (a Python start on each, and a round trip to stop them) costs
+#: more than sending a code-only change's bundle of a few KB to every host.
+PEER_MIN_BYTES = 64 << 10
 #: Other peers a receiver tries, after the one the plan names, before the controller.
 ALTERNATES = 2
 #: Bytes per second one download from a peer may take (0: no limit): the tests slow
@@ -119,6 +123,7 @@ class _Delivery:
         self.peers = self.settings.peers and len(wanted) > 1
         self.hosts = {name: fleet.hosts[name] for name in wanted}
         self.artifacts = {a.sha256: a for artifacts in wanted.values() for a in artifacts}
+        self.direct = {sha for sha, artifact in self.artifacts.items() if artifact.size < PEER_MIN_BYTES}
         self.wanted = {name: [a.sha256 for a in artifacts] for name, artifacts in wanted.items()}
         self.received = {name: Received() for name in wanted}
         self.needs = {}  # host: [sha256] it still lacks
@@ -140,7 +145,7 @@ class _Delivery:
             stream.publish(events.StepStarted(name, self.step))
         self._each(self.hosts.values(), self._check)
         while self.needs:
-            plan = fanout.next_round(self.needs, self._holders(), self.settings.fanout, self.peers)
+            plan = fanout.next_round(self.needs, self._holders(), self.settings.fanout, self.peers, self.direct)
             if not plan:
                 raise RuntimeError(f"transfer: no source for {', '.join(self.needs)}")
             sources = {s for assigned in plan.values() for s in assigned.values()} - {CONTROLLER}

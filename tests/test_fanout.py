@@ -22,6 +22,17 @@ def test_the_controller_seeds_one_host_then_holders_serve_at_most_fanout_each():
     assert made[3] == {"h9": {"a": "h0"}}
 
 
+def test_a_small_artifact_goes_from_the_controller_to_every_host_at_once_and_starts_no_server():
+    needs = {host: ["bundle", "wheel"] for host in hosts(10)}
+    made = rounds(needs, {}, fanout=2, direct={"bundle"})
+    assert all(made[0][host]["bundle"] == CONTROLLER for host in hosts(10))
+    assert sorted(sha for plan in made for assigned in plan.values() for sha, source in assigned.items()
+                  if source == CONTROLLER) == ["bundle"] * 10 + ["wheel"]  # the big one still once
+    assert servers_after(made[0], needs, {}) == {"h0"}  # h0 serves the wheel, nobody the bundle
+    assert rounds({host: ["bundle"] for host in hosts(10)}, {}, fanout=2, direct={"bundle"}) == [
+        {host: {"bundle": CONTROLLER} for host in hosts(10)}]
+
+
 def test_hosts_that_hold_an_artifact_already_serve_it_and_the_controller_sends_nothing():
     plan = next_round({"h1": ["a"], "h2": ["a", "b"]}, {"a": ["h0"]}, fanout=3)
     assert plan == {"h2": {"b": CONTROLLER, "a": "h0"}, "h1": {"a": "h0"}}
