@@ -107,6 +107,7 @@ def environment(source, index, fleet, way):
     if way == "once" or "wheels" in schema.Environment.model_fields:
         settings["wheels"] = WAYS[way]["wheels"]
     settings["pip_args"] = ["--index-url", index.url]
+    settings["uv"] = fleets.UV  # both ways: a venv from local wheels is then cheap on each host
     os.makedirs(fleets.env_dir(spec), exist_ok=True)
     with open(os.path.join(fleets.env_dir(spec), f"{name}.yml"), "w") as handle:
         json.dump(settings, handle, indent=2)
@@ -154,7 +155,7 @@ def store_bytes(spec, env_name):
 def wipe_hosts(spec, env_name):
     """A cold start: the environment's code root and the hosts' pip and uv caches gone."""
     wipe(spec, spec.hosts, f"www/{env_name}")
-    for cache in (".cache/pip", ".cache/uv"):
+    for cache in (".cache/pip", ".cache/uv", ".cache/virtualenv"):
         wipe(spec, spec.hosts, cache)
 
 
