@@ -12,7 +12,7 @@ T0 = 1_800_000_000.0
 #: Every element and attribute the pictures produce: nothing else may appear.
 ELEMENTS = {"svg", "title", "g", "rect", "text", "line"}
 ATTRIBUTES = {"class", "viewBox", "width", "height", "role", "aria-label", "x", "y", "x1", "x2", "y1", "y2",
-              "fill", "stroke", "font-size", "font-weight", "text-anchor", "data-hosts", "data-host", "data-step",
+              "fill", "stroke", "stroke-width", "font-size", "font-weight", "text-anchor", "data-hosts", "data-host", "data-step",
               "data-wave", "data-day", "data-points"}
 
 
@@ -82,6 +82,7 @@ def test_bars_are_classed_and_filled_by_outcome():
     assert found["web2", "swap"].get("class") == "bar skipped"
     assert len({b.get("fill") for b in found.values()}) == 3
     assert "pip said no" in found["web2", "venv"].find(NS + "title").text
+    assert [t.text for t in by_class(root, "bar-label")] == ["venv", "venv"]  # the bars wide enough
 
 
 def test_an_unknown_outcome_shows_as_it_is():
@@ -145,10 +146,8 @@ def group_names(root):
 def test_explicit_waves_group_the_hosts_in_labelled_bands():
     waves = [("canary", ["web1"]), ("wave 1", ["web2", "web3"]), ("proxies", ["db1"])]
     root = parse(timeline_svg(WAVED, now=T0 + 99, waves=waves))
-    assert [g.get("data-wave") for g in by_class(root, "wave")] == ["canary", "wave 1", "proxies"]
+    assert group_names(root) == [("canary", ["web1"]), ("wave 1", ["web2", "web3"]), ("proxies", ["db1"])]
     assert [t.text for t in by_class(root, "wave-label")] == ["canary", "wave 1", "proxies"]
-    order = [g.get("data-host") for g in by_class(root, "host")]
-    assert order == ["web1", "web2", "web3", "db1"]
     bands = {g.get("data-wave"): g.find(NS + "rect") for g in by_class(root, "wave")}
     rows = {b.get("data-host"): float(b.get("y")) for b in bars(root)}
     for wave, members in waves:
@@ -164,8 +163,7 @@ def test_waves_in_the_operation_detail_are_used():
 
 def test_waves_are_inferred_from_when_hosts_went_live():
     root = parse(timeline_svg(WAVED, now=T0 + 99))
-    assert [t.text for t in by_class(root, "wave-label")] == ["wave 1", "wave 2", "other hosts"]
-    assert [g.get("data-host") for g in by_class(root, "host")] == ["web1", "web2", "web3", "db1"]
+    assert group_names(root) == [("wave 1", ["web1"]), ("wave 2", ["web2", "web3"]), ("other hosts", ["db1"])]
 
 
 def test_hosts_that_went_live_together_are_one_wave_and_one_group_is_unlabelled():

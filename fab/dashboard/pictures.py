@@ -103,33 +103,45 @@ def timeline_svg(operation, now=None, waves=None):
     body, y = [], TOP
     slowest = max(bars, key=lambda b: b["end"] - b["start"])
     for index, (wave, members) in enumerate(groups):
-        height = (len(members) + labelled) * row
         if labelled:
             body.append(f'<g class="wave" data-wave="{text(wave)}">'
-                        f'<rect class="wave-band" x="0" y="{y}" width="{WIDTH}" height="{height}" '
+                        f'<rect class="wave-band" x="0" y="{y}" width="{WIDTH}" height="{(len(members) + 1) * row}" '
                         f'fill="{BAND_FILLS[index % 2]}"/>'
                         f'<text class="wave-label" x="6" y="{y + row - 5}" fill="#333" font-size="{font}" '
-                        f'font-weight="bold">{text(wave)}</text></g>')
+                        f'font-weight="bold">{text(wave)}</text>')
             y += row
         for host in members:
-            body.append(f'<g class="host" data-host="{text(host)}">'
-                        f'<text class="host-label" x="{LABELS - 6}" y="{y + row - 5}" text-anchor="end" '
-                        f'fill="#222" font-size="{font}">{text(cut(host, HOST_LABEL_WIDTH))}</text>')
-            for b in (b for b in bars if b["host"] == host):
-                cls, fill = OUTCOMES.get(b["outcome"], OTHER)
-                tip = f"{host} {b['step']}: {b['outcome']}, {duration(b['end'] - b['start'])}"
-                tip += f" ({b['note']})" if b["note"] else ""
-                body.append(f'<rect class="bar {cls}" data-host="{text(host)}" data-step="{text(b["step"])}" '
-                            f'x="{number(x(b["start"]))}" y="{y + 2}" '
-                            f'width="{number(max(1.0, x(b["end"]) - x(b["start"])))}" height="{row - 4}" '
-                            f'fill="{fill}"><title>{text(tip)}</title></rect>')
-            body.append("</g>")
+            body.extend(host_row(host, [b for b in bars if b["host"] == host], x, y, row, font))
             if slowest["host"] == host:
                 body.append(slowest_label(slowest, x, y, row, font))
             y += row
+        if labelled:
+            body.append("</g>")
     body.extend(axis(start, span, x, y, font))
     said = f"{operation.get('task', 'operation')} timeline: {len(hosts)} host(s), {duration(span)}"
     return svg(WIDTH, y + AXIS, body, "timeline", said, hosts=len(hosts))
+
+
+def host_row(host, bars, x, y, row, font):
+    """A host's row at height `y`: its name, then a bar per step (`x`: time -> position),
+    with the step's name inside where it fits."""
+    parts = [f'<g class="host" data-host="{text(host)}">'
+             f'<text class="host-label" x="{LABELS - 6}" y="{y + row - 5}" text-anchor="end" '
+             f'fill="#222" font-size="{font}">{text(cut(host, HOST_LABEL_WIDTH))}</text>']
+    for b in bars:
+        cls, fill = OUTCOMES.get(b["outcome"], OTHER)
+        left, width = x(b["start"]), max(1.0, x(b["end"]) - x(b["start"]))
+        tip = f"{host} {b['step']}: {b['outcome']}, {duration(b['end'] - b['start'])}"
+        tip += f" ({b['note']})" if b["note"] else ""
+        # a thin light edge keeps neighbouring steps of one outcome apart
+        parts.append(f'<rect class="bar {cls}" data-host="{text(host)}" data-step="{text(b["step"])}" '
+                     f'x="{number(left)}" y="{y + 2}" width="{number(width)}" height="{row - 4}" '
+                     f'fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{text(tip)}</title></rect>')
+        if width >= len(b["step"]) * font * 0.6 + 6:
+            parts.append(f'<text class="bar-label" x="{number(left + 3)}" y="{y + row - 5}" fill="#fff" '
+                         f'font-size="{font - 1}">{text(b["step"])}</text>')
+    parts.append("</g>")
+    return parts
 
 
 def bar(step, operation, now):
