@@ -82,7 +82,9 @@ def test_bars_are_classed_and_filled_by_outcome():
     assert found["web2", "swap"].get("class") == "bar skipped"
     assert len({b.get("fill") for b in found.values()}) == 3
     assert "pip said no" in found["web2", "venv"].find(NS + "title").text
-    assert [t.text for t in by_class(root, "bar-label")] == ["venv", "venv"]  # the bars wide enough
+    labelled = {g.get("data-host"): [t.text for t in by_class(g, "bar-label")] for g in by_class(root, "host")}
+    # names inside the bars wide enough (about 19 px a second here): not web1's 1 s swap
+    assert labelled == {"web1": ["code", "venv"], "web2": ["code", "venv", "swap"], "db1": ["code"], "proxy1": []}
 
 
 def test_an_unknown_outcome_shows_as_it_is():
@@ -254,3 +256,11 @@ def test_bars_with_no_points_say_so():
 def test_no_script_and_no_style_anywhere():
     for svg_text in (timeline_svg(DEPLOY, now=T0 + 100), bars_svg(PER_DAY, "x"), timeline_svg(WAVED, now=T0)):
         assert "style" not in svg_text and "script" not in svg_text and " on" not in svg_text
+
+
+def test_the_time_runs_to_the_operations_end():
+    # 10 s of steps in an operation of 40 s (a hook ran after them): the bar takes a quarter
+    root = parse(timeline_svg(operation([step("web1", "code", 0, 10)], finished=40), now=T0 + 99))
+    (code,) = bars(root)
+    plot_right = max(float(line.get("x2")) for line in root.iter(NS + "line"))
+    assert float(code.get("width")) == pytest.approx((plot_right - float(code.get("x"))) / 4, abs=0.2)

@@ -88,7 +88,9 @@ def timeline_svg(operation, now=None, waves=None):
     if not bars:
         return empty("timeline", "no steps recorded", hosts=0)
     start = min([b["start"] for b in bars] + [operation.get("started_at") or bars[0]["start"]])
-    span = max(max(b["end"] for b in bars) - start, 1e-3)
+    # to the operation's end: what it did after its last step (a hook, a wait) shows too
+    end = max([b["end"] for b in bars] + [operation_end(operation, now)])
+    span = max(end - start, 1e-3)
     hosts = list(dict.fromkeys(b["host"] for b in sorted(bars, key=lambda b: b["start"])))
     hosts += [h for h in operation.get("hosts") or [] if h not in hosts]
     groups = grouped(hosts, waves or operation.get("waves") or inferred_waves(bars, hosts))
@@ -159,6 +161,9 @@ def bar(step, operation, now):
 
 
 def operation_end(operation, now):
+    """When the operation ended (its recorded end, or its start plus its seconds), or `now`."""
+    if operation.get("outcome") == "running":
+        return now
     if operation.get("finished_at") is not None:
         return operation["finished_at"]
     if operation.get("seconds") is not None and operation.get("started_at") is not None:
