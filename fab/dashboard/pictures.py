@@ -19,6 +19,9 @@ import html
 import re
 import time
 
+from fab import events
+from fab.history import liveness
+from fab.history.reconcile import UNRECORDED
 from fab.history.views import cut, duration
 from fab.shown import shown
 
@@ -32,13 +35,13 @@ HOST_LABEL_WIDTH = 26  # characters of a host's name shown (whole in its tooltip
 
 #: Step outcome -> (CSS class, fill). Others show as they are, classed `other`.
 OUTCOMES = {
-    "ok": ("ok", "#2e7d32"),
-    "failed": ("failed", "#c62828"),
-    "running": ("running", "#1565c0"),
-    "skipped": ("skipped", "#9e9e9e"),
-    "interrupted": ("interrupted", "#ef6c00"),
-    "put back": ("put-back", "#8e24aa"),
-    "not recorded": ("not-recorded", "#bdbdbd"),
+    events.OK: ("ok", "#2e7d32"),
+    events.FAILED: ("failed", "#c62828"),
+    liveness.RUNNING: ("running", "#1565c0"),
+    events.SKIPPED: ("skipped", "#9e9e9e"),
+    liveness.INTERRUPTED: ("interrupted", "#ef6c00"),
+    events.PUT_BACK: ("put-back", "#8e24aa"),
+    UNRECORDED: ("not-recorded", "#bdbdbd"),
 }
 OTHER = ("other", "#6d4c41")
 BAND_FILLS = ("#f3f6fa", "#e6ecf3")
@@ -150,10 +153,10 @@ def bar(step, operation, now):
     """A step as a bar: its host, name, outcome and note, and where it starts and ends."""
     outcome, end = step["outcome"], step.get("finished_at")
     if end is None:
-        if operation.get("outcome", "running") == "running":
+        if operation.get("outcome", liveness.RUNNING) == liveness.RUNNING:
             end = now
         else:  # cut off by the operation's end (fab.history.views.steps_table reads it so too)
-            outcome = "interrupted" if outcome == "running" else outcome
+            outcome = liveness.INTERRUPTED if outcome == liveness.RUNNING else outcome
             end = operation_end(operation, now)
     start = step["started_at"]
     return {"host": step["host"], "step": step["step"], "outcome": outcome, "note": step.get("note"),
@@ -162,7 +165,7 @@ def bar(step, operation, now):
 
 def operation_end(operation, now):
     """When the operation ended (its recorded end, or its start plus its seconds), or `now`."""
-    if operation.get("outcome") == "running":
+    if operation.get("outcome") == liveness.RUNNING:
         return now
     if operation.get("finished_at") is not None:
         return operation["finished_at"]
