@@ -94,9 +94,11 @@ def timeline_svg(operation, now=None, waves=None):
     # to the operation's end: what it did after its last step (a hook, a wait) shows too
     end = max([b["end"] for b in bars] + [operation_end(operation, now)])
     span = max(end - start, 1e-3)
-    hosts = list(dict.fromkeys(b["host"] for b in sorted(bars, key=lambda b: b["start"])))
-    hosts += [h for h in operation.get("hosts") or [] if h not in hosts]
-    groups = grouped(hosts, waves or operation.get("waves") or inferred_waves(bars, hosts))
+    by_host = {}  # host -> its bars, hosts in the order they began
+    for b in sorted(bars, key=lambda b: b["start"]):
+        by_host.setdefault(b["host"], []).append(b)
+    hosts = list(by_host) + [h for h in operation.get("hosts") or [] if h not in by_host]
+    groups = grouped(hosts, waves or operation.get("waves") or inferred_waves(by_host))
     labelled = len(groups) > 1 or bool(waves or operation.get("waves"))
     row = 18 if len(hosts) <= 60 else 12
     font = 11 if row == 18 else 9
@@ -116,7 +118,7 @@ def timeline_svg(operation, now=None, waves=None):
                         f'font-weight="bold">{text(wave)}</text>')
             y += row
         for host in members:
-            body.extend(host_row(host, [b for b in bars if b["host"] == host], x, y, row, font))
+            body.extend(host_row(host, by_host.get(host, []), x, y, row, font))
             if slowest["host"] == host:
                 body.append(slowest_label(slowest, x, y, row, font))
             y += row
@@ -219,11 +221,11 @@ def grouped(hosts, waves):
     return groups
 
 
-def inferred_waves(bars, hosts):
-    """Waves read from the steps' times (module doc): [("wave N", [host, ...])]."""
+def inferred_waves(by_host):
+    """Waves read from the steps' times (module doc; `by_host`: {host: its bars in the
+    order they began}): [("wave N", [host, ...])]."""
     trips = {}  # host -> (start, end) of its go-live round trip
-    for host in hosts:
-        steps = sorted((b for b in bars if b["host"] == host), key=lambda b: b["start"])
+    for host, steps in by_host.items():
         first = next((i for i, b in enumerate(steps) if b["step"] == "swap"), None)
         if first is None:
             first = next((i for i, b in enumerate(steps) if b["step"] == "restart"), None)
