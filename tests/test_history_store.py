@@ -70,6 +70,8 @@ def test_a_new_store_is_made_by_the_migrations_and_matches_the_model(env_dir, st
     for table in schema.metadata.sorted_tables:
         columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
         assert columns == {c.name: c.nullable for c in table.columns}, table.name
+        indexes = {index["name"]: index["column_names"] for index in inspector.get_indexes(table.name)}
+        assert indexes == {index.name: [c.name for c in index.columns] for index in table.indexes}, table.name
     with engine.connect() as connection:
         assert migrate.current(connection) == migrate.head()
     engine.dispose()
