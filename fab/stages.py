@@ -339,7 +339,7 @@ def freeze(fleet, host, reason):
     stream.publish(events.FreezeChanged(record, replaced))
     tell(fleet, "frozen", reason)
     name = fleet.env.name
-    stream.stage(f"{name} is frozen: {reason}; deploys, hotfixes and restarts refuse until `fab {name} unfreeze`")
+    stream.stage(freezes.announcement(name, reason))
     if replaced is not None:
         stream.note(f"(this replaces the freeze of {freezes.describe(replaced)})")
 
