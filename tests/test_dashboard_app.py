@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -178,6 +179,26 @@ def test_an_unknown_address_is_a_404_not_a_traceback(client, address):
     answer = client.get(address)
     assert answer.status_code == 404
     assert "Traceback" not in answer.text
+
+
+def test_a_bad_history_cursor_is_a_400(client):
+    assert client.get("/history", params={"before": "not-a-cursor"}).status_code == 400
+    assert "before" in client.get("/api/history", params={"before": "not-a-cursor"}).json()["error"]
+
+
+def test_a_store_that_cannot_be_read_is_a_503_in_one_line(tmp_path, monkeypatch):
+    url, ids = fixture.build(tmp_path)
+    (tmp_path / "deploy" / "environments").mkdir(parents=True)
+    monkeypatch.setenv("FAB_HISTORY_URL", url)
+    monkeypatch.setenv("DEPLOY_DIR", str(tmp_path / "deploy"))
+    with client_for(dict(os.environ)) as client:
+        assert client.get("/").status_code == 200  # the store is open
+        with sqlite3.connect(tmp_path / "history.sqlite") as database:  # then someone breaks it
+            database.execute("ALTER TABLE fab_operations RENAME TO gone")
+        for address, kind in (("/", "text/html"), ("/api/history", "application/json")):
+            answer = client.get(address)
+            assert answer.status_code == 503 and answer.headers["content-type"].startswith(kind)
+            assert "history store cannot be read" in answer.text and "Traceback" not in answer.text
 
 
 # --- hostile text and secrets ----------------------------------------------------

@@ -14,6 +14,7 @@ import time
 
 import jinja2
 from markupsafe import Markup
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -25,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from fab.dashboard import delivery, pages, pictures, reading
 from fab.dashboard.security import Guard
 from fab.errors import DeployError
+from fab.history.store import describe_database_error
 from fab.secrets import safe_to_show
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,9 +37,10 @@ KEEPALIVE_SECONDS = 15.0
 
 
 def create_app(catalogue_factory, token=None, behind_proxy=False):
-    """The dashboard over the Catalogue `catalogue_factory()` returns (opened at the
-    first request, closed when the app stops). With `token`, every request must show it
-    (security.Guard); `behind_proxy`: X-Forwarded-Proto says whether the browser used https."""
+    """The dashboard (an ASGI app: the Starlette app inside security.Guard) over the
+    Catalogue `catalogue_factory()` returns (opened at the first request, closed when the
+    app stops). With `token`, every request must show it; `behind_proxy`: X-Forwarded-Proto
+    says whether the browser used https."""
     catalogue = _Lazy(catalogue_factory)
     templates = Jinja2Templates(env=_template_environment())
 
@@ -155,7 +158,11 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
 
     async def store_error(request, error):
         # The store went away or refused a read: say so in one line (its URL masked).
-        return wrong(request, 503, safe_to_show(str(error)))
+        if isinstance(error, DBAPIError):
+            line = f"the history store cannot be read: {describe_database_error(error)}"
+        else:
+            line = str(error)
+        return wrong(request, 503, safe_to_show(line))
 
     routes = [
         Route("/", environments_page),
@@ -178,9 +185,10 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         catalogue.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, DeployError: store_error})
-    app.add_middleware(Guard, token=token, behind_proxy=behind_proxy)
-    return app
+                    exception_handlers={HTTPException: http_error, DeployError: store_error,
+                                        DBAPIError: store_error})
+    # Outside Starlette's own error middleware, so that even its 500 carries the headers.
+    return Guard(app, token=token, behind_proxy=behind_proxy)
 
 
 def timeline_of(detail, log):
