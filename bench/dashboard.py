@@ -224,7 +224,9 @@ def measure_http(url, operation_id, runs, workdir):
         for label, path, target in (("/ (environments)", "/", 150), ("/history", "/history", 150),
                                     (f"/operations/prod/{operation_id}", f"/operations/prod/{operation_id}", 300),
                                     ("/api/environments", "/api/environments", 150),
-                                    ("/api/history", "/api/history", 150)):
+                                    ("/api/history", "/api/history", 150),
+                                    ("/delivery?environment=prod&days=30 (no target)",
+                                     "/delivery?environment=prod&days=30", None)):
             show(label, timed(lambda: get(connection, path), runs), target)
     finally:
         server.terminate()
