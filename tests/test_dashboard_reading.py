@@ -214,6 +214,9 @@ def test_a_missing_store_is_no_history_and_is_never_created(tmp_path):
                                                   "running": None, "locked": None, "frozen": None}]
     assert reader.history({}) == ([], None) and reader.operation("prod", 1, NOW) is None
     assert not path.exists() and not path.parent.exists()
+    path.parent.mkdir()  # the first task records: the reader reads it from then on
+    record(new_store(f"sqlite:///{path}"), "prod", "deploy", release="r1")
+    assert reader.environment_summary("prod", NOW)["live"]["release"] == "r1"
 
 
 def test_a_store_at_an_older_schema_says_to_run_history_upgrade(url):

@@ -13,6 +13,7 @@ the dashboard's contract; fab.dashboard.summaries builds them from rows.
 """
 import heapq
 import os
+import threading
 import time
 
 import sqlalchemy as sa
@@ -29,8 +30,10 @@ from fab.identity import controller_name
 from fab.settings import HistorySettings
 
 DEFAULT_STALE_SECONDS = HistorySettings().stale_seconds
-#: Log lines read back from a rollback's end for the freeze it announced.
+#: Log lines read back from a rollback's end for the freeze it announced, and how many
+#: rollbacks since the last freeze or unfreeze are looked at.
 FREEZE_LOG_TAIL = 40
+FREEZE_ROLLBACKS = 10
 
 
 def discover(environ=os.environ):
@@ -93,6 +96,8 @@ class Reader:
         self._controller = controller_name()
         #: Why this store cannot be read (one line), or None.
         self.problem = None
+        self._url = url
+        self._opening = threading.Lock()
         self.engine = self._open(url)
         stored = self._stored_environments() if self.engine else []
         #: The environments read from this store (the Catalogue settles who reads which).
@@ -125,6 +130,10 @@ class Reader:
             self.engine.dispose()
 
     def _rows(self, query):
+        if self.engine is None and self.problem is None:
+            with self._opening:  # the first task since may have made the store
+                if self.engine is None:
+                    self.engine = self._open(self._url)
         if self.engine is None:
             return []
         with self.engine.connect() as connection:
@@ -175,7 +184,7 @@ class Reader:
         since = row["id"] if row else 0
         rollbacks = self._rows(sa.select(operations).where(
             operations.c.environment == environment, operations.c.task == "rollback", succeeded,
-            operations.c.id > since).order_by(operations.c.id.desc()).limit(20))
+            operations.c.id > since).order_by(operations.c.id.desc()).limit(FREEZE_ROLLBACKS))
         for rollback in rollbacks:  # a rollback that froze (rollback_freezes) says so at its end
             tail = [text for _, text in self.log_after(rollback["id"], max(0, rollback["log_lines"] - FREEZE_LOG_TAIL))]
             frozen = summaries.freeze(rollback, environment, tail)
