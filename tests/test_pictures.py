@@ -179,8 +179,10 @@ def test_a_put_back_is_not_a_new_wave():
     # web1 goes live, fails its health check; both go back together (a second swap)
     steps = [step("web1", "swap", 0, 1), step("web1", "health", 1, 3, "failed"), step("web2", "swap", 0.2, 1),
              step("web2", "health", 1, 2), step("web1", "swap", 5, 6), step("web2", "swap", 5, 6)]
-    assert inferred_waves([{**s, "start": s["started_at"], "end": s["finished_at"]} for s in steps],
-                          ["web1", "web2"]) == [("wave 1", ["web1", "web2"])]
+    by_host = {}
+    for s in sorted(steps, key=lambda s: s["started_at"]):
+        by_host.setdefault(s["host"], []).append({**s, "start": s["started_at"], "end": s["finished_at"]})
+    assert inferred_waves(by_host) == [("wave 1", ["web1", "web2"])]
 
 
 def test_waves_from_the_log_line_the_rollout_writes():
