@@ -353,8 +353,9 @@ def test_a_running_operation_is_followed_live_until_it_ends(tmp_path, monkeypatc
     for name, value in {"FAB_HISTORY_URL": url, "DEPLOY_DIR": str(tmp_path / "deploy")}.items():
         monkeypatch.setenv(name, value)
     with client_for(dict(os.environ)) as client:
-        row = row_of(client.get("/").text, "data-environment", "production")
-        assert '<span class="live">' in cell(row, "state")
+        environments = client.get("/").text
+        assert '<span class="live">' in cell(row_of(environments, "data-environment", "production"), "state")
+        assert f'data-running="production:{running}"' in environments  # live.js reloads when it changes
         page = client.get(f"/operations/production/{running}").text
         assert 'data-follow="yes"' in page and 'data-after="2"' in page
         received = []
