@@ -90,7 +90,7 @@ def test_delivery_page_shows_the_figures_of_its_twin(client):
         assert f'<dd id="{name}">' in page
 
 
-@pytest.mark.parametrize("days", ["0", "abc", "99999", "-3"])
+@pytest.mark.parametrize("days", ["0", "abc", "99999", "-3", "²", "1e3"])
 def test_delivery_refuses_a_bad_window(client, days):
     assert client.get("/delivery", params={"days": days}).status_code == 400
     answer = client.get("/api/delivery", params={"days": days})
@@ -220,7 +220,7 @@ def test_times_read_as_iso_with_epochs_where_computed():
 
 
 @pytest.mark.parametrize("last_event_id, after, expected", [
-    (None, None, 0), ("7", None, 7), (None, "5", 5), ("7", "5", 7), ("x", "5", 5), ("-1", None, 0)])
+    (None, None, 0), ("7", None, 7), (None, "5", 5), ("7", "5", 7), ("x", "5", 5), ("-1", None, 0), ("²", None, 0)])
 def test_where_a_stream_resumes(last_event_id, after, expected):
     assert pages.resume_after(last_event_id, after) == expected
 

@@ -65,16 +65,17 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         return pages.environments_page(catalogue.get(), time.time())
 
     def history_data(request):
+        filters, before = pages.history_filters(request.query_params), pages.history_cursor(request.query_params)
         try:
-            return pages.history_page(catalogue.get(), reading, request.query_params, time.time())
-        except pages.BadParameter as error:
-            raise HTTPException(400, str(error)) from None
+            rows, following = reading.history(catalogue.get(), filters, before=before, limit=pages.HISTORY_PAGE)
+        except ValueError:
+            raise HTTPException(400, f"before={before!r} is not a cursor this dashboard gave") from None
+        return pages.history_page(catalogue.get(), filters, rows, following)
 
-    def operation_data(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+    def operation_and_log(request):
+        environment, operation_id = _operation_address(request)
         detail = operation_of(environment, operation_id)
-        log = reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
-        return pages.operation_page(detail, log), timeline_of(detail, log)
+        return detail, reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
 
     def delivery_data(request):
         try:
@@ -82,12 +83,12 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         except pages.BadParameter as error:
             raise HTTPException(400, str(error)) from None
         if environment is None:
-            return pages.delivery_page(None, days, None, []), None
+            return pages.delivery_page(None, days, None, [])
         now = time.time()
         since = now - days * 86400
         operations = reader_of(environment).operations_in_window(environment, since, now)
         figures = delivery.figures(operations, since, now, now)
-        return pages.delivery_page(environment, days, figures, catalogue.get().environments), figures
+        return pages.delivery_page(environment, days, figures, catalogue.get().environments)
 
     def environments_page(request):
         return render(request, "environments.html", environments_data(request))
@@ -102,24 +103,19 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         return JSONResponse(history_data(request))
 
     def operation_page(request):
-        data, picture = operation_data(request)
-        return render(request, "operation.html", {**data, "timeline": Markup(picture)})
+        detail, log = operation_and_log(request)
+        return render(request, "operation.html",
+                      {**pages.operation_page(detail, log), "timeline": Markup(timeline_of(detail, log))})
 
     def operation_api(request):
-        data, _picture = operation_data(request)
-        data.pop("log")  # the log has its own address (log_api), paged
-        data.pop("follow_from")
-        data.pop("follows")
-        return JSONResponse(data)
+        # The same operation; its log has its own address (log_api), paged.
+        return JSONResponse(pages.with_iso_times(operation_of(*_operation_address(request))))
 
     def timeline(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
-        detail = operation_of(environment, operation_id)
-        log = reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
-        return Response(timeline_of(detail, log), media_type="image/svg+xml")
+        return Response(timeline_of(*operation_and_log(request)), media_type="image/svg+xml")
 
     def log_api(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+        environment, operation_id = _operation_address(request)
         detail = operation_of(environment, operation_id)
         after = pages.resume_after(None, request.query_params.get("after"))
         lines = reader_of(environment).log_after(operation_id, after, limit=pages.LOG_ON_PAGE)
@@ -128,16 +124,16 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
                              "last": lines[-1][0] if lines else after})
 
     def delivery_page(request):
-        data, figures = delivery_data(request)
-        charts = Markup(pictures.bars_svg(figures["per_day"], f"deploys per day, last {data['days']} days")
-                        ) if figures else ""
-        return render(request, "delivery.html", {**data, "chart": charts})
+        data = delivery_data(request)
+        chart = pages.chart_label(data["days"])
+        picture = Markup(pictures.bars_svg(data["figures"]["per_day"], chart)) if data["figures"] else ""
+        return render(request, "delivery.html", {**data, "chart": picture})
 
     def delivery_api(request):
-        return JSONResponse(delivery_data(request)[0])
+        return JSONResponse(delivery_data(request))
 
     async def log_stream(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+        environment, operation_id = _operation_address(request)
         await run_in_threadpool(operation_of, environment, operation_id)  # 404 before the stream begins
         after = pages.resume_after(request.headers.get("last-event-id"), request.query_params.get("after"))
         return StreamingResponse(_follow(reader_of(environment), environment, operation_id, after),
@@ -189,6 +185,10 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
                                         DBAPIError: store_error})
     # Outside Starlette's own error middleware, so that even its 500 carries the headers.
     return Guard(app, token=token, behind_proxy=behind_proxy)
+
+
+def _operation_address(request):
+    return request.path_params["environment"], request.path_params["operation_id"]
 
 
 def timeline_of(detail, log):
