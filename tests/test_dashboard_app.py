@@ -100,7 +100,8 @@ def test_delivery_refuses_a_bad_window(client, days):
 @pytest.mark.parametrize("address", ["/operations/nowhere/1", "/api/operations/nowhere/1",
                                      f"/operations/{ENVIRONMENT}/999999", "/operations/nowhere/1/log",
                                      "/operations/nowhere/1/timeline.svg", "/no/such/page",
-                                     f"/operations/{ENVIRONMENT}/abc"])
+                                     f"/operations/{ENVIRONMENT}/abc", f"/operations/{ENVIRONMENT}/{10 ** 30}",
+                                     f"/api/operations/{ENVIRONMENT}/{10 ** 30}/log"])
 def test_an_unknown_address_is_a_404_not_a_traceback(client, address):
     answer = client.get(address)
     assert answer.status_code == 404

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from fab import cli
 from fab.dashboard import delivery, pages, pictures, reading
 from fab.dashboard.security import Guard
 from fab.errors import DeployError
@@ -188,7 +189,11 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
 
 
 def _operation_address(request):
-    return request.path_params["environment"], request.path_params["operation_id"]
+    """(environment, operation id) of the address; 404 for an id no store can hold."""
+    environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+    if operation_id > cli.MAX_WHOLE_NUMBER:
+        raise HTTPException(404, f"{environment} has no operation {operation_id}")
+    return environment, operation_id
 
 
 def timeline_of(detail, log):
