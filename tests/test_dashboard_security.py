@@ -1,11 +1,15 @@
 """The dashboard's safety: the security headers on every answer, no inline script or
 style, read-only methods, the token (query, cookie, bearer; constant time), and the
 start-up refusals (an exposed bind with no one checking, a port in use)."""
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -47,6 +51,16 @@ def test_no_route_changes_anything(client, ids, method):
             answer = client.request(method, address)
             assert answer.status_code == 405, (method, address)
             assert answer.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("host, answered", [
+    ("127.0.0.1:8465", True), ("localhost:8465", True), ("[::1]:8465", True), ("127.0.0.1", True),
+    ("evil.example:8465", False), ("127.0.0.1.evil.example", False), ("", False), ("0.0.0.0:8465", False)])
+def test_on_loopback_only_a_loopback_host_is_answered(environ, host, answered):
+    with client_for(environ, local_only=True) as client:
+        answer = client.get("/api/environments", headers={"host": host})
+    assert (answer.status_code == 200) is answered, answer.text
+    assert answer.headers["x-content-type-options"] == "nosniff"
 
 
 # --- the token ---------------------------------------------------------------------
@@ -146,3 +160,35 @@ def test_an_exposed_bind_without_a_token_refuses_to_start(command):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "FAB_DASHBOARD_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_fab_dashboard_serves_until_interrupted(environ):
+    """`fab dashboard:port=N` answers on 127.0.0.1, and Ctrl-C ends it cleanly."""
+    port = free_port()
+    server = subprocess.Popen([".venv/bin/fab", f"dashboard:port={port}"], cwd=ROOT, env=environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/environments", timeout=2) as answer:
+                    assert answer.status == 200 and ENVIRONMENT in json.load(answer)["environments"][0]["environment"]
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate(timeout=5)
+                time.sleep(0.1)
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/" in out and "Traceback" not in err
+

@@ -37,11 +37,11 @@ POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 
 
-def create_app(catalogue_factory, token=None, behind_proxy=False):
+def create_app(catalogue_factory, token=None, behind_proxy=False, local_only=False):
     """The dashboard (an ASGI app: the Starlette app inside security.Guard) over the
     Catalogue `catalogue_factory()` returns (opened at the first request, closed when the
     app stops). With `token`, every request must show it; `behind_proxy`: X-Forwarded-Proto
-    says whether the browser used https."""
+    says whether the browser used https; `local_only`: only a loopback Host is answered."""
     catalogue = _Lazy(catalogue_factory)
     templates = Jinja2Templates(env=_template_environment())
 
@@ -185,7 +185,7 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
                     exception_handlers={HTTPException: http_error, DeployError: store_error,
                                         DBAPIError: store_error})
     # Outside Starlette's own error middleware, so that even its 500 carries the headers.
-    return Guard(app, token=token, behind_proxy=behind_proxy)
+    return Guard(app, token=token, behind_proxy=behind_proxy, local_only=local_only)
 
 
 def _operation_address(request):

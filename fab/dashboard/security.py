@@ -54,6 +54,17 @@ def check_exposure(bind, token, behind_proxy):
                          "authenticates (see README: Dashboard)")
 
 
+def host_is_loopback(host_header):
+    """Whether a Host header names this machine by a loopback name or address (a page of
+    another site whose name was made to resolve to 127.0.0.1, DNS rebinding, names its own)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return bool(host) and is_loopback(host)
+
+
 def token_matches(given, token):
     """Constant-time comparison (no early exit an attacker could time)."""
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
@@ -96,14 +107,16 @@ def _query_without_token(query):
 
 class Guard:
     """ASGI middleware in front of every route: the security headers on every answer
-    (pages, JSON, the log stream, static files, errors), only GET/HEAD, and, with a
+    (pages, JSON, the log stream, static files, errors), only GET/HEAD; with
+    `local_only`, only requests that name this machine by a loopback Host; with a
     token, nothing without it (cookie, `Authorization: Bearer`, or `?token=` once,
     which sets the cookie and redirects to the same address without it)."""
 
-    def __init__(self, app, token=None, behind_proxy=False):
+    def __init__(self, app, token=None, behind_proxy=False, local_only=False):
         self.app = app
         self.token = token
         self.behind_proxy = behind_proxy
+        self.local_only = local_only
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -116,6 +129,9 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        if self.local_only and not host_is_loopback(_header(scope, b"host")):
+            return await _plain(send_with_headers, 421, "421 Misdirected Request: this dashboard answers "
+                                "only to its loopback address")
         if scope["method"] not in READ_METHODS:
             return await _plain(send_with_headers, 405, "405 Method Not Allowed: the dashboard is read-only",
                                 [(b"allow", b"GET, HEAD")])
