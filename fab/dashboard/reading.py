@@ -99,9 +99,9 @@ class Reader:
         self._url = url
         self._opening = threading.Lock()
         self.engine = self._open(url)
-        stored = self._stored_environments() if self.engine else []
+        self._stored = self._stored_environments() if self.engine else []
         #: The environments read from this store (the Catalogue settles who reads which).
-        self.environments = sorted(set(self.configured) | set(stored))
+        self.environments = sorted(set(self.configured) | set(self._stored))
 
     def _open(self, url):
         path = sqlite_path(url)
@@ -146,6 +146,12 @@ class Reader:
     def _stored_environments(self):
         return [row["environment"] for row in self._rows(sa.select(operations.c.environment).distinct())]
 
+    def _exclusive(self):
+        """Whether every environment this store held when opened is read from it (no
+        other store's reader owns one): its queries then need no environment list, and
+        walk the primary key or a covering index instead."""
+        return set(self._stored) <= set(self.environments)
+
     def _stale_after(self, environment):
         return self._stale.get(environment, DEFAULT_STALE_SECONDS)
 
@@ -156,6 +162,12 @@ class Reader:
         return self._first(sa.select(operations).where(operations.c.environment == environment, *conditions)
                            .order_by(operations.c.id.desc()))
 
+    def _newest_succeeded(self, environment, tasks, *conditions):
+        """The newest successful operation of any of `tasks`: one query per task, each
+        walking back its (environment, task, id) index."""
+        rows = [self._newest(environment, operations.c.task == task, _succeeded(), *conditions) for task in tasks]
+        return max((row for row in rows if row), key=lambda row: row["id"], default=None)
+
     # -- the environments page ---------------------------------------------------
 
     def environment_summaries(self, now):
@@ -163,9 +175,7 @@ class Reader:
         return [self.environment_summary(name, now) for name in self.environments]
 
     def environment_summary(self, environment, now):
-        succeeded = operations.c.outcome == summaries.SUCCEEDED
-        live = self._newest(environment, operations.c.task.in_(summaries.LIVE_TASKS), succeeded,
-                            operations.c.release.isnot(None))
+        live = self._newest_succeeded(environment, summaries.LIVE_TASKS, operations.c.release.isnot(None))
         last = self._newest(environment)
         running = self._rows(sa.select(operations).where(
             operations.c.environment == environment, operations.c.outcome == liveness.RUNNING)
@@ -179,11 +189,10 @@ class Reader:
                 "frozen": self._frozen(environment)}
 
     def _frozen(self, environment):
-        succeeded = operations.c.outcome == summaries.SUCCEEDED
-        row = self._newest(environment, operations.c.task.in_(summaries.FREEZE_TASKS), succeeded)
+        row = self._newest_succeeded(environment, summaries.FREEZE_TASKS)
         since = row["id"] if row else 0
         rollbacks = self._rows(sa.select(operations).where(
-            operations.c.environment == environment, operations.c.task == "rollback", succeeded,
+            operations.c.environment == environment, operations.c.task == "rollback", _succeeded(),
             operations.c.id > since).order_by(operations.c.id.desc()).limit(FREEZE_ROLLBACKS))
         for rollback in rollbacks:  # a rollback that froze (rollback_freezes) says so at its end
             tail = [text for _, text in self.log_after(rollback["id"], max(0, rollback["log_lines"] - FREEZE_LOG_TAIL))]
@@ -214,7 +223,7 @@ class Reader:
         environment = filters.get("environment")
         if environment:
             query = query.where(operations.c.environment == environment)
-        else:  # a shared store may hold environments another store is read for
+        elif not self._exclusive():  # a shared store may hold environments another store is read for
             query = query.where(operations.c.environment.in_(self.environments))
         for field in ("task", "outcome"):
             if filters.get(field):
@@ -230,9 +239,10 @@ class Reader:
         values = {}
         for field in ("task", "outcome", "performer"):
             column = operations.c[field]
-            values[field] = [row[field] for row in self._rows(
-                sa.select(column).where(operations.c.environment.in_(self.environments)).distinct()
-                .order_by(column))]
+            query = sa.select(column).distinct().order_by(column)
+            if not self._exclusive():
+                query = query.where(operations.c.environment.in_(self.environments))
+            values[field] = [row[field] for row in self._rows(query)]
         return values
 
     # -- an operation --------------------------------------------------------------
@@ -272,6 +282,13 @@ class Reader:
             sa.select(operations).where(operations.c.environment == environment,
                                         operations.c.started_at >= since, operations.c.started_at < until)
             .order_by(operations.c.started_at, operations.c.id))]
+
+
+def _succeeded():
+    """outcome = succeeded, tested row by row (`|| ''`): most rows succeeded, so the
+    outcome index (for the history's filter) would walk most of the table, where the
+    environment's own index finds the newest in a few rows."""
+    return (operations.c.outcome + "") == summaries.SUCCEEDED
 
 
 def history(catalogue, filters, before=None, limit=50):
