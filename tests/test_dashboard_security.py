@@ -88,6 +88,8 @@ def test_the_token_in_the_address_becomes_a_cookie(guarded):
     assert cookie.startswith(f"{security.COOKIE}={TOKEN};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert guarded.get("/history?task=deploy").status_code == 200  # the client kept the cookie
+    elsewhere = guarded.get(f"/operations/%C3%A9t%C3%A9%20x/1?token={TOKEN}", follow_redirects=False)
+    assert elsewhere.headers["location"] == "/operations/%C3%A9t%C3%A9%20x/1"
 
 
 def test_the_api_takes_a_bearer_token(guarded):

@@ -151,7 +151,8 @@ class Guard:
         """Set the cookie and send the browser to the same address without the token
         (so it is neither bookmarked nor kept in the history)."""
         rest = _query_without_token(scope.get("query_string", b"").decode("latin-1"))
-        location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+        path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()  # as the browser sent it
+        location = path.decode("latin-1") + (f"?{rest}" if rest else "")
         cookie = (f"{COOKIE}={self.token}; Path=/; Max-Age={COOKIE_DAYS * 86400}; HttpOnly; SameSite=Strict"
                   + ("; Secure" if over_https(scope, self.behind_proxy) else ""))
         await _plain(send, 303, "303 See Other", [(b"location", location.encode("latin-1")),
