@@ -51,8 +51,8 @@ def check_exposure(bind, token, behind_proxy):
                          "letters, digits and ._~+/=- (e.g. `openssl rand -hex 32`)")
     if not is_loopback(bind) and not token and not behind_proxy:
         raise UsageError(f"dashboard: bind={bind} is reachable from other machines: set {TOKEN_VARIABLE} "
-                         "(a long random token), or give proxy=yes behind a reverse proxy that "
-                         "authenticates (see README: Dashboard)")
+                         "(a long random token), or give proxy=yes (--proxy) behind a reverse proxy "
+                         "that authenticates (see README: Dashboard)")
 
 
 def host_is_loopback(host_header):
