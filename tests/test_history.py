@@ -33,11 +33,13 @@ def operations(env, environ=None):
     return json.loads(assert_ok(env.fab("history:json=yes", environ=environ)).stdout)
 
 
-def start_fab(env, *args):
-    """`fab <env> <args>` in the background, its output read line by line into a queue."""
+def start_fab(env, *args, environ=None):
+    """`fab <env> <args>` in the background, its output read line by line into a queue;
+    `environ` adds environment variables."""
     process = subprocess.Popen(
         [FAB, env.name, *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory})
+        stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory, **(environ or {})})
     process.lines = queue.Queue()
     process.seen = []
 
