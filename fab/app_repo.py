@@ -206,6 +206,27 @@ def opened(repo, commits):
         yield fetched
 
 
+def describe_commit(repo, commit, environ=None):
+    """(committer time as epoch seconds, subject) of `commit` as the controller already
+    holds it (its cache of `repo`, or `repo` itself when it is a local path), or None
+    where it does not: nothing is fetched, one `git show` per place looked in."""
+    places = [cache_path(repo, os.environ if environ is None else environ)]
+    local = os.path.expanduser(credentials.public_url(repo))
+    if os.path.isdir(local):
+        places.append(local)
+    for place in places:
+        if not os.path.isdir(place):
+            continue
+        try:
+            shown = AppRepo(place, repo).git("show", "-s", "--format=%ct%x00%s", "--end-of-options", commit, "--")
+        except RepoUnreadable:
+            continue
+        seconds, _, subject = shown.rstrip("\n").partition("\0")
+        if seconds.isdigit():
+            return float(seconds), subject
+    return None
+
+
 def _git(git_dir, command, *args, binary=False, repo="", stdin=None):
     git, environ = credentials.controller_git(repo)
     try:

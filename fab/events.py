@@ -59,6 +59,18 @@ class ReleaseChosen(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class CommitDescribed(Event):
+    """What the controller's copy of the repository says of the task's commit: its
+    committer time (epoch seconds) and its subject (first line)."""
+
+    commit: str
+    committed_at: float
+    subject: str = ""
+
+    kind = "commit_described"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskContext(Event):
     """What the task's hooks and notifications are told about it: a
     fab.hooks.HookContext as a dict (release, commit, message, ...)."""

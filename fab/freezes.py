@@ -72,3 +72,19 @@ def after_rollback(message, leaving, target):
     which release it left for which."""
     return f"rolled back: {message}" if message else \
         f"rolled back: from {leaving or 'releases that differed'} to {target}"
+
+
+def announcement(environment, reason):
+    """What a task that froze the environment says (its stage line; the history's log keeps it)."""
+    return f"{environment} is frozen: {reason}; {_UNTIL}`fab {environment} unfreeze`"
+
+
+_UNTIL = "deploys, hotfixes and restarts refuse until "
+
+
+def announced_reason(line, environment):
+    """The reason in a stored log line that is `announcement` (a rollback that froze
+    with `rollback_freezes`), or None for any other line."""
+    _, found, said = line.partition(f"== {environment} is frozen: ")
+    ending = f"; {_UNTIL}`fab {environment} unfreeze`"
+    return said[:-len(ending)] if found and said.endswith(ending) else None

@@ -42,6 +42,11 @@ BY_TASK = {
         "operation": "the operation's id (from `history`; default: the newest)",
         "follow": "follow a running operation's log live until it ends",
     },
+    "dashboard": {
+        "bind": "the address to listen on (default 127.0.0.1; any other needs FAB_DASHBOARD_TOKEN or proxy=yes)",
+        "port": "the port to listen on (default 8465)",
+        "proxy": "behind a reverse proxy that authenticates (README: Dashboard): trust its X-Forwarded-* headers",
+    },
     "history_prune": {"days": "remove log text older than this many days (0: all of it; "
                               "default: history.retention_days)"},
 }

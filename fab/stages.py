@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import os
 
-from fab import decide, events, freezes, gates, hooks, notify
+from fab import app_repo, decide, events, freezes, gates, hooks, notify
 from fab import releases as rel
 from fab import rollout, transfer, waves
 from fab.errors import DeployError, Interrupted, Paused, StepFailed
@@ -100,6 +100,7 @@ def build(fleet, meta):
     # sent in one delivery: each host receives only what its store lacks (its
     # git bundle, its wheels).
     bundles = code.prepare(fleet, meta.commit, meta.name)
+    describe_commit(fleet, meta.commit)
     prepared = wheels.prepare(fleet, meta)
     shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
                  for name in fleet.hosts}
@@ -242,8 +243,17 @@ def fetch_for_hotfix(fleet, live, commit):
     each host fetching: app.fetch), refusing it where a hotfix of release `live`
     would write through a link into shared/. Changes no release."""
     bundles = code.prepare(fleet, commit)
+    describe_commit(fleet, commit)
     transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
     fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
+
+
+def describe_commit(fleet, commit):
+    """Say the commit's time and subject where the controller holds it (after
+    code.prepare, which fetches it into its cache): the history keeps them."""
+    described = app_repo.describe_commit(fleet.env.app.repo, commit)
+    if described is not None:
+        stream.publish(events.CommitDescribed(commit, *described))
 
 
 def hotfix(fleet, decision):
@@ -329,7 +339,7 @@ def freeze(fleet, host, reason):
     stream.publish(events.FreezeChanged(record, replaced))
     tell(fleet, "frozen", reason)
     name = fleet.env.name
-    stream.stage(f"{name} is frozen: {reason}; deploys, hotfixes and restarts refuse until `fab {name} unfreeze`")
+    stream.stage(freezes.announcement(name, reason))
     if replaced is not None:
         stream.note(f"(this replaces the freeze of {freezes.describe(replaced)})")
 

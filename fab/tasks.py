@@ -18,6 +18,7 @@
     deploy:message="...",wait=60,force=yes (message: also rollback, hotfix_deploy;
                                          wait: every task that locks; force: what a freeze stops)
     fab <env> check                      (are the hosts ready? one line per problem)
+    fab dashboard[:bind=,port=,proxy=yes] (a read-only web page over the history store)
     fab -l
 
 `fab <env>` selects an environment (environments/<env>.yml) for the tasks after it.
@@ -525,6 +526,24 @@ def history_prune(c, days=""):
 def history_upgrade(c):
     """Upgrade the history store to this version's schema."""
     print(history_store.upgrade(selected_environment(c)))
+
+
+# --- the dashboard ------------------------------------------------------------
+
+
+@task
+@user_errors
+def dashboard(c, bind="127.0.0.1", port=8465, proxy=False):
+    """Serve the read-only web dashboard over the history store.
+
+    What is live where, every operation, a running one's log followed live, each
+    operation's per-host timeline, and the delivery figures, each with a JSON twin
+    (README: Dashboard). Loopback only unless FAB_DASHBOARD_TOKEN is set or
+    --proxy says a reverse proxy authenticates in front.
+    """
+    from fab.dashboard.serving import serve  # Starlette and uvicorn: only when it is asked for
+
+    serve(bind, int(port), bool(proxy))
 
 
 # --- what a fabfile gets ------------------------------------------------------

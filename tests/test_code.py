@@ -92,3 +92,27 @@ def test_prepare_says_in_one_line_what_the_controller_cannot_read(tmp_path, monk
     with pytest.raises(RepoUnreadable, match="git fetch: ") as raised:
         code.prepare(fleet_of(str(tmp_path / "missing.git"), {"web1": set()}), "a" * 40)
     assert "\n" not in str(raised.value)
+
+
+def test_a_commits_time_and_subject_come_from_the_controllers_cache_or_the_local_repository(
+        history, tmp_path, monkeypatch):
+    from fab import app_repo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo, (old, _, new) = history
+    committed = float(git("show", "-s", "--format=%ct", new, cwd=repo))
+    assert app_repo.describe_commit(repo, new) == (committed, "2")  # the repository is a local path
+    with app_repo.holding(f"file://{repo}", old):
+        pass
+    assert app_repo.describe_commit(f"file://{repo}", old)[1] == "0"  # from the cache it fetched into
+    assert app_repo.describe_commit("https://example.invalid/app.git", new) is None  # nothing fetched
+    assert app_repo.describe_commit(repo, "f" * 40) is None
+
+
+def test_a_recorded_commit_subject_is_one_masked_line_of_bounded_length():
+    from fab.history.recording import COMMIT_SUBJECT_LIMIT, commit_subject
+
+    assert commit_subject("fix\tthe  build\nmore") == "fix the build more"
+    assert "hunter2" not in commit_subject("use https://deploy:hunter2@git.example/app.git")
+    assert len(commit_subject("x" * 1000)) == COMMIT_SUBJECT_LIMIT
+    assert commit_subject("") is None

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import FAB, assert_ok, assert_one_line_error
-from fab import PROJECT_ROOT
+from fab import PROJECT_ROOT, sandbox
 from fab.history.store import open_store
 import test_faults as faults
 from test_deploy import live_release
@@ -134,6 +134,11 @@ def test_a_deploy_and_a_failed_deploy_are_recorded_with_their_steps_and_error(de
     assert (first["release"], first["commit"], first["ref"]) == (release, commit, "main")
     assert first["controller"] == socket.gethostname() and first["performer"].endswith("@" + socket.gethostname())
     assert first["hosts"] == ["web1", "web2", "pillow1"] and first["seconds"] > 0
+    # The commit's time and subject, from the controller's copy of the repository (lead time).
+    committed, subject = sandbox.tools.git("show", "-s", "--format=%ct%x00%s", commit,
+                                           cwd=env.spec.app_workdir).split("\0")
+    recorded = open_store(os.environ["FAB_HISTORY_URL"], env.name).operation(env.name, first["id"])
+    assert (recorded["commit_time"], recorded["commit_subject"]) == (float(committed), subject) and subject
     assert (newest["outcome"], newest["exit_code"], newest["error"]) == ("failed", 1, error[len("error: "):])
     assert newest["release"] not in (None, release)
 

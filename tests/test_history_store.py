@@ -70,6 +70,8 @@ def test_a_new_store_is_made_by_the_migrations_and_matches_the_model(env_dir, st
     for table in schema.metadata.sorted_tables:
         columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
         assert columns == {c.name: c.nullable for c in table.columns}, table.name
+        indexes = {index["name"]: index["column_names"] for index in inspector.get_indexes(table.name)}
+        assert indexes == {index.name: [c.name for c in index.columns] for index in table.indexes}, table.name
     with engine.connect() as connection:
         assert migrate.current(connection) == migrate.head()
     engine.dispose()
@@ -372,3 +374,18 @@ def test_a_message_with_control_characters_is_refused_before_any_host_and_record
     rows = json.loads(assert_ok(fab(env_dir, "history:json=yes")).stdout)
     assert [(row["task"], row["outcome"], row["exit_code"], row["message"]) for row in rows] == [
         ("hotfix_deploy", "refused", 2, None), ("deploy", "refused", 2, None)]
+
+
+def test_the_commits_time_and_subject_are_recorded_masked_on_one_line(env_dir, history_url):
+    env = load_environment(ENV, env_dir)
+    stream = events.Stream()
+    stream.subscribe(history.recorder(env))
+    stream.publish(events.TaskStarted("deploy", ENV, {}, "alice@laptop", "laptop", ("web1",)))
+    stream.publish(events.ReleaseChosen("r1", "c" * 40, "main"))
+    stream.publish(events.CommitDescribed("c" * 40, 1_700_000_000.0,
+                                          "Fix <script> https://deploy:hunter2@git.example/app " + "x" * 400))
+    stream.publish(events.TaskFinished(events.SUCCEEDED, 0, seconds=1.0))
+    row = open_store(history_url, ENV).operation(ENV)
+    assert row["commit_time"] == 1_700_000_000.0
+    assert row["commit_subject"].startswith("Fix <script> https://deploy:") and "hunter2" not in row["commit_subject"]
+    assert len(row["commit_subject"]) == 300

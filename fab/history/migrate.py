@@ -19,7 +19,7 @@ from fab.history.schema import VERSION_TABLE
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
 #: The newest migration's revision: what this deployer's code expects.
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _config(connection=None):

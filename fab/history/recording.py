@@ -40,6 +40,8 @@ FLUSH_SECONDS = 0.5
 FINAL_RETRY_SECONDS = 30
 FINAL_RETRY_INTERVAL = 1.0
 OUTPUT_TAIL_LINES = 40
+#: The most characters of a commit's subject kept (fab_operations.commit_subject).
+COMMIT_SUBJECT_LIMIT = 300
 
 #: environment name -> the run being recorded (for the claim's operation id).
 _recording = {}
@@ -202,6 +204,8 @@ class _Run:
             elif isinstance(event, events.ReleaseChosen):
                 self._changes.update(release=event.release, commit=event.commit, ref=event.ref or None,
                                      previous_release=event.previous)
+            elif isinstance(event, events.CommitDescribed):
+                self._changes.update(commit_time=event.committed_at, commit_subject=commit_subject(event.subject))
 
     def _end_step(self, event):
         key = self._open_steps.pop((event.host, event.step), None)
@@ -332,6 +336,12 @@ class _Run:
         except Exception as error:  # noqa: BLE001 - pruning is housekeeping
             self._warn(f"history store {self.store.location}: pruning old logs failed: "
                        f"{describe_database_error(error)}")
+
+
+def commit_subject(subject):
+    """A commit's subject as the store keeps it: one line, masked, at most COMMIT_SUBJECT_LIMIT."""
+    line = " ".join(mask_secrets(subject or "").split())
+    return line[:COMMIT_SUBJECT_LIMIT] or None
 
 
 def lines_for(event, record):

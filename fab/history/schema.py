@@ -36,9 +36,17 @@ operations = sa.Table(
     sa.Column("ref", sa.String(255)),
     sa.Column("previous_release", sa.String(100)),
     sa.Column("message", sa.Text),  # why, as the performer said it (bounded: fab.task_input)
+    sa.Column("commit_time", sa.Float),  # the commit's committer time, where the controller knew it
+    sa.Column("commit_subject", sa.Text),  # its first line (one line, masked, bounded: fab.history.recording)
     sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
     sa.Column("log_pruned_at", sa.Float),
     sa.Index("fab_operations_environment_id", "environment", "id"),
+    # The dashboard's pages (fab.dashboard.reading): history filters, summaries, windows.
+    sa.Index("fab_operations_environment_task_id", "environment", "task", "id"),
+    sa.Index("fab_operations_task_id", "task", "id"),
+    sa.Index("fab_operations_outcome_id", "outcome", "id"),
+    sa.Index("fab_operations_performer_id", "performer", "id"),
+    sa.Index("fab_operations_environment_started", "environment", "started_at"),
 )
 
 #: One row per host and step of an operation.

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -28,8 +29,12 @@ SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another process's write
 WAL_SWITCH_TRIES = 100  # x 0.1 s
 
 
-def create_engine(url):
-    """An engine for a sqlite:// or postgresql:// URL (postgresql means psycopg 3)."""
+def create_engine(url, read_only=False):
+    """An engine for a sqlite:// or postgresql:// URL (postgresql means psycopg 3).
+
+    `read_only`: no statement through it can change the store (SQLite: query_only,
+    and a missing file is an error, never created; PostgreSQL: read-only
+    transactions), for readers such as the dashboard."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -39,17 +44,20 @@ def create_engine(url):
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
+            if read_only:
+                parsed = _sqlite_uri_read_write(parsed)
+            elif parsed.database and parsed.database != ":memory:":
                 _sqlite_directory(url, os.path.abspath(parsed.database))
             engine = sa.create_engine(
                 parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
-            sa_event.listen(engine, "connect", _sqlite_connect)
+            sa_event.listen(engine, "connect", _sqlite_connect_reading if read_only else _sqlite_connect)
             sa_event.listen(engine, "begin", _sqlite_begin)
             return engine
         if backend == "postgresql":
             # pre_ping: a long deploy's pooled connection may have been dropped by the server.
+            options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
             return sa.create_engine(parsed, pool_pre_ping=True,
-                                    connect_args={"connect_timeout": CONNECT_TIMEOUT})
+                                    connect_args={"connect_timeout": CONNECT_TIMEOUT, **options})
     except (NoSuchModuleError, ImportError) as error:
         raise StoreMisconfigured(f"history store {mask_url(url)}: {error}") from None
     raise StoreMisconfigured(f"history store {mask_url(url)}: use a sqlite:// or postgresql:// URL")
@@ -85,6 +93,32 @@ def _sqlite_connect(dbapi_connection, _record):
     for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def sqlite_path(url):
+    """The file of a sqlite:// store URL (absolute), or None for any other URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return os.path.abspath(parsed.database)
+
+
+def _sqlite_uri_read_write(parsed):
+    """The URL opening an existing SQLite file only (SQLite's mode=rw never creates
+    one). Read-write, not mode=ro: a reader of a WAL store shares its -shm index
+    with the writers, so it sees their commits while a deploy writes."""
+    path = os.path.abspath(parsed.database or "")
+    return parsed.set(database=f"file:{urllib.parse.quote(path)}", query={"mode": "rw", "uri": "true"})
+
+
+def _sqlite_connect_reading(dbapi_connection, _record):
+    dbapi_connection.isolation_level = None  # BEGIN is _sqlite_begin's, as for writers
+    # No statement through this connection may change the store (the journal mode is
+    # the writers' to set: the store is WAL already).
+    dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def _sqlite_begin(connection):
