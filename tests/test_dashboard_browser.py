@@ -1,9 +1,11 @@
-"""The dashboard in a real browser (Debian's Chromium, headless), started as a real process
-on the history store a real deploy on the test fleet is writing to: the operation's page
+"""The dashboard in a real browser (Debian's Chromium, headless), started as a real process.
+
+On the history store a real deploy on the test fleet is writing to: the operation's page
 follows the log live and ends with the outcome, the timeline has a row per host and the
 steps' bars, the environments page shows the new release, hostile text from the store is
-shown as text and runs nothing, and no secret reaches any page or API answer. Each page's
-screenshot is kept (tests/browser.py says where)."""
+shown as text and runs nothing, and no secret reaches any page or API answer. On a store
+made with hostile text in every field (tests/dashboard_store.py, no fleet): every page runs
+nothing. Each page's screenshot is kept (tests/browser.py says where)."""
 import json
 import os
 import secrets as random_secrets
@@ -15,12 +17,12 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+import dashboard_store
 from browser import artifacts, browser, running_dashboard  # noqa: F401 - fixtures
 from conftest import CONTROLLER_CACHE
+from dashboard_store import store  # noqa: F401 - a fixture
 from fab.events import SUCCEEDED
 from test_history import go_signal, remaining_lines, start_fab  # noqa: F401 - a fixture
-
-pytestmark = pytest.mark.fleet
 
 # Shown by the store as they were written; each must reach the page as text, never as markup.
 HOSTILE_SUBJECT = '<script>window.__pwned=1</script> "onload=alert(1)'
@@ -96,6 +98,7 @@ def every_answer(dashboard, environment):
     return answers
 
 
+@pytest.mark.fleet
 def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_signal, browser, tmp_path):
     env = deploy_env
     secrets_file = tmp_path / "app-secrets.env"
@@ -201,3 +204,21 @@ def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_
         if deploy.poll() is None:
             deploy.kill()
             deploy.wait()
+
+
+def test_hostile_text_in_every_field_of_a_store_runs_nothing_on_any_page(store, browser):
+    given, ids = store
+    environ = {**os.environ, **given}
+    environ.pop("DEPLOY_ENVIRONMENTS", None)
+    environ.pop("FAB_DASHBOARD_TOKEN", None)
+    with running_dashboard(environ, browser.artifacts / "dashboard.log") as dashboard:
+        driver = browser.driver
+        for number, (page, _api) in enumerate(dashboard_store.every_address(ids)):
+            open_page(browser, dashboard, page)
+            assert_nothing_ran(driver)
+            assert dashboard_store.SECRET not in driver.page_source, page
+            if "/operations/" in page:
+                assert shown_as_text(driver, f"Fix {dashboard_store.HOSTILE}"), page  # the commit's subject
+            browser.screenshot(f"{number}-{page.split('?')[0].split('/')[1] or 'environments'}")
+        open_page(browser, dashboard, "/")
+        assert shown_as_text(driver, dashboard_store.HOSTILE_ENVIRONMENT)  # a name only a store holds
