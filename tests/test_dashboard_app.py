@@ -64,6 +64,9 @@ def test_history_filters_and_pages(client, ids):
     assert client.get("/api/history", params={"outcome": "failed"}).json()["operations"][0]["id"] == ids["failed"]
     assert client.get("/api/history", params={"environment": "nowhere"}).json()["operations"] == []
     assert "deploy" in data["choices"]["task"]
+    by_person = client.get("/api/history", params={"performer": HOSTILE}).json()["operations"]  # "alice" for alice@laptop
+    assert len(by_person) == len(ids)
+    assert f'value="{escape(HOSTILE)}"' in client.get("/history", params={"performer": HOSTILE}).text
 
 
 def test_operation_page_shows_its_log_steps_and_timeline(client, ids):
