@@ -71,6 +71,12 @@ class Browser:
         assert self.driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
         return path
 
+    def keep_failure(self):
+        """The page the test failed on: its picture and its HTML as the browser has it."""
+        self.screenshot("at-failure")
+        (self.artifacts / "at-failure.html").write_text(
+            f"<!-- {self.driver.current_url} -->\n{self.driver.page_source}")
+
 
 def chromium_missing():
     """Why the browser cannot start here, or None."""
@@ -107,14 +113,28 @@ def browser(artifacts, request, tmp_path_factory):
         options.add_argument(flag)
     folder = artifacts / request.node.name.replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(folder / "chromedriver.log"))
+    service = Service(executable_path=CHROMEDRIVER, service_args=["--log-level=WARNING"],
+                      log_output=str(folder / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=options)
+    failed_before = request.session.testsfailed
     try:
         driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
         driver.set_script_timeout(PAGE_LOAD_SECONDS)
-        yield Browser(driver, folder)
+        fit_viewport(driver)
+        found = Browser(driver, folder)
+        yield found
+        if request.session.testsfailed != failed_before:
+            found.keep_failure()
     finally:
         driver.quit()
+
+
+def fit_viewport(driver):
+    """Make the page's viewport (what a screenshot holds) WINDOW: headless Chromium takes
+    its window's frame out of --window-size."""
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    outer = driver.get_window_size()
+    driver.set_window_size(outer["width"] + WINDOW[0] - inner[0], outer["height"] + WINDOW[1] - inner[1])
 
 
 # --- the dashboard, as a process ---------------------------------------------------------

@@ -6,6 +6,7 @@ steps' bars, the environments page shows the new release, hostile text from the 
 shown as text and runs nothing, and no secret reaches any page or API answer. On a store
 made with hostile text in every field (tests/dashboard_store.py, no fleet): every page runs
 nothing. Each page's screenshot is kept (tests/browser.py says where)."""
+import contextlib
 import json
 import os
 import secrets as random_secrets
@@ -22,7 +23,7 @@ from browser import artifacts, browser, running_dashboard  # noqa: F401 - fixtur
 from conftest import CONTROLLER_CACHE
 from dashboard_store import store  # noqa: F401 - a fixture
 from fab.events import SUCCEEDED
-from test_history import go_signal, remaining_lines, start_fab  # noqa: F401 - a fixture
+from test_history import GoSignal, go_signal, remaining_lines, start_fab  # noqa: F401 - a fixture
 
 # Shown by the store as they were written; each must reach the page as text, never as markup.
 HOSTILE_SUBJECT = '<script>window.__pwned=1</script> "onload=alert(1)'
@@ -49,6 +50,13 @@ def log_lines(driver):
 
 def outcome(driver):
     return driver.find_element(By.CSS_SELECTOR, "p#status").get_attribute("data-outcome")
+
+
+def host_steps(driver, selector):
+    """Sorted (data-host, data-step) of the elements `selector` finds."""
+    return sorted(tuple(pair) for pair in driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => [e.dataset.host, e.dataset.step]);",
+        selector))
 
 
 def shown_as_text(driver, text):
@@ -103,12 +111,14 @@ def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_
     env = deploy_env
     secrets_file = tmp_path / "app-secrets.env"
     secrets_file.write_text(f"API_TOKEN={SECRET}\n")
-    # Held before the swap until the browser watches; then more lines while it still runs:
-    # a hook naming the secret (masked in the store) and a hostile line, then 2 s of work.
+    # Held before the swap until the browser watches; then more lines (a hook naming the
+    # secret, masked in the store, and a hostile line) and held again until the page showed
+    # them: the log grew while the deploy ran, however slow the machine.
+    then = GoSignal()
     env.write_config(
         secrets={"file": str(secrets_file)},
         checks=['echo "check saw $API_TOKEN"'],
-        hooks={"before_swap": [go_signal.check(), f"echo hook saw {SECRET}; echo '{HOSTILE_LINE}'", "sleep 2"]})
+        hooks={"before_swap": [go_signal.check(), f"echo hook saw {SECRET}; echo '{HOSTILE_LINE}'", then.check()]})
     commit = env.commit("hostile.txt", "1\n", HOSTILE_SUBJECT)
     driver = browser.driver
 
@@ -135,8 +145,11 @@ def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_
             held = len(log_lines(driver))
             browser.screenshot("operation-running")
             go_signal.go()
-            wait_until(driver, lambda: len(log_lines(driver)) > held, "the log did not grow", seconds=30)
-            assert deploy.poll() is None and outcome(driver) == "running"  # it grew live
+            wait_until(driver, lambda: any(text.endswith(f"  {HOSTILE_LINE}") for _, text in log_lines(driver)),
+                       "the log did not grow")
+            assert len(log_lines(driver)) > held and outcome(driver) == "running"
+            assert deploy.poll() is None  # it grew live: the deploy waits for `then`
+            then.go()
             wait_until(driver, lambda: outcome(driver) != "running", "the page never showed the end")
             assert outcome(driver) == SUCCEEDED, driver.find_element(By.CSS_SELECTOR, "p#status").text
             output = remaining_lines(deploy)
@@ -147,21 +160,22 @@ def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_
             status, _, body = dashboard.get(f"/api/operations/{env.name}/{operation_id}/log?after=0")
             assert status == 200, body
             assert shown == [(line["n"], line["text"]) for line in json.loads(body)["lines"]]
-            assert any(text.strip() == HOSTILE_LINE for _, text in shown), shown
+            assert any(text.endswith(f"  {HOSTILE_LINE}") for _, text in shown), shown  # the hook's output
             assert not driver.find_elements(By.CSS_SELECTOR, "pre#log *:not(span.line)")
 
-            # The timeline: a row per host, the steps' bars on each.
-            picture = driver.find_element(By.CSS_SELECTOR, "div#timeline svg.timeline")
-            assert picture.get_attribute("data-hosts") == str(len(env.hosts))
-            bars = driver.find_elements(By.CSS_SELECTOR, "div#timeline rect.bar")
-            per_host = {host: [b.get_attribute("data-step") for b in bars if b.get_attribute("data-host") == host]
-                        for host in env.hosts}
-            assert all("code" in steps and "check" in steps for steps in per_host.values()), per_host
-            assert driver.find_elements(By.CSS_SELECTOR, "section#steps tr[data-step]")
             assert shown_as_text(driver, HOSTILE_SUBJECT) and shown_as_text(driver, HOSTILE_MESSAGE)
             assert_nothing_ran(driver)
-            driver.refresh()  # the page as the server renders a finished operation
-            assert outcome(driver) == SUCCEEDED and len(log_lines(driver)) == len(shown)
+
+            # The page as the server renders the finished operation: its timeline has a row
+            # per host and a bar for each of the steps the page lists (code and check on each).
+            driver.refresh()
+            assert outcome(driver) == SUCCEEDED and log_lines(driver) == shown
+            picture = driver.find_element(By.CSS_SELECTOR, "div#timeline svg.timeline")
+            assert picture.get_attribute("data-hosts") == str(len(env.hosts))
+            bars = host_steps(driver, "div#timeline rect.bar")
+            assert bars == host_steps(driver, "section#steps tr[data-step]")
+            assert {(host, step) for host in env.hosts for step in ("code", "check")} <= set(bars)
+            assert shown_as_text(driver, HOSTILE_SUBJECT) and shown_as_text(driver, HOSTILE_MESSAGE)
             assert_nothing_ran(driver)
             browser.screenshot("operation")
 
@@ -204,6 +218,7 @@ def test_the_dashboard_follows_a_real_deploy_and_shows_it_safely(deploy_env, go_
         if deploy.poll() is None:
             deploy.kill()
             deploy.wait()
+        then.close()
 
 
 def test_hostile_text_in_every_field_of_a_store_runs_nothing_on_any_page(store, browser):

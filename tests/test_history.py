@@ -106,16 +106,20 @@ class GoSignal:
         if os.path.exists(self.path):
             os.remove(self.path)
 
+    def close(self):
+        """Let whatever still waits go (bounded), then remove the signal file."""
+        self.go()
+        deadline = time.monotonic() + 30
+        while self.waiting() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.remove()
+
 
 @pytest.fixture
 def go_signal():
     signal_ = GoSignal()
     yield signal_
-    signal_.go()  # whatever still waits on a host ends
-    deadline = time.monotonic() + 30
-    while signal_.waiting() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    signal_.remove()
+    signal_.close()
 
 
 def test_a_deploy_and_a_failed_deploy_are_recorded_with_their_steps_and_error(deploy_env):
