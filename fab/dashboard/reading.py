@@ -34,6 +34,8 @@ DEFAULT_STALE_SECONDS = HistorySettings().stale_seconds
 #: rollbacks since the last freeze or unfreeze are looked at.
 FREEZE_LOG_TAIL = 40
 FREEZE_ROLLBACKS = 10
+#: The largest id or line number a store can hold (a URL may ask for any).
+MAX_ID = 2 ** 63 - 1
 
 
 def discover(environ=os.environ):
@@ -249,6 +251,8 @@ class Reader:
 
     def operation(self, environment, operation_id, now):
         """The operation's detail (summary, steps, bytes received, log size), or None."""
+        if not 0 < operation_id <= MAX_ID:
+            return None
         row = self._first(sa.select(operations).where(operations.c.environment == environment,
                                                       operations.c.id == operation_id))
         if row is None:
@@ -263,6 +267,8 @@ class Reader:
 
     def log_after(self, operation_id, after_line=0, limit=5000):
         """[(line number, text)] of the operation's log after `after_line`, at most `limit`."""
+        if not 0 < operation_id <= MAX_ID or not 0 <= after_line <= MAX_ID - limit:
+            return []
         query = (sa.select(log_chunks.c.first_line, log_chunks.c.data, log_chunks.c.compression)
                  .where(log_chunks.c.operation_id == operation_id, log_chunks.c.last_line > after_line,
                         log_chunks.c.first_line <= after_line + limit)
