@@ -5,8 +5,15 @@ operation, hostile text in every field a person or a host controls, and a secret
 registered, so it reached the store masked.
 
     url, ids = build(tmp_path)     # ids: {"deploy": 1, "failed": 2, ...}
+
+and, for tests of the app, pytest fixtures over one such store (`store`, `environ`, `ids`,
+`client`, `guarded`: import them) and `every_address` / `every_answer` of its pages.
 """
+import os
 import time
+import urllib.parse
+
+import pytest
 
 from fab import secrets
 from fab.history.store import open_store
@@ -20,6 +27,8 @@ HOSTILE_ENVIRONMENT = 'x"onload=alert(1)<b>'
 SECRET = "dashboard-secret-9f2c41d7"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 HOSTS = ("web1", "web2")
+#: The token of a dashboard that wants one (the `guarded` client's).
+TOKEN = "t0ken-for-the-dashboard-tests"
 
 
 def build(directory, now=None):
@@ -74,3 +83,85 @@ def operation(store, environment, task, started_at, seconds, outcome, release=No
         changes.update(commit_subject=f"Fix {HOSTILE}", commit_time=started_at - 3600)
     store.write_progress(operation_id, 1, [secrets.mask(line) for line in log], steps, {}, changes)
     return operation_id
+
+
+# --- the app over such a store (Starlette's test client) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The store's URL and operation ids, and the environment that finds it (its
+    environments are the store's own: no environment file)."""
+    directory = tmp_path_factory.mktemp("dashboard")
+    url, ids = build(directory)
+    (directory / "deploy" / "environments").mkdir(parents=True)
+    environ = {"FAB_HISTORY_URL": url, "DEPLOY_DIR": str(directory / "deploy"), "HOME": str(directory)}
+    return environ, ids
+
+
+@pytest.fixture
+def environ(store, monkeypatch):
+    given, _ids = store
+    monkeypatch.delenv("DEPLOY_ENVIRONMENTS", raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    return dict(os.environ)
+
+
+@pytest.fixture
+def ids(store):
+    return store[1]
+
+
+def client_for(environ, **options):
+    """A test client of the dashboard over the stores `environ` leads to."""
+    from starlette.testclient import TestClient
+
+    from fab.dashboard import reading
+    from fab.dashboard.app import create_app
+
+    return TestClient(create_app(lambda: reading.discover(environ), **options))
+
+
+@pytest.fixture
+def client(environ):
+    with client_for(environ) as client:
+        yield client
+
+
+@pytest.fixture
+def guarded(environ):
+    """A client of a dashboard that wants TOKEN."""
+    with client_for(environ, token=TOKEN) as client:
+        yield client
+
+
+def quoted(name):
+    return urllib.parse.quote(name, safe="")
+
+
+def every_address(ids):
+    """(page, its JSON twin) of every page the store has."""
+    deploy, hostile = ids["deploy"], ids["hostile"]
+    return [
+        ("/", "/api/environments"),
+        ("/history", "/api/history"),
+        (f"/history?environment={ENVIRONMENT}&task=deploy", f"/api/history?environment={ENVIRONMENT}&task=deploy"),
+        (f"/operations/{ENVIRONMENT}/{deploy}", f"/api/operations/{ENVIRONMENT}/{deploy}"),
+        (f"/operations/{ENVIRONMENT}/{ids['failed']}", f"/api/operations/{ENVIRONMENT}/{ids['failed']}"),
+        (f"/operations/{quoted(HOSTILE_ENVIRONMENT)}/{hostile}", f"/api/operations/{quoted(HOSTILE_ENVIRONMENT)}/{hostile}"),
+        (f"/delivery?environment={ENVIRONMENT}&days=30", f"/api/delivery?environment={ENVIRONMENT}&days=30"),
+    ]
+
+
+def every_answer(client, ids):
+    """Every page, its JSON twin, the timeline pictures, the log's JSON and its stream."""
+    addresses = [address for pair in every_address(ids) for address in pair]
+    for name in ("deploy", "failed"):
+        addresses += [f"/operations/{ENVIRONMENT}/{ids[name]}/timeline.svg",
+                      f"/operations/{ENVIRONMENT}/{ids[name]}/log",
+                      f"/api/operations/{ENVIRONMENT}/{ids[name]}/log"]
+    for address in addresses:
+        yield address, client.get(address)
+
+

@@ -1,94 +1,21 @@
 """The dashboard's web app over a constructed SQLite store (tests/dashboard_store.py),
-through Starlette's test client: pages and their JSON twins, escaping, secrets, the
-security headers, read-only methods, the token, the log stream, and the start-up checks."""
-from markupsafe import escape
+through Starlette's test client: pages and their JSON twins, escaping, secrets, errors,
+and the log stream. Security headers, methods, the token and starting: test_dashboard_security.py."""
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
+import sqlite3
 import time
 
 import pytest
-from starlette.testclient import TestClient
+from markupsafe import escape
 
-from fab.dashboard import pages, reading, security, serving
-from fab.dashboard.app import create_app
-from fab.errors import UsageError
+from fab.dashboard import pages
 from fab.history.store import open_store
 from fab.secrets import MASK
 from tests import dashboard_store as fixture
-from tests.dashboard_store import ENVIRONMENT, HOSTILE, HOSTILE_ENVIRONMENT, SECRET
-
-TOKEN = "t0ken-for-the-dashboard-tests"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """The store's URL and operation ids, and the environment that finds it (its
-    environments are the store's own: no environment file)."""
-    directory = tmp_path_factory.mktemp("dashboard")
-    url, ids = fixture.build(directory)
-    (directory / "deploy" / "environments").mkdir(parents=True)
-    environ = {"FAB_HISTORY_URL": url, "DEPLOY_DIR": str(directory / "deploy"), "HOME": str(directory)}
-    return environ, ids
-
-
-@pytest.fixture
-def environ(store, monkeypatch):
-    given, _ids = store
-    monkeypatch.delenv("DEPLOY_ENVIRONMENTS", raising=False)
-    for name, value in given.items():
-        monkeypatch.setenv(name, value)
-    return dict(os.environ)
-
-
-@pytest.fixture
-def ids(store):
-    return store[1]
-
-
-def client_for(environ, **options):
-    return TestClient(create_app(lambda: reading.discover(environ), **options))
-
-
-@pytest.fixture
-def client(environ):
-    with client_for(environ) as client:
-        yield client
-
-
-def quoted(name):
-    import urllib.parse
-
-    return urllib.parse.quote(name, safe="")
-
-
-def every_address(ids):
-    """(page, its JSON twin) of every page the store has."""
-    deploy, hostile = ids["deploy"], ids["hostile"]
-    return [
-        ("/", "/api/environments"),
-        ("/history", "/api/history"),
-        (f"/history?environment={ENVIRONMENT}&task=deploy", f"/api/history?environment={ENVIRONMENT}&task=deploy"),
-        (f"/operations/{ENVIRONMENT}/{deploy}", f"/api/operations/{ENVIRONMENT}/{deploy}"),
-        (f"/operations/{ENVIRONMENT}/{ids['failed']}", f"/api/operations/{ENVIRONMENT}/{ids['failed']}"),
-        (f"/operations/{quoted(HOSTILE_ENVIRONMENT)}/{hostile}", f"/api/operations/{quoted(HOSTILE_ENVIRONMENT)}/{hostile}"),
-        (f"/delivery?environment={ENVIRONMENT}&days=30", f"/api/delivery?environment={ENVIRONMENT}&days=30"),
-    ]
-
-
-def every_answer(client, ids):
-    """Every page, its JSON twin, the timeline pictures, the log's JSON and its stream."""
-    addresses = [address for pair in every_address(ids) for address in pair]
-    for name in ("deploy", "failed"):
-        addresses += [f"/operations/{ENVIRONMENT}/{ids[name]}/timeline.svg",
-                      f"/operations/{ENVIRONMENT}/{ids[name]}/log",
-                      f"/api/operations/{ENVIRONMENT}/{ids[name]}/log"]
-    for address in addresses:
-        yield address, client.get(address)
+from tests.dashboard_store import (ENVIRONMENT, HOSTILE, HOSTILE_ENVIRONMENT, SECRET, client,  # noqa: F401 (fixtures)
+                                   client_for, environ, every_address, every_answer, ids, store)
 
 
 # --- pages and their JSON twins ------------------------------------------------
@@ -137,6 +64,9 @@ def test_history_filters_and_pages(client, ids):
     assert client.get("/api/history", params={"outcome": "failed"}).json()["operations"][0]["id"] == ids["failed"]
     assert client.get("/api/history", params={"environment": "nowhere"}).json()["operations"] == []
     assert "deploy" in data["choices"]["task"]
+    by_person = client.get("/api/history", params={"performer": HOSTILE}).json()["operations"]  # "alice" for alice@laptop
+    assert len(by_person) == len(ids)
+    assert f'value="{escape(HOSTILE)}"' in client.get("/history", params={"performer": HOSTILE}).text
 
 
 def test_operation_page_shows_its_log_steps_and_timeline(client, ids):
@@ -163,7 +93,7 @@ def test_delivery_page_shows_the_figures_of_its_twin(client):
         assert f'<dd id="{name}">' in page
 
 
-@pytest.mark.parametrize("days", ["0", "abc", "99999", "-3"])
+@pytest.mark.parametrize("days", ["0", "abc", "99999", "-3", "²", "1e3"])
 def test_delivery_refuses_a_bad_window(client, days):
     assert client.get("/delivery", params={"days": days}).status_code == 400
     answer = client.get("/api/delivery", params={"days": days})
@@ -173,11 +103,32 @@ def test_delivery_refuses_a_bad_window(client, days):
 @pytest.mark.parametrize("address", ["/operations/nowhere/1", "/api/operations/nowhere/1",
                                      f"/operations/{ENVIRONMENT}/999999", "/operations/nowhere/1/log",
                                      "/operations/nowhere/1/timeline.svg", "/no/such/page",
-                                     f"/operations/{ENVIRONMENT}/abc"])
+                                     f"/operations/{ENVIRONMENT}/abc", f"/operations/{ENVIRONMENT}/{10 ** 30}",
+                                     f"/api/operations/{ENVIRONMENT}/{10 ** 30}/log"])
 def test_an_unknown_address_is_a_404_not_a_traceback(client, address):
     answer = client.get(address)
     assert answer.status_code == 404
     assert "Traceback" not in answer.text
+
+
+def test_a_bad_history_cursor_is_a_400(client):
+    assert client.get("/history", params={"before": "not-a-cursor"}).status_code == 400
+    assert "before" in client.get("/api/history", params={"before": "not-a-cursor"}).json()["error"]
+
+
+def test_a_store_that_cannot_be_read_is_a_503_in_one_line(tmp_path, monkeypatch):
+    url, ids = fixture.build(tmp_path)
+    (tmp_path / "deploy" / "environments").mkdir(parents=True)
+    monkeypatch.setenv("FAB_HISTORY_URL", url)
+    monkeypatch.setenv("DEPLOY_DIR", str(tmp_path / "deploy"))
+    with client_for(dict(os.environ)) as client:
+        assert client.get("/").status_code == 200  # the store is open
+        with sqlite3.connect(tmp_path / "history.sqlite") as database:  # then someone breaks it
+            database.execute("ALTER TABLE fab_operations RENAME TO gone")
+        for address, kind in (("/", "text/html"), ("/api/history", "application/json")):
+            answer = client.get(address)
+            assert answer.status_code == 503 and answer.headers["content-type"].startswith(kind)
+            assert "history store cannot be read" in answer.text and "Traceback" not in answer.text
 
 
 # --- hostile text and secrets ----------------------------------------------------
@@ -201,94 +152,6 @@ def test_a_secret_the_store_holds_masked_stays_masked(client, ids):
         assert SECRET not in answer.text, address
     log = client.get(f"/api/operations/{ENVIRONMENT}/{ids['deploy']}/log").json()
     assert f"password {MASK}" in [line["text"] for line in log["lines"]]
-
-
-# --- security headers and methods --------------------------------------------------
-
-
-def test_every_answer_carries_the_security_headers(environ, ids):
-    with client_for(environ) as client, client_for(environ, token=TOKEN) as guarded:
-        answers = [*every_answer(client, ids), ("/static/dashboard.css", client.get("/static/dashboard.css")),
-                   ("/static/live.js", client.get("/static/live.js")), ("404", client.get("/nowhere")),
-                   ("405", client.post("/")), ("400", client.get("/delivery?days=x")),
-                   ("401", guarded.get("/"))]
-        for address, answer in answers:
-            for name, value in security.SECURITY_HEADERS:
-                assert answer.headers.get(name) == value, (address, name)
-    assert "'unsafe-inline'" not in dict(security.SECURITY_HEADERS)["content-security-policy"]
-
-
-def test_pages_have_no_inline_script_or_style(client, ids):
-    for address, answer in every_answer(client, ids):
-        if answer.headers["content-type"].startswith("text/html"):
-            assert re.findall(r"<script(?![^>]*\bsrc=)", answer.text) == [], address
-            assert "<style" not in answer.text and " style=" not in answer.text, address
-            assert not re.search(r"\son[a-z]+=", answer.text), address
-
-
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
-def test_no_route_changes_anything(client, ids, method):
-    for page, api in every_address(ids):
-        for address in (page, api, f"/api/operations/{ENVIRONMENT}/{ids['deploy']}/log", "/static/live.js"):
-            answer = client.request(method, address)
-            assert answer.status_code == 405, (method, address)
-            assert answer.headers["allow"] == "GET, HEAD"
-
-
-# --- the token ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def guarded(environ):
-    with client_for(environ, token=TOKEN) as client:
-        yield client
-
-
-def test_without_the_token_nothing_answers(guarded, ids):
-    for address in ("/", "/api/environments", f"/operations/{ENVIRONMENT}/{ids['deploy']}/log", "/static/live.js"):
-        answer = guarded.get(address)
-        assert answer.status_code == 401 and answer.text.count("\n") == 1, address
-    assert guarded.get("/", headers={"authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
-    assert guarded.get("/", cookies={security.COOKIE: "wrong"}).status_code == 401
-
-
-def test_a_wrong_token_in_the_address_is_refused(guarded):
-    answer = guarded.get("/?token=not-the-token-at-all", follow_redirects=False)
-    assert answer.status_code == 401 and "set-cookie" not in answer.headers
-
-
-def test_the_token_in_the_address_becomes_a_cookie(guarded):
-    answer = guarded.get(f"/history?task=deploy&token={TOKEN}", follow_redirects=False)
-    assert answer.status_code == 303
-    assert answer.headers["location"] == "/history?task=deploy"  # the token leaves the address
-    cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{security.COOKIE}={TOKEN};")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
-    assert guarded.get("/history?task=deploy").status_code == 200  # the client kept the cookie
-
-
-def test_the_api_takes_a_bearer_token(guarded):
-    answer = guarded.get("/api/environments", headers={"authorization": f"Bearer {TOKEN}"})
-    assert answer.status_code == 200 and answer.json()["environments"]
-
-
-@pytest.mark.parametrize("behind_proxy, forwarded, secure", [
-    (False, "https", False),  # anyone may send the header: without a proxy it means nothing
-    (True, "https", True),
-    (True, "http", False),
-])
-def test_the_cookie_is_secure_when_the_browser_used_https(environ, behind_proxy, forwarded, secure):
-    with client_for(environ, token=TOKEN, behind_proxy=behind_proxy) as client:
-        answer = client.get(f"/?token={TOKEN}", headers={"x-forwarded-proto": forwarded}, follow_redirects=False)
-    assert ("; Secure" in answer.headers["set-cookie"]) is secure
-
-
-def test_the_token_is_compared_in_constant_time(monkeypatch):
-    compared = []
-    real = security.hmac.compare_digest
-    monkeypatch.setattr(security.hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
-    assert security.token_matches(TOKEN, TOKEN) and not security.token_matches("x" * 30, TOKEN)
-    assert len(compared) == 2
 
 
 # --- the log stream ----------------------------------------------------------------
@@ -325,15 +188,16 @@ def test_the_stream_of_an_operation_whose_holder_is_gone_ends(client, ids):
 
 def test_a_running_operation_is_followed_live_until_it_ends(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/history.sqlite"
-    store = open_store(url, "production", retry=True)
-    running = fixture.operation(store, "production", "deploy", time.time(), None, "running", release="r1",
+    history = open_store(url, "production", retry=True)
+    running = fixture.operation(history, "production", "deploy", time.time(), None, "running", release="r1",
                                 log=["one", "two"])
     (tmp_path / "deploy" / "environments").mkdir(parents=True)
     for name, value in {"FAB_HISTORY_URL": url, "DEPLOY_DIR": str(tmp_path / "deploy")}.items():
         monkeypatch.setenv(name, value)
     with client_for(dict(os.environ)) as client:
-        row = row_of(client.get("/").text, "data-environment", "production")
-        assert '<span class="live">' in cell(row, "state")
+        environments = client.get("/").text
+        assert '<span class="live">' in cell(row_of(environments, "data-environment", "production"), "state")
+        assert f'data-running="production:{running}"' in environments  # live.js reloads when it changes
         page = client.get(f"/operations/production/{running}").text
         assert 'data-follow="yes"' in page and 'data-after="2"' in page
         received = []
@@ -341,58 +205,10 @@ def test_a_running_operation_is_followed_live_until_it_ends(tmp_path, monkeypatc
             for line in answer.iter_lines():
                 received.append(line)
                 if line == "id: 2":  # the stream waits for more: the deploy goes on, then ends
-                    store.write_progress(running, 3, ["three"], [], {},
+                    history.write_progress(running, 3, ["three"], [], {},
                                          {"outcome": "succeeded", "finished_at": time.time(), "seconds": 1.0})
         assert events_of("\n".join(received)) == [
             ("line", "2", {"n": 2, "text": "two"}), ("line", "3", {"n": 3, "text": "three"}), ("end", None, {})]
-
-
-# --- start-up checks ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bind, token, behind_proxy, refused", [
-    ("127.0.0.1", None, False, False),
-    ("127.0.0.9", None, False, False),
-    ("::1", None, False, False),
-    ("localhost", None, False, False),
-    ("0.0.0.0", None, False, True),
-    ("::", None, False, True),
-    ("192.0.2.10", None, False, True),
-    ("dashboard.example", None, False, True),
-    ("0.0.0.0", TOKEN, False, False),
-    ("0.0.0.0", None, True, False),
-    ("127.0.0.1", "short", False, True),  # a token too short to keep a network out
-    ("127.0.0.1", "spaces in the token, x", False, True),
-])
-def test_who_may_read_it_beyond_loopback(bind, token, behind_proxy, refused):
-    if refused:
-        with pytest.raises(UsageError):
-            security.check_exposure(bind, token, behind_proxy)
-    else:
-        security.check_exposure(bind, token, behind_proxy)
-
-
-def test_a_port_in_use_is_one_line():
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen(1)
-    try:
-        with pytest.raises(UsageError, match="in use"):
-            serving.listening_socket("127.0.0.1", taken.getsockname()[1])
-    finally:
-        taken.close()
-
-
-@pytest.mark.parametrize("command", [
-    [".venv/bin/fab", "dashboard:bind=0.0.0.0"],
-    [sys.executable, "-m", "fab.dashboard", "--bind", "0.0.0.0"],
-])
-def test_an_exposed_bind_without_a_token_refuses_to_start(command):
-    environ = {key: value for key, value in os.environ.items() if key != security.TOKEN_VARIABLE}
-    result = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "FAB_DASHBOARD_TOKEN" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 # --- pure parts ---------------------------------------------------------------------
@@ -408,7 +224,7 @@ def test_times_read_as_iso_with_epochs_where_computed():
 
 
 @pytest.mark.parametrize("last_event_id, after, expected", [
-    (None, None, 0), ("7", None, 7), (None, "5", 5), ("7", "5", 7), ("x", "5", 5), ("-1", None, 0)])
+    (None, None, 0), ("7", None, 7), (None, "5", 5), ("7", "5", 7), ("x", "5", 5), ("-1", None, 0), ("²", None, 0)])
 def test_where_a_stream_resumes(last_event_id, after, expected):
     assert pages.resume_after(last_event_id, after) == expected
 

@@ -168,6 +168,16 @@ def test_waves_are_inferred_from_when_hosts_went_live():
     assert group_names(root) == [("wave 1", ["web1"]), ("wave 2", ["web2", "web3"]), ("other hosts", ["db1"])]
 
 
+def test_one_wave_inferred_is_no_wave():
+    root = parse(timeline_svg(DEPLOY, now=T0 + 100))  # web1 and web2 swapped together, db1 never did
+    assert by_class(root, "wave") == [] and len(by_class(root, "host")) == 4
+
+
+def test_one_wave_given_is_labelled():
+    root = parse(timeline_svg(DEPLOY, now=T0 + 100, waves=[("all hosts", ["web1", "web2", "db1", "proxy1"])]))
+    assert [t.text for t in by_class(root, "wave-label")] == ["all hosts"]
+
+
 def test_hosts_that_went_live_together_are_one_wave_and_one_group_is_unlabelled():
     together = operation([step(h, "swap", 0.01 * i, 0.02 * i + 0.01) for i, h in enumerate(["a", "b", "c"])] +
                          [step(h, "health", 0.5, 1) for h in ["a", "b", "c"]], finished=2)
@@ -179,8 +189,10 @@ def test_a_put_back_is_not_a_new_wave():
     # web1 goes live, fails its health check; both go back together (a second swap)
     steps = [step("web1", "swap", 0, 1), step("web1", "health", 1, 3, "failed"), step("web2", "swap", 0.2, 1),
              step("web2", "health", 1, 2), step("web1", "swap", 5, 6), step("web2", "swap", 5, 6)]
-    assert inferred_waves([{**s, "start": s["started_at"], "end": s["finished_at"]} for s in steps],
-                          ["web1", "web2"]) == [("wave 1", ["web1", "web2"])]
+    by_host = {}
+    for s in sorted(steps, key=lambda s: s["started_at"]):
+        by_host.setdefault(s["host"], []).append({**s, "start": s["started_at"], "end": s["finished_at"]})
+    assert inferred_waves(by_host) == [("wave 1", ["web1", "web2"])]
 
 
 def test_waves_from_the_log_line_the_rollout_writes():
@@ -220,7 +232,7 @@ def test_hostile_store_text_comes_out_inert(hostile):
         assert "<?pi" not in svg_text
         assert not any(element.get("onload") for element in root.iter())
     shown_hosts = [e.get("data-host") for e in by_class(parse(timeline_svg(operation(steps), now=T0 + 9)), "host")]
-    assert shown_hosts == ["web1", html.unescape(text(hostile))]  # as it was, less what XML cannot hold
+    assert shown_hosts == [html.unescape(text(hostile)), "web1"]  # as it was, less what XML cannot hold
 
 
 @settings(max_examples=200, deadline=None)

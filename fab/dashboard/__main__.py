@@ -23,8 +23,6 @@ def main(argv=None):
     except DeployError as error:
         print(f"error: {safe_to_show(error)}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        return 0
     return 0
 
 

@@ -14,6 +14,7 @@ import time
 
 import jinja2
 from markupsafe import Markup
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,9 +23,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from fab import cli
 from fab.dashboard import delivery, pages, pictures, reading
 from fab.dashboard.security import Guard
 from fab.errors import DeployError
+from fab.history.store import describe_database_error
 from fab.secrets import safe_to_show
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,10 +37,11 @@ POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 
 
-def create_app(catalogue_factory, token=None, behind_proxy=False):
-    """The dashboard over the Catalogue `catalogue_factory()` returns (opened at the
-    first request, closed when the app stops). With `token`, every request must show it
-    (security.Guard); `behind_proxy`: X-Forwarded-Proto says whether the browser used https."""
+def create_app(catalogue_factory, token=None, behind_proxy=False, local_only=False):
+    """The dashboard (an ASGI app: the Starlette app inside security.Guard) over the
+    Catalogue `catalogue_factory()` returns (opened at the first request, closed when the
+    app stops). With `token`, every request must show it; `behind_proxy`: X-Forwarded-Proto
+    says whether the browser used https; `local_only`: only a loopback Host is answered."""
     catalogue = _Lazy(catalogue_factory)
     templates = Jinja2Templates(env=_template_environment())
 
@@ -62,16 +66,17 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         return pages.environments_page(catalogue.get(), time.time())
 
     def history_data(request):
+        filters, before = pages.history_filters(request.query_params), pages.history_cursor(request.query_params)
         try:
-            return pages.history_page(catalogue.get(), reading, request.query_params, time.time())
-        except pages.BadParameter as error:
-            raise HTTPException(400, str(error)) from None
+            rows, following = reading.history(catalogue.get(), filters, before=before, limit=pages.HISTORY_PAGE)
+        except ValueError:
+            raise HTTPException(400, f"before={before!r} is not a cursor this dashboard gave") from None
+        return pages.history_page(catalogue.get(), filters, rows, following)
 
-    def operation_data(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+    def operation_and_log(request):
+        environment, operation_id = _operation_address(request)
         detail = operation_of(environment, operation_id)
-        log = reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
-        return pages.operation_page(detail, log), timeline_of(detail, log)
+        return detail, reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
 
     def delivery_data(request):
         try:
@@ -79,12 +84,12 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         except pages.BadParameter as error:
             raise HTTPException(400, str(error)) from None
         if environment is None:
-            return pages.delivery_page(None, days, None, []), None
+            return pages.delivery_page(None, days, None, [])
         now = time.time()
         since = now - days * 86400
         operations = reader_of(environment).operations_in_window(environment, since, now)
         figures = delivery.figures(operations, since, now, now)
-        return pages.delivery_page(environment, days, figures, catalogue.get().environments), figures
+        return pages.delivery_page(environment, days, figures, catalogue.get().environments)
 
     def environments_page(request):
         return render(request, "environments.html", environments_data(request))
@@ -99,24 +104,19 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         return JSONResponse(history_data(request))
 
     def operation_page(request):
-        data, picture = operation_data(request)
-        return render(request, "operation.html", {**data, "timeline": Markup(picture)})
+        detail, log = operation_and_log(request)
+        return render(request, "operation.html",
+                      {**pages.operation_page(detail, log), "timeline": Markup(timeline_of(detail, log))})
 
     def operation_api(request):
-        data, _picture = operation_data(request)
-        data.pop("log")  # the log has its own address (log_api), paged
-        data.pop("follow_from")
-        data.pop("follows")
-        return JSONResponse(data)
+        # The same operation; its log has its own address (log_api), paged.
+        return JSONResponse(pages.with_iso_times(operation_of(*_operation_address(request))))
 
     def timeline(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
-        detail = operation_of(environment, operation_id)
-        log = reader_of(environment).log_after(operation_id, 0, limit=pages.LOG_ON_PAGE)
-        return Response(timeline_of(detail, log), media_type="image/svg+xml")
+        return Response(timeline_of(*operation_and_log(request)), media_type="image/svg+xml")
 
     def log_api(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+        environment, operation_id = _operation_address(request)
         detail = operation_of(environment, operation_id)
         after = pages.resume_after(None, request.query_params.get("after"))
         lines = reader_of(environment).log_after(operation_id, after, limit=pages.LOG_ON_PAGE)
@@ -125,16 +125,16 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
                              "last": lines[-1][0] if lines else after})
 
     def delivery_page(request):
-        data, figures = delivery_data(request)
-        charts = Markup(pictures.bars_svg(figures["per_day"], f"deploys per day, last {data['days']} days")
-                        ) if figures else ""
-        return render(request, "delivery.html", {**data, "chart": charts})
+        data = delivery_data(request)
+        chart = pages.chart_label(data["days"])
+        picture = Markup(pictures.bars_svg(data["figures"]["per_day"], chart)) if data["figures"] else ""
+        return render(request, "delivery.html", {**data, "chart": picture})
 
     def delivery_api(request):
-        return JSONResponse(delivery_data(request)[0])
+        return JSONResponse(delivery_data(request))
 
     async def log_stream(request):
-        environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+        environment, operation_id = _operation_address(request)
         await run_in_threadpool(operation_of, environment, operation_id)  # 404 before the stream begins
         after = pages.resume_after(request.headers.get("last-event-id"), request.query_params.get("after"))
         return StreamingResponse(_follow(reader_of(environment), environment, operation_id, after),
@@ -155,7 +155,11 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
 
     async def store_error(request, error):
         # The store went away or refused a read: say so in one line (its URL masked).
-        return wrong(request, 503, safe_to_show(str(error)))
+        if isinstance(error, DBAPIError):
+            line = f"the history store cannot be read: {describe_database_error(error)}"
+        else:
+            line = str(error)
+        return wrong(request, 503, safe_to_show(line))
 
     routes = [
         Route("/", environments_page),
@@ -178,9 +182,18 @@ def create_app(catalogue_factory, token=None, behind_proxy=False):
         catalogue.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, DeployError: store_error})
-    app.add_middleware(Guard, token=token, behind_proxy=behind_proxy)
-    return app
+                    exception_handlers={HTTPException: http_error, DeployError: store_error,
+                                        DBAPIError: store_error})
+    # Outside Starlette's own error middleware, so that even its 500 carries the headers.
+    return Guard(app, token=token, behind_proxy=behind_proxy, local_only=local_only)
+
+
+def _operation_address(request):
+    """(environment, operation id) of the address; 404 for an id no store can hold."""
+    environment, operation_id = request.path_params["environment"], request.path_params["operation_id"]
+    if operation_id > cli.MAX_WHOLE_NUMBER:
+        raise HTTPException(404, f"{environment} has no operation {operation_id}")
+    return environment, operation_id
 
 
 def timeline_of(detail, log):

@@ -15,7 +15,8 @@ The definitions, precisely:
   (`deploy:resume=yes`): the two are one deploy, counted (and judged) at the
   continuation. A paused deploy nothing continued counts as a deploy, not failed.
   Each deploy is counted on the UTC day it started.
-- A deploy *failed* when its outcome is `failed` or `interrupted`.
+- A deploy *failed* when its outcome is `failed` or `interrupted`, before its swap or
+  after it (the store does not say which, and either way the change did not ship).
 - A release is *put live* by a successful deploy, hotfix_deploy or rollback, and by a
   paused deploy (on its canary). Failed deploys put every host back, so put nothing live.
 - A deploy is *rolled back* when a successful rollback's previous live operation (the
@@ -42,13 +43,14 @@ The definitions, precisely:
 import datetime
 import statistics
 
+from fab import events
+from fab.history.liveness import RUNNING
+
 DEPLOY_TASKS = ("deploy", "hotfix_deploy")
 ROLLBACK = "rollback"
-SUCCESS = ("succeeded", "ok")
-FAILURES = ("failed", "interrupted")
-RUNNING = "running"
-REFUSED = "refused"
-PAUSED = "paused"
+SUCCESS = (events.SUCCEEDED, events.OK)
+FAILURES = (events.FAILED, events.INTERRUPTED)
+REFUSED, PAUSED = events.REFUSED, events.PAUSED
 DAY = 86400
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import urllib.parse
 
+from fab import cli
 from fab.history import views
 
 #: Keys whose number is a time (epoch seconds) wherever they appear in a page's data.
@@ -19,7 +20,7 @@ EPOCH_KEPT = frozenset({"started_at", "finished_at", "commit_time"})
 #: The history filters, in the order the page and the API take them.
 FILTERS = ("environment", "task", "outcome", "performer")
 HISTORY_PAGE = 50
-#: The longest delivery window: 10 years (a week is the shortest that shows a trend, but 1 day is allowed).
+#: The delivery window, in days: at most ten years.
 MOST_DAYS = 3650
 DEFAULT_DAYS = 30
 #: Log lines an operation's page carries; the rest follows over its stream.
@@ -80,15 +81,15 @@ def history_filters(query):
     return {name: (query.get(name) or "").strip() or None for name in FILTERS}
 
 
-def history_page(catalogue, reading, query, now):
-    """One page of operations, newest first, matching the query's filters; `next` is the
-    cursor of the page after it (None: the last page), `next_query` its query string."""
-    filters = history_filters(query)
-    before = (query.get("before") or "").strip() or None
-    try:
-        rows, following = reading.history(catalogue, filters, before=before, limit=HISTORY_PAGE)
-    except ValueError:
-        raise BadParameter(f"before={before!r} is not a cursor this dashboard gave") from None
+def history_cursor(query):
+    """The `before` cursor of the query (None: the first page)."""
+    return (query.get("before") or "").strip() or None
+
+
+def history_page(catalogue, filters, rows, following):
+    """One page of operations (`rows`, newest first) matching `filters`; `next` is the
+    cursor of the page after it (None: the last page), `next_query` its query string;
+    `choices` the values each filter menu offers."""
     choices = {"environment": list(catalogue.environments), "task": set(), "outcome": set(), "performer": set()}
     for reader in catalogue.readers:
         for name, values in reader.distinct_values().items():
@@ -131,7 +132,7 @@ END_EVENT = "event: end\ndata: {}\n\n"
 def resume_after(last_event_id, after):
     """The line to stream after: the browser's Last-Event-ID, else `?after=`, else 0."""
     for given in (last_event_id, after):
-        if given and given.strip().isdigit():
+        if given and cli.whole_number(given):
             return int(given.strip())
     return 0
 
@@ -143,7 +144,7 @@ def delivery_parameters(catalogue, query):
     """(environment, days) from the query: the environment given (default: the first)
     and a whole number of days from 1 to MOST_DAYS. BadParameter otherwise."""
     days_text = (query.get("days") or str(DEFAULT_DAYS)).strip()
-    if not days_text.isdigit() or not 1 <= int(days_text) <= MOST_DAYS:
+    if not cli.whole_number(days_text, MOST_DAYS) or int(days_text) < 1:
         raise BadParameter(f"days must be a whole number from 1 to {MOST_DAYS}, got {days_text!r}")
     environment = (query.get("environment") or "").strip() or (catalogue.environments or [None])[0]
     return environment, int(days_text)
@@ -153,6 +154,10 @@ def delivery_page(environment, days, figures, choices):
     """The delivery figures of `environment` over the last `days`, for the page and API."""
     return with_iso_times({"environment": environment, "days": days, "environments": list(choices),
                            "figures": figures})
+
+
+def chart_label(days):
+    return f"deploys per day, last {days} days (failed or rolled back in red)"
 
 
 def percent(fraction):

@@ -13,32 +13,36 @@ in the line the rollout writes before its first wave (`== waves: canary: web1 |
 wave 1: web2, web3`), which `waves_from_log` reads. Given no waves, they are
 inferred from when each host went live: the hosts of a wave start their go-live
 round trip (swap, restart, health) together, and the next wave starts only once
-every one of them has ended it. Hosts that never went live make one group.
+every one of them has ended it; hosts that never went live then make a group of
+their own. Fewer than two waves inferred: the hosts are one group, unlabelled.
 """
 import html
 import re
 import time
 
+from fab import events
+from fab.history import liveness
+from fab.history.reconcile import UNRECORDED
 from fab.history.views import cut, duration
 from fab.shown import shown
 
 WIDTH = 960
 LABELS = 170  # the host names' column
 MARGIN = 16
-TOP = 28  # the heading line
+TOP = 6
 AXIS = 30  # the time axis below the rows
 GO_LIVE_STEPS = ("swap", "restart", "health")
 HOST_LABEL_WIDTH = 26  # characters of a host's name shown (whole in its tooltip and data-host)
 
 #: Step outcome -> (CSS class, fill). Others show as they are, classed `other`.
 OUTCOMES = {
-    "ok": ("ok", "#2e7d32"),
-    "failed": ("failed", "#c62828"),
-    "running": ("running", "#1565c0"),
-    "skipped": ("skipped", "#9e9e9e"),
-    "interrupted": ("interrupted", "#ef6c00"),
-    "put back": ("put-back", "#8e24aa"),
-    "not recorded": ("not-recorded", "#bdbdbd"),
+    events.OK: ("ok", "#2e7d32"),
+    events.FAILED: ("failed", "#c62828"),
+    liveness.RUNNING: ("running", "#1565c0"),
+    events.SKIPPED: ("skipped", "#9e9e9e"),
+    liveness.INTERRUPTED: ("interrupted", "#ef6c00"),
+    events.PUT_BACK: ("put-back", "#8e24aa"),
+    UNRECORDED: ("not-recorded", "#bdbdbd"),
 }
 OTHER = ("other", "#6d4c41")
 BAND_FILLS = ("#f3f6fa", "#e6ecf3")
@@ -91,10 +95,16 @@ def timeline_svg(operation, now=None, waves=None):
     # to the operation's end: what it did after its last step (a hook, a wait) shows too
     end = max([b["end"] for b in bars] + [operation_end(operation, now)])
     span = max(end - start, 1e-3)
-    hosts = list(dict.fromkeys(b["host"] for b in sorted(bars, key=lambda b: b["start"])))
-    hosts += [h for h in operation.get("hosts") or [] if h not in hosts]
-    groups = grouped(hosts, waves or operation.get("waves") or inferred_waves(bars, hosts))
-    labelled = len(groups) > 1 or bool(waves or operation.get("waves"))
+    by_host = {}  # host -> its bars, hosts in the order they began
+    for b in sorted(bars, key=lambda b: b["start"]):
+        by_host.setdefault(b["host"], []).append(b)
+    hosts = list(by_host) + [h for h in operation.get("hosts") or [] if h not in by_host]
+    waves = waves or operation.get("waves")
+    if not waves:  # inferred: shown only when they tell something (two waves or more)
+        waves = inferred_waves(by_host)
+        waves = waves if len(waves) > 1 else []
+    labelled = bool(waves)
+    groups = grouped(hosts, waves) if labelled else [("", hosts)]
     row = 18 if len(hosts) <= 60 else 12
     font = 11 if row == 18 else 9
     plot = WIDTH - LABELS - MARGIN
@@ -113,7 +123,7 @@ def timeline_svg(operation, now=None, waves=None):
                         f'font-weight="bold">{text(wave)}</text>')
             y += row
         for host in members:
-            body.extend(host_row(host, [b for b in bars if b["host"] == host], x, y, row, font))
+            body.extend(host_row(host, by_host.get(host, []), x, y, row, font))
             if slowest["host"] == host:
                 body.append(slowest_label(slowest, x, y, row, font))
             y += row
@@ -150,10 +160,10 @@ def bar(step, operation, now):
     """A step as a bar: its host, name, outcome and note, and where it starts and ends."""
     outcome, end = step["outcome"], step.get("finished_at")
     if end is None:
-        if operation.get("outcome", "running") == "running":
+        if operation.get("outcome", liveness.RUNNING) == liveness.RUNNING:
             end = now
         else:  # cut off by the operation's end (fab.history.views.steps_table reads it so too)
-            outcome = "interrupted" if outcome == "running" else outcome
+            outcome = liveness.INTERRUPTED if outcome == liveness.RUNNING else outcome
             end = operation_end(operation, now)
     start = step["started_at"]
     return {"host": step["host"], "step": step["step"], "outcome": outcome, "note": step.get("note"),
@@ -162,7 +172,7 @@ def bar(step, operation, now):
 
 def operation_end(operation, now):
     """When the operation ended (its recorded end, or its start plus its seconds), or `now`."""
-    if operation.get("outcome") == "running":
+    if operation.get("outcome") == liveness.RUNNING:
         return now
     if operation.get("finished_at") is not None:
         return operation["finished_at"]
@@ -216,11 +226,11 @@ def grouped(hosts, waves):
     return groups
 
 
-def inferred_waves(bars, hosts):
-    """Waves read from the steps' times (module doc): [("wave N", [host, ...])]."""
+def inferred_waves(by_host):
+    """Waves read from the steps' times (module doc; `by_host`: {host: its bars in the
+    order they began}): [("wave N", [host, ...])]."""
     trips = {}  # host -> (start, end) of its go-live round trip
-    for host in hosts:
-        steps = sorted((b for b in bars if b["host"] == host), key=lambda b: b["start"])
+    for host, steps in by_host.items():
         first = next((i for i, b in enumerate(steps) if b["step"] == "swap"), None)
         if first is None:
             first = next((i for i, b in enumerate(steps) if b["step"] == "restart"), None)
@@ -295,8 +305,8 @@ def bars_svg(points, label, width=480, height=140):
                             f'width="{number(slot * 0.8)}" height="{number(size)}" fill="{OUTCOMES[cls][1]}"/>')
                 base -= size
         body.append("</g>")
-    for index in sorted({0, len(points) - 1}):
-        x = left + (index + 0.5) * slot
-        body.append(f'<text class="day-label" x="{number(x)}" y="{height - 6}" text-anchor="middle" fill="#555" '
+    ends = [(0, left, "start")] + ([(len(points) - 1, width - 8, "end")] if len(points) > 1 else [])
+    for index, x, anchor in ends:
+        body.append(f'<text class="day-label" x="{number(x)}" y="{height - 6}" text-anchor="{anchor}" fill="#555" '
                     f'font-size="10">{text(points[index]["day"])}</text>')
     return svg(width, height, body, "bars", label, points=len(points))

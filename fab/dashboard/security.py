@@ -6,6 +6,7 @@ must be told who may read it: a token (FAB_DASHBOARD_TOKEN) the app checks itsel
 `proxy=yes`, a reverse proxy in front that authenticates (README: Dashboard).
 """
 import hmac
+import html
 import ipaddress
 import re
 import urllib.parse
@@ -50,8 +51,19 @@ def check_exposure(bind, token, behind_proxy):
                          "letters, digits and ._~+/=- (e.g. `openssl rand -hex 32`)")
     if not is_loopback(bind) and not token and not behind_proxy:
         raise UsageError(f"dashboard: bind={bind} is reachable from other machines: set {TOKEN_VARIABLE} "
-                         "(a long random token), or give proxy=yes behind a reverse proxy that "
-                         "authenticates (see README: Dashboard)")
+                         "(a long random token), or give proxy=yes (--proxy) behind a reverse proxy "
+                         "that authenticates (see README: Dashboard)")
+
+
+def host_is_loopback(host_header):
+    """Whether a Host header names this machine by a loopback name or address (a page of
+    another site whose name was made to resolve to 127.0.0.1, DNS rebinding, names its own)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return bool(host) and is_loopback(host)
 
 
 def token_matches(given, token):
@@ -96,14 +108,16 @@ def _query_without_token(query):
 
 class Guard:
     """ASGI middleware in front of every route: the security headers on every answer
-    (pages, JSON, the log stream, static files, errors), only GET/HEAD, and, with a
+    (pages, JSON, the log stream, static files, errors), only GET/HEAD; with
+    `local_only`, only requests that name this machine by a loopback Host; with a
     token, nothing without it (cookie, `Authorization: Bearer`, or `?token=` once,
     which sets the cookie and redirects to the same address without it)."""
 
-    def __init__(self, app, token=None, behind_proxy=False):
+    def __init__(self, app, token=None, behind_proxy=False, local_only=False):
         self.app = app
         self.token = token
         self.behind_proxy = behind_proxy
+        self.local_only = local_only
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -116,6 +130,9 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        if self.local_only and not host_is_loopback(_header(scope, b"host")):
+            return await _plain(send_with_headers, 421, "421 Misdirected Request: this dashboard answers "
+                                "only to its loopback address")
         if scope["method"] not in READ_METHODS:
             return await _plain(send_with_headers, 405, "405 Method Not Allowed: the dashboard is read-only",
                                 [(b"allow", b"GET, HEAD")])
@@ -132,20 +149,25 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
     async def _remember(self, scope, send):
-        """Set the cookie and send the browser to the same address without the token
-        (so it is neither bookmarked nor kept in the history)."""
+        """Set the cookie and send the browser on to the same address without the token
+        (so it is neither bookmarked nor kept in the history). By a page that refreshes
+        itself, not a 303: a link followed from another site (a chat) is a cross-site
+        navigation, and a browser would not send a SameSite=Strict cookie along its
+        redirects; the page's own refresh is same-site."""
         rest = _query_without_token(scope.get("query_string", b"").decode("latin-1"))
-        location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+        path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()  # as the browser sent it
+        address = html.escape(path.decode("latin-1") + (f"?{rest}" if rest else ""))
         cookie = (f"{COOKIE}={self.token}; Path=/; Max-Age={COOKIE_DAYS * 86400}; HttpOnly; SameSite=Strict"
                   + ("; Secure" if over_https(scope, self.behind_proxy) else ""))
-        await _plain(send, 303, "303 See Other", [(b"location", location.encode("latin-1")),
-                                                  (b"set-cookie", cookie.encode("latin-1"))])
+        page = (f'<!doctype html><meta http-equiv="refresh" content="0; url={address}">'
+                f'<a href="{address}">Continue</a>\n')
+        await _plain(send, 200, page, [(b"set-cookie", cookie.encode("latin-1"))], media_type=b"text/html")
 
 
-async def _plain(send, status, line, headers=()):
-    body = (line + "\n").encode()
+async def _plain(send, status, line, headers=(), media_type=b"text/plain"):
+    body = (line.rstrip("\n") + "\n").encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                "headers": [(b"content-type", media_type + b"; charset=utf-8"),
                             (b"content-length", str(len(body)).encode()),
                             (b"cache-control", b"no-store"), *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -1,10 +1,14 @@
 """Starting the dashboard: checks first (who may read it, is the port free), each a
-user's error in one line (exit 2), then uvicorn on the socket already bound."""
+user's error in one line (exit 2), then uvicorn on the socket already bound.
+`fab dashboard` imports this module only when it runs (the web stack is not `fab -l`'s)."""
 import errno
 import os
 import socket
 
-from fab.dashboard import security
+import uvicorn
+
+from fab.dashboard import reading, security
+from fab.dashboard.app import create_app
 from fab.errors import UsageError
 
 DEFAULT_BIND = "127.0.0.1"
@@ -39,12 +43,11 @@ def serve(bind=DEFAULT_BIND, port=DEFAULT_PORT, behind_proxy=False, environ=os.e
     token = environ.get(security.TOKEN_VARIABLE) or None
     security.check_exposure(bind, token, behind_proxy)
     listener = listening_socket(bind, port)
-    import uvicorn  # the web stack loads once the checks passed
-
-    from fab.dashboard import reading
-    from fab.dashboard.app import create_app
-
-    app = create_app(lambda: reading.discover(environ), token=token, behind_proxy=behind_proxy)
+    # On loopback with no proxy, only a loopback Host: a web page of another site cannot
+    # read it by making its own name resolve to 127.0.0.1 (DNS rebinding).
+    local_only = security.is_loopback(bind) and not behind_proxy
+    app = create_app(lambda: reading.discover(environ), token=token, behind_proxy=behind_proxy,
+                     local_only=local_only)
     # proxy_headers: uvicorn takes the client's address and scheme from X-Forwarded-*, but
     # only from the addresses in FORWARDED_ALLOW_IPS (default 127.0.0.1: a proxy on this machine).
     config = uvicorn.Config(app, proxy_headers=behind_proxy, server_header=False, log_level="warning",
@@ -54,5 +57,7 @@ def serve(bind=DEFAULT_BIND, port=DEFAULT_PORT, behind_proxy=False, environ=os.e
              + ("; give ?token=... once" if token else ""))
     try:
         uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass  # uvicorn stopped gracefully, then raised the Ctrl-C again: stopping is what it asked
     finally:
         listener.close()

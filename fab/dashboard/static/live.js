@@ -2,7 +2,8 @@
 // On an operation's page it follows the log while the operation runs: Server-Sent
 // Events from <pre id="log" data-stream>, one <span class="line" data-n> per line,
 // until the stream says `end`; then it reads the operation's outcome from its JSON.
-// On the environments page, while something runs (<body data-refresh>), it reloads.
+// On the environments page (<body data-watch>) it asks the API every 5 s which operations
+// run, and reloads the page when that changes (one started or ended).
 "use strict";
 
 (function () {
@@ -47,10 +48,26 @@
       });
   }
 
+  // "env:id env:id", as the page writes it in data-running.
+  function runningNow(environments) {
+    return environments.filter(function (env) { return env.running; })
+      .map(function (env) { return env.environment + ":" + env.running.id; }).join(" ");
+  }
+
+  function watchRunning(body) {
+    window.setInterval(function () {
+      fetch(body.dataset.watch, { credentials: "same-origin" })
+        .then(function (answer) { return answer.ok ? answer.json() : null; })
+        .then(function (data) {
+          if (data && runningNow(data.environments) !== body.dataset.running) { window.location.reload(); }
+        })
+        .catch(function () {});  // the dashboard restarting: try again next time
+    }, 5000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("log");
     if (log && log.dataset.follow === "yes") { follow(log); }
-    var seconds = Number(document.body.dataset.refresh || 0);
-    if (seconds > 0) { window.setTimeout(function () { window.location.reload(); }, seconds * 1000); }
+    if (document.body.dataset.watch) { watchRunning(document.body); }
   });
 })();
