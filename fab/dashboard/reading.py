@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from fab import folders
 from fab.dashboard import summaries
 from fab.errors import DeployError
+from fab.events import SUCCEEDED
 from fab.history import chunks, liveness, migrate
 from fab.history.schema import claims, log_chunks, operations, received_bytes, steps
 from fab.history.store import check_revision, create_engine, describe_database_error, sqlite_path
@@ -319,7 +320,7 @@ def _succeeded():
     """outcome = succeeded, tested row by row (`|| ''`): most rows succeeded, so the
     outcome index (for the history's filter) would walk most of the table, where the
     environment's own index finds the newest in a few rows."""
-    return (operations.c.outcome + "") == summaries.SUCCEEDED
+    return (operations.c.outcome + "") == SUCCEEDED
 
 
 def history(catalogue, filters, before=None, limit=50):
