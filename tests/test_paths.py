@@ -152,6 +152,8 @@ ALLOWED = {
     # Messages to the user that name a part of a release in words.
     ("fab/remote/hotfix.sh", "(a link into shared/)"),
     ("fab/settings.py", "(in shared/ through it already)"),
+    # The dashboard's web addresses (an operation's log stream), not paths on a host.
+    ("fab/dashboard/app.py", "/log"),
 }
 
 

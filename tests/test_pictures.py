@@ -168,6 +168,16 @@ def test_waves_are_inferred_from_when_hosts_went_live():
     assert group_names(root) == [("wave 1", ["web1"]), ("wave 2", ["web2", "web3"]), ("other hosts", ["db1"])]
 
 
+def test_one_wave_inferred_is_no_wave():
+    root = parse(timeline_svg(DEPLOY, now=T0 + 100))  # web1 and web2 swapped together, db1 never did
+    assert by_class(root, "wave") == [] and len(by_class(root, "host")) == 4
+
+
+def test_one_wave_given_is_labelled():
+    root = parse(timeline_svg(DEPLOY, now=T0 + 100, waves=[("all hosts", ["web1", "web2", "db1", "proxy1"])]))
+    assert [t.text for t in by_class(root, "wave-label")] == ["all hosts"]
+
+
 def test_hosts_that_went_live_together_are_one_wave_and_one_group_is_unlabelled():
     together = operation([step(h, "swap", 0.01 * i, 0.02 * i + 0.01) for i, h in enumerate(["a", "b", "c"])] +
                          [step(h, "health", 0.5, 1) for h in ["a", "b", "c"]], finished=2)
@@ -222,7 +232,7 @@ def test_hostile_store_text_comes_out_inert(hostile):
         assert "<?pi" not in svg_text
         assert not any(element.get("onload") for element in root.iter())
     shown_hosts = [e.get("data-host") for e in by_class(parse(timeline_svg(operation(steps), now=T0 + 9)), "host")]
-    assert shown_hosts == ["web1", html.unescape(text(hostile))]  # as it was, less what XML cannot hold
+    assert shown_hosts == [html.unescape(text(hostile)), "web1"]  # as it was, less what XML cannot hold
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,7 +13,8 @@ in the line the rollout writes before its first wave (`== waves: canary: web1 |
 wave 1: web2, web3`), which `waves_from_log` reads. Given no waves, they are
 inferred from when each host went live: the hosts of a wave start their go-live
 round trip (swap, restart, health) together, and the next wave starts only once
-every one of them has ended it. Hosts that never went live make one group.
+every one of them has ended it; hosts that never went live then make a group of
+their own. Fewer than two waves inferred: the hosts are one group, unlabelled.
 """
 import html
 import re
@@ -28,7 +29,7 @@ from fab.shown import shown
 WIDTH = 960
 LABELS = 170  # the host names' column
 MARGIN = 16
-TOP = 28  # the heading line
+TOP = 6
 AXIS = 30  # the time axis below the rows
 GO_LIVE_STEPS = ("swap", "restart", "health")
 HOST_LABEL_WIDTH = 26  # characters of a host's name shown (whole in its tooltip and data-host)
@@ -98,8 +99,12 @@ def timeline_svg(operation, now=None, waves=None):
     for b in sorted(bars, key=lambda b: b["start"]):
         by_host.setdefault(b["host"], []).append(b)
     hosts = list(by_host) + [h for h in operation.get("hosts") or [] if h not in by_host]
-    groups = grouped(hosts, waves or operation.get("waves") or inferred_waves(by_host))
-    labelled = len(groups) > 1 or bool(waves or operation.get("waves"))
+    waves = waves or operation.get("waves")
+    if not waves:  # inferred: shown only when they tell something (two waves or more)
+        waves = inferred_waves(by_host)
+        waves = waves if len(waves) > 1 else []
+    labelled = bool(waves)
+    groups = grouped(hosts, waves) if labelled else [("", hosts)]
     row = 18 if len(hosts) <= 60 else 12
     font = 11 if row == 18 else 9
     plot = WIDTH - LABELS - MARGIN
@@ -300,8 +305,8 @@ def bars_svg(points, label, width=480, height=140):
                             f'width="{number(slot * 0.8)}" height="{number(size)}" fill="{OUTCOMES[cls][1]}"/>')
                 base -= size
         body.append("</g>")
-    for index in sorted({0, len(points) - 1}):
-        x = left + (index + 0.5) * slot
-        body.append(f'<text class="day-label" x="{number(x)}" y="{height - 6}" text-anchor="middle" fill="#555" '
+    ends = [(0, left, "start")] + ([(len(points) - 1, width - 8, "end")] if len(points) > 1 else [])
+    for index, x, anchor in ends:
+        body.append(f'<text class="day-label" x="{number(x)}" y="{height - 6}" text-anchor="{anchor}" fill="#555" '
                     f'font-size="10">{text(points[index]["day"])}</text>')
     return svg(width, height, body, "bars", label, points=len(points))
