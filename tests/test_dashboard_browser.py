@@ -6,11 +6,9 @@ steps' bars, the environments page shows the new release, hostile text from the 
 shown as text and runs nothing, and no secret reaches any page or API answer. On a store
 made with hostile text in every field (tests/dashboard_store.py, no fleet): every page runs
 nothing. Each page's screenshot is kept (tests/browser.py says where)."""
-import contextlib
 import json
 import os
 import secrets as random_secrets
-import time
 import urllib.parse
 
 import pytest
