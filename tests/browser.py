@@ -82,7 +82,8 @@ def chromium_missing():
     """Why the browser cannot start here, or None."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        return f"{' and '.join(missing)} not installed (scripts/bootstrap.sh requirements-dev.txt installs them)"
+        return (f"{' and '.join(missing)} not found (`bash scripts/bootstrap.sh requirements-dev.txt` "
+                "installs Debian's chromium and chromium-driver)")
     return None
 
 
