@@ -125,7 +125,10 @@ def browser(artifacts, request, tmp_path_factory):
         found = Browser(driver, folder)
         yield found
         if request.session.testsfailed != failed_before:
-            found.keep_failure()
+            from selenium.common.exceptions import WebDriverException
+
+            with contextlib.suppress(WebDriverException, OSError):  # a browser gone says nothing more
+                found.keep_failure()
     finally:
         driver.quit()
 
