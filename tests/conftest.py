@@ -375,6 +375,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group("deployed-baseline"))
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """Where the browser tests' screenshots are (CI keeps that folder, nothing else)."""
+    from browser import report_artifacts
+
+    report_artifacts(terminalreporter, config)
+
+
 def assert_ok(result):
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result

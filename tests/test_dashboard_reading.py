@@ -187,6 +187,8 @@ def test_an_operation_its_steps_received_bytes_and_log(url):
     assert reader.log_after(operation_id, 11990) == list(enumerate(lines[11990:], 11991))
     assert reader.log_after(operation_id, 100, limit=3) == [(101, lines[100]), (102, lines[101]), (103, lines[102])]
     assert reader.log_after(operation_id, 12000) == []
+    assert reader.operation("prod", 2 ** 64, NOW) is None and reader.log_after(2 ** 64) == []  # any URL's number
+    assert reader.log_after(operation_id, 2 ** 64) == []
     window = reader.operations_in_window("prod", NOW - 21, NOW)
     assert [row["id"] for row in window] == [operation_id]
     assert reader.operations_in_window("prod", NOW - 19, NOW) == []

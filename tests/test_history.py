@@ -33,11 +33,13 @@ def operations(env, environ=None):
     return json.loads(assert_ok(env.fab("history:json=yes", environ=environ)).stdout)
 
 
-def start_fab(env, *args):
-    """`fab <env> <args>` in the background, its output read line by line into a queue."""
+def start_fab(env, *args, environ=None):
+    """`fab <env> <args>` in the background, its output read line by line into a queue;
+    `environ` adds environment variables."""
     process = subprocess.Popen(
         [FAB, env.name, *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory})
+        stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CI": "true", "DEPLOY_ENVIRONMENTS": env.directory, **(environ or {})})
     process.lines = queue.Queue()
     process.seen = []
 
@@ -104,16 +106,20 @@ class GoSignal:
         if os.path.exists(self.path):
             os.remove(self.path)
 
+    def close(self):
+        """Let whatever still waits go (bounded), then remove the signal file."""
+        self.go()
+        deadline = time.monotonic() + 30
+        while self.waiting() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.remove()
+
 
 @pytest.fixture
 def go_signal():
     signal_ = GoSignal()
     yield signal_
-    signal_.go()  # whatever still waits on a host ends
-    deadline = time.monotonic() + 30
-    while signal_.waiting() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    signal_.remove()
+    signal_.close()
 
 
 def test_a_deploy_and_a_failed_deploy_are_recorded_with_their_steps_and_error(deploy_env):

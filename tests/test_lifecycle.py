@@ -4,6 +4,7 @@ import os
 
 from conftest import assert_ok, assert_one_line_error
 from fab import sandbox
+from fab.history.store import open_store
 from test_deploy import live_release
 
 
@@ -185,6 +186,10 @@ def test_hotfix_updates_only_the_code_of_the_current_release(deploy_env):
         assert meta["commit"] == fix
         assert len(meta["hotfixes"]) == 1 and f"{old_commit} -> {fix}" in meta["hotfixes"][0]
     assert os.stat(venv).st_ino == venv_inode
+    recorded = open_store(os.environ["FAB_HISTORY_URL"], env.name).operation(env.name)  # the lead time's start
+    assert (recorded["task"], recorded["commit"], recorded["commit_subject"]) == ("hotfix_deploy", fix, "hotfix")
+    assert recorded["commit_time"] == float(sandbox.tools.git("show", "-s", "--format=%ct", fix,
+                                                              cwd=env.spec.app_workdir))
 
     # A named commit works too (here: back to the one the release was built from).
     assert_ok(env.fab(f"hotfix_deploy:{old_commit}"))

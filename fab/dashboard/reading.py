@@ -11,6 +11,7 @@ another schema is one line saying what to run, and its connections cannot write
 The shapes returned (operation summary, detail, environment summary) are those of
 the dashboard's contract; fab.dashboard.summaries builds them from rows.
 """
+import contextlib
 import heapq
 import os
 import threading
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from fab import folders
 from fab.dashboard import summaries
 from fab.errors import DeployError
+from fab.events import SUCCEEDED
 from fab.history import chunks, liveness, migrate
 from fab.history.schema import claims, log_chunks, operations, received_bytes, steps
 from fab.history.store import check_revision, create_engine, describe_database_error, sqlite_path
@@ -34,6 +36,8 @@ DEFAULT_STALE_SECONDS = HistorySettings().stale_seconds
 #: rollbacks since the last freeze or unfreeze are looked at.
 FREEZE_LOG_TAIL = 40
 FREEZE_ROLLBACKS = 10
+#: The largest id or line number a store can hold (a URL may ask for any).
+MAX_ID = 2 ** 63 - 1
 
 
 def discover(environ=os.environ):
@@ -98,6 +102,7 @@ class Reader:
         self.problem = None
         self._url = url
         self._opening = threading.Lock()
+        self._held = threading.local()  # the connection _reading holds in this thread
         self.engine = self._open(url)
         self._stored = self._stored_environments() if self.engine else []
         #: The environments read from this store (the Catalogue settles who reads which).
@@ -129,15 +134,32 @@ class Reader:
         if self.engine is not None:
             self.engine.dispose()
 
-    def _rows(self, query):
+    @contextlib.contextmanager
+    def _reading(self):
+        """One connection (and one read transaction: a consistent snapshot) for every
+        query in the block, in this thread: a page's dozens of small queries then cost
+        one checkout of the pool, not a ping and a transaction each. None: no store."""
+        held = getattr(self._held, "connection", None)
+        if held is not None:
+            yield held
+            return
         if self.engine is None and self.problem is None:
             with self._opening:  # the first task since may have made the store
                 if self.engine is None:
                     self.engine = self._open(self._url)
         if self.engine is None:
-            return []
+            yield None
+            return
         with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query)]
+            self._held.connection = connection
+            try:
+                yield connection
+            finally:
+                self._held.connection = None
+
+    def _rows(self, query):
+        with self._reading() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)] if connection is not None else []
 
     def _first(self, query):
         rows = self._rows(query.limit(1))
@@ -172,7 +194,8 @@ class Reader:
 
     def environment_summaries(self, now):
         """One dict per environment of this store (the contract's shape)."""
-        return [self.environment_summary(name, now) for name in self.environments]
+        with self._reading():
+            return [self.environment_summary(name, now) for name in self.environments]
 
     def environment_summary(self, environment, now):
         live = self._newest_succeeded(environment, summaries.LIVE_TASKS, operations.c.release.isnot(None))
@@ -236,19 +259,26 @@ class Reader:
 
     def distinct_values(self):
         """{"task", "outcome", "performer": sorted stored values} for the filter menus."""
-        values = {}
-        for field in ("task", "outcome", "performer"):
-            column = operations.c[field]
-            query = sa.select(column).distinct().order_by(column)
-            if not self._exclusive():
-                query = query.where(operations.c.environment.in_(self.environments))
-            values[field] = [row[field] for row in self._rows(query)]
-        return values
+        with self._reading():
+            return {field: self._distinct(field) for field in ("task", "outcome", "performer")}
+
+    def _distinct(self, field):
+        column = operations.c[field]
+        query = sa.select(column).distinct().order_by(column)
+        if not self._exclusive():
+            query = query.where(operations.c.environment.in_(self.environments))
+        return [row[field] for row in self._rows(query)]
 
     # -- an operation --------------------------------------------------------------
 
     def operation(self, environment, operation_id, now):
         """The operation's detail (summary, steps, bytes received, log size), or None."""
+        if not 0 < operation_id <= MAX_ID:
+            return None
+        with self._reading():
+            return self._operation(environment, operation_id, now)
+
+    def _operation(self, environment, operation_id, now):
         row = self._first(sa.select(operations).where(operations.c.environment == environment,
                                                       operations.c.id == operation_id))
         if row is None:
@@ -263,6 +293,8 @@ class Reader:
 
     def log_after(self, operation_id, after_line=0, limit=5000):
         """[(line number, text)] of the operation's log after `after_line`, at most `limit`."""
+        if not 0 < operation_id <= MAX_ID or not 0 <= after_line <= MAX_ID - limit:
+            return []
         query = (sa.select(log_chunks.c.first_line, log_chunks.c.data, log_chunks.c.compression)
                  .where(log_chunks.c.operation_id == operation_id, log_chunks.c.last_line > after_line,
                         log_chunks.c.first_line <= after_line + limit)
@@ -288,7 +320,7 @@ def _succeeded():
     """outcome = succeeded, tested row by row (`|| ''`): most rows succeeded, so the
     outcome index (for the history's filter) would walk most of the table, where the
     environment's own index finds the newest in a few rows."""
-    return (operations.c.outcome + "") == summaries.SUCCEEDED
+    return (operations.c.outcome + "") == SUCCEEDED
 
 
 def history(catalogue, filters, before=None, limit=50):

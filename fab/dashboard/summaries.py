@@ -7,7 +7,6 @@ Every text comes out as stored (the recorder masked it); escaping is the pages' 
 import json
 
 from fab import freezes
-from fab.events import SUCCEEDED
 from fab.history import liveness, views
 
 #: The tasks that put a release live: the environments page's `live` is the newest of
@@ -88,10 +87,6 @@ def freeze(row, environment, rollback_log=()):
         if reason is None:
             return None
     return {"by": row["performer"], "reason": reason, "since": row["finished_at"], "operation_id": row["id"]}
-
-
-def succeeded(row):
-    return row["outcome"] == SUCCEEDED
 
 
 # -- cursors: opaque strings for keyset paging (newest first, by id) -----------------
