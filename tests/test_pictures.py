@@ -84,7 +84,9 @@ def test_bars_are_classed_and_filled_by_outcome():
     assert "pip said no" in found["web2", "venv"].find(NS + "title").text
     labelled = {g.get("data-host"): [t.text for t in by_class(g, "bar-label")] for g in by_class(root, "host")}
     # names inside the bars wide enough (about 19 px a second here): not web1's 1 s swap
-    assert labelled == {"web1": ["code", "venv"], "web2": ["code", "venv", "swap"], "db1": ["code"], "proxy1": []}
+    # (the slowest bar, wide enough, holds its own label)
+    assert labelled == {"web1": ["code", "venv"], "web2": ["code", "slowest: venv 9.0s", "swap"], "db1": ["code"],
+                        "proxy1": []}
 
 
 def test_an_unknown_outcome_shows_as_it_is():
@@ -100,6 +102,20 @@ def test_the_slowest_step_is_labelled_with_its_name_and_duration():
     (label,) = by_class(root, "slowest-label")
     assert (label.get("data-host"), label.get("data-step")) == ("web2", "venv")
     assert label.text == "slowest: venv 9.0s"
+    # wide enough to hold it: inside its own bar, over no other step's
+    (venv,) = [b for b in bars(root) if (b.get("data-host"), b.get("data-step")) == ("web2", "venv")]
+    left, width = float(venv.get("x")), float(venv.get("width"))
+    assert left < float(label.get("x")) < left + width and "bar-label" in label.get("class").split()
+
+
+def test_a_slowest_bar_too_narrow_for_its_label_has_it_beside():
+    quick = operation([step("web1", "code", 0, 0.5), step("web1", "venv", 0.5, 1.5), step("web2", "code", 0, 0.2)],
+                      finished=60)
+    root = parse(timeline_svg(quick, now=T0 + 100))
+    (label,) = by_class(root, "slowest-label")
+    (venv,) = [b for b in bars(root) if b.get("data-step") == "venv"]
+    assert float(label.get("x")) >= float(venv.get("x")) + float(venv.get("width"))
+    assert label.text == "slowest: venv 1.0s"
 
 
 def test_running_steps_reach_now():

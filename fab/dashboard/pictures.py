@@ -123,8 +123,8 @@ def timeline_svg(operation, now=None, waves=None):
                         f'font-weight="bold">{text(wave)}</text>')
             y += row
         for host in members:
-            body.extend(host_row(host, by_host.get(host, []), x, y, row, font))
-            if slowest["host"] == host:
+            body.extend(host_row(host, by_host.get(host, []), x, y, row, font, slowest))
+            if slowest["host"] == host and not inside(slowest, slowest_words(slowest), x, font):
                 body.append(slowest_label(slowest, x, y, row, font))
             y += row
         if labelled:
@@ -134,9 +134,9 @@ def timeline_svg(operation, now=None, waves=None):
     return svg(WIDTH, y + AXIS, body, "timeline", said, hosts=len(hosts))
 
 
-def host_row(host, bars, x, y, row, font):
+def host_row(host, bars, x, y, row, font, slowest=None):
     """A host's row at height `y`: its name, then a bar per step (`x`: time -> position),
-    with the step's name inside where it fits."""
+    with the step's name inside where it fits (the `slowest` bar's label, where it fits)."""
     parts = [f'<g class="host" data-host="{text(host)}">'
              f'<text class="host-label" x="{LABELS - 6}" y="{y + row - 5}" text-anchor="end" '
              f'fill="#222" font-size="{font}">{text(cut(host, HOST_LABEL_WIDTH))}</text>']
@@ -149,7 +149,11 @@ def host_row(host, bars, x, y, row, font):
         parts.append(f'<rect class="bar {cls}" data-host="{text(host)}" data-step="{text(b["step"])}" '
                      f'x="{number(left)}" y="{y + 2}" width="{number(width)}" height="{row - 4}" '
                      f'fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{text(tip)}</title></rect>')
-        if width >= len(b["step"]) * font * 0.6 + 6:
+        if b is slowest and inside(b, slowest_words(b), x, font):
+            parts.append(f'<text class="bar-label slowest-label" data-host="{text(host)}" '
+                         f'data-step="{text(b["step"])}" x="{number(left + 3)}" y="{y + row - 5}" fill="#fff" '
+                         f'font-size="{font - 1}" font-weight="bold">{text(slowest_words(b))}</text>')
+        elif inside(b, b["step"], x, font):
             parts.append(f'<text class="bar-label" x="{number(left + 3)}" y="{y + row - 5}" fill="#fff" '
                          f'font-size="{font - 1}">{text(b["step"])}</text>')
     parts.append("</g>")
@@ -181,9 +185,19 @@ def operation_end(operation, now):
     return now
 
 
+def inside(b, words, x, font):
+    """Whether `words` fit inside bar `b`'s width."""
+    return x(b["end"]) - x(b["start"]) >= len(words) * font * 0.6 + 6
+
+
+def slowest_words(slowest):
+    return f"slowest: {slowest['step']} {duration(slowest['end'] - slowest['start'])}"
+
+
 def slowest_label(slowest, x, y, row, font):
-    """`step host 12.3s` beside the slowest bar: after it if there is room, else before it."""
-    words = f"slowest: {slowest['step']} {duration(slowest['end'] - slowest['start'])}"
+    """`slowest: step 12.3s` beside the slowest bar (too narrow to hold it): after it if
+    there is room, else before it."""
+    words = slowest_words(slowest)
     after = x(slowest["end"]) + 4
     room = after + len(words) * font * 0.6 < WIDTH
     place = f'x="{number(after)}"' if room else f'x="{number(x(slowest["start"]) - 4)}" text-anchor="end"'
