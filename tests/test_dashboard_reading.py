@@ -16,7 +16,7 @@ from fab import freezes
 from fab.dashboard import reading
 from fab.dashboard.reading import Catalogue, Reader
 from fab.history import migrate
-from fab.history.store import create_engine, open_url, writing
+from fab.history.store import create_engine, open_url, upgrade_store, writing
 
 NOW = time.time()
 OTHER = "elsewhere"  # a controller that is not this machine: its pids are not looked up
@@ -221,7 +221,7 @@ def test_a_missing_store_is_no_history_and_is_never_created(tmp_path):
     assert reader.environment_summary("prod", NOW)["live"]["release"] == "r1"
 
 
-def test_a_store_at_an_older_schema_says_to_run_history_upgrade(url):
+def test_a_store_at_an_older_schema_says_to_run_history_upgrade_and_is_read_once_upgraded(url, monkeypatch):
     engine = create_engine(url)
     with engine.begin() as connection:
         migrate.upgrade(connection, "0004")
@@ -230,7 +230,15 @@ def test_a_store_at_an_older_schema_says_to_run_history_upgrade(url):
     assert reader.problem == (f"history store {url} has schema 0004, this deployer needs {migrate.head()}: "
                               "run `fab prod history_upgrade`")
     assert reader.environment_summaries(NOW)[0]["live"] is None
-    assert Catalogue([reader]).problems == [reader.problem]
+    catalogue = Catalogue([reader])
+    assert catalogue.problems == [reader.problem]
+
+    # `history_upgrade` while the dashboard serves: read at the next try, no restart.
+    upgrade_store(url)
+    record(open_url(url, "prod"), "prod", "deploy", release="r1")
+    monkeypatch.setattr(reading, "RETRY_SECONDS", 0)
+    assert reader.environment_summary("prod", NOW)["live"]["release"] == "r1"
+    assert reader.problem is None and catalogue.problems == []
 
 
 def test_a_postgresql_reader_cannot_write(pg_url):

@@ -38,6 +38,9 @@ FREEZE_LOG_TAIL = 40
 FREEZE_ROLLBACKS = 10
 #: The largest id or line number a store can hold (a URL may ask for any).
 MAX_ID = 2 ** 63 - 1
+#: A store that could not be read (unreachable, at another schema) is tried again at most
+#: this often: `history_upgrade` run while the dashboard serves takes effect without a restart.
+RETRY_SECONDS = 5.0
 
 
 def discover(environ=os.environ):
@@ -66,7 +69,7 @@ class Catalogue:
 
     def __init__(self, readers, problems=()):
         self.readers = list(readers)
-        self.problems = list(problems) + [reader.problem for reader in self.readers if reader.problem]
+        self._problems = list(problems)
         self._by_environment = {}
         for reader in self.readers:  # a configured environment is read from its own store
             self._by_environment.update(dict.fromkeys(reader.configured, reader))
@@ -79,6 +82,11 @@ class Catalogue:
     @property
     def environments(self):
         return sorted(self._by_environment)
+
+    @property
+    def problems(self):
+        """One line per environment file or store that cannot be read, as of now."""
+        return self._problems + [reader.problem for reader in self.readers if reader.problem]
 
     def reader(self, environment):
         """The Reader of `environment`'s store; KeyError if no store or file knows it."""
@@ -103,6 +111,7 @@ class Reader:
         self._url = url
         self._opening = threading.Lock()
         self._held = threading.local()  # the connection _reading holds in this thread
+        self._tried_at = time.monotonic()
         self.engine = self._open(url)
         self._stored = self._stored_environments() if self.engine else []
         #: The environments read from this store (the Catalogue settles who reads which).
@@ -143,9 +152,10 @@ class Reader:
         if held is not None:
             yield held
             return
-        if self.engine is None and self.problem is None:
-            with self._opening:  # the first task since may have made the store
+        if self.engine is None and (self.problem is None or time.monotonic() - self._tried_at >= RETRY_SECONDS):
+            with self._opening:  # the first task since may have made the store, or upgraded it
                 if self.engine is None:
+                    self._tried_at, self.problem = time.monotonic(), None
                     self.engine = self._open(self._url)
         if self.engine is None:
             yield None
