@@ -111,13 +111,7 @@ def environment(source, index, fleet, way):
     os.makedirs(fleets.env_dir(spec), exist_ok=True)
     with open(os.path.join(fleets.env_dir(spec), f"{name}.yml"), "w") as handle:
         json.dump(settings, handle, indent=2)
-    if fleet not in UPGRADED:  # the fleet's history store, made by an older deployer
-        fab(name, "history_upgrade", spec=spec)
-        UPGRADED.add(fleet)
     return name
-
-
-UPGRADED = set()
 
 
 # --- what is counted ------------------------------------------------------------------

@@ -159,10 +159,14 @@ def running(fleet):
 
 
 def up(fleet):
-    """Start the fleet (idempotent) and write its environment files."""
+    """Start the fleet (idempotent), write its environment files, and bring its history
+    store (kept between runs) to this deployer's schema."""
     spec = FLEETS[fleet]
     state = sandbox.up(spec)
     write_environments(fleet)
+    from fab.history.store import upgrade_store
+
+    upgrade_store(history_url(spec))
     return state
 
 
