@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import os
 import re
+import sys
 import threading
 import zipfile
 
@@ -57,6 +58,12 @@ class PackageIndex(http.server.ThreadingHTTPServer):
     @property
     def port(self):
         return self.server_address[1]
+
+    def handle_error(self, request, client_address):
+        """A client that hung up mid-answer (pip or uv giving up a download it has
+        elsewhere) is no error of the index: only anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
     @property
     def url(self):
