@@ -176,13 +176,16 @@ def creds_env(fleet, tmp_path):
 
 
 @pytest.mark.parametrize("builder, fetch", [("virtualenv + pip", "controller"), ("uv", "hosts"),
-                                            ("store", "controller")])
+                                            ("store", "controller"), ("builder host", "controller")])
 def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_env, tmp_path, builder, fetch):
     """With app.fetch: controller (the default) the token never reaches a host at all:
     the controller fetches and sends bundles; with hosts, only their 0600 file holds it.
     virtualenv + pip, uv: each host installs from the index (wheels.build: each_host)
     with the password in its netrc file. store: the controller alone asks the index
-    (wheels.build: once): the hosts get no credentials at all."""
+    (wheels.build: once): the hosts get no credentials at all. builder host: web2 builds
+    the wheels (wheels.where: builder), the password in a netrc of its throwaway 0700
+    build directory, gone with it; the hosts install from their stores."""
+    built_once = builder in ("store", "builder host")
     env = creds_env
     controller_cache = {"XDG_CACHE_HOME": str(tmp_path / "controller-cache")}
     (tmp_path / "secrets.env").write_text(f"MULTI='{MULTI_LINE}'\nQUOTED=\"{QUOTED}\"\n")
@@ -192,7 +195,8 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             app={"repo": repo, "branch": "main", "fetch": fetch},
             pip_args=["--index-url", f"http://pypi:{INDEX_PASSWORD}@127.0.0.1:{server.port}/simple"],
             secrets={"file": str(tmp_path / "secrets.env")},
-            wheels={"build": "once" if builder == "store" else "each_host"},
+            wheels={"build": "once", "where": "builder", "builder": "web2"} if builder == "builder host" else
+                   {"build": "once" if builder == "store" else "each_host"},
             manage={"role": "webworkers", "command": "python_env/bin/python manage.py"},
             **({"uv": os.path.join(sandbox.tools.TOOLS, "bin", "uv")} if builder == "uv" else {}))
         # An older deployer's clone on web1 kept the URL, token included, in its config (0644).
@@ -205,8 +209,9 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
             deployed = env.fab("deploy", environ=controller_cache)
         assert_ok(planned)
         assert_ok(deployed)
-        made = "from store" if builder == "store" else f"with {builder}"
+        made = "from store" if built_once else f"with {builder}"
         assert deployed.stdout.count(made) == len(env.hosts), deployed.stdout
+        assert (": wheels built on web2" in deployed.stdout) == (builder == "builder host"), deployed.stdout
 
         assert sampler.found == [], sampler.found
         assert sampler.sweeps > 10  # it looked all along the deploy
@@ -220,8 +225,9 @@ def test_a_token_and_an_index_password_reach_no_argv_and_no_readable_file(creds_
         for host in env.hosts:
             assert readable_by_others_holding(env.spec.home(host), [TOKEN, INDEX_PASSWORD]) == [], host
             for kept in (".deploy-credentials", ".deploy-netrc"):
-                if builder == "store":  # no host needs the repository or the index
+                if built_once:  # no host needs the repository or the index (the builder's netrc is gone)
                     assert not os.path.exists(os.path.join(env.code_root(host), kept))
+                    assert files_holding(env.spec.home(host), [INDEX_PASSWORD]) == [], host
                     continue
                 assert stat.S_IMODE(os.stat(os.path.join(env.code_root(host), kept)).st_mode) == 0o600
             if fetch == "controller":
