@@ -332,13 +332,23 @@ def restart_services(c, hosts="", wait=0, force=False):
     env = selected_environment(c)
     with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True,
                     wait=wait_seconds("restart_services", wait), force=force) as fleet:
-        snapshot = FleetSnapshot.of_fleet(fleet)
-        live, meta = snapshot.live()
-        context = stages.hook_context(fleet, snapshot, "restart_services", meta)
-        hooks.run(env, "before_restart", context)
-        stages.restart_everywhere(fleet, "graceful", Target.of(meta))
-        hooks.run_after(env, "after_restart", context)
+        live, meta = restart_live_release(fleet, "restart_services", "graceful")
     stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
+
+
+def restart_live_release(fleet, task, mode, first=None):
+    """The live release's programs restarted on every host (`mode`: graceful, or all
+    of them), wave by wave, drained and health-checked, between the before_restart
+    and after_restart hooks; `first()` runs after the before hooks. Its (name, meta)."""
+    snapshot = FleetSnapshot.of_fleet(fleet)
+    live, meta = snapshot.live()
+    context = stages.hook_context(fleet, snapshot, task, meta)
+    hooks.run(fleet.env, "before_restart", context)
+    if first:
+        first()
+    stages.restart_everywhere(fleet, mode, Target.of(meta))
+    hooks.run_after(fleet.env, "after_restart", context)
+    return live, meta
 
 
 @task
@@ -356,13 +366,8 @@ def push_secrets(c, hosts="", wait=0, force=False):
         raise ConfigError(f"{env.name}: no `secrets` setting in its environment file: no secret to push")
     with open_fleet(env, limited_hosts(env, hosts), lock="push_secrets", drains=True,
                     wait=wait_seconds("push_secrets", wait), force=force) as fleet:
-        snapshot = FleetSnapshot.of_fleet(fleet)
-        live, meta = snapshot.live()
-        context = stages.hook_context(fleet, snapshot, "push_secrets", meta)
-        hooks.run(env, "before_restart", context)
-        fleet.each("secrets", shared.upload_secrets)
-        stages.restart_everywhere(fleet, "all", Target.of(meta))
-        hooks.run_after(env, "after_restart", context)
+        live, _ = restart_live_release(fleet, "push_secrets", "all",
+                                       first=lambda: fleet.each("secrets", shared.upload_secrets))
     stream.stage(f"secrets pushed and services restarted on {', '.join(fleet.names)} (release {live})")
 
 
