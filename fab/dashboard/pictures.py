@@ -114,6 +114,7 @@ def timeline_svg(operation, now=None, waves=None):
 
     body, y = [], TOP
     slowest = max(bars, key=lambda b: b["end"] - b["start"])
+    labelled_inside = inside(slowest, slowest_words(slowest), x, font)  # else beside it
     for index, (wave, members) in enumerate(groups):
         if labelled:
             body.append(f'<g class="wave" data-wave="{text(wave)}">'
@@ -123,8 +124,8 @@ def timeline_svg(operation, now=None, waves=None):
                         f'font-weight="bold">{text(wave)}</text>')
             y += row
         for host in members:
-            body.extend(host_row(host, by_host.get(host, []), x, y, row, font, slowest))
-            if slowest["host"] == host and not inside(slowest, slowest_words(slowest), x, font):
+            body.extend(host_row(host, by_host.get(host, []), x, y, row, font, slowest if labelled_inside else None))
+            if slowest["host"] == host and not labelled_inside:
                 body.append(slowest_label(slowest, x, y, row, font))
             y += row
         if labelled:
@@ -136,7 +137,7 @@ def timeline_svg(operation, now=None, waves=None):
 
 def host_row(host, bars, x, y, row, font, slowest=None):
     """A host's row at height `y`: its name, then a bar per step (`x`: time -> position),
-    with the step's name inside where it fits (the `slowest` bar's label, where it fits)."""
+    with the step's name inside where it fits; bar `slowest`, if given, holds its label."""
     parts = [f'<g class="host" data-host="{text(host)}">'
              f'<text class="host-label" x="{LABELS - 6}" y="{y + row - 5}" text-anchor="end" '
              f'fill="#222" font-size="{font}">{text(cut(host, HOST_LABEL_WIDTH))}</text>']
@@ -149,7 +150,7 @@ def host_row(host, bars, x, y, row, font, slowest=None):
         parts.append(f'<rect class="bar {cls}" data-host="{text(host)}" data-step="{text(b["step"])}" '
                      f'x="{number(left)}" y="{y + 2}" width="{number(width)}" height="{row - 4}" '
                      f'fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{text(tip)}</title></rect>')
-        if b is slowest and inside(b, slowest_words(b), x, font):
+        if b is slowest:
             parts.append(f'<text class="bar-label slowest-label" data-host="{text(host)}" '
                          f'data-step="{text(b["step"])}" x="{number(left + 3)}" y="{y + row - 5}" fill="#fff" '
                          f'font-size="{font - 1}" font-weight="bold">{text(slowest_words(b))}</text>')
