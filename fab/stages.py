@@ -32,6 +32,7 @@ from fab.identity import controller_name, who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, inline_transfer, release, shared, supervisor, virtualenv, wheels
 from fab.operations import freeze as freeze_ops
+from fab.settings import FETCH_HOSTS
 
 # --- choose the release ---------------------------------------------------------
 
@@ -254,11 +255,20 @@ def paused(fleet, decision, moves):
 def fetch_for_hotfix(fleet, live, commit):
     """Bring `commit` into every host's git cache (a bundle from the controller, or
     each host fetching: app.fetch), refusing it where a hotfix of release `live`
-    would write through a link into shared/. Changes no release."""
+    would write through a link into shared/. Changes no release. A small bundle
+    rides in the host's fetch round trip (inline_transfer), a bigger one is
+    delivered first."""
     bundles = code.prepare(fleet, commit)
     describe_commit(fleet, commit)
-    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
-    fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
+    carried = {name: bundle for name, bundle in bundles.items() if inline_transfer.carried(bundle)}
+    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items() if name not in carried})
+    needing = [host for host in fleet.hosts.values() if host.env.app.fetch == FETCH_HOSTS
+               and credentials.needed_on(host)]
+    if needing:  # for git, never on its command line
+        fleet.each("credentials", credentials.upload, hosts=needing)
+    fleet.each_steps(lambda host: [
+        *([inline_transfer.receive(host, carried[host.name])] if host.name in carried else []),
+        code.fetch_for_hotfix(host, live, commit, bundles.get(host.name))])
 
 
 def describe_commit(fleet, commit):

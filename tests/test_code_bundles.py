@@ -148,7 +148,7 @@ def revision(env, host):
 CODE_ONLY_COMMANDS = 4
 
 
-def test_a_code_only_change_carries_its_bundle_in_the_build_batch(bundle_env, private_repo, tmp_path):
+def test_a_code_only_change_carries_its_bundle_in_the_build_batch_and_a_hotfix_in_its_fetch(bundle_env, private_repo, tmp_path):
     env = bundle_env
     env.write_config(app={"repo": private_repo.url, "branch": "main"})
     deploy(env, tmp_path)  # cold: a full bundle (over 300 KB), delivered
@@ -169,6 +169,20 @@ def test_a_code_only_change_carries_its_bundle_in_the_build_batch(bundle_env, pr
     assert env.version("web1")["commit"] == second and env.version("web2")["commit"] == second
     store = history.open_store(config.load_environment(env.name, env.directory))
     assert store.received(store.operation(env.name)["id"]) == {host: {"controller": size} for host in env.hosts}
+
+    # A hotfix's small bundle rides in its fetch round trip the same way.
+    third = code_change(env, private_repo, "three")
+    before, since = set(bundles_made()), sshd_log_sizes(env.spec, env.hosts)
+    _, hosts = summarized(env, tmp_path, "hotfix_deploy")
+    sessions = sshd_sessions(env.spec, since)
+    (size,) = [size for name, size in bundles_made().items() if name not in before]
+    for host in env.hosts:
+        notes = {step["step"]: step["note"] for step in hosts[host]["steps"]}
+        assert notes["transfer"] == f"received {size} B from controller", notes
+        assert notes["fetch"] == f"fetched {third[:12]} from bundle ({size} B)", notes
+        assert hosts[host]["received"] == {"bytes": size, "from": {"controller": size}}
+        assert sessions[host][1] == 0 and revision(env, host) == third, sessions
+    assert env.version("web1")["commit"] == third
 
 
 FLIP_ON_WEB1 = """
