@@ -133,8 +133,8 @@ class Fleet:
 
         Each step is reported on its own, as if run alone, as its host says it
         started and ended (with the host's times), after the event its `result` is,
-        if it is one (fab.events.Event, e.g. what the host received); failures are raised together
-        (StepFailed) once every host has finished.
+        if it is one (fab.events.Event, e.g. what the host received); failures are
+        raised together (StepFailed) once every host has finished.
         """
         results, failures = self.attempt_steps(steps_for, hosts, quiet)
         if failures:

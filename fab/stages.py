@@ -127,9 +127,9 @@ def build(fleet, meta):
                 *([] if env.predeploy else [check(host)])]
 
     linked = env.linked_files or env.linked_dirs
-    batches = [first, then] if linked else [lambda host: [*first(host), *then(host)]]
+    first_batch = first if linked else (lambda host: [*first(host), *then(host)])
     # The batch carrying a bundle is composed now, to see that its command is not too long.
-    composed = {name: batches[0](fleet.hosts[name]) for name in carried}
+    composed = {name: first_batch(fleet.hosts[name]) for name in carried}
     for name in [name for name, steps in composed.items() if not inline_transfer.fits(steps)]:
         del carried[name], composed[name]  # its bundle is delivered
     shipments = {name: [*([bundles[name]] if name in bundles and name not in carried else []),
@@ -146,7 +146,7 @@ def build(fleet, meta):
     needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
     if needing:  # for git and pip, never on their command lines
         fleet.each("credentials", credentials.upload, hosts=needing)
-    outcomes = fleet.each_steps(lambda host: composed.pop(host.name, None) or batches[0](host))
+    outcomes = fleet.each_steps(lambda host: composed.pop(host.name, None) or first_batch(host))
     if linked:
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
         outcomes = fleet.each_steps(then)
@@ -256,8 +256,8 @@ def fetch_for_hotfix(fleet, live, commit):
     """Bring `commit` into every host's git cache (a bundle from the controller, or
     each host fetching: app.fetch), refusing it where a hotfix of release `live`
     would write through a link into shared/. Changes no release. A small bundle
-    rides in the host's fetch round trip (inline_transfer), a bigger one is
-    delivered first."""
+    rides in the host's fetch round trip (inline_transfer: a command of 60 KB at
+    most, no length to check), a bigger one is delivered first."""
     bundles = code.prepare(fleet, commit)
     describe_commit(fleet, commit)
     carried = {name: bundle for name, bundle in bundles.items() if inline_transfer.carried(bundle)}

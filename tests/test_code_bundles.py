@@ -148,7 +148,8 @@ def revision(env, host):
 CODE_ONLY_COMMANDS = 4
 
 
-def test_a_code_only_change_carries_its_bundle_in_the_build_batch_and_a_hotfix_in_its_fetch(bundle_env, private_repo, tmp_path):
+def test_a_code_only_change_carries_its_bundle_in_the_build_batch_and_a_hotfix_in_its_fetch(
+        bundle_env, private_repo, tmp_path):
     env = bundle_env
     env.write_config(app={"repo": private_repo.url, "branch": "main"})
     deploy(env, tmp_path)  # cold: a full bundle (over 300 KB), delivered

@@ -165,8 +165,8 @@ def fetch_for_hotfix(host, release_name, commit, bundle=None):
     """Step `fetch`: bring `commit` into the host's git cache (from `bundle`, see
     `_checkout`), and refuse it where it has a file or a symlink at a directory above
     one of the release's links into shared/ (a hotfix would write through it).
-    Changes nothing in the release. With app.fetch: hosts, git's credentials are
-    uploaded first (fab.operations.credentials)."""
+    Changes nothing in the release. With app.fetch: hosts, git's credentials must
+    be on the host first (fab.operations.credentials.upload)."""
     body = shell.script(_checkout(host, "fetch", commit, bundle=bundle),
                         _hotfix_script(host, "check", release_name, "", commit))
     note = f"fetched {commit[:12]}" + (f" from bundle ({transfer.human_bytes(bundle.size)})" if bundle else "")
