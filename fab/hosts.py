@@ -17,9 +17,8 @@ import time
 import paramiko
 import paramiko.config
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 
-from fab import hostkeys, shell, steps as batch
+from fab import hostkeys, session, shell, steps as batch
 from fab.errors import ConfigError, ConnectionLost, RemoteCommandFailed
 from fab.paths import Paths
 from fab.secrets import MaskedLines
@@ -55,7 +54,7 @@ class Host:
         return self.connection.host
 
     def execute(self, script, args=(), timeout=None, stream=False, watch=None):
-        """Run a shell script (with `args` as $1...) in one round trip; return its Result
+        """Run a shell script (with `args` as $1...) in one round trip; return its fab.session.Ran
         whatever its exit code.
 
         Output is captured, or with `stream` shown as it comes; `watch` (a file-like
@@ -68,23 +67,15 @@ class Host:
         self.open()  # connection errors (a host key, a refused port) are not a lost connection
         timed_out = f"timed out after {timeout:.0f}s (stopped)"
         started = time.monotonic()
+        shown = [MaskedLines(sys.stdout), MaskedLines(sys.stderr)] if stream else [watch, None]
         try:
-            shown = {"out_stream": MaskedLines(sys.stdout), "err_stream": MaskedLines(sys.stderr)} if stream else {}
-            # invoke writes stdout into a given out_stream, hidden or not (the rest stays hidden).
-            watched = {"out_stream": watch} if watch is not None and not stream else {}
-            result = self.connection.run(
-                shell.step_command(script, args), hide=not stream, warn=True,
-                in_stream=False, timeout=timeout, **shown, **watched,
-            )
-            for output in shown.values():
-                output.flush()
-        except CommandTimedOut as error:
-            raise RemoteCommandFailed(timed_out, stdout=error.result.stdout) from None
+            result = session.run(self.connection, shell.step_command(script, args), timeout, *shown)
         except (socket.error, EOFError, paramiko.SSHException) as error:
             raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
-        if result.exited == -1 and self._transport_active() and time.monotonic() - started >= timeout:
-            # invoke's own test (its timer thread has ended) races with that thread
-            # closing the channel: under load a timeout looked like a lost connection.
+        if stream:
+            for output in shown:
+                output.flush()
+        if result.timed_out:
             raise RemoteCommandFailed(timed_out, result.stderr.strip(), stdout=result.stdout)
         if result.exited != 0 and self._interrupted_at is not None and self._interrupted_at >= started:
             # Its session closed under it (-1), or its exit status (TERM's) came first.
