@@ -189,7 +189,7 @@ class StoppableConnection(Connection):
     def create_session(self):
         channel = super().create_session()
         with self._sessions_lock:
-            self._sessions.difference_update([session for session in self._sessions if session.closed])
+            self._sessions.difference_update([one for one in self._sessions if one.closed])
             self._sessions.add(channel)
         return channel
 
@@ -197,8 +197,8 @@ class StoppableConnection(Connection):
         with self._sessions_lock:
             sessions = list(self._sessions)
             self._sessions.clear()
-        for session in sessions:
-            session.close()
+        for channel in sessions:
+            channel.close()
         if self._sftp is not None:  # Fabric's own SFTP client, opened by sftp()
             self._sftp.close()
             self._set(_sftp=None)
