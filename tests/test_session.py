@@ -1,0 +1,95 @@
+"""fab.session: one command in its own SSH session, read by the caller's thread alone.
+
+Against a real sshd host: both streams whole and apart, an exit status, stderr that
+outgrows the SSH window while stdout is silent (no deadlock), a time limit that
+stops the command on its host, an interrupt from another thread. The decoding of a
+character split between reads is checked without SSH."""
+import contextlib
+import threading
+import time
+
+import pytest
+
+from fab import hosts, session
+from fab.config import load_environment
+from fab.errors import RemoteCommandFailed
+
+
+@contextlib.contextmanager
+def web1(deploy_env):
+    deploy_env.write_config()
+    host = hosts.connect("web1", load_environment(deploy_env.name, deploy_env.directory))
+    try:
+        host.open()
+        yield host
+    finally:
+        host.close()
+
+
+class Collected:
+    def __init__(self):
+        self.pieces = []
+
+    def write(self, text):
+        self.pieces.append(text)
+
+
+@pytest.mark.fleet
+def test_both_streams_and_the_exit_status_come_back_whole(deploy_env):
+    with web1(deploy_env) as host:
+        out, err = Collected(), Collected()
+        ran = session.run(host.connection, "printf 'out\\nmore'; printf 'é\\n' >&2; exit 3", 30, out, err)
+        assert (ran.stdout, ran.stderr, ran.exited, ran.timed_out) == ("out\nmore", "é\n", 3, False)
+        assert "".join(out.pieces) == ran.stdout and "".join(err.pieces) == ran.stderr
+        # Much more stderr than the SSH window holds, with stdout silent, then stdout.
+        ran = session.run(host.connection, "head -c 6000000 /dev/zero | tr '\\0' x >&2; echo done", 60)
+        assert (len(ran.stderr), ran.stdout, ran.exited) == (6000000, "done\n", 0)
+
+
+@pytest.mark.fleet
+def test_a_command_out_of_time_is_stopped_on_its_host(deploy_env):
+    marker = f"fab-session-{time.monotonic_ns()}"
+    with web1(deploy_env) as host:
+        started = time.monotonic()
+        with pytest.raises(RemoteCommandFailed, match="timed out after 1s"):
+            host.execute(f"echo started; sleep 30 # {marker}", timeout=1)
+        assert time.monotonic() - started < 10
+        deadline = time.monotonic() + 10
+        while host.execute(f"pgrep -f '[s]leep 30 # {marker}' || true").stdout.strip():
+            assert time.monotonic() < deadline, "the timed-out command still runs on its host"
+            time.sleep(0.2)
+
+
+@pytest.mark.fleet
+def test_an_interrupt_from_another_thread_stops_the_command(deploy_env):
+    with web1(deploy_env) as host:
+        timer = threading.Timer(1, host.interrupt)
+        timer.start()
+        try:
+            with pytest.raises(RemoteCommandFailed, match="stopped"):
+                host.execute("sleep 30", timeout=60)
+        finally:
+            timer.cancel()
+        assert host.execute("echo still connected").stdout == "still connected\n"
+
+
+class FakeChannel:
+    """A session whose stdout arrives in the pieces given (then its end)."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def settimeout(self, seconds):
+        pass
+
+    def recv(self, size):
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def test_a_character_split_between_two_reads_is_decoded_whole():
+    channel = FakeChannel([b"caf\xc3", b"\xa9 ", b"\xff!"])
+    collected = Collected()
+    stream = session._Stream(channel, channel.recv, collected)
+    while not stream.ended:
+        stream.read(0)
+    assert stream.text() == "café \ufffd!" == "".join(collected.pieces)
