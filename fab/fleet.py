@@ -132,8 +132,9 @@ class Fleet:
         round trip per host, all hosts in parallel; return {host: {step: fab.steps.Outcome}}.
 
         Each step is reported on its own, as if run alone, as its host says it
-        started and ended (with the host's times); failures are raised together
-        (StepFailed) once every host has finished.
+        started and ended (with the host's times), after the event its `result` is,
+        if it is one (fab.events.Event, e.g. what the host received); failures are
+        raised together (StepFailed) once every host has finished.
         """
         results, failures = self.attempt_steps(steps_for, hosts, quiet)
         if failures:
@@ -156,6 +157,8 @@ class Fleet:
                     began[report.step] = time.monotonic()
                     stream.publish(events.StepStarted(host.name, report.step))
                 elif report.outcome != events.FAILED:  # a failure is published with its output
+                    if isinstance(report.result, events.Event):  # what it did, for the outputs to record
+                        stream.publish(report.result)
                     stream.publish(events.StepFinished(
                         host.name, report.step, events.SKIPPED if report.outcome == "skipped" else events.OK,
                         note=report.note, seconds=report.seconds, quiet=quiet))

@@ -30,8 +30,9 @@ from fab.errors import DeployError, Interrupted, Paused, StepFailed
 from fab.events import stream
 from fab.identity import controller_name, who_am_i
 from fab.operations import build as build_ops
-from fab.operations import cleanup, code, credentials, release, shared, supervisor, virtualenv, wheels
+from fab.operations import cleanup, code, credentials, inline_transfer, release, shared, supervisor, virtualenv, wheels
 from fab.operations import freeze as freeze_ops
+from fab.settings import FETCH_HOSTS
 
 # --- choose the release ---------------------------------------------------------
 
@@ -96,25 +97,15 @@ def build(fleet, meta):
     Returns {host: rollout.Built}: the venv and service configs the release has there.
     """
     env = fleet.env
-    # Made on the controller (or one builder host) before any host changes, then
-    # sent in one delivery: each host receives only what its store lacks (its
-    # git bundle, its wheels).
+    # Made on the controller (or one builder host) before any host changes. A small
+    # bundle to a host that receives nothing else rides in its first build batch
+    # (inline_transfer); the rest is sent in one delivery: each host receives only
+    # what its store lacks (its git bundle, its wheels).
     bundles = code.prepare(fleet, meta.commit, meta.name)
     describe_commit(fleet, meta.commit)
     prepared = wheels.prepare(fleet, meta)
-    shipments = {name: [*([bundles[name]] if name in bundles else []), *prepared.artifacts.get(name, [])]
-                 for name in fleet.hosts}
-    # Where something is sent, the release first: a transfer cut short (a full disk, a
-    # lost connection) is then a release `deploy:resume=yes` goes on with.
-    receiving = [fleet.hosts[name] for name, artifacts in shipments.items() if artifacts]
-    if receiving:
-        fleet.each_steps(lambda host: [release.create(host, meta)], hosts=receiving)
-        transfer.deliver(fleet, shipments, "transfer")
-    if env.secrets:
-        fleet.each("secrets", shared.upload_secrets)
-    needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
-    if needing:  # for git and pip, never on their command lines
-        fleet.each("credentials", credentials.upload, hosts=needing)
+    carried = {name: bundle for name, bundle in bundles.items()
+               if not prepared.artifacts.get(name) and inline_transfer.carried(bundle)}
 
     def check(host):
         return build_ops.preswap_check(host, meta.name,
@@ -122,20 +113,43 @@ def build(fleet, meta):
 
     # One round trip per host for all of it; linked files (which may need uploading
     # first) and predeploy commands split it.
-    def first(host):  # the release (unless made before its transfer) and its code
-        made = [] if host in receiving else [release.create(host, meta)]
-        return [*made, code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
+    receiving = set()  # hosts whose release is made before their delivery
+
+    def first(host):  # the release (unless made already), the bundle it carries, its code
+        made = [] if host.name in receiving else [release.create(host, meta)]
+        bundle = carried.get(host.name)
+        return [*made, *([inline_transfer.receive(host, bundle)] if bundle else []),
+                code.checkout(host, meta.name, meta.commit, bundles.get(host.name))]
+
+    def then(host):
+        return [*app_steps(host, meta.name, prepared.installs.get(host.name)),
+                supervisor.install_service_configs(host, meta.name),
+                *([] if env.predeploy else [check(host)])]
 
     linked = env.linked_files or env.linked_dirs
+    first_batch = first if linked else (lambda host: [*first(host), *then(host)])
+    # The batch carrying a bundle is composed now, to see that its command is not too long.
+    composed = {name: first_batch(fleet.hosts[name]) for name in carried}
+    for name in [name for name, steps in composed.items() if not inline_transfer.fits(steps)]:
+        del carried[name], composed[name]  # its bundle is delivered
+    shipments = {name: [*([bundles[name]] if name in bundles and name not in carried else []),
+                        *prepared.artifacts.get(name, [])]
+                 for name in fleet.hosts}
+    # Where something is delivered, the release first: a transfer cut short (a full disk,
+    # a lost connection) is then a release `deploy:resume=yes` goes on with.
+    receiving.update(name for name, artifacts in shipments.items() if artifacts)
+    if receiving:
+        fleet.each_steps(lambda host: [release.create(host, meta)], hosts=[fleet.hosts[n] for n in receiving])
+        transfer.deliver(fleet, shipments, "transfer")
+    if env.secrets:
+        fleet.each("secrets", shared.upload_secrets)
+    needing = [host for host in fleet.hosts.values() if credentials.needed_on(host)]
+    if needing:  # for git and pip, never on their command lines
+        fleet.each("credentials", credentials.upload, hosts=needing)
+    outcomes = fleet.each_steps(lambda host: composed.pop(host.name, None) or first_batch(host))
     if linked:
-        fleet.each_steps(first)
         fleet.each("link", lambda host: host.run_steps([shared.link(host, meta.name)])[0].note)
-    outcomes = fleet.each_steps(lambda host: [
-        *([] if linked else first(host)),
-        *app_steps(host, meta.name, prepared.installs.get(host.name)),
-        supervisor.install_service_configs(host, meta.name),
-        *([] if env.predeploy else [check(host)]),
-    ])
+        outcomes = fleet.each_steps(then)
     if env.predeploy:
         on_role(fleet, meta, "predeploy", env.predeploy, env.predeploy.commands)
         fleet.each_steps(lambda host: [check(host)])
@@ -241,11 +255,20 @@ def paused(fleet, decision, moves):
 def fetch_for_hotfix(fleet, live, commit):
     """Bring `commit` into every host's git cache (a bundle from the controller, or
     each host fetching: app.fetch), refusing it where a hotfix of release `live`
-    would write through a link into shared/. Changes no release."""
+    would write through a link into shared/. Changes no release. A small bundle
+    rides in the host's fetch round trip (inline_transfer: a command of 60 KB at
+    most, no length to check), a bigger one is delivered first."""
     bundles = code.prepare(fleet, commit)
     describe_commit(fleet, commit)
-    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items()})
-    fleet.each("fetch", lambda host: code.fetch_for_hotfix(host, live, commit, bundles.get(host.name)))
+    carried = {name: bundle for name, bundle in bundles.items() if inline_transfer.carried(bundle)}
+    transfer.deliver(fleet, {name: [bundle] for name, bundle in bundles.items() if name not in carried})
+    needing = [host for host in fleet.hosts.values() if host.env.app.fetch == FETCH_HOSTS
+               and credentials.needed_on(host)]
+    if needing:  # for git, never on its command line
+        fleet.each("credentials", credentials.upload, hosts=needing)
+    fleet.each_steps(lambda host: [
+        *([inline_transfer.receive(host, carried[host.name])] if host.name in carried else []),
+        code.fetch_for_hotfix(host, live, commit, bundles.get(host.name))])
 
 
 def describe_commit(fleet, commit):

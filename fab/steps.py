@@ -29,8 +29,9 @@ class Step:
     `body` is shell run under `set -e` in `cwd` (default: the home directory);
     its last stdout line becomes the step's note, through `then` if given, and with
     `result` its structured result (what the line says, as data: None if it cannot
-    be read). With `marker`, the step runs once per release: skipped if the marker
-    exists, which is created when it succeeds.
+    be read; an event, fab.events.Event, is published as the step ends). With
+    `marker`, the step runs once per release: skipped if the marker exists, which
+    is created when it succeeds.
     """
 
     name: str

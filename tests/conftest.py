@@ -33,6 +33,7 @@ def test_fleet_spec(run_id):
         user_prefix=f"fabtest{suffix}",
         hosts={name: f"127.0.{run_id}.{21 + index}"
                for index, name in enumerate(("web1", "web2", "pillow1", "proxy1"))},
+        sshd_log_level="VERBOSE",  # every session logged: tests count a task's remote commands (sshd_sessions)
     )
 
 
@@ -380,6 +381,26 @@ def pytest_terminal_summary(terminalreporter, config):
     from browser import report_artifacts
 
     report_artifacts(terminalreporter, config)
+
+
+def sshd_log_sizes(spec, hosts):
+    """Where each host's sshd log ends now: sshd_sessions counts from there."""
+    return {host: os.path.getsize(sshd_log(spec, host)) for host in hosts}
+
+
+def sshd_sessions(spec, since):
+    """{host: (remote commands, SFTP sessions)} its sshd logged since `since` (sshd_log_sizes)."""
+    counts = {}
+    for host, offset in since.items():
+        with open(sshd_log(spec, host), errors="replace") as handle:
+            handle.seek(offset)
+            text = handle.read()
+        counts[host] = (text.count("Starting session: command"), text.count("Starting session: subsystem 'sftp'"))
+    return counts
+
+
+def sshd_log(spec, host):
+    return os.path.join(spec.host_dir(host), "sshd", "sshd.log")
 
 
 def assert_ok(result):

@@ -2,15 +2,18 @@
 root (the controller) only, so no host can fetch from it. A cold deploy sends each
 host a full bundle (one file for all: their caches are alike), the next commit's
 deploy only an incremental one, a redeploy none; hotfix_deploy gets its commit the
-same way; `app.fetch: hosts` against that repository fails in one clear line."""
+same way; `app.fetch: hosts` against that repository fails in one clear line. A
+code-only change's small bundle rides in each host's build batch (no round trip of
+its own), a wrong byte in it fails its host naming the file, and resume goes on."""
 import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import CONTROLLER_CACHE, assert_ok, assert_one_line_error, environment_of_its_own
-from fab import sandbox
+from conftest import (CONTROLLER_CACHE, assert_ok, assert_one_line_error, environment_of_its_own, sshd_log_sizes,
+                      sshd_sessions)
+from fab import PROJECT_ROOT, config, history, sandbox
 
 git = sandbox.tools.git
 
@@ -48,10 +51,15 @@ def bundle_env(fleet, tmp_path):
 
 def deploy(env, tmp_path, *args):
     """`fab <env> <args>` (deploy by default) and its JSON summary's {host: {step: note}}."""
+    result, hosts = summarized(env, tmp_path, *args)
+    return result, {name: {s["step"]: s["note"] for s in host["steps"]} for name, host in hosts.items()}
+
+
+def summarized(env, tmp_path, *args):
+    """`fab <env> <args>` (deploy by default) and its JSON summary's hosts."""
     summary = tmp_path / "summary.json"
     result = assert_ok(env.fab(*(args or ["deploy"]), environ={"FAB_JSON": str(summary)}))
-    hosts = json.loads(summary.read_text())["hosts"]
-    return result, {name: {s["step"]: s["note"] for s in host["steps"]} for name, host in hosts.items()}
+    return result, json.loads(summary.read_text())["hosts"]
 
 
 def bundles_made():
@@ -123,3 +131,102 @@ def test_hosts_fetching_a_repository_they_cannot_read_fail_in_one_clear_line(bun
     assert all(env.current(host) is None for host in env.hosts)
     assert subprocess.run(["git", "--git-dir", private_repo.url, "rev-parse", "HEAD"],
                           capture_output=True).returncode == 0  # the controller could have read it
+
+
+def code_change(env, private_repo, line):
+    return private_repo.commit("app.py", open(os.path.join(env.spec.app_workdir, "app.py")).read() + f"\n# {line}\n")
+
+
+def revision(env, host):
+    with open(os.path.join(env.code_root(host), "current", "REVISION")) as handle:
+        return handle.read().strip()
+
+
+#: Remote commands per host of a code-only deploy to this fleet whose bundle rides in the
+#: build batch (measured: 4 on web1 and web2, 3 on pillow1). Delivering it cost 3 commands
+#: and an SFTP session more per host (the release made first, the store's check, the keep).
+CODE_ONLY_COMMANDS = 4
+
+
+def test_a_code_only_change_carries_its_bundle_in_the_build_batch_and_a_hotfix_in_its_fetch(
+        bundle_env, private_repo, tmp_path):
+    env = bundle_env
+    env.write_config(app={"repo": private_repo.url, "branch": "main"})
+    deploy(env, tmp_path)  # cold: a full bundle (over 300 KB), delivered
+    second = code_change(env, private_repo, "two")
+    before, since = set(bundles_made()), sshd_log_sizes(env.spec, env.hosts)
+    _, hosts = summarized(env, tmp_path)
+    sessions = sshd_sessions(env.spec, since)
+    (size,) = [size for name, size in bundles_made().items() if name not in before]
+    assert size < 32 << 10
+    for host in env.hosts:
+        notes = {step["step"]: step["note"] for step in hosts[host]["steps"]}
+        assert notes["transfer"] == f"received {size} B from controller", notes
+        assert notes["code"].startswith(f"exported {second[:12]} from bundle ("), notes
+        assert hosts[host]["received"] == {"bytes": size, "from": {"controller": size}}
+        commands, sftp = sessions[host]
+        assert sftp == 0 and commands <= CODE_ONLY_COMMANDS, (host, sessions)
+        assert revision(env, host) == second
+    assert env.version("web1")["commit"] == second and env.version("web2")["commit"] == second
+    store = history.open_store(config.load_environment(env.name, env.directory))
+    assert store.received(store.operation(env.name)["id"]) == {host: {"controller": size} for host in env.hosts}
+
+    # A hotfix's small bundle rides in its fetch round trip the same way.
+    third = code_change(env, private_repo, "three")
+    before, since = set(bundles_made()), sshd_log_sizes(env.spec, env.hosts)
+    _, hosts = summarized(env, tmp_path, "hotfix_deploy")
+    sessions = sshd_sessions(env.spec, since)
+    (size,) = [size for name, size in bundles_made().items() if name not in before]
+    for host in env.hosts:
+        notes = {step["step"]: step["note"] for step in hosts[host]["steps"]}
+        assert notes["transfer"] == f"received {size} B from controller", notes
+        assert notes["fetch"] == f"fetched {third[:12]} from bundle ({size} B)", notes
+        assert hosts[host]["received"] == {"bytes": size, "from": {"controller": size}}
+        assert sessions[host][1] == 0 and revision(env, host) == third, sessions
+    assert env.version("web1")["commit"] == third
+
+
+FLIP_ON_WEB1 = """
+import base64
+from fab.operations import inline_transfer
+from fab.steps import Step
+
+carry = inline_transfer.receive
+
+
+def receive(host, artifact):  # web1's copy with one byte changed (its base64 still base64)
+    step = carry(host, artifact)
+    if host.name != "web1":
+        return step
+    encoded = base64.b64encode(open(artifact.local, "rb").read()).decode()
+    flipped = encoded[:10] + ("A" if encoded[10] != "A" else "B") + encoded[11:]
+    return Step(step.name, step.body.replace(encoded, flipped), then=step.then, result=step.result)
+
+
+inline_transfer.receive = receive
+"""
+
+
+def test_a_wrong_byte_in_a_carried_bundle_fails_its_host_naming_the_file_and_resume_goes_on(
+        bundle_env, private_repo, tmp_path):
+    env = bundle_env
+    env.write_config(app={"repo": private_repo.url, "branch": "main"})
+    deploy(env, tmp_path)
+    live = {host: env.current(host) for host in env.hosts}
+    third = code_change(env, private_repo, "three")
+    hook = tmp_path / "flip"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FLIP_ON_WEB1)  # loaded by the deployer's python at its start
+    line = assert_one_line_error(env.fab("deploy", environ={"PYTHONPATH": f"{hook}:{PROJECT_ROOT}"}),
+                                 "step 'transfer' failed on web1", f"{third}.bundle: sha256 ", "(refused)")
+    assert {host: env.current(host) for host in env.hosts} == live, line
+    (failed,) = [name for name in env.releases("web1") if name not in live.values()]
+    assert env.meta("web1", failed)["status"] == "failed"
+
+    _, notes = deploy(env, tmp_path, "deploy:resume=yes")
+    assert notes["web1"]["transfer"].startswith("received ") and notes["web1"]["transfer"].endswith(
+        " B from controller")
+    assert notes["web1"]["code"].startswith(f"exported {third[:12]} from bundle ("), notes["web1"]
+    for host in env.hosts:
+        assert env.current(host) == failed and revision(env, host) == third
+    assert env.version("web1")["commit"] == third

@@ -145,7 +145,7 @@ def test_a_hotfix_neither_writes_nor_deletes_at_linked_paths_and_reads_their_nam
 
     new = commit_files(work, {"app.py": "new\n", "media/new.png": "new\n", "up1": "new\n",
                               ".env": "FROM=repository, changed\n"}, remove=["media/logo.png", "up[1]/y"])
-    code.fetch_for_hotfix(host, "r1", new)
+    host.run(code.fetch_for_hotfix(host, "r1", new).body)
     code.hotfix(host, "r1", old, new)
 
     assert tree(host.paths.shared) == before
@@ -161,13 +161,13 @@ def test_a_hotfix_neither_writes_nor_deletes_at_linked_paths_and_reads_their_nam
     with pytest.raises(RemoteCommandFailed, match=re.escape(
             f"refused: {linked_out[:12]} has a symlink at public, above public/media (a link into shared/): "
             "a hotfix through it would land outside the release")):
-        code.fetch_for_hotfix(host, "r1", linked_out)
+        host.run(code.fetch_for_hotfix(host, "r1", linked_out).body)
     os.remove(work / "public")
     a_file = commit_files(work, {"public": "a file\n"})
     with pytest.raises(RemoteCommandFailed, match=re.escape(
             f"refused: {a_file[:12]} has a file at public, above public/media (a link into shared/), "
             "where the release has a directory")):
-        code.fetch_for_hotfix(host, "r1", a_file)
+        host.run(code.fetch_for_hotfix(host, "r1", a_file).body)
     assert tree(host.paths.shared) == before
 
 

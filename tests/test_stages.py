@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from fab import decide, rollout, stages
+from fab import decide, rollout, stages, transfer
 from fab.config import load_environment
-from fab.operations import virtualenv
+from fab.operations import inline_transfer, virtualenv
 from fab.operations.state import HostState
 from fab.paths import Paths
 from fab.releases import BUILDING, GOOD, ReleaseMeta, HostRelease
@@ -97,6 +97,76 @@ def test_a_build_step_that_ran_says_what_it_made(env):
     assert set(built.configs) == programs  # as rendered here
     unreadable = stages.built_on(host, NEW, {"virtualenv": ran("oops"), "services": SKIPPED})
     assert unreadable == rollout.Built(NEW, None, {})  # unknown: its programs restart
+
+
+def small_and_big_bundles(tmp_path):
+    made = {}
+    for size in (486, inline_transfer.INLINE_MAX_BYTES + 1):
+        path = tmp_path / f"{size}.bundle"
+        path.write_bytes(b"b" * size)
+        made[size] = transfer.artifact(str(path), "c" * 40 + ".bundle")
+    return made[486], made[inline_transfer.INLINE_MAX_BYTES + 1]
+
+
+def build_on_fake_fleet(monkeypatch, env, bundles, wheels_for=None, command_max=None):
+    """stages.build over FakeFleet with `bundles` from code.prepare ({host: Artifact}) and
+    `wheels_for` ({host: [Artifact]}) from wheels.prepare; the fleet, and what was delivered."""
+    from fab.operations import code, wheels
+
+    delivered = []
+    monkeypatch.setattr(code, "prepare", lambda fleet, commit, release=None: dict(bundles))
+    monkeypatch.setattr(wheels, "prepare", lambda fleet, meta: wheels.Prepared(artifacts=dict(wheels_for or {})))
+    monkeypatch.setattr(stages, "describe_commit", lambda fleet, commit: None)
+    monkeypatch.setattr(stages, "built_on", lambda host, release_name, outcomes: None)
+    monkeypatch.setattr(transfer, "deliver", lambda fleet, wanted, step: delivered.append(
+        {name: [a.size for a in artifacts] for name, artifacts in wanted.items() if artifacts}))
+    if command_max is not None:
+        monkeypatch.setattr(inline_transfer, "COMMAND_MAX_CHARS", command_max)
+    fleet = FakeFleet(env, {name: state() for name in ("web1", "web2", "web3")})
+    stages.build(fleet, meta(NEW, BUILDING))
+    return fleet, delivered
+
+
+BATCH = ["virtualenv", "build", "services", "check"]
+
+
+def test_a_small_bundle_rides_in_the_build_batch_before_the_code_and_a_big_one_is_delivered(
+        env, tmp_path, monkeypatch):
+    small, big = small_and_big_bundles(tmp_path)
+    fleet, delivered = build_on_fake_fleet(monkeypatch, env, {"web1": small, "web2": big})
+    assert delivered == [{"web2": [big.size]}]
+    assert fleet.round_trips == [
+        ("web2", ["release"]),  # before its delivery: a cut one is resumed
+        ("web1", ["release", "transfer", "code", *BATCH]),  # no round trip before its batch
+        ("web2", ["code", *BATCH]),
+        ("web3", ["release", "code", *BATCH]),  # its cache had the commit
+    ]
+
+
+def test_a_host_that_receives_wheels_gets_its_small_bundle_in_the_same_delivery(env, tmp_path, monkeypatch):
+    small, _ = small_and_big_bundles(tmp_path)
+    wheel = transfer.Artifact("d" * 64, 5000, "/nowhere", "one-1.0-py3-none-any.whl")
+    fleet, delivered = build_on_fake_fleet(monkeypatch, env, {"web1": small, "web2": small}, {"web2": [wheel]})
+    assert delivered == [{"web2": [small.size, wheel.size]}]
+    assert fleet.round_trips == [("web2", ["release"]), ("web1", ["release", "transfer", "code", *BATCH]),
+                                 ("web2", ["code", *BATCH]), ("web3", ["release", "code", *BATCH])]
+
+
+def test_a_batch_whose_command_would_pass_the_limit_gets_its_bundle_delivered(env, tmp_path, monkeypatch):
+    small, _ = small_and_big_bundles(tmp_path)
+    fleet, delivered = build_on_fake_fleet(monkeypatch, env, {"web1": small}, command_max=20_000)
+    assert delivered == [{"web1": [small.size]}]
+    assert fleet.round_trips[:2] == [("web1", ["release"]), ("web1", ["code", *BATCH])]
+
+
+def test_with_linked_files_the_bundle_rides_in_the_first_batch(env, tmp_path, monkeypatch):
+    small, _ = small_and_big_bundles(tmp_path)
+    linked = env.model_copy(update={"linked_files": ["settings.py"]})
+    fleet, delivered = build_on_fake_fleet(monkeypatch, linked, {"web1": small})
+    assert delivered == []
+    assert fleet.round_trips[:4] == [("web1", ["release", "transfer", "code"]), ("web2", ["release", "code"]),
+                                     ("web3", ["release", "code"]), ("web1", ["link"])]
+    assert ("web1", BATCH) in fleet.round_trips
 
 
 @pytest.fixture
@@ -237,6 +307,11 @@ class FakeFleet:
         results, failures = self.attempt_steps(steps_for, hosts, quiet)
         assert not failures
         return results
+
+    def each(self, step, action, hosts=None, quiet=False):  # recorded, not run
+        for host in list(hosts if hosts is not None else self.hosts.values()):
+            self.round_trips.append((host.name, [step]))
+        return {}
 
 
 def deploy_of(fleet, release=NEW):

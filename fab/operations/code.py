@@ -27,6 +27,7 @@ from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
 from fab.secrets import mask, mask_url
 from fab.settings import FETCH_HOSTS
+from fab.steps import Step
 
 ROLES = ALL_ROLES
 #: How many deployed commits a host's git cache keeps a ref for (bases of its next bundle).
@@ -161,15 +162,15 @@ def checkout(host, release_name, commit, bundle=None):
 
 
 def fetch_for_hotfix(host, release_name, commit, bundle=None):
-    """Bring `commit` into the host's git cache (from `bundle`, see `_checkout`), and
-    refuse it where it has a file or a symlink at a directory above one of the
-    release's links into shared/ (a hotfix would write through it). Changes
-    nothing in the release."""
-    if host.env.app.fetch == FETCH_HOSTS and credentials.needed_on(host):
-        credentials.upload(host)  # before its git runs
-    host.run(shell.script(_checkout(host, "fetch", commit, bundle=bundle),
-                          _hotfix_script(host, "check", release_name, "", commit)))
-    return f"fetched {commit[:12]}" + (f" from bundle ({transfer.human_bytes(bundle.size)})" if bundle else "")
+    """Step `fetch`: bring `commit` into the host's git cache (from `bundle`, see
+    `_checkout`), and refuse it where it has a file or a symlink at a directory above
+    one of the release's links into shared/ (a hotfix would write through it).
+    Changes nothing in the release. With app.fetch: hosts, git's credentials must
+    be on the host first (fab.operations.credentials.upload)."""
+    body = shell.script(_checkout(host, "fetch", commit, bundle=bundle),
+                        _hotfix_script(host, "check", release_name, "", commit))
+    note = f"fetched {commit[:12]}" + (f" from bundle ({transfer.human_bytes(bundle.size)})" if bundle else "")
+    return Step("fetch", body, then=lambda line: note)
 
 
 def hotfix(host, release_name, old_commit, new_commit):

@@ -10,12 +10,19 @@
 #   $1 keep:   as verify, but a part whose digest does not match (a peer sent it) is
 #              deleted and reported as "refused <sha256> <why>", the others still kept:
 #              the controller sends it again.
+#   $1 inline: $3 one artifact's bytes in base64 (a small one, carried in the command:
+#              fab.operations.inline_transfer), then its pair: written as its .part
+#              (unless kept already), then as verify.
 #   $2 the store (Paths.store); then pairs: a sha256, a file name.
 set -e -o pipefail
 mode=$1
 store=$2
 shift 2
-case $mode in check | verify | keep) ;; *) echo "receive.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
+case $mode in
+  check | verify | keep) ;;
+  inline) data=$1; shift; [ $# -eq 2 ] || { echo "receive.sh: inline takes one artifact" >&2; exit 2; } ;;
+  *) echo "receive.sh: unknown mode ${mode@Q}" >&2; exit 2 ;;
+esac
 [ $(($# % 2)) -eq 0 ] || { echo "receive.sh: a digest without a file name" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   digest=$1
@@ -34,6 +41,13 @@ while [ $# -gt 0 ]; do
       echo "none $digest"
     fi
   elif [ ! -f "$file" ]; then
+    if [ "$mode" = inline ]; then
+      mkdir -p -- "$store/$digest"
+      if ! why=$(base64 -d <<<"$data" 2>&1 >"$file.part"); then
+        rm -f -- "$file.part"
+        echo "$name: not kept: ${why:-base64 -d failed}" >&2; exit 1
+      fi
+    fi
     got=$(sha256sum -- "$file.part")
     if [ "${got%% *}" != "$digest" ]; then
       rm -f -- "$file.part"
