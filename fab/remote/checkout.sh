@@ -35,7 +35,11 @@ deployed=refs/fab/deployed
 # An older deployer's clone may keep a URL with credentials in its config (mode 0644):
 # a user part with a password, or any user part in http(s) (a token).
 userinfo_url='url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@'
-if [ -f "$cache/config" ] && grep -Eq -- "$userinfo_url" "$cache/config"; then
+# Each process counts here: this runs on every host of a deploy at once, so what the
+# shell can do itself (read a file, match, cut a list) it does without one.
+config=
+if [ -f "$cache/config" ]; then IFS= read -r -d '' config < "$cache/config" || true; fi
+if [[ $config =~ $userinfo_url ]]; then
   if [ "$source" = repository ]; then
     git --git-dir="$cache" config remote.origin.url "$from"
   else  # bundles need no remote
@@ -61,27 +65,36 @@ if ! has_commit; then
   else
     [ -n "$from" ] || { echo "commit $commit is not in the git cache $cache, and no bundle was sent" >&2; exit 1; }
     [ -d "$cache/objects" ] || git init --quiet --bare -- "$cache"
-    heads=$(git bundle list-heads -- "$from" 2>&1) || {
-      echo "the bundle $from is unreadable: ${heads##*$'\n'}" >&2; exit 1; }
-    [[ $'\n'$heads$'\n' == *$'\n'"$commit "* ]] || {
+    # One read of the bundle: verify lists its heads, and checks that the cache has what
+    # it needs (in English, whatever the host's locale, to be read here).
+    verified=$(LC_ALL=C git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
+      if [[ $verified == *"does not look like a v2 or v3 bundle"* ]]; then
+        echo "the bundle $from is unreadable: ${verified##*$'\n'}" >&2
+      else
+        echo "the bundle $from does not apply to the git cache $cache: $(grep -m1 . <<<"$verified")" >&2
+      fi
+      exit 1; }
+    heads=${verified#*The bundle contains}
+    heads=${heads%%The bundle requires*}
+    [[ $heads$'\n' == *$'\n'"$commit "* ]] || {
       echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
-    verified=$(git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
-      echo "the bundle $from does not apply to the git cache $cache: $(grep -m1 . <<<"$verified")" >&2; exit 1; }
+    # Fetching the commit by its id fails unless the bundle holds it; the ref is made here.
     git --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"
-    has_commit || { echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
     came_from="from bundle"
   fi
 fi
 if [ "$source" = bundle ] && [ -n "$from" ]; then  # used: out of the store
   rm -f -- "$from"
-  rmdir -- "$(dirname -- "$from")" 2>/dev/null || true
+  rmdir -- "${from%/*}" 2>/dev/null || true
 fi
 # A ref for the commit (the cache's objects for it stay), and only the newest $keep.
-if ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then
+if [ "$came_from" != "from bundle" ] && ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then
   git --git-dir="$cache" update-ref --end-of-options "$deployed/$commit" "$commit"
 fi
-git --git-dir="$cache" for-each-ref --sort=-committerdate --format='delete %(refname)' "$deployed/" |
-  tail -n +"$((keep + 1))" | git --git-dir="$cache" update-ref --stdin
+mapfile -t refs < <(git --git-dir="$cache" for-each-ref --sort=-committerdate --format='delete %(refname)' "$deployed/")
+if [ "${#refs[@]}" -gt "$keep" ]; then
+  printf '%s\n' "${refs[@]:keep}" | git --git-dir="$cache" update-ref --stdin
+fi
 [ "$mode" = export ] || exit 0
 git --git-dir="$cache" archive --format=tar --end-of-options "$commit" | tar -x -C "$release"
 printf '%s\n' "$commit" > "$revision_file"
