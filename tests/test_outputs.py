@@ -531,3 +531,14 @@ def test_hosts_with_identical_releases_share_one_table():
     lines = text.splitlines()
     assert "web1, web2, proxy1" in lines and "pillow1" in lines
     assert text.count(f"* {RELEASE}") == 2  # two tables, not four
+
+
+@pytest.mark.parametrize("text", ["a\tb\tc", "x" * 300, "wide 漢字 é", "trail   ", "[bold]x[/]",
+                                  "a\x07b\x08c\rd\x0be\x0cf", "\x00nul"])
+def test_plain_lines_without_colour_are_what_rich_would_write(text):
+    written = io.StringIO()
+    PlainLines(plain_console(written, color=False))(ev.Stage(text))
+    stamp = written.getvalue().split("] ", 1)[0] + "] "
+    by_rich = io.StringIO()
+    plain_console(by_rich, color=False).print(f"{stamp}== {text}", style="bold")
+    assert written.getvalue() == by_rich.getvalue()

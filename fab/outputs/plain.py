@@ -8,6 +8,7 @@ import re
 import time
 
 from rich.console import Console
+from rich.control import strip_control_codes
 
 from fab import events
 from fab.outputs import tables
@@ -30,8 +31,11 @@ class PlainLines:
     def __call__(self, event):
         style = self.style(event)
         for text in self.lines(event):
-            elapsed = time.monotonic() - self._started
-            self.console.print(f"[{elapsed:6.1f}s] {text}", style=style)
+            line = f"[{time.monotonic() - self._started:6.1f}s] {text}"
+            if self.console.color_system:
+                self.console.print(line, style=style)
+            else:  # what rich would write, without its rendering: a line per step per host adds up
+                self.console.file.write(strip_control_codes(line).expandtabs(8) + "\n")
         if isinstance(event, events.ReleasesListed):
             # A listing is data, not progress: no timestamps, columns aligned.
             for table in tables.releases_tables(event, utcnow(), styled=False):
