@@ -211,9 +211,20 @@ def connect(name, env):
     if env.ssh_config and not os.path.isfile(env.ssh_config_path()):
         raise ConfigError(f"{env.name}: ssh_config file {env.ssh_config_path()} does not exist")
     config = fabric_config(env.ssh_config_path() if env.ssh_config else None)
-    connection = StoppableConnection(name, config=config, connect_timeout=10,
-                                     connect_kwargs={**config.connect_kwargs, "compress": env.ssh_compression})
+    connection = StoppableConnection(name, config=config, connect_timeout=10, connect_kwargs={
+        **config.connect_kwargs, "compress": env.ssh_compression, "transport_factory": SeldomWakingTransport})
     return Host(name, env, hostkeys.secure(connection))
+
+
+class SeldomWakingTransport(paramiko.Transport):
+    """paramiko's Transport, whose thread wakes once a second while its connection is
+    idle instead of ten times (to see whether it was closed). A fleet's connections are
+    idle most of a deploy while their hosts work: 200 of them waking ten times a second
+    cost the controller more CPU than the deploy's commands, and the longer a bigger
+    fleet takes, the more (hosts x seconds). Data still wakes it at once; a connection
+    closed here ends its thread within a second."""
+
+    _active_check_timeout = 1.0
 
 
 _fabric_configs = {}

@@ -1,11 +1,14 @@
-"""fab.hosts.IndexedSSHConfig: the options of every host are paramiko's own, while a
-lookup reads only the blocks that can apply to its name (a fleet's ssh_config of one
-Host block per host no longer costs hosts x blocks pattern matches)."""
+"""Connecting a fleet reads each host's ssh_config and known_hosts entries without reading
+every other host's: fab.hosts.IndexedSSHConfig and fab.hostkeys.IndexedHostKeys answer
+exactly what paramiko's own lookups answer (a file with a block or line per host no
+longer costs hosts x lines on the controller)."""
 import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fab import hosts
+from fab import hostkeys, hosts
 
 NAMES = ["web1", "web2", "db1", "proxy", "WEB1", "web1.example.org"]
 PATTERNS = NAMES + ["*", "web*", "!web2", "!db*", "w?b1", "*.example.org"]
@@ -59,3 +62,35 @@ def test_match_blocks_or_canonicalization_read_every_block():
         original = parsed(text)
         assert hosts.IndexedSSHConfig(original).lookup("web1") == original.lookup("web1")
         assert hosts.IndexedSSHConfig(original)._whole
+
+
+# --- known_hosts: fab.hostkeys.IndexedHostKeys ---------------------------------------
+
+def _keys():
+    made = []
+    for _ in range(3):
+        private = ed25519.Ed25519PrivateKey.generate()
+        blob = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        made.append(blob.decode().split()[1])
+    return made
+
+
+BLOBS = _keys()
+HOSTS = ["web1", "[127.0.0.1]:2222", "db1", "web2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(HOSTS), min_size=1, max_size=3), st.booleans(),
+                          st.sampled_from(range(len(BLOBS)))), max_size=8))
+def test_every_known_hosts_lookup_is_paramikos(tmp_path_factory, entries):
+    lines = []
+    for names, hashed, blob in entries:
+        shown = [paramiko.HostKeys.hash_host(name) if hashed else name for name in names]
+        lines.append(f"{','.join(shown)} ssh-ed25519 {BLOBS[blob]}\n")
+    path = tmp_path_factory.mktemp("known") / "known_hosts"
+    path.write_text("".join(lines))
+    original = paramiko.HostKeys(str(path))
+    indexed = hostkeys.IndexedHostKeys(original)
+    for name in HOSTS + ["absent"]:
+        expected, got = original.lookup(name), indexed.lookup(name)
+        assert (None if expected is None else dict(expected)) == (None if got is None else dict(got))
