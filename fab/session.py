@@ -16,7 +16,10 @@ import time
 
 #: How long a read of stdout waits before stderr is read too (stderr is read whenever
 #: stdout has something, and at its end): how late a streamed error line may show.
+#: Unshown, stderr only has to be taken before it fills the session's window (2 MB):
+#: a fleet's commands mostly wait for their hosts, and each wake costs the controller.
 STDERR_EVERY = 0.1
+STDERR_UNSHOWN_EVERY = 1.0
 _BLOCK = 1 << 16
 
 
@@ -42,9 +45,10 @@ def run(connection, command, timeout, out=None, err=None):
     try:
         channel.exec_command(command)
         stdout, stderr = _Stream(channel, channel.recv, out), _Stream(channel, channel.recv_stderr, err)
+        every = STDERR_EVERY if err is not None else STDERR_UNSHOWN_EVERY
         while not stdout.ended and time.monotonic() < deadline:
-            stdout.read(min(STDERR_EVERY, deadline - time.monotonic()))
-            if channel.recv_stderr_ready():
+            stdout.read(min(every, deadline - time.monotonic()))
+            while channel.recv_stderr_ready():  # all of it: the window frees only as it is read
                 stderr.read(0)
         while not stderr.ended and time.monotonic() < deadline:  # the rest of it is here or coming
             stderr.read(deadline - time.monotonic())
