@@ -4,6 +4,7 @@ Nothing here touches a host; every function is unit-tested without SSH.
 """
 import dataclasses
 import datetime as dt
+import functools
 import json
 
 from fab import host_values as values
@@ -105,6 +106,7 @@ class ReleaseMeta:
             raise ValueError(f"unknown release status {status!r}")
         return dataclasses.replace(self, status=status)
 
+    @functools.lru_cache(maxsize=16)  # the same text for every host of a fleet
     def to_json(self):
         data = dataclasses.asdict(self)
         data["hotfixes"] = list(self.hotfixes)

@@ -41,7 +41,13 @@ def remote_script(name):
 
 def script_command(name, *args):
     """The one-line command that runs fab/remote/<name>.sh with `args` as $1..."""
-    return command("bash", "-c", remote_script(name), name, *args)
+    return " ".join([_running(name), *(quote(arg) for arg in args)])
+
+
+@functools.lru_cache(maxsize=None)
+def _running(name):
+    """`bash -c '<the script>' <name>`, quoted once: every host's steps carry it."""
+    return command("bash", "-c", remote_script(name), name)
 
 
 def exec_script(name, *args):
