@@ -34,9 +34,21 @@ def script(*lines):
 @functools.lru_cache(maxsize=None)
 def remote_script(name):
     """The text of fab/remote/<name> (`.sh` unless named): a script that takes its
-    values as arguments."""
-    with open(os.path.join(REMOTE_SCRIPTS, name if "." in name else f"{name}.sh")) as handle:
-        return handle.read()
+    values as arguments. A shell script's opening comments (what it takes and prints,
+    for its readers here: a third of its bytes) are left out, since every command
+    carries the text of its scripts to every host."""
+    file_name = name if "." in name else f"{name}.sh"
+    with open(os.path.join(REMOTE_SCRIPTS, file_name)) as handle:
+        text = handle.read()
+    return _without_opening_comments(text) if file_name.endswith(".sh") else text
+
+
+def _without_opening_comments(text):
+    """`text` from its first line that is neither blank nor a comment (no string or
+    here-document can be open before it)."""
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), len(lines))
+    return "".join(lines[first:])
 
 
 def script_command(name, *args):

@@ -154,7 +154,7 @@ def test_a_host_that_receives_wheels_gets_its_small_bundle_in_the_same_delivery(
 
 def test_a_batch_whose_command_would_pass_the_limit_gets_its_bundle_delivered(env, tmp_path, monkeypatch):
     small, _ = small_and_big_bundles(tmp_path)
-    fleet, delivered = build_on_fake_fleet(monkeypatch, env, {"web1": small}, command_max=20_000)
+    fleet, delivered = build_on_fake_fleet(monkeypatch, env, {"web1": small}, command_max=5_000)  # < any batch
     assert delivered == [{"web1": [small.size]}]
     assert fleet.round_trips[:2] == [("web1", ["release"]), ("web1", ["code", *BATCH])]
 
