@@ -11,6 +11,7 @@ sha256 (a wrong byte fails the host, naming the file). Runs on: all roles. Safe 
 rerun: a kept file is not written again.
 """
 import base64
+import functools
 
 from fab import events, shell, steps
 from fab.fanout import CONTROLLER
@@ -46,8 +47,6 @@ def receive(host, artifact):
     """Step `transfer`: write `artifact` (read here) into the host's store and keep it
     once its sha256 matches. Its result is the events.ArtifactsReceived the host's
     outputs record (published as the step ends), None where the store had it."""
-    with open(artifact.local, "rb") as handle:
-        encoded = base64.b64encode(handle.read()).decode("ascii")
     said = f"received {artifact.sha256} {artifact.size}"
 
     def received(line):
@@ -56,5 +55,12 @@ def receive(host, artifact):
     def note(line):
         return (Received({CONTROLLER: artifact.size}) if line == said else Received(had=1)).note()
 
-    body = shell.exec_script("receive", "inline", host.paths.store, encoded, artifact.sha256, artifact.name)
+    body = shell.exec_script("receive", "inline", host.paths.store, _encoded(artifact), artifact.sha256, artifact.name)
     return steps.Step("transfer", body, then=note, result=received)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoded(artifact):
+    """The artifact's bytes in base64, read once: hosts with the same bases share a bundle."""
+    with open(artifact.local, "rb") as handle:
+        return base64.b64encode(handle.read()).decode("ascii")
