@@ -71,6 +71,9 @@ MAINTENANCE_SUFFIX = "-maintenance.conf"
 VENV_COMPLETE = ".complete"
 #: The file in a virtualenv listing the stored wheels it was installed from.
 VENV_WHEELS = ".wheels"
+#: The file in a virtualenv naming the interpreter (inode, change time) that last
+#: started in it: the pre-swap check starts python again only for another one.
+VENV_STARTED = ".started"
 
 
 class Paths:
