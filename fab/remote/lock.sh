@@ -74,9 +74,9 @@ echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--} ${
 if [ "$#" -gt 0 ]; then
   (
     exec 9>&-
-    fab_state=$1
+    state_script=$1
     shift
-    eval "$fab_state"
+    eval "$state_script"
   )
   echo "@@state-end"
 fi
