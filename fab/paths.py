@@ -234,6 +234,12 @@ class Paths:
         return self._under("git-cache")
 
     @property
+    def python_identity(self):
+        """The environment's python's identity as the state read last read it, with
+        what it was read from (fab/remote/state.sh): a python start per read spared."""
+        return self._under(".python-identity")
+
+    @property
     def credentials_file(self):
         """sh variables (git's credentials, NETRC) a step that runs git or pip loads."""
         return self._under(".deploy-credentials")
