@@ -142,3 +142,14 @@ def test_the_store_keeps_what_a_venv_uses_and_what_is_fresh_and_drops_the_rest(t
     assert run_step(cleanup.delete_releases(host_at(root), [])) == "3 unused store file(s)"
     assert sorted(os.listdir(store)) == sorted([used, fresh, "not-ours"])
     assert run_step(cleanup.delete_releases(host_at(root), [])) == "nothing to remove"
+
+
+@pytest.mark.parametrize("releases, output, note", [
+    (0, "removed 0 0 0 packs 3 3", "nothing to remove"),
+    (2, "removed 2 1 0 packs 0 0", "removed 2 release(s)"),
+    (0, "removed 0 0 4 packs 9 1", "4 unused store file(s); git cache repacked (9 packs to 1)"),
+    (1, "removed 1 0 0 packs 9 9", "removed 1 release(s)"),  # a repack that failed leaves them
+    (1, "something else", "removed 1 release(s)"),
+])
+def test_the_note_says_what_went(releases, output, note):
+    assert cleanup.cleanup_note(releases, output) == note
