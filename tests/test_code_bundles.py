@@ -281,9 +281,9 @@ def test_a_rolled_back_release_older_than_the_kept_refs_takes_a_hotfix_and_cache
         root = env.code_root(host)
         stored = set(os.listdir(f"{root}/store"))
         assert stale not in stored and fresh in stored, (host, stored)
-        used = {line.split()[0] for venv in os.listdir(f"{root}/venvs") if os.path.isfile(f"{root}/venvs/{venv}/.wheels")
-                for line in open(f"{root}/venvs/{venv}/.wheels")}
-        assert used <= stored, (host, used - stored)
+        manifests = [f"{root}/venvs/{venv}/.wheels" for venv in os.listdir(f"{root}/venvs")]
+        used = {line.split()[0] for manifest in manifests if os.path.isfile(manifest) for line in open(manifest)}
+        assert used and used <= stored, (host, used - stored)
     # Two weeks on, git's own gc would drop whatever no ref holds: drop it now.
     for host in env.hosts:
         env.remote(host, f"git --git-dir={env.code_root(host)}/git-cache -c gc.pruneExpire=now gc --quiet")
