@@ -187,19 +187,6 @@ def download_args(identity):
     return args
 
 
-# --- the store's cleanup ----------------------------------------------------------
-
-
-def unused_wheels(stored, manifests, kept_venvs):
-    """The stored wheels (a set of Wheel, as the host's state listed them) that no venv
-    kept after cleanup (`kept_venvs`: keys) was installed from (`manifests`: {key:
-    frozenset of Wheel}), sorted. A venv with no manifest (built from an index)
-    uses no stored wheel. fab/remote/cleanup.sh checks again, on the host, that
-    no remaining venv's manifest names a wheel before deleting it."""
-    used = {w.sha256 for key in kept_venvs for w in manifests.get(key, ())}
-    return sorted((w for w in stored if w.sha256 not in used), key=lambda w: (w.sha256, w.name))
-
-
 # --- identical bits ---------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import types
 import pytest
 
 from fab import app_repo, shell, steps, transfer
-from fab.operations import code, state
+from fab.operations import cleanup, code, state
 from fab.paths import Paths
 
 
@@ -136,7 +136,7 @@ def test_git_gets_no_terminal_prompt_and_the_helpers_options(tmp_path, repo):
 
 def test_an_unknown_mode_is_refused(tmp_path):
     for mode, source in (("delete", "bundle"), ("fetch", "elsewhere")):
-        result = run(shell.script_command("checkout", mode, str(tmp_path), "a" * 40, source, "/srv/app.git", "x", 10,
+        result = run(shell.script_command("checkout", mode, str(tmp_path), "a" * 40, source, "/srv/app.git", "x",
                                           "", ""))
         assert result.returncode == 2 and f"unknown {'mode' if mode == 'delete' else 'source'}" in result.stderr
 
@@ -269,18 +269,70 @@ def test_a_hostile_revision_with_a_bundle_is_refused_and_read_as_no_option(tmp_p
     assert os.listdir(tmp_path / "root" / "releases" / "r1") == []
 
 
-def test_the_cache_keeps_refs_for_the_newest_commits_only(tmp_path, repo, controller):
+def test_fetches_never_gc_and_cleanup_keeps_the_present_releases_refs_and_repacks(tmp_path, repo, controller,
+                                                                                 monkeypatch):
+    """Each bundle fetched is a pack, and git's auto-gc never starts (the cache asks
+    for it past 2 packs here); cleanup then keeps a ref for the newest commits and for
+    every release present, however old, and past HOST_MAX_PACKS packs repacks into
+    one: what no ref holds is gone, the present release's commit (on a branch of its
+    own, older than all) stays, so a hotfix of it can still diff against it."""
     host = host_for(tmp_path, repo.url, fetch="controller")
-    made = []
-    for number in range(code.HOST_KEPT_REFS + 2):
-        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_000 + number} +0000"  # committed in this order
+    work = tmp_path / "work"
+    repo.commit("app.py", "base\n")
+    kept, gone = side_commit(work, repo.url, "kept", 1), side_commit(work, repo.url, "gone", 2)
+    assert export(host, "r-old", kept, controller.bundle(repo.url, kept, host))[0].returncode == 0
+    assert fetch(host, gone, controller.bundle(repo.url, gone, host)).returncode == 0
+    cache = host.paths.git_cache
+    git("--git-dir", cache, "config", "gc.autoPackLimit", "2")
+    git("--git-dir", cache, "config", "gc.autoDetach", "false")
+    main = []
+    for number in range(cleanup.HOST_KEPT_REFS + 2):
+        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_100 + number} +0000"  # committed in this order
         try:
-            commit = repo.commit("app.py", f"{number}\n")
+            main.append(repo.commit("app.py", f"{number}\n"))
         finally:
             del os.environ["GIT_COMMITTER_DATE"]
-        made.append(commit)
-        assert fetch(host, commit, controller.bundle(repo.url, commit, host)).returncode == 0
-    assert tips_of(host) == set(made[-code.HOST_KEPT_REFS:])
+        assert fetch(host, main[-1], controller.bundle(repo.url, main[-1], host)).returncode == 0
+    assert packs_in(cache) == cleanup.HOST_KEPT_REFS + 4 and tips_of(host) == {kept, gone, *main}
+
+    monkeypatch.setattr(cleanup, "HOST_MAX_PACKS", 3)
+    assert clean(host) == f"git cache repacked ({cleanup.HOST_KEPT_REFS + 4} packs to 1)"
+    assert packs_in(cache) == 1 and tips_of(host) == {kept, *main[-cleanup.HOST_KEPT_REFS:]}
+    has = {commit: run(f"git --git-dir={cache} cat-file -e {commit}").returncode == 0 for commit in (kept, gone)}
+    assert has == {kept: True, gone: False}
+    assert run(f"git --git-dir={cache} diff --quiet {kept} {main[0]}").returncode == 1  # they differ: it can tell
+    assert clean(host) == "nothing to remove"  # done: a second run changes nothing
+
+
+def side_commit(work, bare, name, second):
+    """A commit on a branch of its own off main's first, dated `second`s after 2023-11-14, pushed."""
+    git("checkout", "--quiet", "-b", name, "main", cwd=work)
+    (work / f"{name}.py").write_text(f"{name}\n")
+    git("add", f"{name}.py", cwd=work)
+    os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_000 + second} +0000"
+    try:
+        git("commit", "--quiet", "-m", name, cwd=work)
+    finally:
+        del os.environ["GIT_COMMITTER_DATE"]
+    git("push", "--quiet", str(bare), name, cwd=work)
+    git("checkout", "--quiet", "main", cwd=work)
+    return git("rev-parse", name, cwd=work)
+
+
+def packs_in(cache):
+    return len([name for name in os.listdir(os.path.join(cache, "objects", "pack")) if name.endswith(".pack")])
+
+
+def clean(host):
+    """The cleanup step's note, run on the host's code root with nothing to delete."""
+    result = subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *state.arguments(host.paths)],
+                            capture_output=True, text=True, check=True)
+    found = state.parse(f"home /\n{result.stdout}", host.paths.code_root)
+    step = cleanup.delete_releases(types.SimpleNamespace(paths=found.paths, state=found), [])
+    result = run(steps.compose([step]))
+    done, failed = steps.parse([step], result.stdout)
+    assert failed is None, result.stderr
+    return done[0].note
 
 
 def test_an_old_mirror_keeping_a_url_with_credentials_loses_it_with_bundles(tmp_path, repo, controller):
@@ -299,4 +351,4 @@ def test_with_bundles_no_credential_is_loaded_nor_passed(tmp_path):
     words = shlex.split(code._checkout(host, "fetch", "a" * 40))
     assert words[:2] == ["bash", "-c"] and words[2] == shell.remote_script("checkout")
     assert words[3:] == ["checkout", "fetch", host.paths.git_cache, "a" * 40, "bundle", "",
-                         "https://ci:***@git.example.com/app.git", str(code.HOST_KEPT_REFS), "", ""]
+                         "https://ci:***@git.example.com/app.git", "", ""]

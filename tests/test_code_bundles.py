@@ -38,7 +38,7 @@ def private_repo(fleet, tmp_path):
         git("push", "-q", "--", str(bare), "HEAD:main", cwd=work)
         return git("rev-parse", "HEAD", cwd=work)
 
-    return type("PrivateRepo", (), {"url": str(bare), "commit": staticmethod(commit),
+    return type("PrivateRepo", (), {"url": str(bare), "work": work, "commit": staticmethod(commit),
                                     "head": staticmethod(lambda: git("rev-parse", "HEAD", cwd=work))})
 
 
@@ -49,16 +49,16 @@ def bundle_env(fleet, tmp_path):
         yield env
 
 
-def deploy(env, tmp_path, *args):
+def deploy(env, tmp_path, *args, environ=None):
     """`fab <env> <args>` (deploy by default) and its JSON summary's {host: {step: note}}."""
-    result, hosts = summarized(env, tmp_path, *args)
+    result, hosts = summarized(env, tmp_path, *args, environ=environ)
     return result, {name: {s["step"]: s["note"] for s in host["steps"]} for name, host in hosts.items()}
 
 
-def summarized(env, tmp_path, *args):
+def summarized(env, tmp_path, *args, environ=None):
     """`fab <env> <args>` (deploy by default) and its JSON summary's hosts."""
     summary = tmp_path / "summary.json"
-    result = assert_ok(env.fab(*(args or ["deploy"]), environ={"FAB_JSON": str(summary)}))
+    result = assert_ok(env.fab(*(args or ["deploy"]), environ={"FAB_JSON": str(summary), **(environ or {})}))
     return result, json.loads(summary.read_text())["hosts"]
 
 
@@ -230,3 +230,67 @@ def test_a_wrong_byte_in_a_carried_bundle_fails_its_host_naming_the_file_and_res
     for host in env.hosts:
         assert env.current(host) == failed and revision(env, host) == third
     assert env.version("web1")["commit"] == third
+
+
+FEW_REFS_AND_PACKS = """
+from fab.operations import cleanup
+
+cleanup.HOST_KEPT_REFS = 4
+cleanup.HOST_MAX_PACKS = 3
+"""
+
+
+def test_a_rolled_back_release_older_than_the_kept_refs_takes_a_hotfix_and_caches_stay_tidy(
+        bundle_env, private_repo, tmp_path):
+    """A release on a branch of its own, deployed before 6 commits of main: its commit
+    is off the newest refs kept (4 here) and no ancestor of theirs, yet cleanup keeps
+    it for the release still there, through repacks (past 3 packs here) and whatever
+    git's own gc prunes later; rolled back to, it takes a hotfix. Each deploy's bundle
+    adds a pack; no host's cache holds more than 3 after its deploy. The store keeps
+    the wheels the venvs use and a fresh leftover, and loses a day-old one."""
+    env = bundle_env
+    env.write_config(app={"repo": private_repo.url, "branch": "main"}, keep_releases=8)
+    hook = tmp_path / "few"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FEW_REFS_AND_PACKS)  # loaded by the deployer's python at its start
+    few = {"PYTHONPATH": f"{hook}:{PROJECT_ROOT}"}
+    work = private_repo.work
+    git("checkout", "-q", "-b", "release-1", cwd=work)
+    (work / "app.py").write_text((work / "app.py").read_text() + "\n# release 1\n")
+    git("commit", "-q", "-am", "release 1", cwd=work)
+    git("push", "-q", "--", private_repo.url, "release-1", cwd=work)
+    old = git("rev-parse", "HEAD", cwd=work)
+    git("checkout", "-q", "main", cwd=work)
+    assert_ok(env.fab(f"deploy:rev={old}", environ=few))
+    old_release = env.current("web1")
+    stale, fresh = "a" * 64, "f" * 64  # a failed deploy's bundles, never fetched: two days old, and just now
+    for host in env.hosts:
+        store = f"{env.code_root(host)}/store"
+        env.remote(host, f"mkdir {store}/{stale} {store}/{fresh} && echo x > {store}/{stale}/{'b' * 40}.bundle"
+                         f" && echo x > {store}/{fresh}/{'c' * 40}.bundle && touch -d '2 days ago' {store}/{stale}")
+
+    main, packs, repacked = [], [], False
+    for number in range(6):
+        main.append(code_change(env, private_repo, f"main {number}"))
+        _, notes = deploy(env, tmp_path, "deploy", environ=few)
+        repacked |= any("git cache repacked" in notes[host]["cleanup"] for host in env.hosts)
+        packs.append(max(int(env.remote(host, f"ls {env.code_root(host)}/git-cache/objects/pack | grep -c 'pack$'"))
+                         for host in env.hosts))
+    assert max(packs) <= 3 and repacked, packs
+    for host in env.hosts:
+        root = env.code_root(host)
+        stored = set(os.listdir(f"{root}/store"))
+        assert stale not in stored and fresh in stored, (host, stored)
+        manifests = [f"{root}/venvs/{venv}/.wheels" for venv in os.listdir(f"{root}/venvs")]
+        used = {line.split()[0] for manifest in manifests if os.path.isfile(manifest) for line in open(manifest)}
+        assert used and used <= stored, (host, used - stored)
+    # Two weeks on, git's own gc would drop whatever no ref holds: drop it now.
+    for host in env.hosts:
+        env.remote(host, f"git --git-dir={env.code_root(host)}/git-cache -c gc.pruneExpire=now gc --quiet")
+
+    assert_ok(env.fab(f"rollback:release={old_release}", environ=few))
+    assert env.version("web1")["commit"] == old
+    _, notes = deploy(env, tmp_path, f"hotfix_deploy:commit={main[1]}", environ=few)
+    for host in env.hosts:
+        assert env.current(host) == old_release and revision(env, host) == main[1], notes[host]
+    assert env.version("web1")["commit"] == main[1] and env.version("web2")["commit"] == main[1]

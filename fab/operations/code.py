@@ -30,8 +30,6 @@ from fab.settings import FETCH_HOSTS
 from fab.steps import Step
 
 ROLES = ALL_ROLES
-#: How many deployed commits a host's git cache keeps a ref for (bases of its next bundle).
-HOST_KEPT_REFS = 10
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,39}$")  # the controller has no clone to expand it in
 
@@ -146,9 +144,9 @@ def _checkout(host, mode, commit, release_name=None, bundle=None, run=shell.scri
     if host.env.app.fetch == FETCH_HOSTS:
         return "\n".join([credentials.load_line(host), run(
             "checkout", mode, paths.git_cache, commit, "repository", credentials.public_url(repo), mask_url(repo),
-            HOST_KEPT_REFS, *release, *credentials.git_options(repo))])
+            *release, *credentials.git_options(repo))])
     stored = paths.stored(bundle.sha256, bundle.name) if bundle else ""
-    return run("checkout", mode, paths.git_cache, commit, "bundle", stored, mask_url(repo), HOST_KEPT_REFS, *release)
+    return run("checkout", mode, paths.git_cache, commit, "bundle", stored, mask_url(repo), *release)
 
 
 def checkout(host, release_name, commit, bundle=None):

@@ -7,14 +7,16 @@
 #               and removed once used (app.fetch: controller). No bundle sent: the
 #               controller found the commit in the cache's refs.
 # Either way the commit gets a ref under refs/fab/deployed/ (what the host's state
-# reports to the controller as a base for its next bundle); the newest $7 are kept.
+# reports to the controller as a base for its next bundle); cleanup.sh prunes them.
+# Every fetch makes one pack and never starts git's auto-gc (a long pause in the
+# middle of a deploy, on every host at once): cleanup.sh repacks, past a few packs.
 #   $1 fetch: only that.   export: then writes the commit's files into the release
-#      directory $8, and the commit into the file $9 (Paths.release_revision).
+#      directory $7, and the commit into the file $8 (Paths.release_revision).
 #   $2 the cache   $3 the commit   $4 repository | bundle
 #   $5 the repository's URL without credentials, or the bundle file ("": none sent)
-#   $6 the repository as errors name it (credentials masked)   $7 refs kept
-#   $8 the release   $9 its revision file
-#   $10... git's options that make it ask the credential helper for the credentials
+#   $6 the repository as errors name it (credentials masked)
+#   $7 the release   $8 its revision file
+#   $9... git's options that make it ask the credential helper for the credentials
 #        (fab.operations.credentials), loaded into our environment beforehand.
 # Every revision reaches git after --end-of-options, every URL and path after --.
 # git never prompts. Prints "exported <commit, 12 digits> <from where>" (export).
@@ -25,13 +27,14 @@ commit=$3
 source=$4
 from=$5
 shown_repo=$6
-keep=$7
-release=$8
-revision_file=$9
-shift 9
+release=$7
+revision_file=$8
+shift 8
 case $mode in fetch | export) ;; *) echo "checkout.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
 case $source in repository | bundle) ;; *) echo "checkout.sh: unknown source ${source@Q}" >&2; exit 2 ;; esac
 deployed=refs/fab/deployed
+# No auto-gc, and a pack per fetch however small (no loose objects to pile up).
+no_gc=(-c gc.auto=0 -c fetch.unpackLimit=1)
 # An older deployer's clone may keep a URL with credentials in its config (mode 0644):
 # a user part with a password, or any user part in http(s) (a token).
 userinfo_url='url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@'
@@ -54,10 +57,10 @@ if ! has_commit; then
   if [ "$source" = repository ]; then
     if [ -d "$cache/objects" ]; then
       # From the environment's repository as it is configured now (it may have moved).
-      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*' 2>&1)
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" "${no_gc[@]}" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*' 2>&1)
     else
       rm -rf "$cache"
-      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" clone --quiet --mirror -- "$from" "$cache" 2>&1)
+      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" "${no_gc[@]}" clone --quiet --mirror -- "$from" "$cache" 2>&1)
     fi || {
       echo "this host cannot fetch from $shown_repo (app.fetch: hosts): $(grep -m1 . <<<"$fetched")" >&2; exit 1; }
     has_commit || { echo "commit $commit is not in $shown_repo" >&2; exit 1; }
@@ -79,7 +82,7 @@ if ! has_commit; then
     [[ $heads$'\n' == *$'\n'"$commit "* ]] || {
       echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
     # Fetching the commit by its id fails unless the bundle holds it; the ref is made here.
-    git --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"
+    git "${no_gc[@]}" --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"
     came_from="from bundle"
   fi
 fi
@@ -87,13 +90,9 @@ if [ "$source" = bundle ] && [ -n "$from" ]; then  # used: out of the store
   rm -f -- "$from"
   rmdir -- "${from%/*}" 2>/dev/null || true
 fi
-# A ref for the commit (the cache's objects for it stay), and only the newest $keep.
+# A ref for the commit (the cache's objects for it stay).
 if [ "$came_from" != "from bundle" ] && ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then
   git --git-dir="$cache" update-ref --end-of-options "$deployed/$commit" "$commit"
-fi
-mapfile -t refs < <(git --git-dir="$cache" for-each-ref --sort=-committerdate --format='delete %(refname)' "$deployed/")
-if [ "${#refs[@]}" -gt "$keep" ]; then
-  printf '%s\n' "${refs[@]:keep}" | git --git-dir="$cache" update-ref --stdin
 fi
 [ "$mode" = export ] || exit 0
 git --git-dir="$cache" archive --format=tar --end-of-options "$commit" | tar -x -C "$release"

@@ -1,51 +1,89 @@
-# Deletes exactly the releases, virtualenvs and stored wheels it is told, nothing else:
+# Deletes exactly the releases and virtualenvs it is told, then tidies what they leave:
 #   $1 the releases directory   $2 the venvs directory
-#   $3 how many release names follow; then the release names, then the venv keys;
-#   then, optionally, --wheels, the store (Paths.store), the name of a venv's wheel
-#   manifest (fab.paths.VENV_WHEELS), and pairs: a stored wheel's sha256, its file.
-# Which ones is decided by the deployer (fab.releases, fab.venvs, fab.wheels); every
-# name is one path component, checked again here so that none climbs out of its
-# directory, and a wheel a remaining venv's manifest names (one made since the
-# deployer read the host) is kept.
-# Prints "removed <releases> <venvs>" (and " <wheels>" with --wheels). Safe to rerun.
-set -e
+#   $3 the store (Paths.store)   $4 the name of a venv's wheel manifest (fab.paths.VENV_WHEELS)
+#   $5 minutes an unused store entry is kept (a resume right after a failure finds it)
+#   $6 the git cache (Paths.git_cache)   $7 a release's revision file (fab.paths.REVISION)
+#   $8 how many of the newest deployed commits keep their ref beside the present releases'
+#   $9 how many packs the cache may have before it is repacked
+#   $10 how many release names follow; then the release names, then the venv keys.
+# Which releases and venvs is decided by the deployer (fab.releases, fab.venvs); every
+# name is one path component, checked again here so that none climbs out of its directory.
+# Then, on the host itself:
+# - the store: an entry (<sha256>/) no remaining venv's manifest names and nothing has
+#   written for $5 minutes goes: a wheel no venv uses any more, a bundle never fetched
+#   (its deploy failed after the transfer), a transfer's part. A fresh one stays.
+# - the git cache: a ref under refs/fab/deployed/ (fab.app_repo.DEPLOYED, the bases of the
+#   next bundle) stays for every commit a present release holds (its revision file: a
+#   hotfix or a rollback needs it) and for the $8 newest; then, past $9 packs (each
+#   bundle fetched makes one; the deploys' fetches never start git's auto-gc), the cache
+#   is repacked into one, which keeps what those refs reach and drops the rest.
+# Prints "removed <releases> <venvs> <store entries> packs <before> <after>". Safe to rerun.
+set -e -o pipefail
 releases=$1
 venvs=$2
-count=$3
-shift 3
+store=$3
+manifest=$4
+store_minutes=$5
+cache=$6
+revision=$7
+kept_refs=$8
+max_packs=$9
+count=${10}
+shift 10
 doomed=()
-store=
-while [ $# -gt 0 ]; do
-  if [ "$1" = --wheels ]; then
-    store=$2
-    manifest=$3
-    shift 3
-    break
-  fi
-  case $1 in
-    '' | . | .. | */* | -*) echo "refused: ${1@Q} is not a release or venv name" >&2; exit 1 ;;
+for name in "$@"; do
+  case $name in
+    '' | . | .. | */* | -*) echo "refused: ${name@Q} is not a release or venv name" >&2; exit 1 ;;
   esac
-  if [ "${#doomed[@]}" -lt "$count" ]; then doomed+=("$releases/$1"); else doomed+=("$venvs/$1"); fi
-  shift
+  if [ "${#doomed[@]}" -lt "$count" ]; then doomed+=("$releases/$name"); else doomed+=("$venvs/$name"); fi
 done
 if [ "${#doomed[@]}" -gt 0 ]; then rm -rf -- "${doomed[@]}"; fi
-result="removed $count $((${#doomed[@]} - count))"
-if [ -n "$store" ]; then
-  used=" "
-  for listed in "$venvs"/*/"$manifest"; do
-    if [ -f "$listed" ]; then
-      while read -r digest _; do used+="$digest "; done < "$listed"
-    fi
-  done
-  removed=0
-  while [ $# -gt 1 ]; do
-    [[ $1 =~ ^[0-9a-f]{64}$ ]] || { echo "refused: ${1@Q} is not a wheel's sha256" >&2; exit 1; }
-    if [[ $used != *" $1 "* ]]; then
-      rm -rf -- "${store:?}/$1"
-      removed=$((removed + 1))
-    fi
-    shift 2
-  done
-  result+=" $removed"
+
+used=" "
+for listed in "$venvs"/*/"$manifest"; do
+  if [ -f "$listed" ]; then
+    while read -r digest _; do used+="$digest "; done < "$listed"
+  fi
+done
+unused=()
+if [ -d "$store" ]; then
+  while read -r digest; do
+    if [[ $digest =~ ^[0-9a-f]{64}$ && $used != *" $digest "* ]]; then unused+=("$store/$digest"); fi
+  done < <(find "$store" -mindepth 1 -maxdepth 1 -type d -mmin "+$store_minutes" -printf '%f\n')
 fi
-echo "$result"
+if [ "${#unused[@]}" -gt 0 ]; then rm -rf -- "${unused[@]}"; fi
+
+packs=("$cache"/objects/pack/*.pack)
+[ -e "${packs[0]}" ] || packs=()
+before=${#packs[@]}
+after=$before
+if [ -d "$cache/objects" ]; then
+  deployed=refs/fab/deployed/
+  declare -A present=()
+  for file in "$releases"/*/"$revision"; do
+    if [ -f "$file" ] && read -r commit < "$file" && [[ $commit =~ ^[0-9a-f]{40}$ ]]; then present[$commit]=1; fi
+  done
+  changes=()
+  newest=0
+  while read -r commit; do
+    if [ -n "${present[$commit]:-}" ]; then
+      unset "present[$commit]"
+    elif [ "$newest" -ge "$kept_refs" ]; then
+      changes+=("delete $deployed$commit")
+    fi
+    newest=$((newest + 1))
+  done < <(git --git-dir="$cache" for-each-ref --sort=-committerdate --format='%(objectname)' "$deployed")
+  if [ "${#present[@]}" -gt 0 ]; then  # releases made before their commit had a ref
+    while read -r commit type; do
+      if [ "$type" = commit ]; then changes+=("create $deployed$commit $commit"); fi
+    done < <(printf '%s\n' "${!present[@]}" | git --git-dir="$cache" cat-file --batch-check='%(objectname) %(objecttype)')
+  fi
+  if [ "${#changes[@]}" -gt 0 ]; then printf '%s\n' "${changes[@]}" | git --git-dir="$cache" update-ref --stdin; fi
+  # A failed repack (a full disk) leaves the packs as they were: the cleanup goes on.
+  if [ "$before" -gt "$max_packs" ] && git -c gc.auto=0 --git-dir="$cache" repack -a -d -q; then
+    packs=("$cache"/objects/pack/*.pack)
+    [ -e "${packs[0]}" ] || packs=()
+    after=${#packs[@]}
+  fi
+fi
+echo "removed $count $((${#doomed[@]} - count)) ${#unused[@]} packs $before $after"
