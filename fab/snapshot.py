@@ -210,6 +210,12 @@ class FleetSnapshot:
                                  f"{', '.join(unreadable)}")
         return candidates[name].with_status(rel.BUILDING)
 
+    def live_paused(self, name):
+        """The hosts that run release `name`, marked paused there: a deploy paused with
+        them live (its canary, checked before it paused), in fleet order."""
+        return [host for host, view in self.hosts.items()
+                if view.current == name and view.release(name) and view.release(name).status == rel.PAUSED]
+
     def prepared_for(self, commit):
         """The metadata (status building) of the release preindex_views prepared for
         `commit` on every host, newer than each host's current, that a deploy of
