@@ -309,7 +309,8 @@ class FleetSnapshot:
     def put_back_warnings(self):
         """{host: line} for each host whose current release is unfinished (a deploy
         died after swapping it), saying what a failure puts back there instead."""
-        return {name: unfinished_current_warning(view.current, self.put_back_release(name))
+        return {name: unfinished_current_warning(view.current, self.put_back_release(name),
+                                                 paused=name in self.live_paused(view.current))
                 for name, view in self.hosts.items() if self.put_back_release(name) != view.current}
 
     # --- cleanup -----------------------------------------------------------------
@@ -371,10 +372,11 @@ def reloads_in_place(reloadable, running, target, venv_keys, config_digests, ven
                      and p in after and p in before and before[p] == after[p])
 
 
-def unfinished_current_warning(current, back_to):
-    """The line saying that `current` is unfinished and what a failure puts back instead."""
-    return (f"current release {current} is unfinished (a deploy died after swapping it); "
-            f"{back_to or 'no release'} is what a failure puts back")
+def unfinished_current_warning(current, back_to, paused=False):
+    """The line saying that `current` is unfinished (`paused`: live as a paused deploy's
+    canary) and what a failure puts back instead."""
+    why = "paused (live as the canary)" if paused else "unfinished (a deploy died after swapping it)"
+    return f"current release {current} is {why}; {back_to or 'no release'} is what a failure puts back"
 
 
 def passed_over_warnings(target, passed):
