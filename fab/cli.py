@@ -3,8 +3,11 @@
 Fabric 3 (invoke) only knows `task --flag value`. `translate` rewrites the
 Fabric-1 spelling into that before invoke parses the task list, and checks every
 task name and typed value on the way, so a typo is one line, not a traceback.
-Both spellings may be mixed on one command line.
+Both spellings may be mixed on one command line. What invoke's parser would
+refuse (a missing required argument, a flag without its value, an unknown option)
+is refused here first, as our own error: a `--json` run then still prints its JSON.
 """
+import inspect
 import re
 
 from fab.errors import UsageError
@@ -13,8 +16,22 @@ _TRUE = {"yes", "y", "true", "t", "on", "1"}
 _FALSE = {"no", "n", "false", "f", "off", "0"}
 
 
+#: The default of a parameter that has none: the task requires it (invoke: a positional argument).
+REQUIRED = inspect.Parameter.empty
+
+
 def flag_name(param):
     return "--" + param.replace("_", "-")
+
+
+def inverse_flag_name(param):
+    return "--no-" + param.replace("_", "-")
+
+
+def task_flags(params):
+    """The flags invoke knows for a task of `params`: one per parameter, and `--no-x`
+    for a flag that is set by default."""
+    return {flag_name(p) for p, _ in params} | {inverse_flag_name(p) for p, default in params if default is True}
 
 
 def split_fabric1_args(text):
@@ -131,16 +148,19 @@ def named(argv, environments):
     return environment, task, json
 
 
-def translate(argv, tasks, environments=(), spell=str):
+def translate(argv, tasks, environments=(), spell=str, core_flags=None):
     """Rewrite `argv` (the tokens after the core flags) into invoke's spelling.
 
     `tasks` maps each task name to its parameters as (name, default) pairs, in
-    order; a bool default makes a flag. `environments` only improves the message
-    for an unknown name. `spell` gives a task name as invoke's collection knows it
-    (an environment `prod-eu` is its task `prod_eu` there).
+    order; a bool default makes a flag, REQUIRED a parameter that must be given.
+    `environments` only improves the message for an unknown name. `spell` gives a
+    task name as invoke's collection knows it (an environment `prod-eu` is its
+    task `prod_eu` there). `core_flags`: fab's own flags (None: not checked); one
+    left before the first task is one invoke's core parse did not know.
     """
     out = []
     current = None  # the task whose flags we are reading
+    given = set()  # the parameters of `current` given so far
     tokens = list(argv)
     index = 0
     while index < len(tokens):
@@ -148,48 +168,66 @@ def translate(argv, tasks, environments=(), spell=str):
         index += 1
         if token.startswith("-"):
             if current is None:
+                if core_flags is not None and token.partition("=")[0] not in core_flags:
+                    raise UsageError(f"unknown option {token} (`fab --help` lists fab's own options)")
                 out.append(token)
                 continue
-            consumed = _native_flag(current, tasks[current], token, tokens, index)
+            param, consumed = _native_flag(current, tasks[current], token, tokens, index)
+            if param in given and not isinstance(dict(tasks[current])[param], bool):  # invoke: 'No idea what...'
+                raise UsageError(f"{current}: {param} given twice")
+            given.update([param] if param else [])
             out.extend(tokens[index - 1 : index + consumed])
             index += consumed
             continue
         name, sep, arg_text = token.partition(":")
         if name not in tasks:
             raise UsageError(_unknown(name, tasks, environments))
-        current = name
+        _require(current, tasks, given)
+        current, given = name, set()
         out.append(spell(name))
         if sep:
-            out.extend(_fabric1_flags(name, tasks[name], arg_text))
+            flags, named = _fabric1_flags(name, tasks[name], arg_text)
+            out.extend(flags)
+            given.update(named)
+    _require(current, tasks, given)
     return out
 
 
+def _require(task, tasks, given):
+    """UsageError if `task` (None: no task yet) lacks a required parameter (not in `given`)."""
+    for param, default in tasks.get(task, ()) if task else ():
+        if default is REQUIRED and param not in given:
+            raise UsageError(f'{task}: {param} is required ({task}:"<{param}>" or {task} {flag_name(param)} '
+                             f'"<{param}>")')
+
+
 def _native_flag(task, params, token, tokens, index):
-    """Check one `--flag[=value]` of `task`; return how many value tokens follow it."""
+    """Check one `--flag[=value]` of `task`; return (its parameter, None for help;
+    how many value tokens follow it)."""
     defaults = dict(params)
     flag, eq, value = token.partition("=")
     for param, default in params:
-        if flag == flag_name(param) or (
-            isinstance(default, bool) and flag == "--no-" + param.replace("_", "-")
-        ):
+        if flag == flag_name(param) or (default is True and flag == inverse_flag_name(param)):
             if isinstance(default, bool):
                 if eq:
                     raise UsageError(f"{task}: {flag} takes no value")
-                return 0
+                return param, 0
             if eq:
                 check_value(task, param, defaults[param], value)
-                return 0
-            if index >= len(tokens):
+                return param, 0
+            # Invoke takes a flag of the task's as the next flag, not as this one's value.
+            if index >= len(tokens) or tokens[index] in task_flags(params):
                 raise UsageError(f"{task}: {flag} needs a value")
             check_value(task, param, defaults[param], tokens[index])
-            return 1
+            return param, 1
     if flag in HELP:
-        return 0
+        return None, 0
     known = ", ".join(flag_name(p) for p, _ in params) or "none"
     raise UsageError(f"{task}: unknown option {flag} (options: {known})")
 
 
 def _fabric1_flags(task, params, arg_text):
+    """(invoke's flags for `task:arg_text`, the parameters it gives)."""
     if not params:
         raise UsageError(f"{task} takes no arguments")
     defaults = dict(params)
@@ -218,10 +256,10 @@ def _fabric1_flags(task, params, arg_text):
         if isinstance(default, bool):
             wanted = parse_bool(task, param, value)
             if wanted != default:
-                flags.append(flag_name(param) if wanted else "--no-" + param.replace("_", "-"))
+                flags.append(flag_name(param) if wanted else inverse_flag_name(param))
         else:
             flags.append(f"{flag_name(param)}={check_value(task, param, default, value)}")
-    return flags
+    return flags, set(given)
 
 
 def _unknown(name, tasks, environments):

@@ -25,6 +25,7 @@ import typing
 
 from fab import releases as rel
 from fab.snapshot import Target, passed_over_warnings
+from fab.waves import continuing_after_pause
 
 DEPLOY, ROLLBACK, CLEANUP, HOTFIX = "deploy", "rollback", "clean_releases", "hotfix_deploy"
 #: Where a deploy's release comes from (ReleaseChoice.source).
@@ -150,7 +151,8 @@ def decide_deploy(snapshot, meta, waves, now, pause=False):
     snapshot, going live in `waves`: each host goes to the release, goes back on
     failure to what it runs (fab.snapshot.FleetSnapshot.put_back_targets), and once
     live marks it good and cleans up as decided at `now`. With `pause`
-    (rollout.pause) it stops after the canary (`pauses_after`)."""
+    (rollout.pause) it stops after the canary (`pauses_after`). Resuming a paused
+    deploy, the hosts it left live go first, only checked (waves.continuing_after_pause)."""
     good = meta.with_status(rel.GOOD)
     back = snapshot.put_back_targets()
     hosts = {}
@@ -162,7 +164,8 @@ def decide_deploy(snapshot, meta, waves, now, pause=False):
                 name, now, after_going_live=meta, running=back[name].release)),
         )
     return Decision(DEPLOY, release=meta, previous=snapshot.agreed_current(), fails_as=rel.FAILED,
-                    waves=tuple(waves), hosts=hosts, host_warnings=snapshot.put_back_warnings(),
+                    waves=tuple(continuing_after_pause(waves, snapshot.live_paused(meta.name))), hosts=hosts,
+                    host_warnings=snapshot.put_back_warnings(),
                     pause_after=pauses_after(snapshot, meta, waves) if pause else None)
 
 

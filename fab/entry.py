@@ -8,9 +8,10 @@ import os
 import sys
 
 from invoke import Collection, Task
+from invoke.exceptions import ParseError
 
 from fab import cli, options, runner
-from fab.errors import DeployError
+from fab.errors import DeployError, UsageError
 from fab.folders import available_environments, find_environment, use_fabfile_dir
 from fab.runner import select_environment, user_errors
 
@@ -91,10 +92,30 @@ def translate_fabric1_arguments(namespace):
         if asked:  # `fab --help=<task>`'s help, and nothing runs
             core[0].args.help.value, core.unparsed[:] = asked, []
             return
-        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell)
+        core_flags = {*core[0].flags, *core[0].inverse_flags}
+        core.unparsed[:] = cli.translate(core.unparsed, tasks, available_environments(), spell, core_flags)
     except DeployError as error:
-        runner.refused_in_json(error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        refuse(error)
+    program.parse_tasks = refusing_parse_errors(program.parse_tasks)
+
+
+def refusing_parse_errors(parse_tasks):
+    """invoke's parse of the tasks, a ParseError of which (one `cli.translate` did not
+    foresee) is refused as our errors are, rather than printed as invoke's plain text
+    with no JSON for a `--json` run."""
+    def parse():
+        try:
+            parse_tasks()
+        except ParseError as error:
+            refuse(UsageError(str(error)))
+
+    return parse
+
+
+def refuse(error):
+    """End `fab` on `error`, found before any task ran: its JSON (if asked), one line, its exit code."""
+    runner.refused_in_json(error)
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
 
 

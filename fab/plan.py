@@ -156,6 +156,7 @@ def for_deploy(fleet, snapshot, decision):
                          problems=tuple(problem.to_dict() for name in fleet.hosts
                                         for problem in preflight.problems(env, name, checked[name])))
     hosts = {}
+    live = {name for wave in decision.waves if wave.live for name in wave.hosts}  # checked, not restarted
     for name, host in fleet.hosts.items():
         current, done = snapshot.current(name), snapshot.steps_done(name, meta.name)
         venv = virtualenv_plan(env.requirements, new_requirements, env.pip_args, facts[name], current,
@@ -168,7 +169,7 @@ def for_deploy(fleet, snapshot, decision):
             plan.hosts[name], virtualenv=venv,
             wheels=wheels_plan(venv, cached, host.state.stored_wheels) if env.wheels.build == "once" else None,
             configs=config_changes(facts[name].current_configs, rendered_configs(host), current),
-            programs=program_moves(host, snapshot, decision.hosts[name].goes_to, built),
+            programs=None if name in live else program_moves(host, snapshot, decision.hosts[name].goes_to, built),
         )
     return dataclasses.replace(plan, hosts=hosts, gates=tuple(gates.describe(g) for g in env.rollout.gates),
                                pause=decision.pause_after is not None)

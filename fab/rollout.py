@@ -62,6 +62,8 @@ class Moves:
     their previous release; `failed`, {host: failure} of those that failed within
     the failure limit; `finished`, the hosts that ran the finish steps, and
     `finish_failed` ({host: (step, line)}) those where one failed (they stay live).
+    The hosts of a `live` wave (a resumed deploy's canary) count in `placed` as
+    swapped by this task: a failure puts them back with the others.
     """
 
     snapshot: typing.Any = None
@@ -127,6 +129,8 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None, gat
     saying why the environment's gates fail now (None: they pass), asked while
     each wave but the last is watched (GateFailed: the rollout stops). After the
     wave named `pause_after` it stops, with `paused` set in the Moves it returns.
+    A `live` wave (fab.waves.Wave: a paused deploy's canary, when it resumes) is
+    only health-checked: no swap, no restart, no watch, no gates.
 
     Returns the task's Moves record; hosts that failed within the failure limit are
     in its `failed` (they are back on `previous[host]`). Otherwise, on the canary
@@ -141,16 +145,21 @@ def go_live(fleet, snapshot, waves, goal, previous, built=None, finish=None, gat
     started = []
     try:
         for wave in waves:
-            stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
+            if wave.live:  # they passed as the canary before the deploy paused
+                stream.stage(f"{wave.name}: {', '.join(wave.hosts)} run the release already: checking their "
+                             "health, restarting nothing")
+                moves.placed.update({name: goal[name].release for name in wave.hosts})
+            else:
+                stream.stage(f"{wave.name}: {', '.join(wave.hosts)} going live")
             stream.publish(events.WaveStarted(wave.name, tuple((w.name, w.hosts) for w in waves)))
             started.append(wave)
-            gated = gates if wave is not waves[-1] else None  # before the next wave
-            watch = env.rollout.canary_watch if wave.canary or gated else 0
+            gated = gates if wave is not waves[-1] and not wave.live else None  # before the next wave
+            watch = env.rollout.canary_watch if (wave.canary and not wave.live) or gated else 0
             finishing = finish is not None and wave is waves[-1] and not watch
             live = [h for w in started[:-1] for h in w.hosts if h not in moves.failed] if finishing else []
             try:
-                failures = run_wave(fleet, rotation, moves, wave.hosts, goal, swap=True, mode="all", watch=watch,
-                                    finishing=finishing, also=live, gates=gated)
+                failures = run_wave(fleet, rotation, moves, wave.hosts, goal, swap=not wave.live, mode="all",
+                                    watch=watch, finishing=finishing, also=live, gates=gated, restart=not wave.live)
             except GateFailed as failed:
                 raise GateFailed(f"{'the canary' if wave.canary else wave.name} failed: {failed}") from None
             moves.failed.update(failures)
@@ -257,9 +266,10 @@ def put_back(fleet, rotation, moves, host_groups, previous):
                                 f"the other hosts are back: check `fab {fleet.env.name} releases`")
 
 
-def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing=False, also=(), gates=None):
-    """Drain (where a restart needs it), swap (if `swap`), restart or reload and
-    health-check the hosts `names` together, each in one round trip (followed, with
+def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing=False, also=(), gates=None,
+             restart=True):
+    """Drain (where a restart needs it), swap (if `swap`), restart or reload (if
+    `restart`) and health-check the hosts `names` together, each in one round trip (followed, with
     `finishing`, by the finish steps of `moves`, which the hosts `also` run alone
     meanwhile), then put the healthy ones back into rotation and, for `watch`
     seconds or with `gates`, watch them (watch_wave). Swaps are recorded in
@@ -270,12 +280,12 @@ def run_wave(fleet, rotation, moves, names, goal, swap, mode, watch=0, finishing
     # process reads its environment when it starts, so none may merely reload.
     reloads = {h.name: in_place_reloads(h, moves, goal[h.name]) if mode == "all" and swap else set()
                for h in hosts}
-    rotation.set(rotation.drained | {h.name for h in hosts if needs_drain(env, h, mode, reloads[h.name])})
+    rotation.set(rotation.drained | {h.name for h in hosts if restart and needs_drain(env, h, mode, reloads[h.name])})
 
     def wave_steps(host):
         target = goal[host.name]
         steps = [moves.swap_step(host, target, fleet.lock)] if swap else []
-        if env.topology.services_on(host.name):
+        if restart and env.topology.services_on(host.name):
             steps.append(restart_step(rotation, host, mode, target, reloads[host.name]))
         if target.release and health.checks_for(host):
             steps.append(health.check_step(host, target.release, target.commit, ports=target.ports))

@@ -210,6 +210,12 @@ class FleetSnapshot:
                                  f"{', '.join(unreadable)}")
         return candidates[name].with_status(rel.BUILDING)
 
+    def live_paused(self, name):
+        """The hosts that run release `name`, marked paused there: a deploy paused with
+        them live (its canary, checked before it paused), in fleet order."""
+        return [host for host, view in self.hosts.items()
+                if view.current == name and view.release(name) and view.release(name).status == rel.PAUSED]
+
     def prepared_for(self, commit):
         """The metadata (status building) of the release preindex_views prepared for
         `commit` on every host, newer than each host's current, that a deploy of
@@ -303,7 +309,8 @@ class FleetSnapshot:
     def put_back_warnings(self):
         """{host: line} for each host whose current release is unfinished (a deploy
         died after swapping it), saying what a failure puts back there instead."""
-        return {name: unfinished_current_warning(view.current, self.put_back_release(name))
+        return {name: unfinished_current_warning(view.current, self.put_back_release(name),
+                                                 paused=name in self.live_paused(view.current))
                 for name, view in self.hosts.items() if self.put_back_release(name) != view.current}
 
     # --- cleanup -----------------------------------------------------------------
@@ -365,10 +372,11 @@ def reloads_in_place(reloadable, running, target, venv_keys, config_digests, ven
                      and p in after and p in before and before[p] == after[p])
 
 
-def unfinished_current_warning(current, back_to):
-    """The line saying that `current` is unfinished and what a failure puts back instead."""
-    return (f"current release {current} is unfinished (a deploy died after swapping it); "
-            f"{back_to or 'no release'} is what a failure puts back")
+def unfinished_current_warning(current, back_to, paused=False):
+    """The line saying that `current` is unfinished (`paused`: live as a paused deploy's
+    canary) and what a failure puts back instead."""
+    why = "paused (live as the canary)" if paused else "unfinished (a deploy died after swapping it)"
+    return f"current release {current} is {why}; {back_to or 'no release'} is what a failure puts back"
 
 
 def passed_over_warnings(target, passed):

@@ -11,9 +11,14 @@ import math
 
 @dataclasses.dataclass(frozen=True)
 class Wave:
+    """Hosts that go live together. A `canary` wave failing stops the rollout. A `live`
+    wave's hosts run the release already (a paused deploy's canary): a resume only
+    checks their health, restarting nothing."""
+
     name: str
     hosts: tuple
     canary: bool = False
+    live: bool = False
 
 
 def parse_size(value, total, minimum=0):
@@ -67,6 +72,21 @@ def divide_into_waves(hosts, canary, batch, balanced=(), last=(), services=True)
     if final:
         waves.append(Wave("proxies", tuple(final)))
     return waves
+
+
+def continuing_after_pause(waves, live):
+    """The waves a resumed deploy goes on in after its pause, given `live`: the hosts
+    that run its release already (its canary, health-checked and watched, and gated,
+    before it paused). They come first, in a `live` wave of their own (named for the
+    wave they were, when they are all of it), then the other waves without them (one
+    left empty dropped). With no host live, `waves` as they are."""
+    live = [host for wave in waves for host in wave.hosts if host in set(live)]
+    if not live:
+        return list(waves)
+    first = waves[0]
+    name = f"{first.name} (live already)" if set(first.hosts) == set(live) else "live already"
+    rest = [dataclasses.replace(wave, hosts=tuple(h for h in wave.hosts if h not in live)) for wave in waves]
+    return [Wave(name, tuple(live), canary=True, live=True), *(wave for wave in rest if wave.hosts)]
 
 
 def _keep_one_serving(wave, balanced):

@@ -2,6 +2,7 @@
 on loopback, in the test), a health check that keeps getting server errors, and
 a deploy paused after its canary, then resumed or given up."""
 import json
+import os
 
 import pytest
 
@@ -9,6 +10,7 @@ from conftest import assert_ok
 from fab.outputs.plain import step_notes
 from test_deploy import live_release
 from test_gates import prometheus, served
+from test_services import supervisor_pid
 
 pytestmark = pytest.mark.fleet
 
@@ -96,9 +98,23 @@ def test_a_paused_deploy_holds_no_lock_shows_as_paused_and_resumes_or_is_given_u
     history = json.loads(assert_ok(env.fab("history:json=yes")).stdout)
     assert history[0]["outcome"] == "paused" and history[0]["exit_code"] == 5
 
+    # The resume goes on with the waves not yet done: the canary, live and healthy, is
+    # checked, not swapped, restarted, watched or gated again.
+    planned = assert_ok(env.fab("deploy:resume=yes,plan=yes"))
+    assert "canary (live already): web1 | wave 1: web2 | wave 2: pillow1" in planned.stdout
+    canary = (env.version("web1")["pid"], supervisor_pid(env, "web1", f"{env.name}-web"))
     resumed = assert_ok(env.fab("deploy:resume=yes"))  # the lock was free
     assert "deploy finished" in resumed.stdout
+    assert "canary (live already): web1 run the release already: checking their health, restarting nothing" \
+        in resumed.stdout
     assert live_release(env) == new and env.meta("web2", new)["status"] == "good"
+    assert {env.meta(host, new)["status"] for host in env.hosts} == {"good"}
+    assert (env.version("web1")["pid"], supervisor_pid(env, "web1", f"{env.name}-web")) == canary
+    swapped, restarted = step_notes(resumed.stdout, "swap"), step_notes(resumed.stdout, "restart")
+    assert "web1" not in swapped and "web1" not in restarted and {"web2", "pillow1"} <= set(restarted)
+    assert "web1" in step_notes(resumed.stdout, "health")
+    for host in ("web1", "web2"):  # the app answers over HTTP, from the new release
+        assert (env.version(host)["commit"], os.path.basename(env.version(host)["release"])) == (second, new)
 
     env.commit("NEWS.txt", "paused twice\n", "given up")
     assert env.fab("deploy").returncode == 5
@@ -107,3 +123,34 @@ def test_a_paused_deploy_holds_no_lock_shows_as_paused_and_resumes_or_is_given_u
     assert live_release(env) == new
     for host in env.hosts:
         assert env.meta(host, given_up)["status"] == "rolled_back"
+
+
+def test_a_resume_whose_paused_canary_is_down_fails_as_the_canary_and_puts_it_back(deploy_env):
+    """The canary is trusted only while it stays healthy: one whose app stopped since the
+    pause fails the resume's check, the canary is put back like a failed canary, no other
+    host changes, and the release, failed, is resumed as a failed deploy is (from its canary)."""
+    env = deploy_env
+    assert_ok(env.fab("deploy"))
+    old = live_release(env)
+    env.commit("NEWS.txt", "paused, then down\n", "a canary that dies while paused")
+    env.write_config(rollout={"canary": ["web1"], "batch": 1, "pause": True},
+                     service_settings={"web": {"health_check": {"path": "/health", "version_path": "/version",
+                                                                "timeout": 5}}})
+    assert env.fab("deploy").returncode == 5
+    new = env.current("web1")
+    env.remote("web1", f"/opt/fab-sandbox-tools/bin/supervisorctl -c ~/supervisor/supervisord.conf "
+                       f"stop {env.name}-web")
+
+    failed = env.fab("deploy:resume=yes")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    error = failed.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: the canary failed: web1 (") and error.endswith(
+        "every host is back on its previous release"), error
+    assert live_release(env) == old and env.version("web1")["commit"] != env.head()
+    assert "web2" not in step_notes(failed.stdout, "swap") and "pillow1" not in step_notes(failed.stdout, "restart")
+    assert {env.meta(host, new)["status"] for host in env.hosts} == {"failed"}
+
+    again = env.fab("deploy:resume=yes")  # a failed release: its canary goes live again, and pauses
+    assert again.returncode == 5, again.stdout + again.stderr
+    assert "web1" in step_notes(again.stdout, "swap") and "web1" in step_notes(again.stdout, "restart")
+    assert env.current("web1") == new and env.version("web1")["commit"] == env.head()

@@ -1,11 +1,17 @@
 """Fabric-1 argument translation (`task:a=b`) into invoke's spelling."""
+import json
 import os
 import re
 import subprocess
 
 import pytest
+from hypothesis import given, settings, strategies as st
+from invoke import Collection, task
+from invoke.exceptions import ParseError
+from invoke.parser import Argument, Parser, ParserContext
 
-from fab.cli import help_asked, refuse_fabric_options, split_fabric1_args, translate
+from fab import entry, runner
+from fab.cli import REQUIRED, help_asked, refuse_fabric_options, split_fabric1_args, translate
 from fab.errors import UsageError
 
 TASKS = {
@@ -230,3 +236,105 @@ def test_fab_help_explains_each_option(tmp_path, args):
     assert re.search(r"--resume\s+continue the newest unfinished release", result.stdout), result.stdout
     assert re.search(r"--plan\s+show what the task would do", result.stdout)
     assert re.search(r"--hosts=STRING\s+only these hosts or roles", result.stdout)
+
+
+# --- what invoke's parser refuses is refused first, as our own error -----------------
+
+
+@task(auto_shortflags=False)
+def _deploy(c, rev="", wait=0, plan=False, safe=True, json=False):
+    pass
+
+
+@task(auto_shortflags=False)
+def _manage(c, command, host="", json=False):
+    pass
+
+
+#: Tasks as fab.entry hands them to translate (a parameter without default is REQUIRED),
+#: and the same ones as invoke's parser knows them.
+PARSED = {"prod": [], "deploy": [("rev", ""), ("wait", 0), ("plan", False), ("safe", True), ("json", False)],
+          "manage": [("command", REQUIRED), ("host", ""), ("json", False)]}
+PARSER = Parser(initial=ParserContext(args=[Argument(names=("echo",), kind=bool)]), contexts=Collection(
+    prod=task(lambda c: None), deploy=_deploy, manage=_manage).to_contexts())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["prod", "manage", "--json"], 'manage: command is required (manage:"<command>" or manage --command'),
+    (["prod", "manage:json=yes"], "manage: command is required"),
+    (["prod", "manage:host=web1", "deploy"], "manage: command is required"),  # checked before the next task
+    (["prod", "deploy", "--rev", "--json"], "deploy: --rev needs a value"),  # invoke: --json is the next flag
+    (["prod", "deploy", "--rev", "--no-safe"], "deploy: --rev needs a value"),
+    (["prod", "manage:migrate", "--command", "check"], "manage: command given twice"),
+    (["prod", "deploy", "--rev=v1", "--rev", "v2"], "deploy: rev given twice"),
+    (["prod", "deploy", "--no-plan"], "unknown option --no-plan"),  # invoke has --no-x only for a flag set by default
+    (["--bogus", "prod", "deploy"], "unknown option --bogus"),
+])
+def test_what_invokes_parser_would_refuse_is_a_usage_error(argv, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        translate(argv, PARSED, core_flags={"--echo"})
+    if not any(":" in token for token in argv):  # invoke's own refusal, printed without JSON
+        with pytest.raises(ParseError):
+            PARSER.parse_argv(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["prod", "manage:migrate"], ["prod", "manage", "--command", "migrate"], ["prod", "manage", "--command=migrate"],
+    ["prod", "manage:host=web1,check"], ["prod", "deploy", "--rev", "--hosts=web1"],  # invoke: a value, whole
+    ["prod", "deploy", "--no-safe", "--json"], ["--echo", "prod", "deploy"], ["prod", "deploy", "--json", "--json"],
+])
+def test_what_invokes_parser_takes_is_translated(argv):
+    PARSER.parse_argv(translate(argv, PARSED, core_flags={"--echo"}))
+
+
+TOKENS = ["prod", "deploy", "manage", "manage:migrate", "manage:host=web1", "deploy:plan", "deploy:rev=v1",
+          "--rev", "--wait", "--plan", "--no-plan", "--no-safe", "--json", "--command", "--command=x", "--host",
+          "--rev=", "5", "v2", "--bogus"]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(TOKENS), max_size=7))
+def test_whatever_translate_lets_through_invokes_parser_takes(argv):
+    """The property behind the JSON error: a command line is either refused by
+    translate (our one line, and JSON) or parsed by invoke without an error."""
+    try:
+        translated = translate(argv, PARSED, core_flags=set())
+    except UsageError:
+        return
+    PARSER.parse_argv(translated)
+
+
+def test_a_parse_error_translate_did_not_foresee_is_refused_as_ours(monkeypatch, capsys):
+    def parse_tasks():
+        raise ParseError("No idea what 'x' is!")
+
+    monkeypatch.setattr(runner, "command_line", runner.CommandLine("prod", "deploy", True))
+    monkeypatch.delenv("FAB_JSON", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        entry.refusing_parse_errors(parse_tasks)()
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert (document["outcome"], document["exit_code"], document["error"]) == ("refused", 2, "No idea what 'x' is!")
+    assert err == "error: No idea what 'x' is!\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["prod", "manage", "--json"], 'manage: command is required (manage:"<command>"'),
+    (["prod", "manage:json=yes"], "manage: command is required"),
+    (["prod", "deploy", "--rev", "--json"], "deploy: --rev needs a value"),
+    (["prod", "deploy", "--json", "--message", "--force"], "deploy: --message needs a value"),
+    (["--bogus", "prod", "deploy", "--json"], "unknown option --bogus"),
+    (["prod", "deploy", "--no-plan", "--json"], "deploy: unknown option --no-plan"),
+])
+def test_a_parser_error_with_json_prints_the_json_error_and_one_line(tmp_path, args, message):
+    from conftest import assert_one_line_error
+
+    result = run_fab_here(tmp_path, *args)
+    line = assert_one_line_error(result, message)
+    document = json.loads(result.stdout)
+    assert result.returncode == 2
+    task_name = args[args.index("prod") + 1].partition(":")[0]
+    assert (document["outcome"], document["exit_code"], document["task"]) == ("refused", 2, task_name)
+    assert line == f"error: {document['error']}"
+    assert not (tmp_path / "history.sqlite").exists()  # no task ran

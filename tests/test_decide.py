@@ -92,6 +92,24 @@ def test_a_deploy_pauses_after_its_canary_unless_it_resumes_a_paused_release(wav
     assert decision.pause_after == after
 
 
+@pytest.mark.parametrize("canary_status, other_status, live", [
+    (rel.PAUSED, rel.PAUSED, ("a",)),  # paused: the canary runs it, checked, not restarted
+    (rel.FAILED, rel.FAILED, ()),  # a failed deploy's host left on it: resumed as before, restarted
+    (rel.PAUSED, rel.FAILED, ("a",)),  # each host's own record counts
+])
+def test_resuming_a_paused_deploy_checks_the_hosts_it_left_live_and_goes_on_with_the_other_waves(
+        canary_status, other_status, live):
+    fleet = snapshot_of(a=state(name(2), (name(1), rel.GOOD), (name(2), canary_status)),
+                        b=state(name(1), (name(1), rel.GOOD), (name(2), other_status)))
+    chosen = decide.choose_release(fleet, None, "main", "me", NOW, resume=True)
+    decision = decide.decide_deploy(fleet, chosen.meta, CANARY_FIRST, NOW, pause=True)
+    assert [wave.hosts for wave in decision.waves if wave.live] == ([live] if live else [])
+    assert [h for wave in decision.waves if not wave.live for h in wave.hosts] == [
+        h for h in ("a", "b") if h not in live]
+    assert decision.put_back()["a"] == Target.of(meta(name(1)))  # a failure puts the canary back too
+    assert decision.pause_after == (None if canary_status == rel.PAUSED else "canary")
+
+
 def test_a_rollback_gives_up_a_paused_deploy_marking_its_release_rolled_back_everywhere():
     fleet = snapshot_of(a=state(name(2), (name(1), rel.GOOD), (name(2), rel.PAUSED)),
                         b=state(name(1), (name(1), rel.GOOD), (name(2), rel.PAUSED)))
@@ -150,7 +168,7 @@ def test_the_plan_shows_the_decision():
     assert shown["hosts"]["a"] == {"current": name(3), "goes_to": name(5), "virtualenv": None, "configs": None,
                                    "deletes": [name(1), name(2)], "back_to": name(3), "programs": None,
                                    "wheels": None}
-    assert shown["waves"] == [{"name": "all hosts", "hosts": ["a", "b"], "canary": False}]
+    assert shown["waves"] == [{"name": "all hosts", "hosts": ["a", "b"], "canary": False, "live": False}]
     cleanup = plans.from_decision(decide.decide_cleanup(fleet, NOW)).to_dict()
     assert (cleanup["release"], cleanup["live_release"], cleanup["hosts"]["a"]["back_to"]) == (None, None, None)
 

@@ -176,6 +176,10 @@ def test_put_back_targets_and_the_warning_for_an_unfinished_current():
     assert snapshot.put_back_warnings() == {"b": unfinished_current_warning(name(2), name(1)),
                                             "d": unfinished_current_warning(name(2), None)}
     assert "no release is what a failure puts back" in snapshot.put_back_warnings()["d"]
+    paused = fleet(a=state(name(2), (name(1), rel.GOOD), (name(2), rel.PAUSED)))
+    assert paused.live_paused(name(2)) == ["a"] and paused.live_paused(name(1)) == []
+    assert paused.put_back_warnings() == {"a": f"current release {name(2)} is paused (live as the canary); "
+                                               f"{name(1)} is what a failure puts back"}
 
 
 def test_cleanup_before_and_after_a_release_goes_live():

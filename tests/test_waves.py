@@ -1,7 +1,9 @@
 """The rollout plan: which hosts go live in which wave (pure, no SSH)."""
 from hypothesis import given, strategies as st
 
-from fab.waves import Wave, describe, failure_budget, parse_size, divide_into_waves
+import pytest
+
+from fab.waves import Wave, continuing_after_pause, describe, failure_budget, parse_size, divide_into_waves
 
 
 def test_canary_first_then_batches_then_proxies():
@@ -67,6 +69,41 @@ def test_plan_property_every_host_once_canary_first_sizes_respected(hosts, data)
             assert len(wave.hosts) <= size
         if len(serving) > 1:
             assert not set(serving) <= set(wave.hosts)  # some balanced host always serves
+
+
+PAUSED_WAVES = [Wave("canary", ("web1",), canary=True), Wave("wave 1", ("web2", "web3")), Wave("wave 2", ("pillow1",)),
+                Wave("proxies", ("proxy1",))]
+
+
+@pytest.mark.parametrize("live, expected", [
+    ([], PAUSED_WAVES),  # nothing live (a failed deploy, or a new one): the waves as they are
+    (["web1"], [Wave("canary (live already)", ("web1",), canary=True, live=True), *PAUSED_WAVES[1:]]),
+    # the canary setting changed since the pause: what runs the release is checked, the rest goes live
+    (["web1", "web3"], [Wave("live already", ("web1", "web3"), canary=True, live=True),
+                        Wave("wave 1", ("web2",)), *PAUSED_WAVES[2:]]),
+    (["web3"], [Wave("live already", ("web3",), canary=True, live=True), Wave("canary", ("web1",), canary=True),
+                Wave("wave 1", ("web2",)), *PAUSED_WAVES[2:]]),
+    (["pillow1", "web1"], [Wave("live already", ("web1", "pillow1"), canary=True, live=True), *PAUSED_WAVES[1:2],
+                           PAUSED_WAVES[3]]),
+])
+def test_a_resumed_pause_checks_what_runs_the_release_first_and_goes_live_with_the_rest(live, expected):
+    waves = continuing_after_pause(PAUSED_WAVES, live)
+    assert waves == expected
+    if live:
+        assert describe(waves).startswith(f"{waves[0].name}: ")
+
+
+@given(host_names, st.data())
+def test_resuming_a_pause_keeps_every_host_in_exactly_one_wave_and_restarts_none_of_the_live(hosts, data):
+    waves = divide_into_waves(hosts, data.draw(st.integers(0, 3)), data.draw(st.integers(1, 5)))
+    live = data.draw(st.lists(st.sampled_from(hosts), unique=True))
+    resumed = continuing_after_pause(waves, live)
+    assert sorted(h for wave in resumed for h in wave.hosts) == sorted(hosts)
+    assert all(wave.hosts for wave in resumed)
+    assert [set(wave.hosts) for wave in resumed if wave.live] == ([set(live)] if live else [])
+    assert not live or resumed[0].live
+    going = [h for wave in resumed if not wave.live for h in wave.hosts]
+    assert going == [h for wave in waves for h in wave.hosts if h not in live]  # in their order
 
 
 def test_without_services_every_host_swaps_in_one_wave():
