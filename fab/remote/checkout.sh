@@ -33,8 +33,9 @@ shift 8
 case $mode in fetch | export) ;; *) echo "checkout.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
 case $source in repository | bundle) ;; *) echo "checkout.sh: unknown source ${source@Q}" >&2; exit 2 ;; esac
 deployed=refs/fab/deployed
-# No auto-gc, and a pack per fetch however small (no loose objects to pile up).
-no_gc=(-c gc.auto=0 -c fetch.unpackLimit=1)
+# No auto-gc (not even the process that would decide on it: maintenance.auto), and
+# a pack per fetch however small (no loose objects to pile up).
+no_gc=(-c gc.auto=0 -c maintenance.auto=false -c fetch.unpackLimit=1)
 # An older deployer's clone may keep a URL with credentials in its config (mode 0644):
 # a user part with a password, or any user part in http(s) (a token).
 userinfo_url='url = ([A-Za-z][A-Za-z0-9+.-]*://[^/@[:space:]]*:[^/[:space:]]*|[a-z+]*https?://[^/@[:space:]]+)@'
