@@ -26,30 +26,30 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 (`task --name value`).
 
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
-fabfile.py does, and so does the one in an application's repository.
+fabfile.py does, and so does the one in an application's repository. The history
+and dashboard tasks are in fab/tasks_history.py, freeze, unfreeze and maintenance in
+fab/tasks_team.py; this module gives them to the fabfile with its own.
 """
 from fabric import task
 from invoke import Exit, Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
-from fab import decide, freezes, local_clone, preflight, rollout, stages, wheels
+from fab import decide, freezes, local_clone, preflight, rollout, stages, tasks_history, tasks_team, wheels
 from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
 from fab.operations import code, lock, shared, supervisor
-from fab.operations import maintenance as maintenance_ops
 from fab.operations import manage as manage_ops
 from fab.operations import preflight as preflight_facts
 from fab.operations import proxy as proxy_ops
 from fab.paths import Paths
 from fab.rotation import rotation_listing
-from fab.runner import reported, selected_environment, user_errors
+from fab.runner import reported, selected_environment
 from fab.secrets import safe_to_show
 from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import (limited_hosts, manage_hosts, on_or_off, one_line, optional_days,
-                            split_command, wait_seconds)
+from fab.task_input import limited_hosts, manage_hosts, split_command, wait_seconds
 
 # --- deploy -------------------------------------------------------------------
 
@@ -299,28 +299,6 @@ def unlock(c):
     fence_the_broken_holder(env, generation)
 
 
-@task
-@reported
-def freeze(c, reason=""):
-    """Freeze the environment: deploys, hotfixes and restarts refuse (exit 3) until
-    `unfreeze`, unless given --force; rollback still runs. Every controller sees it:
-    it is kept beside the lock on the first host."""
-    env = selected_environment(c)
-    why = one_line(reason, "freeze reason")
-    if not why:
-        raise UsageError(f'freeze: say why, e.g. `fab {env.name} freeze:"payments incident"`')
-    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
-        stages.freeze(fleet, fleet[env.hosts[0]], why)
-
-
-@task
-@reported
-def unfreeze(c):
-    """Lift the environment's freeze (says whose it was)."""
-    env = selected_environment(c)
-    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
-        stages.unfreeze(fleet, fleet[env.hosts[0]])
-
 
 # --- services -----------------------------------------------------------------
 
@@ -392,29 +370,6 @@ def set_supervisor_config(c, wait=0, force=False):
         stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
         stages.mark(fleet, meta.with_ports(ports))
         hooks.run_after(env, "after_restart", context)
-
-
-@task(help={"switch": "on: every proxy answers the maintenance page; off: traffic again",
-            "message": "the stock page's message (on)"})
-@reported
-def maintenance(c, switch="", message=""):
-    """Put the proxies' maintenance page on or off.
-
-    `maintenance:on[,message=...]`: every proxy answers 503, Retry-After and
-    the environment's `maintenance_template` (or a stock page with the
-    message), except on its health and version paths; it stays on across
-    deploys. `maintenance:off` ends it. Proxies reload, never restart.
-    """
-    env = selected_environment(c)
-    on = on_or_off("maintenance", switch)
-    hosts = [name for name in env.hosts if maintenance_ops.proxies_on(env, name)]
-    if not hosts:
-        raise ConfigError(f"{env.name}: no proxy (a port service that `balances` one) to show a maintenance page")
-    page = maintenance_ops.page(env, message) if on else ""
-    with open_fleet(env, hosts=hosts, lock="maintenance") as fleet:
-        fleet.each_steps(lambda host: [maintenance_ops.switch_step(host, on, page)])
-    stream.stage(f"maintenance {'on: the proxies answer 503 with the page' if on else 'off'} "
-                 f"({', '.join(hosts)})")
 
 
 @task
@@ -497,62 +452,9 @@ def show_plan(plan):
     stream.publish(events.PlanMade(plan.to_dict()))
 
 
-# --- history ------------------------------------------------------------------
-
-
-@task
-@user_errors
-def history(c, limit=20, json=False):
-    """Show the last operations and their outcomes."""
-    env = selected_environment(c)
-    print(safe_to_show("\n".join(history_store.history_lines(env, limit, as_json=json))))
-
-
-@task
-@user_errors
-def deploy_log(c, operation=0, follow=False):
-    """Show an operation's log; follow a running one."""
-    env = selected_environment(c)
-    if follow:
-        history_store.follow_log(env, operation, write=lambda line: print(safe_to_show(line), flush=True))
-    else:
-        print(safe_to_show("\n".join(history_store.log_lines(env, operation))))
-
-
-@task
-@user_errors
-def history_prune(c, days=""):
-    """Remove log text older than the retention days (days=N: N days; 0: all of it)."""
-    print(history_store.prune(selected_environment(c), optional_days("history_prune", days)))
-
-
-@task
-@user_errors
-def history_upgrade(c):
-    """Upgrade the history store to this version's schema."""
-    print(history_store.upgrade(selected_environment(c)))
-
-
-# --- the dashboard ------------------------------------------------------------
-
-
-@task
-@user_errors
-def dashboard(c, bind="127.0.0.1", port=8465, proxy=False):
-    """Serve the read-only web dashboard over the history store.
-
-    What is live where, every operation, a running one's log followed live, each
-    operation's per-host timeline, and the delivery figures, each with a JSON twin
-    (README: Dashboard). Loopback only unless FAB_DASHBOARD_TOKEN is set or
-    --proxy says a reverse proxy authenticates in front.
-    """
-    from fab.dashboard.serving import serve  # Starlette and uvicorn: only when it is asked for
-
-    serve(bind, int(port), bool(proxy))
-
-
 # --- what a fabfile gets ------------------------------------------------------
 
-#: What `from fab.tasks import *` gives a fabfile: every task, one per environment too
-#: (`fab <env> <task>`), with Fabric-1 style arguments understood (fab.entry).
-__all__ = entry.set_up(globals())
+#: What `from fab.tasks import *` gives a fabfile: every task (those of fab.tasks_history
+#: and fab.tasks_team too), one per environment too (`fab <env> <task>`), with Fabric-1
+#: style arguments understood (fab.entry).
+__all__ = entry.set_up(globals(), tasks_history, tasks_team)

@@ -218,13 +218,16 @@ def test_a_run_without_a_release_of_its_own_is_recorded_interrupted_with_no_host
                                 12).outcome == "interrupted"
 
 
-def test_the_locking_tasks_are_those_that_take_the_lock_in_tasks_py():
+def test_the_locking_tasks_are_those_that_take_the_lock_in_the_task_modules():
+    import glob
     import re
 
     from fab import PROJECT_ROOT
 
-    with open(f"{PROJECT_ROOT}/fab/tasks.py") as handle:
-        taking = set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
+    taking = set()
+    for path in glob.glob(f"{PROJECT_ROOT}/fab/tasks*.py"):
+        with open(path) as handle:
+            taking |= set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
     assert taking == reconcile.LOCKING_TASKS
 
 
