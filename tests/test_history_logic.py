@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fab.settings import HistorySettings
+from fab.settings.team import HistorySettings
 from fab.history import chunks, liveness, views
 from fab.history.errors import StoreUnavailable
 from fab.history.urls import mask_secrets, mask_url, store_url

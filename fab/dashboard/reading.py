@@ -29,7 +29,7 @@ from fab.history.schema import claims, log_chunks, operations, received_bytes, s
 from fab.history.store import check_revision, create_engine, describe_database_error, sqlite_path
 from fab.history.urls import mask_url, store_url
 from fab.identity import controller_name
-from fab.settings import HistorySettings
+from fab.settings.team import HistorySettings
 
 DEFAULT_STALE_SECONDS = HistorySettings().stale_seconds
 #: Log lines read back from a rollback's end for the freeze it announced, and how many
