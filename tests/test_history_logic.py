@@ -141,7 +141,7 @@ def test_the_head_revision_constant_is_the_migrations_head():
 
 def test_a_sqlite_store_outside_the_default_place_needs_its_directory(tmp_path, monkeypatch):
     from fab.history.errors import StoreUnavailable
-    from fab.history.store import create_engine
+    from fab.history.engine import create_engine
 
     with pytest.raises(StoreUnavailable, match="directory .*/typo does not exist"):
         create_engine(f"sqlite:///{tmp_path}/typo/history.sqlite")
