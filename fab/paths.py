@@ -71,6 +71,9 @@ MAINTENANCE_SUFFIX = "-maintenance.conf"
 VENV_COMPLETE = ".complete"
 #: The file in a virtualenv listing the stored wheels it was installed from.
 VENV_WHEELS = ".wheels"
+#: The file in a virtualenv naming the interpreter (inode, change time) that last
+#: started in it: the pre-swap check starts python again only for another one.
+VENV_STARTED = ".started"
 
 
 class Paths:
@@ -229,6 +232,12 @@ class Paths:
     @property
     def git_cache(self):
         return self._under("git-cache")
+
+    @property
+    def python_identity(self):
+        """The environment's python's identity as the state read last read it, with
+        what it was read from (fab/remote/state.sh): a python start per read spared."""
+        return self._under(".python-identity")
 
     @property
     def credentials_file(self):

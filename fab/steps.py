@@ -67,15 +67,20 @@ class Outcome:
     result: object = None
 
 
-def compose(steps):
-    """The one-line command running `steps` in order, stopping at the first failure
-    (fab/remote/batch.sh, which says how each step runs and reports)."""
+def arguments(steps):
+    """fab/remote/batch.sh's arguments that run `steps` in order, stopping at the first
+    failure (batch.sh says how each step runs and reports)."""
     args = []
     for step in steps:
         if not _NAME.match(step.name):
             raise ValueError(f"step name {step.name!r} must be a lowercase word")
         args += [step.name, step.cwd or "", step.marker or "", step.body]
-    return shell.exec_script("batch", *args)
+    return args
+
+
+def compose(steps):
+    """The one-line command running `steps` as a host does (a local bash can run it)."""
+    return shell.script_command("batch", *arguments(steps))
 
 
 _NAME = re.compile(r"^[a-z][a-z_]*$")

@@ -285,20 +285,25 @@ def test_no_step_script_carries_a_credential():
     assert credentials.variables_text(proxy) == f"FAB_GIT_PASSWORD={TOKEN}\nFAB_GIT_USERNAME=ci\n"
     assert credentials.load_line(proxy).splitlines() == [  # an earlier deploy's netrc goes
         "set -a; . /home/deploy/www/app/.deploy-credentials; set +a",
-        'for file in /home/deploy/www/app/.deploy-netrc; do if [ -e "$file" ]; then rm -f "$file"; fi; done']
+        'for fab_stale in /home/deploy/www/app/.deploy-netrc; do if [ -e "$fab_stale" ]; then rm -f "$fab_stale"; fi; done']
     assert credentials.netrc_text(credentials.split_pip_args(env.pip_args)[1]) == (
         f'machine more.example.com login {TOKEN} password ""\n'
         f"machine pypi.example.com login pypi password {INDEX_PASSWORD}\n")
 
 
-def test_without_credentials_a_step_removes_those_an_earlier_deploy_left():
+def test_without_credentials_a_step_removes_those_an_earlier_deploy_left(tmp_path):
+    import subprocess
     from types import SimpleNamespace
 
     from fab.paths import Paths
 
+    paths = Paths(str(tmp_path))
+    for left in (paths.credentials_file, paths.netrc_file):
+        open(left, "w").write("FAB_GIT_PASSWORD=old\n")
     env = SimpleNamespace(app=SimpleNamespace(repo="/srv/app.git", fetch="hosts"), pip_args=["--no-index"])
-    line = credentials.load_line(SimpleNamespace(env=env, paths=Paths("/srv/www")))
-    assert line.startswith("for file in /srv/www/.deploy-credentials /srv/www/.deploy-netrc; do")
+    line = credentials.load_line(SimpleNamespace(env=env, paths=paths))
+    subprocess.run(["bash", "-ec", line], check=True, timeout=30)
+    assert not os.path.exists(paths.credentials_file) and not os.path.exists(paths.netrc_file)
 
 
 @pytest.mark.parametrize("url, public, user, password", [

@@ -107,3 +107,27 @@ def test_the_manage_command_keeps_its_exit_code(tmp_path):
     host = host_for(tmp_path)
     args = build.in_release(host, "run", host.paths.release(NAME), "python -c 'import sys; sys.exit(7)'")
     assert subprocess.run(["bash", "-c", shell.remote_script("in_release"), "in_release", *args]).returncode == 7
+
+
+def test_the_check_starts_python_again_only_for_another_interpreter(tmp_path):
+    """Starting python costs every host ~10 ms per deploy: the check starts it once per
+    interpreter file (inode, change time), and again when it is replaced."""
+    host = host_for(tmp_path)
+    starts = tmp_path / "starts"
+    python = os.path.join(host.paths.release(NAME), "python_env", "bin", "python")
+
+    def interpreter(exit_code):
+        os.remove(python)
+        with open(python, "w") as handle:
+            handle.write(f"#!/bin/bash\necho started >> {starts}\nexit {exit_code}\n")
+        os.chmod(python, 0o755)
+
+    interpreter(0)
+    for _ in range(3):
+        result, note, _ = run(build.preswap_check(host, NAME, []))
+        assert note == "ready", result.stderr
+    assert starts.read_text().splitlines() == ["started"]
+    interpreter(1)  # a new file: an upgrade, or a reinstall that broke it
+    result, _, failed = run(build.preswap_check(host, NAME, []))
+    assert failed == "check" and result.stderr.strip().splitlines()[-1] == "python_env does not run"
+    assert starts.read_text().splitlines() == ["started", "started"]

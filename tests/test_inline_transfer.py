@@ -124,5 +124,9 @@ def test_any_bytes_arrive_as_they_were(tmp_path_factory, content):
     host = Host(load_environment("prod", str(root)), root / "home")
     (root / "x.bundle").write_bytes(content)
     bundle = transfer.artifact(str(root / "x.bundle"))
-    assert run_batch(host, [inline_transfer.receive(host, bundle)]).returncode == 0
+    step = inline_transfer.receive(host, bundle)
+    result = run_batch(host, [step])
+    assert result.returncode == 0, result.stderr
     assert open(os.path.join(host.paths.store, bundle.sha256, bundle.name), "rb").read() == content
+    (outcome,), _ = steps.parse([step], result.stdout)  # its size, as the host read it from the base64
+    assert outcome.result.sources == {"controller": len(content)}

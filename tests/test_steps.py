@@ -2,13 +2,16 @@
 each step reports its start, then its own outcome and note, a marker makes it run
 once, the first failure stops the batch with that step's own output, and the
 reports are read as they arrive, in pieces of any size."""
+import glob
 import os
+import re
 import subprocess
 import time
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from fab import shell
 from fab.steps import Outcome, Reader, Started, Step, compose, parse, without_reports
 
 
@@ -155,3 +158,22 @@ def test_each_step_is_reported_as_it_starts_not_when_the_batch_ends():
     assert when[("Started", "slow")] < 0.8 <= when[("Outcome", "slow")]
     assert reader.done[-1] == Outcome("slow", "ok", "slept", pytest.approx(1.0, abs=0.3))
     assert reader.failed.step == "failing" and reader.failed.seconds == pytest.approx(0.3, abs=0.2)
+
+
+def test_a_step_sees_no_variable_of_the_batch_but_those_named_fab(tmp_path):
+    """Steps run their scripts in the batch's subshell (fab.shell.step_script), not in
+    a fresh bash: the batch's own variables must not reach them, but by a name no
+    remote script uses."""
+    seen = tmp_path / "variables"
+    _, done, failed = run([Step("one", "echo first; echo second"), Step("two", f"compgen -v > {seen}")])
+    assert failed is None, done
+    fresh = subprocess.run(["bash", "-c", "compgen -v"], capture_output=True, text=True).stdout.split()
+    extra = set(seen.read_text().split()) - set(fresh) - {"PIPESTATUS"}
+    assert extra and all(name.startswith("fab_") for name in extra), extra
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(shell.REMOTE_SCRIPTS, "*.sh"))), ids=os.path.basename)
+def test_no_remote_script_but_the_batch_names_a_variable_fab(path):
+    if os.path.basename(path) == "batch.sh":
+        return
+    assert not re.search(r"\bfab_[a-z]", open(path).read())

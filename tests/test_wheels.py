@@ -230,6 +230,35 @@ def test_the_state_reads_the_python_identity_when_asked(tmp_path):
     assert "does not run" in read_state(paths, "/no/such/python").problems[0]
 
 
+def test_the_python_identity_is_read_once_per_interpreter_file(tmp_path):
+    """A python start costs every host ~10 ms per state read: its identity is kept, and
+    read again only for another interpreter file (an upgrade, a reinstall)."""
+    paths = Paths(str(tmp_path / "root"))
+    os.makedirs(paths.code_root)
+    starts = tmp_path / "starts"
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+
+    def interpreter():
+        if python.exists():
+            python.unlink()
+        python.write_text(f'#!/bin/bash\necho started >> {starts}\nexec {PYTHON} "$@"\n')
+        python.chmod(0o755)
+
+    interpreter()
+    expected = read_state(paths, str(python))
+    assert expected.python_identity.version == "%d.%d" % sys.version_info[:2]
+    for _ in range(2):
+        again = read_state(paths, str(python))
+        assert (again.python_version, again.python_identity) == (expected.python_version, expected.python_identity)
+    assert starts.read_text().splitlines() == ["started"]
+    interpreter()  # another file where it was
+    assert read_state(paths, str(python)).python_identity == expected.python_identity
+    assert starts.read_text().splitlines() == ["started", "started"]
+    python.unlink()
+    assert "does not run" in read_state(paths, str(python)).problems[0]
+
+
 @pytest.mark.parametrize("line", [f"stored {'a' * 64} ../x.whl", "venvwheel zz " + "a" * 64 + " x.whl",
                                   "wheelset 2026-12-01_00.00.00 ab -1", "pyid a b c"])
 def test_a_store_line_the_reader_refuses_is_said_and_dropped(line):

@@ -10,7 +10,7 @@ outlives its time limit is stopped on the host and fails its step.
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.operations.release import once
-from fab.paths import VENV_LINK
+from fab.paths import VENV_LINK, VENV_STARTED
 from fab.steps import Step
 
 ROLES = ALL_ROLES
@@ -32,7 +32,7 @@ def release_commands(host, release_name, step, commands):
     """Step `step`: run `commands` in the release (once per release)."""
     if not commands:
         return Step(step, f"echo 'no {step} commands'")
-    body = shell.exec_script("in_release", *in_release(host, "run", host.paths.release(release_name), *commands))
+    body = shell.step_script("in_release", *in_release(host, "run", host.paths.release(release_name), *commands))
     return once(host, release_name, step, body, then=lambda _: f"{len(commands)} {step} command(s) ran")
 
 
@@ -50,6 +50,6 @@ def preswap_check(host, release_name, programs):
     paths = host.paths
     app = host.env.topology.runs_app(host.name)
     confs = [f"{paths.release_services(release_name)}/{program}.conf" for program in programs]
-    args = in_release(host, "check", paths.release(release_name), len(confs), *confs,
+    args = in_release(host, "check", paths.release(release_name), VENV_STARTED, len(confs), *confs,
                       *(host.env.checks if app else ()), venv=app)
-    return Step("check", shell.exec_script("in_release", *args))
+    return Step("check", shell.step_script("in_release", *args))

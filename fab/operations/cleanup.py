@@ -35,6 +35,6 @@ def delete_releases(host, names, built=None):
     unused = wheels.unused_wheels(state.stored_wheels, state.venv_wheels, state.venv_dirs - set(venvs))
     pairs = [word for wheel in unused for word in (wheel.sha256, wheel.name)]
     note = f"removed {len(doomed)} release(s)" if doomed else "nothing to remove"
-    return Step("cleanup", shell.exec_script("cleanup", paths.releases, paths.venvs, len(doomed), *doomed, *venvs,
+    return Step("cleanup", shell.step_script("cleanup", paths.releases, paths.venvs, len(doomed), *doomed, *venvs,
                                              *(["--wheels", paths.store, VENV_WHEELS, *pairs] if pairs else [])),
                 then=lambda _: note)

@@ -154,7 +154,7 @@ def _checkout(host, mode, commit, release_name=None, bundle=None, run=shell.scri
 def checkout(host, release_name, commit, bundle=None):
     """Step: bring `commit` into the git cache (from `bundle`, see `_checkout`) and
     export it into the release; its note says where the code came from."""
-    body = _checkout(host, "export", commit, release_name, bundle, run=shell.exec_script)
+    body = _checkout(host, "export", commit, release_name, bundle, run=shell.step_script)
 
     def note(line):
         return f"{line} ({transfer.human_bytes(bundle.size)})" if bundle and line.endswith("from bundle") else line

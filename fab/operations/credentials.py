@@ -141,7 +141,7 @@ def load_line(host):
     lines = [f"set -a; . {shell.quote(paths.credentials_file)}; set +a"] if load else []
     if stale:
         files = " ".join(shell.quote(f) for f in stale)
-        lines.append(f"for file in {files}; do if [ -e \"$file\" ]; then rm -f \"$file\"; fi; done")
+        lines.append(f"for fab_stale in {files}; do if [ -e \"$fab_stale\" ]; then rm -f \"$fab_stale\"; fi; done")
     return "\n".join(lines)
 
 

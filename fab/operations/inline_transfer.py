@@ -40,7 +40,7 @@ def fits(batch):
 
 def command_chars(batch):
     """The length of the command that runs `batch` on a host, as sshd receives it."""
-    return len(shell.step_command(steps.compose(batch)))
+    return len(shell.step_command(shell.remote_script("batch"), steps.arguments(batch)))
 
 
 def receive(host, artifact):
@@ -55,7 +55,7 @@ def receive(host, artifact):
     def note(line):
         return (Received({CONTROLLER: artifact.size}) if line == said else Received(had=1)).note()
 
-    body = shell.exec_script("receive", "inline", host.paths.store, _encoded(artifact), artifact.sha256, artifact.name)
+    body = shell.step_script("receive", "inline", host.paths.store, _encoded(artifact), artifact.sha256, artifact.name)
     return steps.Step("transfer", body, then=note, result=received)
 
 

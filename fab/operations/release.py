@@ -16,7 +16,7 @@ def create(host, meta):
     host runs app code). Safe to rerun."""
     paths = host.paths
     venvs = [paths.venvs] if host.env.topology.runs_app(host.name) else []
-    return Step("release", shell.exec_script("meta", "create", paths.release_meta(meta.name), meta.to_json(),
+    return Step("release", shell.step_script("meta", "create", paths.release_meta(meta.name), meta.to_json(),
                                              paths.shared, paths.log, *venvs, paths.release_steps(meta.name)))
 
 
@@ -24,7 +24,7 @@ def write_meta(host, meta):
     """Step "mark": rewrite the release's metadata (e.g. its new status), atomically,
     where the release still exists."""
     paths = host.paths
-    return Step("mark", shell.exec_script("meta", "mark", paths.release_meta(meta.name), meta.to_json(),
+    return Step("mark", shell.step_script("meta", "mark", paths.release_meta(meta.name), meta.to_json(),
                                           paths.release(meta.name), meta.status))
 
 

@@ -58,11 +58,11 @@ class HostState:
 def arguments(paths, python=""):
     """fab/remote/state.sh's arguments: where `current` and the releases are, the
     names inside a release it reads, where the venvs, the wheel store and the git
-    cache are, and the `python` to identify ('' for none)."""
+    cache are, the `python` to identify ('' for none) and where its identity is kept."""
     return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
             layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
             layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else "",
-            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX, paths.freeze]
+            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX, paths.freeze, paths.python_identity]
 
 
 def python_to_identify(host):

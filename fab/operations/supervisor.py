@@ -78,7 +78,7 @@ def _write_configs_script(host, release_name):
     services_dir = paths.release_services(release_name).rsplit("/", 1)[0]
     dirs = sorted({path.rsplit("/", 1)[0] for path in rendered})
     return "\n".join([
-        shell.command("rm", "-rf", services_dir),
+        f"if [ -e {shell.quote(services_dir)} ]; then {shell.command('rm', '-rf', services_dir)}; fi",
         shell.command("mkdir", "-p", paths.release_services(release_name), *dirs),
         *(shell.write_file(path, text) for path, text in rendered.items()),
         f"echo '{len(rendered)} service config(s) rendered'",

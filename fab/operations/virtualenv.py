@@ -60,11 +60,11 @@ def ensure(host, release_name, install=None):
     common = [host.paths.venvs, env.python, env.virtualenv, env.uv or "", VENV_LINK, VENV_COMPLETE]
     if install is not None:
         pairs = [word for wheel in install.wheels for word in (wheel.sha256, wheel.name)]
-        script = shell.exec_script("venv", "store", *common, install.key, VENV_WHEELS, RELEASE_WHEELS,
+        script = shell.step_script("venv", "store", *common, install.key, VENV_WHEELS, RELEASE_WHEELS,
                                    host.paths.store, *pairs)
         return once(host, release_name, "virtualenv", script, then=venv_note, result=venv_key_of)
     requirements = list(env.requirements)
-    script = shell.exec_script("venv", "index", *common, pip_args_line(env.pip_args), len(requirements),
+    script = shell.step_script("venv", "index", *common, pip_args_line(env.pip_args), len(requirements),
                                *requirements, *credentials.split_pip_args(env.pip_args)[0])
     return once(host, release_name, "virtualenv", "\n".join([credentials.load_line(host), script]),
                 then=venv_note, result=venv_key_of)

@@ -1,5 +1,5 @@
 # Runs a host's steps in order in one round trip, stopping at the first failure
-# (fab.steps.compose builds the arguments). Four arguments per step:
+# (fab.steps.arguments builds the arguments). Four arguments per step:
 #   its name, its directory ('' for home), its marker ('' for none: a step with a
 #   marker runs once per release, skipped if the marker exists, which is created
 #   when it succeeds), and its body (shell, run in a subshell under set -e).
@@ -8,31 +8,34 @@
 # is its last output line, carriage returns dropped. On a failure, the step's
 # own output goes to stderr and the batch exits with the step's status. Per
 # step the batch starts one process (the step's subshell): on a 50-host fleet
-# every fork costs, so times, notes and markers use builtins.
-fab_dir=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
-trap 'rm -rf "$fab_dir"' EXIT
-report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "${5//$'\r'/}"; }
+# every fork costs, so times, notes and markers use builtins, and a step's
+# script runs in that subshell (fab.shell.step_script). So this script's own
+# variables are all named fab_*, a name no remote script uses: a step sees none
+# it did not set.
+fab_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
+trap 'rm -rf "$fab_tmp"' EXIT
+fab_report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "${5//$'\r'/}"; }
 while [ "$#" -ge 4 ]; do
-  name=$1 dir=$2 marker=$3 body=$4
+  fab_name=$1 fab_dir=$2 fab_marker=$3 fab_body=$4
   shift 4
   # A leading ~ is the home directory (paths may be given so), expanded without a process.
-  case $dir in '' | \~) dir=$HOME ;; \~/*) dir=$HOME/${dir:2} ;; esac
-  case $marker in \~/*) marker=$HOME/${marker:2} ;; esac
-  if [ -n "$marker" ] && [ -e "$marker" ]; then report skipped "$name" 0 0 ''; continue; fi
-  started=${EPOCHREALTIME:-$(date +%s.%N)}
-  report started "$name" "$started" "$started" ''
+  case $fab_dir in '' | \~) fab_dir=$HOME ;; \~/*) fab_dir=$HOME/${fab_dir:2} ;; esac
+  case $fab_marker in \~/*) fab_marker=$HOME/${fab_marker:2} ;; esac
+  if [ -n "$fab_marker" ] && [ -e "$fab_marker" ]; then fab_report skipped "$fab_name" 0 0 ''; continue; fi
+  fab_started=${EPOCHREALTIME:-$(date +%s.%N)}
+  fab_report started "$fab_name" "$fab_started" "$fab_started" ''
   # The body sees no arguments of ours: `set --` before it.
-  ( set -e; set --; cd "$dir"; eval "$body" ) >"$fab_dir/out" 2>"$fab_dir/err" </dev/null
-  status=$?
-  ended=${EPOCHREALTIME:-$(date +%s.%N)}
-  if [ "$status" -ne 0 ]; then
-    report failed "$name" "$started" "$ended" ''
-    cat "$fab_dir/out" "$fab_dir/err" >&2
-    exit "$status"
+  ( set -e; set --; cd "$fab_dir"; eval "$fab_body" ) >"$fab_tmp/out" 2>"$fab_tmp/err" </dev/null
+  fab_status=$?
+  fab_ended=${EPOCHREALTIME:-$(date +%s.%N)}
+  if [ "$fab_status" -ne 0 ]; then
+    fab_report failed "$fab_name" "$fab_started" "$fab_ended" ''
+    cat "$fab_tmp/out" "$fab_tmp/err" >&2
+    exit "$fab_status"
   fi
-  if [ -n "$marker" ]; then : > "$marker"; fi
-  note=
-  mapfile -t lines < "$fab_dir/out"
-  if [ "${#lines[@]}" -gt 0 ]; then note=${lines[-1]}; fi
-  report ok "$name" "$started" "$ended" "$note"
+  if [ -n "$fab_marker" ]; then : > "$fab_marker"; fi
+  fab_note=
+  mapfile -t fab_lines < "$fab_tmp/out"
+  if [ "${#fab_lines[@]}" -gt 0 ]; then fab_note=${fab_lines[-1]}; fi
+  fab_report ok "$fab_name" "$fab_started" "$fab_ended" "$fab_note"
 done

@@ -9,6 +9,8 @@
 #            count still goes past the old one's); print it   (lock.sh, unlock.sh)
 #   raise G  raise it to G if lower                            (unlock, other hosts)
 #   check G  exit 0 if G is not behind it (raising it to G), 2 if it is (swap.sh)
+# It runs in a subshell of lock.sh and swap.sh, and in a bash of its own from
+# unlock.sh: it assigns every variable it reads.
 file=$1
 fence_lock=$2
 action=$3
@@ -17,6 +19,7 @@ valid() { [[ $1 =~ ^[0-9]{1,18}$ ]]; }
 [ "$action" = next ] || valid "$given" || { echo "invalid lock generation: $given" >&2; exit 1; }
 exec 7>>"$fence_lock"
 flock 7
+seen=
 read -r seen < "$file" 2>/dev/null
 valid "$seen" || seen=0  # missing or not ours to trust: counted from zero
 seen=$((10#$seen))

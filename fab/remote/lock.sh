@@ -35,7 +35,8 @@ fence=$6
 fence_files=("$7" "$8")
 freeze_file=$9
 shift 9
-mkdir -p "${lockfile%/*}" || exit 1
+# Every host takes or reads this lock on every deploy: no process that is not needed.
+[ -d "${lockfile%/*}" ] || mkdir -p "${lockfile%/*}" || exit 1
 exec 9>>"$lockfile"
 if ! flock -n 9; then
   printf 'held %s\n' "$(base64 -w0 < "$owner" 2>/dev/null)"
@@ -49,8 +50,9 @@ elif [ ! -e "$owner" ]; then
   released=fresh
 fi
 previous=$(base64 -w0 < "$owner" 2>/dev/null)
-rm -f "$broken"  # an earlier holder's news
-generation=$(bash -c "$fence" fence "${fence_files[@]}" next) || exit 1
+if [ -e "$broken" ]; then rm -f "$broken"; fi  # an earlier holder's news
+# fence.sh and state.sh run in subshells of this one, not in a bash of their own.
+generation=$(set -- "${fence_files[@]}" next; eval "$fence") || exit 1
 # Letting go (our connection closed, or `unlock`: TERM either way) is recorded
 # before the kernel frees the lock; the sleeper goes too, whoever was signalled.
 sleeper=
@@ -70,7 +72,12 @@ freeze=
 if [ -f "$freeze_file" ]; then freeze=$(base64 -w0 < "$freeze_file"); fi
 echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--} ${freeze:--}"
 if [ "$#" -gt 0 ]; then
-  bash -c "$1" state "${@:2}" 9>&-
+  (
+    exec 9>&-
+    state_script=$1
+    shift
+    eval "$state_script"
+  )
   echo "@@state-end"
 fi
 while :; do

@@ -3,7 +3,7 @@
 #   lock host when frozen), release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
-#   and step lines. Read-only.
+#   and step lines. Read-only, but for the cache of the python's identity ($18).
 #   $1 the `current` link, $2 the releases dir (Paths.current, .releases); inside
 #   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
 #   (one directory per control under it), $6 its link to its venv
@@ -21,6 +21,12 @@
 # Maintenance: $15 the proxies' files (Paths.proxy): a `maintenance` line names
 #   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $16).
 # The freeze: $17 the freeze file (Paths.freeze).
+# $18 the file keeping the python's identity (Paths.python_identity): a python
+#   start costs a host about 10 ms, so its lines are kept with what they were read
+#   from, and read again only when that changed: the interpreter file (its inode
+#   and change time, which an upgrade or a reinstall changes), the C library's
+#   cache (ldconfig rewrites it when the C library changes) and the code that
+#   reads them.
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
 # with builtins, and links and digests in one call each.
@@ -41,6 +47,7 @@ git_cache=${14:-}
 proxy=${15:-}
 maintenance_suffix=${16:-}
 freeze=${17:-}
+identity_cache=${18:-}
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
@@ -64,7 +71,35 @@ if [ -n "$store" ]; then
     printf 'stored %s %s\n' "${digest##*/}" "${file##*/}"
   done
 fi
-if [ -n "$python" ]; then "$python" -S -c "$identity_code" 2>/dev/null || echo pyfailed; fi
+if [ -n "$python" ]; then
+  identity=
+  read_from=
+  interpreter=$(type -P -- "$python") || interpreter=
+  if [ -n "$identity_cache" ] && [ -n "$interpreter" ]; then
+    read_from=$(find -L "$interpreter" /etc/ld.so.cache -maxdepth 0 -printf '%p %i %C@\n' 2>/dev/null)
+    if [[ $read_from == "$interpreter "* ]]; then
+      read_from+=$'\n'$identity_code$'\n@@identity\n'
+      kept=
+      if [ -f "$identity_cache" ]; then IFS= read -r -d '' kept < "$identity_cache" || true; fi
+      if [[ $kept == "$read_from"?* ]]; then identity=${kept#"$read_from"}; fi
+      identity=${identity%$'\n'}
+    else
+      read_from=
+    fi
+  fi
+  if [ -n "$identity" ]; then
+    printf '%s\n' "$identity"
+  elif identity=$("$python" -S -c "$identity_code" 2>/dev/null) && [ -n "$identity" ]; then
+    printf '%s\n' "$identity"
+    if [ -n "$read_from" ] && [ -d "${identity_cache%/*}" ]; then
+      if printf '%s%s\n' "$read_from" "$identity" > "$identity_cache.tmp.$$"; then
+        mv -f "$identity_cache.tmp.$$" "$identity_cache" || true
+      fi
+    fi
+  else
+    echo pyfailed
+  fi
+fi
 if [ -n "$git_cache" ] && [ -d "$git_cache/objects" ]; then
   git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
 fi

@@ -37,7 +37,7 @@ if [ "$last_task" = "$task" ] && [ "$counter" -lt "${last_counter:-0}" ]; then
 fi
 previous=$(readlink "$current" 2>/dev/null || true)
 if [ -n "$fence" ]; then
-  seen=$(bash -c "$fence" fence "${fence_files[@]}" check "$generation")
+  seen=$(set -- "${fence_files[@]}" check "$generation"; eval "$fence")  # in a subshell, not a bash of its own
   case $? in
     0) ;;
     2)

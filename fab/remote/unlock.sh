@@ -40,7 +40,7 @@ if ! holds_the_lock "$pid"; then
 fi
 # The holder learns who stopped it (lock.sh says so before it goes).
 printf '%s\n' "$audit" > "$broken"
-# lock.sh leads its own process group (step.sh runs it under setsid): stop all
+# lock.sh leads its own process group (step.sh runs it as a job): stop all
 # of it, or only the pid if it does not lead one.
 read -r -a stat < "/proc/$pid/stat"
 if [ "${stat[4]}" = "$pid" ]; then

@@ -106,7 +106,11 @@ case $mode in
       result="installed $key $builder ${#files[@]}"
       : > "$venv/$complete"
     fi
-    if [ -f "$venv/$manifest" ]; then cp -- "$venv/$manifest" "$record"; fi
+    if [ -f "$venv/$manifest" ]; then  # copied by builtins: every host does it on every deploy
+      listed=
+      IFS= read -r -d '' listed < "$venv/$manifest" || true
+      printf '%s' "$listed" > "$record"
+    fi
     ;;
   *) echo "venv.sh: unknown mode ${mode@Q}" >&2; exit 2 ;;
 esac

@@ -117,7 +117,8 @@ def ensure_sshd(spec, host, address):
     pidfile = os.path.join(sshd_dir, "sshd.pid")
     # Its pidfile, not only an open port: a stray listener on the address would
     # answer for it (and be left unstopped) while this sshd failed to bind.
-    wait_for(lambda: read_pid(pidfile) and alive(read_pid(pidfile)) and port_open(address, SSH_PORT),
+    # Read once per look: sshd may be writing the file between two reads.
+    wait_for(lambda: alive_pid(read_pid(pidfile)) and port_open(address, SSH_PORT),
              f"sshd of {host} on {address}:{SSH_PORT} (is something else listening there?)")
     return read_pid(pidfile)
 
@@ -134,7 +135,7 @@ def ensure_supervisord(spec, host):
         os.path.join(home, "supervisor", "supervisord.conf"),
         cwd="/",
     )
-    wait_for(lambda: read_pid(pidfile) and alive(read_pid(pidfile)), f"supervisord of {host}")
+    wait_for(lambda: alive_pid(read_pid(pidfile)), f"supervisord of {host}")
     return read_pid(pidfile)
 
 
@@ -188,6 +189,11 @@ def read_pid(path):
             return int(handle.read().strip() or 0) or None
     except (OSError, ValueError):
         return None
+
+
+def alive_pid(pid):
+    """`pid` if it names a live process, else None (a pidfile's reading may be None)."""
+    return pid if pid and alive(pid) else None
 
 
 def alive(pid):
