@@ -89,6 +89,36 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
                               "2026-11-22_04.00.00": {}}
 
 
+def run_state_script(*arguments, home="/nonexistent"):
+    return subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *arguments],
+                          capture_output=True, text=True, env={"HOME": home, "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("python", ["", "/usr/bin/python3"])
+def test_the_state_script_s_arguments_are_named_and_each_name_is_one_it_reads(python, tmp_path):
+    arguments = state.arguments(Paths(str(tmp_path / "app")), python)
+    names = [argument.partition("=")[0] for argument in arguments]
+    assert all("=" in argument for argument in arguments) and len(set(names)) == len(names)
+    assert ("python" in names) == bool(python) and f"current={tmp_path}/app/current" in arguments
+    result = run_state_script(*arguments, home=str(tmp_path))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("argument", ["currnet=/srv/app/current", "/srv/app/current", "=x"])
+def test_the_state_script_refuses_an_argument_it_does_not_know_in_one_line(argument, tmp_path):
+    result = run_state_script(*state.arguments(Paths(str(tmp_path / "app"))), argument, home=str(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"state.sh: unknown argument {argument.partition('=')[0]}\n"
+
+
+def test_a_named_argument_s_value_arrives_whole_with_its_own_equals_signs_and_spaces(tmp_path):
+    root = tmp_path / "a b=c"
+    (root / "releases" / "r1").mkdir(parents=True)
+    (root / "current").symlink_to("releases/r1")
+    output = run_state_script(*state.arguments(Paths(str(root))), home=str(tmp_path)).stdout
+    assert "current releases/r1" in output.splitlines() and "release r1" in output.splitlines()
+
+
 def test_parse_supervisor_status():
     output = (
         "prod-web                         RUNNING   pid 123, uptime 0:00:05\n"
