@@ -56,7 +56,7 @@ class HostState:
 
 
 def arguments(paths, python=""):
-    """fab/remote/state.sh's arguments, each `name=value`: where `current` and the
+    """fab/remote/state.sh's arguments, each `--name value`: where `current` and the
     releases are, the names inside a release it reads, where the venvs, the wheel
     store and the git cache are, the `python` to identify (none: '') and where its
     identity is kept. An empty value is left out (the script reads it as empty)."""
@@ -69,7 +69,7 @@ def arguments(paths, python=""):
         "identity_cache": paths.python_identity, "git_cache": paths.git_cache, "proxy": paths.proxy,
         "maintenance_suffix": layout.MAINTENANCE_SUFFIX, "freeze": paths.freeze,
     }
-    return [f"{name}={value}" for name, value in named.items() if value]
+    return [word for name, value in named.items() if value for word in (f"--{name}", value)]
 
 
 def python_to_identify(host):

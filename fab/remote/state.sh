@@ -4,8 +4,9 @@
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
 #   and step lines. Read-only, but for the cache of the python's identity.
-# Arguments are `name=value` (fab.operations.state.arguments builds them); a name
-# left out is empty, an unknown one an error (exit 2).
+# Arguments are named, `--name value` (fab.operations.state.arguments builds them;
+# each value its own word, so a leading ~/ stays the remote shell's to expand); a
+# name left out is empty, an unknown one an error (exit 2).
 #   current, releases: the `current` link and the releases dir (Paths.current,
 #   .releases); inside each release: meta_file, steps_dir, configs_dir (its service
 #   configs, one directory per control under it) and venv_link, its link to its
@@ -35,13 +36,15 @@
 current='' releases='' meta_file='' steps_dir='' configs_dir='' venv_link='' venvs=''
 complete='' venv_wheels='' release_wheels='' store='' python='' identity_code='' identity_cache=''
 git_cache='' proxy='' maintenance_suffix='' freeze=''
-for argument; do
-  case ${argument%%=*} in
-    current | releases | meta_file | steps_dir | configs_dir | venv_link | venvs | complete | venv_wheels | \
-      release_wheels | store | python | identity_code | identity_cache | git_cache | proxy | \
-      maintenance_suffix | freeze)
-      printf -v "${argument%%=*}" '%s' "${argument#*=}" ;;
-    *) echo "state.sh: unknown argument ${argument%%=*}" >&2; exit 2 ;;
+while [ "$#" -gt 0 ]; do
+  case $1 in
+    --current | --releases | --meta_file | --steps_dir | --configs_dir | --venv_link | --venvs | --complete | \
+      --venv_wheels | --release_wheels | --store | --python | --identity_code | --identity_cache | --git_cache | \
+      --proxy | --maintenance_suffix | --freeze)
+      if [ "$#" -lt 2 ]; then echo "state.sh: $1 needs a value" >&2; exit 2; fi
+      printf -v "${1#--}" '%s' "$2"
+      shift 2 ;;
+    *) echo "state.sh: unknown argument ${1@Q}" >&2; exit 2 ;;
   esac
 done
 printf 'home %s\n' "$HOME"
