@@ -13,6 +13,7 @@ PostgreSQL database instead. Targets (issue 21): the environments and history pa
 """
 import argparse
 import http.client
+import importlib
 import os
 import random
 import shutil
@@ -30,7 +31,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from fab.history import chunks  # noqa: E402
 from fab.history.schema import log_chunks, operations, received_bytes, steps  # noqa: E402
-from fab.history.store import open_url, writing  # noqa: E402
+from fab.history.engine import writing  # noqa: E402
+from fab.history.store import open_url  # noqa: E402
 
 ENVIRONMENTS = {"prod": 8, "prod-eu": 6, "staging": 3, "qa": 2, "canary": 1}
 #: (task, weight, log lines weight, steps per host)
@@ -204,7 +206,7 @@ def running_lines(reader, summary):
 
 def measure_http(url, operation_id, runs, workdir):
     try:
-        import fab.dashboard.app  # noqa: F401
+        importlib.import_module("fab.dashboard.app")
     except ImportError as error:
         print(f"HTTP: skipped (fab.dashboard.app is not importable here: {error})")
         return

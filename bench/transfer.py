@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import fleets  # noqa: E402
 from fab import config, shell, transfer  # noqa: E402
 from fab.opening import open_fleet  # noqa: E402
-from fab.settings import TransferSettings  # noqa: E402
+from fab.settings.build import TransferSettings  # noqa: E402
 
 FLEET_OF = {5: ("code5", "benchcode5"), 50: ("code50", "benchcode50")}
 

@@ -16,15 +16,17 @@ from fab.folders import available_environments, find_environment, use_fabfile_di
 from fab.runner import select_environment, user_errors
 
 
-def set_up(namespace):
-    """Add an environment task per environment to a fabfile's `namespace` (its
-    globals), rewrite the command line's Fabric-1 arguments for its tasks, and
-    return the names of its tasks (its `__all__`)."""
+def set_up(namespace, *task_modules):
+    """Add the tasks of `task_modules` and an environment task per environment to a
+    fabfile's `namespace` (its globals), rewrite the command line's Fabric-1
+    arguments for its tasks, and return the names of its tasks (its `__all__`)."""
     # `fab` ends right after its tasks, and the interpreter's garbage collections at exit
     # walked every object fabric, paramiko, SQLAlchemy and pydantic made: about 0.2 s of
     # every run. Frozen, those objects are freed at exit all the same, without the walks.
     atexit.register(gc.freeze)
     use_fabfile_dir(loaded_fabfile_dir())
+    for module in task_modules:
+        namespace.update((name, obj) for name, obj in vars(module).items() if isinstance(obj, Task))
     for name in available_environments():
         namespace[f"env_{name}"] = environment_task(name)
     for obj in namespace.values():

@@ -32,7 +32,7 @@ from fab.identity import controller_name, who_am_i
 from fab.operations import build as build_ops
 from fab.operations import cleanup, code, credentials, inline_transfer, release, shared, supervisor, virtualenv, wheels
 from fab.operations import freeze as freeze_ops
-from fab.settings import FETCH_HOSTS
+from fab.settings.build import FETCH_HOSTS
 
 # --- choose the release ---------------------------------------------------------
 

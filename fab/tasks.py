@@ -26,30 +26,31 @@ Arguments may be given Fabric-1 style (`task:name=value,...`) or natively
 (`task --name value`).
 
 A fabfile exposes them with `from fab.tasks import *`: the deployer's own
-fabfile.py does, and so does the one in an application's repository.
+fabfile.py does, and so does the one in an application's repository. This module
+holds the tasks that move releases, and gives the fabfile the others with its own:
+the services' tasks are in fab/tasks_services.py, the history and dashboard tasks in
+fab/tasks_history.py, freeze, unfreeze and maintenance in fab/tasks_team.py.
 """
 from fabric import task
-from invoke import Exit, Task
+from invoke import Task
 
 from fab import entry, events, hooks, precedence, releases as rel
 from fab import history as history_store
 from fab import decide, freezes, local_clone, preflight, rollout, stages, wheels
-from fab.errors import ConfigError, DeployError, FleetInconsistent, UsageError
+from fab import tasks_history, tasks_services, tasks_team
+from fab.errors import DeployError, FleetInconsistent, UsageError
 from fab.events import stream
 from fab.identity import who_am_i
 from fab.opening import fence_the_broken_holder, open_fleet
-from fab.operations import code, lock, shared, supervisor
-from fab.operations import maintenance as maintenance_ops
-from fab.operations import manage as manage_ops
+from fab.operations import code, lock
 from fab.operations import preflight as preflight_facts
 from fab.operations import proxy as proxy_ops
 from fab.paths import Paths
 from fab.rotation import rotation_listing
-from fab.runner import reported, selected_environment, user_errors
+from fab.runner import reported, selected_environment
 from fab.secrets import safe_to_show
-from fab.snapshot import FleetSnapshot, Target
-from fab.task_input import (limited_hosts, manage_hosts, on_or_off, one_line, optional_days,
-                            split_command, wait_seconds)
+from fab.snapshot import FleetSnapshot
+from fab.task_input import limited_hosts, wait_seconds
 
 # --- deploy -------------------------------------------------------------------
 
@@ -299,188 +300,6 @@ def unlock(c):
     fence_the_broken_holder(env, generation)
 
 
-@task
-@reported
-def freeze(c, reason=""):
-    """Freeze the environment: deploys, hotfixes and restarts refuse (exit 3) until
-    `unfreeze`, unless given --force; rollback still runs. Every controller sees it:
-    it is kept beside the lock on the first host."""
-    env = selected_environment(c)
-    why = one_line(reason, "freeze reason")
-    if not why:
-        raise UsageError(f'freeze: say why, e.g. `fab {env.name} freeze:"payments incident"`')
-    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
-        stages.freeze(fleet, fleet[env.hosts[0]], why)
-
-
-@task
-@reported
-def unfreeze(c):
-    """Lift the environment's freeze (says whose it was)."""
-    env = selected_environment(c)
-    with open_fleet(env, hosts=[env.hosts[0]]) as fleet:
-        stages.unfreeze(fleet, fleet[env.hosts[0]])
-
-
-# --- services -----------------------------------------------------------------
-
-
-@task
-@reported
-def restart_services(c, hosts="", wait=0, force=False):
-    """Restart services without dropping requests (refused while frozen, unless --force)."""
-    env = selected_environment(c)
-    with open_fleet(env, limited_hosts(env, hosts), lock="restart_services", drains=True,
-                    wait=wait_seconds("restart_services", wait), force=force) as fleet:
-        live, meta = restart_live_release(fleet, "restart_services", "graceful")
-    stream.stage(f"services restarted: every host runs release {live} ({meta.commit[:12]})")
-
-
-def restart_live_release(fleet, task, mode, first=None):
-    """The live release's programs restarted on every host (`mode`: graceful, or all
-    of them), wave by wave, drained and health-checked, between the before_restart
-    and after_restart hooks; `first()` runs after the before hooks. Its (name, meta)."""
-    snapshot = FleetSnapshot.of_fleet(fleet)
-    live, meta = snapshot.live()
-    context = stages.hook_context(fleet, snapshot, task, meta)
-    hooks.run(fleet.env, "before_restart", context)
-    if first:
-        first()
-    stages.restart_everywhere(fleet, mode, Target.of(meta))
-    hooks.run_after(fleet.env, "after_restart", context)
-    return live, meta
-
-
-@task
-@reported
-def push_secrets(c, hosts="", wait=0, force=False):
-    """Upload the secrets again; restart every program with them.
-
-    For a rotated secret, without a deploy: after the before_restart hooks, every
-    host gets shared/secrets.env anew, then its programs restart (none merely
-    reloads: a process reads its secrets when it starts) wave by wave, drained
-    from the proxies and health-checked, as restart_services does.
-    """
-    env = selected_environment(c)
-    if env.secrets is None:
-        raise ConfigError(f"{env.name}: no `secrets` setting in its environment file: no secret to push")
-    with open_fleet(env, limited_hosts(env, hosts), lock="push_secrets", drains=True,
-                    wait=wait_seconds("push_secrets", wait), force=force) as fleet:
-        live, _ = restart_live_release(fleet, "push_secrets", "all",
-                                       first=lambda: fleet.each("secrets", shared.upload_secrets))
-    stream.stage(f"secrets pushed and services restarted on {', '.join(fleet.names)} (release {live})")
-
-
-@task
-@reported
-def set_supervisor_config(c, wait=0, force=False):
-    """Render service configs and apply the changes (none: says so, restarts nothing).
-    Refused while the environment is frozen, unless --force."""
-    env = selected_environment(c)
-    with open_fleet(env, lock="set_supervisor_config", wait=wait_seconds("set_supervisor_config", wait),
-                    force=force) as fleet:
-        snapshot = FleetSnapshot.of_fleet(fleet)
-        live, meta = snapshot.live()
-        ports = env.topology.service_ports()  # what the configs are rendered with
-        if supervisor.renders_as_current(fleet.hosts.values(), meta.ports, ports):
-            stream.stage(f"nothing changed: every host has these service configs in release {live}; "
-                         "nothing restarted")
-            return
-        context = stages.hook_context(fleet, snapshot, "set_supervisor_config", meta)
-        hooks.run(env, "before_restart", context)
-        fleet.each("render", supervisor.rerender_current)
-        stages.restart_everywhere(fleet, "changed", Target.of(meta, ports))
-        stages.mark(fleet, meta.with_ports(ports))
-        hooks.run_after(env, "after_restart", context)
-
-
-@task(help={"switch": "on: every proxy answers the maintenance page; off: traffic again",
-            "message": "the stock page's message (on)"})
-@reported
-def maintenance(c, switch="", message=""):
-    """Put the proxies' maintenance page on or off.
-
-    `maintenance:on[,message=...]`: every proxy answers 503, Retry-After and
-    the environment's `maintenance_template` (or a stock page with the
-    message), except on its health and version paths; it stays on across
-    deploys. `maintenance:off` ends it. Proxies reload, never restart.
-    """
-    env = selected_environment(c)
-    on = on_or_off("maintenance", switch)
-    hosts = [name for name in env.hosts if maintenance_ops.proxies_on(env, name)]
-    if not hosts:
-        raise ConfigError(f"{env.name}: no proxy (a port service that `balances` one) to show a maintenance page")
-    page = maintenance_ops.page(env, message) if on else ""
-    with open_fleet(env, hosts=hosts, lock="maintenance") as fleet:
-        fleet.each_steps(lambda host: [maintenance_ops.switch_step(host, on, page)])
-    stream.stage(f"maintenance {'on: the proxies answer 503 with the page' if on else 'off'} "
-                 f"({', '.join(hosts)})")
-
-
-@task
-@reported
-def start_pillows(c):
-    """Start the pillows (background workers)."""
-    on_pillows(selected_environment(c), supervisor.start_programs)
-
-
-@task
-@reported
-def stop_pillows(c):
-    """Stop the pillows and wait until they exit."""
-    on_pillows(selected_environment(c), supervisor.stop_programs)
-
-
-@task
-@reported
-def supervisorctl(c, command="status"):
-    """Run supervisorctl on every host with services."""
-    env = selected_environment(c)
-    words = split_command(command)
-    hosts = [name for name in env.hosts if env.topology.supervised_on(name)]
-    with open_fleet(env, hosts=hosts) as fleet:
-        outcomes = fleet.each("supervisorctl", lambda host: supervisor.run_ctl(host, words), quiet=True)
-    for name in hosts:
-        code_, output = outcomes[name]
-        print(f"--- {name} (exit {code_})")
-        print(safe_to_show(output))
-    failed = sorted(name for name, (code_, _) in outcomes.items() if code_ != 0)
-    if failed:
-        raise DeployError(f"supervisorctl {command} exited non-zero on {', '.join(failed)}")
-
-
-@task
-@reported
-def manage(c, command, host="", role="", all_hosts=False):
-    """Run a management command in the current release.
-
-    On the first host of `manage.role`, or of --role; on --host; or with
-    --all-hosts on every host of the role, one after another (the first
-    non-zero exit stops there and is passed through).
-    """
-    env = selected_environment(c)
-    if env.manage is None:
-        raise ConfigError(f"{env.name}: no `manage` setting (role and command) in its environment file")
-    words = split_command(command)
-    chosen = manage_hosts(env, host, role, all_hosts)
-    with open_fleet(env, hosts=chosen) as fleet:
-        for name in chosen:
-            if len(chosen) > 1:
-                print(f"--- {name}", flush=True)
-            exit_code = manage_ops.run(fleet[name], words)
-            if exit_code:
-                raise Exit(code=exit_code)
-
-
-def on_pillows(env, operation):
-    """Run `operation(host, programs)` on every host of the pillow role."""
-    hosts = [name for name in env.hosts if env.topology.pillows_on(name)]
-    if not hosts:
-        raise ConfigError(f"{env.name}: no supervisor services on role {env.pillow_role}")
-    with open_fleet(env, hosts=hosts) as fleet:
-        fleet.each("pillows", lambda host: operation(host, env.topology.pillows_on(host.name)))
-
-
 # --- the dry run -----------------------------------------------------------------
 
 
@@ -497,62 +316,9 @@ def show_plan(plan):
     stream.publish(events.PlanMade(plan.to_dict()))
 
 
-# --- history ------------------------------------------------------------------
-
-
-@task
-@user_errors
-def history(c, limit=20, json=False):
-    """Show the last operations and their outcomes."""
-    env = selected_environment(c)
-    print(safe_to_show("\n".join(history_store.history_lines(env, limit, as_json=json))))
-
-
-@task
-@user_errors
-def deploy_log(c, operation=0, follow=False):
-    """Show an operation's log; follow a running one."""
-    env = selected_environment(c)
-    if follow:
-        history_store.follow_log(env, operation, write=lambda line: print(safe_to_show(line), flush=True))
-    else:
-        print(safe_to_show("\n".join(history_store.log_lines(env, operation))))
-
-
-@task
-@user_errors
-def history_prune(c, days=""):
-    """Remove log text older than the retention days (days=N: N days; 0: all of it)."""
-    print(history_store.prune(selected_environment(c), optional_days("history_prune", days)))
-
-
-@task
-@user_errors
-def history_upgrade(c):
-    """Upgrade the history store to this version's schema."""
-    print(history_store.upgrade(selected_environment(c)))
-
-
-# --- the dashboard ------------------------------------------------------------
-
-
-@task
-@user_errors
-def dashboard(c, bind="127.0.0.1", port=8465, proxy=False):
-    """Serve the read-only web dashboard over the history store.
-
-    What is live where, every operation, a running one's log followed live, each
-    operation's per-host timeline, and the delivery figures, each with a JSON twin
-    (README: Dashboard). Loopback only unless FAB_DASHBOARD_TOKEN is set or
-    --proxy says a reverse proxy authenticates in front.
-    """
-    from fab.dashboard.serving import serve  # Starlette and uvicorn: only when it is asked for
-
-    serve(bind, int(port), bool(proxy))
-
-
 # --- what a fabfile gets ------------------------------------------------------
 
-#: What `from fab.tasks import *` gives a fabfile: every task, one per environment too
-#: (`fab <env> <task>`), with Fabric-1 style arguments understood (fab.entry).
-__all__ = entry.set_up(globals())
+#: What `from fab.tasks import *` gives a fabfile: every task (those of the modules named
+#: here too), one per environment too (`fab <env> <task>`), with Fabric-1 style arguments
+#: understood (fab.entry).
+__all__ = entry.set_up(globals(), tasks_services, tasks_history, tasks_team)

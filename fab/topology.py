@@ -18,7 +18,7 @@ class Topology:
     environment: str
     #: {role: its hosts}, in the environment file's order.
     roles: Dict[str, Tuple[str, ...]]
-    #: {service name: fab.settings.Service}.
+    #: {service name: fab.settings.services.Service}.
     services: Dict[str, object]
     #: The role whose supervisor programs are the pillows (start_pillows, stop_pillows).
     pillow_role: str

@@ -24,6 +24,11 @@ import pytest
 
 from fab import PROJECT_ROOT, sandbox
 
+#: Fixtures several test modules use, in modules of their own (no test module imports
+#: another's fixtures): shared_fixtures (env, tools, go_signal, faulty_env), the
+#: dashboard's store and clients, and a real browser.
+pytest_plugins = ["shared_fixtures", "dashboard_store", "browser"]
+
 def test_fleet_spec(run_id):
     """The test fleet of run `run_id` (FAB_TEST_FLEET, default 0): its own root, users
     and loopback addresses, so two runs on one machine never touch each other's hosts."""

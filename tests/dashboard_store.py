@@ -7,7 +7,7 @@ registered, so it reached the store masked.
     url, ids = build(tmp_path)     # ids: {"deploy": 1, "failed": 2, ...}
 
 and, for tests of the app, pytest fixtures over one such store (`store`, `environ`, `ids`,
-`client`, `guarded`: import them) and `every_address` / `every_answer` of its pages.
+`client`, `guarded`: a pytest plugin, tests/conftest.py registers it) and `every_address` / `every_answer` of its pages.
 """
 import os
 import time

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import DeployEnv, assert_ok, environment_of_its_own
+from conftest import assert_ok, environment_of_its_own
 from package_index import answer, index_response
 from package_index import serving as serving_server
 from fab import sandbox

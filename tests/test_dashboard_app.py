@@ -13,9 +13,8 @@ from markupsafe import escape
 from fab.dashboard import pages
 from fab.history.store import open_store
 from fab.secrets import MASK
-from tests import dashboard_store as fixture
-from tests.dashboard_store import (ENVIRONMENT, HOSTILE, HOSTILE_ENVIRONMENT, SECRET, client,  # noqa: F401 (fixtures)
-                                   client_for, environ, every_address, every_answer, ids, store)
+import dashboard_store as fixture
+from dashboard_store import ENVIRONMENT, HOSTILE, HOSTILE_ENVIRONMENT, SECRET, client_for, every_address, every_answer
 
 
 # --- pages and their JSON twins ------------------------------------------------

@@ -17,11 +17,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 import dashboard_store
-from browser import artifacts, browser, running_dashboard  # noqa: F401 - fixtures
+from browser import running_dashboard
 from conftest import CONTROLLER_CACHE
-from dashboard_store import store  # noqa: F401 - a fixture
 from fab.events import SUCCEEDED
-from test_history import GoSignal, go_signal, remaining_lines, start_fab  # noqa: F401 - a fixture
+from shared_fixtures import GoSignal
+from test_history import remaining_lines, start_fab
 
 # Shown by the store as they were written; each must reach the page as text, never as markup.
 HOSTILE_SUBJECT = '<script>window.__pwned=1</script> "onload=alert(1)'

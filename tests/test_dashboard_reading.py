@@ -16,7 +16,8 @@ from fab import freezes
 from fab.dashboard import reading
 from fab.dashboard.reading import Catalogue, Reader
 from fab.history import migrate
-from fab.history.store import create_engine, open_url, upgrade_store, writing
+from fab.history.engine import create_engine, writing
+from fab.history.store import open_url, upgrade_store
 
 NOW = time.time()
 OTHER = "elsewhere"  # a controller that is not this machine: its pids are not looked up

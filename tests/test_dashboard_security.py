@@ -16,8 +16,7 @@ import pytest
 
 from fab.dashboard import security, serving
 from fab.errors import UsageError
-from tests.dashboard_store import (ENVIRONMENT, TOKEN, client, client_for, environ,  # noqa: F401 (fixtures)
-                                   every_address, every_answer, guarded, ids, store)
+from dashboard_store import ENVIRONMENT, TOKEN, client_for, every_address, every_answer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -219,7 +219,7 @@ def run(decision, states, failing=frozenset(), abort_at=None):
     `abort_at` (a wave index) that wave fails beyond the limit: every started
     wave goes back, newest first, the release is marked `fails_as`, and no
     host finishes. Otherwise every host runs its finishing steps."""
-    fleet = {name: FakeHost(s.current, dict(s.releases)) for name, s in states.items()}
+    fleet = {host_name: FakeHost(s.current, dict(s.releases)) for host_name, s in states.items()}
     if decision.task == decide.DEPLOY:
         for host in fleet.values():
             host.apply(("build", decision.release))
@@ -227,23 +227,23 @@ def run(decision, states, failing=frozenset(), abort_at=None):
     put_back, started = set(), []
     for index, wave in enumerate(decision.waves):
         started.append(wave)
-        for name in wave.hosts:
-            fleet[name].apply(("swap", goal[name].release))
-            if name in failing and index != abort_at:
-                fleet[name].apply(("swap", previous[name].release))
-                put_back.add(name)
+        for host_name in wave.hosts:
+            fleet[host_name].apply(("swap", goal[host_name].release))
+            if host_name in failing and index != abort_at:
+                fleet[host_name].apply(("swap", previous[host_name].release))
+                put_back.add(host_name)
         if index == abort_at:
             for back in reversed(started):
-                for name in back.hosts:
-                    if name not in put_back:
-                        fleet[name].apply(("swap", previous[name].release))
+                for host_name in back.hosts:
+                    if host_name not in put_back:
+                        fleet[host_name].apply(("swap", previous[host_name].release))
             if decision.fails_as:
                 for host in fleet.values():
                     host.apply(("mark", decision.release.with_status(decision.fails_as)))
             return fleet, put_back
-    for name in decision.hosts:
-        for step in decide.finish_steps(decision, name, Recorder(), placed=fleet[name].current):
-            fleet[name].apply(step)
+    for host_name in decision.hosts:
+        for step in decide.finish_steps(decision, host_name, Recorder(), placed=fleet[host_name].current):
+            fleet[host_name].apply(step)
     return fleet, put_back
 
 
@@ -277,9 +277,9 @@ def test_a_deploy_does_what_its_plan_said(drawn, how):
     shown = plans.from_decision(decision).to_dict()
     fleet, put_back = run(decision, states, failing, abort_at)
     release = chosen.meta.name
-    for name, host in fleet.items():
-        planned = shown["hosts"][name]
-        before = set(states[name].releases)
+    for host_name, host in fleet.items():
+        planned = shown["hosts"][host_name]
+        before = set(states[host_name].releases)
         swaps = [what for kind, what in host.events if kind == "swap"]
         deleted = [what for kind, what in host.events if kind == "delete"]
         if abort_at is not None:
@@ -288,14 +288,14 @@ def test_a_deploy_does_what_its_plan_said(drawn, how):
             if swaps:
                 assert swaps[0] == planned["goes_to"] and host.current == planned["back_to"]
             else:
-                assert host.current == states[name].current
+                assert host.current == states[host_name].current
             assert host.releases[release].status == rel.FAILED
             continue
-        assert swaps == ([planned["goes_to"], planned["back_to"]] if name in put_back else [planned["goes_to"]])
-        doomed = decision.hosts[name].deletes_if_put_back if name in put_back else planned["deletes"]
+        assert swaps == ([planned["goes_to"], planned["back_to"]] if host_name in put_back else [planned["goes_to"]])
+        doomed = decision.hosts[host_name].deletes_if_put_back if host_name in put_back else planned["deletes"]
         assert deleted == [tuple(doomed)]
         assert set(host.releases) == (before | {release}) - set(doomed)
-        assert host.current == (planned["back_to"] if name in put_back else release)
+        assert host.current == (planned["back_to"] if host_name in put_back else release)
         if release not in doomed:  # a host put back may delete it (its cleanup counts what it runs)
             assert host.releases[release].status == rel.GOOD
     if abort_at is None and not put_back:
@@ -319,19 +319,19 @@ def test_a_rollback_does_what_its_plan_said(drawn, named):
     shown = plans.from_decision(decision).to_dict()
     fleet, put_back = run(decision, states, failing, abort_at)
     target = decision.release.name
-    for name, host in fleet.items():
-        planned = shown["hosts"][name]
+    for host_name, host in fleet.items():
+        planned = shown["hosts"][host_name]
         swaps = [what for kind, what in host.events if kind == "swap"]
-        assert set(host.releases) == set(states[name].releases)  # a rollback deletes nothing
+        assert set(host.releases) == set(states[host_name].releases)  # a rollback deletes nothing
         assert not [step for step in host.events if step[0] == "delete"]
         if abort_at is not None:
-            assert host.current == (planned["back_to"] if swaps else states[name].current)
-            assert host.releases == states[name].releases  # nothing marked
+            assert host.current == (planned["back_to"] if swaps else states[host_name].current)
+            assert host.releases == states[host_name].releases  # nothing marked
             continue
-        assert swaps == ([target, planned["back_to"]] if name in put_back else [target])
-        assert [what for kind, what in host.events if kind == "mark"] == list(decision.hosts[name].marks)
+        assert swaps == ([target, planned["back_to"]] if host_name in put_back else [target])
+        assert [what for kind, what in host.events if kind == "mark"] == list(decision.hosts[host_name].marks)
         assert host.releases[target].status == rel.GOOD
-        left = snapshot.newer_than(target).get(name)
+        left = snapshot.newer_than(target).get(host_name)
         if left:
             assert host.releases[left.name].status == rel.ROLLED_BACK
     if abort_at is None and not put_back:
@@ -346,10 +346,10 @@ def test_clean_releases_deletes_what_its_plan_said_and_a_second_run_nothing(stat
     snapshot = FleetSnapshot.of(states, keep)
     decision = decide.decide_cleanup(snapshot, NOW)
     shown = plans.from_decision(decision).to_dict()
-    fleet = {name: FakeHost(s.current, dict(s.releases)) for name, s in states.items()}
-    for name, host in fleet.items():
-        host.apply(("delete", tuple(shown["hosts"][name]["deletes"])))
-        assert set(host.releases) == set(states[name].releases) - set(shown["hosts"][name]["deletes"])
+    fleet = {host_name: FakeHost(s.current, dict(s.releases)) for host_name, s in states.items()}
+    for host_name, host in fleet.items():
+        host.apply(("delete", tuple(shown["hosts"][host_name]["deletes"])))
+        assert set(host.releases) == set(states[host_name].releases) - set(shown["hosts"][host_name]["deletes"])
     again = decide.decide_cleanup(after(fleet, keep), NOW)
     if snapshot.agreed_current() is not None:
         assert all(not host.deletes for host in again.hosts.values())

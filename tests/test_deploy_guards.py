@@ -3,7 +3,6 @@ message (history, deploy_log, JSON, hooks), a freeze that stops deploys and rest
 until lifted (force=yes runs anyway, recorded; rollback runs and, with
 rollback_freezes, freezes), and a deploy that waits for the lock instead of failing."""
 import json
-import os
 import re
 
 import pytest

@@ -23,69 +23,9 @@ import urllib.request
 import pytest
 
 from conftest import FAB, PROJECT_ROOT, assert_ok
+from shared_fixtures import FAULTY_CONFIG
 
 pytestmark = pytest.mark.fleet
-
-SLOW_BUILD = ("if [ -e ~/fault-slow-build ]; then touch ~/fault-build-started; "
-              "for i in $(seq 300); do [ -e ~/fault-slow-build ] || break; sleep 0.1; done; fi")
-SLOW_RESTART = ("if [ -e ~/fault-slow-restart ]; then touch ~/fault-restart-started; "
-                "for i in $(seq 300); do [ -e ~/fault-slow-restart ] || break; sleep 0.1; done; fi")
-
-# A fault marker holds the commit it targets, so the release a failed deploy is
-# put back on (an older commit) runs normally while the marker is still there.
-FAULTY_APP_PRELUDE = '''import os as _os
-import sys as _sys
-
-
-def _fault(name):
-    here = _os.path.dirname(_os.path.realpath(__file__))
-    try:
-        with open(_os.path.expanduser("~/" + name)) as marker, open(_os.path.join(here, "REVISION")) as rev:
-            return marker.read().strip() == rev.read().strip()
-    except OSError:
-        return False
-
-
-if _fault("fault-crash"):
-    _sys.exit("fault injected: the app exits at start")
-'''
-
-
-FAULTY_CONFIG = dict(
-    with_proxy=True,
-    build_commands=[SLOW_BUILD],
-    service_settings={"web": {"before": SLOW_RESTART,
-                              "health_check": {"path": "/health", "version_path": "/version", "timeout": 4}}},
-)
-
-
-@pytest.fixture
-def faulty_env(deploy_env):
-    """The test environment with the fault hooks, behind the proxy, in waves
-    (canary web1 | web2 + pillow1 | proxy1), one good release deployed."""
-    env = deploy_env
-    env.write_config(**FAULTY_CONFIG, rollout={"canary": ["web1"], "batch": 2})
-    app_path = os.path.join(env.spec.app_workdir, "app.py")
-    with open(app_path) as handle:
-        original = handle.read()
-    unhealthy = original.replace(
-        'if path == "/health":\n        status, body, kind = "200 OK", b"ok\\n", "text/plain"',
-        'if path == "/health" and _fault("fault-unhealthy"):\n'
-        '        status, body, kind = "503 Service Unavailable", b"fault\\n", "text/plain"\n'
-        '    elif path == "/health":\n        status, body, kind = "200 OK", b"ok\\n", "text/plain"')
-    assert unhealthy != original
-    env.commit("app.py", FAULTY_APP_PRELUDE + unhealthy, "app with fault hooks")
-    try:
-        assert_ok(env.fab("deploy"))
-        yield env
-    finally:
-        for host in env.spec.hosts:
-            for marker in ("fault-slow-build", "fault-build-started", "fault-slow-restart",
-                           "fault-restart-started", "fault-crash", "fault-unhealthy"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(env.spec.home(host), marker))
-        env.commit("app.py", original, "app without fault hooks")
-
 
 # --- injecting faults --------------------------------------------------------
 

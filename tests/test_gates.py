@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from fab import gates
 from fab.hooks import HookContext
-from fab.settings import CommandGate, HttpGate, Rollout
+from fab.settings.rollout import CommandGate, HttpGate, Rollout
 from fab.shell import REMOTE_SCRIPTS
 
 PROMETHEUS = {"status": "success", "data": {"resultType": "vector",

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +20,6 @@ from fab import PROJECT_ROOT, sandbox
 from fab.history.store import open_store
 import test_faults as faults
 from test_deploy import live_release
-from test_faults import faulty_env  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.fleet
 
@@ -72,54 +70,6 @@ def remaining_lines(process):
     while not process.lines.empty():
         process.seen.append(process.lines.get_nowait())
     return process.seen
-
-
-class GoSignal:
-    """A pre-swap check that holds every host until the test says go (bounded), so a deploy
-    can be watched, followed or killed at a known point."""
-
-    def __init__(self):
-        self.path = f"/tmp/fab-test-go-{uuid.uuid4().hex}"  # the hosts' users can see /tmp
-
-    def check(self):
-        return (f"for i in $(seq 1200); do [ -e {self.path} ] && exit 0; sleep 0.1; done; "
-                "echo 'never told to go' >&2; exit 1")
-
-    def go(self):
-        with open(self.path, "w"):
-            pass
-
-    def waiting(self):
-        """Whether a check still runs anywhere on this machine (the hosts' processes are
-        local): a process whose command line names the signal file."""
-        needle = self.path.encode()
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                    if needle in handle.read():
-                        return True
-            except OSError:
-                continue
-        return False
-
-    def remove(self):
-        if os.path.exists(self.path):
-            os.remove(self.path)
-
-    def close(self):
-        """Let whatever still waits go (bounded), then remove the signal file."""
-        self.go()
-        deadline = time.monotonic() + 30
-        while self.waiting() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.remove()
-
-
-@pytest.fixture
-def go_signal():
-    signal_ = GoSignal()
-    yield signal_
-    signal_.close()
 
 
 def test_a_deploy_and_a_failed_deploy_are_recorded_with_their_steps_and_error(deploy_env):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fab.settings import HistorySettings
+from fab.settings.team import HistorySettings
 from fab.history import chunks, liveness, views
 from fab.history.errors import StoreUnavailable
 from fab.history.urls import mask_secrets, mask_url, store_url
@@ -141,7 +141,7 @@ def test_the_head_revision_constant_is_the_migrations_head():
 
 def test_a_sqlite_store_outside_the_default_place_needs_its_directory(tmp_path, monkeypatch):
     from fab.history.errors import StoreUnavailable
-    from fab.history.store import create_engine
+    from fab.history.engine import create_engine
 
     with pytest.raises(StoreUnavailable, match="directory .*/typo does not exist"):
         create_engine(f"sqlite:///{tmp_path}/typo/history.sqlite")
@@ -218,13 +218,16 @@ def test_a_run_without_a_release_of_its_own_is_recorded_interrupted_with_no_host
                                 12).outcome == "interrupted"
 
 
-def test_the_locking_tasks_are_those_that_take_the_lock_in_tasks_py():
+def test_the_locking_tasks_are_those_that_take_the_lock_in_the_task_modules():
+    import glob
     import re
 
     from fab import PROJECT_ROOT
 
-    with open(f"{PROJECT_ROOT}/fab/tasks.py") as handle:
-        taking = set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
+    taking = set()
+    for path in glob.glob(f"{PROJECT_ROOT}/fab/tasks*.py"):
+        with open(path) as handle:
+            taking |= set(re.findall(r'lock=(?:None if plan else )?"(\w+)"', handle.read()))
     assert taking == reconcile.LOCKING_TASKS
 
 

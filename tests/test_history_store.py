@@ -17,7 +17,8 @@ from fab import PROJECT_ROOT, events, history
 from fab.config import load_environment
 from fab.history import claims, migrate, schema
 from fab.history.errors import ClaimHeld
-from fab.history.store import create_engine, open_store
+from fab.history.engine import create_engine
+from fab.history.store import open_store
 
 ENV = "histtest"
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -23,8 +23,7 @@ from fab.operations import lock
 from fab.paths import Paths
 from fab.history import claims
 from fab.history.store import open_store
-from test_faults import (  # noqa: F401 - faulty_env is a fixture
-    assert_fleet_on, faulty_env, finish, good_releases, lock_is_free, marker, start_fab, touch, wait_for)
+from test_faults import assert_fleet_on, finish, good_releases, lock_is_free, marker, start_fab, touch, wait_for
 
 pytestmark = pytest.mark.fleet
 

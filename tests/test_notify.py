@@ -14,7 +14,7 @@ from fab.config import load_environment
 from fab.errors import ConfigError
 from fab.events import stream
 from fab.outputs.summary import SCHEMA_PATH
-from fab.settings import NOTIFY_EVENTS, Webhook
+from fab.settings.team import NOTIFY_EVENTS, Webhook
 from receiver import receiving
 
 PAYLOAD_FIELDS = {"format", "event", "environment", "task", "release", "commit", "ref", "previous_release",

@@ -89,6 +89,44 @@ def test_the_state_script_reports_a_code_root_read_with_a_real_shell(tmp_path):
                               "2026-11-22_04.00.00": {}}
 
 
+def run_state_script(*arguments, home="/nonexistent"):
+    return subprocess.run(["bash", "-c", shell.remote_script("state"), "state", *arguments],
+                          capture_output=True, text=True, env={"HOME": home, "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("python", ["", "/usr/bin/python3"])
+def test_the_state_script_s_arguments_are_named_and_each_name_is_one_it_reads(python, tmp_path):
+    arguments = state.arguments(Paths(str(tmp_path / "app")), python)
+    named = dict(zip(arguments[::2], arguments[1::2]))
+    assert all(name.startswith("--") for name in named) and len(named) * 2 == len(arguments)
+    assert ("--python" in named) == bool(python) and named["--current"] == f"{tmp_path}/app/current"
+    result = run_state_script(*arguments, home=str(tmp_path))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("arguments, error", [
+    (["--currnet", "/srv/app/current"], "state.sh: unknown argument '--currnet'"),
+    (["/srv/app/current"], "state.sh: unknown argument '/srv/app/current'"),
+    (["--freeze"], "state.sh: --freeze needs a value"),
+])
+def test_the_state_script_refuses_an_argument_it_does_not_know_in_one_line(arguments, error, tmp_path):
+    result = run_state_script(*state.arguments(Paths(str(tmp_path / "app"))), *arguments, home=str(tmp_path))
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", error + "\n")
+
+
+def test_a_named_argument_s_value_arrives_whole_and_a_leading_home_is_expanded_by_the_shell(tmp_path):
+    """What a host receives: the arguments quoted by fab.shell (a `~/` kept for the
+    remote shell to expand), a code root with spaces and an `=` in its name."""
+    root = tmp_path / "a b=c"
+    (root / "releases" / "r1").mkdir(parents=True)
+    (root / "current").symlink_to("releases/r1")
+    command = shell.command("bash", "-c", shell.remote_script("state"), "state",
+                            *state.arguments(Paths("~/a b=c")))
+    output = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+    assert "current releases/r1" in output.splitlines() and "release r1" in output.splitlines()
+
+
 def test_parse_supervisor_status():
     output = (
         "prod-web                         RUNNING   pid 123, uptime 0:00:05\n"

@@ -147,11 +147,11 @@ SPELLED = re.compile("|".join(DISTINCT_NAMES) + r"|(?<![\w.$-])(?:{0})/|/(?:{0})
 #: (file, text of the code): where a layout name is not a path of ours.
 ALLOWED = {
     # A system directory a code root may not be; the sandbox's own supervisord.
-    ("fab/settings.py", "/var/log"),
+    ("fab/settings/layout.py", "/var/log"),
     ("fab/sandbox/daemons.py", "{home}/supervisor/supervisor"),
     # Messages to the user that name a part of a release in words.
     ("fab/remote/hotfix.sh", "(a link into shared/)"),
-    ("fab/settings.py", "(in shared/ through it already)"),
+    ("fab/settings/__init__.py", "(in shared/ through it already)"),
     # The dashboard's web addresses (an operation's log stream), not paths on a host.
     ("fab/dashboard/app.py", "/log"),
 }

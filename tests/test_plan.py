@@ -30,7 +30,7 @@ from fab.paths import Paths
 from fab.snapshot import FleetSnapshot, Target
 from fab.waves import Wave
 from test_deploy import live_release
-from test_stages import KEY, OTHER_KEY, NEW, OLD, FakeHost, env  # noqa: F401 (env: a fixture)
+from test_stages import KEY, OTHER_KEY, NEW, OLD, FakeHost
 from test_stages import meta as release_meta
 from test_stages import state as host_state
 

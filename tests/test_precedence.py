@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 from fab import precedence
 from fab.errors import UsageError
 from fab.precedence import LIVE, PLAIN, STDOUT
-from fab.settings import HistorySettings
+from fab.settings.team import HistorySettings
 
 CWD = os.getcwd()
 

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import textwrap
 import time
-import types
 
 import pytest
 
@@ -15,7 +14,6 @@ from conftest import assert_ok
 from fab import preflight, shell
 from fab.operations import preflight as facts_of
 from fab.operations.preflight import CheckFacts, Read
-from test_stages import env  # noqa: F401 (env: a fixture)
 
 # --- the pure parts -----------------------------------------------------------------
 

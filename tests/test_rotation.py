@@ -7,7 +7,6 @@ import pytest
 from fab.operations import proxy as proxy_ops
 from fab.rotation import rotation_listing
 from fab.outputs.tables import rotation_lines
-from test_stages import env  # noqa: F401 (env: a fixture)
 
 ADDRESSES = {"web1": "10.0.0.1", "web2": "10.0.0.2", "web3": "10.0.0.3"}
 

@@ -43,21 +43,6 @@ class FakeHost:
         return self.state.paths
 
 
-@pytest.fixture
-def env(tmp_path):
-    (tmp_path / "prod.yml").write_text("""
-app: {repo: /srv/app.git}
-code_root: ~/www
-roles:
-  webworkers: [web1, web2, web3]
-rollout: {canary: 1, batch: 1, failure_limit: 1}
-services:
-  web: {role: webworkers, template: supervisor/gunicorn.conf.j2, port: 8000, restart: reload}
-  worker: {role: webworkers, template: supervisor/pillow.conf.j2}
-""")
-    return load_environment("prod", str(tmp_path))
-
-
 # --- build: what it made ----------------------------------------------------------
 
 

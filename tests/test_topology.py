@@ -203,7 +203,7 @@ def test_a_host_runs_the_app_unless_all_its_services_run_none_and_no_app_role_na
     ({"control": "port", "port": 80, "start": "./serve", "app": True}, True),
 ])
 def test_a_service_runs_app_code_by_default_when_supervisor_runs_it(service, runs_app):
-    from fab.settings import Service
+    from fab.settings.services import Service
 
     assert Service.model_validate({"role": "r", **service}).runs_app is runs_app
 
@@ -211,7 +211,7 @@ def test_a_service_runs_app_code_by_default_when_supervisor_runs_it(service, run
 def test_a_service_that_runs_no_app_code_may_not_start_the_releases_python():
     from pydantic import ValidationError
 
-    from fab.settings import Service
+    from fab.settings.services import Service
 
     port = {"role": "r", "control": "port", "port": 80, "start": "python_env/bin/python serve.py"}
     with pytest.raises(ValidationError, match="uses the release's virtualenv|use the release's virtualenv"):

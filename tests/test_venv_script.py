@@ -3,7 +3,6 @@ fab.operations.virtualenv.ensure builds, composed and run with the local bash), 
 a stub virtualenv and uv: the key it finds is `venv_key`'s, a complete venv is
 reused, and its one-line answer becomes the note users see."""
 import os
-import stat
 import subprocess
 import types
 
@@ -15,30 +14,6 @@ from fab.operations import virtualenv
 from fab.paths import VENV_COMPLETE, Paths
 
 PYTHON = "/usr/bin/python3"
-
-
-def stub(path, body):
-    path.write_text("#!/bin/bash\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
-
-
-@pytest.fixture
-def tools(tmp_path):
-    """A stub virtualenv and uv: each makes the venv's directory (its last argument),
-    and every install is logged, the venv's pip as "pip <args>", uv as "uv <args>"."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    installs = tmp_path / "installs"
-    pip = f'#!/bin/bash\necho "pip $*" >> "{installs}"\n'
-    virtualenv_stub = stub(bin_dir / "virtualenv", f"""venv=${{*: -1}}
-mkdir -p "$venv/bin"
-printf %s '{pip}' > "$venv/bin/pip"
-chmod +x "$venv/bin/pip"
-""")
-    uv_stub = stub(bin_dir / "uv", f"""if [ "$1" = venv ]; then mkdir -p "${{*: -1}}"; else echo "uv $*" >> "{installs}"; fi
-""")
-    return types.SimpleNamespace(virtualenv=virtualenv_stub, uv=uv_stub, installs=installs)
 
 
 def host_for(tmp_path, tools, requirements=(), pip_args=(), uv=""):

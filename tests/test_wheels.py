@@ -18,7 +18,7 @@ from fab import shell, steps, wheels
 from fab.operations import cleanup, state, virtualenv
 from fab.operations import wheels as wheel_ops
 from fab.paths import RELEASE_WHEELS, VENV_COMPLETE, VENV_WHEELS, Paths
-from test_venv_script import PYTHON, release, run_step, tools  # noqa: F401 - the fixture
+from test_venv_script import PYTHON, release, run_step
 
 A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
 LINUX = wheels.Identity("cpython", "3.11", "cpython-311", "linux-x86_64", "glibc-2.36")

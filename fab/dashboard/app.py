@@ -27,7 +27,7 @@ from fab import cli
 from fab.dashboard import delivery, pages, pictures, reading
 from fab.dashboard.security import Guard
 from fab.errors import DeployError
-from fab.history.store import describe_database_error
+from fab.history.engine import describe_database_error
 from fab.secrets import safe_to_show
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -25,11 +25,12 @@ from fab.dashboard import summaries
 from fab.errors import DeployError
 from fab.events import SUCCEEDED
 from fab.history import chunks, liveness, migrate
+from fab.history.engine import create_engine, describe_database_error, sqlite_path
 from fab.history.schema import claims, log_chunks, operations, received_bytes, steps
-from fab.history.store import check_revision, create_engine, describe_database_error, sqlite_path
+from fab.history.store import check_revision
 from fab.history.urls import mask_url, store_url
 from fab.identity import controller_name
-from fab.settings import HistorySettings
+from fab.settings.team import HistorySettings
 
 DEFAULT_STALE_SECONDS = HistorySettings().stale_seconds
 #: Log lines read back from a rollback's end for the freeze it announced, and how many

@@ -82,7 +82,7 @@ def claimed(env, task, holder, controller, token=None, holder_gone=None):
     from fab.history import claims
     from fab.history.errors import SchemaMismatch, StoreUnavailable
     from fab.history.recording import operation_id, unrecordable
-    from fab.history.store import describe_database_error
+    from fab.history.engine import describe_database_error
 
     try:
         with database_errors(env):
@@ -125,7 +125,7 @@ def correct_unfinished(env, claim, states):
         return
     from fab.history import liveness, reconcile
     from fab.history.recording import operation_id
-    from fab.history.store import describe_database_error
+    from fab.history.engine import describe_database_error
     from fab.identity import controller_name
 
     store = open_store(env)
@@ -183,7 +183,7 @@ def database_errors(env):
     from sqlalchemy.exc import DBAPIError
 
     from fab.history.errors import StoreUnavailable
-    from fab.history.store import describe_database_error
+    from fab.history.engine import describe_database_error
 
     try:
         yield

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from fab import holders
 from fab.history import liveness
 from fab.history.errors import ClaimHeld
-from fab.history.store import describe_database_error
+from fab.history.engine import describe_database_error
 
 TAKEN_OVER, CLEARED = "taken_over", "cleared"
 _TRIES = 5  # a claim released or taken over between our insert and our look: try again

@@ -154,7 +154,8 @@ class _Run:
         from fab.history import import_store_modules
 
         import_store_modules()
-        from fab.history.store import describe_database_error, open_store
+        from fab.history.engine import describe_database_error
+        from fab.history.store import open_store
 
         url = None
         try:
@@ -252,7 +253,8 @@ class _Run:
         from fab.history import import_store_modules
 
         import_store_modules()
-        from fab.history.store import describe_database_error, open_store
+        from fab.history.engine import describe_database_error
+        from fab.history.store import open_store
 
         try:
             self.store = open_store(store_url(self.env.history), self.env.name, retry=True)
@@ -285,7 +287,7 @@ class _Run:
             self._flush()
 
     def _flush(self, final=False, quiet=False):
-        from fab.history.store import describe_database_error
+        from fab.history.engine import describe_database_error
 
         with self._lock:
             lines, self._lines = self._lines, []
@@ -328,7 +330,7 @@ class _Run:
         return True
 
     def _prune_in_passing(self):
-        from fab.history.store import describe_database_error
+        from fab.history.engine import describe_database_error
 
         days = self.env.history.retention_days
         try:

@@ -26,7 +26,7 @@ from fab.errors import PreflightError
 from fab.operations import ALL_ROLES, credentials
 from fab.operations.release import once
 from fab.secrets import mask, mask_url
-from fab.settings import FETCH_HOSTS
+from fab.settings.build import FETCH_HOSTS
 from fab.steps import Step
 
 ROLES = ALL_ROLES

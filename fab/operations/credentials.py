@@ -21,7 +21,7 @@ import shlex
 import urllib.parse
 
 from fab import secrets, shell
-from fab.settings import FETCH_HOSTS
+from fab.settings.build import FETCH_HOSTS
 
 #: Variables the credential helper below reads.
 GIT_USERNAME, GIT_PASSWORD = "FAB_GIT_USERNAME", "FAB_GIT_PASSWORD"

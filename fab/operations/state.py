@@ -56,13 +56,20 @@ class HostState:
 
 
 def arguments(paths, python=""):
-    """fab/remote/state.sh's arguments: where `current` and the releases are, the
-    names inside a release it reads, where the venvs, the wheel store and the git
-    cache are, the `python` to identify ('' for none) and where its identity is kept."""
-    return [paths.current, paths.releases, layout.RELEASE_META, layout.RELEASE_STEPS,
-            layout.SERVICES, layout.VENV_LINK, paths.venvs, layout.VENV_COMPLETE, layout.VENV_WHEELS,
-            layout.RELEASE_WHEELS, paths.store, python, wheels.IDENTITY_CODE if python else "",
-            paths.git_cache, paths.proxy, layout.MAINTENANCE_SUFFIX, paths.freeze, paths.python_identity]
+    """fab/remote/state.sh's arguments, each `--name value`: where `current` and the
+    releases are, the names inside a release it reads, where the venvs, the wheel
+    store and the git cache are, the `python` to identify (none: '') and where its
+    identity is kept. An empty value is left out (the script reads it as empty)."""
+    named = {
+        "current": paths.current, "releases": paths.releases, "meta_file": layout.RELEASE_META,
+        "steps_dir": layout.RELEASE_STEPS, "configs_dir": layout.SERVICES, "venv_link": layout.VENV_LINK,
+        "venvs": paths.venvs, "complete": layout.VENV_COMPLETE, "venv_wheels": layout.VENV_WHEELS,
+        "release_wheels": layout.RELEASE_WHEELS, "store": paths.store,
+        "python": python, "identity_code": wheels.IDENTITY_CODE if python else "",
+        "identity_cache": paths.python_identity, "git_cache": paths.git_cache, "proxy": paths.proxy,
+        "maintenance_suffix": layout.MAINTENANCE_SUFFIX, "freeze": paths.freeze,
+    }
+    return [word for name, value in named.items() if value for word in (f"--{name}", value)]
 
 
 def python_to_identify(host):

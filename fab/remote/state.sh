@@ -3,51 +3,50 @@
 #   lock host when frozen), release, meta (meta.json on one line), conf (a digest
 #   of each service's config, supervisor program or port service), venv (the key
 #   of the virtualenv a release links to), venvdir (a virtualenv in the venvs dir)
-#   and step lines. Read-only, but for the cache of the python's identity ($18).
-#   $1 the `current` link, $2 the releases dir (Paths.current, .releases); inside
-#   each release: $3 its meta file, $4 its steps dir, $5 its service configs dir
-#   (one directory per control under it), $6 its link to its venv
-#   (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); $7 the venvs dir
-#   (Paths.venvs). fab.operations.state.arguments builds them.
-# The wheel store (wheels.build: once): $8 the file marking a venv complete,
-#   $9 a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS), $10 a
-#   release's record of its wheels (RELEASE_WHEELS), $11 the store (Paths.store),
-#   $12 the python to identify ('' for none), $13 what it runs
-#   (fab.wheels.IDENTITY_CODE); $14 the git cache (Paths.git_cache), whose refs
-#   under refs/fab/deployed/ are printed as tip lines (the commits a bundle for
-#   this host can be made against). Lines: pyversion, pyid (or pyfailed), venvok
+#   and step lines. Read-only, but for the cache of the python's identity.
+# Arguments are named, `--name value` (fab.operations.state.arguments builds them;
+# each value its own word, so a leading ~/ stays the remote shell's to expand); a
+# name left out is empty, an unknown one an error (exit 2).
+#   current, releases: the `current` link and the releases dir (Paths.current,
+#   .releases); inside each release: meta_file, steps_dir, configs_dir (its service
+#   configs, one directory per control under it) and venv_link, its link to its
+#   venv (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); venvs, the
+#   venvs dir (Paths.venvs).
+# The wheel store (wheels.build: once): complete, the file marking a venv complete,
+#   venv_wheels, a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS),
+#   release_wheels, a release's record of its wheels (RELEASE_WHEELS), store (Paths.store),
+#   python, the python to identify (none: no identity lines), identity_code, what it
+#   runs (fab.wheels.IDENTITY_CODE). Lines: pyversion, pyid (or pyfailed), venvok
 #   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
 #   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
-# Maintenance: $15 the proxies' files (Paths.proxy): a `maintenance` line names
-#   each proxy program in maintenance (fab.paths.MAINTENANCE_SUFFIX is $16).
-# The freeze: $17 the freeze file (Paths.freeze).
-# $18 the file keeping the python's identity (Paths.python_identity): a python
-#   start costs a host about 10 ms, so its lines are kept with what they were read
-#   from, and read again only when that changed: the interpreter file (its inode
-#   and change time, which an upgrade or a reinstall changes), the C library's
-#   cache (ldconfig rewrites it when the C library changes) and the code that
-#   reads them.
+# identity_cache, the file keeping the python's identity (Paths.python_identity): a
+#   python start costs a host about 10 ms, so its lines are kept with what they were
+#   read from, and read again only when that changed: the interpreter file (its
+#   inode and change time, which an upgrade or a reinstall changes), the C library's
+#   cache (ldconfig rewrites it when the C library changes) and the code that reads them.
+# git_cache (Paths.git_cache): its refs under refs/fab/deployed/ are printed as tip
+#   lines (the commits a bundle for this host can be made against).
+# Maintenance: proxy, the proxies' files (Paths.proxy): a `maintenance` line names
+#   each proxy program in maintenance (maintenance_suffix: fab.paths.MAINTENANCE_SUFFIX).
+# freeze, the freeze file (Paths.freeze).
 # Every host of a fleet runs this at once, so it starts a fixed handful of
 # processes however many releases there are: names, files and markers are read
-# with builtins, and links and digests in one call each.
-current=$1
-releases=$2
-meta_file=$3
-steps_dir=$4
-configs_dir=$5
-venv_link=$6
-venvs=$7
-complete=${8:-}
-venv_wheels=${9:-}
-release_wheels=${10:-}
-store=${11:-}
-python=${12:-}
-identity_code=${13:-}
-git_cache=${14:-}
-proxy=${15:-}
-maintenance_suffix=${16:-}
-freeze=${17:-}
-identity_cache=${18:-}
+# with builtins, and links and digests in one call each. lock.sh runs it in a
+# subshell of its own: every variable is set here, none is inherited.
+current='' releases='' meta_file='' steps_dir='' configs_dir='' venv_link='' venvs=''
+complete='' venv_wheels='' release_wheels='' store='' python='' identity_code='' identity_cache=''
+git_cache='' proxy='' maintenance_suffix='' freeze=''
+while [ "$#" -gt 0 ]; do
+  case $1 in
+    --current | --releases | --meta_file | --steps_dir | --configs_dir | --venv_link | --venvs | --complete | \
+      --venv_wheels | --release_wheels | --store | --python | --identity_code | --identity_cache | --git_cache | \
+      --proxy | --maintenance_suffix | --freeze)
+      if [ "$#" -lt 2 ]; then echo "state.sh: $1 needs a value" >&2; exit 2; fi
+      printf -v "${1#--}" '%s' "$2"
+      shift 2 ;;
+    *) echo "state.sh: unknown argument ${1@Q}" >&2; exit 2 ;;
+  esac
+done
 printf 'home %s\n' "$HOME"
 printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
 if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
