@@ -153,9 +153,12 @@ def running(fleet):
         return False
     with open(spec.state_file) as handle:
         state = json.load(handle)
-    pids = [pid for info in state["hosts"].values()
-            for key, pid in info.items() if key.endswith("_pid")]
-    return len(state["hosts"]) == len(spec.hosts) and all(sandbox.daemons.alive(pid) for pid in pids)
+    daemons = sandbox.daemons
+    return len(state["hosts"]) == len(spec.hosts) and all(
+        daemons.started_with(info.get("sshd_pid"), daemons.sshd_config_path(spec, host))
+        and ("supervisord_pid" not in info
+             or daemons.started_with(info["supervisord_pid"], daemons.supervisord_config_path(spec, host)))
+        for host, info in state["hosts"].items())
 
 
 def up(fleet):

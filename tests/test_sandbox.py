@@ -51,3 +51,23 @@ def test_a_process_is_alive_until_it_exits_even_before_it_is_collected():
     daemons.wait_for(lambda: not daemons.alive(child.pid), "the child to exit")  # a zombie: not alive
     child.wait()
     assert not daemons.alive(child.pid)
+
+
+def test_a_pid_is_our_daemon_only_while_that_process_runs_with_its_config(tmp_path):
+    """A pidfile or state file may outlive its process, and its pid be another's since
+    (a reboot, a busy machine): that one is neither taken for the sandbox's sshd nor
+    stopped (it once made a bench fleet skip starting three sshds)."""
+    config = str(tmp_path / "sshd_config")
+    ours = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "-f", config],
+                            stdin=subprocess.PIPE)
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "-f", config + ".old"],
+                             stdin=subprocess.PIPE)
+    try:
+        assert daemons.started_with(ours.pid, config)
+        assert not daemons.started_with(other.pid, config)  # a longer path is not it
+        assert not daemons.started_with(os.getpid(), config) and not daemons.started_with(None, config)
+    finally:
+        for child in (ours, other):
+            child.stdin.close()
+            child.wait()
+    assert not daemons.started_with(ours.pid, config)

@@ -116,9 +116,12 @@ def down(spec):
         state = json.load(handle)
     for host, info in state["hosts"].items():
         # supervisord stops the programs it runs before it exits.
-        daemons.stop_pid(info.get("supervisord_pid"), f"supervisord of {host}", grace=30)
+        # By pid, only while that pid is still ours (it may be another process's since).
+        if daemons.started_with(info.get("supervisord_pid"), daemons.supervisord_config_path(spec, host)):
+            daemons.stop_pid(info.get("supervisord_pid"), f"supervisord of {host}", grace=30)
         daemons.stop_daemonized_proxies(spec, host)
-        daemons.stop_pid(info.get("sshd_pid"), f"sshd of {host}", grace=5)
+        if daemons.started_with(info.get("sshd_pid"), daemons.sshd_config_path(spec, host)):
+            daemons.stop_pid(info.get("sshd_pid"), f"sshd of {host}", grace=5)
     os.remove(spec.state_file)
 
 

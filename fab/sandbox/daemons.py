@@ -98,19 +98,27 @@ def write(path, content, mode):
     os.chmod(path, mode)
 
 
+def sshd_config_path(spec, host):
+    return os.path.join(spec.host_dir(host), "sshd", "sshd_config")
+
+
+def supervisord_config_path(spec, host):
+    return os.path.join(spec.home(host), "supervisor", "supervisord.conf")
+
+
 def ensure_sshd(spec, host, address):
     sshd_dir = os.path.join(spec.host_dir(host), "sshd")
     os.makedirs(sshd_dir, exist_ok=True)
     key = os.path.join(sshd_dir, "ssh_host_ed25519_key")
     if not os.path.exists(key):
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host, "-f", key)
-    config = os.path.join(sshd_dir, "sshd_config")
+    config = sshd_config_path(spec, host)
     write(config, SSHD_CONFIG.format(
         address=address, port=SSH_PORT, host_dir=spec.host_dir(host), user=spec.user(host),
         log_level=spec.sshd_log_level,
     ), 0o600)
     pid = read_pid(os.path.join(sshd_dir, "sshd.pid"))
-    if pid and alive(pid):
+    if started_with(pid, config):
         return pid
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     sh("/usr/sbin/sshd", "-f", config, "-E", os.path.join(sshd_dir, "sshd.log"))
@@ -118,7 +126,7 @@ def ensure_sshd(spec, host, address):
     # Its pidfile, not only an open port: a stray listener on the address would
     # answer for it (and be left unstopped) while this sshd failed to bind.
     # Read once per look: sshd may be writing the file between two reads.
-    wait_for(lambda: alive_pid(read_pid(pidfile)) and port_open(address, SSH_PORT),
+    wait_for(lambda: started_with(read_pid(pidfile), config) and port_open(address, SSH_PORT),
              f"sshd of {host} on {address}:{SSH_PORT} (is something else listening there?)")
     return read_pid(pidfile)
 
@@ -126,16 +134,12 @@ def ensure_sshd(spec, host, address):
 def ensure_supervisord(spec, host):
     home = spec.home(host)
     pidfile = os.path.join(home, "supervisor", "supervisord.pid")
+    config = supervisord_config_path(spec, host)
     pid = read_pid(pidfile)
-    if pid and alive(pid):
+    if started_with(pid, config):
         return pid
-    sh(
-        "runuser", "-u", spec.user(host), "--",
-        os.path.join(TOOLS, "bin", "supervisord"), "-c",
-        os.path.join(home, "supervisor", "supervisord.conf"),
-        cwd="/",
-    )
-    wait_for(lambda: alive_pid(read_pid(pidfile)), f"supervisord of {host}")
+    sh("runuser", "-u", spec.user(host), "--", os.path.join(TOOLS, "bin", "supervisord"), "-c", config, cwd="/")
+    wait_for(lambda: started_with(read_pid(pidfile), config), f"supervisord of {host}")
     return read_pid(pidfile)
 
 
@@ -191,9 +195,20 @@ def read_pid(path):
         return None
 
 
-def alive_pid(pid):
-    """`pid` if it names a live process, else None (a pidfile's reading may be None)."""
-    return pid if pid and alive(pid) else None
+def started_with(pid, config):
+    """Whether `pid` (None: no pid) is a live process started with the file `config`
+    among its arguments: our daemon. A pidfile or a state file can outlive its process,
+    and its pid be another process's since (after a reboot, on a busy machine): that
+    one must be neither taken for ours nor stopped."""
+    if not pid or not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            arguments = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    # sshd rewrites its title ("sshd: /usr/sbin/sshd -f <config> ... [listener] ..."): still there.
+    return f" {config} " in f" {arguments} "
 
 
 def alive(pid):
