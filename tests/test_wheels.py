@@ -1,9 +1,11 @@
 """fab.wheels: the wheel store's pure decisions, and the scripts that carry them out
 run here on a local code root (state.sh's store lines, venv.sh's store mode,
 cleanup.sh's wheels), with stub virtualenv and uv (tests/test_venv_script.py)."""
+import base64
 import dataclasses
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -223,28 +225,36 @@ def test_the_python_identity_is_read_once_per_interpreter_file(tmp_path):
     read again only for another interpreter file (an upgrade, a reinstall)."""
     paths = Paths(str(tmp_path / "root"))
     os.makedirs(paths.code_root)
-    starts = tmp_path / "starts"
     python = tmp_path / "bin" / "python3"
     python.parent.mkdir()
-
-    def interpreter():
-        if python.exists():
-            python.unlink()
-        python.write_text(f'#!/bin/bash\necho started >> {starts}\nexec {PYTHON} "$@"\n')
-        python.chmod(0o755)
-
-    interpreter()
+    shutil.copy(os.path.realpath(PYTHON), python)  # a real interpreter, in a file of its own
     expected = read_state(paths, str(python))
     assert expected.python_identity.version == "%d.%d" % sys.version_info[:2]
-    for _ in range(2):
-        again = read_state(paths, str(python))
-        assert (again.python_version, again.python_identity) == (expected.python_version, expected.python_identity)
-    assert starts.read_text().splitlines() == ["started"]
-    interpreter()  # another file where it was
-    assert read_state(paths, str(python)).python_identity == expected.python_identity
-    assert starts.read_text().splitlines() == ["started", "started"]
+    kept = open(paths.python_identity).read()
+    said = base64.b64encode(expected.python_version).decode()
+    with open(paths.python_identity, "w") as handle:  # what a second read says comes from here
+        handle.write(kept.replace(said, base64.b64encode(b"9.9.9 (kept)\n").decode()))
+    assert read_state(paths, str(python)).python_version == b"9.9.9 (kept)\n"
+    python.unlink()
+    shutil.copy(os.path.realpath(PYTHON), python)  # another file where it was: read again
+    assert read_state(paths, str(python)).python_version == expected.python_version
     python.unlink()
     assert "does not run" in read_state(paths, str(python)).problems[0]
+
+
+def test_an_interpreter_that_is_a_script_is_read_every_time(tmp_path):
+    """A pyenv or asdf shim is a script that picks its python elsewhere: nothing of it
+    says when that changes."""
+    paths = Paths(str(tmp_path / "root"))
+    os.makedirs(paths.code_root)
+    starts = tmp_path / "starts"
+    shim = tmp_path / "shims" / "python3"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/bash\necho started >> {starts}\nexec {PYTHON} "$@"\n')
+    shim.chmod(0o755)
+    for _ in range(3):
+        assert read_state(paths, str(shim)).python_identity.version == "%d.%d" % sys.version_info[:2]
+    assert starts.read_text().splitlines() == ["started"] * 3
 
 
 @pytest.mark.parametrize("line", [f"stored {'a' * 64} ../x.whl", "venvwheel zz " + "a" * 64 + " x.whl",

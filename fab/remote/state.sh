@@ -24,6 +24,7 @@
 #   read from, and read again only when that changed: the interpreter file (its
 #   inode and change time, which an upgrade or a reinstall changes), the C library's
 #   cache (ldconfig rewrites it when the C library changes) and the code that reads them.
+#   An interpreter that is a script (a pyenv or asdf shim) is read every time.
 # git_cache (Paths.git_cache): its refs under refs/fab/deployed/ are printed as tip
 #   lines (the commits a bundle for this host can be made against).
 # Maintenance: proxy, the proxies' files (Paths.proxy): a `maintenance` line names
@@ -74,7 +75,10 @@ if [ -n "$python" ]; then
   identity=
   read_from=
   interpreter=$(type -P -- "$python") || interpreter=
-  if [ -n "$identity_cache" ] && [ -n "$interpreter" ]; then
+  # A script (a pyenv or asdf shim) picks its python from elsewhere: never kept.
+  magic=
+  if [ -n "$interpreter" ]; then { IFS= read -r -n 2 magic || true; } < "$interpreter" 2>/dev/null; fi
+  if [ -n "$identity_cache" ] && [ -n "$interpreter" ] && [ "$magic" != '#!' ]; then
     read_from=$(find -L "$interpreter" /etc/ld.so.cache -maxdepth 0 -printf '%p %i %C@\n' 2>/dev/null)
     if [[ $read_from == "$interpreter "* ]]; then
       read_from+=$'\n'$identity_code$'\n@@identity\n'
