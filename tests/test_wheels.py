@@ -194,10 +194,9 @@ def test_the_store_mode_installs_exactly_the_wheels_it_is_given_with_no_index(tm
     assert len(tools.installs.read_text().splitlines()) == 1
     assert open(os.path.join(host.paths.release(other), RELEASE_WHEELS)).read() == manifest
 
-    # What the host's state then says: its store, the venv's manifest, each release's set.
+    # What the host's state then says: its store, its complete venv, each release's set.
     found = read_state(host.paths)
     assert found.stored_wheels == {GUNICORN, PACKAGING} and found.complete_venvs == {A}
-    assert found.venv_wheels == {A: {GUNICORN, PACKAGING}}
     assert found.wheel_sets == {name: (wheels.set_digest([GUNICORN, PACKAGING]), 2),
                                 other: (wheels.set_digest([GUNICORN, PACKAGING]), 2)}
 
@@ -257,11 +256,11 @@ def test_an_interpreter_that_is_a_script_is_read_every_time(tmp_path):
     assert starts.read_text().splitlines() == ["started"] * 3
 
 
-@pytest.mark.parametrize("line", [f"stored {'a' * 64} ../x.whl", "venvwheel zz " + "a" * 64 + " x.whl",
+@pytest.mark.parametrize("line", [f"stored {'a' * 64} ../x.whl", "venvok zz",
                                   "wheelset 2026-12-01_00.00.00 ab -1", "pyid a b c"])
 def test_a_store_line_the_reader_refuses_is_said_and_dropped(line):
     found = state.parse(f"home /h\n{line}\n", "/h/www")
-    assert not found.stored_wheels and not found.venv_wheels and found.python_identity is None
+    assert not found.stored_wheels and not found.complete_venvs and found.python_identity is None
     assert len(found.problems) == 1
 
 

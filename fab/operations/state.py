@@ -35,13 +35,11 @@ class HostState:
     cpus: int = 1
     #: The wheel store (wheels.build: once): what `python -S` prints as its version
     #: (the bytes the venv key hashes) and its wheels.Identity (None: not asked, or
-    #: it does not run), the complete venvs, each venv's wheels ({key: frozenset of
-    #: wheels.Wheel}), the wheels in the store, and {release: (digest, count)} of
-    #: the wheel set each release records.
+    #: it does not run), the complete venvs, the wheels in the store, and
+    #: {release: (digest, count)} of the wheel set each release records.
     python_version: bytes = None
     python_identity: wheels.Identity = None
     complete_venvs: frozenset = frozenset()
-    venv_wheels: dict = dataclasses.field(default_factory=dict)
     stored_wheels: frozenset = frozenset()
     wheel_sets: dict = dataclasses.field(default_factory=dict)
     #: Commits the git cache holds a ref for (fab.app_repo.DEPLOYED): bases of its bundles.
@@ -63,7 +61,7 @@ def arguments(paths, python=""):
     named = {
         "current": paths.current, "releases": paths.releases, "meta_file": layout.RELEASE_META,
         "steps_dir": layout.RELEASE_STEPS, "configs_dir": layout.SERVICES, "venv_link": layout.VENV_LINK,
-        "venvs": paths.venvs, "complete": layout.VENV_COMPLETE, "venv_wheels": layout.VENV_WHEELS,
+        "venvs": paths.venvs, "complete": layout.VENV_COMPLETE,
         "release_wheels": layout.RELEASE_WHEELS, "store": paths.store,
         "python": python, "identity_code": wheels.IDENTITY_CODE if python else "",
         "identity_cache": paths.python_identity, "git_cache": paths.git_cache, "proxy": paths.proxy,
@@ -114,8 +112,7 @@ def parse(output, code_root):
     home, current, cpus, freeze = None, None, 1, None
     names, metas, unreadable, steps, venvs, configs, problems = [], {}, {}, {}, {}, {}, []
     unknown_links, venv_dirs, tips, maintenance = set(), set(), set(), set()
-    store = dict(python_version=None, python_identity=None, complete_venvs=set(), venv_wheels={},
-                 stored_wheels=set(), wheel_sets={})
+    store = dict(python_version=None, python_identity=None, complete_venvs=set(), stored_wheels=set(), wheel_sets={})
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -180,7 +177,6 @@ def parse(output, code_root):
         python_version=store["python_version"],
         python_identity=store["python_identity"],
         complete_venvs=frozenset(store["complete_venvs"]),
-        venv_wheels={key: frozenset(found) for key, found in store["venv_wheels"].items()},
         stored_wheels=frozenset(store["stored_wheels"]),
         wheel_sets={name: found for name, found in store["wheel_sets"].items() if name in names},
         tips=frozenset(tips),
@@ -212,8 +208,6 @@ _STORE_LINES = {
     "pyid": lambda store, rest: store.update(python_identity=wheels.parse_identity_line(rest)),
     "pyfailed": _python_failed,
     "venvok": lambda store, rest: store["complete_venvs"].add(values.hex_digest(rest, "venv key")),
-    "venvwheel": lambda store, rest: store["venv_wheels"].setdefault(
-        values.hex_digest(rest.partition(" ")[0], "venv key"), set()).add(_wheel(rest.partition(" ")[2])),
     "stored": lambda store, rest: store["stored_wheels"].add(_wheel(rest)),
     "wheelset": _wheel_set,
 }

@@ -12,13 +12,12 @@
 #   configs, one directory per control under it) and venv_link, its link to its
 #   venv (fab.paths.RELEASE_META, RELEASE_STEPS, SERVICES, VENV_LINK); venvs, the
 #   venvs dir (Paths.venvs).
-# The wheel store (wheels.build: once): complete, the file marking a venv complete,
-#   venv_wheels, a venv's wheel manifest (fab.paths.VENV_COMPLETE, VENV_WHEELS),
-#   release_wheels, a release's record of its wheels (RELEASE_WHEELS), store (Paths.store),
-#   python, the python to identify (none: no identity lines), identity_code, what it
+# The wheel store (wheels.build: once): complete, the file marking a venv complete
+#   (fab.paths.VENV_COMPLETE), release_wheels, a release's record of its wheels
+#   (RELEASE_WHEELS), store (Paths.store), python, the python to identify (none: no identity lines), identity_code, what it
 #   runs (fab.wheels.IDENTITY_CODE). Lines: pyversion, pyid (or pyfailed), venvok
-#   (a complete venv), venvwheel <key> <sha256> <file> (its manifest), stored
-#   <sha256> <file> (a wheel in the store), wheelset <release> <digest> <count>.
+#   (a complete venv), stored <sha256> <file> (a wheel in the store), wheelset
+#   <release> <digest> <count>.
 # identity_cache, the file keeping the python's identity (Paths.python_identity): a
 #   python start costs a host about 10 ms, so its lines are kept with what they were
 #   read from, and read again only when that changed: the interpreter file (its
@@ -35,12 +34,12 @@
 # with builtins, and links and digests in one call each. lock.sh runs it in a
 # subshell of its own: every variable is set here, none is inherited.
 current='' releases='' meta_file='' steps_dir='' configs_dir='' venv_link='' venvs=''
-complete='' venv_wheels='' release_wheels='' store='' python='' identity_code='' identity_cache=''
+complete='' release_wheels='' store='' python='' identity_code='' identity_cache=''
 git_cache='' proxy='' maintenance_suffix='' freeze=''
 while [ "$#" -gt 0 ]; do
   case $1 in
     --current | --releases | --meta_file | --steps_dir | --configs_dir | --venv_link | --venvs | --complete | \
-      --venv_wheels | --release_wheels | --store | --python | --identity_code | --identity_cache | --git_cache | \
+      --release_wheels | --store | --python | --identity_code | --identity_cache | --git_cache | \
       --proxy | --maintenance_suffix | --freeze)
       if [ "$#" -lt 2 ]; then echo "state.sh: $1 needs a value" >&2; exit 2; fi
       printf -v "${1#--}" '%s' "$2"
@@ -59,9 +58,6 @@ for dir in "$venvs"/*/; do
   if [[ -d $dir && $name =~ ^[0-9a-f]+$ ]]; then
     printf 'venvdir %s\n' "$name"
     if [[ -n $complete && -f $dir$complete ]]; then printf 'venvok %s\n' "$name"; fi
-    if [[ -n $venv_wheels && -f $dir$venv_wheels ]]; then
-      while read -r digest file; do printf 'venvwheel %s %s %s\n' "$name" "$digest" "$file"; done < "$dir$venv_wheels"
-    fi
   fi
 done
 if [ -n "$store" ]; then
