@@ -153,12 +153,9 @@ def running(fleet):
         return False
     with open(spec.state_file) as handle:
         state = json.load(handle)
-    daemons = sandbox.daemons
     return len(state["hosts"]) == len(spec.hosts) and all(
-        daemons.started_with(info.get("sshd_pid"), daemons.sshd_config_path(spec, host))
-        and ("supervisord_pid" not in info
-             or daemons.started_with(info["supervisord_pid"], daemons.supervisord_config_path(spec, host)))
-        for host, info in state["hosts"].items())
+        sandbox.daemons.recorded_daemon(spec, host, info, key)
+        for host, info in state["hosts"].items() for key in info if key.endswith("_pid"))
 
 
 def up(fleet):

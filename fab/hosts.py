@@ -111,7 +111,7 @@ class Host:
         timeout = timeout or self.env.command_timeout * len(steps)
         reader = batch.Reader(steps, on_report)
         try:
-            result = self.execute(shell.remote_script("batch"), batch.arguments(steps), timeout=timeout, watch=reader)
+            result = self.execute(*batch.on_host(steps), timeout=timeout, watch=reader)
         except RemoteCommandFailed as error:  # cut short: name the step it cut, not the first
             reader.close()
             raise StepsFailed(str(error), batch.without_reports(str(error.output)),

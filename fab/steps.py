@@ -78,6 +78,11 @@ def arguments(steps):
     return args
 
 
+def on_host(steps):
+    """(script, arguments) that run `steps` on a host: what Host.run_steps sends."""
+    return shell.remote_script("batch"), arguments(steps)
+
+
 def compose(steps):
     """The one-line command running `steps` as a host does (a local bash can run it)."""
     return shell.script_command("batch", *arguments(steps))

@@ -40,7 +40,7 @@ def fits(batch):
 
 def command_chars(batch):
     """The length of the command that runs `batch` on a host, as sshd receives it."""
-    return len(shell.step_command(shell.remote_script("batch"), steps.arguments(batch)))
+    return len(shell.step_command(*steps.on_host(batch)))
 
 
 def receive(host, artifact):

@@ -117,11 +117,10 @@ def down(spec):
     for host, info in state["hosts"].items():
         # supervisord stops the programs it runs before it exits.
         # By pid, only while that pid is still ours (it may be another process's since).
-        if daemons.started_with(info.get("supervisord_pid"), daemons.supervisord_config_path(spec, host)):
-            daemons.stop_pid(info.get("supervisord_pid"), f"supervisord of {host}", grace=30)
+        daemons.stop_pid(daemons.recorded_daemon(spec, host, info, "supervisord_pid"), f"supervisord of {host}",
+                         grace=30)
         daemons.stop_daemonized_proxies(spec, host)
-        if daemons.started_with(info.get("sshd_pid"), daemons.sshd_config_path(spec, host)):
-            daemons.stop_pid(info.get("sshd_pid"), f"sshd of {host}", grace=5)
+        daemons.stop_pid(daemons.recorded_daemon(spec, host, info, "sshd_pid"), f"sshd of {host}", grace=5)
     os.remove(spec.state_file)
 
 

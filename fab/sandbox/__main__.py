@@ -6,7 +6,7 @@ import sys
 
 import fab.sandbox
 from fab.sandbox import SANDBOX, destroy, down, up
-from fab.sandbox.daemons import SSH_PORT, started_with, sshd_config_path, supervisord_config_path
+from fab.sandbox.daemons import SSH_PORT, recorded_daemon
 from fab.sandbox.tools import log
 
 
@@ -32,8 +32,7 @@ def main(argv=None):
         with open(SANDBOX.state_file) as handle:
             state = json.load(handle)
         for host, info in state["hosts"].items():
-            running = (started_with(info.get("sshd_pid"), sshd_config_path(SANDBOX, host))
-                       and started_with(info.get("supervisord_pid"), supervisord_config_path(SANDBOX, host)))
+            running = all(recorded_daemon(SANDBOX, host, info, key) for key in ("sshd_pid", "supervisord_pid"))
             log(f"{host:<8} {info['address']} {'running' if running else 'NOT running'}")
     return 0
 

@@ -106,6 +106,9 @@ def supervisord_config_path(spec, host):
     return os.path.join(spec.home(host), "supervisor", "supervisord.conf")
 
 
+_DAEMON_CONFIGS = {"sshd_pid": sshd_config_path, "supervisord_pid": supervisord_config_path}
+
+
 def ensure_sshd(spec, host, address):
     sshd_dir = os.path.join(spec.host_dir(host), "sshd")
     os.makedirs(sshd_dir, exist_ok=True)
@@ -193,6 +196,14 @@ def read_pid(path):
             return int(handle.read().strip() or 0) or None
     except (OSError, ValueError):
         return None
+
+
+def recorded_daemon(spec, host, info, key):
+    """The pid a host's state (`info`) records under `key` ("sshd_pid",
+    "supervisord_pid"), if that process is still the daemon it was (`started_with`
+    its config); None otherwise."""
+    pid = info.get(key)
+    return pid if started_with(pid, _DAEMON_CONFIGS[key](spec, host)) else None
 
 
 def started_with(pid, config):
