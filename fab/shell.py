@@ -6,6 +6,7 @@ Every value that reaches a remote shell goes through `quote` (directly, via
 """
 import functools
 import os
+import re
 import shlex
 
 REMOTE_SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote")
@@ -40,7 +41,13 @@ def remote_script(name):
     file_name = name if "." in name else f"{name}.sh"
     with open(os.path.join(REMOTE_SCRIPTS, file_name)) as handle:
         text = handle.read()
-    return _without_opening_comments(text) if file_name.endswith(".sh") else text
+    if not file_name.endswith(".sh"):
+        return text
+    return _INCLUDE.sub(lambda line: remote_script(line[1]), _without_opening_comments(text))
+
+
+#: A line that puts another remote script's text (its functions) in its place.
+_INCLUDE = re.compile(r"^#@include ([a-z_]+\.sh)\n", re.MULTILINE)
 
 
 def _without_opening_comments(text):
@@ -68,7 +75,13 @@ def step_script(name, *args):
     start it (errexit off), but without starting one: a bash costs a host about
     2 ms, and each host runs several per deploy. The step's shell is not fresh:
     a script assigns every variable it reads (batch.sh's own are named fab_*)."""
-    return f"set +e -- {command(*args)}\n{remote_script(name)}"
+    return with_arguments(remote_script(name), args)
+
+
+def with_arguments(text, args=()):
+    """Shell that runs script `text` with `args` as $1... in the shell it is given to
+    (errexit off, as in a fresh bash), each argument one quoted word."""
+    return f"set +e -- {command(*args)}\n{text}"
 
 
 def step_command(text, args=()):

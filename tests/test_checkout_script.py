@@ -212,6 +212,23 @@ def test_a_commit_the_cache_has_under_no_ref_of_ours_needs_no_bundle(tmp_path, r
     assert tips_of(host) == {old, new}
 
 
+def test_the_tips_the_state_reads_without_git_are_git_s_own_loose_and_packed(tmp_path, repo, controller):
+    """state.sh reads refs/fab/deployed/ itself (no git process): loose refs and
+    packed-refs (cleanup's git may pack them), the loose one winning, as git's own
+    for-each-ref lists them."""
+    commits = [repo.commit("app.py", f"{n}\n") for n in range(3)]
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    for n, commit in enumerate(commits[:2]):
+        assert export(host, f"r{n}", commit, controller.bundle(repo.url, commit, host))[0].returncode == 0
+    cache = host.paths.git_cache
+    subprocess.run(["git", "--git-dir", cache, "pack-refs", "--all"], check=True)
+    assert export(host, "r2", commits[2], controller.bundle(repo.url, commits[2], host))[0].returncode == 0
+    listed = subprocess.run(["git", "--git-dir", cache, "for-each-ref", "--format=%(objectname)",
+                             "refs/fab/deployed/"], capture_output=True, text=True, check=True).stdout.split()
+    assert tips_of(host) == set(commits) == set(listed)
+    assert os.path.exists(os.path.join(cache, "refs", "fab", "deployed", commits[2]))  # loose, the others packed
+
+
 def test_a_bundle_that_does_not_hold_the_commit_is_refused_in_one_line(tmp_path, repo, controller):
     first = repo.commit("app.py", "one\n")
     second = repo.commit("app.py", "two\n")
@@ -302,6 +319,23 @@ def test_fetches_never_gc_and_cleanup_keeps_the_present_releases_refs_and_repack
     assert has == {kept: True, gone: False}
     assert run(f"git --git-dir={cache} diff --quiet {kept} {main[0]}").returncode == 1  # they differ: it can tell
     assert clean(host) == "nothing to remove"  # done: a second run changes nothing
+
+
+def test_cleanup_prunes_the_refs_only_past_twice_the_kept_number(tmp_path, repo, controller, monkeypatch):
+    """Each deploy adds a ref: cleanup lets them grow to twice HOST_KEPT_REFS with no git
+    process, then prunes to the newest HOST_KEPT_REFS (here 2, 4 then 5 refs)."""
+    monkeypatch.setattr(cleanup, "HOST_KEPT_REFS", 2)
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    commits = []
+    for number in range(5):
+        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_100 + number} +0000"  # committed in this order
+        try:
+            commits.append(repo.commit("app.py", f"{number}\n"))
+        finally:
+            del os.environ["GIT_COMMITTER_DATE"]
+        assert fetch(host, commits[-1], controller.bundle(repo.url, commits[-1], host)).returncode == 0
+        clean(host)
+        assert tips_of(host) == set(commits if number < 4 else commits[-2:]), number
 
 
 def side_commit(work, bare, name, second):

@@ -40,7 +40,7 @@ def tree(root):
 # -- the link step, run locally (fab/remote/link.sh is plain bash) --------------
 
 def run_link(release, shared_dir, *entries):
-    return subprocess.run(["bash", "-c", shell.remote_script("link"), "link", str(shared_dir), *entries],
+    return subprocess.run(["bash", "-c", shell.step_script("link", str(shared_dir), *entries)],
                           cwd=release, capture_output=True, text=True, check=False)
 
 

@@ -104,6 +104,17 @@ def test_the_state_script_s_arguments_are_named_and_each_name_is_one_it_reads(py
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
+@pytest.mark.parametrize("pinned", [None, "0"])
+def test_the_state_counts_the_cpus_nproc_counts_without_starting_it(pinned, tmp_path):
+    """state.sh reads the CPUs it may run on from /proc (a process less on every host)."""
+    prefix = ["taskset", "-c", pinned] if pinned else []
+    arguments = state.arguments(Paths(str(tmp_path / "app")))
+    output = subprocess.run([*prefix, "bash", "-c", shell.remote_script("state"), "state", *arguments],
+                            capture_output=True, text=True, check=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    nproc = subprocess.run([*prefix, "nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    assert f"cpus {nproc}" in output.stdout.splitlines()
+
+
 @pytest.mark.parametrize("arguments, error", [
     (["--currnet", "/srv/app/current"], "state.sh: unknown argument '--currnet'"),
     (["/srv/app/current"], "state.sh: unknown argument '/srv/app/current'"),

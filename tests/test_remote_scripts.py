@@ -1,6 +1,7 @@
 """The scripts of fab/remote/: each passes shellcheck with no warning."""
 import glob
 import os
+import re
 import subprocess
 
 import pytest
@@ -24,6 +25,9 @@ def test_the_script_passes_shellcheck(path):
 def test_what_hosts_receive_is_the_script_without_its_opening_comments(path):
     name = os.path.basename(path)[:-len(".sh")]
     sent, whole = shell.remote_script(name), open(path).read()
+    for included in re.findall(r"^#@include (\S+)$", whole, re.MULTILINE):  # its text in its place
+        whole = whole.replace(f"#@include {included}\n", shell.remote_script(included))
+        assert "#@include" not in sent and shell.remote_script(included) in sent
     assert whole.endswith(sent) and len(sent) < len(whole)
     assert all(line.startswith("#") or not line.strip() for line in whole[:-len(sent)].splitlines())
     assert sent.strip() and not sent.lstrip().startswith("#")

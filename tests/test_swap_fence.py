@@ -15,7 +15,8 @@ from fab.paths import Paths
 def swap(root, release, task, counter, generation=None, putback=False):
     arguments = swap_arguments(Paths(str(root)), release or None, task, counter,
                                str(generation) if generation else None, putback)
-    return subprocess.run(["bash", "-c", shell.remote_script("swap"), "swap", *map(str, arguments)],
+    # The step body the deployer sends (swap.sh in the step's own shell).
+    return subprocess.run(["bash", "-c", shell.step_script("swap", *map(str, arguments))],
                           capture_output=True, text=True)
 
 

@@ -11,7 +11,8 @@ own view (what remains after the deletes, how old a file is):
   its transfer resumes with its bundle and wheels there); then it goes;
 - the git cache keeps a ref for the commit of every release present and for the
   HOST_KEPT_REFS newest deployed commits (the bases of the next bundle, and what
-  a hotfix of any release still there diffs against), and is repacked into one
+  a hotfix of any release still there diffs against; pruned to those only past
+  twice as many, or before a repack: no git process most deploys), and is repacked into one
   pack once it has more than HOST_MAX_PACKS (the deploys' fetches never start
   git's auto-gc, which would repack every host at once mid-deploy).
 The same round trip as the rest of the step. Safe to rerun.

@@ -29,7 +29,7 @@ def swap_step(host, release_name, then=None, lock=None):
     this only puts the host back (see swap.sh)."""
     arguments = swap_arguments(host.paths, release_name, _TASK, next(_order),
                                *([lock.generation, bool(lock.lost)] if lock else []))
-    body = shell.command("bash", "-c", shell.remote_script("swap"), "swap", *arguments)
+    body = shell.step_script("swap", *arguments)
 
     def note(last_line):
         previous = last_line.partition("=")[2].rstrip("/").split("/")[-1] or "nothing"

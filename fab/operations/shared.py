@@ -78,5 +78,5 @@ def link(host, release_name):
         raise RemoteCommandFailed(
             f"linked file {unprovided[0]} is missing: put it in {paths.shared_path(unprovided[0])}{where}")
     entries = [*(f"dir:{name}" for name in env.linked_dirs), *(f"file:{name}" for name in env.linked_files)]
-    body = shell.command("bash", "-c", shell.remote_script("link"), "link", paths.shared, *entries)
+    body = shell.step_script("link", paths.shared, *entries)
     return once(host, release_name, "link", body)

@@ -3,9 +3,10 @@
 #   repository: fetched from the repository (the cache cloned as a mirror the first
 #               time), with the credentials the helper gives (app.fetch: hosts);
 #   bundle:     fetched from a git bundle the controller sent into the host's store
-#               (the cache created empty the first time), the bundle verified first
-#               and removed once used (app.fetch: controller). No bundle sent: the
-#               controller found the commit in the cache's refs.
+#               (the cache created empty the first time; the bundle read again only
+#               to say why, if that fails), and removed once used (app.fetch:
+#               controller). No bundle sent: the controller found the commit in
+#               the cache's refs.
 # Either way the commit gets a ref under refs/fab/deployed/ (what the host's state
 # reports to the controller as a base for its next bundle); cleanup.sh prunes them.
 # Every fetch makes one pack and never starts git's auto-gc (a long pause in the
@@ -54,7 +55,33 @@ has_commit() {
   git --git-dir="$cache" cat-file -e --end-of-options "$commit^{commit}" 2>/dev/null
 }
 came_from="from cache"
-if ! has_commit; then
+if [ "$source" = bundle ] && [ -n "$from" ]; then
+  # The controller sent a bundle because this cache lacked the commit: fetched
+  # straight away (fetching a commit by its id fails unless the bundle holds it; the
+  # ref is made here), and read again only to say why, if that fails.
+  [[ $commit =~ ^[0-9a-f]{40}([0-9a-f]{24})?$ ]] || {
+    echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
+  [ -d "$cache/objects" ] || git init --quiet --bare -- "$cache"
+  if ! git "${no_gc[@]}" --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"; then
+    # In English, whatever the host's locale, to be read here.
+    verified=$(LC_ALL=C git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
+      if [[ $verified == *"does not look like a v2 or v3 bundle"* ]]; then
+        echo "the bundle $from is unreadable: ${verified##*$'\n'}" >&2
+      else
+        echo "the bundle $from does not apply to the git cache $cache: $(grep -m1 . <<<"$verified")" >&2
+      fi
+      exit 1; }
+    heads=${verified#*The bundle contains}
+    heads=${heads%%The bundle requires*}
+    if [[ $heads$'\n' != *$'\n'"$commit "* ]]; then
+      echo "the bundle $from does not hold commit $commit (refused)" >&2
+    else
+      echo "git could not fetch commit $commit from the bundle $from" >&2
+    fi
+    exit 1
+  fi
+  came_from="from bundle"
+elif ! has_commit; then
   if [ "$source" = repository ]; then
     if [ -d "$cache/objects" ]; then
       # From the environment's repository as it is configured now (it may have moved).
@@ -67,29 +94,16 @@ if ! has_commit; then
     has_commit || { echo "commit $commit is not in $shown_repo" >&2; exit 1; }
     came_from="from the repository"
   else
-    [ -n "$from" ] || { echo "commit $commit is not in the git cache $cache, and no bundle was sent" >&2; exit 1; }
-    [ -d "$cache/objects" ] || git init --quiet --bare -- "$cache"
-    # One read of the bundle: verify lists its heads, and checks that the cache has what
-    # it needs (in English, whatever the host's locale, to be read here).
-    verified=$(LC_ALL=C git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
-      if [[ $verified == *"does not look like a v2 or v3 bundle"* ]]; then
-        echo "the bundle $from is unreadable: ${verified##*$'\n'}" >&2
-      else
-        echo "the bundle $from does not apply to the git cache $cache: $(grep -m1 . <<<"$verified")" >&2
-      fi
-      exit 1; }
-    heads=${verified#*The bundle contains}
-    heads=${heads%%The bundle requires*}
-    [[ $heads$'\n' == *$'\n'"$commit "* ]] || {
-      echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
-    # Fetching the commit by its id fails unless the bundle holds it; the ref is made here.
-    git "${no_gc[@]}" --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"
-    came_from="from bundle"
+    echo "commit $commit is not in the git cache $cache, and no bundle was sent" >&2; exit 1
   fi
 fi
 if [ "$source" = bundle ] && [ -n "$from" ]; then  # used: out of the store
-  rm -f -- "$from"
-  rmdir -- "${from%/*}" 2>/dev/null || true
+  store_entry=${from%/*}
+  if [[ ${store_entry##*/} =~ ^[0-9a-f]{64}$ ]]; then
+    rm -rf -- "$store_entry"  # <store>/<sha256>/<name>: the entry holds this file only
+  else
+    rm -f -- "$from"
+  fi
 fi
 # A ref for the commit (the cache's objects for it stay).
 if [ "$came_from" != "from bundle" ] && ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then

@@ -16,7 +16,8 @@
 #   next bundle) stays for every commit a present release holds (its revision file: a
 #   hotfix or a rollback needs it) and for the $8 newest; then, past $9 packs (each
 #   bundle fetched makes one; the deploys' fetches never start git's auto-gc), the cache
-#   is repacked into one, which keeps what those refs reach and drops the rest.
+#   is repacked into one, which keeps what those refs reach and drops the rest. (Refs
+#   past the $8 newest are only pruned past twice as many, or before a repack.)
 # Prints "removed <releases> <venvs> <store entries> packs <before> <after>". Safe to rerun.
 set -e -o pipefail
 releases=$1
@@ -45,14 +46,21 @@ for listed in "$venvs"/*/"$manifest"; do
     while read -r digest _; do used+="$digest "; done < "$listed"
   fi
 done
+# The age of an entry no venv uses is asked of find (usually there is none: no process).
+unneeded=()
+for entry in "$store"/*/; do
+  entry=${entry%/}
+  digest=${entry##*/}
+  if [[ $digest =~ ^[0-9a-f]{64}$ && $used != *" $digest "* ]]; then unneeded+=("$entry"); fi
+done
 unused=()
-if [ -d "$store" ]; then
-  while read -r digest; do
-    if [[ $digest =~ ^[0-9a-f]{64}$ && $used != *" $digest "* ]]; then unused+=("$store/$digest"); fi
-  done < <(find "$store" -mindepth 1 -maxdepth 1 -type d -mmin "+$store_minutes" -printf '%f\n')
+if [ "${#unneeded[@]}" -gt 0 ]; then
+  while read -r entry; do unused+=("$entry"); done < <(
+    find "${unneeded[@]}" -maxdepth 0 -type d -mmin "+$store_minutes" -printf '%p\n')
 fi
 if [ "${#unused[@]}" -gt 0 ]; then rm -rf -- "${unused[@]}"; fi
 
+#@include deployed_refs.sh
 packs=("$cache"/objects/pack/*.pack)
 [ -e "${packs[0]}" ] || packs=()
 before=${#packs[@]}
@@ -64,15 +72,25 @@ if [ -d "$cache/objects" ]; then
     if [ -f "$file" ] && read -r commit < "$file" && [[ $commit =~ ^[0-9a-f]{40}$ ]]; then present[$commit]=1; fi
   done
   changes=()
-  newest=0
-  while read -r commit; do
-    if [ -n "${present[$commit]:-}" ]; then
-      unset "present[$commit]"
-    elif [ "$newest" -ge "$kept_refs" ]; then
-      changes+=("delete $deployed$commit")
-    fi
-    newest=$((newest + 1))
-  done < <(git --git-dir="$cache" for-each-ref --sort=-committerdate --format='%(objectname)' "$deployed")
+  # Refs are pruned to the newest $kept_refs (by git, which knows their dates) only
+  # past twice that many, or before a repack: each deploy adds one, and the other
+  # deploys need no git process for them.
+  declare -A refs=()
+  if deployed_refs "$cache" refs && [ "${#refs[@]}" -le $((2 * kept_refs)) ] && [ "$before" -le "$max_packs" ]; then
+    for commit in "${!present[@]}"; do
+      if [ -n "${refs[$commit]:-}" ]; then unset "present[$commit]"; fi
+    done
+  else
+    newest=0
+    while read -r commit; do
+      if [ -n "${present[$commit]:-}" ]; then
+        unset "present[$commit]"
+      elif [ "$newest" -ge "$kept_refs" ]; then
+        changes+=("delete $deployed$commit")
+      fi
+      newest=$((newest + 1))
+    done < <(git --git-dir="$cache" for-each-ref --sort=-committerdate --format='%(objectname)' "$deployed")
+  fi
   if [ "${#present[@]}" -gt 0 ]; then  # releases made before their commit had a ref
     while read -r commit type; do
       if [ "$type" = commit ]; then changes+=("create $deployed$commit $commit"); fi

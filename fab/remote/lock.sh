@@ -45,7 +45,8 @@ fi
 released=-
 if [ -f "$released_file" ]; then
   read -r released < "$released_file" || released=-
-  rm -f "$released_file"  # ours to write when we let go
+  # Ours to write when we let go: emptied (read as "-" if we never do), not removed (no process).
+  : 2>/dev/null > "$released_file"
 elif [ ! -e "$owner" ]; then
   released=fresh
 fi
@@ -67,7 +68,7 @@ let_go() {
 trap let_go TERM
 # Our pid leads this step's process group: `unlock` may stop it (only it: it
 # checks that the pid holds this lock file open).
-printf '%s\n' "${record%\}}, \"lock_pid\": $$}" > "$owner"
+printf '%s\n' "${record%\}}, \"lock_pid\": $BASHPID}" > "$owner"
 freeze=
 if [ -f "$freeze_file" ]; then freeze=$(base64 -w0 < "$freeze_file"); fi
 echo "acquired ${released:--} ${EPOCHREALTIME/,/.} $generation ${previous:--} ${freeze:--}"

@@ -48,8 +48,23 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 printf 'home %s\n' "$HOME"
-printf 'cpus %s\n' "$(nproc 2>/dev/null || echo 1)"
-if [ -L "$current" ]; then printf 'current %s\n' "$(readlink "$current")"; fi
+# The CPUs this process may run on, as nproc counts them, read without starting it
+# (nproc itself where OMP_* variables would change its count, or /proc is not Linux's).
+cpus=0
+if [ -z "${OMP_NUM_THREADS+x}${OMP_THREAD_LIMIT+x}" ] && [ -r /proc/self/status ]; then
+  while read -r key value; do
+    [ "$key" = Cpus_allowed_list: ] || continue
+    for range in ${value//,/ }; do
+      if [[ $range =~ ^([0-9]+)-([0-9]+)$ ]]; then
+        cpus=$((cpus + BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
+      elif [[ $range =~ ^[0-9]+$ ]]; then
+        cpus=$((cpus + 1))
+      fi
+    done
+  done < /proc/self/status
+fi
+[ "$cpus" -gt 0 ] || cpus=$(nproc 2>/dev/null || echo 1)
+printf 'cpus %s\n' "$cpus"
 if [ -f "$freeze" ]; then printf 'freeze %s\n' "$(base64 -w0 < "$freeze")"; fi
 for dir in "$venvs"/*/; do
   name=${dir%/}
@@ -99,8 +114,14 @@ if [ -n "$python" ]; then
     echo pyfailed
   fi
 fi
+#@include deployed_refs.sh
 if [ -n "$git_cache" ] && [ -d "$git_cache/objects" ]; then
-  git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
+  declare -A deployed=()
+  if deployed_refs "$git_cache" deployed; then
+    for id in "${deployed[@]}"; do printf 'tip %s\n' "$id"; done
+  else
+    git --git-dir="$git_cache" for-each-ref --format='tip %(objectname)' refs/fab/deployed/ 2>/dev/null || true
+  fi
 fi
 for switch in ${proxy:+"$proxy"/*"$maintenance_suffix"}; do
   if [ -f "$switch" ]; then
@@ -108,6 +129,22 @@ for switch in ${proxy:+"$proxy"/*"$maintenance_suffix"}; do
     printf 'maintenance %s\n' "${name%"$maintenance_suffix"}"
   fi
 done
+# The `current` link and every release's venv link ("<depth> <path> <target>"), in one process.
+links=()
+[ -L "$current" ] && links+=("$current")
+[ -d "$releases" ] && links+=("$releases")
+if [ "${#links[@]}" -gt 0 ]; then
+  find "${links[@]}" -maxdepth 2 -type l \( -name "${current##*/}" -o -name "$venv_link" \) \
+    -printf '%d %p\t%l\n' 2>/dev/null |
+    while IFS=$'\t' read -r where target; do
+      case $where in
+        "0 $current") printf 'current %s\n' "$target" ;;
+        "2 $releases"/*/"$venv_link")
+          link=${where#"2 $releases"/}
+          printf 'venv %s %s\n' "${link%/"$venv_link"}" "${target##*/}" ;;
+      esac
+    done
+fi
 [ -d "$releases" ] || exit 0
 confs=()
 wheelsets=()
@@ -150,9 +187,4 @@ if [ "${#wheelsets[@]}" -gt 0 ]; then
     index=$((index + 1))
   done
 fi
-# "<release>/<venv link> <link target>" for every release's venv link, in one process
-find "$releases" -mindepth 2 -maxdepth 2 -name "$venv_link" -type l -printf '%P %l\n' 2>/dev/null |
-  while read -r link target; do
-    printf 'venv %s %s\n' "${link%/"$venv_link"}" "${target##*/}"
-  done
 true

@@ -30,6 +30,7 @@ fence_files=("${11}" "${12}")
 mode=${13}
 exec 8>>"$swap_lock" || exit 1
 flock 8
+last_task='' last_counter=''
 read -r last_task last_counter < "$swap_fence" 2>/dev/null || true
 if [ "$last_task" = "$task" ] && [ "$counter" -lt "${last_counter:-0}" ]; then
   echo "a later swap of this task already ran here: this one is stale" >&2
