@@ -42,6 +42,8 @@ class Host:
         self.opening = contextlib.nullcontext()
         #: When `interrupt` last closed this host's sessions (monotonic), if ever.
         self._interrupted_at = None
+        #: The session this host's commands run in, one after another.
+        self._shell = session.Shell(connection)
 
     @property
     def paths(self):
@@ -71,7 +73,9 @@ class Host:
         started = time.monotonic()
         shown = [MaskedLines(sys.stdout), MaskedLines(sys.stderr)] if stream else [watch, None]
         try:
-            result = session.run(self.connection, shell.step_command(script, args), timeout, *shown)
+            result = self._shell.run(script, args, timeout, *shown)
+            if result is None:  # the shell runs another command now: this one in a session of its own
+                result = session.run(self.connection, shell.step_command(script, args), timeout, *shown)
         except (socket.error, EOFError, paramiko.SSHException) as error:
             raise ConnectionLost(f"connection to {self.name} lost: {error or type(error).__name__}") from None
         if stream:

@@ -1,0 +1,30 @@
+# Runs the commands the controller writes on our stdin one after another, each as
+# a step that dies with its SSH connection (as step.sh runs one): one session per
+# host for a whole task, not one per command (fab.session.Shell).
+# A command comes as a line "<token> <bytes>", then that many bytes of shell (the
+# script after `set -- <its arguments>`: fab.shell.with_arguments). It runs as a
+# job of its own (its own process group, in a subshell, stdin /dev/null), and a
+# watcher reads our stdin while it runs: when stdin ends (the controller closed
+# the session: it is gone, interrupted, or the command ran out of time) it stops
+# the job's whole group. The controller writes nothing while a command runs.
+# When the job ends, the watcher goes first (the next command is ours to read),
+# then "@@fab-done <token> <status>" follows a newline on stdout and on stderr:
+# the controller reads each stream up to it, and has the command's output whole.
+# Our variables are named fab_serve_*; the token is not the job's to see.
+exec 3<&0 </dev/null
+while IFS=' ' read -r -u 3 fab_serve_token fab_serve_size; do
+  [[ $fab_serve_size =~ ^[0-9]+$ ]] || { echo "serve.sh: not a command: ${fab_serve_token@Q}" >&2; exit 2; }
+  LC_ALL=C read -r -u 3 -N "$fab_serve_size" fab_serve_command || exit 2
+  set -m
+  ( exec 3<&-; unset fab_serve_token; eval "$fab_serve_command" ) &
+  fab_serve_job=$!
+  set +m
+  ( while IFS= read -r -u 3 _; do :; done; kill -TERM -- "-$fab_serve_job" 2>/dev/null ) &
+  fab_serve_watcher=$!
+  wait "$fab_serve_job"
+  fab_serve_status=$?
+  kill "$fab_serve_watcher" 2>/dev/null
+  wait "$fab_serve_watcher" 2>/dev/null
+  printf '\n@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status"
+  printf '\n@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status" >&2
+done
