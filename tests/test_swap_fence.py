@@ -3,6 +3,7 @@ and against a holder whose deploy lock was broken (fence.sh, unlock.sh, lock.sh)
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -146,3 +147,23 @@ def test_unlock_stops_only_a_process_that_holds_the_lock(tmp_path, forged_owner)
     assert forged_owner.poll() is None  # alive
     assert subprocess.run(["flock", "-n", str(tmp_path / ".deploy.lock"), "true"]).returncode == 1  # still held
     assert not (tmp_path / "log" / "lock-breaks.log").exists()
+
+
+def test_a_check_that_changes_nothing_takes_no_flock_and_one_that_raises_does(tmp_path):
+    """A swap's usual check (the host has the holder's generation) reads the file as
+    it is, a process less on every host: it goes through while another process holds
+    the fence's flock; a check that raises the generation waits its turn."""
+    assert fence(tmp_path, "raise", "5").returncode == 0
+    fence_lock = lock.fence_files(Paths(str(tmp_path)))[1]
+    holder = subprocess.Popen(["flock", fence_lock, "sleep", "30"])
+    try:
+        time.sleep(0.3)  # it holds the flock
+        same, behind = fence(tmp_path, "check", "5"), fence(tmp_path, "check", "4")
+        assert (same.returncode, behind.returncode, behind.stdout) == (0, 2, "5\n")
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run(["bash", "-c", shell.remote_script("fence"), "fence",
+                            *lock.fence_files(Paths(str(tmp_path))), "check", "6"], timeout=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fence(tmp_path, "check", "6").returncode == 0 and fence(tmp_path, "check", "5").returncode == 2
