@@ -13,9 +13,9 @@ from fab.operations.current import swap_arguments
 from fab.paths import Paths
 
 
-def swap(root, release, task, counter, generation=None, putback=False):
+def swap(root, release, task, counter, generation=None, putback=False, read=None):
     arguments = swap_arguments(Paths(str(root)), release or None, task, counter,
-                               str(generation) if generation else None, putback)
+                               str(generation) if generation else None, putback, read)
     # The step body the deployer sends (swap.sh in the step's own shell).
     return subprocess.run(["bash", "-c", shell.step_script("swap", *map(str, arguments))],
                           capture_output=True, text=True)
@@ -62,6 +62,17 @@ def test_missing_release_and_removal(tmp_path):
     assert swap(tmp_path, "r1", "t", 2).stdout.strip() == "previous="
     assert swap(tmp_path, "", "t", 3).stdout.strip() == "previous=releases/r1"
     assert not os.path.lexists(tmp_path / "current")
+
+
+def test_the_previous_target_is_the_one_read_where_the_link_still_leads_there(tmp_path):
+    """The deployer passes the target it read: where `current` still leads to that
+    release, however its link is spelled, it is not read again; elsewhere it is."""
+    for name in ("r1", "r2", "r3"):
+        (tmp_path / "releases" / name).mkdir(parents=True)
+    os.symlink(tmp_path / "releases" / "r1", tmp_path / "current")  # absolute, as an old tool wrote it
+    assert swap(tmp_path, "r2", "t", 1, read="r1").stdout == "previous=releases/r1\n"
+    assert swap(tmp_path, "r3", "t", 2, read="r1").stdout == "previous=releases/r2\n"  # read again
+    assert os.readlink(tmp_path / "current") == "releases/r3"
 
 
 def releases(root, *names):
