@@ -3,6 +3,7 @@ and against a holder whose deploy lock was broken (fence.sh, unlock.sh, lock.sh)
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -12,9 +13,9 @@ from fab.operations.current import swap_arguments
 from fab.paths import Paths
 
 
-def swap(root, release, task, counter, generation=None, putback=False):
+def swap(root, release, task, counter, generation=None, putback=False, read=None):
     arguments = swap_arguments(Paths(str(root)), release or None, task, counter,
-                               str(generation) if generation else None, putback)
+                               str(generation) if generation else None, putback, read)
     # The step body the deployer sends (swap.sh in the step's own shell).
     return subprocess.run(["bash", "-c", shell.step_script("swap", *map(str, arguments))],
                           capture_output=True, text=True)
@@ -61,6 +62,17 @@ def test_missing_release_and_removal(tmp_path):
     assert swap(tmp_path, "r1", "t", 2).stdout.strip() == "previous="
     assert swap(tmp_path, "", "t", 3).stdout.strip() == "previous=releases/r1"
     assert not os.path.lexists(tmp_path / "current")
+
+
+def test_the_previous_target_is_the_one_read_where_the_link_still_leads_there(tmp_path):
+    """The deployer passes the target it read: where `current` still leads to that
+    release, however its link is spelled, it is not read again; elsewhere it is."""
+    for name in ("r1", "r2", "r3"):
+        (tmp_path / "releases" / name).mkdir(parents=True)
+    os.symlink(tmp_path / "releases" / "r1", tmp_path / "current")  # absolute, as an old tool wrote it
+    assert swap(tmp_path, "r2", "t", 1, read="r1").stdout == "previous=releases/r1\n"
+    assert swap(tmp_path, "r3", "t", 2, read="r1").stdout == "previous=releases/r2\n"  # read again
+    assert os.readlink(tmp_path / "current") == "releases/r3"
 
 
 def releases(root, *names):
@@ -146,3 +158,23 @@ def test_unlock_stops_only_a_process_that_holds_the_lock(tmp_path, forged_owner)
     assert forged_owner.poll() is None  # alive
     assert subprocess.run(["flock", "-n", str(tmp_path / ".deploy.lock"), "true"]).returncode == 1  # still held
     assert not (tmp_path / "log" / "lock-breaks.log").exists()
+
+
+def test_a_check_that_changes_nothing_takes_no_flock_and_one_that_raises_does(tmp_path):
+    """A swap's usual check (the host has the holder's generation) reads the file as
+    it is, a process less on every host: it goes through while another process holds
+    the fence's flock; a check that raises the generation waits its turn."""
+    assert fence(tmp_path, "raise", "5").returncode == 0
+    fence_lock = lock.fence_files(Paths(str(tmp_path)))[1]
+    holder = subprocess.Popen(["flock", fence_lock, "sleep", "30"])
+    try:
+        time.sleep(0.3)  # it holds the flock
+        same, behind = fence(tmp_path, "check", "5"), fence(tmp_path, "check", "4")
+        assert (same.returncode, behind.returncode, behind.stdout) == (0, 2, "5\n")
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run(["bash", "-c", shell.remote_script("fence"), "fence",
+                            *lock.fence_files(Paths(str(tmp_path))), "check", "6"], timeout=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fence(tmp_path, "check", "6").returncode == 0 and fence(tmp_path, "check", "5").returncode == 2

@@ -28,7 +28,8 @@ def swap_step(host, release_name, then=None, lock=None):
     refuses it if the lock was broken since, unless the task lost its lock and
     this only puts the host back (see swap.sh)."""
     arguments = swap_arguments(host.paths, release_name, _TASK, next(_order),
-                               *([lock.generation, bool(lock.lost)] if lock else []))
+                               *([lock.generation, bool(lock.lost)] if lock else []),
+                               read=host.state.current if host.state else None)
     body = shell.step_script("swap", *arguments)
 
     def note(last_line):
@@ -40,10 +41,13 @@ def swap_step(host, release_name, then=None, lock=None):
     return Step("swap", body, then=note)
 
 
-def swap_arguments(paths, release_name, task, counter, generation=None, putback=False):
+def swap_arguments(paths, release_name, task, counter, generation=None, putback=False, read=None):
     """fab/remote/swap.sh's arguments: point `current` at `release_name` (None: remove
     it) as swap `counter` of `task`; with `generation` (the task's lock generation)
-    fenced by the lock, and with `putback` only putting a host back."""
+    fenced by the lock, and with `putback` only putting a host back. `read`: the
+    release the host's state said `current` leads to (None: none)."""
     target = [paths.current_target(release_name), paths.release(release_name)] if release_name else ["", ""]
+    was = [paths.current_target(read), paths.release(read)] if read else ["", ""]
     fence = [generation, *fence_arguments(paths), "putback" if putback else ""] if generation is not None else []
-    return [paths.current, *target, paths.current_temp, paths.swap_lock, paths.swap_fence, task, counter, *fence]
+    return [paths.current, *target, paths.current_temp, paths.swap_lock, paths.swap_fence, task, counter, *was,
+            *fence]

@@ -17,12 +17,23 @@ action=$3
 given=$4
 valid() { [[ $1 =~ ^[0-9]{1,18}$ ]]; }
 [ "$action" = next ] || valid "$given" || { echo "invalid lock generation: $given" >&2; exit 1; }
+read_seen() {
+  seen=
+  read -r seen < "$file" 2>/dev/null
+  valid "$seen" || seen=0  # missing or not ours to trust: counted from zero
+  seen=$((10#$seen))
+}
+if [ "$action" = check ]; then
+  # A check that changes nothing (the usual one: a swap of the holder whose generation
+  # the host has) takes no flock, a process less: the file is only ever renamed over
+  # whole, and only grows, so a value read now is as conclusive as one read under it.
+  read_seen
+  if [ "$((10#$given))" -eq "$seen" ]; then exit 0; fi
+  if [ "$((10#$given))" -lt "$seen" ]; then echo "$seen"; exit 2; fi
+fi
 exec 7>>"$fence_lock"
 flock 7
-seen=
-read -r seen < "$file" 2>/dev/null
-valid "$seen" || seen=0  # missing or not ours to trust: counted from zero
-seen=$((10#$seen))
+read_seen
 case $action in
   next)
     now=${EPOCHREALTIME/[.,]/}

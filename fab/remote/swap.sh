@@ -9,12 +9,14 @@
 #   host back; it then finds a later counter of its own task recorded (in the
 #   file $6, Paths.swap_fence; swaps take turns on an flock on $5, Paths.swap_lock)
 #   and refuses instead of undoing the put-back.
-# - $9: the deploy lock generation its task holds (${10} is fence.sh, ${11}
-#   ${12} its files). Once the lock was broken (`unlock`) or taken by a later
+# - ${11}: the deploy lock generation its task holds (${12} is fence.sh, ${13}
+#   ${14} its files). Once the lock was broken (`unlock`) or taken by a later
 #   holder, the host has seen a later generation and refuses: a deployer that
-#   lost its lock changes nothing more. Only a put-back (${13} = putback) goes
+#   lost its lock changes nothing more. Only a put-back (${15} = putback) goes
 #   through, and only where the last swap was its own task's (nobody swapped
 #   since), or where nothing would change.
+# $9 $10: the link's target as the deployer read it, and that release's directory
+# ("" "": none): where the link still leads there, it is not read again (a process).
 # (fab.operations.current.swap_arguments builds them.)
 current=$1
 target=$2
@@ -24,10 +26,12 @@ swap_lock=$5
 swap_fence=$6
 task=$7
 counter=$8
-generation=${9:-0}
-fence=${10}
-fence_files=("${11}" "${12}")
-mode=${13}
+read_target=$9
+read_dir=${10}
+generation=${11:-0}
+fence=${12}
+fence_files=("${13}" "${14}")
+mode=${15}
 exec 8>>"$swap_lock" || exit 1
 flock 8
 last_task='' last_counter=''
@@ -36,7 +40,11 @@ if [ "$last_task" = "$task" ] && [ "$counter" -lt "${last_counter:-0}" ]; then
   echo "a later swap of this task already ran here: this one is stale" >&2
   exit 1
 fi
-previous=$(readlink "$current" 2>/dev/null || true)
+if [ -n "$read_dir" ] && [ -L "$current" ] && [ "$current" -ef "$read_dir" ]; then
+  previous=$read_target
+else
+  previous=$(readlink "$current" 2>/dev/null || true)
+fi
 if [ -n "$fence" ]; then
   seen=$(set -- "${fence_files[@]}" check "$generation"; eval "$fence")  # in a subshell, not a bash of its own
   case $? in
