@@ -31,8 +31,8 @@ from fab import shell
 STDERR_EVERY = 0.1
 STDERR_UNSHOWN_EVERY = 1.0
 _BLOCK = 1 << 16
-#: What fab/remote/serve.sh prints on both streams once a command ended, after a
-#: newline: "<this> <token> <exit status>\n".
+#: What fab/remote/serve.sh prints on both streams once a command ended, right after
+#: its output: "<this> <token> <exit status>\n".
 DONE = b"@@fab-done"
 
 
@@ -95,7 +95,7 @@ class Shell:
             channel.exec_command(shell.command("bash", "-c", shell.remote_script("serve"), "fab"))
         token = secrets.token_hex(8).encode()
         command = shell.with_arguments(script, args).encode()
-        done = b"\n" + DONE + b" " + token + b" "
+        done = DONE + b" " + token + b" "
         try:
             channel.sendall(b"%s %d\n%s" % (token, len(command), command))
             stdout, stderr = _Stream(channel, channel.recv, out, done), _Stream(channel, channel.recv_stderr, err, done)
@@ -127,8 +127,10 @@ def _collect(channel, stdout, stderr, deadline, every):
 class _Stream:
     """One output stream of a session, decoded as UTF-8 as it arrives (a character
     split between two reads is whole in the text; bad bytes become U+FFFD). With
-    `done` (a Shell's command), it ends at the line serve.sh prints when the command
-    ended: `done`, then the exit status (`status`) and a newline; none of it is text."""
+    `done` (a Shell's command), it ends where serve.sh printed `done` when the command
+    ended, then its exit status (`status`) and a newline; none of it is text. What may
+    be the start of `done` at the end of what came is held until more comes (only
+    that: a line is handed on whole as soon as it is here)."""
 
     def __init__(self, channel, receive, target, done=None):
         self._channel, self._receive, self._target = channel, receive, target
@@ -156,9 +158,9 @@ class _Stream:
         data = self._held + data
         at = data.find(self._done)
         if at < 0:
-            keep = len(self._done) - 1
-            self._held = data[-keep:]
-            self._take(data[:-keep])
+            keep = _started(data, self._done)
+            self._held = data[len(data) - keep:]
+            self._take(data[:len(data) - keep])
             return
         status, newline, _ = data[at + len(self._done):].partition(b"\n")
         if not newline:  # the status line is not whole yet
@@ -179,3 +181,11 @@ class _Stream:
 
     def text(self):
         return "".join(self._pieces)
+
+
+def _started(data, marker):
+    """How many bytes at the end of `data` are the start of `marker` (0: none)."""
+    at = data.find(marker[:1], max(len(data) - len(marker) + 1, 0))
+    while at >= 0 and not marker.startswith(data[at:]):
+        at = data.find(marker[:1], at + 1)
+    return len(data) - at if at >= 0 else 0

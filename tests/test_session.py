@@ -158,7 +158,7 @@ def test_a_character_split_between_two_reads_is_decoded_whole():
 
 @pytest.mark.parametrize("seed", range(20))
 def test_a_shell_s_command_ends_at_its_line_however_the_stream_is_cut(seed):
-    done = b"\n" + session.DONE + b" 0123456789abcdef "
+    done = session.DONE + b" 0123456789abcdef "
     stream_bytes = "x@@fab-done 0123456789abcde 1\n".encode() + "é".encode() * 3 + done + b"42\n"
     cuts = sorted(random.Random(seed).sample(range(1, len(stream_bytes)), 6))
     channel = FakeChannel([stream_bytes[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream_bytes)])])
@@ -166,3 +166,18 @@ def test_a_shell_s_command_ends_at_its_line_however_the_stream_is_cut(seed):
     while not stream.ended:
         stream.read(0)
     assert (stream.text(), stream.status) == ("x@@fab-done 0123456789abcde 1\nééé", 42)
+
+
+def test_a_shell_s_line_is_handed_on_as_soon_as_it_is_whole():
+    """Only what may start the end line is held: a step's report line, the last that
+    came while the step runs on, is read at once (a check waiting for a signal)."""
+    done = session.DONE + b" 0123456789abcdef "
+    channel = FakeChannel([b"@@fab-step started check 1 1 \n", b"@@fab-", b"done 0123456789abcdef 0\n"])
+    collected = Collected()
+    stream = session._Stream(channel, channel.recv, collected, done)
+    stream.read(0)
+    assert "".join(collected.pieces) == "@@fab-step started check 1 1 \n"
+    stream.read(0)
+    assert "".join(collected.pieces) == "@@fab-step started check 1 1 \n" and not stream.ended
+    stream.read(0)
+    assert stream.ended and stream.status == 0 and stream.text() == "@@fab-step started check 1 1 \n"

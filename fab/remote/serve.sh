@@ -8,8 +8,9 @@
 # the session: it is gone, interrupted, or the command ran out of time) it stops
 # the job's whole group. The controller writes nothing while a command runs.
 # When the job ends, the watcher goes first (the next command is ours to read),
-# then "@@fab-done <token> <status>" follows a newline on stdout and on stderr:
-# the controller reads each stream up to it, and has the command's output whole.
+# then "@@fab-done <token> <status>" and a newline, right after the job's output
+# on stdout and on stderr: the controller reads each stream up to it, and has the
+# command's output whole.
 # Our variables are named fab_serve_*; the token is not the job's to see.
 exec 3<&0 </dev/null
 while IFS=' ' read -r -u 3 fab_serve_token fab_serve_size; do
@@ -25,6 +26,6 @@ while IFS=' ' read -r -u 3 fab_serve_token fab_serve_size; do
   fab_serve_status=$?
   kill "$fab_serve_watcher" 2>/dev/null
   wait "$fab_serve_watcher" 2>/dev/null
-  printf '\n@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status"
-  printf '\n@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status" >&2
+  printf '@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status"
+  printf '@@fab-done %s %s\n' "$fab_serve_token" "$fab_serve_status" >&2
 done
