@@ -31,16 +31,24 @@ def script(*lines):
     return "set -e\n" + "\n".join(line for line in lines if line)
 
 
+#: Scripts that call the functions of another file of fab/remote/, sent before them.
+FUNCTIONS_FIRST = {"checkout": "git_cache_functions", "cleanup": "git_cache_functions"}
+
+
 @functools.lru_cache(maxsize=None)
 def remote_script(name):
     """The text of fab/remote/<name> (`.sh` unless named): a script that takes its
-    values as arguments. A shell script's opening comments (what it takes and prints,
-    for its readers here: a third of its bytes) are left out, since every command
-    carries the text of its scripts to every host."""
+    values as arguments, after the functions it calls (FUNCTIONS_FIRST). A shell
+    script's opening comments (what it takes and prints, for its readers here: a
+    third of its bytes) are left out, since every command carries the text of its
+    scripts to every host."""
     file_name = name if "." in name else f"{name}.sh"
     with open(os.path.join(REMOTE_SCRIPTS, file_name)) as handle:
         text = handle.read()
-    return _without_opening_comments(text) if file_name.endswith(".sh") else text
+    if not file_name.endswith(".sh"):
+        return text
+    functions = remote_script(FUNCTIONS_FIRST[name]) if name in FUNCTIONS_FIRST else ""
+    return functions + _without_opening_comments(text)
 
 
 def _without_opening_comments(text):
