@@ -35,9 +35,10 @@ def script(*lines):
 @functools.lru_cache(maxsize=None)
 def remote_script(name):
     """The text of fab/remote/<name> (`.sh` unless named): a script that takes its
-    values as arguments. A shell script's opening comments (what it takes and prints,
-    for its readers here: a third of its bytes) are left out, since every command
-    carries the text of its scripts to every host."""
+    values as arguments, with the text of each script it includes (a line
+    `#@include <file>`: functions it calls) in its place. A shell script's opening
+    comments (what it takes and prints, for its readers here: a third of its bytes)
+    are left out, since every command carries the text of its scripts to every host."""
     file_name = name if "." in name else f"{name}.sh"
     with open(os.path.join(REMOTE_SCRIPTS, file_name)) as handle:
         text = handle.read()

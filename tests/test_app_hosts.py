@@ -6,10 +6,21 @@ import json
 import os
 import urllib.request
 
-from conftest import assert_ok
+import pytest
+
+from conftest import assert_ok, environment_of_its_own
 from test_deploy import live_release
 
 PROXY = "proxy1"
+
+
+@pytest.fixture
+def proxy_env(fleet, tmp_path):
+    """An environment of its own, removed whole after: the shared one (deploy_env) keeps
+    its venvs on the hosts from test to test, so its plan said "reused" where this one's
+    first deploy builds, once any test before it in the worker had deployed."""
+    with environment_of_its_own(fleet, str(tmp_path / "environments"), "fabproxy", 8190) as env:
+        yield env
 
 
 def through_proxy(env):
@@ -23,8 +34,8 @@ def release_dir(env, host, release):
     return os.path.join(env.code_root(host), "releases", release)
 
 
-def test_a_proxy_gets_no_venv_and_still_goes_live_reloads_and_rolls_back(deploy_env):
-    env = deploy_env
+def test_a_proxy_gets_no_venv_and_still_goes_live_reloads_and_rolls_back(proxy_env):
+    env = proxy_env
     env.write_config(with_proxy=True, keep_releases=1, build_commands=["touch built-here"],
                      service_settings={"web": {"restart": "reload"}})
     plan = json.loads(assert_ok(env.fab("deploy:plan=yes,json=yes")).stdout)["plan"]

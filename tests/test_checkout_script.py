@@ -9,7 +9,8 @@ option. From bundles (app.fetch: controller, the default): bundles made by the
 controller's code (fab.app_repo) against the tips the host's state reports
 (fab/remote/state.sh, parsed), put where fab.transfer leaves them, fill an empty
 cache, then only what it lacks; a bundle that does not hold the commit or does not
-apply is refused in one line; a used bundle leaves the store; refs stay bounded."""
+apply is refused in one line; a used bundle leaves the store; refs stay bounded. A lock
+file a killed git left in the cache does not stop the next checkout or cleanup."""
 import os
 import shlex
 import shutil
@@ -386,3 +387,77 @@ def test_with_bundles_no_credential_is_loaded_nor_passed(tmp_path):
     assert words[:2] == ["bash", "-c"] and words[2] == shell.remote_script("checkout")
     assert words[3:] == ["checkout", "fetch", host.paths.git_cache, "a" * 40, "bundle", "",
                          "https://ci:***@git.example.com/app.git", "", ""]
+
+
+# --- a lock file a killed git left in the cache (git_cache_functions.sh) ------------
+
+
+def test_a_stale_lock_on_the_ref_a_bundle_fetch_makes_is_removed(tmp_path, repo, controller):
+    """A deployer killed while its host fetched `second` left that ref's lock: the next
+    deploy of `second` (its rerun) fetches it anyway, and its note says so."""
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    assert export(host, "r1", first, controller.bundle(repo.url, first, host))[0].returncode == 0
+    second = repo.commit("app.py", "two\n")
+    lock = tmp_path / "root" / "git-cache" / "refs" / "fab" / "deployed" / f"{second}.lock"
+    lock.write_text("")
+    bundle = controller.bundle(repo.url, second, host)
+    result, note = export(host, "r2", second, bundle)
+    assert result.returncode == 0, result.stderr
+    assert note.startswith(f"exported {second[:12]} from bundle (")
+    assert note.endswith(f"); removed stale git locks: refs/fab/deployed/{second}.lock")
+    assert not lock.exists() and tips_of(host) == {first, second}
+    assert (tmp_path / "root" / "releases" / "r2" / "app.py").read_text() == "two\n"
+
+
+def test_a_stale_packed_refs_lock_does_not_stop_a_mirror_fetch(tmp_path, repo):
+    """app.fetch: hosts: the mirror's fetch prunes the refs the repository lacks (our
+    refs/fab/deployed/ ones), under packed-refs.lock; a fetch for a hotfix says so too."""
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url)
+    assert export(host, "r1", first)[0].returncode == 0
+    lock = tmp_path / "root" / "git-cache" / "packed-refs.lock"
+    lock.write_text("")
+    second = repo.commit("app.py", "two\n")
+    result, note = export(host, "r2", second)
+    assert result.returncode == 0, result.stderr
+    assert note == f"exported {second[:12]} from the repository; removed stale git locks: packed-refs.lock"
+    assert not lock.exists()
+
+    lock.write_text("")
+    (tmp_path / "root" / "git-cache" / "refs" / "heads" / "main.lock").write_text("")
+    third = repo.commit("app.py", "three\n")
+    result = fetch(host, third)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split(": ", 1)[1].split()) == ["packed-refs.lock", "refs/heads/main.lock"]
+    assert os.listdir(tmp_path / "root" / "git-cache" / "refs" / "heads") == ["main"]  # the locks are gone
+
+
+def test_a_lock_that_comes_back_is_not_stale_and_fails_the_step_as_git_said(tmp_path, repo, controller,
+                                                                           monkeypatch):
+    """A lock file that is there again once removed is some git's at work: not removed twice."""
+    first = repo.commit("app.py", "one\n")
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    assert export(host, "r1", first, controller.bundle(repo.url, first, host))[0].returncode == 0
+    second = repo.commit("app.py", "two\n")
+    lock = tmp_path / "root" / "git-cache" / "refs" / "fab" / "deployed" / f"{second}.lock"
+    busy = tmp_path / "bin"
+    busy.mkdir()
+    (busy / "git").write_text(f"#!/bin/sh\n: > '{lock}'\nexec /usr/bin/git \"$@\"\n")  # another git, at work
+    (busy / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{busy}:{os.environ['PATH']}")
+    result, _ = export(host, "r2", second, controller.bundle(repo.url, second, host))
+    assert result.returncode == 1
+    assert f"Unable to create '{lock}': File exists." in result.stderr
+
+
+def test_cleanup_removes_a_stale_packed_refs_lock_and_says_so(tmp_path, repo, controller, monkeypatch):
+    monkeypatch.setattr(cleanup, "HOST_KEPT_REFS", 1)
+    host = host_for(tmp_path, repo.url, fetch="controller")
+    commits = [repo.commit("app.py", f"{number}\n") for number in range(3)]
+    for commit in commits:
+        assert fetch(host, commit, controller.bundle(repo.url, commit, host)).returncode == 0
+    lock = tmp_path / "root" / "git-cache" / "packed-refs.lock"
+    lock.write_text("")
+    assert clean(host) == "removed stale git locks: packed-refs.lock"
+    assert not lock.exists() and len(tips_of(host)) == 1

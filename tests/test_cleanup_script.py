@@ -150,6 +150,7 @@ def test_the_store_keeps_what_a_venv_uses_and_what_is_fresh_and_drops_the_rest(t
     (0, "removed 0 0 4 packs 9 1", "4 unused store file(s); git cache repacked (9 packs to 1)"),
     (1, "removed 1 0 0 packs 9 9", "removed 1 release(s)"),  # a repack that failed leaves them
     (1, "something else", "removed 1 release(s)"),
+    (0, "removed 0 0 0 packs 2 2; removed stale git locks: packed-refs.lock", "removed stale git locks: packed-refs.lock"),
 ])
 def test_the_note_says_what_went(releases, output, note):
     assert cleanup.cleanup_note(releases, output) == note

@@ -294,3 +294,38 @@ def test_a_rolled_back_release_older_than_the_kept_refs_takes_a_hotfix_and_cache
     for host in env.hosts:
         assert env.current(host) == old_release and revision(env, host) == main[1], notes[host]
     assert env.version("web1")["commit"] == main[1] and env.version("web2")["commit"] == main[1]
+
+
+def test_a_lock_file_a_killed_git_left_in_a_hosts_cache_stops_no_later_deploy(bundle_env, private_repo, tmp_path):
+    """A deployer killed while web1 fetched a commit's bundle left the lock of that
+    commit's ref in web1's cache: the rerun of that deploy removes it and goes live.
+    With app.fetch: hosts, the mirror's fetch prunes refs under packed-refs.lock, which
+    a killed fetch leaves too: the next deploy removes it and goes live."""
+    env = bundle_env
+    env.write_config(app={"repo": private_repo.url, "branch": "main"})
+    deploy(env, tmp_path)
+    second = code_change(env, private_repo, "two")
+    cache = f"{env.code_root('web1')}/git-cache"
+    lock = f"{cache}/refs/fab/deployed/{second}.lock"
+    env.remote("web1", f": > {lock}")  # as the host's user, as its git left it
+    _, notes = deploy(env, tmp_path)
+    assert notes["web1"]["code"].startswith(f"exported {second[:12]} from bundle (")
+    assert notes["web1"]["code"].endswith(f"; removed stale git locks: refs/fab/deployed/{second}.lock")
+    assert not os.path.exists(lock)
+    assert all(revision(env, host) == second for host in env.hosts) and env.version("web1")["commit"] == second
+
+    env.write_config(app={"repo": env.spec.app_repo, "branch": "main", "fetch": "hosts"})  # the hosts can read it
+    first = env.head()
+    deploy(env, tmp_path, f"deploy:rev={first}")
+    lock = f"{env.code_root('pillow1')}/git-cache/packed-refs.lock"
+    env.remote("pillow1", f": > {lock}")
+    app = open(os.path.join(env.spec.app_workdir, "app.py")).read()
+    try:
+        changed = env.commit("app.py", app + "\n# a stale lock\n", "a stale lock")
+        _, notes = deploy(env, tmp_path, f"deploy:rev={changed}")
+    finally:
+        env.commit("app.py", app, "no stale lock")
+    assert notes["pillow1"]["code"] == f"exported {changed[:12]} from the repository; " \
+                                       "removed stale git locks: packed-refs.lock", notes["pillow1"]
+    assert not os.path.exists(lock)
+    assert all(revision(env, host) == changed for host in env.hosts) and env.version("web2")["commit"] == changed

@@ -193,8 +193,12 @@ def test_a_fresh_claim_refuses_and_a_stale_one_is_taken_over_with_an_audit_row(e
     assert refused.value.exit_code == 3
     assert f"locked by alice@laptop (deploy, pid {os.getpid()} on laptop, since " in message
 
-    store.heartbeat_claim(ENV, alice.token, time.time() - 3600)  # alice's laptop went quiet an hour ago
-    bob = claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60)
+    quiet_since = time.time() - 3600
+    store.heartbeat_claim(ENV, alice.token, quiet_since)  # alice's laptop went quiet an hour ago
+    # Bob's clock reads an hour after it, however long the machine took to get there
+    # (a loaded one took over half a second: "no heartbeat for 3601s").
+    bob = claims.acquire(store, ENV, "deploy", "bob@ci-runner", "ci-runner", stale_after=60,
+                         now=lambda: quiet_since + 3600)
     assert bob.took_over["holder"] == "alice@laptop"
     assert not store.heartbeat_claim(ENV, alice.token, time.time())  # alice no longer holds it
     [audit] = store.claim_audit(ENV)

@@ -272,6 +272,20 @@ def fleets(draw):
     return FleetSnapshot.of(draw(fleet_states()), draw(st.integers(1, 4)))
 
 
+def test_a_release_kept_on_one_host_stays_there_when_the_task_s_record_of_it_says_no_keep():
+    """The release a task resumes has its record from one host; another host that keeps
+    it (keep_until: a setup_release that reached only that host) still keeps it once
+    the resume failed and put that host back (found by the property test below)."""
+    kept = name(6)
+    snapshot = FleetSnapshot.of({
+        "h0": state(None, found(kept, rel.FAILED)),
+        "h1": state(kept, *[(name(day), rel.GOOD) for day in range(1, 6)], found(kept, rel.FAILED, keep=LATER),
+                    *[(name(day), rel.GOOD) for day in (7, 8)]),
+    }, 1)
+    after = meta(kept, rel.FAILED)  # as h0 has it
+    assert kept not in snapshot.cleanup_deletes("h1", NOW, after_going_live=after, running=name(5))
+
+
 @settings(max_examples=200, deadline=None)
 @given(fleets(), st.sampled_from([None, "new", "resumed"]))
 def test_cleanup_never_deletes_what_must_stay(snapshot, going_live):

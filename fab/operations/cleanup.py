@@ -57,12 +57,16 @@ def delete_releases(host, names, built=None):
 
 def cleanup_note(releases, output):
     """The step's note from cleanup.sh's line ("removed <releases> <venvs> <store
-    entries> packs <before> <after>"): what went, beyond "nothing to remove"."""
-    words = output.split()
+    entries> packs <before> <after>", then "; removed stale git locks: ..." if it
+    did): what went, beyond "nothing to remove"."""
+    counts, _, locks = output.partition("; ")
+    words = counts.split()
     said = [f"removed {releases} release(s)"] if releases else []
     if len(words) == 7 and words[0] == "removed" and words[4] == "packs":
         if words[3] != "0":
             said.append(f"{words[3]} unused store file(s)")
         if words[5] != words[6]:
             said.append(f"git cache repacked ({words[5]} packs to {words[6]})")
+    if locks:
+        said.append(locks)
     return "; ".join(said) or "nothing to remove"

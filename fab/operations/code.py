@@ -155,7 +155,10 @@ def checkout(host, release_name, commit, bundle=None):
     body = _checkout(host, "export", commit, release_name, bundle, run=shell.step_script)
 
     def note(line):
-        return f"{line} ({transfer.human_bytes(bundle.size)})" if bundle and line.endswith("from bundle") else line
+        exported, _, locks = line.partition("; ")  # locks: "removed stale git locks: ..."
+        if bundle and exported.endswith("from bundle"):
+            exported += f" ({transfer.human_bytes(bundle.size)})"
+        return f"{exported}; {locks}" if locks else exported
     return once(host, release_name, "code", body, then=note)
 
 
@@ -168,7 +171,7 @@ def fetch_for_hotfix(host, release_name, commit, bundle=None):
     body = shell.script(_checkout(host, "fetch", commit, bundle=bundle),
                         _hotfix_script(host, "check", release_name, "", commit))
     note = f"fetched {commit[:12]}" + (f" from bundle ({transfer.human_bytes(bundle.size)})" if bundle else "")
-    return Step("fetch", body, then=lambda line: note)
+    return Step("fetch", body, then=lambda line: f"{note}; {line}" if line else note)  # line: stale git locks
 
 
 def hotfix(host, release_name, old_commit, new_commit):

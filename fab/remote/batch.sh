@@ -11,9 +11,15 @@
 # every fork costs, so times, notes and markers use builtins, and a step's
 # script runs in that subshell (fab.shell.step_script). So this script's own
 # variables are all named fab_*, a name no remote script uses: a step sees none
-# it did not set.
-fab_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
-trap 'rm -rf "$fab_tmp"' EXIT
+# it did not set. Under serve.sh, the steps' output files are kept in its scratch
+# directory (made once per session, removed when it ends: two processes fewer per
+# batch), if it is ours; otherwise in a directory of the batch's own.
+fab_tmp=${fab_serve_scratch:-}
+if [ -z "$fab_tmp" ] || ! { [ -d "$fab_tmp" ] || mkdir -m 700 -- "$fab_tmp" 2>/dev/null; } ||
+  [ -L "$fab_tmp" ] || [ ! -O "$fab_tmp" ]; then
+  fab_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fab-steps.XXXXXX") || exit 1
+  trap 'rm -rf "$fab_tmp"' EXIT
+fi
 fab_report() { printf '@@fab-step %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "${5//$'\r'/}"; }
 while [ "$#" -ge 4 ]; do
   fab_name=$1 fab_dir=$2 fab_marker=$3 fab_body=$4

@@ -21,7 +21,12 @@
 #        (fab.operations.credentials), loaded into our environment beforehand.
 # Every revision reaches git after --end-of-options, every URL and path after --.
 # git never prompts. Prints "exported <commit, 12 digits> <from where>" (export).
+# Every git command that writes to the cache goes through git_in_cache (included:
+# git_cache_functions.sh), which removes the lock files a killed git left
+# there; the line then ends "; removed stale git locks: <their paths in the cache>"
+# (fetch: that is the only line).
 set -e -o pipefail
+#@include git_cache_functions.sh
 mode=$1
 cache=$2
 commit=$3
@@ -34,6 +39,7 @@ shift 8
 case $mode in fetch | export) ;; *) echo "checkout.sh: unknown mode ${mode@Q}" >&2; exit 2 ;; esac
 case $source in repository | bundle) ;; *) echo "checkout.sh: unknown source ${source@Q}" >&2; exit 2 ;; esac
 deployed=refs/fab/deployed
+git_locks_removed=
 # No auto-gc (not even the process that would decide on it: maintenance.auto), and
 # a pack per fetch however small (no loose objects to pile up).
 no_gc=(-c gc.auto=0 -c maintenance.auto=false -c fetch.unpackLimit=1)
@@ -46,9 +52,9 @@ config=
 if [ -f "$cache/config" ]; then IFS= read -r -d '' config < "$cache/config" || true; fi
 if [[ $config =~ $userinfo_url ]]; then
   if [ "$source" = repository ]; then
-    git --git-dir="$cache" config remote.origin.url "$from"
+    git_in_cache "$cache" "" config remote.origin.url "$from" || git_failed
   else  # bundles need no remote
-    git --git-dir="$cache" config --remove-section remote.origin
+    git_in_cache "$cache" "" config --remove-section remote.origin || git_failed
   fi
 fi
 has_commit() {
@@ -62,7 +68,8 @@ if [ "$source" = bundle ] && [ -n "$from" ]; then
   [[ $commit =~ ^[0-9a-f]{40}([0-9a-f]{24})?$ ]] || {
     echo "the bundle $from does not hold commit $commit (refused)" >&2; exit 1; }
   [ -d "$cache/objects" ] || git init --quiet --bare -- "$cache"
-  if ! git "${no_gc[@]}" --git-dir="$cache" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"; then
+  if ! git_in_cache "$cache" "" "${no_gc[@]}" fetch --quiet --no-tags -- "$from" "$commit:$deployed/$commit"; then
+    printf '%s\n' "$git_output" >&2
     # In English, whatever the host's locale, to be read here.
     verified=$(LC_ALL=C git --git-dir="$cache" bundle verify -- "$from" 2>&1) || {
       if [[ $verified == *"does not look like a v2 or v3 bundle"* ]]; then
@@ -76,7 +83,7 @@ if [ "$source" = bundle ] && [ -n "$from" ]; then
     if [[ $heads$'\n' != *$'\n'"$commit "* ]]; then
       echo "the bundle $from does not hold commit $commit (refused)" >&2
     else
-      echo "git could not fetch commit $commit from the bundle $from" >&2
+      echo "git could not fetch commit $commit from the bundle $from: $(grep -m1 . <<<"$git_output")" >&2
     fi
     exit 1
   fi
@@ -85,12 +92,12 @@ elif ! has_commit; then
   if [ "$source" = repository ]; then
     if [ -d "$cache/objects" ]; then
       # From the environment's repository as it is configured now (it may have moved).
-      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" "${no_gc[@]}" --git-dir="$cache" fetch --quiet --prune -- "$from" '+refs/*:refs/*' 2>&1)
+      GIT_TERMINAL_PROMPT=0 git_in_cache "$cache" "" "$@" "${no_gc[@]}" fetch --quiet --prune -- "$from" '+refs/*:refs/*'
     else
       rm -rf "$cache"
-      fetched=$(GIT_TERMINAL_PROMPT=0 git "$@" "${no_gc[@]}" clone --quiet --mirror -- "$from" "$cache" 2>&1)
+      git_output=$(GIT_TERMINAL_PROMPT=0 exec git "$@" "${no_gc[@]}" clone --quiet --mirror -- "$from" "$cache" 2>&1)
     fi || {
-      echo "this host cannot fetch from $shown_repo (app.fetch: hosts): $(grep -m1 . <<<"$fetched")" >&2; exit 1; }
+      echo "this host cannot fetch from $shown_repo (app.fetch: hosts): $(grep -m1 . <<<"$git_output")" >&2; exit 1; }
     has_commit || { echo "commit $commit is not in $shown_repo" >&2; exit 1; }
     came_from="from the repository"
   else
@@ -107,9 +114,13 @@ if [ "$source" = bundle ] && [ -n "$from" ]; then  # used: out of the store
 fi
 # A ref for the commit (the cache's objects for it stay).
 if [ "$came_from" != "from bundle" ] && ! git --git-dir="$cache" show-ref --quiet --verify -- "$deployed/$commit"; then
-  git --git-dir="$cache" update-ref --end-of-options "$deployed/$commit" "$commit"
+  git_in_cache "$cache" "" update-ref --end-of-options "$deployed/$commit" "$commit" || git_failed
 fi
-[ "$mode" = export ] || exit 0
+removed=${git_locks_removed:+removed stale git locks: $git_locks_removed}
+if [ "$mode" = fetch ]; then
+  if [ -n "$removed" ]; then echo "$removed"; fi
+  exit 0
+fi
 git --git-dir="$cache" archive --format=tar --end-of-options "$commit" | tar -x -C "$release"
 printf '%s\n' "$commit" > "$revision_file"
-echo "exported ${commit:0:12} $came_from"
+echo "exported ${commit:0:12} $came_from${removed:+; $removed}"

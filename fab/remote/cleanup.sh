@@ -18,8 +18,13 @@
 #   bundle fetched makes one; the deploys' fetches never start git's auto-gc), the cache
 #   is repacked into one, which keeps what those refs reach and drops the rest. (Refs
 #   past the $8 newest are only pruned past twice as many, or before a repack.)
-# Prints "removed <releases> <venvs> <store entries> packs <before> <after>". Safe to rerun.
+# git writes to the cache through git_in_cache (git_cache_functions.sh, included), which
+# removes the lock files a killed git left there.
+# Prints "removed <releases> <venvs> <store entries> packs <before> <after>", then
+# "; removed stale git locks: <their paths in the cache>" if there were. Safe to rerun.
 set -e -o pipefail
+#@include git_cache_functions.sh
+#@include deployed_refs.sh
 releases=$1
 venvs=$2
 store=$3
@@ -31,6 +36,7 @@ kept_refs=$8
 max_packs=$9
 count=${10}
 shift 10
+git_locks_removed=
 doomed=()
 for name in "$@"; do
   case $name in
@@ -60,7 +66,6 @@ if [ "${#unneeded[@]}" -gt 0 ]; then
 fi
 if [ "${#unused[@]}" -gt 0 ]; then rm -rf -- "${unused[@]}"; fi
 
-#@include deployed_refs.sh
 packs=("$cache"/objects/pack/*.pack)
 [ -e "${packs[0]}" ] || packs=()
 before=${#packs[@]}
@@ -96,12 +101,15 @@ if [ -d "$cache/objects" ]; then
       if [ "$type" = commit ]; then changes+=("create $deployed$commit $commit"); fi
     done < <(printf '%s\n' "${!present[@]}" | git --git-dir="$cache" cat-file --batch-check='%(objectname) %(objecttype)')
   fi
-  if [ "${#changes[@]}" -gt 0 ]; then printf '%s\n' "${changes[@]}" | git --git-dir="$cache" update-ref --stdin; fi
+  if [ "${#changes[@]}" -gt 0 ]; then
+    printf -v changed '%s\n' "${changes[@]}"
+    git_in_cache "$cache" "${changed%$'\n'}" update-ref --stdin || git_failed
+  fi
   # A failed repack (a full disk) leaves the packs as they were: the cleanup goes on.
-  if [ "$before" -gt "$max_packs" ] && git -c gc.auto=0 --git-dir="$cache" repack -a -d -q; then
+  if [ "$before" -gt "$max_packs" ] && git_in_cache "$cache" "" -c gc.auto=0 repack -a -d -q; then
     packs=("$cache"/objects/pack/*.pack)
     [ -e "${packs[0]}" ] || packs=()
     after=${#packs[@]}
   fi
 fi
-echo "removed $count $((${#doomed[@]} - count)) ${#unused[@]} packs $before $after"
+echo "removed $count $((${#doomed[@]} - count)) ${#unused[@]} packs $before $after${git_locks_removed:+; removed stale git locks: $git_locks_removed}"

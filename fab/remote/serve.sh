@@ -12,7 +12,11 @@
 # on stdout and on stderr: the controller reads each stream up to it, and has the
 # command's output whole.
 # Our variables are named fab_serve_*; the token is not the job's to see.
+# fab_serve_scratch names a directory the commands may make (batch.sh does) and
+# keep their scratch files in for the session: it goes when we end.
 exec 3<&0 </dev/null
+fab_serve_scratch=${TMPDIR:-/tmp}/fab-steps.$$.$RANDOM$RANDOM
+trap '[ ! -d "$fab_serve_scratch" ] || rm -rf -- "$fab_serve_scratch"' EXIT
 while IFS=' ' read -r -u 3 fab_serve_token fab_serve_size; do
   [[ $fab_serve_size =~ ^[0-9]+$ ]] || { echo "serve.sh: not a command: ${fab_serve_token@Q}" >&2; exit 2; }
   LC_ALL=C read -r -u 3 -N "$fab_serve_size" fab_serve_command || exit 2
