@@ -16,7 +16,7 @@ def served(process, token, script, args=()):
     process.stdin.write(b"%s %d\n%s" % (token, len(command), command))
     process.stdin.flush()
     out = b""
-    while b"\n@@fab-done " + token + b" " not in out or not out.endswith(b"\n"):
+    while b"@@fab-done " + token + b" " not in out or not out.endswith(b"\n"):
         out += os.read(process.stdout.fileno(), 65536)
     return out.decode()
 
