@@ -188,9 +188,24 @@ class StoppableConnection(Connection):
     so the running ones can be closed without closing the connection. (Attributes go
     through `_set`: a Connection's other attributes are its configuration.)"""
 
+    #: A real attribute, as Fabric's Connection declares its others: undeclared, its
+    #: __init__ wrote it into the connection's configuration instead, merging the
+    #: whole configuration again for each host (a third of its connection object).
+    inline_ssh_env = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._set(_sessions=set(), _sessions_lock=threading.Lock())
+
+    def __setattr__(self, key, value):
+        # invoke's DataProxy sets a real attribute if `key in dir(self)`, else a config
+        # key: a Connection's __init__ sets about 15, and each dir() listed and sorted
+        # some 150 names (0.4 ms of each host's connection). dir() of an instance is
+        # its own attributes and its class's, which do not change.
+        if key in self.__dict__ or key in _class_attributes(type(self)):
+            object.__setattr__(self, key, value)
+        else:
+            self[key] = value
 
     def create_session(self):
         channel = super().create_session()
@@ -208,6 +223,11 @@ class StoppableConnection(Connection):
         if self._sftp is not None:  # Fabric's own SFTP client, opened by sftp()
             self._sftp.close()
             self._set(_sftp=None)
+
+
+@functools.lru_cache(maxsize=None)
+def _class_attributes(cls):
+    return frozenset(dir(cls))
 
 
 def connect(name, env):
@@ -278,9 +298,20 @@ class IndexedSSHConfig(paramiko.SSHConfig):
     def lookup(self, hostname):
         if self._whole:
             return super().lookup(hostname)
-        narrowed = paramiko.SSHConfig()
+        narrowed = _PlainNamesMatched()
         narrowed._config = [self._config[i] for i in sorted(self._others + self._named.get(hostname, []))]
         return narrowed.lookup(hostname)
+
+
+class _PlainNamesMatched(paramiko.SSHConfig):
+    """paramiko's SSHConfig, matching a plain name (no wildcard, no negation) by
+    equality, as fnmatch does, without compiling it into a regular expression first
+    (each host's own block name would be compiled once per run: a fleet's worth)."""
+
+    def _pattern_matches(self, patterns, target):
+        if isinstance(patterns, list) and not any(char in pattern for pattern in patterns for char in "*?[!"):
+            return target in patterns
+        return super()._pattern_matches(patterns, target)
 
 
 def _modified(path):
