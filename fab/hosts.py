@@ -203,8 +203,8 @@ class StoppableConnection(Connection):
         # invoke's DataProxy sets a real attribute if `key in dir(self)`, else a config
         # key: a Connection's __init__ sets about 15, and each dir() listed and sorted
         # some 150 names (0.4 ms of each host's connection). dir() of an instance is
-        # its own attributes and its class's, which do not change.
-        if key in self.__dict__ or key in _class_attributes(type(self)):
+        # its own attributes and those of the classes it inherits from.
+        if key in self.__dict__ or any(key in vars(klass) for klass in type(self).__mro__):
             object.__setattr__(self, key, value)
         else:
             self[key] = value
@@ -225,11 +225,6 @@ class StoppableConnection(Connection):
         if self._sftp is not None:  # Fabric's own SFTP client, opened by sftp()
             self._sftp.close()
             self._set(_sftp=None)
-
-
-@functools.lru_cache(maxsize=None)
-def _class_attributes(cls):
-    return frozenset(dir(cls))
 
 
 def connect(name, env):
