@@ -12,6 +12,7 @@ masked, and terminal control sequences dropped (`fab.shown`), as an event is
 published, so no subscriber ever sees them.
 """
 import dataclasses
+import functools
 import threading
 import time
 from typing import Optional
@@ -313,13 +314,22 @@ def masked(event):
     messages, host and hook output reach every output through here) and with secrets
     masked (fab.secrets.safe_to_show)."""
     changes = {}
-    for field in dataclasses.fields(event):
-        value = getattr(event, field.name)
-        if isinstance(value, (str, dict, list, tuple)):
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
+        if isinstance(value, str):
+            safe = safe_to_show(value)
+        elif isinstance(value, (dict, list, tuple)):
             safe = shown_data(value, safe_to_show)
-            if safe != value:
-                changes[field.name] = safe
+        else:
+            continue
+        if safe != value:
+            changes[name] = safe
     return dataclasses.replace(event, **changes) if changes else event
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(event_type):
+    return tuple(field.name for field in dataclasses.fields(event_type))
 
 
 #: The one stream a process publishes to.

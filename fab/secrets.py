@@ -12,6 +12,7 @@ takes when printed quoted (JSON, shell, Python repr, URL-encoded). A bare user
 name in ssh://, postgresql://, ... URLs (`ssh://git@host`) is a login, not a
 secret, and is kept.
 """
+import functools
 import json
 import re
 import shlex
@@ -121,9 +122,43 @@ def safe_to_show(text):
 
 def mask(text):
     """`text` with every credential URL and every registered value masked."""
-    text = mask_url(str(text))
+    text = str(text)
+    secrets = _longest_first()
+    if len(text) <= _REMEMBERED_LONGEST:
+        return _masked_short(text, secrets)
+    return _masked(text, secrets)
+
+
+#: (the registered set, its size, its values longest first) as last sorted.
+_sorted = (None, 0, ())
+
+
+def _longest_first():
+    """The registered values, longest first (so a value inside another is masked after
+    it), sorted again only when the set changed: values are only ever added."""
+    global _sorted
+    registered, size, values = _sorted
+    if registered is _registered and size == len(registered):
+        return values
     with _registered_lock:
-        secrets = sorted(_registered, key=len, reverse=True)
+        _sorted = (_registered, len(_registered), tuple(sorted(_registered, key=len, reverse=True)))
+        return _sorted[2]
+
+
+#: Texts this short are masked once per set of secrets: a deploy shows the same host
+#: names, step names and notes again and again (26 events per host, each masked).
+_REMEMBERED_LONGEST = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _masked_short(text, secrets):
+    return _masked(text, secrets)
+
+
+def _masked(text, secrets):
+    """`text` with its credential URLs and the values `secrets` (longest first) masked."""
+    if "://" in text:  # no credential URL without it
+        text = mask_url(text)
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text

@@ -7,6 +7,7 @@ every role that names it; a service that `balances` another is a proxy in front
 of that service's hosts, drained from before they restart.
 """
 import dataclasses
+import functools
 from typing import Dict, Tuple
 
 from fab.errors import ConfigError
@@ -42,7 +43,19 @@ class Topology:
         return seen
 
     def roles_of(self, host):
-        return [role for role, hosts in self.roles.items() if host in hosts]
+        return list(self._roles_by_host.get(host, ()))
+
+    @functools.cached_property
+    def _roles_by_host(self):
+        """{host: its roles, in the environment file's order}: a host's roles are asked for
+        a dozen times per host per deploy, and each search read every role's hosts."""
+        by_host = {}
+        for role, hosts in self.roles.items():
+            for host in hosts:
+                roles = by_host.setdefault(host, [])
+                if role not in roles:
+                    roles.append(role)
+        return by_host
 
     def hosts_of(self, role):
         """The hosts of `role`; ConfigError naming the known roles if there is no such role."""

@@ -338,3 +338,16 @@ def test_a_parser_error_with_json_prints_the_json_error_and_one_line(tmp_path, a
     assert (document["outcome"], document["exit_code"], document["task"]) == ("refused", 2, task_name)
     assert line == f"error: {document['error']}"
     assert not (tmp_path / "history.sqlite").exists()  # no task ran
+
+
+def test_a_run_of_fab_sets_its_loaded_modules_apart_from_the_garbage_collectors_walks():
+    import gc
+
+    threshold = gc.get_threshold()
+    try:
+        entry.collect_less_while_running()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (entry.YOUNGEST_COLLECTED_EVERY, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -151,6 +151,26 @@ def test_plain_lines_are_timestamped_and_uncoloured_unless_asked():
     assert [line for line in coloured.getvalue().splitlines() if "\x1b" not in line]  # no redraws
 
 
+def test_plain_lines_write_and_flush_only_what_they_show():
+    """Most of a deploy's events (a step started, a routine read) show no line: they cost
+    the controller no write and no flush (26 events per host, published one at a time)."""
+
+    class Counted(io.StringIO):
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+            super().flush()
+
+    text = Counted()
+    output = PlainLines(plain_console(text))
+    output(ev.StepStarted("web1", "code"))
+    output(ev.StepFinished("web1", "state", ev.OK, note="read", quiet=True))
+    assert (text.getvalue(), text.flushes) == ("", 0)
+    output(ev.StepFinished("web1", "code", ev.OK, note="exported", seconds=0.4))
+    assert text.getvalue().endswith("web1       code         exported (0.4s)\n") and text.flushes == 1
+
+
 # --- the live view --------------------------------------------------------------------
 
 

@@ -52,6 +52,14 @@ def test_mask_finds_every_url_in_free_text():
     assert masked.startswith("fatal: could not read 'https://me:***@a.example/x.git'")
 
 
+@pytest.mark.parametrize("padding", [0, 300])  # a short text's masking is remembered, a long one's not
+def test_a_value_registered_after_a_text_was_masked_is_masked_in_it_from_then_on(padding):
+    text = "x" * padding + "deploy token tok-later-1234 https://u:pw9@h.example/x"
+    assert secrets.mask(text) == "x" * padding + "deploy token tok-later-1234 https://u:***@h.example/x"
+    secrets.register("tok-later-1234")
+    assert secrets.mask(text) == "x" * padding + "deploy token *** https://u:***@h.example/x"
+
+
 def test_registered_values_are_masked_longest_first():
     secrets.register("s3cret-value")
     secrets.register("s3cret-value-longer")

@@ -2,11 +2,14 @@
 every other host's: fab.hosts.IndexedSSHConfig and fab.hostkeys.IndexedHostKeys answer
 exactly what paramiko's own lookups answer (a file with a block or line per host no
 longer costs hosts x lines on the controller)."""
+import fnmatch
+
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from fabric import Config, Connection
 
 from fab import hostkeys, hosts
 
@@ -54,6 +57,37 @@ def test_a_lookup_reads_only_the_blocks_that_can_apply():
         paramiko.SSHConfig._pattern_matches = pattern_matches
     assert (options["hostname"], options["user"]) == ("127.0.1.7", "deploy")
     assert len(matched) <= 8  # a few over its own block and `Host *`, not 2 x 201
+
+
+def test_a_plain_host_name_is_matched_without_compiling_it(monkeypatch):
+    """fnmatch compiles each pattern it has not seen into a regular expression: a fleet's
+    worth of host names, once each, for one equality each."""
+    text = "".join(f"Host host{n}\n  HostName 127.0.1.{n}\n" for n in range(20)) + "Host *\n  User deploy\n"
+    indexed = hosts.IndexedSSHConfig(parsed(text))
+    compiled = []
+    monkeypatch.setattr(fnmatch, "fnmatch", lambda name, pattern: compiled.append(pattern) or
+                        fnmatch.fnmatchcase(name, pattern))
+    options = indexed.lookup("host7")
+    assert (options["hostname"], options["user"]) == ("127.0.1.7", "deploy")
+    assert set(compiled) == {"*"}  # `Host *` alone
+
+
+def test_a_connection_is_fabrics_without_rewriting_its_configuration():
+    """fab.hosts.StoppableConnection sets its attributes without dir() and keeps
+    inline_ssh_env an attribute: the same attributes and configuration as Fabric's."""
+    config = Config()  # not the process's shared one (fab.hosts.fabric_config): Fabric's writes into it
+    before = dict(config._config)
+    ours = hosts.StoppableConnection("deploy@web1:2201", config=config, connect_timeout=10,
+                                     connect_kwargs={"compress": True})
+    assert config._modifications == {}  # each modification merged the configuration again
+    fabrics = Connection("deploy@web1:2201", config=config, connect_timeout=10, connect_kwargs={"compress": True})
+    skipped = {"client", "_config", "_sessions", "_sessions_lock", "inline_ssh_env"}
+    assert ({key: repr(value) for key, value in vars(ours).items() if key not in skipped} ==
+            {key: repr(value) for key, value in vars(fabrics).items() if key not in skipped})
+    assert ours.inline_ssh_env is fabrics.inline_ssh_env is config.inline_ssh_env
+    ours.made_up = 1  # what is not an attribute is still a configuration key
+    assert ours.config.made_up == 1 and "made_up" not in vars(ours)
+    assert {key: value for key, value in config._config.items() if key != "made_up"} == before
 
 
 def test_match_blocks_or_canonicalization_read_every_block():

@@ -217,3 +217,13 @@ def test_a_service_that_runs_no_app_code_may_not_start_the_releases_python():
     with pytest.raises(ValidationError, match="uses the release's virtualenv|use the release's virtualenv"):
         Service.model_validate(port)
     assert Service.model_validate({**port, "app": True}).runs_app
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["app", "web", "proxy", "db"]),
+                       st.lists(st.sampled_from(["h1", "h2", "h3", "h4"]), max_size=5), max_size=4))
+def test_a_hosts_roles_are_those_that_name_it_in_the_files_order(roles):
+    """roles_of answers from an index made once (a deploy asks it a dozen times per host)."""
+    topology = Topology("env", {role: tuple(hosts) for role, hosts in roles.items()}, {}, "pillowtop")
+    for host in ["h1", "h2", "h3", "h4", "elsewhere"]:
+        assert topology.roles_of(host) == [role for role, hosts in roles.items() if host in hosts]

@@ -22,7 +22,10 @@ def mask_secrets(text):
     values, the store's own password once its URL was read), and secret query values."""
     if not text:
         return text
-    return _SECRET_PARAMETER.sub(lambda m: f"{m.group('keep')}{MASK}", secrets.mask(text))
+    text = secrets.mask(text)
+    if "=" not in text:  # no query value without it
+        return text
+    return _SECRET_PARAMETER.sub(lambda m: f"{m.group('keep')}{MASK}", text)
 
 
 def mask_url(url):

@@ -29,8 +29,11 @@ class PlainLines:
         self._started = time.monotonic()
 
     def __call__(self, event):
+        texts = self.lines(event)
+        if not texts and not isinstance(event, _SHOWN_WHOLE):
+            return  # most events (a step started, a routine read): nothing to write or flush
         style = self.style(event)
-        for text in self.lines(event):
+        for text in texts:
             line = f"[{time.monotonic() - self._started:6.1f}s] {text}"
             if self.console.color_system:
                 self.console.print(line, style=style)
@@ -81,6 +84,10 @@ class PlainLines:
         if isinstance(event, events.Note) and event.level == "warning":
             return "yellow"
         return None
+
+
+#: Events shown as data (a listing, a plan, a check's problems), not as progress lines.
+_SHOWN_WHOLE = (events.ReleasesListed, events.PlanMade, events.HostsChecked)
 
 
 def plain_console(file=None, color=None):

@@ -104,7 +104,8 @@ class TaskRecord:
 
     def host(self, name):
         # A host outside the environment's list (not expected) still gets a row.
-        return self.hosts.setdefault(name, HostRecord(name))
+        host = self.hosts.get(name)
+        return host if host is not None else self.hosts.setdefault(name, HostRecord(name))
 
     @property
     def worked(self):
