@@ -305,11 +305,7 @@ def test_fetches_never_gc_and_cleanup_keeps_the_present_releases_refs_and_repack
     git("--git-dir", cache, "config", "gc.autoDetach", "false")
     main = []
     for number in range(cleanup.HOST_KEPT_REFS + 2):
-        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_100 + number} +0000"  # committed in this order
-        try:
-            main.append(repo.commit("app.py", f"{number}\n"))
-        finally:
-            del os.environ["GIT_COMMITTER_DATE"]
+        main.append(dated_commit(repo, number))
         assert fetch(host, main[-1], controller.bundle(repo.url, main[-1], host)).returncode == 0
     assert packs_in(cache) == cleanup.HOST_KEPT_REFS + 4 and tips_of(host) == {kept, gone, *main}
 
@@ -329,14 +325,19 @@ def test_cleanup_prunes_the_refs_only_past_twice_the_kept_number(tmp_path, repo,
     host = host_for(tmp_path, repo.url, fetch="controller")
     commits = []
     for number in range(5):
-        os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_100 + number} +0000"  # committed in this order
-        try:
-            commits.append(repo.commit("app.py", f"{number}\n"))
-        finally:
-            del os.environ["GIT_COMMITTER_DATE"]
+        commits.append(dated_commit(repo, number))
         assert fetch(host, commits[-1], controller.bundle(repo.url, commits[-1], host)).returncode == 0
         clean(host)
         assert tips_of(host) == set(commits if number < 4 else commits[-2:]), number
+
+
+def dated_commit(repo, number):
+    """A commit of main dated `number`s after the side commits: committed in this order."""
+    os.environ["GIT_COMMITTER_DATE"] = f"@{1_700_000_100 + number} +0000"
+    try:
+        return repo.commit("app.py", f"{number}\n")
+    finally:
+        del os.environ["GIT_COMMITTER_DATE"]
 
 
 def side_commit(work, bare, name, second):
