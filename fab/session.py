@@ -58,7 +58,7 @@ def run(connection, command, timeout, out=None, err=None):
     try:
         channel.exec_command(command)
         stdout, stderr = _Stream(channel, channel.recv, out), _Stream(channel, channel.recv_stderr, err)
-        _collect(channel, stdout, stderr, deadline, STDERR_EVERY if err is not None else STDERR_UNSHOWN_EVERY)
+        _collect(channel, stdout, stderr, deadline)
         if stderr.ended and channel.status_event.wait(max(deadline - time.monotonic(), 0)):
             return Ran(stdout.text(), stderr.text(), channel.exit_status)
         return Ran(stdout.text(), stderr.text(), -1, timed_out=True)
@@ -99,7 +99,7 @@ class Shell:
         try:
             channel.sendall(b"%s %d\n%s" % (token, len(command), command))
             stdout, stderr = _Stream(channel, channel.recv, out, done), _Stream(channel, channel.recv_stderr, err, done)
-            _collect(channel, stdout, stderr, deadline, STDERR_EVERY if err is not None else STDERR_UNSHOWN_EVERY)
+            _collect(channel, stdout, stderr, deadline)
         except BaseException:
             self.close()
             raise
@@ -114,8 +114,9 @@ class Shell:
             channel.close()
 
 
-def _collect(channel, stdout, stderr, deadline, every):
+def _collect(channel, stdout, stderr, deadline):
     """Read both streams until each has ended or `deadline` (monotonic) passed."""
+    every = STDERR_EVERY if stderr.shown else STDERR_UNSHOWN_EVERY
     while not stdout.ended and time.monotonic() < deadline:
         stdout.read(min(every, deadline - time.monotonic()))
         while channel.recv_stderr_ready() and not stderr.ended:  # all of it: the window frees only as it is read
@@ -178,6 +179,11 @@ class _Stream:
             self._pieces.append(text)
             if self._target is not None:
                 self._target.write(text)
+
+    @property
+    def shown(self):
+        """Whether its text is given to someone as it comes."""
+        return self._target is not None
 
     def text(self):
         return "".join(self._pieces)
