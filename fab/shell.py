@@ -85,6 +85,17 @@ def with_arguments(text, args=()):
     return f"set +e -- {command(*args)}\n{text}"
 
 
+@functools.lru_cache(maxsize=None)
+def printed_at_end(text):
+    """Script `text`, its stdout held until it ends and then printed at once (its exit
+    status kept), for a command whose output nobody watches as it comes (a read).
+    Each write a host's command makes apart from the others reaches the controller as
+    a packet that wakes two of its threads, one per host: the state read made ten or
+    so, its programs printing in turn."""
+    return (f"fab_printed=$(\n{text}\n)\nfab_status=$?\n"
+            '[ -z "$fab_printed" ] || printf \'%s\\n\' "$fab_printed"\nexit "$fab_status"\n')
+
+
 def step_command(text, args=()):
     """The command that runs script `text` with `args` ($1...) as one step on a host.
 
