@@ -52,10 +52,11 @@ _INCLUDE = re.compile(r"^#@include ([a-z_]+\.sh)\n", re.MULTILINE)
 
 
 def _without_opening_comments(text):
-    """`text` from its first line that is neither blank nor a comment (no string or
-    here-document can be open before it)."""
+    """`text` from its first line that is neither blank nor a comment, an `#@include`
+    line counting as code (no string or here-document can be open before it)."""
     lines = text.splitlines(keepends=True)
-    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), len(lines))
+    first = next((i for i, line in enumerate(lines) if line.startswith("#@include ")
+                  or line.strip() and not line.lstrip().startswith("#")), len(lines))
     return "".join(lines[first:])
 
 
