@@ -287,7 +287,20 @@ def fabric_config(path=None):
         return cached[1]
 
 
-class IndexedSSHConfig(paramiko.SSHConfig):
+class _TokensWhereWritten(paramiko.SSHConfig):
+    """paramiko's SSHConfig, expanding tokens (%h, %l, ~ ...) only in a value that has
+    one. paramiko works out every token's value for each value a token may appear in,
+    whether it has one or not, the controller's FQDN among them: a reverse DNS lookup
+    on every connection, slow (or hanging until the resolver gives up) where the
+    controller's own name does not resolve."""
+
+    def _tokenize(self, config, target_hostname, key, value):
+        if isinstance(value, str) and "%" not in value and "~" not in value:
+            return value
+        return super()._tokenize(config, target_hostname, key, value)
+
+
+class IndexedSSHConfig(_TokensWhereWritten):
     """paramiko's SSHConfig of the same blocks, whose lookups do not grow with the
     file: a fleet's ssh_config often has a Host block per host, and paramiko matches
     every block's patterns on each lookup (200 hosts: 80,000 matches, 0.35 s). A block
@@ -319,7 +332,7 @@ class IndexedSSHConfig(paramiko.SSHConfig):
         return narrowed.lookup(hostname)
 
 
-class _PlainNamesMatched(paramiko.SSHConfig):
+class _PlainNamesMatched(_TokensWhereWritten):
     """paramiko's SSHConfig, matching a plain name (no wildcard, no negation) by
     equality, as fnmatch does, without compiling it into a regular expression first
     (each host's own block name would be compiled once per run: a fleet's worth)."""

@@ -52,10 +52,11 @@ _INCLUDE = re.compile(r"^#@include ([a-z_]+\.sh)\n", re.MULTILINE)
 
 
 def _without_opening_comments(text):
-    """`text` from its first line that is neither blank nor a comment (no string or
-    here-document can be open before it)."""
+    """`text` from its first line that is neither blank nor a comment, an `#@include`
+    line counting as code (no string or here-document can be open before it)."""
     lines = text.splitlines(keepends=True)
-    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), len(lines))
+    first = next((i for i, line in enumerate(lines) if line.startswith("#@include ")
+                  or line.strip() and not line.lstrip().startswith("#")), len(lines))
     return "".join(lines[first:])
 
 
@@ -83,6 +84,17 @@ def with_arguments(text, args=()):
     """Shell that runs script `text` with `args` as $1... in the shell it is given to
     (errexit off, as in a fresh bash), each argument one quoted word."""
     return f"set +e -- {command(*args)}\n{text}"
+
+
+@functools.lru_cache(maxsize=None)
+def printed_at_end(text):
+    """Script `text`, its stdout held until it ends and then printed at once (its exit
+    status kept), for a command whose output nobody watches as it comes (a read).
+    Each write a host's command makes apart from the others reaches the controller as
+    a packet that wakes two of its threads, one per host: the state read made ten or
+    so, its programs printing in turn."""
+    return (f"fab_printed=$(\n{text}\n)\nfab_status=$?\n"
+            '[ -z "$fab_printed" ] || printf \'%s\\n\' "$fab_printed"\nexit "$fab_status"\n')
 
 
 def step_command(text, args=()):

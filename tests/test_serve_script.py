@@ -5,6 +5,7 @@ import glob
 import os
 import pwd
 import subprocess
+import time
 
 from fab import shell, steps
 from fab.steps import Step
@@ -53,3 +54,23 @@ def test_a_batch_keeps_nothing_in_a_scratch_directory_not_its_own(tmp_path):
         used = result.stdout.split()[-1]
         assert used.startswith(str(tmp_path / "fab-steps.")) and not os.path.exists(used)  # its own, removed
     assert os.listdir(foreign) == [] and os.listdir(tmp_path / "mine") == []
+
+
+def test_a_command_printed_at_end_prints_nothing_before_it_ends_then_all_of_it_with_its_status(tmp_path):
+    process = subprocess.Popen(["bash", "-c", shell.remote_script("serve"), "fab"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        script = shell.printed_at_end('echo "one $1"\nsleep 0.5\necho two\nexit 3')
+        command = shell.with_arguments(script, ["it's"]).encode()
+        sent = time.monotonic()
+        process.stdin.write(b"t1 %d\n%s" % (len(command), command))
+        process.stdin.flush()
+        out = os.read(process.stdout.fileno(), 65536).decode()
+        assert time.monotonic() - sent >= 0.5 and out.startswith("one it's\n")  # not before the script's end
+        while not out.endswith("\n") or "@@fab-done t1 " not in out:
+            out += os.read(process.stdout.fileno(), 65536).decode()
+        assert out == "one it's\ntwo\n@@fab-done t1 3\n"
+        assert served(process, b"t2", shell.printed_at_end("true")) == "@@fab-done t2 0\n"  # nothing: no line
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)

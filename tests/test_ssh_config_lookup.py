@@ -72,6 +72,21 @@ def test_a_plain_host_name_is_matched_without_compiling_it(monkeypatch):
     assert set(compiled) == {"*"}  # `Host *` alone
 
 
+def test_a_value_without_tokens_costs_no_lookup_of_the_controller_s_name(monkeypatch):
+    text = "Host web1\n  HostName 10.0.0.1\n  IdentityFile /keys/deploy\nHost web2\n  IdentityFile ~/.ssh/%h-%r\n"
+    indexed = hosts.IndexedSSHConfig(parsed(text))
+
+    def unreachable(*args):
+        raise AssertionError("the controller's FQDN looked up")
+
+    with monkeypatch.context() as patched:
+        for name in ("getfqdn", "gethostbyaddr", "getaddrinfo"):
+            patched.setattr(paramiko.config.socket, name, unreachable)
+        assert indexed.lookup("web1")["identityfile"] == ["/keys/deploy"]
+    home = paramiko.config.os.path.expanduser("~")
+    assert indexed.lookup("web2")["identityfile"] == [f"{home}/.ssh/web2-{paramiko.config.getpass.getuser()}"]
+
+
 def test_a_connection_is_fabrics_without_rewriting_its_configuration():
     """fab.hosts.StoppableConnection sets its attributes without dir() and keeps
     inline_ssh_env an attribute: the same attributes and configuration as Fabric's."""

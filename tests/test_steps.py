@@ -175,14 +175,15 @@ def test_a_step_sees_no_variable_of_the_batch_but_those_named_fab(tmp_path):
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(shell.REMOTE_SCRIPTS, "*.sh"))), ids=os.path.basename)
 def test_no_remote_script_but_those_that_run_the_others_names_a_variable_fab(path):
     """The scripts run in the shells of step.sh or serve.sh and of batch.sh: only those
-    name variables fab_* (step.sh's fab_step_*, serve.sh's fab_serve_*, which batch.sh
-    does not name)."""
+    name variables fab_* (step.sh's fab_step_*, serve.sh's fab_serve_*, the fab_job_* of
+    the function both include, watched_job.sh, none of which batch.sh names)."""
     names = set(re.findall(r"\bfab_[a-z_]+", open(path).read()))
-    own = {"step.sh": "fab_step_", "serve.sh": "fab_serve_"}.get(os.path.basename(path))
+    own = {"step.sh": ("fab_step_", "fab_job_"), "serve.sh": ("fab_serve_", "fab_job_"),
+           "watched_job.sh": ("fab_job_",)}.get(os.path.basename(path))
     if own:
         assert names and all(name.startswith(own) for name in names), names
     elif os.path.basename(path) == "batch.sh":
-        assert names and not any(name.startswith(("fab_step_", "fab_serve_")) for name in names
+        assert names and not any(name.startswith(("fab_step_", "fab_serve_", "fab_job_")) for name in names
                                  if name != "fab_serve_scratch"), names  # serve.sh's, for it
     else:
         assert not names, names

@@ -80,7 +80,8 @@ def python_to_identify(host):
 
 def read(host):
     """Collect the host's state in one round trip and keep it as `host.state`."""
-    return adopt(host, host.run(shell.remote_script("state"), arguments(host.paths, python_to_identify(host))))
+    script = shell.printed_at_end(shell.remote_script("state"))
+    return adopt(host, host.run(script, arguments(host.paths, python_to_identify(host))))
 
 
 def adopt(host, output):

@@ -79,7 +79,8 @@ def _write_configs_script(host, release_name):
     dirs = sorted({path.rsplit("/", 1)[0] for path in rendered})
     return "\n".join([
         f"if [ -e {shell.quote(services_dir)} ]; then {shell.command('rm', '-rf', services_dir)}; fi",
-        shell.command("mkdir", "-p", paths.release_services(release_name), *dirs),
+        # A host with no service (a code-only one) gets no directory for them: a process less.
+        *([shell.command("mkdir", "-p", paths.release_services(release_name), *dirs)] if rendered else []),
         *(shell.write_file(path, text) for path, text in rendered.items()),
         f"echo '{len(rendered)} service config(s) rendered'",
     ])

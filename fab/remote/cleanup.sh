@@ -66,9 +66,14 @@ if [ "${#unneeded[@]}" -gt 0 ]; then
 fi
 if [ "${#unused[@]}" -gt 0 ]; then rm -rf -- "${unused[@]}"; fi
 
-packs=("$cache"/objects/pack/*.pack)
-[ -e "${packs[0]}" ] || packs=()
-before=${#packs[@]}
+# Sets pack_count to how many packs the git cache has.
+count_packs() {
+  local packs=("$cache"/objects/pack/*.pack)
+  [ -e "${packs[0]}" ] || packs=()
+  pack_count=${#packs[@]}
+}
+count_packs
+before=$pack_count
 after=$before
 if [ -d "$cache/objects" ]; then
   deployed=refs/fab/deployed/
@@ -107,9 +112,8 @@ if [ -d "$cache/objects" ]; then
   fi
   # A failed repack (a full disk) leaves the packs as they were: the cleanup goes on.
   if [ "$before" -gt "$max_packs" ] && git_in_cache "$cache" "" -c gc.auto=0 repack -a -d -q; then
-    packs=("$cache"/objects/pack/*.pack)
-    [ -e "${packs[0]}" ] || packs=()
-    after=${#packs[@]}
+    count_packs
+    after=$pack_count
   fi
 fi
 echo "removed $count $((${#doomed[@]} - count)) ${#unused[@]} packs $before $after${git_locks_removed:+; removed stale git locks: $git_locks_removed}"

@@ -172,18 +172,18 @@ for dir in "$releases"/*/; do
     [ -e "$step" ] && printf 'step %s %s\n' "$name" "${step##*/}"
   done
 done
-if [ "${#confs[@]}" -gt 0 ]; then
-  # "<digest>  <releases>/<name>/<configs dir>/<control>/<file>", in the order given
-  sha256sum -- "${confs[@]}" | while read -r digest path; do
-    release=${path%/"$configs_dir"/*}
-    printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
-  done
-fi
-if [ "${#wheelsets[@]}" -gt 0 ]; then
+if [ $((${#confs[@]} + ${#wheelsets[@]})) -gt 0 ]; then
+  # One sha256sum for both: "<digest>  <path>" lines in the order given, the configs'
+  # (<releases>/<name>/<configs dir>/<control>/<file>) first.
   index=0
-  sha256sum -- "${wheelsets[@]}" | while read -r digest path; do
-    release=${path%/"$release_wheels"}
-    printf 'wheelset %s %s %s\n' "${release##*/}" "${digest:0:16}" "${counts[index]}"
+  sha256sum -- "${confs[@]}" "${wheelsets[@]}" | while read -r digest path; do
+    if [ "$index" -lt "${#confs[@]}" ]; then
+      release=${path%/"$configs_dir"/*}
+      printf 'conf %s %s %s\n' "${release##*/}" "${digest:0:16}" "${path##*/}"
+    else
+      release=${path%/"$release_wheels"}
+      printf 'wheelset %s %s %s\n' "${release##*/}" "${digest:0:16}" "${counts[index - ${#confs[@]}]}"
+    fi
     index=$((index + 1))
   done
 fi
