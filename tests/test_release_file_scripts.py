@@ -3,6 +3,7 @@ steps and commands fab.operations.release and fab.operations.shared build, with 
 local bash): metadata written whole, a mark that finds its release gone changes
 nothing, private files of mode 0600 with their content never on a command line, and
 the linked files shared/ lacks."""
+import dataclasses
 import os
 import stat
 import subprocess
@@ -12,8 +13,9 @@ import pytest
 
 from fab import shell, steps
 from fab.operations import release, shared
+from fab.operations.state import HostState
 from fab.paths import Paths
-from fab.releases import GOOD, ReleaseMeta
+from fab.releases import GOOD, HostRelease, ReleaseMeta
 
 META = ReleaseMeta("2026-12-01_00.00.00", "a" * 40, "main", "it's me", "2026-12-01T00:00:00+00:00", "building")
 
@@ -46,7 +48,7 @@ class LocalHost:
 
 def host_running(tmp_path, runs_app=True):
     env = types.SimpleNamespace(topology=types.SimpleNamespace(runs_app=lambda name: runs_app))
-    return types.SimpleNamespace(name="web1", env=env, paths=Paths(str(tmp_path / "root")))
+    return types.SimpleNamespace(name="web1", env=env, paths=Paths(str(tmp_path / "root")), state=None)
 
 
 def test_a_release_is_created_with_its_metadata_then_marked(tmp_path):
@@ -72,9 +74,22 @@ def test_a_release_on_a_host_that_runs_no_app_code_makes_no_venvs_directory(tmp_
 
 
 def test_a_mark_of_a_release_cleanup_removed_creates_nothing(tmp_path):
-    host = types.SimpleNamespace(paths=Paths(str(tmp_path / "root")))
+    host = types.SimpleNamespace(paths=Paths(str(tmp_path / "root")), state=None)
     assert run_step(release.write_meta(host, META.with_status(GOOD))) == GOOD
     assert not os.path.exists(host.paths.release(META.name))
+
+
+def test_a_mark_keeps_the_keep_until_the_host_has_for_the_release(tmp_path):
+    """The task's record of a release comes from one host; a setup_release that reached
+    only some hosts left a keep_until on those: a mark (a resumed deploy's) keeps it."""
+    host = host_running(tmp_path)
+    kept = dataclasses.replace(META, keep_until="2026-12-31T00:00:00+00:00")
+    assert run_step(release.create(host, kept)) == "created"
+    host.state = HostState(home=str(tmp_path), paths=host.paths,
+                           releases={META.name: HostRelease(META.name, kept)})
+    assert run_step(release.write_meta(host, META.with_status(GOOD))) == GOOD
+    with open(host.paths.release_meta(META.name)) as handle:
+        assert ReleaseMeta.from_json(handle.read(), META.name) == kept.with_status(GOOD)
 
 
 def test_a_private_file_has_mode_0600_and_its_content_is_never_on_a_command_line(tmp_path):
