@@ -20,9 +20,17 @@ import textwrap
 import urllib.request
 import uuid
 
+import hypothesis
 import pytest
 
 from fab import PROJECT_ROOT, sandbox
+
+# No property test times its examples (hypothesis's default: 200 ms each). The project
+# measures speed in bench/, never by a timed assertion in a test, and on a loaded CI
+# machine (four workers and their fleets on two cores) an example that merely waited
+# for a core failed its test.
+hypothesis.settings.register_profile("project", deadline=None)
+hypothesis.settings.load_profile("project")
 
 #: Fixtures several test modules use, in modules of their own (no test module imports
 #: another's fixtures): shared_fixtures (env, tools, go_signal, faulty_env), the
