@@ -153,6 +153,16 @@ class ReleaseMeta:
     def with_ports(self, ports):
         return dataclasses.replace(self, ports=tuple(sorted(ports.items())))
 
+    def with_later_keep_until(self, other):
+        """This record of the release with `other`'s keep_until where that one protects
+        it longer (`other`: the metadata a host has for the release). A task's record of
+        a release is read on one host, and a setup_release may have reached only some:
+        a host never loses, through it, the protection its own metadata gives."""
+        if not other.keep_until or (self.keep_until and dt.datetime.fromisoformat(self.keep_until)
+                                    >= dt.datetime.fromisoformat(other.keep_until)):
+            return self
+        return dataclasses.replace(self, keep_until=other.keep_until)
+
     def protected_at(self, now):
         """True while keep_days protects this release from cleanup."""
         if not self.keep_until:

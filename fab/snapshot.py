@@ -333,10 +333,8 @@ class FleetSnapshot:
         else:
             good = after_going_live.with_status(rel.GOOD)
             own = view.releases.get(good.name)
-            if own and own.meta and own.meta.protected_at(now) and not good.protected_at(now):
-                # The task's record of the release (read on another host) never lifts a
-                # keep_until this host has for it (setup_release that reached only some hosts).
-                good = dataclasses.replace(good, keep_until=own.meta.keep_until)
+            if own and own.meta:  # the task's record (read on another host) lifts no keep_until here
+                good = good.with_later_keep_until(own.meta)
             found = [r for r in found if r.name != good.name] + [rel.HostRelease(good.name, good)]
             current = running if running in {r.name for r in found} else good.name
             fleet_current = good.name

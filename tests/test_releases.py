@@ -302,3 +302,17 @@ def test_rollback_refusal_on_hosts_that_disagree_names_what_levels_them(web2, hi
     assert "rollback:release=NAME" in str(refused.value) and hint in str(refused.value)
     other = "deploy:resume=yes" if "full" in hint else "full `deploy`"
     assert other not in str(refused.value)
+
+
+@pytest.mark.parametrize("task,host,kept", [
+    (None, "2026-12-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00"),
+    ("2026-12-01T00:00:00+00:00", None, "2026-12-01T00:00:00+00:00"),
+    ("2026-11-30T00:00:00+00:00", "2026-11-30T01:00:00+01:00", "2026-11-30T00:00:00+00:00"),  # the same moment
+    ("2026-11-30T00:00:00+00:00", "2026-12-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00"),
+    ("2026-12-02T00:00:00+00:00", "2026-12-01T00:00:00+00:00", "2026-12-02T00:00:00+00:00"),
+    (None, None, None),
+])
+def test_a_task_s_record_takes_the_later_keep_until_a_host_has(task, host, kept):
+    record = release("2026-11-20_00.00.00", keep=task).meta
+    own = release("2026-11-20_00.00.00", keep=host).meta
+    assert record.with_later_keep_until(own) == dataclasses.replace(record, keep_until=kept)

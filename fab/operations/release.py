@@ -4,8 +4,6 @@ Runs on: all roles. Steps are recorded on the host (`.release/steps/<step>`), so
 a resumed deploy skips on each host exactly what that host already finished,
 whichever machine the deploy is resumed from.
 """
-import dataclasses
-
 from fab import shell
 from fab.operations import ALL_ROLES
 from fab.steps import Step
@@ -24,13 +22,11 @@ def create(host, meta):
 
 def write_meta(host, meta):
     """Step "mark": rewrite the release's metadata (e.g. its new status), atomically,
-    where the release still exists. A `keep_until` the host's own metadata has stays:
-    the task's record of the release comes from one host, and no task moves it (only
-    setup_release sets it, when the release is made), so a host that differs keeps
-    its own, as cleanup does (fab.snapshot)."""
+    where the release still exists, keeping a later keep_until the host's own metadata
+    has for it (ReleaseMeta.with_later_keep_until, as cleanup does: fab.snapshot)."""
     own = host.state.release(meta.name) if host.state else None
-    if own and own.meta and own.meta.keep_until and own.meta.keep_until != meta.keep_until:
-        meta = dataclasses.replace(meta, keep_until=own.meta.keep_until)
+    if own and own.meta:
+        meta = meta.with_later_keep_until(own.meta)
     paths = host.paths
     return Step("mark", shell.step_script("meta", "mark", paths.release_meta(meta.name), meta.to_json(),
                                           paths.release(meta.name), meta.status))
